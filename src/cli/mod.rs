@@ -1,0 +1,3 @@
+//! Command-line parsing and output.
+
+pub fn main() -> i32 { 0 }

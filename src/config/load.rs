@@ -1,0 +1,452 @@
+//! Reading the TOML file into the model, with every error naming the file, the line and the key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::*;
+use super::names;
+use super::units;
+
+/// A config error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else if self.key.is_empty() {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        } else {
+            write!(f, "{}:{}: key `{}`: {}", self.file.display(), self.line, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Integers or strings, as operators write `keep = 3` or `wlag = "2h"` or `wlag = 7200`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Str(String),
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<Spanned<String>>,
+    defaults: Option<Spanned<RawEntry>>,
+    #[serde(default)]
+    hosts: BTreeMap<String, Spanned<RawHost>>,
+    #[serde(default, rename = "pair")]
+    pairs: Vec<Spanned<RawEntry>>,
+    #[serde(default, rename = "cluster")]
+    clusters: Vec<Spanned<RawCluster>>,
+}
+
+/// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in defaults.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    kind: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    destination: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    transport: Option<Spanned<String>>,
+    wlag: Option<Spanned<Scalar>>,
+    clag: Option<Spanned<Scalar>>,
+    wrun: Option<Spanned<Scalar>>,
+    crun: Option<Spanned<Scalar>>,
+    bwlimit: Option<Spanned<Scalar>>,
+    compress: Option<Spanned<String>>,
+    keep: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    address: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    user: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    known_hosts: Option<Spanned<String>>,
+    trust_on_first_use: Option<bool>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: Spanned<String>,
+    persist_path: Spanned<String>,
+    #[serde(default)]
+    volumes: Vec<Spanned<RawVolume>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawVolume {
+    at: Spanned<String>,
+    #[serde(default)]
+    listen: bool,
+    #[serde(default)]
+    update: bool,
+}
+
+/// Where the config is looked for: `-c`, `$FERRY_CONFIG`, /etc/ferry/ferry.toml, ~/.config/ferry/ferry.toml.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Ok(p) = std::env::var("FERRY_CONFIG") {
+        if !p.is_empty() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    let mut tried = vec![PathBuf::from("/etc/ferry/ferry.toml")];
+    if let Some(home) = dirs::home_dir() {
+        tried.push(home.join(".config/ferry/ferry.toml"));
+    }
+    for p in &tried {
+        if p.exists() {
+            return Ok(p.clone());
+        }
+    }
+    Err(format!(
+        "no config file: give -c FILE or set FERRY_CONFIG (looked in {})",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        key: String::new(),
+        message: format!("cannot read config: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates config text; `path` is used only in messages and to resolve nothing else.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let cx = Cx { file: path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+
+    let state_dir = match &raw.state_dir {
+        Some(s) if s.get_ref().is_empty() => return Err(cx.err(s.span(), "state_dir", "must not be empty")),
+        Some(s) => expand_home(s.get_ref()),
+        None => PathBuf::from("/var/lib/ferry"),
+    };
+
+    let base = PairOptions::default();
+    let defaults = match &raw.defaults {
+        Some(d) => {
+            let e = d.get_ref();
+            for (key, present) in [
+                ("source", e.source.as_ref().map(|s| s.span())),
+                ("destination", e.destination.as_ref().map(|s| s.span())),
+                ("port", e.port.as_ref().map(|s| s.span())),
+            ] {
+                if let Some(span) = present {
+                    return Err(cx.err(span, key, "belongs in a [[pair]], not in [defaults]"));
+                }
+            }
+            if let Some(k) = &e.kind {
+                parse_kind(&cx, k)?;
+            }
+            cx.options(e, &base)?
+        }
+        None => base,
+    };
+
+    let mut hosts = BTreeMap::new();
+    for (name, h) in &raw.hosts {
+        let span = h.span();
+        names::check_host_name(name).map_err(|m| cx.err(span.clone(), &format!("hosts.{name}"), &m))?;
+        if name == LOCAL {
+            return Err(cx.err(span, &format!("hosts.{name}"), "`local` is reserved for this machine"));
+        }
+        hosts.insert(name.clone(), cx.host(name, h)?);
+    }
+
+    let mut pairs = Vec::new();
+    let mut seen_dest: HashMap<Endpoint, usize> = HashMap::new();
+    let mut seen_port: HashMap<u16, usize> = HashMap::new();
+    for p in &raw.pairs {
+        let e = p.get_ref();
+        let line = cx.line(p.span().start);
+        let kind = match &e.kind {
+            Some(k) => parse_kind(&cx, k)?,
+            None => Kind::Zfs,
+        };
+        let source = match &e.source {
+            Some(s) => cx.endpoint(s, "source", &hosts)?,
+            None => return Err(cx.err_line(line, "source", "a [[pair]] needs a source")),
+        };
+        let destination = match &e.destination {
+            Some(s) => cx.endpoint(s, "destination", &hosts)?,
+            None => return Err(cx.err_line(line, "destination", "a [[pair]] needs a destination")),
+        };
+        if let Some(first) = seen_dest.insert(destination.clone(), line) {
+            let span = e.destination.as_ref().unwrap().span();
+            return Err(cx.err(
+                span,
+                "destination",
+                &format!("duplicate destination {destination}: the pair at line {first} already writes there"),
+            ));
+        }
+        if source == destination {
+            let span = e.destination.as_ref().unwrap().span();
+            return Err(cx.err(span, "destination", "destination is the same as the source"));
+        }
+        let port = match &e.port {
+            Some(p) => {
+                let v = *p.get_ref();
+                if !(1..=65535).contains(&v) {
+                    return Err(cx.err(p.span(), "port", &format!("port {v} is not in 1..65535")));
+                }
+                let v = v as u16;
+                if let Some(first) = seen_port.insert(v, line) {
+                    return Err(cx.err(
+                        p.span(),
+                        "port",
+                        &format!("duplicate mbuffer port {v}: the pair at line {first} already uses it"),
+                    ));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let options = cx.options(e, &defaults)?;
+        if options.transport == TransportKind::Local && !(source.is_local() && destination.is_local()) {
+            let span = e.transport.as_ref().map(|t| t.span()).unwrap_or(p.span());
+            return Err(cx.err(span, "transport", "transport \"local\" needs a local source and destination"));
+        }
+        if options.transport == TransportKind::Mbuffer && port.is_none() {
+            return Err(cx.err_line(line, "port", "transport \"mbuffer\" needs a port"));
+        }
+        pairs.push(Pair { kind, source, destination, port, options, line });
+    }
+
+    let mut clusters = Vec::new();
+    let mut seen_cluster: HashMap<String, usize> = HashMap::new();
+    for c in &raw.clusters {
+        let rc = c.get_ref();
+        let name = rc.name.get_ref().clone();
+        names::check_host_name(&name).map_err(|m| cx.err(rc.name.span(), "name", &m.replace("host name", "cluster name")))?;
+        if let Some(first) = seen_cluster.insert(name.clone(), cx.line(c.span().start)) {
+            return Err(cx.err(rc.name.span(), "name", &format!("duplicate cluster {name:?} (first at line {first})")));
+        }
+        if rc.persist_path.get_ref().is_empty() {
+            return Err(cx.err(rc.persist_path.span(), "persist_path", "must not be empty"));
+        }
+        let mut volumes = Vec::new();
+        for v in &rc.volumes {
+            let vol = v.get_ref();
+            volumes.push(ClusterVolume {
+                at: cx.endpoint(&vol.at, "at", &hosts)?,
+                listen: vol.listen,
+                update: vol.update,
+            });
+        }
+        clusters.push(Cluster { name, persist_path: expand_home(rc.persist_path.get_ref()), volumes });
+    }
+
+    Ok(Config { path: path.to_path_buf(), state_dir, defaults, hosts, pairs, clusters })
+}
+
+fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
+    match k.get_ref().as_str() {
+        "zfs" => Ok(Kind::Zfs),
+        "btrfs" | "block" | "object" => Err(cx.err(
+            k.span(),
+            "kind",
+            &format!("kind {:?} is not supported by this version of ferry yet (only \"zfs\")", k.get_ref()),
+        )),
+        other => Err(cx.err(k.span(), "kind", &format!("unknown kind {other:?} (zfs, btrfs, block, object)"))),
+    }
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = dirs::home_dir() {
+            return home.join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+struct Cx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Cx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn err(&self, span: std::ops::Range<usize>, key: &str, message: &str) -> ConfigError {
+        self.err_line(self.line(span.start), key, message)
+    }
+
+    fn err_line(&self, line: usize, key: &str, message: &str) -> ConfigError {
+        ConfigError { file: self.file.to_path_buf(), line, key: key.to_string(), message: message.to_string() }
+    }
+
+    /// Turns a TOML syntax or type error into ours, finding the key from the line it points at.
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let line = if e.span().is_some() { self.line(offset) } else { 0 };
+        let mut message = e.message().trim().to_string();
+        let mut key = String::new();
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            if let Some(end) = rest.find('`') {
+                key = rest[..end].to_string();
+                message = format!("unknown key (expected one of{}", rest[end + 1..].trim_start_matches(", expected one of").trim_start_matches(", expected"));
+                if !message.ends_with(')') {
+                    message.push(')');
+                }
+            }
+        } else if let Some(text) = self.text.lines().nth(line.saturating_sub(1)) {
+            if let Some((k, _)) = text.split_once('=') {
+                key = k.trim().to_string();
+            }
+        }
+        ConfigError { file: self.file.to_path_buf(), line, key, message }
+    }
+
+    fn duration(&self, v: &Spanned<Scalar>, key: &str) -> Result<std::time::Duration, ConfigError> {
+        match v.get_ref() {
+            Scalar::Int(n) if *n >= 0 => Ok(std::time::Duration::from_secs(*n as u64)),
+            Scalar::Int(n) => Err(self.err(v.span(), key, &format!("bad duration {n}: must not be negative"))),
+            Scalar::Str(s) => units::parse_duration(s).map_err(|m| self.err(v.span(), key, &m)),
+        }
+    }
+
+    fn options(&self, e: &RawEntry, base: &PairOptions) -> Result<PairOptions, ConfigError> {
+        let mut o = base.clone();
+        if let Some(t) = &e.transport {
+            o.transport = match t.get_ref().as_str() {
+                "ssh" => TransportKind::Ssh,
+                "mbuffer" => TransportKind::Mbuffer,
+                "local" => TransportKind::Local,
+                other => return Err(self.err(t.span(), "transport", &format!("unknown transport {other:?} (ssh, mbuffer, local)"))),
+            };
+        }
+        for (key, field, slot) in [
+            ("wlag", &e.wlag, &mut o.wlag),
+            ("clag", &e.clag, &mut o.clag),
+            ("wrun", &e.wrun, &mut o.wrun),
+            ("crun", &e.crun, &mut o.crun),
+        ] {
+            if let Some(v) = field {
+                *slot = self.duration(v, key)?;
+            }
+        }
+        if let Some(b) = &e.bwlimit {
+            o.bwlimit = match b.get_ref() {
+                Scalar::Int(n) if *n >= 0 => *n as u64,
+                Scalar::Int(n) => return Err(self.err(b.span(), "bwlimit", &format!("bad size {n}: must not be negative"))),
+                Scalar::Str(s) => units::parse_size(s).map_err(|m| self.err(b.span(), "bwlimit", &m))?,
+            };
+        }
+        if let Some(c) = &e.compress {
+            o.compress = match c.get_ref().as_str() {
+                "none" => Compress::None,
+                "zstd" => Compress::Zstd,
+                other => return Err(self.err(c.span(), "compress", &format!("unknown compression {other:?} (none, zstd)"))),
+            };
+        }
+        if let Some(k) = &e.keep {
+            let v = *k.get_ref();
+            if !(1..=10_000).contains(&v) {
+                return Err(self.err(k.span(), "keep", &format!("keep = {v}: must be between 1 and 10000")));
+            }
+            o.keep = v as u32;
+        }
+        if o.wlag > o.clag {
+            let span = e.wlag.as_ref().or(e.clag.as_ref()).map(|s| s.span()).unwrap_or(0..0);
+            return Err(self.err(span, "wlag", "wlag is larger than clag"));
+        }
+        if o.wrun > o.crun {
+            let span = e.wrun.as_ref().or(e.crun.as_ref()).map(|s| s.span()).unwrap_or(0..0);
+            return Err(self.err(span, "wrun", "wrun is larger than crun"));
+        }
+        Ok(o)
+    }
+
+    fn host(&self, name: &str, h: &Spanned<RawHost>) -> Result<HostConfig, ConfigError> {
+        let r = h.get_ref();
+        let address = match &r.address {
+            Some(a) => {
+                names::check_address(a.get_ref()).map_err(|m| self.err(a.span(), "address", &m))?;
+                a.get_ref().clone()
+            }
+            None => {
+                names::check_address(name).map_err(|_| {
+                    self.err(h.span(), "address", &format!("host {name:?} needs an address"))
+                })?;
+                name.to_string()
+            }
+        };
+        let port = match &r.port {
+            Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
+            Some(p) => return Err(self.err(p.span(), "port", &format!("port {} is not in 1..65535", p.get_ref()))),
+            None => 22,
+        };
+        let user = match &r.user {
+            Some(u) => {
+                names::check_user(u.get_ref()).map_err(|m| self.err(u.span(), "user", &m))?;
+                u.get_ref().clone()
+            }
+            None => "root".to_string(),
+        };
+        let key = r.key.as_ref().map(|k| expand_home(k.get_ref()));
+        let known_hosts = r
+            .known_hosts
+            .as_ref()
+            .map(|k| expand_home(k.get_ref()))
+            .unwrap_or_else(|| expand_home("~/.ssh/known_hosts"));
+        Ok(HostConfig {
+            name: name.to_string(),
+            address,
+            port,
+            user,
+            key,
+            known_hosts,
+            trust_on_first_use: r.trust_on_first_use.unwrap_or(false),
+        })
+    }
+
+    /// "host:pool/fs" or "pool/fs" (local). The host must be defined; the path must be a valid dataset.
+    fn endpoint(
+        &self,
+        s: &Spanned<String>,
+        key: &str,
+        hosts: &BTreeMap<String, HostConfig>,
+    ) -> Result<Endpoint, ConfigError> {
+        let text = s.get_ref();
+        let (host, path) = match text.split_once(':') {
+            Some((h, p)) if !h.contains('/') => (h.to_string(), p.to_string()),
+            _ => (LOCAL.to_string(), text.clone()),
+        };
+        if host != LOCAL && !hosts.contains_key(&host) {
+            return Err(self.err(s.span(), key, &format!("undefined host {host:?} (add a [hosts.{host}] table)")));
+        }
+        names::check_dataset(&path).map_err(|m| self.err(s.span(), key, &m))?;
+        Ok(Endpoint { host, path })
+    }
+}

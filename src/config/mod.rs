@@ -1,0 +1,9 @@
+//! Configuration: the TOML model, its validation, and the units and names it accepts.
+
+mod load;
+mod model;
+pub mod names;
+pub mod units;
+
+pub use load::{expand_home, load, locate, parse, ConfigError};
+pub use model::*;

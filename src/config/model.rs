@@ -1,0 +1,145 @@
+//! The validated configuration model that every other layer reads: hosts, pairs, clusters, options.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The name a config uses for this machine.
+pub const LOCAL: &str = "local";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub defaults: PairOptions,
+    pub hosts: BTreeMap<String, HostConfig>,
+    pub pairs: Vec<Pair>,
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file; `None` means: try the ssh-agent, then ~/.ssh/id_ed25519 and id_rsa.
+    pub key: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    /// Accept and record an unknown host key on first contact. A changed key is refused regardless.
+    pub trust_on_first_use: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Zfs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Ssh,
+    Mbuffer,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compress {
+    None,
+    Zstd,
+}
+
+/// Options every pair inherits from `[defaults]` and may override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairOptions {
+    pub transport: TransportKind,
+    pub wlag: Duration,
+    pub clag: Duration,
+    pub wrun: Duration,
+    pub crun: Duration,
+    /// Bytes per second; 0 = unlimited.
+    pub bwlimit: u64,
+    pub compress: Compress,
+    pub keep: u32,
+}
+
+impl Default for PairOptions {
+    fn default() -> Self {
+        PairOptions {
+            transport: TransportKind::Ssh,
+            wlag: Duration::from_secs(2 * 3600),
+            clag: Duration::from_secs(86400),
+            wrun: Duration::from_secs(3600),
+            crun: Duration::from_secs(6 * 3600),
+            bwlimit: 0,
+            compress: Compress::None,
+            keep: 3,
+        }
+    }
+}
+
+/// One side of a pair: a host as the config names it (`local` for this machine) and a path on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub host: String,
+    pub path: String,
+}
+
+impl Endpoint {
+    pub fn is_local(&self) -> bool {
+        self.host == LOCAL
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.path)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub kind: Kind,
+    pub source: Endpoint,
+    pub destination: Endpoint,
+    /// mbuffer listening port on the destination.
+    pub port: Option<u16>,
+    pub options: PairOptions,
+    /// Line of the `[[pair]]` header in the config file.
+    pub line: usize,
+}
+
+impl Pair {
+    /// zettabee's fingerprint: MD5 hex of "<shost>:<sfs>::<dhost>:<dfs>".
+    pub fn fingerprint(&self) -> String {
+        use md5::{Digest, Md5};
+        let text = format!(
+            "{}:{}::{}:{}",
+            self.source.host, self.source.path, self.destination.host, self.destination.path
+        );
+        hex::encode(Md5::digest(text.as_bytes()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterVolume {
+    pub at: Endpoint,
+    pub listen: bool,
+    pub update: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub persist_path: PathBuf,
+    pub volumes: Vec<ClusterVolume>,
+}
+
+impl Config {
+    pub fn host(&self, name: &str) -> Option<&HostConfig> {
+        self.hosts.get(name)
+    }
+}

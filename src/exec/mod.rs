@@ -1,0 +1,180 @@
+//! Runs a shell command here (a process) or on a host (an SSH exec channel), with one interface.
+//!
+//! Commands are POSIX shell text built by the drivers from validated, quoted names
+//! (`config::names::shell_quote`); locally they run under `sh -c`, remotely the login shell runs them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use crate::config::LOCAL;
+use crate::ssh;
+
+pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// How a command ended: its exit code (None if killed by a signal or the channel closed without one)
+/// and what it wrote to stderr (capped).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// A finished command with its whole stdout.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// A running command: take `stdin` / `stdout` to stream, then `wait`.
+pub struct Process {
+    pub stdin: Option<BoxWrite>,
+    pub stdout: Option<BoxRead>,
+    done: Pin<Box<dyn Future<Output = Result<Finished>> + Send>>,
+}
+
+impl Process {
+    pub fn new(
+        stdin: Option<BoxWrite>,
+        stdout: Option<BoxRead>,
+        done: Pin<Box<dyn Future<Output = Result<Finished>> + Send>>,
+    ) -> Self {
+        Process { stdin, stdout, done }
+    }
+
+    /// Waits for the command to end. Drop `stdin` first if the command reads it to EOF.
+    pub async fn wait(self) -> Result<Finished> {
+        drop(self.stdin);
+        self.done.await
+    }
+}
+
+/// Where commands run: this machine or a host over a shared SSH connection.
+#[derive(Clone)]
+pub enum Executor {
+    Local,
+    Remote(Arc<ssh::Connection>),
+}
+
+impl Executor {
+    /// The host name as the config spells it (`local` for this machine).
+    pub fn host(&self) -> &str {
+        match self {
+            Executor::Local => LOCAL,
+            Executor::Remote(c) => &c.host().name,
+        }
+    }
+
+    /// Starts `script` with piped stdin and stdout.
+    pub async fn spawn(&self, script: &str) -> Result<Process> {
+        match self {
+            Executor::Local => spawn_local(script),
+            Executor::Remote(conn) => {
+                let p = conn.exec(script).await?;
+                let (stdin, stdout) = (p.stdin, p.stdout);
+                let done = p.done;
+                Ok(Process::new(
+                    stdin,
+                    stdout,
+                    Box::pin(async move {
+                        let (code, stderr) = done.await?;
+                        Ok(Finished { code, stderr })
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// Runs `script` to completion with empty stdin and returns its output.
+    pub async fn run(&self, script: &str) -> Result<Output> {
+        let mut p = self.spawn(script).await?;
+        drop(p.stdin.take());
+        let mut stdout = Vec::new();
+        if let Some(mut out) = p.stdout.take() {
+            out.read_to_end(&mut stdout).await.with_context(|| format!("reading output of `{script}` on {}", self.host()))?;
+        }
+        let f = p.wait().await?;
+        Ok(Output { code: f.code, stdout, stderr: f.stderr })
+    }
+
+    /// Runs `script` and fails with its stderr unless it exits 0.
+    pub async fn run_ok(&self, script: &str) -> Result<Output> {
+        let out = self.run(script).await?;
+        if !out.success() {
+            anyhow::bail!("on {}: `{}` failed: {}", self.host(), script, describe_failure(out.code, &out.stderr));
+        }
+        Ok(out)
+    }
+}
+
+/// "exit 1: cannot open 'x': dataset does not exist" — the first stderr lines of a failed command.
+pub fn describe_failure(code: Option<i32>, stderr: &str) -> String {
+    let msg: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect();
+    let status = match code {
+        Some(c) => format!("exit {c}"),
+        None => "killed".to_string(),
+    };
+    if msg.is_empty() {
+        status
+    } else {
+        format!("{status}: {}", msg.join("; "))
+    }
+}
+
+/// Most stderr ferry keeps of one command; zfs errors are short, and this bounds memory.
+pub const STDERR_CAP: usize = 64 * 1024;
+
+fn spawn_local(script: &str) -> Result<Process> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting `{script}`"))?;
+    let stdin = child.stdin.take().map(|s| Box::new(s) as BoxWrite);
+    let stdout = child.stdout.take().map(|s| Box::new(s) as BoxRead);
+    let mut stderr = child.stderr.take();
+    let done = async move {
+        let mut buf = Vec::new();
+        if let Some(err) = stderr.as_mut() {
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = err.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                if buf.len() < STDERR_CAP {
+                    buf.extend_from_slice(&chunk[..n.min(STDERR_CAP - buf.len())]);
+                }
+            }
+        }
+        let status = child.wait().await.context("waiting for a local command")?;
+        Ok(Finished { code: status.code(), stderr: String::from_utf8_lossy(&buf).into_owned() })
+    };
+    Ok(Process::new(stdin, stdout, Box::pin(done)))
+}

@@ -1,0 +1,14 @@
+//! ferry: asynchronous replication of storage between sites.
+//!
+//! The modules follow the layers of DESIGN.md, each using only those below it:
+//! `cli` → `engine` → (`monitor`, `driver`, `transport`) → `exec` → `ssh` → (`state`, `config`).
+
+pub mod cli;
+pub mod config;
+pub mod driver;
+pub mod engine;
+pub mod exec;
+pub mod monitor;
+pub mod ssh;
+pub mod state;
+pub mod transport;
