@@ -20,7 +20,7 @@ pub struct RemoteProcess {
     /// The command's stdout (channel data, stream 0).
     pub stdout: Option<Box<dyn AsyncRead + Send + Unpin>>,
     /// Resolves to (exit code, stderr capped at exec::STDERR_CAP) when the channel closes.
-    pub done: Pin<Box<dyn Future<Output = Result<(Option<i32>, String)> + Send>>>,
+    pub done: Pin<Box<dyn Future<Output = Result<(Option<i32>, String)>> + Send>>,
 }
 
 /// One authenticated SSH connection to a configured host.
