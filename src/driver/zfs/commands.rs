@@ -1,0 +1,171 @@
+//! The only place zfs and zpool command lines are built. Every name is validated, then quoted.
+
+use crate::config::names::{check_dataset, shell_quote as q};
+
+/// Property names ferry records on the destination with the data.
+pub const PROP_FINGERPRINT: &str = "ferry:fingerprint";
+pub const PROP_SOURCE: &str = "ferry:source";
+pub const PROP_LASTSNAP: &str = "ferry:lastsnap";
+
+/// Checks a dataset name and a snapshot part before they reach a command line.
+pub fn checked(ds: &str) -> anyhow::Result<&str> {
+    check_dataset(ds).map_err(|m| anyhow::anyhow!(m))?;
+    Ok(ds)
+}
+
+fn checked_snap(snap: &str) -> anyhow::Result<&str> {
+    if snap.is_empty() || snap.contains('/') || snap.contains('@') {
+        anyhow::bail!("invalid snapshot name {snap:?}");
+    }
+    check_dataset(snap).map_err(|m| anyhow::anyhow!(m.replace("dataset", "snapshot")))?;
+    Ok(snap)
+}
+
+pub fn full_name(ds: &str, snap: &str) -> anyhow::Result<String> {
+    Ok(format!("{}@{}", checked(ds)?, checked_snap(snap)?))
+}
+
+/// One command that prints key=value lines describing what this host's zfs supports.
+/// Works on pool v23 (zfs-fuse) and current OpenZFS; `zpool get` without -H because v23 lacks it.
+pub fn probe(ds: &str) -> anyhow::Result<String> {
+    let pool = checked(ds)?.split('/').next().unwrap_or(ds);
+    let p = q(pool);
+    Ok(format!(
+        "echo \"version=$(zpool get version {p} 2>/dev/null | awk 'NR==2{{print $3}}')\"; \
+         if zfs list -p -H -o name {p} >/dev/null 2>&1; then echo listp=1; else echo listp=0; fi; \
+         if zfs get -H -o value receive_resume_token {p} >/dev/null 2>&1; then echo resume=1; else echo resume=0; fi; \
+         if zfs send 2>&1 | grep -q 'send \\[-[A-Za-z]*P'; then echo sendP=1; else echo sendP=0; fi"
+    ))
+}
+
+/// Lists each dataset, its snapshots (depth 1) and ferry's properties in one command.
+/// Missing datasets print an error on stderr and are left out; the exit code is then 1.
+pub fn inspect(datasets: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = format!(
+        "zfs get -Hp -d 1 -o name,property,value creation,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}"
+    );
+    for ds in datasets {
+        cmd.push(' ');
+        cmd.push_str(&q(checked(ds)?));
+    }
+    Ok(cmd)
+}
+
+pub fn snapshot(ds: &str, snap: &str) -> anyhow::Result<String> {
+    Ok(format!("zfs snapshot {}", q(&full_name(ds, snap)?)))
+}
+
+/// Snapshot, then send it in the same exec: saves a round trip per update.
+/// `from` makes it incremental with every intermediate snapshot (`-I`).
+pub fn snapshot_and_send(ds: &str, snap: &str, from: Option<&str>) -> anyhow::Result<String> {
+    Ok(format!("{} && {}", snapshot(ds, snap)?, send(ds, snap, from)?))
+}
+
+pub fn send(ds: &str, snap: &str, from: Option<&str>) -> anyhow::Result<String> {
+    let to = q(&full_name(ds, snap)?);
+    Ok(match from {
+        Some(f) => format!("zfs send -I {} {to}", q(&full_name(ds, f)?)),
+        None => format!("zfs send {to}"),
+    })
+}
+
+/// Size estimate of a send, where `zfs send -nP` exists; prints a `size <bytes>` line.
+pub fn send_estimate(ds: &str, snap: &str, from: Option<&str>) -> anyhow::Result<String> {
+    let to = q(&full_name(ds, snap)?);
+    Ok(match from {
+        Some(f) => format!("zfs send -nP -I {} {to} 2>&1", q(&full_name(ds, f)?)),
+        None => format!("zfs send -nP {to} 2>&1"),
+    })
+}
+
+/// `referenced` of a snapshot: the estimate of a full stream where `send -nP` is missing.
+pub fn referenced(ds: &str, snap: &str) -> anyhow::Result<String> {
+    Ok(format!("zfs get -Hp -o value referenced {}", q(&full_name(ds, snap)?)))
+}
+
+/// Receives into `ds`. `force` adds -F (roll back changes made on the destination by hand).
+pub fn receive(ds: &str, force: bool) -> anyhow::Result<String> {
+    let f = if force { "-F " } else { "" };
+    Ok(format!("zfs receive {f}{}", q(checked(ds)?)))
+}
+
+/// Sets properties one `zfs set` each: pool v23 takes a single property per call.
+pub fn set_properties(ds: &str, props: &[(&str, &str)]) -> anyhow::Result<String> {
+    let ds = q(checked(ds)?);
+    let mut parts = Vec::new();
+    for (k, v) in props {
+        if !k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.')) {
+            anyhow::bail!("invalid property name {k:?}");
+        }
+        parts.push(format!("zfs set {} {ds}", q(&format!("{k}={v}"))));
+    }
+    Ok(parts.join(" && "))
+}
+
+/// Destroys snapshots one by one: pool v23 has no `ds@a,b` list syntax.
+pub fn destroy_snapshots(ds: &str, snaps: &[String]) -> anyhow::Result<String> {
+    let mut parts = Vec::new();
+    for s in snaps {
+        parts.push(format!("zfs destroy {}", q(&full_name(ds, s)?)));
+    }
+    Ok(parts.join(" && "))
+}
+
+/// Destroys a dataset and its snapshots (purge --all).
+pub fn destroy_dataset(ds: &str) -> anyhow::Result<String> {
+    Ok(format!("zfs destroy -r {}", q(checked(ds)?)))
+}
+
+/// Creates a dataset's parents (not the dataset: the first receive creates it).
+pub fn create_parent(ds: &str) -> anyhow::Result<Option<String>> {
+    let ds = checked(ds)?;
+    Ok(ds.rsplit_once('/').map(|(parent, _)| {
+        let p = q(parent);
+        format!("zfs list -H -o name {p} >/dev/null 2>&1 || zfs create -p {p}")
+    }))
+}
+
+/// Does the parent exist: prints "yes" or "no".
+pub fn parent_exists(ds: &str) -> anyhow::Result<Option<String>> {
+    let ds = checked(ds)?;
+    Ok(ds.rsplit_once('/').map(|(parent, _)| {
+        format!("if zfs list -H -o name {} >/dev/null 2>&1; then echo yes; else echo no; fi", q(parent))
+    }))
+}
+
+pub fn mount(ds: &str) -> anyhow::Result<String> {
+    let ds = q(checked(ds)?);
+    Ok(format!("zfs mount {ds} 2>/dev/null; true"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_quoted_commands() {
+        assert_eq!(
+            snapshot_and_send("tank/data", "ferry.ab.20261121T000000Z", Some("ferry.ab.20261120T000000Z")).unwrap(),
+            "zfs snapshot tank/data@ferry.ab.20261121T000000Z && zfs send -I tank/data@ferry.ab.20261120T000000Z tank/data@ferry.ab.20261121T000000Z"
+        );
+        assert_eq!(receive("backup/data", false).unwrap(), "zfs receive backup/data");
+        assert_eq!(
+            set_properties("b/d", &[("readonly", "on"), ("ferry:source", "s1:tank/d")]).unwrap(),
+            "zfs set readonly=on b/d && zfs set ferry:source=s1:tank/d b/d"
+        );
+        assert_eq!(
+            destroy_snapshots("t/d", &["a".into(), "b".into()]).unwrap(),
+            "zfs destroy t/d@a && zfs destroy t/d@b"
+        );
+        assert_eq!(create_parent("top").unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_bad_names() {
+        assert!(snapshot("tank/d;rm -rf /", "x").is_err());
+        assert!(snapshot("tank/d", "x y").is_err());
+        assert!(snapshot("tank/d", "a@b").is_err());
+        assert!(receive("../x", false).is_err());
+        assert!(set_properties("t/d", &[("a b", "c")]).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! The ZFS driver: runs the commands of `commands` through an executor and parses what they print.
+//! Works on zfs-fuse (pool v23) and current OpenZFS by probing capabilities first.
+
+pub mod commands;
+pub mod parse;
+
+use anyhow::{bail, Result};
+
+use crate::driver::{Capabilities, VolumeDriver, VolumeInfo};
+use crate::exec::{describe_failure, Executor, Process};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Zfs;
+
+/// The snapshot name prefix of one pair: `ferry.<fp>.`
+pub fn snapshot_prefix(fp: &str) -> String {
+    format!("ferry.{fp}.")
+}
+
+/// A new replication snapshot name for now: `ferry.<fp>.<YYYYMMDDThhmmssZ>` (UTC).
+pub fn snapshot_name(fp: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{}{}", snapshot_prefix(fp), at.format("%Y%m%dT%H%M%SZ"))
+}
+
+impl Zfs {
+    /// Estimated stream size: `send -nP` where it exists, else `referenced` for a full send, else unknown.
+    pub async fn estimate(
+        &self,
+        ex: &Executor,
+        caps: &Capabilities,
+        ds: &str,
+        snap: &str,
+        from: Option<&str>,
+    ) -> Result<Option<u64>> {
+        if caps.send_estimate {
+            let out = ex.run(&commands::send_estimate(ds, snap, from)?).await?;
+            return Ok(parse::estimate(&out.stdout_text()));
+        }
+        if from.is_none() {
+            let out = ex.run(&commands::referenced(ds, snap)?).await?;
+            return Ok(out.stdout_text().trim().parse().ok());
+        }
+        Ok(None)
+    }
+
+    pub async fn set_properties(&self, ex: &Executor, ds: &str, props: &[(&str, &str)]) -> Result<()> {
+        ex.run_ok(&commands::set_properties(ds, props)?).await?;
+        Ok(())
+    }
+
+    pub async fn parent_exists(&self, ex: &Executor, ds: &str) -> Result<bool> {
+        match commands::parent_exists(ds)? {
+            None => Ok(true),
+            Some(cmd) => Ok(ex.run_ok(&cmd).await?.stdout_text().trim() == "yes"),
+        }
+    }
+
+    pub async fn create_parent(&self, ex: &Executor, ds: &str) -> Result<()> {
+        if let Some(cmd) = commands::create_parent(ds)? {
+            ex.run_ok(&cmd).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn destroy_dataset(&self, ex: &Executor, ds: &str) -> Result<()> {
+        ex.run_ok(&commands::destroy_dataset(ds)?).await?;
+        Ok(())
+    }
+
+    pub async fn mount(&self, ex: &Executor, ds: &str) -> Result<()> {
+        ex.run(&commands::mount(ds)?).await?;
+        Ok(())
+    }
+}
+
+impl VolumeDriver for Zfs {
+    async fn probe(&self, ex: &Executor, volume: &str) -> Result<Capabilities> {
+        let out = ex.run(&commands::probe(volume)?).await?;
+        if !out.success() {
+            bail!("probing zfs on {}: {}", ex.host(), describe_failure(out.code, &out.stderr));
+        }
+        Ok(parse::capabilities(&out.stdout_text()))
+    }
+
+    async fn inspect(&self, ex: &Executor, volumes: &[&str]) -> Result<Vec<VolumeInfo>> {
+        if volumes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = ex.run(&commands::inspect(volumes)?).await?;
+        // exit 1 with "dataset does not exist" for missing ones is expected; anything else is not
+        if !out.success() {
+            let unexpected: Vec<&str> = out
+                .stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.contains("dataset does not exist"))
+                .collect();
+            if !unexpected.is_empty() || out.code.is_none() {
+                bail!("on {}: reading datasets failed: {}", ex.host(), describe_failure(out.code, &out.stderr));
+            }
+        }
+        Ok(parse::inspect(&out.stdout_text(), volumes))
+    }
+
+    async fn snapshot(&self, ex: &Executor, volume: &str, snap: &str) -> Result<()> {
+        ex.run_ok(&commands::snapshot(volume, snap)?).await?;
+        Ok(())
+    }
+
+    async fn snapshot_and_send(&self, ex: &Executor, volume: &str, snap: &str, from: Option<&str>) -> Result<Process> {
+        ex.spawn(&commands::snapshot_and_send(volume, snap, from)?).await
+    }
+
+    async fn receive(&self, ex: &Executor, volume: &str, force: bool) -> Result<Process> {
+        ex.spawn(&commands::receive(volume, force)?).await
+    }
+
+    async fn destroy_snapshots(&self, ex: &Executor, volume: &str, snaps: &[String]) -> Result<()> {
+        if snaps.is_empty() {
+            return Ok(());
+        }
+        ex.run_ok(&commands::destroy_snapshots(volume, snaps)?).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! The per-pair log: timestamped lines appended by every job of the pair.
+//! Commands are logged as built; they carry names, never secrets (keys stay in files ferry opens).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct PairLog {
+    path: PathBuf,
+    /// Echo lines to stderr as well (-v).
+    pub echo: bool,
+}
+
+impl PairLog {
+    pub fn new(path: &Path, echo: bool) -> Self {
+        PairLog { path: path.to_path_buf(), echo }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line; a log that cannot be written never stops replication.
+    pub fn line(&self, msg: &str) {
+        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let text = format!("{stamp} [{}] {msg}\n", std::process::id());
+        if self.echo {
+            eprint!("{text}");
+        }
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&self.path) {
+            let _ = f.write_all(text.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! A job's live figures, rewritten atomically several times a second as `progress.json`, so any
+//! process (runstatus, the console) reads the same numbers the job has.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Seconds of per-second rate history kept in the file (for the console's sparkline).
+pub const HISTORY_SECS: usize = 180;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    pub pid: u32,
+    pub action: String,
+    pub fingerprint: String,
+    pub source: String,
+    pub destination: String,
+    /// What the job is doing: "connecting", "snapshot", "transfer", "finishing", "done", "failed".
+    pub phase: String,
+    /// Unix seconds the job started.
+    pub started: i64,
+    /// Unix milliseconds of this write.
+    pub updated_ms: i64,
+    /// Bytes moved so far by the transfer.
+    pub bytes: u64,
+    /// Expected stream size where the driver can estimate it.
+    pub expected: Option<u64>,
+    /// Bytes per second over the last few seconds.
+    pub rate: f64,
+    /// Bytes per second since the transfer started.
+    pub avg_rate: f64,
+    /// Seconds left, from the recent rate, when the size is known.
+    pub eta_secs: Option<u64>,
+    /// Seconds the transfer has run.
+    pub elapsed_secs: f64,
+    /// Bytes per second of each of the last seconds, oldest first.
+    pub history: Vec<f64>,
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+impl Progress {
+    pub fn read(path: &Path) -> Option<Progress> {
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        super::write_atomic(path, &serde_json::to_vec(self).expect("progress serializes"))
+    }
+
+    /// Fraction done in 0..=1 when the size is known.
+    pub fn fraction(&self) -> Option<f64> {
+        self.expected.filter(|e| *e > 0).map(|e| (self.bytes as f64 / e as f64).min(1.0))
+    }
+}
+
+/// Turns (time, bytes) samples into the rates `Progress` reports. Pure, so it is tested exactly.
+#[derive(Debug, Clone, Default)]
+pub struct RateTracker {
+    /// (seconds since transfer start, total bytes), oldest first, pruned by age.
+    samples: VecDeque<(f64, u64)>,
+    /// Completed per-second rates.
+    history: VecDeque<f64>,
+    last_whole_second: (u64, u64),
+}
+
+/// Window of the "current" rate and of the rate the ETA uses.
+const CURRENT_WINDOW: f64 = 3.0;
+const ETA_WINDOW: f64 = 15.0;
+
+impl RateTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `bytes` had moved `t` seconds after the transfer started.
+    pub fn sample(&mut self, t: f64, bytes: u64) {
+        if self.samples.is_empty() {
+            self.samples.push_back((0.0, 0));
+        }
+        self.samples.push_back((t, bytes));
+        while self.samples.len() > 2 && t - self.samples[1].0 > ETA_WINDOW {
+            self.samples.pop_front();
+        }
+        // one history point per whole second passed
+        let sec = t.floor() as u64;
+        while self.last_whole_second.0 < sec {
+            let (s0, b0) = self.last_whole_second;
+            let next = s0 + 1;
+            // bytes at the second boundary, by linear share of this sample step
+            let at_next = if next == sec { self.bytes_at(next as f64) } else { bytes };
+            self.history.push_back(at_next.saturating_sub(b0) as f64);
+            if self.history.len() > HISTORY_SECS {
+                self.history.pop_front();
+            }
+            self.last_whole_second = (next, at_next);
+        }
+    }
+
+    fn bytes_at(&self, t: f64) -> u64 {
+        let mut prev = (0.0, 0u64);
+        for &(st, sb) in &self.samples {
+            if st >= t {
+                if st <= prev.0 {
+                    return sb;
+                }
+                let share = (t - prev.0) / (st - prev.0);
+                return prev.1 + ((sb - prev.1) as f64 * share) as u64;
+            }
+            prev = (st, sb);
+        }
+        prev.1
+    }
+
+    fn rate_over(&self, window: f64) -> f64 {
+        let Some(&(t, b)) = self.samples.back() else { return 0.0 };
+        let from = self.samples.iter().find(|(st, _)| t - st <= window).copied().unwrap_or((t, b));
+        // a window shorter than a quarter second says nothing yet; fall back to the whole run
+        if t - from.0 < 0.25 {
+            return if t > 0.0 { b as f64 / t } else { 0.0 };
+        }
+        (b - from.1) as f64 / (t - from.0)
+    }
+
+    pub fn current(&self) -> f64 {
+        self.rate_over(CURRENT_WINDOW)
+    }
+
+    pub fn average(&self) -> f64 {
+        match self.samples.back() {
+            Some(&(t, b)) if t > 0.0 => b as f64 / t,
+            _ => 0.0,
+        }
+    }
+
+    /// Seconds left at the recent rate; None without a size or a rate.
+    pub fn eta(&self, expected: Option<u64>) -> Option<u64> {
+        let expected = expected?;
+        let &(_, b) = self.samples.back()?;
+        let remaining = expected.saturating_sub(b);
+        let rate = self.rate_over(ETA_WINDOW);
+        if remaining == 0 {
+            return Some(0);
+        }
+        (rate > 1.0).then(|| (remaining as f64 / rate).ceil() as u64)
+    }
+
+    pub fn history(&self) -> Vec<f64> {
+        self.history.iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steady_rate_gives_exact_figures() {
+        let mut r = RateTracker::new();
+        // 10 MB/s for 10 s, sampled every 0.25 s
+        for i in 1..=40 {
+            let t = i as f64 * 0.25;
+            r.sample(t, (t * 10_000_000.0) as u64);
+        }
+        assert!((r.current() - 10_000_000.0).abs() < 1.0);
+        assert!((r.average() - 10_000_000.0).abs() < 1.0);
+        // 200 MB expected, 100 MB done: 10 s left
+        assert_eq!(r.eta(Some(200_000_000)), Some(10));
+        assert_eq!(r.eta(None), None);
+        let h = r.history();
+        assert_eq!(h.len(), 10);
+        assert!(h.iter().all(|v| (*v - 10_000_000.0).abs() < 2.0), "{h:?}");
+    }
+
+    #[test]
+    fn current_rate_follows_a_change_and_average_does_not() {
+        let mut r = RateTracker::new();
+        let mut bytes = 0u64;
+        for i in 1..=40 {
+            bytes += if i <= 20 { 1_000_000 } else { 4_000_000 }; // 4 MB/s then 16 MB/s
+            r.sample(i as f64 * 0.25, bytes);
+        }
+        assert!((r.current() - 16_000_000.0).abs() < 1.0, "{}", r.current());
+        assert!((r.average() - 10_000_000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn stalled_transfer_has_no_eta() {
+        let mut r = RateTracker::new();
+        for i in 1..=80 {
+            r.sample(i as f64 * 0.25, 1000); // 1000 bytes at once, then nothing for 20 s
+        }
+        assert_eq!(r.current(), 0.0);
+        assert_eq!(r.eta(Some(10_000)), None);
+    }
+}
