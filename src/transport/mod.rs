@@ -1,1 +1,92 @@
-//! transport layer.
+//! Joins a send stream to a receive stream, counting every byte in-process and honouring a
+//! bandwidth limit. Where the streams run (here or on a host) is the exec layer's business.
+
+pub mod meter;
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::exec::{describe_failure, Finished, Process};
+pub use meter::Meter;
+
+/// Chunk size of the copy loop: large enough that per-chunk work is noise at 1 GB/s.
+const CHUNK: usize = 256 * 1024;
+
+/// What a finished transfer moved.
+#[derive(Debug, Clone, Copy)]
+pub struct Transferred {
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Copies `send`'s stdout into `recv`'s stdin until the sender ends, then waits for both.
+/// The receiver's complaint wins when both fail: "out of space" says more than "broken pipe".
+pub async fn pipe(mut send: Process, mut recv: Process, meter: &Meter, bwlimit: u64) -> Result<Transferred> {
+    let mut from = send.stdout.take().ok_or_else(|| anyhow!("sender has no stdout"))?;
+    let mut to = recv.stdin.take().ok_or_else(|| anyhow!("receiver has no stdin"))?;
+    let started = Instant::now();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total: u64 = 0;
+    let copied: Result<()> = async {
+        loop {
+            let n = from.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n]).await?;
+            total += n as u64;
+            meter.add(n as u64);
+            if bwlimit > 0 {
+                // sleep until the average since the start is back under the limit
+                let due = total as f64 / bwlimit as f64;
+                let now = started.elapsed().as_secs_f64();
+                if due > now {
+                    tokio::time::sleep(std::time::Duration::from_secs_f64(due - now)).await;
+                }
+            }
+        }
+        to.shutdown().await?;
+        Ok(())
+    }
+    .await;
+    drop(to);
+    let seconds = started.elapsed().as_secs_f64();
+    if copied.is_err() {
+        // the receiver is gone or the link broke: stop the sender instead of draining it
+        drop(from);
+        let r = recv.wait().await;
+        drop(send);
+        return Err(failure("receive", r, copied.err()));
+    }
+    drop(from);
+    let (s, r) = tokio::join!(send.wait(), recv.wait());
+    match (s, r) {
+        (Ok(s), Ok(r)) if s.success() && r.success() => Ok(Transferred { bytes: total, seconds }),
+        (Ok(s), Ok(r)) if !s.success() && !r.success() => {
+            let (sm, rm) = (describe_failure(s.code, &s.stderr), describe_failure(r.code, &r.stderr));
+            // a sender killed by a broken pipe is the receiver's victim; otherwise the sender is the cause
+            if s.code.is_none() || s.code == Some(141) || s.stderr.contains("Broken pipe") {
+                Err(anyhow!("receive failed: {rm} (send: {sm})"))
+            } else {
+                Err(anyhow!("send failed: {sm} (receive: {rm})"))
+            }
+        }
+        (Ok(_), Ok(r)) if !r.success() => Err(anyhow!("receive failed: {}", describe_failure(r.code, &r.stderr))),
+        (Ok(s), Ok(_)) => Err(anyhow!("send failed: {}", describe_failure(s.code, &s.stderr))),
+        (Err(e), _) => Err(e.context("send")),
+        (_, Err(e)) => Err(e.context("receive")),
+    }
+}
+
+fn failure(side: &str, r: Result<Finished>, other: Option<anyhow::Error>) -> anyhow::Error {
+    match r {
+        Ok(f) if !f.success() => anyhow!("{side} failed: {}", describe_failure(f.code, &f.stderr)),
+        Ok(_) => match other {
+            Some(e) => anyhow!("stream broke: {e:#}"),
+            None => anyhow!("stream broke"),
+        },
+        Err(e) => e.context(format!("{side} failed")),
+    }
+}
