@@ -1,3 +1,207 @@
-//! Command-line parsing and output.
+//! The command line: parses, calls the engine, prints. Errors go to stderr as
+//! `ferry: error: ACTION DEST: message`; initialize and update are silent on success unless -v.
 
-pub fn main() -> i32 { 0 }
+mod args;
+mod print;
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use clap::Parser;
+
+pub use args::{Action, Cli};
+
+use crate::config::{self, Config, Pair};
+use crate::engine::status::RunState;
+use crate::engine::{observe, replicate, select, setup, status, Engine};
+use crate::monitor::{nagios, Level};
+use crate::state::lock;
+use crate::state::progress::Progress;
+
+/// Runs the binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let Some(action) = cli.action.as_ref() else {
+        if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            eprintln!("ferry: the console is not built yet; give an ACTION (see ferry --help)");
+        } else {
+            eprintln!("ferry: no ACTION given (see ferry --help)");
+        }
+        return 2;
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry: error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let code = runtime.block_on(run(&cli, action));
+    // remote channels and connections are dropped here without waiting for their tasks
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
+}
+
+/// What went wrong, in the shape the contract wants.
+fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
+    let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
+    let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
+    if cli.nagios {
+        println!("FERRY CRITICAL - {}{dest}: {}", action.name(), msg.lines().next().unwrap_or(""));
+        return Level::Critical.exit_code();
+    }
+    eprintln!("ferry: error: {}{dest}: {msg}", action.name());
+    1
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let path = config::locate(cli.config.as_deref()).map_err(|m| anyhow!(m))?;
+    config::load(&path).map_err(|e| anyhow!(e))
+}
+
+async fn run(cli: &Cli, action: &Action) -> i32 {
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            if cli.nagios {
+                println!("FERRY UNKNOWN - {}: config: {e:#}", action.name());
+                return Level::Unknown.exit_code();
+            }
+            return fail(cli, action, &e);
+        }
+    };
+    let engine = Engine::new(config, cli.state_dir.clone(), cli.verbose || cli.debug);
+    match dispatch(cli, action, &engine).await {
+        Ok(code) => code,
+        Err(e) => fail(cli, action, &e),
+    }
+}
+
+fn one<'a>(engine: &'a Engine, dest: &str) -> Result<&'a Pair> {
+    select::select(&engine.config, dest).map_err(|m| anyhow!(m))
+}
+
+async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
+    match action {
+        Action::Check => {
+            print::config(&engine.config, cli.json);
+            Ok(0)
+        }
+        Action::Fingerprint { dest } => {
+            let pairs: Vec<&Pair> = match dest {
+                Some(d) => vec![one(engine, d)?],
+                None => engine.config.pairs.iter().collect(),
+            };
+            print::fingerprints(&pairs, dest.is_some(), cli.json);
+            Ok(0)
+        }
+        Action::Logfile { dest } => {
+            let p = one(engine, dest)?;
+            println!("{}", engine.state.log_path(&p.fingerprint()).display());
+            Ok(0)
+        }
+        Action::Unlock { dest } => {
+            let p = one(engine, dest)?;
+            match lock::unlock(&engine.state.lock_path(&p.fingerprint())).map_err(|e| anyhow!("{e}"))? {
+                Some(i) => println!("unlocked {} (lock of {} by pid {} started {})", Engine::dest_name(p), i.action, i.pid, print::time(i.started)),
+                None => println!("{} was not locked", Engine::dest_name(p)),
+            }
+            Ok(0)
+        }
+        Action::Status { dest, full } => {
+            let pairs: Vec<&Pair> = match dest {
+                Some(d) => vec![one(engine, d)?],
+                None => engine.config.pairs.iter().collect(),
+            };
+            let st = status::status(engine, &pairs).await;
+            if cli.nagios {
+                let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
+                let (level, line) = nagios::line(&checks);
+                println!("{line}");
+                return Ok(level.exit_code());
+            }
+            print::status(&st, *full, cli.json);
+            // a pair that cannot be read or is inconsistent makes status fail, for scripts
+            Ok(if st.iter().any(|s| s.state == "Unknown") { 1 } else { 0 })
+        }
+        Action::Setup { dest } => {
+            let p = one(engine, dest)?;
+            let items = setup::setup(engine, p).await;
+            print::setup(p, &items, cli.json);
+            Ok(if items.iter().all(|i| i.ok) { 0 } else { 1 })
+        }
+        Action::Initialize { dest } | Action::Update { dest, .. } => {
+            let p = one(engine, dest)?;
+            let opts = replicate::Options { force: matches!(action, Action::Update { force: true, .. }) };
+            let result = if matches!(action, Action::Initialize { .. }) {
+                replicate::initialize(engine, p, opts).await
+            } else {
+                replicate::update(engine, p, opts).await
+            };
+            let done = result?;
+            if cli.nagios {
+                let st = status::status(engine, &[p]).await;
+                let (level, line) = nagios::line(&[st[0].check(p)]);
+                println!("{line}");
+                return Ok(level.exit_code());
+            }
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"action": action.name(), "destination": p.destination.to_string(),
+                        "snapshot": done.snapshot, "bytes": done.bytes, "seconds": done.seconds, "pruned": done.pruned})
+                );
+            } else if cli.verbose || cli.debug {
+                println!("{}", print::replicated(action.name(), p, &done));
+            }
+            Ok(0)
+        }
+        Action::Runstatus { dest } => {
+            let p = one(engine, dest)?;
+            runstatus(engine, p, cli.json).await
+        }
+    }
+}
+
+/// Prints the running job's figures each second until it ends.
+async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
+    let fp = pair.fingerprint();
+    let name = Engine::dest_name(pair);
+    let info = status::run_info(&engine.state, pair);
+    match info.status {
+        RunState::Idle => {
+            println!("no job is running for {name}{}", print::last_suffix(info.last.as_ref()));
+            return Ok(0);
+        }
+        RunState::Locked => {
+            println!("no job is running for {name}: it is Locked by a job that died; check it, then `ferry unlock {name}`");
+            return Ok(1);
+        }
+        _ => {}
+    }
+    let started = info.lock.map(|l| l.started).unwrap_or(0);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let p = Progress::read(&engine.state.progress_path(&fp));
+        let now = status::run_info(&engine.state, pair);
+        let running = matches!(now.status, RunState::Running | RunState::Initializing);
+        if let Some(p) = p.as_ref().filter(|p| p.started >= started) {
+            if json {
+                println!("{}", serde_json::to_string(p)?);
+            } else {
+                println!("{}", observe::progress_line(p));
+            }
+        }
+        if !running {
+            let ok = now.last.as_ref().map(|l| l.ok).unwrap_or(false);
+            match now.last {
+                Some(l) if !l.ok => println!("{} failed: {}", l.action, l.error.unwrap_or_default()),
+                Some(l) => println!("{} finished: {} in {:.1}s", l.action, crate::config::units::format_bytes(l.bytes), l.seconds),
+                None => println!("the job ended"),
+            }
+            return Ok(if ok { 0 } else { 1 });
+        }
+    }
+}

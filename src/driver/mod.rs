@@ -37,6 +37,8 @@ pub struct VolumeInfo {
     pub fingerprint: Option<String>,
     pub source: Option<String>,
     pub lastsnap: Option<String>,
+    /// Bytes the dataset refers to: the estimate of a full stream where `send -nP` is missing.
+    pub referenced: Option<u64>,
     /// Snapshots oldest first.
     pub snapshots: Vec<Snapshot>,
 }

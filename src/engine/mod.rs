@@ -1,1 +1,59 @@
-//! engine layer.
+//! The engine: actions on pairs, job lifecycle, locks and progress. The CLI and the console call
+//! these same functions; nothing above this layer runs a storage command.
+
+pub mod assess;
+pub mod job;
+pub mod observe;
+pub mod replicate;
+pub mod select;
+pub mod setup;
+pub mod status;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::config::{Config, Pair, LOCAL};
+use crate::exec::Executor;
+use crate::ssh;
+use crate::state::StateDir;
+
+/// Everything an action needs: the config, the state dir, and the run's SSH connections.
+pub struct Engine {
+    pub config: Config,
+    pub state: StateDir,
+    pub pool: ssh::Pool,
+    /// Echo the pair log to stderr (-v).
+    pub verbose: bool,
+}
+
+impl Engine {
+    pub fn new(config: Config, state_dir: Option<PathBuf>, verbose: bool) -> Self {
+        let state = StateDir::new(state_dir.unwrap_or_else(|| config.state_dir.clone()));
+        let pool = ssh::Pool::new(config.hosts.clone());
+        Engine { config, state, pool, verbose }
+    }
+
+    /// Where commands for `host` run; opens (or reuses) the host's connection.
+    pub async fn executor(&self, host: &str) -> Result<Executor> {
+        if host == LOCAL {
+            return Ok(Executor::Local);
+        }
+        Ok(Executor::Remote(self.pool.get(host).await?))
+    }
+
+    /// Both sides' executors, connected concurrently.
+    pub async fn executors(&self, pair: &Pair) -> Result<(Executor, Executor)> {
+        let (s, d) = tokio::join!(self.executor(&pair.source.host), self.executor(&pair.destination.host));
+        Ok((s?, d?))
+    }
+
+    /// The name DEST shows in messages: the destination path, with its host when remote.
+    pub fn dest_name(pair: &Pair) -> String {
+        if pair.destination.is_local() {
+            pair.destination.path.clone()
+        } else {
+            pair.destination.to_string()
+        }
+    }
+}

@@ -42,13 +42,22 @@ pub fn probe(ds: &str) -> anyhow::Result<String> {
 /// Missing datasets print an error on stderr and are left out; the exit code is then 1.
 pub fn inspect(datasets: &[&str]) -> anyhow::Result<String> {
     let mut cmd = format!(
-        "zfs get -Hp -d 1 -o name,property,value creation,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}"
+        "zfs get -Hp -d 1 -o name,property,value creation,referenced,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}"
     );
     for ds in datasets {
         cmd.push(' ');
         cmd.push_str(&q(checked(ds)?));
     }
     Ok(cmd)
+}
+
+/// The line between the probe's output and the listing's in `probe_and_inspect`.
+pub const SECTION: &str = "#ferry-inspect";
+
+/// Probe and listing in one exec: an update needs both, and each exec is a round trip.
+pub fn probe_and_inspect(datasets: &[&str]) -> anyhow::Result<String> {
+    let first = datasets.first().ok_or_else(|| anyhow::anyhow!("no dataset to inspect"))?;
+    Ok(format!("{{ {}; }} 2>/dev/null; echo '{SECTION}'; {}", probe(first)?, inspect(datasets)?))
 }
 
 pub fn snapshot(ds: &str, snap: &str) -> anyhow::Result<String> {

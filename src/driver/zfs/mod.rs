@@ -43,6 +43,15 @@ impl Zfs {
         Ok(None)
     }
 
+    /// Capabilities and volumes of one host in one exec.
+    pub async fn probe_and_inspect(&self, ex: &Executor, volumes: &[&str]) -> Result<(Capabilities, Vec<VolumeInfo>)> {
+        let out = ex.run(&commands::probe_and_inspect(volumes)?).await?;
+        let text = out.stdout_text();
+        let (probe, listing) = text.split_once(commands::SECTION).unwrap_or(("", text.as_str()));
+        check_inspect(ex, &out)?;
+        Ok((parse::capabilities(probe), parse::inspect(listing, volumes)))
+    }
+
     pub async fn set_properties(&self, ex: &Executor, ds: &str, props: &[(&str, &str)]) -> Result<()> {
         ex.run_ok(&commands::set_properties(ds, props)?).await?;
         Ok(())
@@ -73,6 +82,18 @@ impl Zfs {
     }
 }
 
+/// A listing may exit 1 because some datasets are missing; any other complaint is an error.
+fn check_inspect(ex: &Executor, out: &crate::exec::Output) -> Result<()> {
+    if out.success() {
+        return Ok(());
+    }
+    let unexpected = out.stderr.lines().any(|l| !l.trim().is_empty() && !l.contains("dataset does not exist"));
+    if unexpected || out.code.is_none() {
+        bail!("on {}: reading datasets failed: {}", ex.host(), describe_failure(out.code, &out.stderr));
+    }
+    Ok(())
+}
+
 impl VolumeDriver for Zfs {
     async fn probe(&self, ex: &Executor, volume: &str) -> Result<Capabilities> {
         let out = ex.run(&commands::probe(volume)?).await?;
@@ -87,17 +108,7 @@ impl VolumeDriver for Zfs {
             return Ok(Vec::new());
         }
         let out = ex.run(&commands::inspect(volumes)?).await?;
-        // exit 1 with "dataset does not exist" for missing ones is expected; anything else is not
-        if !out.success() {
-            let unexpected: Vec<&str> = out
-                .stderr
-                .lines()
-                .filter(|l| !l.trim().is_empty() && !l.contains("dataset does not exist"))
-                .collect();
-            if !unexpected.is_empty() || out.code.is_none() {
-                bail!("on {}: reading datasets failed: {}", ex.host(), describe_failure(out.code, &out.stderr));
-            }
-        }
+        check_inspect(ex, &out)?;
         Ok(parse::inspect(&out.stdout_text(), volumes))
     }
 

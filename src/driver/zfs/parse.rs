@@ -52,6 +52,7 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
                     PROP_FINGERPRINT => info.fingerprint = user_value(value),
                     PROP_SOURCE => info.source = user_value(value),
                     PROP_LASTSNAP => info.lastsnap = user_value(value),
+                    "referenced" => info.referenced = value.parse().ok(),
                     _ => {}
                 }
             }

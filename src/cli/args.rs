@@ -1,0 +1,92 @@
+//! The command line, zettabee-compatible where zettabee had the word:
+//! `ferry [-c FILE] [--state-dir DIR] [-v] [--debug] [--nagios] [--json] ACTION [DEST]`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about = "Asynchronous replication of storage between sites", disable_help_subcommand = true)]
+pub struct Cli {
+    /// Config file (else $FERRY_CONFIG, /etc/ferry/ferry.toml, ~/.config/ferry/ferry.toml)
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State dir (locks, logs, progress); overrides the config's state_dir
+    #[arg(long = "state-dir", global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Say what happens (the pair log is echoed to stderr)
+    #[arg(short = 'v', long = "verbose", global = true)]
+    pub verbose: bool,
+    /// Even more detail, including error chains
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Print one Nagios plugin line and exit 0/1/2/3
+    #[arg(long, global = true)]
+    pub nagios: bool,
+    /// Machine-readable output
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Check and prepare everything a first initialize needs; prints a checklist
+    Setup { dest: String },
+    /// Full transfer of a new snapshot into a new destination
+    Initialize { dest: String },
+    /// Incremental transfer from the last checkpoint
+    Update {
+        dest: String,
+        /// Roll back changes made on the destination by hand (zfs receive -F)
+        #[arg(long)]
+        force: bool,
+    },
+    /// One line per pair: state, lag, flags, status, runtime
+    Status {
+        dest: Option<String>,
+        /// Add fingerprint and checkpoint
+        #[arg(long = "full", alias = "fullstatus", alias = "full-status")]
+        full: bool,
+    },
+    /// Stream a running job's figures once a second until it ends
+    Runstatus { dest: String },
+    /// Remove the lock a dead job left (refused while a job runs)
+    Unlock { dest: String },
+    /// Print the path of the pair's log
+    Logfile { dest: String },
+    /// Print pair fingerprints
+    Fingerprint { dest: Option<String> },
+    /// Validate the config and print what it says
+    Check,
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Setup { .. } => "setup",
+            Action::Initialize { .. } => "initialize",
+            Action::Update { .. } => "update",
+            Action::Status { .. } => "status",
+            Action::Runstatus { .. } => "runstatus",
+            Action::Unlock { .. } => "unlock",
+            Action::Logfile { .. } => "logfile",
+            Action::Fingerprint { .. } => "fingerprint",
+            Action::Check => "check",
+        }
+    }
+
+    pub fn dest(&self) -> Option<&str> {
+        match self {
+            Action::Setup { dest }
+            | Action::Initialize { dest }
+            | Action::Update { dest, .. }
+            | Action::Runstatus { dest }
+            | Action::Unlock { dest }
+            | Action::Logfile { dest } => Some(dest),
+            Action::Status { dest, .. } | Action::Fingerprint { dest } => dest.as_deref(),
+            Action::Check => None,
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Plain-text and JSON renderings of the engine's answers for the command line.
+
+use std::time::Duration;
+
+use crate::config::units::{format_bytes, format_duration};
+use crate::config::{Compress, Config, Pair};
+use crate::engine::replicate::Replicated;
+use crate::engine::setup::Item;
+use crate::engine::status::{PairStatus, RunState};
+use crate::engine::Engine;
+use crate::state::last::LastResult;
+
+pub fn time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn secs(s: u64) -> String {
+    format_duration(Duration::from_secs(s))
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn status(st: &[PairStatus], full: bool, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(st).expect("status serializes"));
+        return;
+    }
+    let mut rows = vec![{
+        let mut h: Vec<String> = ["SOURCE", "DESTINATION", "STATE", "LAG", "FLAGS", "STATUS"].map(String::from).to_vec();
+        if full {
+            h.extend(["FINGERPRINT", "CHECKPOINT"].map(String::from));
+        }
+        h
+    }];
+    for s in st {
+        let status = match s.run.runtime_secs {
+            Some(r) => format!("{} ({})", s.run.status.word(), secs(r)),
+            None => s.run.status.word().to_string(),
+        };
+        let mut row = vec![
+            s.source.clone(),
+            s.destination.clone(),
+            s.state.clone(),
+            s.lag_secs.map(secs).unwrap_or_else(|| "-".into()),
+            s.flags.clone(),
+            status,
+        ];
+        if full {
+            row.push(s.fingerprint.clone());
+            row.push(s.checkpoint.clone().unwrap_or_else(|| "-".into()));
+        }
+        rows.push(row);
+    }
+    print!("{}", table(&rows));
+    for s in st {
+        if let Some(r) = &s.reason {
+            println!("  {}: {}: {r}", s.destination, s.state);
+        }
+        if s.run.status == RunState::Locked {
+            println!("  {}: Locked by a job that did not finish; check the pair, then `ferry unlock`", s.destination);
+        }
+    }
+}
+
+pub fn fingerprints(pairs: &[&Pair], single: bool, json: bool) {
+    if json {
+        let v: Vec<_> = pairs
+            .iter()
+            .map(|p| serde_json::json!({"fingerprint": p.fingerprint(), "source": p.source.to_string(), "destination": p.destination.to_string()}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+    } else if single {
+        println!("{}", pairs[0].fingerprint());
+    } else {
+        let rows: Vec<Vec<String>> =
+            pairs.iter().map(|p| vec![p.fingerprint(), p.source.to_string(), p.destination.to_string()]).collect();
+        print!("{}", table(&rows));
+    }
+}
+
+pub fn setup(pair: &Pair, items: &[Item], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items).expect("serializes"));
+        return;
+    }
+    println!("setup {} ({} -> {})", Engine::dest_name(pair), pair.source, pair.destination);
+    for i in items {
+        println!("  [{}] {}: {}", if i.ok { " ok " } else { "FAIL" }, i.what, i.detail);
+    }
+    let failed = items.iter().filter(|i| !i.ok).count();
+    if failed == 0 {
+        println!("ready: run `ferry initialize {}`", Engine::dest_name(pair));
+    } else {
+        println!("{failed} check(s) failed");
+    }
+}
+
+pub fn replicated(action: &str, pair: &Pair, r: &Replicated) -> String {
+    let rate = if r.seconds > 0.0 { r.bytes as f64 / r.seconds } else { 0.0 };
+    let mut s = format!(
+        "{action} {}: {} at {}/s in {:.1}s, checkpoint {}",
+        Engine::dest_name(pair),
+        format_bytes(r.bytes),
+        format_bytes(rate as u64),
+        r.seconds,
+        r.snapshot
+    );
+    if !r.pruned.is_empty() {
+        s.push_str(&format!(", {} old snapshot(s) destroyed on the source", r.pruned.len()));
+    }
+    s
+}
+
+pub fn last_suffix(last: Option<&LastResult>) -> String {
+    match last {
+        Some(l) if l.ok => format!(" (last: {} ok at {}, {})", l.action, time(l.finished), format_bytes(l.bytes)),
+        Some(l) => format!(" (last: {} FAILED at {}: {})", l.action, time(l.finished), l.error.clone().unwrap_or_default()),
+        None => String::new(),
+    }
+}
+
+pub fn config(c: &Config, json: bool) {
+    if json {
+        let pairs: Vec<_> = c
+            .pairs
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "fingerprint": p.fingerprint(), "kind": p.kind, "source": p.source.to_string(),
+                    "destination": p.destination.to_string(), "port": p.port, "transport": p.options.transport,
+                    "wlag": p.options.wlag.as_secs(), "clag": p.options.clag.as_secs(),
+                    "wrun": p.options.wrun.as_secs(), "crun": p.options.crun.as_secs(),
+                    "bwlimit": p.options.bwlimit, "compress": p.options.compress, "keep": p.options.keep,
+                })
+            })
+            .collect();
+        let hosts: Vec<_> = c
+            .hosts
+            .values()
+            .map(|h| serde_json::json!({"name": h.name, "address": h.address, "port": h.port, "user": h.user,
+                "key": h.key, "known_hosts": h.known_hosts, "trust_on_first_use": h.trust_on_first_use}))
+            .collect();
+        let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts, "pairs": pairs,
+            "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
+                "volumes": k.volumes.iter().map(|v| serde_json::json!({"at": v.at.to_string(), "listen": v.listen, "update": v.update})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
+        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        return;
+    }
+    println!("config {}: ok", c.path.display());
+    println!("state_dir {}", c.state_dir.display());
+    println!("hosts: {}", c.hosts.len());
+    for h in c.hosts.values() {
+        let key = h.key.as_ref().map(|k| k.display().to_string()).unwrap_or_else(|| "agent or default keys".into());
+        println!(
+            "  {}  {}@{}:{}  key {}  known_hosts {}{}",
+            h.name,
+            h.user,
+            h.address,
+            h.port,
+            key,
+            h.known_hosts.display(),
+            if h.trust_on_first_use { "  trust_on_first_use" } else { "" }
+        );
+    }
+    println!("pairs: {}", c.pairs.len());
+    for p in &c.pairs {
+        let o = &p.options;
+        println!(
+            "  {}  {} -> {}  {:?}/{:?}{}  wlag {} clag {} wrun {} crun {}  bwlimit {}  compress {}  keep {}",
+            &p.fingerprint()[..12],
+            p.source,
+            p.destination,
+            p.kind,
+            o.transport,
+            p.port.map(|x| format!(" port {x}")).unwrap_or_default(),
+            format_duration(o.wlag),
+            format_duration(o.clag),
+            format_duration(o.wrun),
+            format_duration(o.crun),
+            if o.bwlimit == 0 { "none".to_string() } else { format!("{}/s", format_bytes(o.bwlimit)) },
+            if o.compress == Compress::Zstd { "zstd" } else { "none" },
+            o.keep
+        );
+    }
+    if !c.clusters.is_empty() {
+        println!("clusters: {}", c.clusters.len());
+        for k in &c.clusters {
+            println!("  {}  persist_path {}", k.name, k.persist_path.display());
+            for v in &k.volumes {
+                println!("    {}  listen={} update={}", v.at, v.listen, v.update);
+            }
+        }
+    }
+}

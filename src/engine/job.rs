@@ -1,0 +1,159 @@
+//! One run of one action on one pair: holds the pair's lock, keeps its log, and publishes its
+//! progress to the state dir several times a second for any other process to read.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+
+use crate::config::Pair;
+use crate::state::last::LastResult;
+use crate::state::lock::{self, Lock};
+use crate::state::log::PairLog;
+use crate::state::progress::{Progress, RateTracker};
+use crate::state::{now_unix, StateDir};
+use crate::transport::Meter;
+
+/// Interval of progress writes: four a second, so a reader polling each second never sees stale data.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+struct Shared {
+    progress: Progress,
+    tracker: RateTracker,
+    /// When the current transfer began (rates count from here, not from the job's start).
+    transfer_start: Option<Instant>,
+    /// Meter reading when the transfer began.
+    base: u64,
+}
+
+pub struct Job {
+    lock: Option<Lock>,
+    pub log: PairLog,
+    pub meter: Meter,
+    shared: Arc<Mutex<Shared>>,
+    reporter: tokio::task::JoinHandle<()>,
+    path: std::path::PathBuf,
+    last_path: std::path::PathBuf,
+    started: Instant,
+    action: String,
+}
+
+impl Job {
+    /// Takes the pair's lock (refusing if a job runs or a dead job's lock remains) and starts reporting.
+    pub fn start(state: &StateDir, pair: &Pair, action: &str, verbose: bool) -> Result<Job> {
+        let fp = pair.fingerprint();
+        state.ensure_pair_dir(&fp)?;
+        let held = lock::acquire(&state.lock_path(&fp), action).map_err(|e| anyhow!("{e}"))?;
+        let log = PairLog::new(&state.log_path(&fp), verbose);
+        log.line(&format!("{action} {} -> {} started", pair.source, pair.destination));
+        let progress = Progress {
+            pid: std::process::id(),
+            action: action.to_string(),
+            fingerprint: fp.clone(),
+            source: pair.source.to_string(),
+            destination: pair.destination.to_string(),
+            phase: "connecting".into(),
+            started: now_unix(),
+            ..Default::default()
+        };
+        let shared = Arc::new(Mutex::new(Shared { progress, tracker: RateTracker::new(), transfer_start: None, base: 0 }));
+        let meter = Meter::new();
+        let path = state.progress_path(&fp);
+        let reporter = {
+            let (shared, meter, path) = (shared.clone(), meter.clone(), path.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REPORT_EVERY);
+                loop {
+                    tick.tick().await;
+                    let snapshot = {
+                        let mut s = shared.lock().unwrap();
+                        refresh(&mut s, meter.get());
+                        s.progress.clone()
+                    };
+                    let _ = snapshot.write(&path);
+                }
+            })
+        };
+        Ok(Job {
+            lock: Some(held),
+            log,
+            meter,
+            shared,
+            reporter,
+            path,
+            last_path: state.last_path(&fp),
+            started: Instant::now(),
+            action: action.to_string(),
+        })
+    }
+
+    pub fn phase(&self, phase: &str) {
+        self.log.line(phase);
+        let mut s = self.shared.lock().unwrap();
+        s.progress.phase = phase.split(':').next().unwrap_or(phase).to_string();
+    }
+
+    /// Marks the start of the byte stream; `expected` is the driver's estimate, if any.
+    pub fn begin_transfer(&self, expected: Option<u64>) {
+        let mut s = self.shared.lock().unwrap();
+        s.progress.phase = "transfer".into();
+        s.progress.expected = expected;
+        s.transfer_start = Some(Instant::now());
+        s.base = self.meter.get();
+        s.tracker = RateTracker::new();
+    }
+
+    /// Records the outcome, writes the final progress and last result, and releases the lock.
+    /// The lock goes on failure too: a failure ferry saw and handled leaves the destination at its
+    /// checkpoint. Only a job that dies without getting here leaves its lock for `unlock`.
+    pub fn finish<T>(mut self, result: &Result<T>) {
+        self.reporter.abort();
+        let seconds = self.started.elapsed().as_secs_f64();
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        let bytes = {
+            let mut s = self.shared.lock().unwrap();
+            refresh(&mut s, self.meter.get());
+            s.progress.finished = true;
+            s.progress.phase = if error.is_some() { "failed".into() } else { "done".into() };
+            s.progress.error = error.clone();
+            s.progress.eta_secs = None;
+            let _ = s.progress.write(&self.path);
+            s.progress.bytes
+        };
+        let last = LastResult {
+            action: self.action.clone(),
+            ok: error.is_none(),
+            finished: now_unix(),
+            seconds,
+            bytes,
+            error: error.clone(),
+        };
+        let _ = last.write(&self.last_path);
+        match &error {
+            None => self.log.line(&format!("{} done: {bytes} bytes in {seconds:.1}s", self.action)),
+            Some(e) => self.log.line(&format!("{} FAILED: {e}", self.action)),
+        }
+        if let Some(l) = self.lock.take() {
+            l.release();
+        }
+    }
+}
+
+fn refresh(s: &mut Shared, meter: u64) {
+    s.progress.updated_ms = chrono::Utc::now().timestamp_millis();
+    let Some(start) = s.transfer_start else { return };
+    let t = start.elapsed().as_secs_f64();
+    let bytes = meter.saturating_sub(s.base);
+    s.tracker.sample(t, bytes);
+    let p = &mut s.progress;
+    p.bytes = bytes;
+    p.elapsed_secs = t;
+    p.rate = s.tracker.current();
+    p.avg_rate = s.tracker.average();
+    // an estimate that the stream outgrew is no estimate: show no size rather than a wrong one
+    if p.expected.is_some_and(|e| bytes > e) {
+        p.expected = None;
+    }
+    p.eta_secs = s.tracker.eta(p.expected);
+    p.history = s.tracker.history();
+}

@@ -1,0 +1,220 @@
+//! initialize and update: snapshot the source, stream it into the destination, then move the
+//! checkpoint, in that order, so a job that dies at any point leaves the last good checkpoint.
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::Pair;
+use crate::driver::zfs::{commands, snapshot_name, Zfs};
+use crate::driver::{Capabilities, VolumeDriver, VolumeInfo};
+use crate::exec::Executor;
+use crate::transport;
+
+use super::assess::{assess, ours, State};
+use super::job::Job;
+use super::Engine;
+
+/// What a successful run did.
+#[derive(Debug, Clone)]
+pub struct Replicated {
+    pub snapshot: String,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Old ferry snapshots destroyed on the source.
+    pub pruned: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Receive with -F: roll back changes made on the destination by hand.
+    pub force: bool,
+}
+
+struct Sides {
+    src: Executor,
+    dst: Executor,
+    src_caps: Capabilities,
+    src_info: VolumeInfo,
+    dst_info: VolumeInfo,
+}
+
+/// Reads both sides, one exec each, concurrently.
+async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
+    job.phase("connecting");
+    let (src, dst) = engine.executors(pair).await?;
+    job.phase("inspecting");
+    let (src_list, dst_list) = ([pair.source.path.as_str()], [pair.destination.path.as_str()]);
+    let (s, d) = tokio::join!(Zfs.probe_and_inspect(&src, &src_list), Zfs.inspect(&dst, &dst_list));
+    let (src_caps, mut s) = s.context("source")?;
+    let mut d = d.context("destination")?;
+    Ok(Sides { src, dst, src_caps, src_info: s.remove(0), dst_info: d.remove(0) })
+}
+
+/// A snapshot name for now that the source does not hold yet (names have one-second resolution).
+async fn fresh_name(fp: &str, taken: &VolumeInfo) -> String {
+    loop {
+        let name = snapshot_name(fp, chrono::Utc::now());
+        if !taken.snapshots.iter().any(|s| s.name == name) {
+            return name;
+        }
+        let ms = 1000 - chrono::Utc::now().timestamp_subsec_millis() as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(ms + 5)).await;
+    }
+}
+
+/// Snapshot + send on the source, receive on the destination, bytes through the transport.
+async fn transfer(pair: &Pair, job: &Job, sides: &Sides, snap: &str, from: Option<&str>, force: bool) -> Result<transport::Transferred> {
+    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let expected = if sides.src_caps.send_estimate {
+        // OpenZFS: snapshot first, ask for the exact size, then send (one more round trip, worth it)
+        Zfs.snapshot(&sides.src, src_ds, snap).await?;
+        Zfs.estimate(&sides.src, &sides.src_caps, src_ds, snap, from).await.unwrap_or(None)
+    } else if from.is_none() {
+        sides.src_info.referenced
+    } else {
+        None
+    };
+    job.log.line(&format!("on {}: {}", sides.dst.host(), commands::receive(dst_ds, force)?));
+    let recv = Zfs.receive(&sides.dst, dst_ds, force).await?;
+    let send = if sides.src_caps.send_estimate {
+        let cmd = commands::send(src_ds, snap, from)?;
+        job.log.line(&format!("on {}: {cmd}", sides.src.host()));
+        sides.src.spawn(&cmd).await?
+    } else {
+        job.log.line(&format!("on {}: {}", sides.src.host(), commands::snapshot_and_send(src_ds, snap, from)?));
+        Zfs.snapshot_and_send(&sides.src, src_ds, snap, from).await?
+    };
+    job.begin_transfer(expected);
+    transport::pipe(send, recv, &job.meter, pair.options.bwlimit).await
+}
+
+/// Best effort: a snapshot that never reached the destination is removed again.
+async fn drop_orphan(job: &Job, ex: &Executor, ds: &str, snap: &str) {
+    if let Err(e) = Zfs.destroy_snapshots(ex, ds, &[snap.to_string()]).await {
+        job.log.line(&format!("could not remove {ds}@{snap} after the failure: {e:#}"));
+    }
+}
+
+pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
+    let job = Job::start(&engine.state, pair, "initialize", engine.verbose)?;
+    let result = initialize_in(engine, pair, &job, opts).await;
+    job.finish(&result);
+    result
+}
+
+async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) -> Result<Replicated> {
+    let fp = pair.fingerprint();
+    let sides = read_sides(engine, pair, job).await?;
+    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    if !sides.src_info.exists {
+        bail!("source {} does not exist", pair.source);
+    }
+    if sides.dst_info.exists {
+        let a = assess(&fp, &sides.src_info, &sides.dst_info);
+        if a.state == State::Synchronized {
+            bail!("pair is already initialized (Synchronized at {}); use `ferry update`", a.checkpoint.map(|c| c.name).unwrap_or_default());
+        }
+        // a run that died after its receive and before recording: finish the recording
+        let src_ours = ours(&sides.src_info, &fp);
+        let resumable = if sides.dst_info.fingerprint.is_none() {
+            ours(&sides.dst_info, &fp).into_iter().rev().find(|d| src_ours.iter().any(|s| s.name == d.name))
+        } else {
+            None
+        };
+        if let Some(snap) = resumable {
+            job.phase(&format!("finishing: destination already holds {}; recording it", snap.name));
+            record(job, &sides.dst, pair, &snap.name, true).await?;
+            return Ok(Replicated { snapshot: snap.name.clone(), bytes: 0, seconds: 0.0, pruned: vec![] });
+        }
+        bail!(
+            "destination {} already exists and is not this pair's replica ({}); destroy it by hand or choose another destination",
+            pair.destination,
+            a.state.reason().unwrap_or("unknown state")
+        );
+    }
+    if !Zfs.parent_exists(&sides.dst, dst_ds).await? {
+        bail!("the parent of destination {} does not exist; run `ferry setup` first", pair.destination);
+    }
+    let snap = fresh_name(&fp, &sides.src_info).await;
+    job.phase(&format!("transfer: full send of {src_ds}@{snap}"));
+    let moved = match transfer(pair, job, &sides, &snap, None, false).await {
+        Ok(m) => m,
+        Err(e) => {
+            drop_orphan(job, &sides.src, src_ds, &snap).await;
+            return Err(e);
+        }
+    };
+    job.phase("finishing: marking the destination");
+    record(job, &sides.dst, pair, &snap, true).await?;
+    Ok(Replicated { snapshot: snap, bytes: moved.bytes, seconds: moved.seconds, pruned: vec![] })
+}
+
+/// Records the checkpoint with the data: fingerprint, source, lastsnap; readonly on first time.
+async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool) -> Result<()> {
+    let fp = pair.fingerprint();
+    let source = pair.source.to_string();
+    let mut props: Vec<(&str, &str)> = Vec::new();
+    if first {
+        props.push(("readonly", "on"));
+        props.push((commands::PROP_FINGERPRINT, &fp));
+        props.push((commands::PROP_SOURCE, &source));
+    }
+    props.push((commands::PROP_LASTSNAP, snap));
+    let cmd = commands::set_properties(&pair.destination.path, &props)?;
+    job.log.line(&format!("on {}: {cmd}", dst.host()));
+    dst.run_ok(&cmd).await?;
+    if first {
+        Zfs.mount(dst, &pair.destination.path).await?;
+    }
+    Ok(())
+}
+
+pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
+    let job = Job::start(&engine.state, pair, "update", engine.verbose)?;
+    let result = update_in(engine, pair, &job, opts).await;
+    job.finish(&result);
+    result
+}
+
+async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Result<Replicated> {
+    let fp = pair.fingerprint();
+    let sides = read_sides(engine, pair, job).await?;
+    let a = assess(&fp, &sides.src_info, &sides.dst_info);
+    let checkpoint = match a.state {
+        State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint"),
+        State::Uninitialized => bail!("pair is Uninitialized: run `ferry initialize {}` first", Engine::dest_name(pair)),
+        State::Inconsistent(why) | State::Unknown(why) => bail!(
+            "pair is Inconsistent: {why}; inspect both sides, then re-create the destination and run `ferry initialize`"
+        ),
+    };
+    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let snap = fresh_name(&fp, &sides.src_info).await;
+    job.phase(&format!("transfer: incremental {}..{snap}", checkpoint.name));
+    let moved = match transfer(pair, job, &sides, &snap, Some(&checkpoint.name), opts.force).await {
+        Ok(m) => m,
+        Err(e) => {
+            drop_orphan(job, &sides.src, src_ds, &snap).await;
+            let text = format!("{e:#}");
+            if text.contains("has been modified") {
+                bail!("{text}; the destination {dst_ds} was changed by hand since the checkpoint: rerun with --force to roll it back (losing those changes)");
+            }
+            return Err(e);
+        }
+    };
+    job.phase("finishing: moving the checkpoint");
+    record(job, &sides.dst, pair, &snap, false).await?;
+    // retention on the source: the new checkpoint and the newest keep-1 before it stay
+    let keep = pair.options.keep as usize;
+    // every older one of ours reached the destination (as the checkpoint or an intermediate of -I)
+    let older: Vec<String> =
+        ours(&sides.src_info, &fp).into_iter().filter(|s| s.name != snap).map(|s| s.name.clone()).collect();
+    let pruned: Vec<String> = older.iter().take(older.len().saturating_sub(keep.saturating_sub(1))).cloned().collect();
+    if !pruned.is_empty() {
+        let cmd = commands::destroy_snapshots(src_ds, &pruned)?;
+        job.log.line(&format!("on {}: {cmd}", sides.src.host()));
+        // the data is safe at this point; a failed clean-up is reported in the log, not as a failure
+        if let Err(e) = Zfs.destroy_snapshots(&sides.src, src_ds, &pruned).await {
+            job.log.line(&format!("retention failed: {e:#}"));
+        }
+    }
+    Ok(Replicated { snapshot: snap, bytes: moved.bytes, seconds: moved.seconds, pruned })
+}

@@ -1,0 +1,68 @@
+//! Picking a pair from DEST: `host:path`, `path`, the last path component if unambiguous, or a
+//! fingerprint prefix.
+
+use crate::config::{Config, Pair};
+
+/// The pair DEST names, or a message saying why none or several match.
+pub fn select<'a>(config: &'a Config, dest: &str) -> Result<&'a Pair, String> {
+    let dest = dest.trim();
+    if dest.is_empty() {
+        return Err("empty DEST".into());
+    }
+    let by = |f: &dyn Fn(&Pair) -> bool| -> Vec<&'a Pair> { config.pairs.iter().filter(|p| f(p)).collect() };
+    let tiers: [Vec<&Pair>; 4] = [
+        by(&|p| p.destination.to_string() == dest),
+        by(&|p| p.destination.path == dest),
+        by(&|p| p.destination.path.rsplit('/').next() == Some(dest)),
+        if dest.len() >= 4 && dest.chars().all(|c| c.is_ascii_hexdigit()) {
+            by(&|p| p.fingerprint().starts_with(&dest.to_ascii_lowercase()))
+        } else {
+            Vec::new()
+        },
+    ];
+    for found in tiers {
+        match found.len() {
+            0 => continue,
+            1 => return Ok(found[0]),
+            _ => {
+                let names: Vec<String> = found.iter().map(|p| p.destination.to_string()).collect();
+                return Err(format!("{dest:?} is ambiguous: it matches {}", names.join(", ")));
+            }
+        }
+    }
+    Err(format!("no pair has destination {dest:?} (`ferry status` lists them)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = r#"
+[hosts.s1]
+address = "127.0.0.1"
+[[pair]]
+source = "s1:tank/data"
+destination = "backup/data"
+[[pair]]
+source = "s1:tank/web"
+destination = "backup/web"
+[[pair]]
+source = "s1:tank/web2"
+destination = "other/web"
+"#;
+        crate::config::parse(std::path::Path::new("t.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn forms_of_dest() {
+        let c = config();
+        assert_eq!(select(&c, "local:backup/data").unwrap().source.path, "tank/data");
+        assert_eq!(select(&c, "backup/web").unwrap().source.path, "tank/web");
+        assert_eq!(select(&c, "data").unwrap().source.path, "tank/data");
+        assert!(select(&c, "web").unwrap_err().contains("ambiguous"));
+        let fp = c.pairs[2].fingerprint();
+        assert_eq!(select(&c, &fp[..6]).unwrap().source.path, "tank/web2");
+        assert!(select(&c, "nothing").unwrap_err().contains("no pair"));
+    }
+}

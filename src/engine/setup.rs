@@ -1,0 +1,123 @@
+//! setup: checks (and prepares where it safely can) everything a first initialize needs, as a
+//! checklist. Every check runs even after one fails, so the operator sees the whole picture.
+
+use anyhow::Result;
+
+use crate::config::Pair;
+use crate::driver::zfs::Zfs;
+use crate::driver::VolumeDriver;
+use crate::exec::Executor;
+
+use super::Engine;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Item {
+    pub ok: bool,
+    pub what: String,
+    pub detail: String,
+}
+
+fn item(ok: bool, what: impl Into<String>, detail: impl Into<String>) -> Item {
+    Item { ok, what: what.into(), detail: detail.into() }
+}
+
+pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
+    let mut items = Vec::new();
+    let fp = pair.fingerprint();
+    items.push(match engine.state.ensure_pair_dir(&fp) {
+        Ok(dir) => match std::fs::write(dir.join(".write-test"), b"") {
+            Ok(()) => {
+                let _ = std::fs::remove_file(dir.join(".write-test"));
+                item(true, "state dir", dir.display().to_string())
+            }
+            Err(e) => item(false, "state dir", format!("{}: {e}", dir.display())),
+        },
+        Err(e) => item(false, "state dir", format!("{e:#}")),
+    });
+    let side = |label: &'static str, host: String, ds: String| async move {
+        let mut out = Vec::new();
+        let ex = match engine.executor(&host).await {
+            Ok(ex) => {
+                if host != crate::config::LOCAL {
+                    out.push(item(true, format!("{label} host {host}"), "SSH reachable, host key verified, authenticated"));
+                }
+                ex
+            }
+            Err(e) => {
+                out.push(item(false, format!("{label} host {host}"), format!("{e:#}")));
+                return (out, None);
+            }
+        };
+        let probe = Zfs.probe(&ex, &ds).await;
+        let caps = match probe {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(item(false, format!("{label} zfs"), format!("{e:#}")));
+                return (out, None);
+            }
+        };
+        let pool = ds.split('/').next().unwrap_or(&ds).to_string();
+        let version = caps.pool_version.map(|v| format!("pool version {v}")).unwrap_or_else(|| "feature-flag pool".into());
+        let found = caps.pool_version.is_some() || caps.list_parsable;
+        out.push(item(found, format!("{label} pool {pool}"), if found { version } else { format!("pool {pool} not found on {host}") }));
+        (out, Some((ex, caps)))
+    };
+    let ((s_items, s), (d_items, d)) = tokio::join!(
+        side("source", pair.source.host.clone(), pair.source.path.clone()),
+        side("destination", pair.destination.host.clone(), pair.destination.path.clone())
+    );
+    items.extend(s_items);
+    items.extend(d_items);
+    if let (Some((sx, scaps)), Some((dx, dcaps))) = (s, d) {
+        items.extend(datasets(pair, &sx, &dx).await);
+        // a stream from a newer pool version may not be receivable by an older one
+        let compatible = match (scaps.pool_version, dcaps.pool_version) {
+            (Some(s), Some(d)) => s <= d,
+            (None, Some(_)) => false,
+            _ => true,
+        };
+        let fmt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "feature flags".into());
+        items.push(item(
+            compatible,
+            "pool versions",
+            format!("source {} → destination {}", fmt(scaps.pool_version), fmt(dcaps.pool_version)),
+        ));
+    }
+    items
+}
+
+async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
+    let mut out = Vec::new();
+    let src = Zfs.inspect(sx, &[pair.source.path.as_str()]).await;
+    out.push(match src {
+        Ok(v) if v[0].exists => item(true, "source dataset", pair.source.to_string()),
+        Ok(_) => item(false, "source dataset", format!("{} does not exist", pair.source)),
+        Err(e) => item(false, "source dataset", format!("{e:#}")),
+    });
+    let dst = pair.destination.path.as_str();
+    match Zfs.inspect(dx, &[dst]).await {
+        Ok(v) if v[0].exists => {
+            let ours = v[0].fingerprint.as_deref() == Some(pair.fingerprint().as_str());
+            out.push(item(
+                ours,
+                "destination dataset",
+                if ours { "already initialized by this pair".to_string() } else { format!("{} exists and is not this pair's replica", pair.destination) },
+            ));
+        }
+        Ok(_) => out.push(item(true, "destination dataset", format!("{} absent (initialize creates it)", pair.destination))),
+        Err(e) => out.push(item(false, "destination dataset", format!("{e:#}"))),
+    }
+    out.push(parent(dx, dst).await.unwrap_or_else(|e| item(false, "destination parent", format!("{e:#}"))));
+    out
+}
+
+async fn parent(dx: &Executor, dst: &str) -> Result<Item> {
+    let Some((p, _)) = dst.rsplit_once('/') else {
+        return Ok(item(true, "destination parent", "destination is a pool's top dataset"));
+    };
+    if Zfs.parent_exists(dx, dst).await? {
+        return Ok(item(true, "destination parent", format!("{p} exists")));
+    }
+    Zfs.create_parent(dx, dst).await?;
+    Ok(item(true, "destination parent", format!("{p} created")))
+}
