@@ -106,6 +106,7 @@ mod tests {
             fingerprint: fp.map(String::from),
             source: None,
             lastsnap: None,
+            referenced: None,
             snapshots: snaps.iter().map(|(n, t)| snap(n, *t)).collect(),
         }
     }
