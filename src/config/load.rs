@@ -33,12 +33,33 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Integers or strings, as operators write `keep = 3` or `wlag = "2h"` or `wlag = 7200`.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
+/// Integers or strings, as operators write `wlag = "2h"` or `wlag = 7200`.
+#[derive(Debug, Clone)]
 enum Scalar {
     Int(i64),
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string like \"2h\" or \"50M\", or a whole number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v).map(Scalar::Int).map_err(|_| E::custom("number too large"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize, Debug, Default)]
