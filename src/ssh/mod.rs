@@ -2,16 +2,39 @@
 //! connection per host, and exec channels exposed as byte streams.
 //!
 //! INTERFACE CONTRACT (used by src/exec): keep these names and signatures.
+//!
+//! A [`Connection`] is one per configured host and serves any number of concurrent channels. Under
+//! it, each open channel has an SSH session (TCP connection) to itself; a session is reused for the
+//! next channel once its channel closes, so sequential commands cost one exec round trip and no new
+//! handshake. Why not multiplex channels on one session: russh's client grants window to the server
+//! as soon as data arrives, so the only way to stop a fast sender for a slow reader is to stop
+//! reading the whole TCP connection — which, with a `zfs send` channel feeding a `zfs recv` channel
+//! on the same host, would also stop the window adjustments the `recv` side waits for: a deadlock.
+//! With a session per open channel, backpressure on one stream never stalls another.
+
+mod auth;
+mod channel;
+mod connect;
+pub mod known_hosts;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::config::HostConfig;
+pub use auth::{key_file_message, load_key, KeyFileError, DEFAULT_KEYS};
+use connect::Session;
+pub use connect::{CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, KEEPALIVE_INTERVAL, KEEPALIVE_MAX};
+use known_hosts::HostLabel;
+
+/// Idle sessions a connection keeps for reuse; more are closed when their channel ends.
+pub const MAX_IDLE_SESSIONS: usize = 4;
 
 /// A command running on a host over one exec channel.
 pub struct RemoteProcess {
@@ -20,37 +43,147 @@ pub struct RemoteProcess {
     /// The command's stdout (channel data, stream 0).
     pub stdout: Option<Box<dyn AsyncRead + Send + Unpin>>,
     /// Resolves to (exit code, stderr capped at exec::STDERR_CAP) when the channel closes.
+    #[allow(clippy::type_complexity)]
     pub done: Pin<Box<dyn Future<Output = Result<(Option<i32>, String)>> + Send>>,
 }
 
 /// One authenticated SSH connection to a configured host.
 pub struct Connection {
     host: HostConfig,
+    /// Sessions with no open channel, ready for the next exec.
+    idle: Arc<Mutex<Vec<Session>>>,
+    /// Held while a new session is being opened: one handshake at a time per host, so a burst of
+    /// commands does not trip sshd's MaxStartups.
+    connecting: tokio::sync::Mutex<()>,
+    opened: AtomicUsize,
 }
 
 impl Connection {
+    /// Connects to `host` (verifying its key and authenticating) and keeps the session for the first exec.
+    pub async fn open(host: HostConfig) -> Result<Connection> {
+        let session = connect::open(&host).await?;
+        Ok(Connection {
+            host,
+            idle: Arc::new(Mutex::new(vec![session])),
+            connecting: tokio::sync::Mutex::new(()),
+            opened: AtomicUsize::new(1),
+        })
+    }
+
     pub fn host(&self) -> &HostConfig {
         &self.host
     }
 
+    /// How many SSH sessions (TCP connections) this connection has opened so far.
+    pub fn sessions_opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
+    }
+
     /// Opens an exec channel running `command`.
-    pub async fn exec(&self, _command: &str) -> Result<RemoteProcess> {
-        anyhow::bail!("ssh not built yet")
+    pub async fn exec(&self, command: &str) -> Result<RemoteProcess> {
+        loop {
+            let (session, fresh) = self.session().await?;
+            match session.channel_open_session().await {
+                Ok(ch) => {
+                    let idle = self.idle.clone();
+                    let release: channel::Release = Box::new(move |reusable| {
+                        if reusable && !session.is_closed() {
+                            let mut idle = idle.lock().unwrap();
+                            if idle.len() < MAX_IDLE_SESSIONS {
+                                idle.push(session);
+                            }
+                        }
+                    });
+                    return channel::start(&self.host, ch, command, release).await;
+                }
+                // An idle session that died meanwhile: drop it and take another or a new one.
+                Err(_) if !fresh => continue,
+                Err(e) => anyhow::bail!(
+                    "{}: cannot open a channel for `{command}`: {}",
+                    HostLabel(&self.host),
+                    connect::russh_message(&e)
+                ),
+            }
+        }
+    }
+
+    /// An idle session, else a new one. The flag is true for a new one.
+    async fn session(&self) -> Result<(Session, bool)> {
+        if let Some(s) = self.take_idle() {
+            return Ok((s, false));
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(s) = self.take_idle() {
+            return Ok((s, false));
+        }
+        let s = connect::open(&self.host).await?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok((s, true))
+    }
+
+    fn take_idle(&self) -> Option<Session> {
+        let mut idle = self.idle.lock().unwrap();
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
     }
 }
 
 /// Connections by host name, opened on first use and shared by every command of a run.
 pub struct Pool {
     hosts: BTreeMap<String, HostConfig>,
+    conns: Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Arc<Connection>>>>>,
 }
 
 impl Pool {
     pub fn new(hosts: BTreeMap<String, HostConfig>) -> Self {
-        Pool { hosts }
+        Pool {
+            hosts,
+            conns: Mutex::new(BTreeMap::new()),
+        }
     }
 
+    /// The connection to `host`, opened by the first caller; concurrent first callers wait for that
+    /// one. A failed open is not remembered: the next call tries again.
     pub async fn get(&self, host: &str) -> Result<Arc<Connection>> {
-        let h = self.hosts.get(host).ok_or_else(|| anyhow::anyhow!("undefined host {host:?}"))?;
-        anyhow::bail!("ssh to {} not built yet", h.name)
+        let h = self
+            .hosts
+            .get(host)
+            .ok_or_else(|| anyhow::anyhow!("undefined host {host:?}"))?;
+        let cell = self
+            .conns
+            .lock()
+            .unwrap()
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        let conn = cell
+            .get_or_try_init(|| async { Connection::open(h.clone()).await.map(Arc::new) })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    /// Time of one exec round trip (`true`) on the host's connection, opening it first if needed.
+    pub async fn round_trip(&self, host: &str) -> Result<Duration> {
+        let conn = self.get(host).await?;
+        let start = Instant::now();
+        let mut p = conn.exec("true").await?;
+        drop(p.stdin.take());
+        if let Some(mut out) = p.stdout.take() {
+            let mut sink = Vec::new();
+            out.read_to_end(&mut sink).await?;
+        }
+        let (code, stderr) = p.done.await?;
+        if code != Some(0) {
+            anyhow::bail!(
+                "{}: `true` failed: {}",
+                HostLabel(conn.host()),
+                crate::exec::describe_failure(code, &stderr)
+            );
+        }
+        Ok(start.elapsed())
     }
 }

@@ -1,0 +1,220 @@
+//! A real OpenSSH server for integration tests: `/usr/sbin/sshd` on a free loopback port, in a tempdir,
+//! with its own host key, an authorized client key and a known_hosts file; killed on drop.
+//!
+//! `Sshd::start()` returns None (after a loud SKIP message) when sshd is absent, and panics instead
+//! under `CI=true`.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry::config::HostConfig;
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    child: Child,
+    pub port: u16,
+    pub user: String,
+    /// The client's private key (in authorized_keys).
+    pub client_key: PathBuf,
+    /// A known_hosts file holding the server's key (written by `start`).
+    pub known_hosts: PathBuf,
+    /// The server's public key as `type base64`.
+    pub host_key: String,
+}
+
+fn keygen(path: &Path, kind: &str) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-C", "ferry-test", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("running ssh-keygen");
+    assert!(st.success(), "ssh-keygen -t {kind} failed");
+}
+
+/// `type base64` from a .pub file.
+fn pub_key(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Sshd {
+    /// Starts a server, or returns None when sshd is not installed (panics under CI=true).
+    pub fn start() -> Option<Sshd> {
+        if !Path::new(SSHD).exists() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{SSHD} is missing and CI=true: install openssh-server");
+            }
+            eprintln!(
+                "\n********** SKIP: {SSHD} is not installed; ssh tests did not run **********\n"
+            );
+            return None;
+        }
+        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-sshd-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let host_key_path = d.join("host_ed25519");
+        keygen(&host_key_path, "ed25519");
+        let client_key = d.join("client_ed25519");
+        keygen(&client_key, "ed25519");
+        std::fs::copy(d.join("client_ed25519.pub"), d.join("authorized_keys")).unwrap();
+        let host_key = pub_key(&d.join("host_ed25519.pub"));
+        let user = current_user();
+
+        // A port picked free may be taken before sshd binds it: retry a few times.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let config = d.join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                     PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {pid}\n\
+                     MaxSessions 64\nMaxStartups 64\nLogLevel INFO\n",
+                    hk = host_key_path.display(),
+                    ak = d.join("authorized_keys").display(),
+                    pid = d.join("sshd.pid").display(),
+                ),
+            )
+            .unwrap();
+            let log_path = d.join("sshd.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting sshd");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut up = false;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if up {
+                let s = Sshd {
+                    known_hosts: d.join("known_hosts"),
+                    dir,
+                    child,
+                    port,
+                    user,
+                    client_key,
+                    host_key,
+                };
+                s.write_known_hosts(&s.known_hosts);
+                return Some(s);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        }
+        panic!("sshd did not start; its log:\n{last_log}");
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// ferry's config for this server: host `name` at 127.0.0.1:port as this user, with the client
+    /// key and the known_hosts file holding the right key.
+    pub fn host(&self, name: &str) -> HostConfig {
+        self.host_with_known_hosts(name, &self.known_hosts)
+    }
+
+    pub fn host_with_known_hosts(&self, name: &str, known_hosts: &Path) -> HostConfig {
+        HostConfig {
+            name: name.to_string(),
+            address: "127.0.0.1".to_string(),
+            port: self.port,
+            user: self.user.clone(),
+            key: Some(self.client_key.clone()),
+            known_hosts: known_hosts.to_path_buf(),
+            trust_on_first_use: false,
+        }
+    }
+
+    /// The known_hosts line for this server's real key.
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}", self.port, self.host_key)
+    }
+
+    /// Writes a known_hosts file holding this server's key.
+    pub fn write_known_hosts(&self, path: &Path) {
+        std::fs::write(path, format!("{}\n", self.known_hosts_line())).unwrap();
+    }
+
+    /// Writes a known_hosts file in which this server's entry holds another (freshly made) key, on
+    /// line `1 + preceding_lines` after `preceding_lines` comment lines.
+    pub fn write_wrong_known_hosts(&self, path: &Path, preceding_lines: usize) {
+        let other = self.dir().join(format!("other_{}", rand_suffix()));
+        keygen(&other, "ed25519");
+        let mut text = String::new();
+        for i in 0..preceding_lines {
+            text.push_str(&format!("# line {}\n", i + 1));
+        }
+        text.push_str(&format!(
+            "[127.0.0.1]:{} {}\n",
+            self.port,
+            pub_key(&other.with_extension("pub"))
+        ));
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Removes a known_hosts file (the host becomes unknown).
+    pub fn remove_known_hosts(&self, path: &Path) {
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// sshd's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

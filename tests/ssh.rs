@@ -1,0 +1,512 @@
+//! The SSH layer against a real OpenSSH server: exec, exit codes and stderr, host key checks,
+//! authentication errors, large streams both ways, concurrent channels, and the connection pool.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::sshd::Sshd;
+use ferry::ssh::{Connection, Pool, RemoteProcess};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MIB: usize = 1024 * 1024;
+
+macro_rules! sshd {
+    () => {
+        match Sshd::start() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+/// Runs a command with empty stdin: (exit code, stdout, stderr).
+async fn run(conn: &Connection, cmd: &str) -> (Option<i32>, Vec<u8>, String) {
+    let mut p = conn.exec(cmd).await.unwrap();
+    drop(p.stdin.take());
+    let mut out = Vec::new();
+    p.stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
+    let (code, err) = p.done.await.unwrap();
+    (code, out, err)
+}
+
+async fn run_ok(conn: &Connection, cmd: &str) -> String {
+    let (code, out, err) = run(conn, cmd).await;
+    assert_eq!(code, Some(0), "`{cmd}` failed: {err}");
+    String::from_utf8(out).unwrap()
+}
+
+/// sha256 hex of a file on the (loopback) host, via the connection.
+async fn remote_sha256(conn: &Connection, path: &Path) -> String {
+    let out = run_ok(conn, &format!("sha256sum {}", path.display())).await;
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+/// A local `sha256sum` fed through its stdin.
+struct LocalSha {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl LocalSha {
+    fn new() -> Self {
+        let mut child = tokio::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        LocalSha { child, stdin }
+    }
+    async fn update(&mut self, data: &[u8]) {
+        self.stdin.write_all(data).await.unwrap();
+    }
+    async fn finish(self) -> String {
+        drop(self.stdin);
+        let out = self.child.wait_with_output().await.unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), one chunk at a time.
+struct Noise(u64);
+
+impl Noise {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            let v = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+async fn connect(sshd: &Sshd) -> Connection {
+    Connection::open(sshd.host("store1")).await.unwrap()
+}
+
+async fn open_err(host: ferry::config::HostConfig) -> String {
+    match Connection::open(host).await {
+        Ok(_) => panic!("connection should have been refused"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_prints_and_exits_zero() {
+    let sshd = sshd!();
+    let conn = connect(&sshd).await;
+    assert_eq!(conn.host().name, "store1");
+    let (code, out, err) = run(&conn, "echo hi").await;
+    assert_eq!(
+        (code, out.as_slice(), err.as_str()),
+        (Some(0), &b"hi\n"[..], "")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_command_reports_code_and_stderr() {
+    let sshd = sshd!();
+    let conn = connect(&sshd).await;
+    let (code, out, err) = run(&conn, "echo out; echo 'cannot open tank/x' >&2; exit 3").await;
+    assert_eq!(code, Some(3));
+    assert_eq!(out, b"out\n");
+    assert_eq!(err, "cannot open tank/x\n");
+    // Killed by a signal: no exit code.
+    let (code, _, _) = run(&conn, "kill -9 $$").await;
+    assert_eq!(code, None);
+    // Stderr is capped.
+    let (code, _, err) = run(&conn, "head -c 1000000 /dev/zero | tr '\\0' x >&2").await;
+    assert_eq!(code, Some(0));
+    assert_eq!(err.len(), ferry::exec::STDERR_CAP);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_host_key_is_refused_with_a_fix() {
+    let sshd = sshd!();
+    let kh = sshd.dir().join("empty_known_hosts");
+    sshd.remove_known_hosts(&kh);
+    let err = open_err(sshd.host_with_known_hosts("store1", &kh)).await;
+    let prefix = format!(
+        "host store1 (127.0.0.1:{}): unknown host key ssh-ed25519 SHA256:",
+        sshd.port
+    );
+    assert!(err.starts_with(&prefix), "{err}");
+    assert!(
+        err.contains(&format!(
+            "ssh-keyscan -p {} -t ed25519 127.0.0.1 >> {}",
+            sshd.port,
+            kh.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("trust_on_first_use = true"), "{err}");
+    assert!(
+        !kh.exists(),
+        "nothing is recorded without trust_on_first_use"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_host_key_is_refused_naming_the_line() {
+    let sshd = sshd!();
+    let kh = sshd.dir().join("wrong_known_hosts");
+    sshd.write_wrong_known_hosts(&kh, 2);
+    let mut host = sshd.host_with_known_hosts("store1", &kh);
+    host.trust_on_first_use = true; // never overrides a changed key
+    let err = open_err(host).await;
+    assert!(err.contains("HOST KEY CHANGED"), "{err}");
+    assert!(err.contains(&format!("{} line 3", kh.display())), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap().lines().count(),
+        3,
+        "the file is left alone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trust_on_first_use_records_the_key() {
+    let sshd = sshd!();
+    let kh = sshd.dir().join("new/dir/known_hosts");
+    let mut host = sshd.host_with_known_hosts("store1", &kh);
+    host.trust_on_first_use = true;
+    let conn = Connection::open(host.clone()).await.unwrap();
+    assert_eq!(run_ok(&conn, "echo ok").await, "ok\n");
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        format!("{}\n", sshd.known_hosts_line())
+    );
+    host.trust_on_first_use = false;
+    let conn = Connection::open(host).await.unwrap();
+    assert_eq!(run_ok(&conn, "echo again").await, "again\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hashed_known_hosts_entry_is_accepted() {
+    let sshd = sshd!();
+    let kh = sshd.dir().join("hashed_known_hosts");
+    sshd.write_known_hosts(&kh);
+    let st = std::process::Command::new("ssh-keygen")
+        .arg("-q")
+        .arg("-H")
+        .arg("-f")
+        .arg(&kh)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let text = std::fs::read_to_string(&kh).unwrap();
+    assert!(
+        text.starts_with("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let conn = Connection::open(sshd.host_with_known_hosts("store1", &kh))
+        .await
+        .unwrap();
+    assert_eq!(run_ok(&conn, "echo hashed").await, "hashed\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_refused_names_host_and_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = ferry::config::HostConfig {
+        name: "store1".into(),
+        address: "127.0.0.1".into(),
+        port,
+        user: "root".into(),
+        key: None,
+        known_hosts: "/nonexistent/known_hosts".into(),
+        trust_on_first_use: false,
+    };
+    let err = open_err(host).await;
+    assert_eq!(
+        err,
+        format!("host store1 (127.0.0.1:{port}): connection refused")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authentication_errors_are_clear() {
+    let sshd = sshd!();
+    // A key the server does not know.
+    let stranger = sshd.dir().join("stranger");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut host = sshd.host("store1");
+    host.key = Some(stranger.clone());
+    let err = open_err(host.clone()).await;
+    assert_eq!(
+        err,
+        format!(
+            "host store1: authentication as {} failed (tried: key {})",
+            sshd.user,
+            stranger.display()
+        )
+    );
+
+    // A passphrase-protected key.
+    let locked = sshd.dir().join("locked");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    host.key = Some(locked.clone());
+    let err = open_err(host.clone()).await;
+    assert!(
+        err.contains(&format!(
+            "key file {} is passphrase-protected; load it into ssh-agent and leave `key` unset",
+            locked.display()
+        )),
+        "{err}"
+    );
+
+    // A missing key file.
+    host.key = Some(sshd.dir().join("absent"));
+    let err = open_err(host).await;
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_64_mib_into_stdin() {
+    let sshd = sshd!();
+    let conn = connect(&sshd).await;
+    let file = sshd.dir().join("upload");
+    let mut p = conn
+        .exec(&format!("cat > {}", file.display()))
+        .await
+        .unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    let mut sha = LocalSha::new();
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut buf = vec![0u8; MIB];
+    for _ in 0..64 {
+        noise.fill(&mut buf);
+        stdin.write_all(&buf).await.unwrap();
+        sha.update(&buf).await;
+    }
+    stdin.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    p.stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut rest)
+        .await
+        .unwrap();
+    let (code, err) = p.done.await.unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 64 * MIB as u64);
+    assert_eq!(remote_sha256(&conn, &file).await, sha.finish().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_64_mib_out_of_stdout() {
+    let sshd = sshd!();
+    let conn = connect(&sshd).await;
+    let file = sshd.dir().join("download");
+    let mut p = conn
+        .exec(&format!(
+            "head -c {} /dev/urandom | tee {}",
+            64 * MIB,
+            file.display()
+        ))
+        .await
+        .unwrap();
+    drop(p.stdin.take());
+    let mut out = p.stdout.take().unwrap();
+    let mut sha = LocalSha::new();
+    let mut buf = vec![0u8; MIB];
+    let mut total = 0;
+    loop {
+        let n = out.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+        sha.update(&buf[..n]).await;
+    }
+    let (code, err) = p.done.await.unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(total, 64 * MIB);
+    assert_eq!(remote_sha256(&conn, &file).await, sha.finish().await);
+}
+
+/// A send channel feeding a receive channel on the same connection, as a same-host replication does.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_channels_at_once_on_one_connection() {
+    let sshd = sshd!();
+    let conn = connect(&sshd).await;
+    let (a, b) = (sshd.dir().join("a"), sshd.dir().join("b"));
+    let mut send = conn
+        .exec(&format!(
+            "head -c {} /dev/urandom | tee {}",
+            32 * MIB,
+            a.display()
+        ))
+        .await
+        .unwrap();
+    // A slow receiver: the sender must wait for it without stalling anything else.
+    let mut recv = conn
+        .exec(&format!("sleep 1; cat > {}", b.display()))
+        .await
+        .unwrap();
+    drop(send.stdin.take());
+    let mut from = send.stdout.take().unwrap();
+    let mut to = recv.stdin.take().unwrap();
+    let copied = tokio::time::timeout(Duration::from_secs(120), async {
+        let n = tokio::io::copy(&mut from, &mut to).await.unwrap();
+        to.shutdown().await.unwrap();
+        n
+    })
+    .await
+    .expect("send → recv on one connection stalled");
+    assert_eq!(copied, 32 * MIB as u64);
+    assert_eq!(send.done.await.unwrap().0, Some(0));
+    drop(recv.stdout.take());
+    assert_eq!(recv.done.await.unwrap().0, Some(0));
+    assert_eq!(
+        remote_sha256(&conn, &a).await,
+        remote_sha256(&conn, &b).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdin_fails_instead_of_hanging_when_the_command_is_gone() {
+    let sshd = sshd!();
+    let conn = connect(&sshd).await;
+    let mut p: RemoteProcess = conn.exec("true").await.unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    let buf = vec![7u8; MIB];
+    let r = tokio::time::timeout(Duration::from_secs(30), async {
+        for _ in 0..64 {
+            stdin.write_all(&buf).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .expect("writing to a finished command hung");
+    assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+    assert_eq!(p.done.await.unwrap().0, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_or_dropped_stdout_does_not_block_completion() {
+    let sshd = sshd!();
+    let conn = connect(&sshd).await;
+    let mut p = conn
+        .exec(&format!("head -c {} /dev/zero; echo done >&2", 64 * MIB))
+        .await
+        .unwrap();
+    drop(p.stdin.take());
+    drop(p.stdout.take());
+    let (code, err) = tokio::time::timeout(Duration::from_secs(60), p.done)
+        .await
+        .expect("stalled")
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(err, "done\n");
+    // The session is still good for the next command.
+    assert_eq!(run_ok(&conn, "echo next").await, "next\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pool_shares_one_connection_per_host() {
+    let sshd = sshd!();
+    let mut hosts = BTreeMap::new();
+    hosts.insert("store1".to_string(), sshd.host("store1"));
+    let pool = Pool::new(hosts);
+    let (a, b) = tokio::join!(pool.get("store1"), pool.get("store1"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "concurrent first calls must share one connection"
+    );
+    let c = pool.get("store1").await.unwrap();
+    assert!(Arc::ptr_eq(&a, &c));
+    for _ in 0..3 {
+        let rtt = pool.round_trip("store1").await.unwrap();
+        assert!(rtt < Duration::from_secs(5), "{rtt:?}");
+    }
+    assert_eq!(
+        a.sessions_opened(),
+        1,
+        "sequential commands reuse the session"
+    );
+    let err = pool.get("nowhere").await.err().unwrap().to_string();
+    assert!(err.contains("undefined host \"nowhere\""), "{err}");
+}
+
+/// Prints throughput both ways; size from FERRY_SSH_BENCH_MIB (default 32). For the real figure:
+/// `FERRY_SSH_BENCH_MIB=256 cargo test --release --test ssh throughput -- --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+async fn throughput() {
+    let sshd = sshd!();
+    let mib: usize = std::env::var("FERRY_SSH_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let conn = connect(&sshd).await;
+
+    let mut p = conn
+        .exec(&format!("head -c {} /dev/zero", mib * MIB))
+        .await
+        .unwrap();
+    drop(p.stdin.take());
+    let mut out = p.stdout.take().unwrap();
+    let mut buf = vec![0u8; 4 * MIB];
+    let (mut total, start) = (0, Instant::now());
+    loop {
+        let n = out.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let down = start.elapsed();
+    assert_eq!(p.done.await.unwrap().0, Some(0));
+    assert_eq!(total, mib * MIB);
+
+    let mut p = conn.exec("cat > /dev/null").await.unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    let start = Instant::now();
+    for _ in 0..mib / 4 {
+        stdin.write_all(&buf).await.unwrap();
+    }
+    stdin.shutdown().await.unwrap();
+    drop(p.stdout.take());
+    assert_eq!(p.done.await.unwrap().0, Some(0));
+    let up = start.elapsed();
+    let rate = |d: Duration| (mib / 4 * 4) as f64 / d.as_secs_f64();
+    eprintln!(
+        "ssh throughput, {mib} MiB over loopback: out of stdout {:.0} MiB/s, into stdin {:.0} MiB/s",
+        mib as f64 / down.as_secs_f64(),
+        rate(up)
+    );
+}
