@@ -453,6 +453,7 @@ async fn pool_shares_one_connection_per_host() {
     for _ in 0..3 {
         let rtt = pool.round_trip("store1").await.unwrap();
         assert!(rtt < Duration::from_secs(5), "{rtt:?}");
+        eprintln!("exec round trip on an open connection: {rtt:?}");
     }
     assert_eq!(
         a.sessions_opened(),
@@ -509,4 +510,105 @@ async fn throughput() {
         mib as f64 / down.as_secs_f64(),
         rate(up)
     );
+}
+
+/// An RSA key signs with rsa-sha2-* (this OpenSSH refuses ssh-rsa SHA-1 signatures).
+#[tokio::test(flavor = "multi_thread")]
+async fn rsa_key_authenticates() {
+    let sshd = sshd!();
+    let mut host = sshd.host("store1");
+    host.key = Some(sshd.authorize_new_key("rsa"));
+    let conn = Connection::open(host).await.unwrap();
+    assert_eq!(run_ok(&conn, "echo rsa").await, "rsa\n");
+}
+
+/// With no `key`: the agent's identities, then ~/.ssh/id_*; and the error when neither exists.
+/// Runs in a child process of this test binary, since it sets HOME and SSH_AUTH_SOCK.
+#[test]
+fn agent_and_default_keys_without_a_configured_key() {
+    if std::env::var_os("FERRY_SSH_AGENT_CHILD").is_none() {
+        if !Path::new(common::sshd::SSHD).exists() {
+            let _ = Sshd::start(); // prints the SKIP message (or panics under CI)
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "agent_and_default_keys_without_a_configured_key",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("FERRY_SSH_AGENT_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "child test failed:\n{text}"
+        );
+        return;
+    }
+    let sshd = Sshd::start().unwrap();
+    let home = sshd.dir().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    // Only this test runs in this process, and no other thread exists yet.
+    std::env::set_var("HOME", &home);
+    std::env::remove_var("SSH_AUTH_SOCK");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut host = sshd.host("store1");
+    host.key = None;
+
+    // Nothing to try.
+    let err = rt.block_on(open_err(host.clone()));
+    assert_eq!(
+        err,
+        format!(
+            "host store1: authentication as {} failed (tried: no ssh-agent and no key in ~/.ssh)",
+            sshd.user
+        )
+    );
+
+    // An agent holding the authorized key.
+    let sock = sshd.dir().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(&sshd.client_key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    std::env::set_var("SSH_AUTH_SOCK", &sock);
+    let r = rt.block_on(async {
+        let conn = Connection::open(host.clone()).await?;
+        anyhow::Ok(run_ok(&conn, "echo agent").await)
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(r.unwrap(), "agent\n");
+
+    // The agent is gone; ~/.ssh/id_ed25519 is the authorized key.
+    std::env::remove_var("SSH_AUTH_SOCK");
+    std::fs::copy(&sshd.client_key, home.join(".ssh/id_ed25519")).unwrap();
+    let out = rt.block_on(async {
+        let conn = Connection::open(host.clone()).await.unwrap();
+        run_ok(&conn, "echo default").await
+    });
+    assert_eq!(out, "default\n");
 }

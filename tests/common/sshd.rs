@@ -199,6 +199,19 @@ impl Sshd {
         let _ = std::fs::remove_file(path);
     }
 
+    /// Makes a new client key of `kind` (`rsa`, `ecdsa`, `ed25519`), authorizes it, returns its path.
+    pub fn authorize_new_key(&self, kind: &str) -> PathBuf {
+        let path = self.dir().join(format!("client_{kind}_{}", rand_suffix()));
+        keygen(&path, kind);
+        let line = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        let mut ak = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir().join("authorized_keys"))
+            .unwrap();
+        std::io::Write::write_all(&mut ak, line.as_bytes()).unwrap();
+        path
+    }
+
     /// sshd's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir().join("sshd.log")).unwrap_or_default()
