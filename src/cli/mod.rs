@@ -1,6 +1,27 @@
 //! The command line: parses, calls the engine, prints. Errors go to stderr as
 //! `ferry: error: ACTION DEST: message`; initialize and update are silent on success unless -v.
 
+/// println! that ends the process quietly when stdout is a closed pipe (`ferry status | head -1`)
+/// instead of panicking; SIGPIPE stays ignored so a receiver that dies never kills a job.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($t)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// print! with the same handling as `outln!`.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout().lock(), $($t)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 mod args;
 mod print;
 
@@ -48,7 +69,7 @@ fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
     let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
     let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
     if cli.nagios {
-        println!("FERRY CRITICAL - {}{dest}: {}", action.name(), msg.lines().next().unwrap_or(""));
+        outln!("FERRY CRITICAL - {}{dest}: {}", action.name(), msg.lines().next().unwrap_or(""));
         return Level::Critical.exit_code();
     }
     eprintln!("ferry: error: {}{dest}: {msg}", action.name());
@@ -65,7 +86,7 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
         Ok(c) => c,
         Err(e) => {
             if cli.nagios {
-                println!("FERRY UNKNOWN - {}: config: {e:#}", action.name());
+                outln!("FERRY UNKNOWN - {}: config: {e:#}", action.name());
                 return Level::Unknown.exit_code();
             }
             return fail(cli, action, &e);
@@ -98,14 +119,14 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Logfile { dest } => {
             let p = one(engine, dest)?;
-            println!("{}", engine.state.log_path(&p.fingerprint()).display());
+            outln!("{}", engine.state.log_path(&p.fingerprint()).display());
             Ok(0)
         }
         Action::Unlock { dest } => {
             let p = one(engine, dest)?;
             match lock::unlock(&engine.state.lock_path(&p.fingerprint())).map_err(|e| anyhow!("{e}"))? {
-                Some(i) => println!("unlocked {} (lock of {} by pid {} started {})", Engine::dest_name(p), i.action, i.pid, print::time(i.started)),
-                None => println!("{} was not locked", Engine::dest_name(p)),
+                Some(i) => outln!("unlocked {} (lock of {} by pid {} started {})", Engine::dest_name(p), i.action, i.pid, print::time(i.started)),
+                None => outln!("{} was not locked", Engine::dest_name(p)),
             }
             Ok(0)
         }
@@ -118,7 +139,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             if cli.nagios {
                 let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
                 let (level, line) = nagios::line(&checks);
-                println!("{line}");
+                outln!("{line}");
                 return Ok(level.exit_code());
             }
             print::status(&st, *full, cli.json);
@@ -143,17 +164,17 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             if cli.nagios {
                 let st = status::status(engine, &[p]).await;
                 let (level, line) = nagios::line(&[st[0].check(p)]);
-                println!("{line}");
+                outln!("{line}");
                 return Ok(level.exit_code());
             }
             if cli.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"action": action.name(), "destination": p.destination.to_string(),
                         "snapshot": done.snapshot, "bytes": done.bytes, "seconds": done.seconds, "pruned": done.pruned})
                 );
             } else if cli.verbose || cli.debug {
-                println!("{}", print::replicated(action.name(), p, &done));
+                outln!("{}", print::replicated(action.name(), p, &done));
             }
             Ok(0)
         }
@@ -171,11 +192,11 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
     let info = status::run_info(&engine.state, pair);
     match info.status {
         RunState::Idle => {
-            println!("no job is running for {name}{}", print::last_suffix(info.last.as_ref()));
+            outln!("no job is running for {name}{}", print::last_suffix(info.last.as_ref()));
             return Ok(0);
         }
         RunState::Locked => {
-            println!("no job is running for {name}: it is Locked by a job that died; check it, then `ferry unlock {name}`");
+            outln!("no job is running for {name}: it is Locked by a job that died; check it, then `ferry unlock {name}`");
             return Ok(1);
         }
         _ => {}
@@ -189,17 +210,17 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
         let running = matches!(now.status, RunState::Running | RunState::Initializing);
         if let Some(p) = p.as_ref().filter(|p| p.started >= started) {
             if json {
-                println!("{}", serde_json::to_string(p)?);
+                outln!("{}", serde_json::to_string(p)?);
             } else {
-                println!("{}", observe::progress_line(p));
+                outln!("{}", observe::progress_line(p));
             }
         }
         if !running {
             let ok = now.last.as_ref().map(|l| l.ok).unwrap_or(false);
             match now.last {
-                Some(l) if !l.ok => println!("{} failed: {}", l.action, l.error.unwrap_or_default()),
-                Some(l) => println!("{} finished: {} in {:.1}s", l.action, crate::config::units::format_bytes(l.bytes), l.seconds),
-                None => println!("the job ended"),
+                Some(l) if !l.ok => outln!("{} failed: {}", l.action, l.error.unwrap_or_default()),
+                Some(l) => outln!("{} finished: {} in {:.1}s", l.action, crate::config::units::format_bytes(l.bytes), l.seconds),
+                None => outln!("the job ended"),
             }
             return Ok(if ok { 0 } else { 1 });
         }

@@ -44,7 +44,7 @@ fn table(rows: &[Vec<String>]) -> String {
 
 pub fn status(st: &[PairStatus], full: bool, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(st).expect("status serializes"));
+        outln!("{}", serde_json::to_string_pretty(st).expect("status serializes"));
         return;
     }
     let mut rows = vec![{
@@ -73,13 +73,13 @@ pub fn status(st: &[PairStatus], full: bool, json: bool) {
         }
         rows.push(row);
     }
-    print!("{}", table(&rows));
+    out!("{}", table(&rows));
     for s in st {
         if let Some(r) = &s.reason {
-            println!("  {}: {}: {r}", s.destination, s.state);
+            outln!("  {}: {}: {r}", s.destination, s.state);
         }
         if s.run.status == RunState::Locked {
-            println!("  {}: Locked by a job that did not finish; check the pair, then `ferry unlock`", s.destination);
+            outln!("  {}: Locked by a job that did not finish; check the pair, then `ferry unlock`", s.destination);
         }
     }
 }
@@ -90,30 +90,30 @@ pub fn fingerprints(pairs: &[&Pair], single: bool, json: bool) {
             .iter()
             .map(|p| serde_json::json!({"fingerprint": p.fingerprint(), "source": p.source.to_string(), "destination": p.destination.to_string()}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
     } else if single {
-        println!("{}", pairs[0].fingerprint());
+        outln!("{}", pairs[0].fingerprint());
     } else {
         let rows: Vec<Vec<String>> =
             pairs.iter().map(|p| vec![p.fingerprint(), p.source.to_string(), p.destination.to_string()]).collect();
-        print!("{}", table(&rows));
+        out!("{}", table(&rows));
     }
 }
 
 pub fn setup(pair: &Pair, items: &[Item], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(items).expect("serializes"));
+        outln!("{}", serde_json::to_string_pretty(items).expect("serializes"));
         return;
     }
-    println!("setup {} ({} -> {})", Engine::dest_name(pair), pair.source, pair.destination);
+    outln!("setup {} ({} -> {})", Engine::dest_name(pair), pair.source, pair.destination);
     for i in items {
-        println!("  [{}] {}: {}", if i.ok { " ok " } else { "FAIL" }, i.what, i.detail);
+        outln!("  [{}] {}: {}", if i.ok { " ok " } else { "FAIL" }, i.what, i.detail);
     }
     let failed = items.iter().filter(|i| !i.ok).count();
     if failed == 0 {
-        println!("ready: run `ferry initialize {}`", Engine::dest_name(pair));
+        outln!("ready: run `ferry initialize {}`", Engine::dest_name(pair));
     } else {
-        println!("{failed} check(s) failed");
+        outln!("{failed} check(s) failed");
     }
 }
 
@@ -165,15 +165,15 @@ pub fn config(c: &Config, json: bool) {
         let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts, "pairs": pairs,
             "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
                 "volumes": k.volumes.iter().map(|v| serde_json::json!({"at": v.at.to_string(), "listen": v.listen, "update": v.update})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
-        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
         return;
     }
-    println!("config {}: ok", c.path.display());
-    println!("state_dir {}", c.state_dir.display());
-    println!("hosts: {}", c.hosts.len());
+    outln!("config {}: ok", c.path.display());
+    outln!("state_dir {}", c.state_dir.display());
+    outln!("hosts: {}", c.hosts.len());
     for h in c.hosts.values() {
         let key = h.key.as_ref().map(|k| k.display().to_string()).unwrap_or_else(|| "agent or default keys".into());
-        println!(
+        outln!(
             "  {}  {}@{}:{}  key {}  known_hosts {}{}",
             h.name,
             h.user,
@@ -184,10 +184,10 @@ pub fn config(c: &Config, json: bool) {
             if h.trust_on_first_use { "  trust_on_first_use" } else { "" }
         );
     }
-    println!("pairs: {}", c.pairs.len());
+    outln!("pairs: {}", c.pairs.len());
     for p in &c.pairs {
         let o = &p.options;
-        println!(
+        outln!(
             "  {}  {} -> {}  {:?}/{:?}{}  wlag {} clag {} wrun {} crun {}  bwlimit {}  compress {}  keep {}",
             &p.fingerprint()[..12],
             p.source,
@@ -205,11 +205,11 @@ pub fn config(c: &Config, json: bool) {
         );
     }
     if !c.clusters.is_empty() {
-        println!("clusters: {}", c.clusters.len());
+        outln!("clusters: {}", c.clusters.len());
         for k in &c.clusters {
-            println!("  {}  persist_path {}", k.name, k.persist_path.display());
+            outln!("  {}  persist_path {}", k.name, k.persist_path.display());
             for v in &k.volumes {
-                println!("    {}  listen={} update={}", v.at, v.listen, v.update);
+                outln!("    {}  listen={} update={}", v.at, v.listen, v.update);
             }
         }
     }

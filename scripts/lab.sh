@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# A self-contained lab: two zfs-fuse pools on sparse files (a "remote" source reached over a
+# loopback sshd with its own host key, and a local destination) and a ferry config with a few
+# pairs. Used by the demo, the benchmarks and the screenshots.
+#
+#   scripts/lab.sh up   [DIR]   create (idempotent) and print the config path
+#   scripts/lab.sh down [DIR]   stop sshd, destroy the pools, remove DIR
+#
+# Pools are named after DIR's hash so two labs never collide. Default DIR: ./lab
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+
+cmd=${1:-up}
+dir=$(realpath -m "${2:-lab}")
+tag=$(printf '%s' "$dir" | md5sum | cut -c1-6)
+src=labsrc$tag
+dst=labdst$tag
+size=${LAB_POOL_SIZE:-2G}
+
+sshd_pid() { [ -f "$dir/sshd.pid" ] && cat "$dir/sshd.pid" 2>/dev/null; }
+
+destroy_pool() {
+    local p=$1
+    zpool list -H -o name "$p" >/dev/null 2>&1 || return 0
+    for _ in $(seq 1 20); do
+        zpool destroy -f "$p" 2>/dev/null && return 0
+        sleep 0.5
+    done
+    echo "lab: could not destroy pool $p" >&2
+}
+
+if [ "$cmd" = down ]; then
+    pid=$(sshd_pid || true)
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    destroy_pool "$src"
+    destroy_pool "$dst"
+    rm -rf "$dir"
+    echo "lab: $dir removed"
+    exit 0
+fi
+[ "$cmd" = up ] || { echo "usage: scripts/lab.sh up|down [DIR]" >&2; exit 2; }
+
+bash scripts/deps.sh >/dev/null
+mkdir -p "$dir/mnt" "$dir/ssh" "$dir/state"
+
+# pools on sparse files
+for p in "$src" "$dst"; do
+    if ! zpool list -H -o name "$p" >/dev/null 2>&1; then
+        truncate -s "$size" "$dir/$p.img"
+        zpool create -f -m "$dir/mnt/$p" "$p" "$dir/$p.img" >/dev/null
+    fi
+done
+zfs list -H -o name "$dst/replica" >/dev/null 2>&1 || zfs create "$dst/replica"
+
+# a loopback sshd with its own host key, our client key and a known_hosts naming it
+ssh=$dir/ssh
+[ -f "$ssh/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$ssh/host_ed25519" -C lab-host
+[ -f "$ssh/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$ssh/id_ed25519" -C lab-client
+cp "$ssh/id_ed25519.pub" "$ssh/authorized_keys"
+port_file=$dir/sshd.port
+if [ -z "$(sshd_pid || true)" ] || ! kill -0 "$(sshd_pid)" 2>/dev/null; then
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    echo "$port" > "$port_file"
+    cat > "$ssh/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $ssh/host_ed25519
+AuthorizedKeysFile $ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $dir/sshd.pid
+MaxSessions 64
+MaxStartups 64
+EOF
+    mkdir -p /run/sshd
+    /usr/sbin/sshd -f "$ssh/sshd_config" -E "$dir/sshd.log"
+    for _ in $(seq 1 50); do
+        [ -f "$dir/sshd.pid" ] && break
+        sleep 0.1
+    done
+fi
+port=$(cat "$port_file")
+echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$ssh/host_ed25519.pub")" > "$ssh/known_hosts"
+
+# source datasets with some data
+for ds in home vm db; do
+    if ! zfs list -H -o name "$src/$ds" >/dev/null 2>&1; then
+        zfs create "$src/$ds"
+    fi
+done
+mnt=$dir/mnt/$src
+[ -f "$mnt/home/notes.txt" ] || { seq 1 20000 > "$mnt/home/notes.txt"; mkdir -p "$mnt/home/docs"; head -c 8M /dev/urandom > "$mnt/home/docs/report.bin"; }
+[ -f "$mnt/vm/disk.img" ] || head -c 48M /dev/urandom > "$mnt/vm/disk.img"
+[ -f "$mnt/db/table.dat" ] || head -c 16M /dev/urandom > "$mnt/db/table.dat"
+
+cat > "$dir/ferry.toml" <<EOF
+# ferry demo lab: "store1" is this machine's loopback sshd, standing in for a remote site.
+state_dir = "$dir/state"
+
+[defaults]
+transport = "ssh"
+wlag = "30m"
+clag = "2h"
+keep = 3
+
+[hosts.store1]
+address = "127.0.0.1"
+port = $port
+user = "root"
+key = "$ssh/id_ed25519"
+known_hosts = "$ssh/known_hosts"
+
+[[pair]]
+source = "store1:$src/home"
+destination = "$dst/replica/home"
+
+[[pair]]
+source = "store1:$src/vm"
+destination = "$dst/replica/vm"
+wlag = "10m"
+
+[[pair]]
+source = "store1:$src/db"
+destination = "$dst/replica/db"
+EOF
+echo "$dir/ferry.toml"

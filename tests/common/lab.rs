@@ -1,0 +1,156 @@
+//! A replication lab for integration tests: a source pool reached over a real loopback sshd
+//! (host `store1`), a local destination pool, a config file and a state dir, and a way to run
+//! the real `ferry` binary against them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use super::sshd::Sshd;
+use super::zfs::TestPool;
+
+pub struct Lab {
+    pub src: TestPool,
+    pub dst: TestPool,
+    pub sshd: Sshd,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    /// Source dataset (without host) and destination dataset.
+    pub src_ds: String,
+    pub dst_ds: String,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Lab {
+    /// Pools of the given sizes (MiB), a dataset `data` on the source, and a config with one pair
+    /// `store1:<src>/data -> <dst>/rep/data` plus `pair_extra` TOML lines.
+    pub fn new(name: &str, src_mb: u64, dst_mb: u64, pair_extra: &str) -> Option<Lab> {
+        let src = TestPool::create(&format!("{name}s"), src_mb)?;
+        let dst = TestPool::create(&format!("{name}d"), dst_mb)?;
+        let sshd = Sshd::start()?;
+        let src_ds = src.create_dataset("data");
+        let dst_ds = dst.ds("rep/data");
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-lab-")
+            .tempdir()
+            .unwrap();
+        let config = dir.path().join("ferry.toml");
+        let lab = Lab {
+            src,
+            dst,
+            sshd,
+            dir,
+            config,
+            src_ds,
+            dst_ds,
+        };
+        lab.write_config(pair_extra, &lab.sshd.known_hosts.clone(), false);
+        Some(lab)
+    }
+
+    pub fn write_config(&self, pair_extra: &str, known_hosts: &Path, tofu: bool) {
+        let text = format!(
+            "state_dir = \"{state}\"\n\n[hosts.store1]\naddress = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\n\
+             key = \"{key}\"\nknown_hosts = \"{kh}\"\ntrust_on_first_use = {tofu}\n\n\
+             [[pair]]\nsource = \"store1:{src}\"\ndestination = \"{dst}\"\n{pair_extra}\n",
+            state = self.state_dir().display(),
+            port = self.sshd.port,
+            user = self.sshd.user,
+            key = self.sshd.client_key.display(),
+            kh = known_hosts.display(),
+            src = self.src_ds,
+            dst = self.dst_ds,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// zettabee's fingerprint, computed here independently of ferry.
+    pub fn fingerprint(&self) -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '%s' 'store1:{}::local:{}' | md5sum | cut -d' ' -f1",
+                self.src_ds, self.dst_ds
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn src_mnt(&self) -> PathBuf {
+        super::zfs::mountpoint(&self.src_ds)
+    }
+
+    pub fn dst_mnt(&self) -> PathBuf {
+        super::zfs::mountpoint(&self.dst_ds)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        c.arg("-c").arg(&self.config).args(args);
+        c.env_remove("FERRY_CONFIG").env_remove("SSH_AUTH_SOCK");
+        c
+    }
+
+    pub fn ferry(&self, args: &[&str]) -> Run {
+        let out: Output = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ferry");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs ferry and panics with its output unless it exits 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.ferry(args);
+        assert_eq!(
+            r.code, 0,
+            "ferry {args:?} failed\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The pair's status as `status --json` reports it.
+    pub fn status(&self) -> serde_json::Value {
+        let r = self.ferry(&["--json", "status"]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status --json: {e}\nstdout: {}\nstderr: {}",
+                r.stdout, r.stderr
+            )
+        });
+        v[0].clone()
+    }
+
+    pub fn progress(&self) -> Option<serde_json::Value> {
+        let p = self
+            .state_dir()
+            .join(self.fingerprint())
+            .join("progress.json");
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    }
+}
