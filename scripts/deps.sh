@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Install and start what the real-component tests need (see DESIGN.md,
+# "Testing for real"). Idempotent: a second run installs nothing and only
+# checks. Needs root (or passwordless sudo) when a package is missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+
+PACKAGES=(zfs-fuse openssh-server openssh-client mbuffer zstd sanoid tmux pv)
+
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO=(sudo -n)
+    else
+        SUDO=(false)
+    fi
+fi
+
+installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "${SUDO[*]}" = false ]; then
+        echo "deps: missing packages (${missing[*]}) and not root: cannot install" >&2
+        exit 1
+    fi
+    echo "deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    # Maintainer scripts may try to start daemons (zfs-fuse, sshd); without
+    # an init system that can fail harmlessly: we start what we need below.
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends -o Dpkg::Options::=--force-confdef \
+        -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+    for p in "${missing[@]}"; do
+        installed "$p" || { echo "deps: $p did not install" >&2; exit 1; }
+    done
+fi
+
+# FUSE device for zfs-fuse
+if [ ! -e /dev/fuse ]; then
+    "${SUDO[@]}" modprobe fuse 2>/dev/null || true
+fi
+if [ ! -e /dev/fuse ]; then
+    "${SUDO[@]}" mknod /dev/fuse c 10 229
+    "${SUDO[@]}" chmod 666 /dev/fuse
+fi
+if [ ! -c /dev/fuse ]; then
+    echo "deps: /dev/fuse is missing or not a character device" >&2
+    exit 1
+fi
+
+# sshd refuses to start without its privilege-separation directory
+[ -d /run/sshd ] || "${SUDO[@]}" mkdir -p -m 0755 /run/sshd
+
+"${SUDO[@]:-env}" bash scripts/zfs-fuse-start.sh
+
+# cargo: rustup installs it in ~/.cargo/bin, which a non-login shell may lack
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH=$HOME/.cargo/bin:$PATH
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "deps: cargo not found (neither on PATH nor in ~/.cargo/bin)" >&2
+    exit 1
+fi
+
+pools=$(zpool list -H -o name 2>/dev/null | wc -l)
+echo "deps: ok: ${#PACKAGES[@]} packages present (${#missing[@]} installed now), /dev/fuse ok, zfs-fuse answering ($pools pools), $(cargo --version)"
