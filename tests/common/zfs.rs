@@ -12,7 +12,8 @@
 //! - `zfs send -P`, `send -n` do not exist; `send -v` is accepted but prints
 //!   nothing. Send takes only `-R -D -p -i -I`. No size estimate.
 //! - `zfs receive` usage lists only `-v -n -F -d`; `-u` is accepted (leaves
-//!   it unmounted); no `-s` (resume), `-o`, `-x`, `-e`. No `receive_resume_token` property (`zfs get` exits 2 with
+//!   it unmounted) and so is `-e`; no `-s` (resume), `-o`, `-x`.
+//!   No `receive_resume_token` property (`zfs get` exits 2 with
 //!   "bad property list"), no `zfs bookmark` ("unrecognized command"), no
 //!   `written` property. `guid` and `createtxg` exist.
 //! - `zpool get version <pool>` answers `23` (source `default`).
