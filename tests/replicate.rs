@@ -6,7 +6,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lab::Lab;
-use common::zfs::{is_read_only, run, snapshots, tree_checksum, write_random_file, zfs_get};
+use common::zfs::{is_read_only, remount, run, snapshots, tree_checksum, write_random_file, zfs_get};
+
+/// Checksum of the destination as stored: zfs-fuse keeps stale page cache across an incremental
+/// receive into a mounted dataset, so remount first (OpenZFS needs no such step).
+fn dst_sum(lab: &Lab) -> String {
+    remount(&lab.dst_ds);
+    tree_checksum(&lab.dst_mnt())
+}
 
 fn ferry_snaps(ds: &str) -> Vec<String> {
     snapshots(ds).into_iter().filter(|s| s.contains("@ferry.")).collect()
@@ -27,7 +34,7 @@ fn initialize_update_intermediates_and_noop() {
 
     let init = lab.ok(&["initialize", "data"]);
     assert_eq!(init.stdout, "", "initialize is silent on success");
-    assert_eq!(tree_checksum(&src), tree_checksum(&lab.dst_mnt()));
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
     assert!(is_read_only(&lab.dst_ds), "destination must be read-only after initialize");
     assert_eq!(zfs_get(&lab.dst_ds, "ferry:fingerprint"), lab.fingerprint());
     assert_eq!(zfs_get(&lab.dst_ds, "ferry:source"), format!("store1:{}", lab.src_ds));
@@ -43,10 +50,10 @@ fn initialize_update_intermediates_and_noop() {
     std::fs::remove_file(src.join("dir/sub/b.bin")).unwrap();
     run(&format!("zfs snapshot {}@manual1", lab.src_ds));
     write_random_file(&src.join("c.bin"), 2 << 20, 4);
-    assert_ne!(tree_checksum(&src), tree_checksum(&lab.dst_mnt()));
+    assert_ne!(tree_checksum(&src), dst_sum(&lab));
     let up = lab.ok(&["-v", "update", "data"]);
     assert!(up.stdout.contains("update "), "-v reports: {}", up.stdout);
-    assert_eq!(tree_checksum(&src), tree_checksum(&lab.dst_mnt()));
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
     assert!(snapshots(&lab.dst_ds).iter().any(|s| s.ends_with("@manual1")), "{:?}", snapshots(&lab.dst_ds));
     let second = zfs_get(&lab.dst_ds, "ferry:lastsnap");
     assert_ne!(first, second);
@@ -55,7 +62,7 @@ fn initialize_update_intermediates_and_noop() {
     for _ in 0..3 {
         lab.ok(&["update", "data"]);
     }
-    assert_eq!(tree_checksum(&src), tree_checksum(&lab.dst_mnt()));
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized");
     assert_eq!(st["checkpoint"], zfs_get(&lab.dst_ds, "ferry:lastsnap").as_str());
@@ -107,7 +114,7 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     write_random_file(&src.join("small.bin"), 1 << 20, 7);
     lab.ok(&["setup", "data"]);
     lab.ok(&["initialize", "data"]);
-    let old_sum = tree_checksum(&lab.dst_mnt());
+    let old_sum = dst_sum(&lab);
     let old_cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
     write_random_file(&src.join("big.bin"), 200 << 20, 8);
 
@@ -135,7 +142,7 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     assert_eq!(st["state"], "Synchronized", "destination still at its checkpoint: {st}");
     assert_eq!(st["checkpoint"], old_cp.as_str());
     assert_eq!(zfs_get(&lab.dst_ds, "ferry:lastsnap"), old_cp);
-    assert_eq!(tree_checksum(&lab.dst_mnt()), old_sum, "destination readable at the old checkpoint");
+    assert_eq!(dst_sum(&lab), old_sum, "destination readable at the old checkpoint");
 
     let refused = lab.ferry(&["update", "data"]);
     assert_eq!(refused.code, 1);
@@ -145,7 +152,7 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     // unlimited now: rewrite the config without the limit
     lab.write_config("", &lab.sshd.known_hosts.clone(), false);
     lab.ok(&["update", "data"]);
-    assert_eq!(tree_checksum(&src), tree_checksum(&lab.dst_mnt()));
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
     assert_eq!(lab.status()["status"], "Idle");
 }
 
@@ -196,7 +203,7 @@ fn destination_too_small_fails_clearly_and_keeps_the_checkpoint() {
     lab.ok(&["setup", "data"]);
     lab.ok(&["initialize", "data"]);
     let old_cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
-    let old_sum = tree_checksum(&lab.dst_mnt());
+    let old_sum = dst_sum(&lab);
     write_random_file(&src.join("big.bin"), 150 << 20, 12);
     let r = lab.ferry(&["update", "data"]);
     assert_eq!(r.code, 1);
@@ -206,7 +213,7 @@ fn destination_too_small_fails_clearly_and_keeps_the_checkpoint() {
     assert_eq!(st["state"], "Synchronized");
     assert_eq!(st["status"], "Idle", "a failure ferry handled leaves no lock");
     assert_eq!(st["checkpoint"], old_cp.as_str());
-    assert_eq!(tree_checksum(&lab.dst_mnt()), old_sum);
+    assert_eq!(dst_sum(&lab), old_sum);
     // the source's failed snapshot was taken back: only the checkpoint remains
     assert_eq!(ferry_snaps(&lab.src_ds).len(), 1, "{:?}", ferry_snaps(&lab.src_ds));
 }

@@ -291,7 +291,11 @@ impl TestPool {
     /// Create dataset `pool/sub` (parents too) and return its name.
     pub fn create_dataset(&self, sub: &str) -> String {
         let ds = self.ds(sub);
+        // concurrent `zfs create` (a mount) deadlocked zfs-fuse here in 1 of 2 rounds of
+        // two parallel creates; serialized, 15 rounds passed
+        let lock = admin_lock();
         run(&format!("zfs create -p {ds}"));
+        drop(lock);
         ds
     }
 }
