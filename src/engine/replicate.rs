@@ -87,9 +87,19 @@ async fn transfer(pair: &Pair, job: &Job, sides: &Sides, snap: &str, from: Optio
     transport::pipe(send, recv, &job.meter, pair.options.bwlimit).await
 }
 
-/// Best effort: a snapshot that never reached the destination is removed again.
+/// Best effort: a snapshot that never reached the destination is removed again. The sender may
+/// still be exiting and hold it ("dataset is busy"), hence the short retries.
 async fn drop_orphan(job: &Job, ex: &Executor, ds: &str, snap: &str) {
-    if let Err(e) = Zfs.destroy_snapshots(ex, ds, &[snap.to_string()]).await {
+    let mut last = None;
+    for _ in 0..6 {
+        match Zfs.destroy_snapshots(ex, ds, &[snap.to_string()]).await {
+            Ok(()) => return,
+            Err(e) if format!("{e:#}").contains("does not exist") => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    if let Some(e) = last {
         job.log.line(&format!("could not remove {ds}@{snap} after the failure: {e:#}"));
     }
 }
