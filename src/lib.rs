@@ -1,7 +1,7 @@
 //! ferry: asynchronous replication of storage between sites.
 //!
 //! The modules follow the layers of DESIGN.md, each using only those below it:
-//! `cli` → `engine` → (`monitor`, `driver`, `transport`) → `exec` → `ssh` → (`state`, `config`).
+//! `cli`, `tui` → `engine` → (`monitor`, `driver`, `transport`) → `exec` → `ssh` → (`state`, `config`).
 
 pub mod cli;
 pub mod config;
@@ -12,3 +12,4 @@ pub mod monitor;
 pub mod ssh;
 pub mod state;
 pub mod transport;
+pub mod tui;

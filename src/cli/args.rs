@@ -60,6 +60,8 @@ pub enum Action {
     Fingerprint { dest: Option<String> },
     /// Validate the config and print what it says
     Check,
+    /// The full-screen console (also what `ferry` with no action opens on a terminal)
+    Console,
 }
 
 impl Action {
@@ -74,6 +76,7 @@ impl Action {
             Action::Logfile { .. } => "logfile",
             Action::Fingerprint { .. } => "fingerprint",
             Action::Check => "check",
+            Action::Console => "console",
         }
     }
 
@@ -86,7 +89,7 @@ impl Action {
             | Action::Unlock { dest }
             | Action::Logfile { dest } => Some(dest),
             Action::Status { dest, .. } | Action::Fingerprint { dest } => dest.as_deref(),
-            Action::Check => None,
+            Action::Check | Action::Console => None,
         }
     }
 }

@@ -42,15 +42,16 @@ use crate::state::progress::Progress;
 
 /// Runs the binary; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let Some(action) = cli.action.as_ref() else {
+    let mut cli = Cli::parse();
+    if cli.action.is_none() {
         if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-            eprintln!("ferry: the console is not built yet; give an ACTION (see ferry --help)");
+            cli.action = Some(Action::Console);
         } else {
-            eprintln!("ferry: no ACTION given (see ferry --help)");
+            eprintln!("ferry: no ACTION given and not on a terminal (see ferry --help)");
+            return 2;
         }
-        return 2;
-    };
+    }
+    let action = cli.action.as_ref().expect("set above");
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -107,6 +108,10 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
     match action {
         Action::Check => {
             print::config(&engine.config, cli.json);
+            Ok(0)
+        }
+        Action::Console => {
+            crate::tui::run(engine).await?;
             Ok(0)
         }
         Action::Fingerprint { dest } => {
