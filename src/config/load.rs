@@ -73,6 +73,33 @@ struct RawConfig {
     pairs: Vec<Spanned<RawEntry>>,
     #[serde(default, rename = "cluster")]
     clusters: Vec<Spanned<RawCluster>>,
+    console: Option<RawConsole>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    theme: Option<Spanned<String>>,
+    refresh: Option<Spanned<Scalar>>,
+    #[serde(default)]
+    keys: BTreeMap<String, Spanned<String>>,
+}
+
+/// "u", "U", "?", "enter", "ctrl-r", "alt-x", "f5": one key, optionally with one modifier.
+pub fn check_key(spec: &str) -> Result<(), String> {
+    let base = ["ctrl-", "alt-", "shift-"].iter().find_map(|m| spec.strip_prefix(m)).unwrap_or(spec);
+    let named = [
+        "enter", "esc", "tab", "backtab", "space", "up", "down", "left", "right", "home", "end", "pageup",
+        "pagedown", "delete", "backspace", "insert",
+    ];
+    let ok = base.chars().count() == 1
+        || named.contains(&base)
+        || base.strip_prefix('f').and_then(|n| n.parse::<u8>().ok()).is_some_and(|n| (1..=12).contains(&n));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{spec:?} is not a key (a character, enter, esc, tab, space, arrows, f1..f12, with ctrl-/alt-/shift-)"))
+    }
 }
 
 /// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in defaults.
@@ -284,7 +311,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         clusters.push(Cluster { name, persist_path: expand_home(rc.persist_path.get_ref()), volumes });
     }
 
-    Ok(Config { path: path.to_path_buf(), state_dir, defaults, hosts, pairs, clusters })
+    let console = cx.console(raw.console.as_ref())?;
+    Ok(Config { path: path.to_path_buf(), state_dir, defaults, hosts, pairs, clusters, console })
 }
 
 fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
@@ -347,6 +375,36 @@ impl Cx<'_> {
             }
         }
         ConfigError { file: self.file.to_path_buf(), line, key, message }
+    }
+
+    fn console(&self, raw: Option<&RawConsole>) -> Result<ConsoleConfig, ConfigError> {
+        let mut c = ConsoleConfig { theme: None, refresh: std::time::Duration::from_secs(10), keys: BTreeMap::new() };
+        let Some(r) = raw else { return Ok(c) };
+        if let Some(t) = &r.theme {
+            if t.get_ref().is_empty() {
+                return Err(self.err(t.span(), "theme", "must not be empty"));
+            }
+            c.theme = Some(t.get_ref().clone());
+        }
+        if let Some(v) = &r.refresh {
+            c.refresh = self.duration(v, "refresh")?;
+            if c.refresh.as_secs() == 0 {
+                return Err(self.err(v.span(), "refresh", "must be at least 1s"));
+            }
+        }
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (action, key) in &r.keys {
+            let name = format!("keys.{action}");
+            if !CONSOLE_ACTIONS.contains(&action.as_str()) {
+                return Err(self.err(key.span(), &name, &format!("unknown console action (one of {})", CONSOLE_ACTIONS.join(", "))));
+            }
+            check_key(key.get_ref()).map_err(|m| self.err(key.span(), &name, &m))?;
+            if let Some(other) = seen.insert(key.get_ref().clone(), action.clone()) {
+                return Err(self.err(key.span(), &name, &format!("key {:?} is already bound to {other}", key.get_ref())));
+            }
+            c.keys.insert(action.clone(), key.get_ref().clone());
+        }
+        Ok(c)
     }
 
     fn duration(&self, v: &Spanned<Scalar>, key: &str) -> Result<std::time::Duration, ConfigError> {

@@ -5,5 +5,5 @@ mod model;
 pub mod names;
 pub mod units;
 
-pub use load::{expand_home, load, locate, parse, ConfigError};
+pub use load::{check_key, expand_home, load, locate, parse, ConfigError};
 pub use model::*;

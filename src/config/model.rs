@@ -16,6 +16,25 @@ pub struct Config {
     pub hosts: BTreeMap<String, HostConfig>,
     pub pairs: Vec<Pair>,
     pub clusters: Vec<Cluster>,
+    pub console: ConsoleConfig,
+}
+
+/// Console actions whose keys `[console.keys]` may rebind.
+pub const CONSOLE_ACTIONS: &[&str] = &[
+    "quit", "help", "up", "down", "page_up", "page_down", "top", "bottom", "detail", "back", "filter",
+    "sort", "reverse", "next_view", "theme", "refresh", "setup", "initialize", "update", "unlock",
+    "purge", "logfile", "fingerprint",
+];
+
+/// The `[console]` table: look and keys of the full-screen console.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// A built-in theme name (dark, light, high-contrast) or a theme TOML file.
+    pub theme: Option<String>,
+    /// How often pair status is re-read from the hosts.
+    pub refresh: Duration,
+    /// Action name -> key ("u", "ctrl-r", "f5", "enter").
+    pub keys: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
