@@ -54,6 +54,17 @@ pub enum Action {
     Runstatus { dest: String },
     /// Remove the lock a dead job left (refused while a job runs)
     Unlock { dest: String },
+    /// List this pair's ferry snapshots beyond `keep` on both sides; destroy them with --yes.
+    /// With --all: the destination replica and the pair's markers, so it can be initialized again
+    Purge {
+        dest: String,
+        /// Destroy the destination replica, this pair's source snapshots and its state files
+        #[arg(long)]
+        all: bool,
+        /// Really destroy (without it, purge only lists)
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print the path of the pair's log
     Logfile { dest: String },
     /// Print pair fingerprints
@@ -73,6 +84,7 @@ impl Action {
             Action::Status { .. } => "status",
             Action::Runstatus { .. } => "runstatus",
             Action::Unlock { .. } => "unlock",
+            Action::Purge { .. } => "purge",
             Action::Logfile { .. } => "logfile",
             Action::Fingerprint { .. } => "fingerprint",
             Action::Check => "check",
@@ -87,6 +99,7 @@ impl Action {
             | Action::Update { dest, .. }
             | Action::Runstatus { dest }
             | Action::Unlock { dest }
+            | Action::Purge { dest, .. }
             | Action::Logfile { dest } => Some(dest),
             Action::Status { dest, .. } | Action::Fingerprint { dest } => dest.as_deref(),
             Action::Check | Action::Console => None,

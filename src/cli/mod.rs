@@ -35,7 +35,7 @@ pub use args::{Action, Cli};
 
 use crate::config::{self, Config, Pair};
 use crate::engine::status::RunState;
-use crate::engine::{observe, replicate, select, setup, status, Engine};
+use crate::engine::{observe, purge, replicate, select, setup, status, Engine};
 use crate::monitor::{nagios, Level};
 use crate::state::lock;
 use crate::state::progress::Progress;
@@ -181,6 +181,12 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             } else if cli.verbose || cli.debug {
                 outln!("{}", print::replicated(action.name(), p, &done));
             }
+            Ok(0)
+        }
+        Action::Purge { dest, all, yes } => {
+            let p = one(engine, dest)?;
+            let plan = if *all { purge::purge_all(engine, p, *yes).await? } else { purge::purge(engine, p, *yes).await? };
+            print::purge(&plan, cli.json);
             Ok(0)
         }
         Action::Runstatus { dest } => {

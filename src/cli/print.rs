@@ -214,3 +214,33 @@ pub fn config(c: &Config, json: bool) {
         }
     }
 }
+
+/// What purge destroyed or, without --yes, would destroy.
+pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(p).expect("purge serializes"));
+        return;
+    }
+    let verb = if p.done { "destroyed" } else { "would destroy" };
+    if p.destroy_destination {
+        outln!("{verb} destination {} (the replica and all its snapshots)", p.destination);
+    }
+    for (side, list) in [(&p.source, &p.source_snapshots), (&p.destination, &p.destination_snapshots)] {
+        if p.destroy_destination && side == &p.destination {
+            continue;
+        }
+        if list.is_empty() {
+            outln!("{side}: nothing to purge");
+        }
+        for s in list {
+            outln!("{verb} {side}@{s}");
+        }
+    }
+    if let Some(cp) = &p.checkpoint {
+        outln!("checkpoint {cp} is kept");
+    }
+    let any = p.destroy_destination || !p.source_snapshots.is_empty() || !p.destination_snapshots.is_empty();
+    if !p.done && any {
+        outln!("(nothing destroyed: add --yes to do it)");
+    }
+}

@@ -34,6 +34,7 @@ pub struct Job {
     reporter: tokio::task::JoinHandle<()>,
     path: std::path::PathBuf,
     last_path: std::path::PathBuf,
+    success_path: std::path::PathBuf,
     started: Instant,
     action: String,
 }
@@ -82,6 +83,7 @@ impl Job {
             reporter,
             path,
             last_path: state.last_path(&fp),
+            success_path: state.success_path(&fp),
             started: Instant::now(),
             action: action.to_string(),
         })
@@ -129,6 +131,9 @@ impl Job {
             error: error.clone(),
         };
         let _ = last.write(&self.last_path);
+        if last.ok {
+            let _ = last.write(&self.success_path);
+        }
         match &error {
             None => self.log.line(&format!("{} done: {bytes} bytes in {seconds:.1}s", self.action)),
             Some(e) => self.log.line(&format!("{} FAILED: {e}", self.action)),

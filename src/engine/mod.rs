@@ -4,6 +4,7 @@
 pub mod assess;
 pub mod job;
 pub mod observe;
+pub mod purge;
 pub mod replicate;
 pub mod select;
 pub mod setup;

@@ -51,6 +51,11 @@ impl StateDir {
     pub fn last_path(&self, fp: &str) -> PathBuf {
         self.pair_dir(fp).join("last.json")
     }
+
+    /// The last job that succeeded (`last.json` holds the last one, failed or not).
+    pub fn success_path(&self, fp: &str) -> PathBuf {
+        self.pair_dir(fp).join("success.json")
+    }
 }
 
 /// Writes a file atomically (temp file + rename), so readers never see half of it.
