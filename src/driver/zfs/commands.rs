@@ -142,6 +142,11 @@ pub fn parent_exists(ds: &str) -> anyhow::Result<Option<String>> {
     }))
 }
 
+/// The host's pools with size, allocation and health (the console's hosts view).
+pub fn pools() -> String {
+    "zpool list -H -o name,size,alloc,health".to_string()
+}
+
 pub fn mount(ds: &str) -> anyhow::Result<String> {
     let ds = q(checked(ds)?);
     Ok(format!("zfs mount {ds} 2>/dev/null; true"))

@@ -76,6 +76,19 @@ impl Zfs {
         Ok(())
     }
 
+    /// (name, size, allocated, health) of every pool on the host.
+    pub async fn pools(&self, ex: &Executor) -> Result<Vec<(String, String, String, String)>> {
+        let out = ex.run_ok(&commands::pools()).await?;
+        Ok(out
+            .stdout_text()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() >= 4).then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].to_string()))
+            })
+            .collect())
+    }
+
     pub async fn mount(&self, ex: &Executor, ds: &str) -> Result<()> {
         ex.run(&commands::mount(ds)?).await?;
         Ok(())

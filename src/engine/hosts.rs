@@ -1,0 +1,52 @@
+//! Host health for the console: reachability, round trip of one command, and the pools served.
+
+use std::time::{Duration, Instant};
+
+use crate::driver::zfs::Zfs;
+
+use super::Engine;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostReport {
+    pub name: String,
+    pub address: String,
+    pub rtt: Option<Duration>,
+    pub error: Option<String>,
+    /// (name, size, allocated, health).
+    pub pools: Vec<(String, String, String, String)>,
+}
+
+/// How long a host may take before it shows as unreachable.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connects (or reuses the connection), times one command, and lists the pools.
+pub async fn probe(engine: &Engine, host: &str) -> HostReport {
+    let address = engine
+        .config
+        .hosts
+        .get(host)
+        .map(|h| format!("{}:{}", h.address, h.port))
+        .unwrap_or_else(|| "this machine".into());
+    let mut r = HostReport {
+        name: host.to_string(),
+        address,
+        rtt: None,
+        error: None,
+        pools: Vec::new(),
+    };
+    let work = async {
+        let ex = engine.executor(host).await?;
+        let t = Instant::now();
+        let pools = Zfs.pools(&ex).await?;
+        anyhow::Ok((t.elapsed(), pools))
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, work).await {
+        Ok(Ok((rtt, pools))) => {
+            r.rtt = Some(rtt);
+            r.pools = pools;
+        }
+        Ok(Err(e)) => r.error = Some(format!("{e:#}")),
+        Err(_) => r.error = Some(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
+    }
+    r
+}

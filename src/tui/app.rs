@@ -1,0 +1,661 @@
+//! The console's state and what input does to it. Input never runs anything itself: it returns
+//! `Command`s that the run loop hands to the background layer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
+};
+use ratatui::layout::Rect;
+
+use crate::config::{Config, Pair};
+use crate::engine::status::{PairStatus, RunInfo, RunState};
+use crate::engine::Engine;
+
+use super::event::{Event, HostView, SystemView};
+use super::keys::{Act, KeyMap};
+use super::theme::Theme;
+
+/// Work for the background layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Start `ferry ACTION DEST [args]` as a detached process.
+    Launch {
+        action: String,
+        dest: String,
+        args: Vec<String>,
+    },
+    RefreshStatus,
+    LoadLog {
+        fingerprint: String,
+    },
+    /// Ask the engine what `purge DEST` would destroy (a dry run), for the dialog.
+    PreviewPurge {
+        dest: String,
+    },
+    Suspend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Pairs,
+    Hosts,
+    Clusters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Destination,
+    Source,
+    State,
+    Lag,
+    Status,
+    Rate,
+}
+
+impl SortKey {
+    pub fn next(self) -> SortKey {
+        use SortKey::*;
+        match self {
+            Destination => Source,
+            Source => State,
+            State => Lag,
+            Lag => Status,
+            Status => Rate,
+            Rate => Destination,
+        }
+    }
+    pub fn word(self) -> &'static str {
+        match self {
+            SortKey::Destination => "destination",
+            SortKey::Source => "source",
+            SortKey::State => "state",
+            SortKey::Lag => "lag",
+            SortKey::Status => "status",
+            SortKey::Rate => "rate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialog {
+    /// Shows what will happen; `y` runs `on_yes`.
+    Confirm {
+        title: String,
+        body: Vec<String>,
+        on_yes: Command,
+    },
+    /// Dangerous: the operator types `expected` (the destination's name) to run `on_ok`.
+    TypeToConfirm {
+        title: String,
+        body: Vec<String>,
+        expected: String,
+        typed: String,
+        on_ok: Command,
+    },
+    /// Purge's dry run: `y` purges old snapshots, `A` moves to removing the whole replica.
+    Purge {
+        dest: String,
+        text: Option<String>,
+    },
+    Info {
+        title: String,
+        body: Vec<String>,
+    },
+}
+
+pub struct App {
+    pub config: Arc<Config>,
+    pub state_root: std::path::PathBuf,
+    pub theme: Theme,
+    pub keys: KeyMap,
+    pub view: View,
+    /// Per config pair: last full status (None until the first read).
+    pub statuses: Vec<Option<PairStatus>>,
+    /// Per config pair: lock and progress from the state dir.
+    pub runs: Vec<Option<RunInfo>>,
+    /// Config pair indices in display order (filtered and sorted).
+    pub order: Vec<usize>,
+    /// Position in `order`.
+    pub selected: usize,
+    /// First visible row of the table.
+    pub offset: usize,
+    pub sort: SortKey,
+    pub reverse: bool,
+    pub filter: String,
+    pub filtering: bool,
+    pub detail: bool,
+    pub help: bool,
+    pub dialog: Option<Dialog>,
+    pub hosts: Vec<HostView>,
+    pub system: Option<SystemView>,
+    pub log_tail: HashMap<String, Vec<String>>,
+    pub flash: Option<(String, Instant)>,
+    pub last_status_at: Option<Instant>,
+    pub refreshing: bool,
+    pub quit: bool,
+    /// Where the table was drawn (rows start one below the header), for mouse clicks.
+    pub table_area: Rect,
+    /// Rows the table showed last frame (for paging).
+    pub page: usize,
+}
+
+impl App {
+    pub fn new(config: Arc<Config>, state_root: std::path::PathBuf, theme: Theme) -> App {
+        let n = config.pairs.len();
+        let keys = KeyMap::new(&config.console.keys);
+        let mut app = App {
+            config,
+            state_root,
+            theme,
+            keys,
+            view: View::Pairs,
+            statuses: vec![None; n],
+            runs: vec![None; n],
+            order: Vec::new(),
+            selected: 0,
+            offset: 0,
+            sort: SortKey::Destination,
+            reverse: false,
+            filter: String::new(),
+            filtering: false,
+            detail: false,
+            help: false,
+            dialog: None,
+            hosts: Vec::new(),
+            system: None,
+            log_tail: HashMap::new(),
+            flash: None,
+            last_status_at: None,
+            refreshing: true,
+            quit: false,
+            table_area: Rect::default(),
+            page: 10,
+        };
+        app.reorder();
+        app
+    }
+
+    pub fn pair(&self, idx: usize) -> &Pair {
+        &self.config.pairs[idx]
+    }
+
+    pub fn selected_index(&self) -> Option<usize> {
+        self.order.get(self.selected).copied()
+    }
+
+    pub fn dest_name(&self, idx: usize) -> String {
+        Engine::dest_name(self.pair(idx))
+    }
+
+    /// The run info to show: the fast poll's if any, else the one that came with the status.
+    pub fn run(&self, idx: usize) -> Option<&RunInfo> {
+        self.runs[idx]
+            .as_ref()
+            .or_else(|| self.statuses[idx].as_ref().map(|s| &s.run))
+    }
+
+    /// Indices of pairs with a job running now, in config order.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.runs.len())
+            .filter(|&i| {
+                self.run(i).is_some_and(|r| {
+                    matches!(r.status, RunState::Running | RunState::Initializing)
+                        && r.progress.is_some()
+                })
+            })
+            .collect()
+    }
+
+    fn say(&mut self, msg: impl Into<String>) {
+        self.flash = Some((msg.into(), Instant::now()));
+    }
+
+    /// Recomputes the display order after the filter, sort or data changed; keeps the selection
+    /// on the same pair where it can.
+    pub fn reorder(&mut self) {
+        let keep = self.selected_index();
+        let needle = self.filter.to_lowercase();
+        let mut order: Vec<usize> = (0..self.config.pairs.len())
+            .filter(|&i| {
+                if needle.is_empty() {
+                    return true;
+                }
+                let p = self.pair(i);
+                let state = self.statuses[i]
+                    .as_ref()
+                    .map(|s| s.state.to_lowercase())
+                    .unwrap_or_default();
+                p.source.to_string().to_lowercase().contains(&needle)
+                    || p.destination.to_string().to_lowercase().contains(&needle)
+                    || state.contains(&needle)
+            })
+            .collect();
+        let lag = |i: usize| {
+            self.statuses[i]
+                .as_ref()
+                .and_then(|s| s.lag_secs)
+                .unwrap_or(u64::MAX)
+        };
+        let state = |i: usize| {
+            self.statuses[i]
+                .as_ref()
+                .map(|s| s.level as u8)
+                .unwrap_or(9)
+        };
+        let status = |i: usize| self.run(i).map(|r| r.status as u8).unwrap_or(0);
+        let rate = |i: usize| {
+            self.run(i)
+                .and_then(|r| r.progress.as_ref())
+                .map(|p| p.rate as u64)
+                .unwrap_or(0)
+        };
+        match self.sort {
+            SortKey::Destination => order.sort_by_key(|&i| self.pair(i).destination.to_string()),
+            SortKey::Source => order.sort_by_key(|&i| self.pair(i).source.to_string()),
+            SortKey::State => order.sort_by_key(|&i| std::cmp::Reverse(state(i))),
+            SortKey::Lag => order.sort_by_key(|&i| std::cmp::Reverse(lag(i))),
+            SortKey::Status => order.sort_by_key(|&i| std::cmp::Reverse(status(i))),
+            SortKey::Rate => order.sort_by_key(|&i| std::cmp::Reverse(rate(i))),
+        }
+        if self.reverse {
+            order.reverse();
+        }
+        self.order = order;
+        self.selected = keep
+            .and_then(|k| self.order.iter().position(|&i| i == k))
+            .unwrap_or(0);
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        if self.order.is_empty() {
+            self.selected = 0;
+            self.offset = 0;
+            return;
+        }
+        self.selected = self.selected.min(self.order.len() - 1);
+        let page = self.page.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + page {
+            self.offset = self.selected + 1 - page;
+        }
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        let max = self.order.len().saturating_sub(1) as isize;
+        self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
+        self.clamp();
+    }
+
+    /// Applies one event; returns the work it asks for.
+    pub fn handle(&mut self, ev: Event) -> Vec<Command> {
+        match ev {
+            Event::Input(t) => return self.input(t),
+            Event::Status(list) => {
+                for (i, s) in list.into_iter().enumerate().take(self.statuses.len()) {
+                    self.statuses[i] = Some(s);
+                }
+                self.last_status_at = Some(Instant::now());
+                self.refreshing = false;
+                self.reorder();
+            }
+            Event::Runs(list) => {
+                let before: Vec<bool> = (0..self.runs.len())
+                    .map(|i| self.running().contains(&i))
+                    .collect();
+                for (i, r) in list.into_iter().enumerate().take(self.runs.len()) {
+                    self.runs[i] = Some(r);
+                }
+                // a job ended: its pair's state changed on the hosts, so read them again
+                let ended = before
+                    .iter()
+                    .enumerate()
+                    .any(|(i, was)| *was && !self.running().contains(&i));
+                if self.sort == SortKey::Status || self.sort == SortKey::Rate {
+                    self.reorder();
+                }
+                if ended {
+                    return vec![Command::RefreshStatus];
+                }
+            }
+            Event::Tick => {}
+            Event::Hosts(h) => self.hosts = h,
+            Event::System(s) => self.system = Some(s),
+            Event::LogTail { fingerprint, lines } => {
+                self.log_tail.insert(fingerprint, lines);
+            }
+            Event::Launched { what, result } => match result {
+                Ok(pid) => self.say(format!(
+                    "started {what} (pid {pid}); it keeps running if you quit"
+                )),
+                Err(e) => {
+                    self.dialog = Some(Dialog::Info {
+                        title: format!("{what} did not start"),
+                        body: vec![e],
+                    })
+                }
+            },
+            Event::JobEnded { what, ok, output } => {
+                let verbose = what.starts_with("setup") || what.starts_with("purge");
+                if !ok || verbose {
+                    let title = if ok { what } else { format!("{what} failed") };
+                    let body = output.lines().map(String::from).collect();
+                    self.dialog = Some(Dialog::Info { title, body });
+                } else {
+                    self.say(format!("{what} finished"));
+                }
+                return vec![Command::RefreshStatus];
+            }
+            Event::Preview { title, text } => {
+                if let Some(Dialog::Purge { dest, .. }) = &self.dialog {
+                    if title == *dest {
+                        self.dialog = Some(Dialog::Purge {
+                            dest: dest.clone(),
+                            text: Some(text),
+                        });
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn input(&mut self, t: TermEvent) -> Vec<Command> {
+        match t {
+            TermEvent::Key(k) if k.kind != KeyEventKind::Release => self.key(k),
+            TermEvent::Mouse(m) => {
+                match m.kind {
+                    MouseEventKind::ScrollDown => self.move_by(3),
+                    MouseEventKind::ScrollUp => self.move_by(-3),
+                    MouseEventKind::Down(MouseButton::Left)
+                        if self.view == View::Pairs && self.dialog.is_none() =>
+                    {
+                        let a = self.table_area;
+                        let first = a.y + 2; // border + header
+                        if m.column >= a.x
+                            && m.column < a.x + a.width
+                            && m.row >= first
+                            && m.row < a.y + a.height.saturating_sub(1)
+                        {
+                            let pos = self.offset + (m.row - first) as usize;
+                            if pos < self.order.len() {
+                                self.selected = pos;
+                                self.clamp();
+                                return self.detail_commands();
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+            // a resize is handled by the next draw
+            _ => Vec::new(),
+        }
+    }
+
+    fn detail_commands(&self) -> Vec<Command> {
+        match (self.detail, self.selected_index()) {
+            (true, Some(i)) => vec![Command::LoadLog {
+                fingerprint: self.pair(i).fingerprint(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    fn key(&mut self, k: KeyEvent) -> Vec<Command> {
+        if k.code == KeyCode::Char('z')
+            && k.modifiers
+                .contains(crossterm::event::KeyModifiers::CONTROL)
+        {
+            return vec![Command::Suspend];
+        }
+        if let Some(d) = self.dialog.take() {
+            return self.dialog_key(d, k);
+        }
+        if self.help {
+            self.help = false;
+            return Vec::new();
+        }
+        if self.filtering {
+            match k.code {
+                KeyCode::Enter => self.filtering = false,
+                KeyCode::Esc => {
+                    self.filtering = false;
+                    self.filter.clear();
+                }
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            self.reorder();
+            return Vec::new();
+        }
+        let Some(act) = self.keys.act(&k) else {
+            return Vec::new();
+        };
+        let page = self.page.max(1) as isize;
+        match act {
+            Act::Quit => self.quit = true,
+            Act::Help => self.help = true,
+            Act::Up => self.move_by(-1),
+            Act::Down => self.move_by(1),
+            Act::PageUp => self.move_by(-page),
+            Act::PageDown => self.move_by(page),
+            Act::Top => self.move_by(-(self.order.len() as isize)),
+            Act::Bottom => self.move_by(self.order.len() as isize),
+            Act::Detail => {
+                self.detail = !self.detail;
+                return self.detail_commands();
+            }
+            Act::Back => {
+                if self.detail {
+                    self.detail = false;
+                } else if !self.filter.is_empty() {
+                    self.filter.clear();
+                    self.reorder();
+                }
+            }
+            Act::Filter => {
+                self.view = View::Pairs;
+                self.filtering = true;
+            }
+            Act::Sort => {
+                self.sort = self.sort.next();
+                self.reorder();
+                self.say(format!("sorted by {}", self.sort.word()));
+            }
+            Act::Reverse => {
+                self.reverse = !self.reverse;
+                self.reorder();
+            }
+            Act::NextView => {
+                self.view = match self.view {
+                    View::Pairs => View::Hosts,
+                    View::Hosts => View::Clusters,
+                    View::Clusters => View::Pairs,
+                }
+            }
+            Act::Theme => {
+                if self.theme.name != "no-color" {
+                    self.theme = self.theme.next();
+                    self.say(format!("theme {}", self.theme.name));
+                }
+            }
+            Act::Refresh => {
+                self.refreshing = true;
+                return vec![Command::RefreshStatus];
+            }
+            Act::Setup
+            | Act::Initialize
+            | Act::Update
+            | Act::Unlock
+            | Act::Purge
+            | Act::Logfile
+            | Act::Fingerprint => {
+                return self.pair_action(act);
+            }
+        }
+        Vec::new()
+    }
+
+    fn pair_action(&mut self, act: Act) -> Vec<Command> {
+        let Some(i) = self.selected_index() else {
+            self.say("no pair selected");
+            return Vec::new();
+        };
+        let dest = self.dest_name(i);
+        let fp = self.pair(i).fingerprint();
+        let launch = |action: &str| Command::Launch {
+            action: action.into(),
+            dest: dest.clone(),
+            args: vec![],
+        };
+        match act {
+            Act::Setup => return vec![launch("setup")],
+            Act::Initialize => return vec![launch("initialize")],
+            Act::Update => return vec![launch("update")],
+            Act::Unlock => {
+                let run = self.run(i).cloned();
+                let body = match run.as_ref().map(|r| (r.status, r.lock.clone())) {
+                    Some((RunState::Locked, lock)) => {
+                        let mut b = vec![format!("{dest} is Locked: a job did not finish.")];
+                        if let Some(l) = lock {
+                            b.push(format!(
+                                "The lock is from `{}` by pid {} started {}.",
+                                l.action,
+                                l.pid,
+                                super::ui::fmt_time(l.started)
+                            ));
+                        }
+                        b.push(format!(
+                            "Unlock removes {}.",
+                            self.state_root.join(&fp).join("lock").display()
+                        ));
+                        b.push("The pair may be inconsistent: check both sides first.".into());
+                        b.push("The next update starts from the destination's checkpoint.".into());
+                        b
+                    }
+                    Some((RunState::Running | RunState::Initializing, _)) => {
+                        self.say(format!("{dest} has a running job: it cannot be unlocked"));
+                        return Vec::new();
+                    }
+                    _ => {
+                        self.say(format!("{dest} is not locked"));
+                        return Vec::new();
+                    }
+                };
+                self.dialog = Some(Dialog::Confirm {
+                    title: format!("Unlock {dest}?"),
+                    body,
+                    on_yes: launch("unlock"),
+                });
+            }
+            Act::Purge => {
+                self.dialog = Some(Dialog::Purge {
+                    dest: dest.clone(),
+                    text: None,
+                });
+                return vec![Command::PreviewPurge { dest }];
+            }
+            Act::Logfile => {
+                let path = self.state_root.join(&fp).join("log");
+                self.detail = true;
+                self.say(format!("log: {}", path.display()));
+                return vec![Command::LoadLog { fingerprint: fp }];
+            }
+            Act::Fingerprint => {
+                let p = self.pair(i);
+                self.dialog = Some(Dialog::Info {
+                    title: format!("Fingerprint of {dest}"),
+                    body: vec![
+                        fp.clone(),
+                        format!(
+                            "md5 of \"{}:{}::{}:{}\"",
+                            p.source.host, p.source.path, p.destination.host, p.destination.path
+                        ),
+                        format!("Nagios service: service/ferry:{fp}"),
+                    ],
+                });
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn dialog_key(&mut self, d: Dialog, k: KeyEvent) -> Vec<Command> {
+        let esc = k.code == KeyCode::Esc;
+        match d {
+            Dialog::Info { .. } => Vec::new(),
+            Dialog::Confirm { on_yes, .. }
+                if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) =>
+            {
+                vec![on_yes]
+            }
+            Dialog::Confirm { .. } => Vec::new(),
+            Dialog::Purge { dest, text } => match k.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') if text.is_some() => {
+                    vec![Command::Launch {
+                        action: "purge".into(),
+                        dest,
+                        args: vec!["--yes".into()],
+                    }]
+                }
+                KeyCode::Char('A') => {
+                    self.dialog = Some(Dialog::TypeToConfirm {
+                        title: format!("Remove the whole replica {dest}?"),
+                        body: vec![
+                            format!("This destroys the destination dataset {dest} and all its snapshots,"),
+                            "and the pair's markers, so it must be initialized again (a full transfer).".into(),
+                            "The source is not touched.".into(),
+                            format!("Type the destination's name ({dest}) and press enter:"),
+                        ],
+                        expected: dest.clone(),
+                        typed: String::new(),
+                        on_ok: Command::Launch { action: "purge".into(), dest, args: vec!["--all".into(), "--yes".into()] },
+                    });
+                    Vec::new()
+                }
+                _ if esc || matches!(k.code, KeyCode::Char('n')) => Vec::new(),
+                _ => {
+                    self.dialog = Some(Dialog::Purge { dest, text });
+                    Vec::new()
+                }
+            },
+            Dialog::TypeToConfirm {
+                title,
+                body,
+                expected,
+                mut typed,
+                on_ok,
+            } => {
+                match k.code {
+                    KeyCode::Esc => return Vec::new(),
+                    KeyCode::Enter if typed == expected => return vec![on_ok],
+                    KeyCode::Enter => self.say("the name does not match: nothing done"),
+                    KeyCode::Backspace => {
+                        typed.pop();
+                    }
+                    KeyCode::Char(c) => typed.push(c),
+                    _ => {}
+                }
+                if k.code != KeyCode::Enter {
+                    self.dialog = Some(Dialog::TypeToConfirm {
+                        title,
+                        body,
+                        expected,
+                        typed,
+                        on_ok,
+                    });
+                }
+                Vec::new()
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The console's background layer: collectors that read status, jobs, hosts and this machine and
+//! report through the event channel, and the executor of the commands input produces. Nothing here
+//! paints; nothing in painting waits on a host.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
+
+use crate::config::{Pair, LOCAL};
+use crate::engine::status::{self, RunInfo, RunState};
+use crate::engine::{hosts, Engine};
+use crate::state::last::LastResult;
+
+use super::app::Command;
+use super::event::{Event, HostView, SystemView};
+use super::launch;
+
+/// How often the state dir is polled for jobs: twice as often as progress is written is not
+/// needed; a job's figures are four times a second fresh, the screen updates twice a second.
+pub const RUNS_EVERY: Duration = Duration::from_millis(500);
+pub const HOSTS_EVERY: Duration = Duration::from_secs(15);
+pub const SYSTEM_EVERY: Duration = Duration::from_secs(2);
+
+pub struct Background {
+    pub engine: Arc<Engine>,
+    pub tx: UnboundedSender<Event>,
+    refresh: Arc<Notify>,
+    exe: PathBuf,
+}
+
+impl Background {
+    /// Starts every collector; they stop when the receiver is dropped.
+    pub fn start(engine: Arc<Engine>, tx: UnboundedSender<Event>) -> Background {
+        let refresh = Arc::new(Notify::new());
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ferry"));
+        tokio::spawn(status_loop(engine.clone(), tx.clone(), refresh.clone()));
+        tokio::spawn(runs_loop(engine.clone(), tx.clone()));
+        tokio::spawn(hosts_loop(engine.clone(), tx.clone()));
+        tokio::spawn(system_loop(tx.clone()));
+        Background {
+            engine,
+            tx,
+            refresh,
+            exe,
+        }
+    }
+
+    pub fn execute(&self, cmd: Command) {
+        match cmd {
+            Command::RefreshStatus => self.refresh.notify_one(),
+            Command::LoadLog { fingerprint } => {
+                let path = self.engine.state.log_path(&fingerprint);
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let lines = tail(&path, 12);
+                    let _ = tx.send(Event::LogTail { fingerprint, lines });
+                });
+            }
+            Command::Launch { action, dest, args } => launch::detached(
+                &self.exe,
+                &self.engine,
+                &action,
+                &dest,
+                &args,
+                self.tx.clone(),
+            ),
+            Command::PreviewPurge { dest } => {
+                launch::preview(&self.exe, &self.engine, "purge", &dest, self.tx.clone())
+            }
+            // handled by the run loop, which owns the terminal
+            Command::Suspend => {}
+        }
+    }
+}
+
+/// The last `n` lines of a file (reads at most the last 64 KiB).
+pub fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut s = String::new();
+    let _ = f.read_to_string(&mut s);
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+async fn status_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, refresh: Arc<Notify>) {
+    let every = engine.config.console.refresh;
+    loop {
+        let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
+        let st = status::status(&engine, &pairs).await;
+        if tx.send(Event::Status(st)).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = refresh.notified() => {}
+        }
+    }
+}
+
+/// Polls the state dir. Only pairs with a lock file get the full look (lock, progress); the
+/// others' last result is re-read only when its file changed, so thousands of idle pairs cost
+/// one directory listing and a stat each.
+async fn runs_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
+    let mut last_cache: HashMap<String, (std::time::SystemTime, Option<LastResult>)> =
+        HashMap::new();
+    let mut previous: Option<Vec<(u8, i64, i64, i64)>> = None;
+    let mut tick = tokio::time::interval(RUNS_EVERY);
+    loop {
+        tick.tick().await;
+        let engine2 = engine.clone();
+        let mut cache = std::mem::take(&mut last_cache);
+        let res = tokio::task::spawn_blocking(move || {
+            let runs = poll_runs(&engine2, &mut cache);
+            (runs, cache)
+        })
+        .await;
+        let Ok((runs, cache)) = res else { return };
+        last_cache = cache;
+        let key: Vec<(u8, i64, i64, i64)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.status as u8,
+                    r.lock.as_ref().map(|l| l.started).unwrap_or(0),
+                    r.progress.as_ref().map(|p| p.updated_ms).unwrap_or(0),
+                    r.last.as_ref().map(|l| l.finished).unwrap_or(0),
+                )
+            })
+            .collect();
+        // running jobs' runtimes move every second even without new progress
+        let any_running = runs.iter().any(|r| r.status != RunState::Idle);
+        if previous.as_ref() != Some(&key) || any_running {
+            previous = Some(key);
+            if tx.send(Event::Runs(runs)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn poll_runs(
+    engine: &Engine,
+    cache: &mut HashMap<String, (std::time::SystemTime, Option<LastResult>)>,
+) -> Vec<RunInfo> {
+    let root = engine.state.root();
+    let locked: std::collections::HashSet<String> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("lock").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    engine
+        .config
+        .pairs
+        .iter()
+        .map(|p| {
+            let fp = p.fingerprint();
+            if locked.contains(&fp) {
+                return status::run_info(&engine.state, p);
+            }
+            let path = engine.state.last_path(&fp);
+            let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            let last = match (mtime, cache.get(&fp)) {
+                (Some(m), Some((seen, last))) if *seen == m => last.clone(),
+                (Some(m), _) => {
+                    let l = LastResult::read(&path);
+                    cache.insert(fp.clone(), (m, l.clone()));
+                    l
+                }
+                (None, _) => None,
+            };
+            RunInfo {
+                status: RunState::Idle,
+                lock: None,
+                runtime_secs: None,
+                last,
+                progress: None,
+            }
+        })
+        .collect()
+}
+
+async fn hosts_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
+    let mut names: Vec<String> = engine.config.hosts.keys().cloned().collect();
+    let uses_local = engine
+        .config
+        .pairs
+        .iter()
+        .any(|p| p.source.is_local() || p.destination.is_local());
+    if uses_local {
+        names.insert(0, LOCAL.to_string());
+    }
+    let mut tick = tokio::time::interval(HOSTS_EVERY);
+    loop {
+        tick.tick().await;
+        let reports =
+            futures::future::join_all(names.iter().map(|h| hosts::probe(&engine, h))).await;
+        let views = reports
+            .into_iter()
+            .map(|r| HostView {
+                name: r.name,
+                address: r.address,
+                rtt: r.rtt,
+                error: r.error,
+                pools: r.pools,
+            })
+            .collect();
+        if tx.send(Event::Hosts(views)).is_err() {
+            return;
+        }
+    }
+}
+
+async fn system_loop(tx: UnboundedSender<Event>) {
+    use sysinfo::{Disks, Networks, System};
+    // where sysinfo cannot read this machine, the pane says "reading…" and nothing else breaks
+    let (Ok(mut sys), Ok(mut nets), Ok(mut disks)) = (
+        System::new(),
+        Networks::new_with_refreshed_list(),
+        Disks::new_with_refreshed_list(),
+    ) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(SYSTEM_EVERY);
+    let mut last = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        sys.refresh_cpu_usage();
+        sys.refresh_memory();
+        nets.refresh(true);
+        disks.refresh(true);
+        let dt = last.elapsed().as_secs_f64().max(0.001);
+        last = std::time::Instant::now();
+        let (rx, txb) = (&nets).into_iter().fold((0u64, 0u64), |(r, t), (_, n)| {
+            (r + n.received(), t + n.transmitted())
+        });
+        let (rd, wr) = (&disks).into_iter().fold((0u64, 0u64), |(r, w), d| {
+            let u = d.usage();
+            (r + u.read_bytes, w + u.written_bytes)
+        });
+        let view = SystemView {
+            cpu_percent: sys.global_cpu_usage(),
+            mem_used: sys.used_memory(),
+            mem_total: sys.total_memory(),
+            net_rx: rx as f64 / dt,
+            net_tx: txb as f64 / dt,
+            disk_read: rd as f64 / dt,
+            disk_write: wr as f64 / dt,
+        };
+        if tx.send(Event::System(view)).is_err() {
+            return;
+        }
+    }
+}

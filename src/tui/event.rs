@@ -1,0 +1,64 @@
+//! The console's one event channel: terminal input and everything the background collectors
+//! report. The run loop renders only after an event changed something (coalesced per batch).
+
+use std::time::Duration;
+
+use crate::engine::status::{PairStatus, RunInfo};
+
+/// One host as the hosts view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostView {
+    pub name: String,
+    pub address: String,
+    /// Round trip of one command; None while unknown or unreachable.
+    pub rtt: Option<Duration>,
+    pub error: Option<String>,
+    /// (name, size, allocated, health) of each pool.
+    pub pools: Vec<(String, String, String, String)>,
+}
+
+/// This machine's figures (sysinfo), rates per second.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SystemView {
+    pub cpu_percent: f32,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub net_rx: f64,
+    pub net_tx: f64,
+    pub disk_read: f64,
+    pub disk_write: f64,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Input(crossterm::event::Event),
+    /// Once a second: lags, runtimes and messages move with the clock.
+    Tick,
+    /// Full status of every pair (config order), from the hosts.
+    Status(Vec<PairStatus>),
+    /// Lock and progress of every pair (config order), from the state dir: cheap, frequent.
+    Runs(Vec<RunInfo>),
+    Hosts(Vec<HostView>),
+    System(SystemView),
+    /// Last lines of a pair's log, for the detail view.
+    LogTail {
+        fingerprint: String,
+        lines: Vec<String>,
+    },
+    /// A job was started (or could not be).
+    Launched {
+        what: String,
+        result: Result<u32, String>,
+    },
+    /// A job the console started has ended; `output` is what it printed.
+    JobEnded {
+        what: String,
+        ok: bool,
+        output: String,
+    },
+    /// Text for a confirmation dialog (what an action will do), read from the engine.
+    Preview {
+        title: String,
+        text: String,
+    },
+}

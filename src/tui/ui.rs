@@ -1,0 +1,144 @@
+//! Painting: the screen layout and the shared formatting helpers. Each area is drawn by one
+//! component in `view`, all reading the same `App`.
+
+use std::time::Duration;
+
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use ratatui::Frame;
+
+use crate::config::units::{format_bytes, format_duration};
+use crate::monitor::Level;
+
+use super::app::{App, View};
+use super::view;
+
+pub fn fmt_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+pub fn secs(s: u64) -> String {
+    format_duration(Duration::from_secs(s))
+}
+
+pub fn rate(bps: f64) -> String {
+    format!("{}/s", format_bytes(bps.max(0.0) as u64))
+}
+
+pub fn level_style(app: &App, l: Level) -> Style {
+    match l {
+        Level::Ok => app.theme.ok,
+        Level::Warning => app.theme.warn,
+        Level::Critical => app.theme.crit,
+        Level::Unknown => app.theme.warn,
+    }
+}
+
+/// The whole screen.
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let area = f.area();
+    f.render_widget(Block::default().style(app.theme.base), area);
+    let running = app.running();
+    let transfers_h = if running.is_empty() || area.height < 20 {
+        0
+    } else {
+        9
+    };
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(1),
+            Constraint::Min(5),
+            Constraint::Length(transfers_h),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    header(f, app, rows[0]);
+    match app.view {
+        View::Pairs => {
+            if app.detail && rows[1].width >= 100 {
+                let cols = Layout::default()
+                    .direction(Direction::Horizontal)
+                    .constraints([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .split(rows[1]);
+                view::pairs::draw(f, app, cols[0]);
+                view::detail::draw(f, app, cols[1]);
+            } else if app.detail {
+                let parts = Layout::default()
+                    .direction(Direction::Vertical)
+                    .constraints([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .split(rows[1]);
+                view::pairs::draw(f, app, parts[0]);
+                view::detail::draw(f, app, parts[1]);
+            } else {
+                view::pairs::draw(f, app, rows[1]);
+            }
+        }
+        View::Hosts => view::hosts::draw(f, app, rows[1]),
+        View::Clusters => view::clusters::draw(f, app, rows[1]),
+    }
+    if transfers_h > 0 {
+        view::transfers::draw(f, app, rows[2], &running);
+    }
+    view::statusbar::draw(f, app, rows[3]);
+    if app.help {
+        view::help::draw(f, app, area);
+    }
+    if app.dialog.is_some() {
+        view::dialog::draw(f, app, area);
+    }
+}
+
+fn header(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let tab = |name: &str, v: View| {
+        if app.view == v {
+            Span::styled(format!(" {name} "), t.selected)
+        } else {
+            Span::styled(format!(" {name} "), t.dim)
+        }
+    };
+    let n = app.config.pairs.len();
+    let mut sync = 0;
+    let mut bad = 0;
+    for s in app.statuses.iter().flatten() {
+        match s.state.as_str() {
+            "Synchronized" => sync += 1,
+            "Inconsistent" | "Unknown" => bad += 1,
+            _ => {}
+        }
+    }
+    let locked = (0..n)
+        .filter(|&i| {
+            app.run(i)
+                .is_some_and(|r| r.status == crate::engine::status::RunState::Locked)
+        })
+        .count();
+    let running = app.running().len();
+    let mut spans = vec![
+        Span::styled(" ferry ", t.title),
+        tab("Pairs", View::Pairs),
+        tab("Hosts", View::Hosts),
+        tab("Clusters", View::Clusters),
+        Span::raw("  "),
+        Span::styled(format!("{n} pairs: "), t.base),
+        Span::styled(format!("{sync} synchronized"), t.ok),
+    ];
+    if running > 0 {
+        spans.push(Span::styled(format!(", {running} running"), t.running));
+    }
+    if locked > 0 {
+        spans.push(Span::styled(format!(", {locked} locked"), t.crit));
+    }
+    if bad > 0 {
+        spans.push(Span::styled(format!(", {bad} need attention"), t.crit));
+    }
+    if app.refreshing {
+        spans.push(Span::styled("  reading hosts…", t.dim));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}

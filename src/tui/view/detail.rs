@@ -1,0 +1,202 @@
+//! The selected pair's detail: fingerprint, checkpoint, snapshots on both sides, last result and
+//! the tail of its log.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::config::units::format_bytes;
+use crate::driver::Snapshot;
+
+use super::super::app::App;
+use super::super::ui::{fmt_time, level_style, secs};
+use super::pane;
+
+/// `ferry.<fp>.<time>` shortened to `ferry.<fp:8>….<time>`: the fingerprint is shown above.
+fn short(name: &str) -> String {
+    match name.strip_prefix("ferry.").and_then(|r| r.split_once('.')) {
+        Some((fp, time)) if fp.len() > 8 => format!("ferry.{}….{time}", &fp[..8]),
+        _ => name.to_string(),
+    }
+}
+
+fn snap_lines<'a>(
+    app: &App,
+    label: &str,
+    snaps: &[Snapshot],
+    checkpoint: Option<&str>,
+    max: usize,
+) -> Vec<Line<'a>> {
+    let t = &app.theme;
+    let mut out = vec![Line::from(Span::styled(
+        format!("{label} ({} snapshots)", snaps.len()),
+        t.header,
+    ))];
+    let skip = snaps.len().saturating_sub(max);
+    if skip > 0 {
+        out.push(Line::from(Span::styled(format!("  … {skip} older"), t.dim)));
+    }
+    for s in &snaps[skip..] {
+        let is_cp = Some(s.name.as_str()) == checkpoint;
+        let style = if is_cp {
+            t.ok
+        } else if s.name.starts_with("ferry.") {
+            t.base
+        } else {
+            t.dim
+        };
+        let mark = if is_cp { " ◀" } else { "" };
+        out.push(Line::from(vec![
+            Span::styled(format!("  {}  ", fmt_time(s.created)), t.dim),
+            Span::styled(format!("{}{mark}", short(&s.name)), style),
+        ]));
+    }
+    out
+}
+
+pub fn draw(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let Some(i) = app.selected_index() else {
+        f.render_widget(
+            Paragraph::new("no pair selected").block(pane(app, "Detail")),
+            area,
+        );
+        return;
+    };
+    let p = app.pair(i);
+    let fp = p.fingerprint();
+    let mut lines: Vec<Line> = vec![
+        Line::from(vec![
+            Span::styled("source       ", t.dim),
+            Span::styled(p.source.to_string(), t.base),
+        ]),
+        Line::from(vec![
+            Span::styled("destination  ", t.dim),
+            Span::styled(p.destination.to_string(), t.base),
+        ]),
+        Line::from(vec![
+            Span::styled("fingerprint  ", t.dim),
+            Span::styled(fp.clone(), t.base),
+        ]),
+        Line::from(vec![
+            Span::styled("options      ", t.dim),
+            Span::styled(
+                format!(
+                    "{:?} wlag {} clag {} wrun {} crun {} keep {}{}",
+                    p.options.transport,
+                    secs(p.options.wlag.as_secs()),
+                    secs(p.options.clag.as_secs()),
+                    secs(p.options.wrun.as_secs()),
+                    secs(p.options.crun.as_secs()),
+                    p.options.keep,
+                    if p.options.bwlimit > 0 {
+                        format!(" bwlimit {}/s", format_bytes(p.options.bwlimit))
+                    } else {
+                        String::new()
+                    }
+                )
+                .to_lowercase(),
+                t.base,
+            ),
+        ]),
+    ];
+    let st = app.statuses[i].as_ref();
+    match st {
+        Some(s) => {
+            let mut state = vec![
+                Span::styled("state        ", t.dim),
+                Span::styled(s.state.clone(), level_style(app, s.level)),
+            ];
+            if let Some(r) = &s.reason {
+                state.push(Span::styled(format!(" — {r}"), t.warn));
+            }
+            lines.push(Line::from(state));
+            lines.push(Line::from(vec![
+                Span::styled("checkpoint   ", t.dim),
+                Span::styled(
+                    s.checkpoint
+                        .as_deref()
+                        .map(short)
+                        .unwrap_or_else(|| "-".into()),
+                    t.base,
+                ),
+                Span::styled(
+                    s.lag_secs
+                        .map(|l| format!("  lag {}", secs(l)))
+                        .unwrap_or_default(),
+                    level_style(app, s.lag_level),
+                ),
+            ]));
+        }
+        None => lines.push(Line::from(Span::styled("reading status…", t.dim))),
+    }
+    if let Some(r) = app.run(i) {
+        let mut l = vec![
+            Span::styled("status       ", t.dim),
+            Span::styled(r.status.word(), t.base),
+        ];
+        if let Some(lock) = &r.lock {
+            l.push(Span::styled(
+                format!(
+                    "  {} by pid {} since {}",
+                    lock.action,
+                    lock.pid,
+                    fmt_time(lock.started)
+                ),
+                t.dim,
+            ));
+        }
+        lines.push(Line::from(l));
+        if let Some(last) = &r.last {
+            let (word, style) = if last.ok {
+                ("ok", t.ok)
+            } else {
+                ("FAILED", t.crit)
+            };
+            lines.push(Line::from(vec![
+                Span::styled("last result  ", t.dim),
+                Span::styled(format!("{} {word}", last.action), style),
+                Span::styled(
+                    format!(
+                        " at {}, {} in {:.1}s",
+                        fmt_time(last.finished),
+                        format_bytes(last.bytes),
+                        last.seconds
+                    ),
+                    t.dim,
+                ),
+            ]));
+            if let Some(e) = &last.error {
+                lines.push(Line::from(Span::styled(format!("  {e}"), t.crit)));
+            }
+        }
+    }
+    if let Some(s) = st {
+        let cp = s.checkpoint.as_deref();
+        lines.push(Line::raw(""));
+        lines.extend(snap_lines(app, "source", &s.source_snapshots, cp, 4));
+        lines.extend(snap_lines(
+            app,
+            "destination",
+            &s.destination_snapshots,
+            cp,
+            4,
+        ));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(Span::styled("log", t.header)));
+    match app.log_tail.get(&fp) {
+        Some(tail) if !tail.is_empty() => {
+            for l in tail {
+                lines.push(Line::from(Span::styled(format!("  {l}"), t.dim)));
+            }
+        }
+        Some(_) => lines.push(Line::from(Span::styled("  (empty)", t.dim))),
+        None => lines.push(Line::from(Span::styled("  …", t.dim))),
+    }
+    let para = Paragraph::new(lines)
+        .block(pane(app, format!("Detail {}", app.dest_name(i))))
+        .wrap(Wrap { trim: false });
+    f.render_widget(para, area);
+}

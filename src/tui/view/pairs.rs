@@ -1,0 +1,151 @@
+//! The pairs table: every pair with state, lag, flags, status, runtime and current rate, coloured
+//! by threshold. Only the visible rows are built, so ten thousand pairs cost what a screenful does.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::Frame;
+
+use crate::engine::status::RunState;
+use crate::monitor::Level;
+
+use super::super::app::App;
+use super::super::ui::{level_style, rate, secs};
+use super::{fit, pane};
+
+pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
+    app.table_area = area;
+    let visible = area.height.saturating_sub(3) as usize;
+    app.page = visible.max(1);
+    // keep the selection on screen after a resize
+    if app.selected >= app.offset + app.page {
+        app.offset = app.selected + 1 - app.page;
+    }
+    if app.selected < app.offset {
+        app.offset = app.selected;
+    }
+    let t = app.theme.clone();
+    let title = if app.filtering || !app.filter.is_empty() {
+        format!(
+            "Pairs {}/{}  filter: {}{}",
+            app.order.len(),
+            app.config.pairs.len(),
+            app.filter,
+            if app.filtering { "▏" } else { "" }
+        )
+    } else {
+        format!(
+            "Pairs {}  sort: {}{}",
+            app.config.pairs.len(),
+            app.sort.word(),
+            if app.reverse { " ↑" } else { "" }
+        )
+    };
+    let block = pane(app, title);
+    if app.order.is_empty() {
+        let msg = if app.config.pairs.is_empty() {
+            "no pairs in the config"
+        } else {
+            "no pair matches the filter"
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.dim)).block(block), area);
+        return;
+    }
+    let wide = area.width >= 110;
+    // fixed columns: state 13, lag 7, flags 5, status 12, runtime 7, rate 12, one space between
+    let fixed = 13 + 7 + 5 + 12 + 7 + 6 + if wide { 13 } else { 0 };
+    let avail = (area.width as usize).saturating_sub(2 + fixed).max(10);
+    let src_w = avail / 2;
+    let dst_w = avail - src_w;
+    let mut rows = Vec::with_capacity(visible);
+    for (pos, &i) in app.order.iter().enumerate().skip(app.offset).take(visible) {
+        let p = app.pair(i);
+        let st = app.statuses[i].as_ref();
+        let run = app.run(i);
+        let (state, state_style) = match st {
+            Some(s) => {
+                let l = match s.state.as_str() {
+                    "Synchronized" => Level::Ok,
+                    "Uninitialized" => Level::Warning,
+                    "Unknown" => Level::Unknown,
+                    _ => Level::Critical,
+                };
+                (s.state.clone(), level_style(app, l))
+            }
+            None => ("…".to_string(), t.dim),
+        };
+        let lag = st
+            .and_then(|s| s.lag_secs)
+            .map(secs)
+            .unwrap_or_else(|| "-".into());
+        let lag_style = st.map(|s| level_style(app, s.lag_level)).unwrap_or(t.dim);
+        let flags = st.map(|s| s.flags.clone()).unwrap_or_else(|| "---".into());
+        let (status, status_style, runtime) = match run {
+            Some(r) => {
+                let style = match r.status {
+                    RunState::Idle => t.base,
+                    RunState::Running | RunState::Initializing => t.running,
+                    RunState::Locked => t.crit,
+                };
+                let rt = r.runtime_secs.map(secs).unwrap_or_default();
+                (r.status.word().to_string(), style, rt)
+            }
+            None => ("…".into(), t.dim, String::new()),
+        };
+        let run_style = st.map(|s| level_style(app, s.run_level)).unwrap_or(t.dim);
+        let cur = run
+            .and_then(|r| r.progress.as_ref())
+            .map(|p| rate(p.rate))
+            .unwrap_or_default();
+        let mut cells = vec![
+            Cell::from(fit(&p.source.to_string(), src_w)),
+            Cell::from(fit(&app.dest_name(i), dst_w)),
+            Cell::from(Span::styled(state, state_style)),
+            Cell::from(Span::styled(lag, lag_style)),
+            Cell::from(flags),
+            Cell::from(Span::styled(status, status_style)),
+            Cell::from(Span::styled(runtime, run_style)),
+        ];
+        if wide {
+            cells.push(Cell::from(Span::styled(cur, t.running)));
+        }
+        let row = Row::new(cells).style(if pos == app.selected {
+            t.selected
+        } else {
+            t.base
+        });
+        rows.push(row);
+    }
+    let mut widths = vec![
+        Constraint::Length(src_w as u16),
+        Constraint::Length(dst_w as u16),
+        Constraint::Length(13),
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(12),
+        Constraint::Length(7),
+    ];
+    let mut header = vec![
+        "SOURCE",
+        "DESTINATION",
+        "STATE",
+        "LAG",
+        "FLAGS",
+        "STATUS",
+        "RUNTIME",
+    ];
+    if wide {
+        widths.push(Constraint::Length(12));
+        header.push("RATE");
+    }
+    let header = Row::new(
+        header
+            .into_iter()
+            .map(|h| Cell::from(Line::from(Span::styled(h, t.header)))),
+    );
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .column_spacing(1);
+    f.render_widget(table, area);
+}

@@ -1,0 +1,556 @@
+//! Console screens rendered into ratatui's TestBackend through the real app and run loop, compared
+//! as snapshots (tests/snapshots/), plus what keys ask the background layer to do.
+
+use std::sync::Arc;
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use ferry::config::Config;
+use ferry::driver::Snapshot;
+use ferry::engine::status::{PairStatus, RunInfo, RunState};
+use ferry::monitor::Level;
+use ferry::state::last::LastResult;
+use ferry::state::lock::LockInfo;
+use ferry::state::progress::Progress;
+use ferry::tui::app::{App, Command, View};
+use ferry::tui::event::{Event, HostView, SystemView};
+use ferry::tui::theme::Theme;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const CONFIG: &str = r#"
+state_dir = "/var/lib/ferry"
+[hosts.store1]
+address = "192.0.2.10"
+[hosts.store2]
+address = "192.0.2.11"
+[[pair]]
+source = "store1:tank/data"
+destination = "backup/data"
+[[pair]]
+source = "store1:tank/web"
+destination = "backup/web"
+wlag = "1h"
+[[pair]]
+source = "store2:tank/vm"
+destination = "backup/vm"
+[[pair]]
+source = "store2:tank/db"
+destination = "backup/db"
+[[cluster]]
+name = "shared"
+persist_path = "/var/lib/ferry/clusters/shared"
+volumes = [
+  { at = "store1:tank/shared", listen = true, update = false },
+  { at = "store2:tank/shared", listen = false, update = true },
+]
+"#;
+
+fn config(text: &str) -> Arc<Config> {
+    Arc::new(ferry::config::parse(std::path::Path::new("ferry.toml"), text).unwrap())
+}
+
+fn idle() -> RunInfo {
+    RunInfo {
+        status: RunState::Idle,
+        lock: None,
+        runtime_secs: None,
+        last: None,
+        progress: None,
+    }
+}
+
+fn status(
+    c: &Config,
+    i: usize,
+    state: &str,
+    lag: Option<u64>,
+    lag_level: Level,
+    run: RunInfo,
+) -> PairStatus {
+    let p = &c.pairs[i];
+    let fp = p.fingerprint();
+    let cp = format!("ferry.{fp}.20261121T120000Z");
+    let snaps = vec![
+        Snapshot {
+            name: format!("ferry.{fp}.20261121T110000Z"),
+            created: 1_795_000_000,
+        },
+        Snapshot {
+            name: "hourly-1".into(),
+            created: 1_795_001_000,
+        },
+        Snapshot {
+            name: cp.clone(),
+            created: 1_795_003_600,
+        },
+    ];
+    let locked = run.status == RunState::Locked;
+    PairStatus {
+        fingerprint: fp,
+        source: p.source.to_string(),
+        destination: p.destination.to_string(),
+        state: state.into(),
+        reason: (state == "Inconsistent")
+            .then(|| "checkpoint ferry.x is missing on the source".to_string()),
+        checkpoint: (state == "Synchronized").then_some(cp),
+        lag_secs: lag,
+        lag_level,
+        run_level: Level::Ok,
+        flags: format!(
+            "{}{}-",
+            if locked { 'L' } else { '-' },
+            ferry::monitor::flag(lag_level)
+        ),
+        level: if locked { Level::Critical } else { lag_level },
+        run,
+        source_snapshots: snaps.clone(),
+        destination_snapshots: snaps[..2].to_vec(),
+    }
+}
+
+fn progress(c: &Config, i: usize, bytes: u64, expected: Option<u64>, rate: f64) -> Progress {
+    let p = &c.pairs[i];
+    Progress {
+        pid: 4242,
+        action: "update".into(),
+        fingerprint: p.fingerprint(),
+        source: p.source.to_string(),
+        destination: p.destination.to_string(),
+        phase: "transfer".into(),
+        started: 1_795_003_000,
+        updated_ms: 1_795_003_030_000,
+        bytes,
+        expected,
+        rate,
+        avg_rate: rate * 0.9,
+        eta_secs: expected.map(|e| ((e - bytes) as f64 / rate) as u64),
+        elapsed_secs: 30.0,
+        history: (0..60)
+            .map(|s| rate * (0.5 + (s % 7) as f64 / 10.0))
+            .collect(),
+        finished: false,
+        error: None,
+    }
+}
+
+fn running(p: Progress) -> RunInfo {
+    RunInfo {
+        status: RunState::Running,
+        lock: Some(LockInfo {
+            pid: p.pid,
+            action: "update".into(),
+            started: 1_795_003_000,
+        }),
+        runtime_secs: Some(30),
+        last: None,
+        progress: Some(p),
+    }
+}
+
+/// The standard scene: one of each state, one job running, one pair locked.
+fn app() -> App {
+    let c = config(CONFIG);
+    let mut app = App::new(
+        c.clone(),
+        "/var/lib/ferry".into(),
+        Theme::builtin("dark").unwrap(),
+    );
+    let locked = RunInfo {
+        status: RunState::Locked,
+        lock: Some(LockInfo {
+            pid: 999,
+            action: "update".into(),
+            started: 1_795_000_500,
+        }),
+        runtime_secs: None,
+        last: Some(LastResult {
+            action: "update".into(),
+            ok: false,
+            finished: 1_795_000_000,
+            seconds: 3.0,
+            bytes: 1024,
+            error: Some("receive failed".into()),
+        }),
+        progress: None,
+    };
+    let run = running(progress(
+        &c,
+        1,
+        120 << 20,
+        Some(200 << 20),
+        (40u64 << 20) as f64,
+    ));
+    let statuses = vec![
+        status(&c, 0, "Synchronized", Some(300), Level::Ok, idle()),
+        status(
+            &c,
+            1,
+            "Synchronized",
+            Some(7300),
+            Level::Warning,
+            run.clone(),
+        ),
+        status(&c, 2, "Inconsistent", None, Level::Ok, locked.clone()),
+        status(&c, 3, "Uninitialized", None, Level::Ok, idle()),
+    ];
+    app.handle(Event::Status(statuses));
+    app.handle(Event::Runs(vec![idle(), run, locked, idle()]));
+    app
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Command> {
+    app.handle(Event::Input(TermEvent::Key(KeyEvent::new(
+        code,
+        KeyModifiers::NONE,
+    ))))
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ferry::tui::ui::draw(f, app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn pairs_table_wide() {
+    let mut a = app();
+    insta::assert_snapshot!("pairs_wide", render(&mut a, 130, 30));
+}
+
+#[test]
+fn pairs_table_narrow() {
+    let mut a = app();
+    let s = render(&mut a, 80, 24);
+    assert!(
+        !s.contains("RATE"),
+        "the rate column goes on narrow terminals"
+    );
+    insta::assert_snapshot!("pairs_narrow", s);
+}
+
+#[test]
+fn threshold_colours() {
+    let mut a = app();
+    let mut t = Terminal::new(TestBackend::new(130, 30)).unwrap();
+    t.draw(|f| ferry::tui::ui::draw(f, &mut a)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let find = |needle: &str| -> (u16, u16) {
+        for y in 0..buf.area.height {
+            let line: String = (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect();
+            if let Some(x) = line.find(needle) {
+                return (line[..x].chars().count() as u16, y);
+            }
+        }
+        panic!("{needle} not on screen");
+    };
+    let theme = Theme::builtin("dark").unwrap();
+    let (x, y) = find("2h01m");
+    assert_eq!(
+        buf[(x, y)].fg,
+        theme.warn.fg.unwrap(),
+        "lag over wlag is drawn in the warning colour"
+    );
+    let (x, y) = find("Locked");
+    assert_eq!(buf[(x, y)].fg, theme.crit.fg.unwrap());
+    let (x, y) = find("Inconsistent");
+    assert_eq!(buf[(x, y)].fg, theme.crit.fg.unwrap());
+}
+
+#[test]
+fn detail_view() {
+    let mut a = app();
+    let cmds = key(&mut a, KeyCode::Enter);
+    let fp = a.pair(0).fingerprint();
+    assert_eq!(
+        cmds,
+        vec![Command::LoadLog {
+            fingerprint: fp.clone()
+        }]
+    );
+    a.handle(Event::LogTail {
+        fingerprint: fp,
+        lines: vec!["2026-11-21T12:00:00.000Z [1] update done: 1024 bytes in 0.4s".into()],
+    });
+    insta::assert_snapshot!("detail", render(&mut a, 130, 40));
+}
+
+#[test]
+fn transfer_panes_split_for_two_jobs() {
+    let mut a = app();
+    let c = a.config.clone();
+    let second = running(progress(&c, 3, 5 << 20, None, (8u64 << 20) as f64));
+    let run1 = a.runs[1].clone().unwrap();
+    a.handle(Event::Runs(vec![
+        idle(),
+        run1,
+        a.runs[2].clone().unwrap(),
+        second,
+    ]));
+    let s = render(&mut a, 130, 32);
+    assert!(s.contains("120.0 MiB of 200.0 MiB"), "{s}");
+    assert!(s.contains("40.0 MiB/s now") && s.contains("ETA 2s"), "{s}");
+    assert!(s.contains("5.0 MiB (size unknown)"), "{s}");
+    insta::assert_snapshot!("transfers", s);
+}
+
+#[test]
+fn unlock_shows_what_happens_and_needs_yes() {
+    let mut a = app();
+    // select the locked pair: sorted by destination, backup/vm is last but one
+    key(&mut a, KeyCode::End);
+    key(&mut a, KeyCode::Up);
+    assert_eq!(a.dest_name(a.selected_index().unwrap()), "backup/vm");
+    assert!(key(&mut a, KeyCode::Char('L')).is_empty());
+    let s = render(&mut a, 100, 30);
+    assert!(
+        s.contains("Unlock backup/vm?") && s.contains("pid 999"),
+        "{s}"
+    );
+    insta::assert_snapshot!("unlock_dialog", s);
+    assert!(
+        key(&mut a, KeyCode::Char('n')).is_empty(),
+        "anything but y cancels"
+    );
+    assert!(a.dialog.is_none());
+    key(&mut a, KeyCode::Char('L'));
+    let cmds = key(&mut a, KeyCode::Char('y'));
+    assert_eq!(
+        cmds,
+        vec![Command::Launch {
+            action: "unlock".into(),
+            dest: "backup/vm".into(),
+            args: vec![]
+        }]
+    );
+}
+
+#[test]
+fn purge_all_needs_the_name_typed() {
+    let mut a = app();
+    let cmds = key(&mut a, KeyCode::Char('P'));
+    assert_eq!(
+        cmds,
+        vec![Command::PreviewPurge {
+            dest: "backup/data".into()
+        }]
+    );
+    a.handle(Event::Preview {
+        title: "backup/data".into(),
+        text: "would destroy on store1: tank/data@ferry.x.1\n".into(),
+    });
+    assert!(render(&mut a, 100, 30).contains("would destroy on store1"));
+    key(&mut a, KeyCode::Char('A'));
+    for c in "backup/dat".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    assert!(
+        key(&mut a, KeyCode::Enter).is_empty(),
+        "a wrong name does nothing"
+    );
+    assert!(a.dialog.is_none());
+    key(&mut a, KeyCode::Char('P'));
+    a.handle(Event::Preview {
+        title: "backup/data".into(),
+        text: "nothing to purge".into(),
+    });
+    key(&mut a, KeyCode::Char('A'));
+    for c in "backup/data".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    let s = render(&mut a, 100, 30);
+    insta::assert_snapshot!("purge_all_dialog", s);
+    let cmds = key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        cmds,
+        vec![Command::Launch {
+            action: "purge".into(),
+            dest: "backup/data".into(),
+            args: vec!["--all".into(), "--yes".into()]
+        }]
+    );
+}
+
+#[test]
+fn keys_start_jobs_on_the_selected_pair() {
+    let mut a = app();
+    key(&mut a, KeyCode::Down);
+    let cmds = key(&mut a, KeyCode::Char('u'));
+    assert_eq!(
+        cmds,
+        vec![Command::Launch {
+            action: "update".into(),
+            dest: "backup/db".into(),
+            args: vec![]
+        }]
+    );
+    let cmds = key(&mut a, KeyCode::Char('I'));
+    assert_eq!(
+        cmds,
+        vec![Command::Launch {
+            action: "initialize".into(),
+            dest: "backup/db".into(),
+            args: vec![]
+        }]
+    );
+    assert_eq!(key(&mut a, KeyCode::F(5)), vec![Command::RefreshStatus]);
+}
+
+#[test]
+fn filter_and_sort() {
+    let mut a = app();
+    key(&mut a, KeyCode::Char('/'));
+    for c in "store2".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.order.len(), 2);
+    let s = render(&mut a, 100, 20);
+    assert!(
+        s.contains("filter: store2") && !s.contains("tank/data"),
+        "{s}"
+    );
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.order.len(), 4);
+    // sort by lag: the most lagging first
+    key(&mut a, KeyCode::Char('s'));
+    key(&mut a, KeyCode::Char('s'));
+    key(&mut a, KeyCode::Char('s'));
+    let first: Vec<String> = a.order[..2].iter().map(|&i| a.dest_name(i)).collect();
+    assert!(
+        first.contains(&"backup/db".to_string()) && first.contains(&"backup/vm".to_string()),
+        "pairs without a lag (unknown) sort as the worst: {first:?}"
+    );
+    let lags: Vec<Option<u64>> = a
+        .order
+        .iter()
+        .map(|&i| a.statuses[i].as_ref().unwrap().lag_secs)
+        .collect();
+    assert_eq!(
+        lags.iter().flatten().copied().collect::<Vec<_>>(),
+        vec![7300, 300]
+    );
+}
+
+#[test]
+fn hosts_and_clusters_views() {
+    let mut a = app();
+    a.handle(Event::Hosts(vec![
+        HostView {
+            name: "store1".into(),
+            address: "192.0.2.10:22".into(),
+            rtt: Some(std::time::Duration::from_millis(112)),
+            error: None,
+            pools: vec![(
+                "tank".into(),
+                "1.98G".into(),
+                "512M".into(),
+                "ONLINE".into(),
+            )],
+        },
+        HostView {
+            name: "store2".into(),
+            address: "192.0.2.11:22".into(),
+            rtt: None,
+            error: Some("host store2 (192.0.2.11:22): connection refused".into()),
+            pools: vec![],
+        },
+    ]));
+    a.handle(Event::System(SystemView {
+        cpu_percent: 12.5,
+        mem_used: 3 << 30,
+        mem_total: 24 << 30,
+        net_rx: 1048576.0,
+        net_tx: 2048.0,
+        disk_read: 0.0,
+        disk_write: 4194304.0,
+    }));
+    key(&mut a, KeyCode::Tab);
+    assert_eq!(a.view, View::Hosts);
+    insta::assert_snapshot!("hosts", render(&mut a, 110, 24));
+    key(&mut a, KeyCode::Tab);
+    assert_eq!(a.view, View::Clusters);
+    insta::assert_snapshot!("clusters", render(&mut a, 110, 24));
+}
+
+#[test]
+fn help_lists_rebound_keys() {
+    let text = format!("{CONFIG}\n[console.keys]\nupdate = \"ctrl-u\"\n");
+    let c = config(&text);
+    let mut a = App::new(c, "/tmp".into(), Theme::monochrome());
+    key(&mut a, KeyCode::Char('?'));
+    let s = render(&mut a, 100, 34);
+    assert!(s.contains("ctrl-u  update the selected pair"), "{s}");
+    insta::assert_snapshot!("help", s);
+    assert!(
+        key(&mut a, KeyCode::Char('u')).is_empty(),
+        "u is no longer update"
+    );
+}
+
+#[test]
+fn ten_thousand_pairs_scroll_to_the_end() {
+    let mut text = String::from("[hosts.s]\naddress = \"192.0.2.10\"\n");
+    for i in 0..10_000 {
+        text.push_str(&format!(
+            "[[pair]]\nsource = \"s:tank/v{i:05}\"\ndestination = \"backup/v{i:05}\"\n"
+        ));
+    }
+    let c = config(&text);
+    let mut a = App::new(c, "/tmp".into(), Theme::builtin("dark").unwrap());
+    render(&mut a, 120, 40);
+    key(&mut a, KeyCode::End);
+    let s = render(&mut a, 120, 40);
+    assert!(
+        s.contains("backup/v09999") && !s.contains("backup/v00000"),
+        "{s}"
+    );
+    key(&mut a, KeyCode::PageUp);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("backup/v09965"), "one page up: {s}");
+}
+
+#[tokio::test]
+async fn run_loop_draws_and_quits() {
+    let mut a = app();
+    let mut term = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tx.send(Event::Input(TermEvent::Key(KeyEvent::new(
+        KeyCode::Char('?'),
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
+    tx.send(Event::Input(TermEvent::Key(KeyEvent::new(
+        KeyCode::Char('x'),
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
+    tx.send(Event::Input(TermEvent::Key(KeyEvent::new(
+        KeyCode::Char('q'),
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
+    let exit = ferry::tui::run_loop(&mut term, &mut a, &mut rx, None)
+        .await
+        .unwrap();
+    assert_eq!(exit, ferry::tui::Exit::Quit);
+    assert!(a.dialog.is_none());
+    let ctrl_z = KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL);
+    tx.send(Event::Input(TermEvent::Key(ctrl_z))).unwrap();
+    let mut b = app();
+    assert_eq!(
+        ferry::tui::run_loop(&mut term, &mut b, &mut rx, None)
+            .await
+            .unwrap(),
+        ferry::tui::Exit::Suspend
+    );
+}
