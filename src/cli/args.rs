@@ -26,6 +26,18 @@ pub struct Cli {
     /// Machine-readable output
     #[arg(long, global = true)]
     pub json: bool,
+    /// Also send the Nagios line as a passive check (service `service/ferry:<fp>`) via send_nsca
+    #[arg(long, global = true, value_name = "HOST")]
+    pub nsca: Option<String>,
+    /// NSCA server port
+    #[arg(long = "nsca-port", global = true, value_name = "PORT", default_value_t = 5667)]
+    pub nsca_port: u16,
+    /// send_nsca config (password, encryption)
+    #[arg(long = "nsca-config", global = true, value_name = "FILE", default_value = "/etc/send_nsca.cfg")]
+    pub nsca_config: PathBuf,
+    /// Host name the passive checks belong to (default: this machine's)
+    #[arg(long = "nsca-host-name", global = true, value_name = "NAME")]
+    pub nsca_host_name: Option<String>,
     #[command(subcommand)]
     pub action: Option<Action>,
 }
@@ -69,6 +81,8 @@ pub enum Action {
     Logfile { dest: String },
     /// Print pair fingerprints
     Fingerprint { dest: Option<String> },
+    /// Prometheus text format for node_exporter's textfile collector: lag, last success, bytes, running, state
+    Metrics { dest: Option<String> },
     /// Validate the config and print what it says
     Check,
     /// The full-screen console (also what `ferry` with no action opens on a terminal)
@@ -88,6 +102,7 @@ impl Action {
             Action::Logfile { .. } => "logfile",
             Action::Fingerprint { .. } => "fingerprint",
             Action::Check => "check",
+            Action::Metrics { .. } => "metrics",
             Action::Console => "console",
         }
     }
@@ -101,7 +116,7 @@ impl Action {
             | Action::Unlock { dest }
             | Action::Purge { dest, .. }
             | Action::Logfile { dest } => Some(dest),
-            Action::Status { dest, .. } | Action::Fingerprint { dest } => dest.as_deref(),
+            Action::Status { dest, .. } | Action::Fingerprint { dest } | Action::Metrics { dest } => dest.as_deref(),
             Action::Check | Action::Console => None,
         }
     }

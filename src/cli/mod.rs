@@ -6,7 +6,7 @@
 macro_rules! outln {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        if writeln!(std::io::stdout().lock(), $($t)*).is_err() {
+        if !$crate::cli::quiet() && writeln!(std::io::stdout().lock(), $($t)*).is_err() {
             std::process::exit(141);
         }
     }};
@@ -16,7 +16,7 @@ macro_rules! outln {
 macro_rules! out {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        if write!(std::io::stdout().lock(), $($t)*).is_err() {
+        if !$crate::cli::quiet() && write!(std::io::stdout().lock(), $($t)*).is_err() {
             std::process::exit(141);
         }
     }};
@@ -24,6 +24,23 @@ macro_rules! out {
 
 mod args;
 mod print;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set under --nagios: the action's own output gives way to the one plugin line.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Prints even when the action's output is silenced: the plugin line itself.
+fn plugin_line(line: &str) {
+    use std::io::Write as _;
+    if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+        std::process::exit(141);
+    }
+}
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -36,7 +53,8 @@ pub use args::{Action, Cli};
 use crate::config::{self, Config, Pair};
 use crate::engine::status::RunState;
 use crate::engine::{observe, purge, replicate, select, setup, status, Engine};
-use crate::monitor::{nagios, Level};
+use crate::monitor::{metrics, nagios, nsca, Level};
+use crate::state::last::LastResult;
 use crate::state::lock;
 use crate::state::progress::Progress;
 
@@ -70,7 +88,7 @@ fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
     let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
     let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
     if cli.nagios {
-        outln!("FERRY CRITICAL - {}{dest}: {}", action.name(), msg.lines().next().unwrap_or(""));
+        plugin_line(&format!("FERRY CRITICAL - {}{dest}: {}", action.name(), msg.lines().next().unwrap_or("")));
         return Level::Critical.exit_code();
     }
     eprintln!("ferry: error: {}{dest}: {msg}", action.name());
@@ -87,17 +105,93 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
         Ok(c) => c,
         Err(e) => {
             if cli.nagios {
-                outln!("FERRY UNKNOWN - {}: config: {e:#}", action.name());
+                plugin_line(&format!("FERRY UNKNOWN - {}: config: {e:#}", action.name()));
                 return Level::Unknown.exit_code();
             }
             return fail(cli, action, &e);
         }
     };
     let engine = Engine::new(config, cli.state_dir.clone(), cli.verbose || cli.debug);
+    if cli.nagios || cli.nsca.is_some() {
+        return monitored(cli, action, &engine).await;
+    }
     match dispatch(cli, action, &engine).await {
         Ok(code) => code,
         Err(e) => fail(cli, action, &e),
     }
+}
+
+/// The pairs an action is about: DEST's, or every pair.
+fn pairs_of<'a>(engine: &'a Engine, action: &Action) -> Result<Vec<&'a Pair>> {
+    match action.dest() {
+        Some(d) => Ok(vec![one(engine, d)?]),
+        None => Ok(engine.config.pairs.iter().collect()),
+    }
+}
+
+/// --nagios / --nsca: runs the action (its own output silenced under --nagios), then reports one
+/// plugin line for it: the pairs' status with lag and runtime perfdata, or CRITICAL when the action
+/// failed. --nsca sends each pair's line as a passive check of `service/ferry:<fp>`.
+async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
+    if cli.nagios {
+        QUIET.store(true, Ordering::Relaxed);
+    }
+    let pairs = match pairs_of(engine, action) {
+        Ok(p) => p,
+        Err(e) => return fail(cli, action, &e),
+    };
+    // status is the report itself: no need to run it twice
+    let outcome = if matches!(action, Action::Status { .. }) { Ok(0) } else { dispatch(cli, action, engine).await };
+    let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
+    let failed = match &outcome {
+        Ok(0) => None,
+        Ok(code) => Some(format!("{}{dest} failed (exit {code})", action.name())),
+        Err(e) => Some(format!("{}{dest}: {}", action.name(), format!("{e:#}").lines().next().unwrap_or(""))),
+    };
+    let st = status::status(engine, &pairs).await;
+    let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
+    let (level, line) = match &failed {
+        Some(msg) => (Level::Critical, format!("FERRY CRITICAL - {msg}")),
+        None if pairs.is_empty() && !matches!(action, Action::Status { .. }) => {
+            (Level::Ok, format!("FERRY OK - {}: no pairs configured", action.name()))
+        }
+        None => nagios::line(&checks),
+    };
+    let mut code = if cli.nagios {
+        plugin_line(&line);
+        level.exit_code()
+    } else {
+        match (&outcome, &failed) {
+            (Err(e), _) => fail(cli, action, e),
+            (Ok(c), _) => *c,
+        }
+    };
+    if let Some(server) = &cli.nsca {
+        let passive: Vec<nsca::Passive> = st
+            .iter()
+            .zip(&checks)
+            .map(|(s, c)| {
+                let (l, text) = match &failed {
+                    Some(msg) => (Level::Critical, format!("FERRY CRITICAL - {msg}")),
+                    None => nagios::line(std::slice::from_ref(c)),
+                };
+                nsca::Passive { fingerprint: s.fingerprint.clone(), level: l, line: text }
+            })
+            .collect();
+        let target = nsca::Target {
+            server: server.clone(),
+            port: cli.nsca_port,
+            config: cli.nsca_config.clone(),
+            host_name: cli.nsca_host_name.clone().unwrap_or_else(nsca::local_host_name),
+        };
+        if let Err(e) = nsca::send(&target, &passive).await {
+            eprintln!("ferry: error: {}{dest}: --nsca: {e:#}", action.name());
+            if code == 0 {
+                code = if cli.nagios { Level::Unknown.exit_code() } else { 1 };
+            }
+        }
+    }
+    code
 }
 
 fn one<'a>(engine: &'a Engine, dest: &str) -> Result<&'a Pair> {
@@ -141,12 +235,6 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 None => engine.config.pairs.iter().collect(),
             };
             let st = status::status(engine, &pairs).await;
-            if cli.nagios {
-                let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
-                let (level, line) = nagios::line(&checks);
-                outln!("{line}");
-                return Ok(level.exit_code());
-            }
             print::status(&st, *full, cli.json);
             // a pair that cannot be read or is inconsistent makes status fail, for scripts
             Ok(if st.iter().any(|s| s.state == "Unknown") { 1 } else { 0 })
@@ -166,12 +254,6 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 replicate::update(engine, p, opts).await
             };
             let done = result?;
-            if cli.nagios {
-                let st = status::status(engine, &[p]).await;
-                let (level, line) = nagios::line(&[st[0].check(p)]);
-                outln!("{line}");
-                return Ok(level.exit_code());
-            }
             if cli.json {
                 outln!(
                     "{}",
@@ -187,6 +269,16 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             let p = one(engine, dest)?;
             let plan = if *all { purge::purge_all(engine, p, *yes).await? } else { purge::purge(engine, p, *yes).await? };
             print::purge(&plan, cli.json);
+            Ok(0)
+        }
+        Action::Metrics { dest } => {
+            let pairs: Vec<&Pair> = match dest {
+                Some(d) => vec![one(engine, d)?],
+                None => engine.config.pairs.iter().collect(),
+            };
+            let st = status::status(engine, &pairs).await;
+            let rows: Vec<metrics::PairMetrics> = st.iter().map(|s| pair_metrics(engine, s)).collect();
+            out!("{}", metrics::render(&rows));
             Ok(0)
         }
         Action::Runstatus { dest } => {
@@ -235,5 +327,25 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
             }
             return Ok(if ok { 0 } else { 1 });
         }
+    }
+}
+
+/// A pair's status as metrics: the last success comes from the state dir's success record.
+fn pair_metrics(engine: &Engine, s: &status::PairStatus) -> metrics::PairMetrics {
+    let success = LastResult::read(&engine.state.success_path(&s.fingerprint))
+        .or_else(|| s.run.last.clone().filter(|l| l.ok));
+    metrics::PairMetrics {
+        fingerprint: s.fingerprint.clone(),
+        source: s.source.clone(),
+        destination: s.destination.clone(),
+        state: s.state.clone(),
+        lag_secs: s.lag_secs,
+        last_success: success.map(|l| l.finished),
+        last_bytes: s.run.last.as_ref().map(|l| l.bytes),
+        last_seconds: s.run.last.as_ref().map(|l| l.seconds),
+        last_ok: s.run.last.as_ref().map(|l| l.ok),
+        running: matches!(s.run.status, RunState::Running | RunState::Initializing),
+        locked: s.run.status == RunState::Locked,
+        runtime_secs: s.run.runtime_secs,
     }
 }

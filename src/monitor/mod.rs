@@ -1,6 +1,8 @@
 //! Monitoring: lag and runtime thresholds, status flags, and Nagios plugin output.
 
+pub mod metrics;
 pub mod nagios;
+pub mod nsca;
 
 use std::time::Duration;
 
