@@ -31,7 +31,8 @@ f status --full
 cat <<EOF
 
 The lab is up: try
+  $ferry -c $cfg                       (the console: u update, ? keys, q quit)
   $ferry -c $cfg status
-  $ferry -c $cfg update vm && $ferry -c $cfg runstatus vm   (from another shell while it runs)
+  $ferry -c $cfg update vm &  $ferry -c $cfg runstatus vm
 Remove it with: bash scripts/lab.sh down lab
 EOF

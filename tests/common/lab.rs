@@ -54,18 +54,34 @@ impl Lab {
     }
 
     pub fn write_config(&self, pair_extra: &str, known_hosts: &Path, tofu: bool) {
-        let text = format!(
-            "state_dir = \"{state}\"\n\n[hosts.store1]\naddress = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\n\
-             key = \"{key}\"\nknown_hosts = \"{kh}\"\ntrust_on_first_use = {tofu}\n\n\
-             [[pair]]\nsource = \"store1:{src}\"\ndestination = \"{dst}\"\n{pair_extra}\n",
-            state = self.state_dir().display(),
-            port = self.sshd.port,
-            user = self.sshd.user,
-            key = self.sshd.client_key.display(),
-            kh = known_hosts.display(),
-            src = self.src_ds,
-            dst = self.dst_ds,
-        );
+        let (src, dst) = (format!("store1:{}", self.src_ds), self.dst_ds.clone());
+        self.write_config_for(&src, &dst, pair_extra, known_hosts, tofu);
+    }
+
+    /// A config whose one pair goes from `source` to `destination` as written (`store1:` and
+    /// `store2:` are both this lab's sshd, under two names).
+    pub fn write_config_for(
+        &self,
+        source: &str,
+        destination: &str,
+        pair_extra: &str,
+        known_hosts: &Path,
+        tofu: bool,
+    ) {
+        let mut text = format!("state_dir = \"{}\"\n\n", self.state_dir().display());
+        for name in ["store1", "store2"] {
+            text.push_str(&format!(
+                "[hosts.{name}]\naddress = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\n\
+                 key = \"{key}\"\nknown_hosts = \"{kh}\"\ntrust_on_first_use = {tofu}\n\n",
+                port = self.sshd.port,
+                user = self.sshd.user,
+                key = self.sshd.client_key.display(),
+                kh = known_hosts.display(),
+            ));
+        }
+        text.push_str(&format!(
+            "[[pair]]\nsource = \"{source}\"\ndestination = \"{destination}\"\n{pair_extra}\n"
+        ));
         std::fs::write(&self.config, text).unwrap();
     }
 
