@@ -37,6 +37,10 @@ fn bad_configs_name_file_line_and_key() {
     // (config, expected fragments of the error)
     let cases: Vec<(String, Vec<&str>)> = vec![
         (pair("colour = \"blue\"\n"), vec!["FILE:6:", "key `colour`", "unknown key"]),
+        (pair("transport = \"mbuffer\"\nport = 9090\n"), vec!["FILE:3:", "key `mbuffer_address`", "local destination needs mbuffer_address"]),
+        (pair("mbuffer_address = \"a b\"\n"), vec!["FILE:6:", "key `mbuffer_address`", "not a host name or IP address"]),
+        (pair("mbuffer_timeout = \"0s\"\n"), vec!["FILE:6:", "key `mbuffer_timeout`", "at least 1s"]),
+        (pair("transport = \"local\"\ncompress = \"zstd\"\n"), vec!["FILE:", "key `"]),
         (pair("wlag = \"2x\"\n"), vec!["FILE:6:", "key `wlag`", "bad duration \"2x\""]),
         (pair("clag = \"\"\n"), vec!["FILE:6:", "key `clag`", "empty duration"]),
         (pair("bwlimit = \"lots\"\n"), vec!["FILE:6:", "key `bwlimit`", "bad size"]),

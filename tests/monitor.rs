@@ -21,7 +21,9 @@ struct Plugin {
 fn plugin(line: &str) -> Plugin {
     let line = line.trim_end_matches('\n');
     assert_eq!(line.lines().count(), 1, "one line: {line:?}");
-    let rest = line.strip_prefix("FERRY ").unwrap_or_else(|| panic!("not a ferry plugin line: {line:?}"));
+    let rest = line
+        .strip_prefix("FERRY ")
+        .unwrap_or_else(|| panic!("not a ferry plugin line: {line:?}"));
     let (level, rest) = rest.split_once(" - ").unwrap();
     let (summary, perf) = rest.split_once(" | ").unwrap_or((rest, ""));
     let perf = perf
@@ -29,16 +31,28 @@ fn plugin(line: &str) -> Plugin {
         .map(|p| {
             let (label, v) = p.split_once('=').unwrap();
             let f: Vec<&str> = v.split(';').collect();
-            (label.trim_matches('\'').to_string(), (f[0].to_string(), f[1].to_string(), f[2].to_string()))
+            (
+                label.trim_matches('\'').to_string(),
+                (f[0].to_string(), f[1].to_string(), f[2].to_string()),
+            )
         })
         .collect();
-    assert!(["OK", "WARNING", "CRITICAL", "UNKNOWN"].contains(&level), "{line}");
-    Plugin { level: level.into(), summary: summary.into(), perf }
+    assert!(
+        ["OK", "WARNING", "CRITICAL", "UNKNOWN"].contains(&level),
+        "{line}"
+    );
+    Plugin {
+        level: level.into(),
+        summary: summary.into(),
+        perf,
+    }
 }
 
 #[test]
 fn nagios_line_on_every_action_and_metrics() {
-    let Some(lab) = Lab::new("mon", 128, 128, "wlag = \"4s\"\nclag = \"1h\"") else { return };
+    let Some(lab) = Lab::new("mon", 128, 128, "wlag = \"4s\"\nclag = \"1h\"") else {
+        return;
+    };
     write_random_file(&lab.src_mnt().join("a.bin"), 1 << 20, 1);
     // before initialize: Uninitialized is a warning
     let r = lab.ferry(&["--nagios", "status", "data"]);
@@ -46,22 +60,50 @@ fn nagios_line_on_every_action_and_metrics() {
     assert_eq!((p.level.as_str(), r.code), ("WARNING", 1), "{}", r.stdout);
     assert!(p.summary.contains("Uninitialized"), "{}", p.summary);
 
-    for action in [&["setup", "data"][..], &["initialize", "data"], &["update", "data"], &["fingerprint", "data"], &["logfile", "data"], &["unlock", "data"], &["purge", "data"], &["check"]] {
+    for action in [
+        &["setup", "data"][..],
+        &["initialize", "data"],
+        &["update", "data"],
+        &["fingerprint", "data"],
+        &["logfile", "data"],
+        &["unlock", "data"],
+        &["purge", "data"],
+        &["check"],
+    ] {
         let mut args = vec!["--nagios"];
         args.extend_from_slice(action);
         let r = lab.ferry(&args);
         let p = plugin(&r.stdout);
         if action[0] == "setup" {
             // setup worked, and the line says what the pair is: not initialized yet
-            assert_eq!((p.level.as_str(), r.code), ("WARNING", 1), "{}{}", r.stdout, r.stderr);
+            assert_eq!(
+                (p.level.as_str(), r.code),
+                ("WARNING", 1),
+                "{}{}",
+                r.stdout,
+                r.stderr
+            );
             assert!(p.summary.contains("Uninitialized"), "{}", p.summary);
             continue;
         }
-        assert_eq!((p.level.as_str(), r.code), ("OK", 0), "{args:?}: {}{}", r.stdout, r.stderr);
-        assert!(p.summary.contains("Synchronized"), "{args:?}: {}", p.summary);
+        assert_eq!(
+            (p.level.as_str(), r.code),
+            ("OK", 0),
+            "{args:?}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            p.summary.contains("Synchronized"),
+            "{args:?}: {}",
+            p.summary
+        );
         {
             let (lag, w, c) = &p.perf["lag"];
-            assert!(lag.ends_with('s') && lag.trim_end_matches('s').parse::<u64>().unwrap() < 4, "{lag}");
+            assert!(
+                lag.ends_with('s') && lag.trim_end_matches('s').parse::<u64>().unwrap() < 4,
+                "{lag}"
+            );
             assert_eq!((w.as_str(), c.as_str()), ("4", "3600"));
             assert_eq!(p.perf["runtime"].0, "0s");
         }
@@ -93,7 +135,15 @@ fn nagios_line_on_every_action_and_metrics() {
     let states: Vec<_> = m.iter().filter(|(n, _, _)| n == "ferry_state").collect();
     assert_eq!(states.len(), 4);
     for (_, l, v) in &states {
-        assert_eq!(*v, if l["state"] == "Synchronized" { 1.0 } else { 0.0 }, "{l:?}");
+        assert_eq!(
+            *v,
+            if l["state"] == "Synchronized" {
+                1.0
+            } else {
+                0.0
+            },
+            "{l:?}"
+        );
         assert_eq!(l["destination"], format!("local:{}", lab.dst_ds));
         assert_eq!(l["source"], format!("store1:{}", lab.src_ds));
     }
@@ -110,11 +160,21 @@ fn nagios_line_on_every_action_and_metrics() {
     let r = lab.ferry(&["--nagios", "status"]);
     let p = plugin(&r.stdout);
     assert_eq!((p.level.as_str(), r.code), ("WARNING", 1), "{}", r.stdout);
-    assert!(p.perf["lag"].0.trim_end_matches('s').parse::<u64>().unwrap() >= 4);
+    assert!(
+        p.perf["lag"]
+            .0
+            .trim_end_matches('s')
+            .parse::<u64>()
+            .unwrap()
+            >= 4
+    );
 }
 
 fn chrono_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// (name, labels, value) of every sample; checks that each family has HELP and TYPE first.
@@ -131,16 +191,27 @@ fn parse_metrics(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
         if line.starts_with("# HELP ") || line.is_empty() {
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample {line:?}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample {line:?}"));
         let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
-        assert!(typed.iter().any(|t| t == name), "{name} sampled before its TYPE");
+        assert!(
+            typed.iter().any(|t| t == name),
+            "{name} sampled before its TYPE"
+        );
         let labels = labels.strip_suffix('}').unwrap();
         let mut map = HashMap::new();
         for kv in labels.split("\",").filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once("=\"").unwrap();
             map.insert(k.to_string(), v.trim_end_matches('"').to_string());
         }
-        out.push((name.to_string(), map, value.parse::<f64>().unwrap_or_else(|_| panic!("bad value {line:?}"))));
+        out.push((
+            name.to_string(),
+            map,
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value {line:?}")),
+        ));
     }
     out
 }
@@ -156,13 +227,27 @@ struct Nsca {
 
 impl Nsca {
     fn start() -> Option<Nsca> {
-        if Command::new("sh").arg("-c").arg("command -v nsca && command -v send_nsca").stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true) {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "nsca / send_nsca missing (scripts/deps.sh installs them)");
+        if Command::new("sh")
+            .arg("-c")
+            .arg("command -v nsca && command -v send_nsca")
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| !s.success())
+            .unwrap_or(true)
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "nsca / send_nsca missing (scripts/deps.sh installs them)"
+            );
             eprintln!("SKIP: nsca or send_nsca missing (apt-get install nsca nsca-client)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dump = dir.path().join("dump");
         let cfg = dir.path().join("nsca.cfg");
         std::fs::write(
@@ -178,13 +263,27 @@ impl Nsca {
         .unwrap();
         let send_cfg = dir.path().join("send_nsca.cfg");
         std::fs::write(&send_cfg, "encryption_method=0\n").unwrap();
-        let child = Command::new("nsca").arg("-f").arg("-c").arg(&cfg).arg("--single").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new("nsca")
+            .arg("-f")
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--single")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(t.elapsed() < Duration::from_secs(10), "nsca did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Nsca { child, port, dump, send_cfg, _dir: dir })
+        Some(Nsca {
+            child,
+            port,
+            dump,
+            send_cfg,
+            _dir: dir,
+        })
     }
 
     /// Received results `(host, service, code, output)`, waiting up to 5 s for `n` of them.
@@ -197,7 +296,12 @@ impl Nsca {
                 .filter_map(|l| l.split_once("] PROCESS_SERVICE_CHECK_RESULT;"))
                 .map(|(_, r)| {
                     let f: Vec<&str> = r.splitn(4, ';').collect();
-                    (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].to_string())
+                    (
+                        f[0].to_string(),
+                        f[1].to_string(),
+                        f[2].to_string(),
+                        f[3].to_string(),
+                    )
                 })
                 .collect();
             if rows.len() >= n || t.elapsed() > Duration::from_secs(5) {
@@ -218,16 +322,30 @@ impl Drop for Nsca {
 #[test]
 fn nsca_passive_checks_reach_a_real_daemon() {
     let Some(nsca) = Nsca::start() else { return };
-    let Some(lab) = Lab::new("nsc", 128, 128, "") else { return };
+    let Some(lab) = Lab::new("nsc", 128, 128, "") else {
+        return;
+    };
     write_random_file(&lab.src_mnt().join("a.bin"), 256 << 10, 2);
     let port = nsca.port.to_string();
     let cfg = nsca.send_cfg.to_str().unwrap().to_string();
-    let base = ["--nsca", "127.0.0.1", "--nsca-port", &port, "--nsca-config", &cfg, "--nsca-host-name", "backup1"];
+    let base = [
+        "--nsca",
+        "127.0.0.1",
+        "--nsca-port",
+        &port,
+        "--nsca-config",
+        &cfg,
+        "--nsca-host-name",
+        "backup1",
+    ];
     lab.ok(&["setup", "data"]);
     let mut args: Vec<&str> = base.to_vec();
     args.extend(["initialize", "data"]);
     let r = lab.ok(&args);
-    assert_eq!(r.stdout, "", "without --nagios the action prints what it always prints");
+    assert_eq!(
+        r.stdout, "",
+        "without --nagios the action prints what it always prints"
+    );
     let mut args: Vec<&str> = base.to_vec();
     args.extend(["--nagios", "update", "nosuchpair"]);
     assert_eq!(lab.ferry(&args).code, 2);
@@ -239,7 +357,10 @@ fn nsca_passive_checks_reach_a_real_daemon() {
     assert_eq!(got.len(), 2, "{got:?}");
     let service = format!("service/ferry:{}", lab.fingerprint());
     for (host, svc, code, out) in &got {
-        assert_eq!((host.as_str(), svc.as_str(), code.as_str()), ("backup1", service.as_str(), "0"));
+        assert_eq!(
+            (host.as_str(), svc.as_str(), code.as_str()),
+            ("backup1", service.as_str(), "0")
+        );
         let p = plugin(out);
         assert_eq!(p.level, "OK");
         assert!(p.perf.contains_key("lag"), "{out}");
@@ -247,9 +368,22 @@ fn nsca_passive_checks_reach_a_real_daemon() {
     // the last one is the same line --nagios printed
     assert_eq!(got[1].3, r.stdout.trim_end());
     // an unreachable NSCA server is an error, not silence
-    let mut args: Vec<&str> = vec!["--nsca", "127.0.0.1", "--nsca-port", "1", "--nsca-config", &cfg, "status", "data"];
+    let mut args: Vec<&str> = vec![
+        "--nsca",
+        "127.0.0.1",
+        "--nsca-port",
+        "1",
+        "--nsca-config",
+        &cfg,
+        "status",
+        "data",
+    ];
     let r = lab.ferry(&args);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("send_nsca to 127.0.0.1:1 failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("send_nsca to 127.0.0.1:1 failed"),
+        "{}",
+        r.stderr
+    );
     args.clear();
 }

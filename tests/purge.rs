@@ -4,15 +4,22 @@
 mod common;
 
 use common::lab::Lab;
-use common::zfs::{dataset_exists, remount, run, snapshots, tree_checksum, write_random_file, zfs_get};
+use common::zfs::{
+    dataset_exists, remount, run, snapshots, tree_checksum, write_random_file, zfs_get,
+};
 
 fn ferry_snaps(ds: &str, fp: &str) -> Vec<String> {
-    snapshots(ds).into_iter().filter(|s| s.contains(&format!("@ferry.{fp}."))).collect()
+    snapshots(ds)
+        .into_iter()
+        .filter(|s| s.contains(&format!("@ferry.{fp}.")))
+        .collect()
 }
 
 #[test]
 fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
-    let Some(lab) = Lab::new("pg", 192, 192, "keep = 2") else { return };
+    let Some(lab) = Lab::new("pg", 192, 192, "keep = 2") else {
+        return;
+    };
     let fp = lab.fingerprint();
     let src = lab.src_mnt();
     write_random_file(&src.join("a.bin"), 1 << 20, 1);
@@ -20,7 +27,10 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
     lab.ok(&["initialize", "data"]);
     // a snapshot of someone else (another tool, another pair) travels with -I and must survive
     run(&format!("zfs snapshot {}@hourly-1", lab.src_ds));
-    run(&format!("zfs snapshot {}@ferry.0123456789abcdef0123456789abcdef.20200101T000000Z", lab.src_ds));
+    run(&format!(
+        "zfs snapshot {}@ferry.0123456789abcdef0123456789abcdef.20200101T000000Z",
+        lab.src_ds
+    ));
     for i in 0..3 {
         write_random_file(&src.join(format!("u{i}.bin")), 256 << 10, 10 + i);
         lab.ok(&["update", "data"]);
@@ -35,12 +45,27 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
     let r = lab.ok(&["purge", "data"]);
     for old in &dst_before[..2] {
         let name = old.split('@').nth(1).unwrap();
-        assert!(r.stdout.contains(&format!("would destroy local:{}@{name}", lab.dst_ds)), "{}", r.stdout);
+        assert!(
+            r.stdout
+                .contains(&format!("would destroy local:{}@{name}", lab.dst_ds)),
+            "{}",
+            r.stdout
+        );
     }
-    assert!(r.stdout.contains(&format!("checkpoint {checkpoint} is kept")), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("checkpoint {checkpoint} is kept")),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("add --yes"), "{}", r.stdout);
-    assert_eq!(ferry_snaps(&lab.dst_ds, &fp), dst_before, "a listing destroys nothing");
-    let j: serde_json::Value = serde_json::from_str(&lab.ok(&["--json", "purge", "data"]).stdout).unwrap();
+    assert_eq!(
+        ferry_snaps(&lab.dst_ds, &fp),
+        dst_before,
+        "a listing destroys nothing"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["--json", "purge", "data"]).stdout).unwrap();
     assert_eq!(j["destination_snapshots"].as_array().unwrap().len(), 2);
     assert_eq!(j["source_snapshots"].as_array().unwrap().len(), 0);
     assert_eq!(j["done"], false);
@@ -53,34 +78,65 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
     assert!(after.last().unwrap().ends_with(&checkpoint));
     let all = snapshots(&lab.dst_ds);
     assert!(all.iter().any(|s| s.ends_with("@hourly-1")), "{all:?}");
-    assert!(all.iter().any(|s| s.contains("@ferry.0123456789abcdef")), "{all:?}");
-    assert!(lab.ok(&["purge", "data"]).stdout.contains("nothing to purge"));
+    assert!(
+        all.iter().any(|s| s.contains("@ferry.0123456789abcdef")),
+        "{all:?}"
+    );
+    assert!(lab
+        .ok(&["purge", "data"])
+        .stdout
+        .contains("nothing to purge"));
     assert_eq!(lab.status()["state"], "Synchronized");
     lab.ok(&["update", "data"]);
 
     // --all refuses while a job holds the lock
     let lock = lab.state_dir().join(&fp).join("lock");
-    std::fs::write(&lock, format!("{{\"pid\":{},\"action\":\"update\",\"started\":1}}", std::process::id())).unwrap();
+    std::fs::write(
+        &lock,
+        format!(
+            "{{\"pid\":{},\"action\":\"update\",\"started\":1}}",
+            std::process::id()
+        ),
+    )
+    .unwrap();
     // a live job's lock is a flock held on the file (here by this test process)
     let holder = std::fs::File::open(&lock).unwrap();
     holder.lock().unwrap();
     let r = lab.ferry(&["purge", "--all", "data", "--yes"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stderr.contains("already running") && r.stderr.contains("refuses while a job runs"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("already running") && r.stderr.contains("refuses while a job runs"),
+        "{}",
+        r.stderr
+    );
     assert!(dataset_exists(&lab.dst_ds));
     drop(holder);
     // the holder is gone: a stale lock (a dead job's) does not stop purge --all, which starts over anyway
 
     // --all without --yes lists only
     let r = lab.ok(&["purge", "--all", "data"]);
-    assert!(r.stdout.contains(&format!("would destroy destination local:{}", lab.dst_ds)), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("would destroy destination local:{}", lab.dst_ds)),
+        "{}",
+        r.stdout
+    );
     assert!(dataset_exists(&lab.dst_ds));
 
     let r = lab.ok(&["purge", "--all", "data", "--yes"]);
     assert!(r.stdout.contains("destroyed destination"), "{}", r.stdout);
     assert!(!dataset_exists(&lab.dst_ds));
-    assert!(ferry_snaps(&lab.src_ds, &fp).is_empty(), "{:?}", snapshots(&lab.src_ds));
-    assert!(snapshots(&lab.src_ds).iter().any(|s| s.ends_with("@hourly-1")), "not ours: kept");
+    assert!(
+        ferry_snaps(&lab.src_ds, &fp).is_empty(),
+        "{:?}",
+        snapshots(&lab.src_ds)
+    );
+    assert!(
+        snapshots(&lab.src_ds)
+            .iter()
+            .any(|s| s.ends_with("@hourly-1")),
+        "not ours: kept"
+    );
     let st = lab.status();
     assert_eq!(st["state"], "Uninitialized");
     assert_eq!(st["status"], "Idle");
@@ -95,16 +151,27 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
 
 #[test]
 fn purge_all_refuses_a_destination_that_is_not_this_pairs() {
-    let Some(lab) = Lab::new("pgx", 128, 128, "") else { return };
+    let Some(lab) = Lab::new("pgx", 128, 128, "") else {
+        return;
+    };
     // a dataset ferry never wrote sits where the destination would be
     run(&format!("zfs create -p {}", lab.dst_ds));
     let r = lab.ferry(&["purge", "--all", "data", "--yes"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.starts_with("ferry: error: purge data: destination"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("ferry: error: purge data: destination"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("not a ferry replica"), "{}", r.stderr);
     assert!(dataset_exists(&lab.dst_ds));
     // and plain purge says why it does nothing
     let r = lab.ferry(&["purge", "data"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("purge keeps every snapshot"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("purge keeps every snapshot"),
+        "{}",
+        r.stderr
+    );
 }

@@ -203,6 +203,15 @@ pub fn config(c: &Config, json: bool) {
             if o.compress == Compress::Zstd { "zstd" } else { "none" },
             o.keep
         );
+        if o.transport == crate::config::TransportKind::Mbuffer {
+            outln!(
+                "    warning: transport mbuffer sends the stream unencrypted from {} to {}:{} (mbuffer_timeout {})",
+                p.source.host,
+                o.mbuffer_address.as_deref().unwrap_or("?"),
+                p.port.unwrap_or(0),
+                format_duration(o.mbuffer_timeout)
+            );
+        }
     }
     if !c.clusters.is_empty() {
         outln!("clusters: {}", c.clusters.len());

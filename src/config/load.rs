@@ -118,6 +118,8 @@ struct RawEntry {
     bwlimit: Option<Spanned<Scalar>>,
     compress: Option<Spanned<String>>,
     keep: Option<Spanned<i64>>,
+    mbuffer_address: Option<Spanned<String>>,
+    mbuffer_timeout: Option<Spanned<Scalar>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -281,8 +283,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             let span = e.transport.as_ref().map(|t| t.span()).unwrap_or(p.span());
             return Err(cx.err(span, "transport", "transport \"local\" needs a local source and destination"));
         }
+        if options.transport == TransportKind::Local && options.compress != Compress::None {
+            if let Some(c) = &e.compress {
+                return Err(cx.err(c.span(), "compress", "transport \"local\" sends nothing over a wire: compression needs transport ssh or mbuffer"));
+            }
+        }
         if options.transport == TransportKind::Mbuffer && port.is_none() {
             return Err(cx.err_line(line, "port", "transport \"mbuffer\" needs a port"));
+        }
+        let mut options = options;
+        if options.transport == TransportKind::Mbuffer && options.mbuffer_address.is_none() {
+            match hosts.get(&destination.host) {
+                Some(h) => options.mbuffer_address = Some(h.address.clone()),
+                None => {
+                    return Err(cx.err_line(
+                        line,
+                        "mbuffer_address",
+                        "transport \"mbuffer\" with a local destination needs mbuffer_address: the address the source reaches this machine at",
+                    ))
+                }
+            }
         }
         pairs.push(Pair { kind, source, destination, port, options, line });
     }
@@ -448,6 +468,16 @@ impl Cx<'_> {
                 "zstd" => Compress::Zstd,
                 other => return Err(self.err(c.span(), "compress", &format!("unknown compression {other:?} (none, zstd)"))),
             };
+        }
+        if let Some(a) = &e.mbuffer_address {
+            names::check_address(a.get_ref()).map_err(|m| self.err(a.span(), "mbuffer_address", &m))?;
+            o.mbuffer_address = Some(a.get_ref().clone());
+        }
+        if let Some(t) = &e.mbuffer_timeout {
+            o.mbuffer_timeout = self.duration(t, "mbuffer_timeout")?;
+            if o.mbuffer_timeout.as_secs() < 1 {
+                return Err(self.err(t.span(), "mbuffer_timeout", "must be at least 1s"));
+            }
         }
         if let Some(k) = &e.keep {
             let v = *k.get_ref();

@@ -83,6 +83,11 @@ pub struct PairOptions {
     pub bwlimit: u64,
     pub compress: Compress,
     pub keep: u32,
+    /// transport "mbuffer": the address the source reaches the destination's listener at
+    /// (default: the destination host's `address`; required when the destination is local).
+    pub mbuffer_address: Option<String>,
+    /// transport "mbuffer": a listener that gets no connection (or no data) this long ends the run.
+    pub mbuffer_timeout: Duration,
 }
 
 impl Default for PairOptions {
@@ -96,6 +101,8 @@ impl Default for PairOptions {
             bwlimit: 0,
             compress: Compress::None,
             keep: 3,
+            mbuffer_address: None,
+            mbuffer_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -3,11 +3,11 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::Pair;
+use crate::config::{Compress, Pair, TransportKind};
 use crate::driver::zfs::{commands, snapshot_name, Zfs};
 use crate::driver::{Capabilities, VolumeDriver, VolumeInfo};
 use crate::exec::Executor;
-use crate::transport;
+use crate::transport::{self, codec, mbuffer};
 
 use super::assess::{assess, ours, State};
 use super::job::Job;
@@ -73,16 +73,40 @@ async fn transfer(pair: &Pair, job: &Job, sides: &Sides, snap: &str, from: Optio
     } else {
         None
     };
-    job.log.line(&format!("on {}: {}", sides.dst.host(), commands::receive(dst_ds, force)?));
-    let recv = Zfs.receive(&sides.dst, dst_ds, force).await?;
-    let send = if sides.src_caps.send_estimate {
-        let cmd = commands::send(src_ds, snap, from)?;
-        job.log.line(&format!("on {}: {cmd}", sides.src.host()));
-        sides.src.spawn(&cmd).await?
-    } else {
-        job.log.line(&format!("on {}: {}", sides.src.host(), commands::snapshot_and_send(src_ds, snap, from)?));
-        Zfs.snapshot_and_send(&sides.src, src_ds, snap, from).await?
+    // compression wraps the driver's commands where the stream starts and where it ends
+    let compress = match pair.options.transport {
+        TransportKind::Local => Compress::None,
+        _ => pair.options.compress,
     };
+    let expected = if compress == Compress::None { expected } else { None };
+    let send_cmd = if sides.src_caps.send_estimate {
+        commands::send(src_ds, snap, from)?
+    } else {
+        commands::snapshot_and_send(src_ds, snap, from)?
+    };
+    let send_cmd = codec::compressing(&send_cmd, compress);
+    let recv_cmd = codec::decompressing(&commands::receive(dst_ds, force)?, compress);
+    if pair.options.transport == TransportKind::Mbuffer {
+        let plan = mbuffer::Plan {
+            address: pair.options.mbuffer_address.clone().ok_or_else(|| anyhow::anyhow!("transport mbuffer needs mbuffer_address"))?,
+            port: pair.port.ok_or_else(|| anyhow::anyhow!("transport mbuffer needs a port"))?,
+            bwlimit: pair.options.bwlimit,
+            timeout: pair.options.mbuffer_timeout,
+        };
+        job.log.line(&format!(
+            "transport mbuffer: the stream goes UNENCRYPTED from {} to {}:{}",
+            sides.src.host(),
+            plan.address,
+            plan.port
+        ));
+        job.begin_transfer(expected);
+        let log = |l: &str| job.log.line(l);
+        return mbuffer::transfer(&sides.src, &sides.dst, &plan, &send_cmd, &recv_cmd, &job.meter, &log).await;
+    }
+    job.log.line(&format!("on {}: {recv_cmd}", sides.dst.host()));
+    let recv = sides.dst.spawn(&recv_cmd).await?;
+    job.log.line(&format!("on {}: {send_cmd}", sides.src.host()));
+    let send = sides.src.spawn(&send_cmd).await?;
     job.begin_transfer(expected);
     transport::pipe(send, recv, &job.meter, pair.options.bwlimit).await
 }

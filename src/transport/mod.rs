@@ -1,6 +1,8 @@
 //! Joins a send stream to a receive stream, counting every byte in-process and honouring a
 //! bandwidth limit. Where the streams run (here or on a host) is the exec layer's business.
 
+pub mod codec;
+pub mod mbuffer;
 pub mod meter;
 
 use std::time::Instant;

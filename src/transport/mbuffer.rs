@@ -1,0 +1,365 @@
+//! The mbuffer transport, as zettabee did it: the destination listens (`mbuffer -I port | zfs
+//! receive`), the source sends straight to it (`zfs send | mbuffer -O address:port`), both started
+//! over their hosts' connections. No byte passes through ferry: it reads the listener's own
+//! figures for progress. The stream is NOT encrypted.
+//!
+//! Each mbuffer announces its pid first, so ferry can end it on a host when the other side fails:
+//! a listener that never gets a connection, or that cannot bind its port, leaves nothing behind.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::exec::{describe_failure, Executor, Finished, Process};
+
+use super::{Meter, Transferred};
+
+/// How long the listener may take to bind its port.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What one transfer needs to know.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where the source reaches the destination's listener.
+    pub address: String,
+    pub port: u16,
+    /// Bytes per second on the sender's mbuffer (`-r`); 0 = none.
+    pub bwlimit: u64,
+    /// No connection (or no data) within this long ends the transfer.
+    pub timeout: Duration,
+}
+
+/// The listener: mbuffer's messages and figures go to the exec's stdout (fd 3) for ferry to read,
+/// its data into the receiving command.
+pub fn listen_command(plan: &Plan, recv: &str) -> String {
+    format!(
+        "exec 3>&1; sh -c 'echo \"ferry-pid $$\" >&2; exec mbuffer -4 -v 4 -s 128k -m 64M -W {w} -I {p}' 2>&3 | {recv} 3>&-",
+        w = plan.timeout.as_secs().max(5),
+        p = plan.port
+    )
+}
+
+/// The sender: the send command's stream into an mbuffer that connects to the listener.
+pub fn send_command(plan: &Plan, send: &str) -> String {
+    let rate = if plan.bwlimit > 0 {
+        format!(" -r {}", plan.bwlimit)
+    } else {
+        String::new()
+    };
+    // the address was validated (host name or IP: no quote, no space) when the config loaded
+    format!(
+        "{{ {send}; }} | sh -c 'echo \"ferry-pid $$\"; exec mbuffer -4 -q -s 128k -m 64M -W {w}{rate} -O {a}:{p}'",
+        w = plan.timeout.as_secs().max(5),
+        a = plan.address,
+        p = plan.port
+    )
+}
+
+/// What the listener's output says, line by line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Pid(u32),
+    Listening,
+    /// Bytes received so far (mbuffer's own figure, to its display precision).
+    Total(u64),
+    /// An error or fatal message.
+    Error(String),
+}
+
+/// Parses one line of mbuffer's output (status lines are separated by `\r`).
+pub fn parse(line: &str) -> Option<Event> {
+    let line = line.trim();
+    if let Some(pid) = line.strip_prefix("ferry-pid ") {
+        return pid.trim().parse().ok().map(Event::Pid);
+    }
+    if line.contains("listening on socket") {
+        return Some(Event::Listening);
+    }
+    if line.contains("mbuffer: error")
+        || line.contains("mbuffer: fatal")
+        || line.contains("could not bind")
+    {
+        return Some(Event::Error(
+            line.trim_start_matches("mbuffer: ").to_string(),
+        ));
+    }
+    // "in @ 324 MiB/s, out @ 324 MiB/s, 227 MiB total, buffer 0% full"
+    // "summary: 300 MiByte in 0.9sec - average of 329 MiB/s"
+    let (num, unit) = if let Some(i) = line.find(" total") {
+        let head = &line[..i];
+        let mut parts = head
+            .rsplit(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty());
+        let unit = parts.next()?;
+        (parts.next()?, unit)
+    } else if let Some(rest) = line.strip_prefix("summary:") {
+        let mut parts = rest.split_whitespace();
+        (parts.next()?, parts.next()?)
+    } else {
+        return None;
+    };
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit
+        .trim_end_matches("yte")
+        .trim_end_matches('B')
+        .trim_end_matches('i')
+    {
+        "" | "b" => 1.0,
+        "k" | "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    Some(Event::Total((n * mult) as u64))
+}
+
+/// Reads a process's stdout into events until it closes.
+fn watch(
+    mut p: Process,
+    tx: mpsc::UnboundedSender<Event>,
+) -> tokio::task::JoinHandle<Result<Finished>> {
+    tokio::spawn(async move {
+        let mut out = p.stdout.take();
+        let mut text = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = o.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                text.extend_from_slice(&buf[..n]);
+                while let Some(i) = text.iter().position(|b| *b == b'\n' || *b == b'\r') {
+                    let line: Vec<u8> = text.drain(..=i).collect();
+                    if let Some(e) = parse(&String::from_utf8_lossy(&line)) {
+                        let _ = tx.send(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = parse(&String::from_utf8_lossy(&text)) {
+            let _ = tx.send(e);
+        }
+        drop(out);
+        p.wait().await
+    })
+}
+
+/// Ends a process on a host by the pid it announced (best effort).
+async fn kill(ex: &Executor, pid: Option<u32>) {
+    if let Some(pid) = pid {
+        let _ = ex.run(&format!("kill {pid} 2>/dev/null; true")).await;
+    }
+}
+
+/// Runs one transfer: listener on `dst`, sender on `src`. `log` receives the commands.
+pub async fn transfer(
+    src: &Executor,
+    dst: &Executor,
+    plan: &Plan,
+    send: &str,
+    recv: &str,
+    meter: &Meter,
+    log: &dyn Fn(&str),
+) -> Result<Transferred> {
+    let listen_cmd = listen_command(plan, recv);
+    log(&format!("on {}: {listen_cmd}", dst.host()));
+    let mut listener = dst.spawn(&listen_cmd).await?;
+    drop(listener.stdin.take());
+    let (ltx, mut lrx) = mpsc::unbounded_channel();
+    let lwatch = watch(listener, ltx);
+    let mut lpid = None;
+    let mut errors: Vec<String> = Vec::new();
+
+    // 1. the listener binds its port, or says why not
+    let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, lrx.recv()).await {
+            Ok(Some(Event::Pid(p))) => lpid = Some(p),
+            Ok(Some(Event::Listening)) => break,
+            Ok(Some(Event::Error(e))) => errors.push(e),
+            Ok(Some(Event::Total(_))) => {}
+            Ok(None) => {
+                let f = lwatch.await.map_err(|e| anyhow!("{e}"))??;
+                let why = if errors.is_empty() {
+                    describe_failure(f.code, &f.stderr)
+                } else {
+                    errors.join("; ")
+                };
+                bail!(
+                    "mbuffer on {} could not listen on port {}: {why}",
+                    dst.host(),
+                    plan.port
+                );
+            }
+            Err(_) => {
+                kill(dst, lpid).await;
+                lwatch.abort();
+                bail!(
+                    "mbuffer on {} did not start listening on port {} within {}s",
+                    dst.host(),
+                    plan.port,
+                    LISTEN_TIMEOUT.as_secs()
+                );
+            }
+        }
+    }
+
+    // 2. the sender connects and streams
+    let send_cmd = send_command(plan, send);
+    log(&format!("on {}: {send_cmd}", src.host()));
+    let started = Instant::now();
+    let mut sender = match src.spawn(&send_cmd).await {
+        Ok(s) => s,
+        Err(e) => {
+            kill(dst, lpid).await;
+            let _ = lwatch.await;
+            return Err(e.context("starting the mbuffer sender"));
+        }
+    };
+    drop(sender.stdin.take());
+    let (stx, mut srx) = mpsc::unbounded_channel();
+    let swatch = watch(sender, stx);
+    let mut spid = None;
+    let mut total: u64 = 0;
+    let mut sender_done: Option<Finished> = None;
+    let mut swatch = Some(swatch);
+    let mut lwatch = Some(lwatch);
+    let mut listener_done: Option<Finished> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let failure: Option<String> = loop {
+        tokio::select! {
+            e = lrx.recv() => match e {
+                Some(Event::Total(n)) if n > total => {
+                    meter.add(n - total);
+                    total = n;
+                }
+                Some(Event::Pid(p)) => lpid = Some(p),
+                Some(Event::Error(e)) => errors.push(e),
+                Some(_) => {}
+                None => {
+                    // the listener's output closed: it is ending; collect how
+                    if let Some(w) = lwatch.take() {
+                        listener_done = Some(w.await.map_err(|e| anyhow!("{e}"))??);
+                    }
+                    if let Some(w) = swatch.take() {
+                        sender_done = Some(w.await.map_err(|e| anyhow!("{e}"))??);
+                    }
+                    break None;
+                }
+            },
+            e = srx.recv(), if sender_done.is_none() && swatch.is_some() => match e {
+                Some(Event::Pid(p)) => spid = Some(p),
+                Some(Event::Error(e)) => errors.push(e),
+                Some(_) => {}
+                None => {
+                    let f = swatch.take().expect("watched").await.map_err(|e| anyhow!("{e}"))??;
+                    if !f.success() && total == 0 {
+                        // never connected (refused, unreachable): the listener waits in vain
+                        break Some(format!(
+                            "mbuffer on {} could not send to {}:{}: {}",
+                            src.host(), plan.address, plan.port, describe_failure(f.code, &f.stderr)
+                        ));
+                    }
+                    sender_done = Some(f);
+                }
+            },
+            _ = tick.tick() => {
+                if total == 0 && started.elapsed() > plan.timeout {
+                    break Some(format!(
+                        "no connection reached the mbuffer listener on {}:{} within {}s (can {} reach mbuffer_address {}?)",
+                        dst.host(), plan.port, plan.timeout.as_secs(), src.host(), plan.address
+                    ));
+                }
+            }
+        }
+    };
+    if let Some(msg) = failure {
+        // nothing may stay behind: end both mbuffers, then collect them
+        kill(dst, lpid).await;
+        kill(src, spid).await;
+        if let Some(w) = lwatch.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+        if let Some(w) = swatch.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+        bail!("{msg}");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (s, r) = (
+        sender_done.expect("collected"),
+        listener_done.expect("collected"),
+    );
+    // the receiving side's complaint says most; mbuffer's own messages next
+    if !r.success() {
+        let extra = if errors.is_empty() {
+            String::new()
+        } else {
+            format!(" (mbuffer: {})", errors.join("; "))
+        };
+        bail!(
+            "receive failed: {}{extra}",
+            describe_failure(r.code, &r.stderr)
+        );
+    }
+    if !s.success() {
+        bail!("send failed: {}", describe_failure(s.code, &s.stderr));
+    }
+    Ok(Transferred {
+        bytes: total,
+        seconds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mbuffer_output() {
+        assert_eq!(parse("ferry-pid 123"), Some(Event::Pid(123)));
+        assert_eq!(
+            parse("mbuffer: listening on socket..."),
+            Some(Event::Listening)
+        );
+        assert_eq!(
+            parse("in @  324 MiB/s, out @  324 MiB/s,  227 MiB total, buffer   0% full"),
+            Some(Event::Total(227 << 20))
+        );
+        assert_eq!(
+            parse("in @  0.0 kiB/s, out @  0.0 kiB/s,  512 kiB total, buffer   0% full"),
+            Some(Event::Total(512 << 10))
+        );
+        assert_eq!(
+            parse("summary:  300 MiByte in  0.9sec - average of  329 MiB/s"),
+            Some(Event::Total(300 << 20))
+        );
+        assert_eq!(
+            parse("in @ 1.0 MiB/s, out @ 1.0 MiB/s, 1.50 GiB total, buffer 0% full"),
+            Some(Event::Total(3 << 29))
+        );
+        assert!(matches!(
+            parse("mbuffer: fatal: Unable to initialize network input."),
+            Some(Event::Error(_))
+        ));
+        assert_eq!(parse("mbuffer: no config file /root/.mbuffer.rc"), None);
+    }
+
+    #[test]
+    fn commands_quote_the_address() {
+        let plan = Plan {
+            address: "10.0.0.2".into(),
+            port: 9090,
+            bwlimit: 1000,
+            timeout: Duration::from_secs(30),
+        };
+        let s = send_command(&plan, "zfs send t/d@s");
+        assert!(s.ends_with("-W 30 -r 1000 -O 10.0.0.2:9090'"), "{s}");
+        let l = listen_command(&plan, "zfs receive b/d");
+        assert!(l.contains("-I 9090' 2>&3 | zfs receive b/d 3>&-"), "{l}");
+    }
+}

@@ -1,0 +1,325 @@
+//! Transports end to end on real zfs-fuse pools: zstd compression over the ssh transport,
+//! bandwidth limits on every transport, and mbuffer (zettabee's way) with its failure modes.
+
+mod common;
+
+use std::time::Instant;
+
+use common::lab::Lab;
+use common::zfs::{remount, tree_checksum, write_random_file, TestPool};
+
+fn dst_sum(lab: &Lab) -> String {
+    remount(&lab.dst_ds);
+    tree_checksum(&lab.dst_mnt())
+}
+
+/// A file that compresses well: the same text over and over.
+fn write_text_file(path: &std::path::Path, bytes: usize) {
+    let line =
+        b"ferry replicates zfs datasets between sites; this line repeats and compresses well.\n";
+    let mut data = Vec::with_capacity(bytes);
+    while data.len() < bytes {
+        data.extend_from_slice(line);
+    }
+    std::fs::write(path, &data[..bytes]).unwrap();
+}
+
+fn json(r: &common::lab::Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+#[test]
+fn zstd_over_ssh_compresses_on_the_wire_and_arrives_intact() {
+    let Some(lab) = Lab::new("zst", 192, 192, "compress = \"zstd\"") else {
+        return;
+    };
+    let src = lab.src_mnt();
+    write_text_file(&src.join("text.txt"), 12 << 20);
+    write_random_file(&src.join("rand.bin"), 1 << 20, 3);
+    lab.ok(&["setup", "data"]);
+    let init = json(&lab.ok(&["--json", "initialize", "data"]));
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    let wire = init["bytes"].as_u64().unwrap();
+    assert!(
+        wire > 0 && wire < 6 << 20,
+        "13 MiB of mostly text went as {wire} bytes"
+    );
+    write_text_file(&src.join("text2.txt"), 8 << 20);
+    let up = json(&lab.ok(&["--json", "update", "data"]));
+    assert!(up["bytes"].as_u64().unwrap() < 3 << 20, "{up}");
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
+    assert!(
+        log.contains("| zstd -q -c -1") && log.contains("zstd -q -d -c | zfs receive"),
+        "{log}"
+    );
+    assert_eq!(lab.status()["state"], "Synchronized");
+}
+
+#[test]
+fn bwlimit_holds_on_the_local_transport() {
+    let Some(src) = TestPool::create("bwls", 128) else {
+        return;
+    };
+    let Some(dst) = TestPool::create("bwld", 128) else {
+        return;
+    };
+    let ds = src.create_dataset("data");
+    write_random_file(&common::zfs::mountpoint(&ds).join("a.bin"), 6 << 20, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ferry.toml");
+    let dst_ds = dst.ds("rep");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n[[pair]]\nsource = \"{ds}\"\ndestination = \"{dst_ds}\"\ntransport = \"local\"\nbwlimit = \"2M\"\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let t = Instant::now();
+    let out = run(&["--json", "initialize", "rep"]);
+    let secs = t.elapsed().as_secs_f64();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let bytes = v["bytes"].as_u64().unwrap() as f64;
+    assert!(bytes > 6e6, "{v}");
+    // 2 MiB/s: at least bytes / limit, minus a little for the clock's granularity
+    assert!(
+        secs >= bytes / (2.0 * 1048576.0) * 0.9,
+        "{bytes} bytes in {secs:.1}s breaks a 2M limit"
+    );
+    remount(&dst_ds);
+    assert_eq!(
+        tree_checksum(&common::zfs::mountpoint(&ds)),
+        tree_checksum(&common::zfs::mountpoint(&dst_ds))
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// mbuffer processes on this machine listening on or sending to `port` (the lab's "hosts" are all here).
+fn mbuffers(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("pgrep")
+        .arg("-a")
+        .arg("mbuffer")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("-I {port}")) || l.contains(&format!(":{port}")))
+        .map(String::from)
+        .collect()
+}
+
+fn mbuffer_lab(name: &str, port: u16, extra: &str) -> Option<Lab> {
+    Lab::new(
+        name,
+        256,
+        256,
+        &format!(
+            "transport = \"mbuffer\"\nport = {port}\nmbuffer_address = \"127.0.0.1\"\n{extra}"
+        ),
+    )
+}
+
+#[test]
+fn mbuffer_transport_replicates_and_reports_figures() {
+    let port = free_port();
+    let Some(lab) = mbuffer_lab("mbf", port, "compress = \"zstd\"") else {
+        return;
+    };
+    let src = lab.src_mnt();
+    write_random_file(&src.join("a.bin"), 24 << 20, 1);
+    lab.ok(&["setup", "data"]);
+    let init = json(&lab.ok(&["--json", "initialize", "data"]));
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    // mbuffer's own figure (to its display precision), of the compressed stream
+    let bytes = init["bytes"].as_u64().unwrap();
+    assert!(bytes >= 20 << 20 && bytes <= 30 << 20, "{init}");
+    write_random_file(&src.join("b.bin"), 4 << 20, 2);
+    std::fs::remove_file(src.join("a.bin")).unwrap();
+    lab.ok(&["update", "data"]);
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(lab.status()["state"], "Synchronized");
+    let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
+    assert!(log.contains("UNENCRYPTED"), "{log}");
+    assert!(
+        log.contains(&format!("mbuffer -4 -v 4 -s 128k -m 64M -W 30 -I {port}")),
+        "{log}"
+    );
+    assert!(log.contains(&format!("-O 127.0.0.1:{port}")), "{log}");
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    let check = lab.ok(&["check"]);
+    assert!(check.stdout.contains("unencrypted"), "{}", check.stdout);
+}
+
+#[test]
+fn mbuffer_port_in_use_fails_clearly_and_leaves_nothing() {
+    let port = free_port();
+    let Some(lab) = mbuffer_lab("mbp", port, "") else {
+        return;
+    };
+    write_random_file(&lab.src_mnt().join("a.bin"), 1 << 20, 3);
+    lab.ok(&["setup", "data"]);
+    lab.ok(&["initialize", "data"]);
+    let cp = common::zfs::zfs_get(&lab.dst_ds, "ferry:lastsnap");
+    let squatter = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+    let t = Instant::now();
+    let r = lab.ferry(&["update", "data"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains(&format!("could not listen on port {port}"))
+            && r.stderr.contains("Address already in use"),
+        "{}",
+        r.stderr
+    );
+    assert!(t.elapsed().as_secs() < 20, "took {:?}", t.elapsed());
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    assert_eq!(common::zfs::zfs_get(&lab.dst_ds, "ferry:lastsnap"), cp);
+    drop(squatter);
+    lab.ok(&["update", "data"]);
+    assert_eq!(tree_checksum(&lab.src_mnt()), dst_sum(&lab));
+}
+
+/// An address on a veth whose far end (in a namespace of its own) is down: a connection to it
+/// goes unanswered until ARP gives up (~3 s), then fails with "No route to host".
+struct DeadEnd {
+    ns: String,
+    host_if: String,
+    address: String,
+}
+
+impl DeadEnd {
+    fn new(tag: u8) -> DeadEnd {
+        let id = std::process::id() % 10000;
+        let ns = format!("fdead{id}{tag}");
+        let host_if = format!("fdh{id}{tag}");
+        let peer = format!("fdn{id}{tag}");
+        let net = format!("10.{}.{}", 200 + tag, id % 250);
+        let sh = |c: &str| {
+            let ok = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(c)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{c}");
+        };
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {host_if} type veth peer name {peer} && ip link set {peer} netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add {net}.1/30 dev {host_if} && ip link set {host_if} up"
+        ));
+        DeadEnd {
+            ns,
+            host_if,
+            address: format!("{net}.2"),
+        }
+    }
+}
+
+impl Drop for DeadEnd {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ip link del {} 2>/dev/null; ip netns del {}",
+                self.host_if, self.ns
+            ))
+            .status();
+    }
+}
+
+#[test]
+fn mbuffer_listener_without_a_connection_ends_cleanly() {
+    let dead = DeadEnd::new(1);
+    let port = free_port();
+    let Some(lab) = Lab::new(
+        "mbt",
+        128,
+        128,
+        &format!("transport = \"mbuffer\"\nport = {port}\nmbuffer_address = \"127.0.0.1\""),
+    ) else {
+        return;
+    };
+    write_random_file(&lab.src_mnt().join("a.bin"), 1 << 20, 4);
+    lab.ok(&["setup", "data"]);
+    lab.ok(&["initialize", "data"]);
+    let cp = common::zfs::zfs_get(&lab.dst_ds, "ferry:lastsnap");
+    // the source cannot reach the address: nothing connects within mbuffer_timeout
+    let cfg = std::fs::read_to_string(&lab.config).unwrap();
+    std::fs::write(
+        &lab.config,
+        cfg.replace(
+            "mbuffer_address = \"127.0.0.1\"",
+            &format!(
+                "mbuffer_address = \"{}\"\nmbuffer_timeout = \"1s\"",
+                dead.address
+            ),
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let r = lab.ferry(&["update", "data"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "no connection reached the mbuffer listener on local:{port} within 1s"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(t.elapsed().as_secs() < 15, "{:?}", t.elapsed());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    assert_eq!(common::zfs::zfs_get(&lab.dst_ds, "ferry:lastsnap"), cp);
+    // a longer timeout: the sender's own failure ends it, as clearly
+    std::fs::write(
+        &lab.config,
+        cfg.replace(
+            "mbuffer_address = \"127.0.0.1\"",
+            &format!(
+                "mbuffer_address = \"{}\"\nmbuffer_timeout = \"20s\"",
+                dead.address
+            ),
+        ),
+    )
+    .unwrap();
+    let r = lab.ferry(&["update", "data"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains(&format!("could not send to {}:{port}", dead.address)),
+        "{}",
+        r.stderr
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    // and back on a reachable address it works
+    std::fs::write(&lab.config, cfg).unwrap();
+    lab.ok(&["update", "data"]);
+    assert_eq!(tree_checksum(&lab.src_mnt()), dst_sum(&lab));
+}
