@@ -554,3 +554,49 @@ async fn run_loop_draws_and_quits() {
         ferry::tui::Exit::Suspend
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_host_shows_as_such_and_input_keeps_working() {
+    // port 1 on loopback refuses at once: the host is down
+    let text = "[hosts.dead]\naddress = \"127.0.0.1\"\nport = 1\nknown_hosts = \"/dev/null\"\n\
+                [[pair]]\nsource = \"dead:tank/data\"\ndestination = \"backup/data\"\n";
+    let c = config(text);
+    let state = tempfile::tempdir().unwrap();
+    let engine = Arc::new(ferry::engine::Engine::new(
+        (*c).clone(),
+        Some(state.path().to_path_buf()),
+        false,
+    ));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _bg = ferry::tui::collect::Background::start(engine, tx);
+    let mut a = App::new(
+        c,
+        state.path().to_path_buf(),
+        Theme::builtin("dark").unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (mut got_status, mut got_hosts) = (false, false);
+    while !(got_status && got_hosts) {
+        let ev = tokio::time::timeout_at(deadline.into(), rx.recv())
+            .await
+            .expect("collectors report within 30 s")
+            .unwrap();
+        got_status |= matches!(ev, Event::Status(_));
+        got_hosts |= matches!(ev, Event::Hosts(_));
+        a.handle(ev);
+        // input is handled between reports
+        key(&mut a, KeyCode::Char('s'));
+    }
+    let st = a.statuses[0].as_ref().unwrap();
+    assert_eq!(st.state, "Unknown");
+    assert!(
+        st.reason.as_deref().unwrap_or("").contains("host dead"),
+        "{:?}",
+        st.reason
+    );
+    let s = render(&mut a, 120, 20);
+    assert!(s.contains("Unknown"), "{s}");
+    key(&mut a, KeyCode::Tab);
+    let s = render(&mut a, 120, 20);
+    assert!(s.contains("unreachable"), "{s}");
+}

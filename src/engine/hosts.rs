@@ -36,9 +36,12 @@ pub async fn probe(engine: &Engine, host: &str) -> HostReport {
     };
     let work = async {
         let ex = engine.executor(host).await?;
+        // one bare round trip on the open connection: what every command of a job pays
         let t = Instant::now();
+        ex.run_ok("true").await?;
+        let rtt = t.elapsed();
         let pools = Zfs.pools(&ex).await?;
-        anyhow::Ok((t.elapsed(), pools))
+        anyhow::Ok((rtt, pools))
     };
     match tokio::time::timeout(PROBE_TIMEOUT, work).await {
         Ok(Ok((rtt, pools))) => {

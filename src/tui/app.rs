@@ -322,7 +322,16 @@ impl App {
                     return vec![Command::RefreshStatus];
                 }
             }
-            Event::Tick => {}
+            // the open detail's log follows a running job
+            Event::Tick => {
+                if let (true, Some(i)) = (self.detail, self.selected_index()) {
+                    if self.running().contains(&i) {
+                        return vec![Command::LoadLog {
+                            fingerprint: self.pair(i).fingerprint(),
+                        }];
+                    }
+                }
+            }
             Event::Hosts(h) => self.hosts = h,
             Event::System(s) => self.system = Some(s),
             Event::LogTail { fingerprint, lines } => {
