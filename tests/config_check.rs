@@ -40,6 +40,7 @@ fn bad_configs_name_file_line_and_key() {
         (pair("transport = \"mbuffer\"\nport = 9090\n"), vec!["FILE:3:", "key `mbuffer_address`", "local destination needs mbuffer_address"]),
         (pair("mbuffer_address = \"a b\"\n"), vec!["FILE:6:", "key `mbuffer_address`", "not a host name or IP address"]),
         (pair("mbuffer_timeout = \"0s\"\n"), vec!["FILE:6:", "key `mbuffer_timeout`", "at least 1s"]),
+        (format!("max_jobs_per_host = 0\n{}", pair("")), vec!["FILE:1:", "key `max_jobs_per_host`", "between 1 and 256"]),
         (pair("transport = \"local\"\ncompress = \"zstd\"\n"), vec!["FILE:", "key `"]),
         (pair("wlag = \"2x\"\n"), vec!["FILE:6:", "key `wlag`", "bad duration \"2x\""]),
         (pair("clag = \"\"\n"), vec!["FILE:6:", "key `clag`", "empty duration"]),

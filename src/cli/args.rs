@@ -50,7 +50,11 @@ pub enum Action {
     Initialize { dest: String },
     /// Incremental transfer from the last checkpoint
     Update {
-        dest: String,
+        /// The pair (required unless --all)
+        dest: Option<String>,
+        /// Every pair, several at once (max_jobs overall, max_jobs_per_host per host)
+        #[arg(long, conflicts_with = "dest")]
+        all: bool,
         /// Roll back changes made on the destination by hand (zfs receive -F)
         #[arg(long)]
         force: bool,
@@ -111,12 +115,14 @@ impl Action {
         match self {
             Action::Setup { dest }
             | Action::Initialize { dest }
-            | Action::Update { dest, .. }
             | Action::Runstatus { dest }
             | Action::Unlock { dest }
             | Action::Purge { dest, .. }
             | Action::Logfile { dest } => Some(dest),
-            Action::Status { dest, .. } | Action::Fingerprint { dest } | Action::Metrics { dest } => dest.as_deref(),
+            Action::Status { dest, .. }
+            | Action::Fingerprint { dest }
+            | Action::Metrics { dest }
+            | Action::Update { dest, .. } => dest.as_deref(),
             Action::Check | Action::Console => None,
         }
     }

@@ -52,7 +52,7 @@ pub use args::{Action, Cli};
 
 use crate::config::{self, Config, Pair};
 use crate::engine::status::RunState;
-use crate::engine::{observe, purge, replicate, select, setup, status, Engine};
+use crate::engine::{fleet, observe, purge, replicate, select, setup, status, Engine};
 use crate::monitor::{metrics, nagios, nsca, Level};
 use crate::state::last::LastResult;
 use crate::state::lock;
@@ -245,7 +245,48 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             print::setup(p, &items, cli.json);
             Ok(if items.iter().all(|i| i.ok) { 0 } else { 1 })
         }
-        Action::Initialize { dest } | Action::Update { dest, .. } => {
+        Action::Update { dest: None, all, force } => {
+            if !*all {
+                anyhow::bail!("give DEST, or --all for every pair");
+            }
+            let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
+            let results = fleet::update_all(engine, &pairs, replicate::Options { force: *force }).await;
+            let mut failed = 0;
+            let mut rows = Vec::new();
+            for (p, r) in &results {
+                match r {
+                    Ok(done) => {
+                        if cli.json {
+                            rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": true,
+                                "snapshot": done.snapshot, "bytes": done.bytes, "seconds": done.seconds}));
+                        } else if cli.verbose || cli.debug {
+                            outln!("{}", print::replicated("update", p, done));
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
+                        if cli.json {
+                            rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": false, "error": msg}));
+                        }
+                        if !cli.nagios {
+                            eprintln!("ferry: error: update {}: {msg}", Engine::dest_name(p));
+                        }
+                    }
+                }
+            }
+            if cli.json {
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            if failed > 0 {
+                if cli.nagios {
+                    anyhow::bail!("{failed} of {} pairs failed", results.len());
+                }
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        Action::Initialize { dest } | Action::Update { dest: Some(dest), .. } => {
             let p = one(engine, dest)?;
             let opts = replicate::Options { force: matches!(action, Action::Update { force: true, .. }) };
             let result = if matches!(action, Action::Initialize { .. }) {

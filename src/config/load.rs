@@ -66,6 +66,8 @@ impl<'de> Deserialize<'de> for Scalar {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<Spanned<String>>,
+    max_jobs: Option<Spanned<i64>>,
+    max_jobs_per_host: Option<Spanned<i64>>,
     defaults: Option<Spanned<RawEntry>>,
     #[serde(default)]
     hosts: BTreeMap<String, Spanned<RawHost>>,
@@ -332,7 +334,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     let console = cx.console(raw.console.as_ref())?;
-    Ok(Config { path: path.to_path_buf(), state_dir, defaults, hosts, pairs, clusters, console })
+    let mut limits = [4usize, 2usize];
+    for (i, (key, v)) in [("max_jobs", &raw.max_jobs), ("max_jobs_per_host", &raw.max_jobs_per_host)].into_iter().enumerate() {
+        if let Some(v) = v {
+            let n = *v.get_ref();
+            if !(1..=256).contains(&n) {
+                return Err(cx.err(v.span(), key, &format!("{key} = {n}: must be between 1 and 256")));
+            }
+            limits[i] = n as usize;
+        }
+    }
+    let [max_jobs, max_jobs_per_host] = limits;
+    Ok(Config { path: path.to_path_buf(), state_dir, defaults, hosts, pairs, clusters, console, max_jobs, max_jobs_per_host })
 }
 
 fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {

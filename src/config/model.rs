@@ -17,6 +17,12 @@ pub struct Config {
     pub pairs: Vec<Pair>,
     pub clusters: Vec<Cluster>,
     pub console: ConsoleConfig,
+    /// `update --all`: most jobs at once overall (top-level `max_jobs`, default 4).
+    pub max_jobs: usize,
+    /// `update --all`: most jobs at once touching one host as source or destination
+    /// (top-level `max_jobs_per_host`, default 2; each job uses up to 3 SSH channels of the host's
+    /// one connection, and sshd's MaxSessions defaults to 10).
+    pub max_jobs_per_host: usize,
 }
 
 /// Console actions whose keys `[console.keys]` may rebind.

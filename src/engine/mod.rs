@@ -2,6 +2,7 @@
 //! these same functions; nothing above this layer runs a storage command.
 
 pub mod assess;
+pub mod fleet;
 pub mod hosts;
 pub mod job;
 pub mod observe;
