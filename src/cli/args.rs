@@ -87,6 +87,12 @@ pub enum Action {
     Fingerprint { dest: Option<String> },
     /// Prometheus text format for node_exporter's textfile collector: lag, last success, bytes, running, state
     Metrics { dest: Option<String> },
+    /// Convert another tool's config to ferry TOML on stdout: `ferry import zettabee FILE`
+    Import {
+        /// The tool whose config FILE is (zettabee)
+        format: String,
+        file: PathBuf,
+    },
     /// Validate the config and print what it says
     Check,
     /// The full-screen console (also what `ferry` with no action opens on a terminal)
@@ -106,6 +112,7 @@ impl Action {
             Action::Logfile { .. } => "logfile",
             Action::Fingerprint { .. } => "fingerprint",
             Action::Check => "check",
+            Action::Import { .. } => "import",
             Action::Metrics { .. } => "metrics",
             Action::Console => "console",
         }
@@ -123,7 +130,7 @@ impl Action {
             | Action::Fingerprint { dest }
             | Action::Metrics { dest }
             | Action::Update { dest, .. } => dest.as_deref(),
-            Action::Check | Action::Console => None,
+            Action::Check | Action::Console | Action::Import { .. } => None,
         }
     }
 }

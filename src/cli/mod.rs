@@ -101,6 +101,16 @@ fn load_config(cli: &Cli) -> Result<Config> {
 }
 
 async fn run(cli: &Cli, action: &Action) -> i32 {
+    // import reads another tool's file: no ferry config needed
+    if let Action::Import { format, file } = action {
+        return match import(format, file) {
+            Ok(text) => {
+                out!("{text}");
+                0
+            }
+            Err(e) => fail(cli, action, &e),
+        };
+    }
     let config = match load_config(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -202,6 +212,10 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
     match action {
         Action::Check => {
             print::config(&engine.config, cli.json);
+            Ok(0)
+        }
+        Action::Import { format, file } => {
+            out!("{}", import(format, file)?);
             Ok(0)
         }
         Action::Console => {
@@ -389,4 +403,12 @@ fn pair_metrics(engine: &Engine, s: &status::PairStatus) -> metrics::PairMetrics
         locked: s.run.status == RunState::Locked,
         runtime_secs: s.run.runtime_secs,
     }
+}
+
+fn import(format: &str, file: &std::path::Path) -> Result<String> {
+    if format != "zettabee" {
+        anyhow::bail!("unknown format {format:?} (ferry imports: zettabee)");
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
+    config::import::zettabee(file, &text, &nsca::local_host_name()).map_err(|e| anyhow!(e))
 }

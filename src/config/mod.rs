@@ -2,6 +2,7 @@
 
 mod load;
 mod model;
+pub mod import;
 pub mod names;
 pub mod units;
 
