@@ -212,6 +212,30 @@ impl Sshd {
         path
     }
 
+    /// The listening sshd's pid (its per-connection processes are its descendants).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills every process of every open connection (not the listener): each client's link is
+    /// cut as if the host went away, while new connections are still accepted.
+    pub fn cut_connections(&self) -> usize {
+        let mut killed = 0;
+        for pid in descendants(self.pid()) {
+            // by pid, and only processes this harness's sshd started
+            if std::process::Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+            {
+                killed += 1;
+            }
+        }
+        killed
+    }
+
     /// sshd's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir().join("sshd.log")).unwrap_or_default()
@@ -230,4 +254,36 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// All descendants of `root` (children first found, then theirs), from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'
+        if let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (c, pp) in &parent_of {
+            if *pp == p && !out.contains(c) {
+                out.push(*c);
+                frontier.push(*c);
+            }
+        }
+    }
+    out
 }
