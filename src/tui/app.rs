@@ -253,8 +253,8 @@ impl App {
                 .unwrap_or(0)
         };
         match self.sort {
-            SortKey::Destination => order.sort_by_key(|&i| self.pair(i).destination.to_string()),
-            SortKey::Source => order.sort_by_key(|&i| self.pair(i).source.to_string()),
+            SortKey::Destination => order.sort_by_cached_key(|&i| self.pair(i).destination.to_string()),
+            SortKey::Source => order.sort_by_cached_key(|&i| self.pair(i).source.to_string()),
             SortKey::State => order.sort_by_key(|&i| std::cmp::Reverse(state(i))),
             SortKey::Lag => order.sort_by_key(|&i| std::cmp::Reverse(lag(i))),
             SortKey::Status => order.sort_by_key(|&i| std::cmp::Reverse(status(i))),
@@ -304,17 +304,13 @@ impl App {
                 self.reorder();
             }
             Event::Runs(list) => {
-                let before: Vec<bool> = (0..self.runs.len())
-                    .map(|i| self.running().contains(&i))
-                    .collect();
+                let before = self.running();
                 for (i, r) in list.into_iter().enumerate().take(self.runs.len()) {
                     self.runs[i] = Some(r);
                 }
                 // a job ended: its pair's state changed on the hosts, so read them again
-                let ended = before
-                    .iter()
-                    .enumerate()
-                    .any(|(i, was)| *was && !self.running().contains(&i));
+                let after = self.running();
+                let ended = before.iter().any(|i| after.binary_search(i).is_err());
                 if self.sort == SortKey::Status || self.sort == SortKey::Rate {
                     self.reorder();
                 }
