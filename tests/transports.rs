@@ -155,7 +155,7 @@ fn mbuffer_transport_replicates_and_reports_figures() {
     assert_eq!(tree_checksum(&src), dst_sum(&lab));
     // mbuffer's own figure (to its display precision), of the compressed stream
     let bytes = init["bytes"].as_u64().unwrap();
-    assert!(bytes >= 20 << 20 && bytes <= 30 << 20, "{init}");
+    assert!((20 << 20..=30 << 20).contains(&bytes), "{init}");
     write_random_file(&src.join("b.bin"), 4 << 20, 2);
     std::fs::remove_file(src.join("a.bin")).unwrap();
     lab.ok(&["update", "data"]);
@@ -171,6 +171,13 @@ fn mbuffer_transport_replicates_and_reports_figures() {
     assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
     let check = lab.ok(&["check"]);
     assert!(check.stdout.contains("unencrypted"), "{}", check.stdout);
+    let setup = lab.ok(&["setup", "data"]);
+    assert!(
+        setup.stdout.contains("mbuffer, zstd found on store1")
+            && setup.stdout.contains("UNENCRYPTED"),
+        "{}",
+        setup.stdout
+    );
 }
 
 #[test]

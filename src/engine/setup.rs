@@ -70,6 +70,7 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
     items.extend(d_items);
     if let (Some((sx, scaps)), Some((dx, dcaps))) = (s, d) {
         items.extend(datasets(pair, &sx, &dx).await);
+        items.extend(programs(pair, &sx, &dx).await);
         // a stream from a newer pool version may not be receivable by an older one
         let compatible = match (scaps.pool_version, dcaps.pool_version) {
             (Some(s), Some(d)) => s <= d,
@@ -120,4 +121,50 @@ async fn parent(dx: &Executor, dst: &str) -> Result<Item> {
     }
     Zfs.create_parent(dx, dst).await?;
     Ok(item(true, "destination parent", format!("{p} created")))
+}
+
+/// The programs the pair's transport and compression need, on both hosts (one exec each).
+async fn programs(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
+    use crate::config::{Compress, TransportKind};
+    let mut need: Vec<&str> = Vec::new();
+    if pair.options.transport == TransportKind::Mbuffer {
+        need.push("mbuffer");
+    }
+    if pair.options.compress == Compress::Zstd && pair.options.transport != TransportKind::Local {
+        need.push("zstd");
+    }
+    if need.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (label, ex) in [("source", sx), ("destination", dx)] {
+        // fixed program names only: nothing from the config reaches this command line
+        let cmd = need.iter().map(|p| format!("command -v {p} >/dev/null 2>&1 || echo {p}")).collect::<Vec<_>>().join("; ");
+        let missing = match ex.run(&cmd).await {
+            Ok(o) => o.stdout_text().split_whitespace().map(String::from).collect::<Vec<_>>(),
+            Err(e) => vec![format!("({e:#})")],
+        };
+        out.push(item(
+            missing.is_empty(),
+            format!("{label} programs"),
+            if missing.is_empty() {
+                format!("{} found on {}", need.join(", "), ex.host())
+            } else {
+                format!("missing on {}: {}", ex.host(), missing.join(", "))
+            },
+        ));
+    }
+    if pair.options.transport == TransportKind::Mbuffer {
+        out.push(item(
+            true,
+            "transport mbuffer",
+            format!(
+                "UNENCRYPTED from {} to {}:{}",
+                pair.source.host,
+                pair.options.mbuffer_address.as_deref().unwrap_or("?"),
+                pair.port.unwrap_or(0)
+            ),
+        ));
+    }
+    out
 }
