@@ -97,17 +97,20 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
             .and_then(|r| r.progress.as_ref())
             .map(|p| rate(p.rate))
             .unwrap_or_default();
+        // the selected row is one colour: threshold colours on the highlight would not read
+        let sel = pos == app.selected;
+        let styled = |text: String, style| if sel { Span::raw(text) } else { Span::styled(text, style) };
         let mut cells = vec![
             Cell::from(fit(&p.source.to_string(), src_w)),
             Cell::from(fit(&app.dest_name(i), dst_w)),
-            Cell::from(Span::styled(state, state_style)),
-            Cell::from(Span::styled(lag, lag_style)),
+            Cell::from(styled(state, state_style)),
+            Cell::from(styled(lag, lag_style)),
             Cell::from(flags),
-            Cell::from(Span::styled(status, status_style)),
-            Cell::from(Span::styled(runtime, run_style)),
+            Cell::from(styled(status, status_style)),
+            Cell::from(styled(runtime, run_style)),
         ];
         if wide {
-            cells.push(Cell::from(Span::styled(cur, t.running)));
+            cells.push(Cell::from(styled(cur, t.running)));
         }
         let row = Row::new(cells).style(if pos == app.selected {
             t.selected
