@@ -11,7 +11,7 @@ use crate::driver::Snapshot;
 
 use super::super::app::App;
 use super::super::ui::{fmt_time, level_style, secs};
-use super::pane;
+use super::{fit, pane};
 
 /// `ferry.<fp>.<time>` shortened to `ferry.<fp:8>….<time>`: the fingerprint is shown above.
 fn short(name: &str) -> String {
@@ -83,8 +83,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             Span::styled("options      ", t.dim),
             Span::styled(
                 format!(
-                    "{:?} wlag {} clag {} wrun {} crun {} keep {}{}",
-                    p.options.transport,
+                    "{} wlag {} clag {} wrun {} crun {} keep {}{}",
+                    format!("{:?}", p.options.transport).to_lowercase(),
                     secs(p.options.wlag.as_secs()),
                     secs(p.options.clag.as_secs()),
                     secs(p.options.wrun.as_secs()),
@@ -186,10 +186,20 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(Span::styled("log", t.header)));
+    // the newest log lines that fit, one screen line each
+    let inner_w = area.width.saturating_sub(4) as usize;
+    let room = (area.height as usize)
+        .saturating_sub(2 + lines.len())
+        .max(1);
     match app.log_tail.get(&fp) {
         Some(tail) if !tail.is_empty() => {
-            for l in tail {
-                lines.push(Line::from(Span::styled(format!("  {l}"), t.dim)));
+            for l in &tail[tail.len().saturating_sub(room)..] {
+                // drop the date: the time is enough in a tail
+                let short = l.get(11..).unwrap_or(l);
+                lines.push(Line::from(Span::styled(
+                    format!("  {}", fit(short, inner_w)),
+                    t.dim,
+                )));
             }
         }
         Some(_) => lines.push(Line::from(Span::styled("  (empty)", t.dim))),
