@@ -316,3 +316,195 @@ fn more_than_2_gib_through_one_russh_channel_arrive_byte_for_byte() {
         );
     });
 }
+
+/// A namespace with sshd behind a veth: downing the host end cuts the link silently (no RST, no
+/// FIN), as a failed router or cable would.
+struct Remote {
+    ns: String,
+    host_if: String,
+    sshd: common::sshd::Sshd,
+}
+
+impl Remote {
+    fn start() -> Option<Remote> {
+        let id = std::process::id() % 10000;
+        let (ns, host_if, peer) = (format!("fcut{id}"), format!("fch{id}"), format!("fcn{id}"));
+        let net = format!("10.{}.{}", 190 + id / 250 % 10, id % 250);
+        let sh = |c: &str| {
+            assert!(
+                std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(c)
+                    .status()
+                    .unwrap()
+                    .success(),
+                "{c}"
+            )
+        };
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {host_if} type veth peer name {peer} && ip link set {peer} netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add {net}.1/30 dev {host_if} && ip link set {host_if} up"
+        ));
+        sh(&format!(
+            "ip netns exec {ns} ip addr add {net}.2/30 dev {peer} && ip netns exec {ns} ip link set {peer} up && ip netns exec {ns} ip link set lo up"
+        ));
+        let sshd = common::sshd::Sshd::start_at(Some(&ns), &format!("{net}.2"))?;
+        Some(Remote { ns, host_if, sshd })
+    }
+
+    fn link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let ok = std::process::Command::new("ip")
+            .args(["link", "set", &self.host_if, state])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // sshd first (its Drop kills it), then the namespace and the veth
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(self.sshd.pid().to_string())
+            .status();
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ip link del {} 2>/dev/null; ip netns del {}",
+                self.host_if, self.ns
+            ))
+            .status();
+    }
+}
+
+#[test]
+fn silent_link_cut_is_detected_within_the_keepalive_bound() {
+    let Some(remote) = Remote::start() else {
+        return;
+    };
+    let Some(src_pool) = common::zfs::TestPool::create("silents", 384) else {
+        return;
+    };
+    let Some(dst_pool) = common::zfs::TestPool::create("silentd", 384) else {
+        return;
+    };
+    let src_ds = src_pool.create_dataset("data");
+    let dst_ds = dst_pool.ds("rep/data");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ferry.toml");
+    let s = &remote.sshd;
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n[hosts.far]\naddress = \"{}\"\nport = {}\nuser = \"{}\"\nkey = \"{}\"\nknown_hosts = \"{}\"\n\
+             [[pair]]\nsource = \"far:{src_ds}\"\ndestination = \"{dst_ds}\"\nbwlimit = \"20M\"\n",
+            dir.path().join("state").display(),
+            s.address,
+            s.port,
+            s.user,
+            s.client_key.display(),
+            s.known_hosts.display()
+        ),
+    )
+    .unwrap();
+    let ferry = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .unwrap()
+    };
+    let src = common::zfs::mountpoint(&src_ds);
+    write_random_file(&src.join("a.bin"), 1 << 20, 1);
+    for a in [&["setup", "data"][..], &["initialize", "data"]] {
+        let o = ferry(a);
+        assert!(
+            o.status.success(),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let cp = zfs_get(&dst_ds, "ferry:lastsnap");
+    write_random_file(&src.join("big.bin"), 150 << 20, 2);
+    let job = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["update", "data"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = dir.path().join("state");
+    let t = Instant::now();
+    loop {
+        let bytes = std::fs::read_dir(&progress)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read(e.ok()?.path().join("progress.json")).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["bytes"].as_u64())
+            .unwrap_or(0);
+        if bytes > 10 << 20 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no transfer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    remote.link(false);
+    let cut = Instant::now();
+    let out = job.wait_with_output().unwrap();
+    let took = cut.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("silent cut detected after {took:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // keepalives every 10 s, 3 unanswered: the link is declared dead in well under a minute
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(
+        stderr.starts_with("ferry: error: update data: ") && stderr.contains("far"),
+        "{stderr}"
+    );
+    let wait_recv = Instant::now();
+    while std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(format!("zfs receive.*{dst_ds}"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(wait_recv.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        zfs_get(&dst_ds, "ferry:lastsnap"),
+        cp,
+        "the checkpoint must not move"
+    );
+    remote.link(true);
+    let t = Instant::now();
+    loop {
+        let o = ferry(&["update", "data"]);
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "update after the link came back: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    remount(&dst_ds);
+    assert_eq!(
+        tree_checksum(&src),
+        tree_checksum(&common::zfs::mountpoint(&dst_ds))
+    );
+}

@@ -18,6 +18,8 @@ pub struct Sshd {
     dir: tempfile::TempDir,
     child: Child,
     pub port: u16,
+    /// Where it listens (127.0.0.1 unless started with `start_at`).
+    pub address: String,
     pub user: String,
     /// The client's private key (in authorized_keys).
     pub client_key: PathBuf,
@@ -62,6 +64,12 @@ fn current_user() -> String {
 impl Sshd {
     /// Starts a server, or returns None when sshd is not installed (panics under CI=true).
     pub fn start() -> Option<Sshd> {
+        Self::start_at(None, "127.0.0.1")
+    }
+
+    /// An sshd listening on `address`, inside network namespace `netns` when given (so a test
+    /// can cut the link by downing the namespace's veth).
+    pub fn start_at(netns: Option<&str>, address: &str) -> Option<Sshd> {
         if !Path::new(SSHD).exists() {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("{SSHD} is missing and CI=true: install openssh-server");
@@ -93,7 +101,7 @@ impl Sshd {
             std::fs::write(
                 &config,
                 format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                    "Port {port}\nListenAddress {address}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
                      PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {pid}\n\
                      MaxSessions 64\nMaxStartups 64\nLogLevel INFO\n",
@@ -105,7 +113,16 @@ impl Sshd {
             .unwrap();
             let log_path = d.join("sshd.log");
             let log = std::fs::File::create(&log_path).unwrap();
-            let mut child = Command::new(SSHD)
+            let mut cmd = match netns {
+                // `ip netns exec` execs sshd in place: the child's pid is sshd's
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, SSHD]);
+                    c
+                }
+                None => Command::new(SSHD),
+            };
+            let mut child = cmd
                 .args(["-D", "-e", "-f"])
                 .arg(&config)
                 .stdin(Stdio::null())
@@ -119,7 +136,7 @@ impl Sshd {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if TcpStream::connect((address, port)).is_ok() {
                     up = true;
                     break;
                 }
@@ -127,6 +144,7 @@ impl Sshd {
             }
             if up {
                 let s = Sshd {
+                    address: address.to_string(),
                     known_hosts: d.join("known_hosts"),
                     dir,
                     child,
@@ -158,7 +176,7 @@ impl Sshd {
     pub fn host_with_known_hosts(&self, name: &str, known_hosts: &Path) -> HostConfig {
         HostConfig {
             name: name.to_string(),
-            address: "127.0.0.1".to_string(),
+            address: self.address.clone(),
             port: self.port,
             user: self.user.clone(),
             key: Some(self.client_key.clone()),
@@ -169,7 +187,7 @@ impl Sshd {
 
     /// The known_hosts line for this server's real key.
     pub fn known_hosts_line(&self) -> String {
-        format!("[127.0.0.1]:{} {}", self.port, self.host_key)
+        format!("[{}]:{} {}", self.address, self.port, self.host_key)
     }
 
     /// Writes a known_hosts file holding this server's key.
@@ -187,7 +205,8 @@ impl Sshd {
             text.push_str(&format!("# line {}\n", i + 1));
         }
         text.push_str(&format!(
-            "[127.0.0.1]:{} {}\n",
+            "[{}]:{} {}\n",
+            self.address,
             self.port,
             pub_key(&other.with_extension("pub"))
         ));
