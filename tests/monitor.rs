@@ -113,6 +113,11 @@ fn nagios_line_on_every_action_and_metrics() {
     let p = plugin(&r.stdout);
     assert_eq!((p.level.as_str(), r.code), ("CRITICAL", 2));
     assert!(p.summary.contains("already initialized"), "{}", p.summary);
+    assert!(
+        p.perf.contains_key("lag") && p.perf.contains_key("runtime"),
+        "a failure keeps the perfdata: {}",
+        r.stdout
+    );
     let r = lab.ferry(&["--nagios", "update", "nosuchpair"]);
     assert_eq!((plugin(&r.stdout).level.as_str(), r.code), ("CRITICAL", 2));
 

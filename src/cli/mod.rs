@@ -131,6 +131,11 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
     }
 }
 
+/// The ` | perfdata` tail of a plugin line (empty if it has none).
+fn perfdata(line: &str) -> String {
+    line.split_once(" | ").map(|(_, p)| format!(" | {p}")).unwrap_or_default()
+}
+
 /// The pairs an action is about: DEST's, or every pair.
 fn pairs_of<'a>(engine: &'a Engine, action: &Action) -> Result<Vec<&'a Pair>> {
     match action.dest() {
@@ -161,7 +166,7 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
     let st = status::status(engine, &pairs).await;
     let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
     let (level, line) = match &failed {
-        Some(msg) => (Level::Critical, format!("FERRY CRITICAL - {msg}")),
+        Some(msg) => (Level::Critical, format!("FERRY CRITICAL - {msg}{}", perfdata(&nagios::line(&checks).1))),
         None if pairs.is_empty() && !matches!(action, Action::Status { .. }) => {
             (Level::Ok, format!("FERRY OK - {}: no pairs configured", action.name()))
         }
@@ -182,7 +187,10 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
             .zip(&checks)
             .map(|(s, c)| {
                 let (l, text) = match &failed {
-                    Some(msg) => (Level::Critical, format!("FERRY CRITICAL - {msg}")),
+                    Some(msg) => (
+                        Level::Critical,
+                        format!("FERRY CRITICAL - {msg}{}", perfdata(&nagios::line(std::slice::from_ref(c)).1)),
+                    ),
                     None => nagios::line(std::slice::from_ref(c)),
                 };
                 nsca::Passive { fingerprint: s.fingerprint.clone(), level: l, line: text }
