@@ -330,3 +330,39 @@ fn mbuffer_listener_without_a_connection_ends_cleanly() {
     lab.ok(&["update", "data"]);
     assert_eq!(tree_checksum(&lab.src_mnt()), dst_sum(&lab));
 }
+
+#[test]
+fn mbuffer_push_to_a_remote_destination_uses_its_address_by_default() {
+    // local source, destination on store1: the listener runs over SSH, the sender here, and
+    // mbuffer_address defaults to store1's address
+    let port = free_port();
+    let Some(lab) = Lab::new("mbh", 128, 128, "") else {
+        return;
+    };
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    let text = text.replace(
+        &format!(
+            "source = \"store1:{}\"\ndestination = \"{}\"",
+            lab.src_ds, lab.dst_ds
+        ),
+        &format!(
+            "source = \"{}\"\ndestination = \"store1:{}\"\ntransport = \"mbuffer\"\nport = {port}",
+            lab.src_ds, lab.dst_ds
+        ),
+    );
+    assert!(text.contains("transport = \"mbuffer\""));
+    std::fs::write(&lab.config, text).unwrap();
+    let check = lab.ok(&["check"]);
+    assert!(
+        check.stdout.contains(&format!("to 127.0.0.1:{port}")),
+        "{}",
+        check.stdout
+    );
+    write_random_file(&lab.src_mnt().join("a.bin"), 3 << 20, 7);
+    lab.ok(&["setup", lab.dst_ds.as_str()]);
+    lab.ok(&["initialize", lab.dst_ds.as_str()]);
+    write_random_file(&lab.src_mnt().join("b.bin"), 1 << 20, 8);
+    lab.ok(&["update", lab.dst_ds.as_str()]);
+    assert_eq!(tree_checksum(&lab.src_mnt()), dst_sum(&lab));
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+}
