@@ -481,14 +481,22 @@ pub fn mountpoint(dataset: &str) -> PathBuf {
 
 /// `zfs unmount` + `zfs mount`: drops the kernel's stale FUSE caches, needed
 /// on zfs-fuse to see what an incremental receive into a mounted dataset
-/// wrote (retried: unmount right after use can be "busy").
+/// wrote (retried: unmount and mount right after use can be "busy").
 pub fn remount(dataset: &str) {
     let mut last = String::new();
     for _ in 0..10 {
         let (ok, _, err) = try_run(&format!("zfs unmount {dataset}"));
         if ok {
-            run(&format!("zfs mount {dataset}"));
-            return;
+            // the mount can be "busy" too while zfs-fuse finishes a receive that just ended
+            for _ in 0..10 {
+                let (ok, _, err) = try_run(&format!("zfs mount {dataset}"));
+                if ok {
+                    return;
+                }
+                last = err;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            panic!("zfs mount {dataset} failed: {last}");
         }
         last = err;
         std::thread::sleep(Duration::from_millis(500));
