@@ -140,6 +140,17 @@ pub struct App {
     pub table_area: Rect,
     /// Rows the table showed last frame (for paging).
     pub page: usize,
+    /// Header figures, counted when data arrives rather than on every frame.
+    pub counts: Counts,
+}
+
+/// Pairs per kind of state, for the header line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub synchronized: usize,
+    pub attention: usize,
+    pub locked: usize,
+    pub running: usize,
 }
 
 impl App {
@@ -173,6 +184,7 @@ impl App {
             quit: false,
             table_area: Rect::default(),
             page: 10,
+            counts: Counts::default(),
         };
         app.reorder();
         app
@@ -207,6 +219,22 @@ impl App {
                 })
             })
             .collect()
+    }
+
+    fn recount(&mut self) {
+        let mut c = Counts::default();
+        for s in self.statuses.iter().flatten() {
+            match s.state.as_str() {
+                "Synchronized" => c.synchronized += 1,
+                "Inconsistent" | "Unknown" => c.attention += 1,
+                _ => {}
+            }
+        }
+        c.locked = (0..self.runs.len())
+            .filter(|&i| self.run(i).is_some_and(|r| r.status == RunState::Locked))
+            .count();
+        c.running = self.running().len();
+        self.counts = c;
     }
 
     fn say(&mut self, msg: impl Into<String>) {
@@ -253,7 +281,9 @@ impl App {
                 .unwrap_or(0)
         };
         match self.sort {
-            SortKey::Destination => order.sort_by_cached_key(|&i| self.pair(i).destination.to_string()),
+            SortKey::Destination => {
+                order.sort_by_cached_key(|&i| self.pair(i).destination.to_string())
+            }
             SortKey::Source => order.sort_by_cached_key(|&i| self.pair(i).source.to_string()),
             SortKey::State => order.sort_by_key(|&i| std::cmp::Reverse(state(i))),
             SortKey::Lag => order.sort_by_key(|&i| std::cmp::Reverse(lag(i))),
@@ -301,6 +331,7 @@ impl App {
                 }
                 self.last_status_at = Some(Instant::now());
                 self.refreshing = false;
+                self.recount();
                 self.reorder();
             }
             Event::Runs(list) => {
@@ -310,6 +341,7 @@ impl App {
                 }
                 // a job ended: its pair's state changed on the hosts, so read them again
                 let after = self.running();
+                self.recount();
                 let ended = before.iter().any(|i| after.binary_search(i).is_err());
                 if self.sort == SortKey::Status || self.sort == SortKey::Rate {
                     self.reorder();

@@ -140,7 +140,9 @@ async fn runs_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
             })
             .collect();
         // running jobs' runtimes move every second even without new progress
-        let any_running = runs.iter().any(|r| matches!(r.status, RunState::Running | RunState::Initializing));
+        let any_running = runs
+            .iter()
+            .any(|r| matches!(r.status, RunState::Running | RunState::Initializing));
         if previous.as_ref() != Some(&key) || any_running {
             previous = Some(key);
             if tx.send(Event::Runs(runs)).is_err() {

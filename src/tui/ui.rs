@@ -103,22 +103,8 @@ fn header(f: &mut Frame, app: &App, area: Rect) {
         }
     };
     let n = app.config.pairs.len();
-    let mut sync = 0;
-    let mut bad = 0;
-    for s in app.statuses.iter().flatten() {
-        match s.state.as_str() {
-            "Synchronized" => sync += 1,
-            "Inconsistent" | "Unknown" => bad += 1,
-            _ => {}
-        }
-    }
-    let locked = (0..n)
-        .filter(|&i| {
-            app.run(i)
-                .is_some_and(|r| r.status == crate::engine::status::RunState::Locked)
-        })
-        .count();
-    let running = app.running().len();
+    let c = app.counts;
+    let (sync, bad, locked, running) = (c.synchronized, c.attention, c.locked, c.running);
     let mut spans = vec![
         Span::styled(" ferry ", t.title),
         tab("Pairs", View::Pairs),

@@ -95,8 +95,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     } else {
                         String::new()
                     }
-                )
-                .to_lowercase(),
+                ),
                 t.base,
             ),
         ]),

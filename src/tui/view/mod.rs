@@ -50,3 +50,17 @@ pub fn fit(s: &str, w: usize) -> String {
         t
     }
 }
+
+/// Cuts `s` to `w` characters keeping its end (a dataset's own name), marking the cut in front.
+pub fn fit_tail(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n <= w {
+        s.to_string()
+    } else if w == 0 {
+        String::new()
+    } else {
+        let mut t = String::from("…");
+        t.extend(s.chars().skip(n - (w - 1)));
+        t
+    }
+}

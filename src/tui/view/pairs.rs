@@ -11,7 +11,7 @@ use crate::monitor::Level;
 
 use super::super::app::App;
 use super::super::ui::{level_style, rate, secs};
-use super::{fit, pane};
+use super::{fit_tail, pane};
 
 pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     app.table_area = area;
@@ -99,10 +99,16 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
             .unwrap_or_default();
         // the selected row is one colour: threshold colours on the highlight would not read
         let sel = pos == app.selected;
-        let styled = |text: String, style| if sel { Span::raw(text) } else { Span::styled(text, style) };
+        let styled = |text: String, style| {
+            if sel {
+                Span::raw(text)
+            } else {
+                Span::styled(text, style)
+            }
+        };
         let mut cells = vec![
-            Cell::from(fit(&p.source.to_string(), src_w)),
-            Cell::from(fit(&app.dest_name(i), dst_w)),
+            Cell::from(fit_tail(&p.source.to_string(), src_w)),
+            Cell::from(fit_tail(&app.dest_name(i), dst_w)),
             Cell::from(styled(state, state_style)),
             Cell::from(styled(lag, lag_style)),
             Cell::from(flags),
