@@ -32,10 +32,7 @@ const HOSTS: usize = 20;
 fn config_text(n: usize) -> String {
     let mut s = String::from("state_dir = \"/var/lib/ferry\"\n");
     for h in 0..HOSTS {
-        s.push_str(&format!(
-            "[hosts.store{h}]\naddress = \"192.0.2.{}\"\n",
-            h + 10
-        ));
+        s.push_str(&format!("[hosts.store{h}]\naddress = \"192.0.2.{}\"\n", h + 10));
     }
     for i in 0..n {
         s.push_str(&format!(
@@ -86,9 +83,7 @@ fn running(c: &Config, i: usize, rate: f64) -> RunInfo {
             avg_rate: rate * 0.9,
             eta_secs: Some(10),
             elapsed_secs: 30.0,
-            history: (0..180)
-                .map(|s| rate * (0.5 + (s % 7) as f64 / 10.0))
-                .collect(),
+            history: (0..180).map(|s| rate * (0.5 + (s % 7) as f64 / 10.0)).collect(),
             finished: false,
             error: None,
         }),
@@ -115,11 +110,7 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         n => (
             "Synchronized",
             Some((n as u64 * 397) % 9000),
-            if n % 9 == 0 {
-                Level::Warning
-            } else {
-                Level::Ok
-            },
+            if n % 9 == 0 { Level::Warning } else { Level::Ok },
         ),
     };
     PairStatus {
@@ -143,9 +134,7 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
 /// (config, the Status event's list, the Runs event's list) for n pairs, two of them running.
 fn scene(n: usize) -> (Arc<Config>, Vec<PairStatus>, Vec<RunInfo>) {
     let text = config_text(n);
-    let c = Arc::new(
-        ferry::config::parse(std::path::Path::new("ferry.toml"), &text).expect("config parses"),
-    );
+    let c = Arc::new(ferry::config::parse(std::path::Path::new("ferry.toml"), &text).expect("config parses"));
     let runs: Vec<RunInfo> = (0..n)
         .map(|i| {
             if i == 3 {
@@ -163,11 +152,7 @@ fn scene(n: usize) -> (Arc<Config>, Vec<PairStatus>, Vec<RunInfo>) {
 
 fn app(n: usize) -> App {
     let (c, statuses, runs) = scene(n);
-    let mut app = App::new(
-        c,
-        "/var/lib/ferry".into(),
-        Theme::builtin("dark").unwrap(),
-    );
+    let mut app = App::new(c, "/var/lib/ferry".into(), Theme::builtin("dark").unwrap());
     app.handle(Event::Status(statuses));
     app.handle(Event::Runs(runs));
     app
@@ -198,12 +183,7 @@ fn us(d: Duration) -> String {
 fn frames(n: usize, count: usize) -> Stats {
     let mut a = app(n);
     let mut t = Terminal::new(TestBackend::new(140, 40)).unwrap();
-    let down = || {
-        Event::Input(TermEvent::Key(KeyEvent::new(
-            KeyCode::Down,
-            KeyModifiers::NONE,
-        )))
-    };
+    let down = || Event::Input(TermEvent::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)));
     // warm up: first frames allocate the buffers
     for _ in 0..20 {
         t.draw(|f| ferry::tui::ui::draw(f, &mut a)).unwrap();

@@ -7,9 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lab::Lab;
-use common::zfs::{
-    dataset_exists, remount, run, snapshots, tree_checksum, write_random_file, zfs_get,
-};
+use common::zfs::{dataset_exists, remount, run, snapshots, tree_checksum, write_random_file, zfs_get};
 
 fn dst_sum(lab: &Lab) -> String {
     remount(&lab.dst_ds);
@@ -70,10 +68,7 @@ fn link_cut_mid_transfer_fails_fast_and_the_next_update_succeeds() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(took < Duration::from_secs(45), "failing took {took:?}");
-    assert!(
-        stderr.starts_with("ferry: error: update data: "),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("ferry: error: update data: "), "{stderr}");
     eprintln!("link cut after {took:?}: {stderr}");
     wait_receivers_gone(&lab);
     assert_eq!(
@@ -81,11 +76,7 @@ fn link_cut_mid_transfer_fails_fast_and_the_next_update_succeeds() {
         cp,
         "the checkpoint must not move"
     );
-    assert_eq!(
-        dst_sum(&lab),
-        sum,
-        "the destination stays at its checkpoint"
-    );
+    assert_eq!(dst_sum(&lab), sum, "the destination stays at its checkpoint");
     let st = lab.status();
     assert_eq!(
         (st["state"].as_str(), st["status"].as_str()),
@@ -145,13 +136,7 @@ fn sigkill_anywhere_leaves_a_consistent_destination_that_recovers() {
                 assert_eq!(dst_sum(&lab), tree_checksum(&src), "kill {i} after {d:?}")
             }
             // received but not yet recorded: initialize finishes the recording
-            "Inconsistent" => assert!(
-                st["reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("no ferry:fingerprint"),
-                "{st}"
-            ),
+            "Inconsistent" => assert!(st["reason"].as_str().unwrap().contains("no ferry:fingerprint"), "{st}"),
             other => panic!("kill {i} after {d:?}: state {other}: {st}"),
         }
         if st["state"] != "Synchronized" {
@@ -177,9 +162,7 @@ fn sigkill_anywhere_leaves_a_consistent_destination_that_recovers() {
         assert_eq!(st["state"], "Synchronized", "kill {i} after {d:?}: {st}");
         let cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
         assert!(
-            snapshots(&lab.dst_ds)
-                .iter()
-                .any(|s| s.ends_with(&format!("@{cp}"))),
+            snapshots(&lab.dst_ds).iter().any(|s| s.ends_with(&format!("@{cp}"))),
             "lastsnap {cp} is on the destination"
         );
         let sum = dst_sum(&lab);
@@ -235,10 +218,7 @@ fn snapshot_deleted_or_destination_changed_by_hand() {
 
     // the checkpoint snapshot deleted on the source: Inconsistent, update says what to do
     let cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
-    for s in snapshots(&lab.src_ds)
-        .iter()
-        .filter(|s| s.contains("@ferry."))
-    {
+    for s in snapshots(&lab.src_ds).iter().filter(|s| s.contains("@ferry.")) {
         run(&format!("zfs destroy {s}"));
     }
     let st = lab.status();
@@ -257,11 +237,7 @@ fn snapshot_deleted_or_destination_changed_by_hand() {
         "{}",
         r.stderr
     );
-    assert_eq!(
-        zfs_get(&lab.dst_ds, "ferry:lastsnap"),
-        cp,
-        "nothing touched"
-    );
+    assert_eq!(zfs_get(&lab.dst_ds, "ferry:lastsnap"), cp, "nothing touched");
     // starting over is the way out
     lab.ok(&["purge", "--all", "data", "--yes"]);
     lab.ok(&["initialize", "data"]);
@@ -281,15 +257,11 @@ fn more_than_2_gib_through_one_russh_channel_arrive_byte_for_byte() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let conn = ferry::ssh::Connection::open(sshd.host("store1"))
-            .await
-            .unwrap();
+        let conn = ferry::ssh::Connection::open(sshd.host("store1")).await.unwrap();
         // 2.2 GiB of random bytes; the sender reports their md5 on stderr. russh re-keys every 1 GiB.
         const N: u64 = 2200 << 20;
         let mut p = conn
-            .exec(&format!(
-                "bash -c 'head -c {N} /dev/urandom | tee >(md5sum >&2)'"
-            ))
+            .exec(&format!("bash -c 'head -c {N} /dev/urandom | tee >(md5sum >&2)'"))
             .await
             .unwrap();
         drop(p.stdin.take());
@@ -309,11 +281,7 @@ fn more_than_2_gib_through_one_russh_channel_arrive_byte_for_byte() {
         assert_eq!(code, Some(0), "{stderr}");
         assert_eq!(total, N);
         let sent = stderr.split_whitespace().next().unwrap_or("").to_string();
-        assert_eq!(
-            hex::encode(h.finalize()),
-            sent,
-            "md5 of what arrived vs what was sent"
-        );
+        assert_eq!(hex::encode(h.finalize()), sent, "md5 of what arrived vs what was sent");
     });
 }
 
@@ -426,11 +394,7 @@ fn silent_link_cut_is_detected_within_the_keepalive_bound() {
     write_random_file(&src.join("a.bin"), 1 << 20, 1);
     for a in [&["setup", "data"][..], &["initialize", "data"]] {
         let o = ferry(a);
-        assert!(
-            o.status.success(),
-            "{a:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{a:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
     let cp = zfs_get(&dst_ds, "ferry:lastsnap");
     write_random_file(&src.join("big.bin"), 150 << 20, 2);
@@ -483,11 +447,7 @@ fn silent_link_cut_is_detected_within_the_keepalive_bound() {
         assert!(wait_recv.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        zfs_get(&dst_ds, "ferry:lastsnap"),
-        cp,
-        "the checkpoint must not move"
-    );
+    assert_eq!(zfs_get(&dst_ds, "ferry:lastsnap"), cp, "the checkpoint must not move");
     remote.link(true);
     let t = Instant::now();
     loop {
@@ -503,8 +463,5 @@ fn silent_link_cut_is_detected_within_the_keepalive_bound() {
         std::thread::sleep(Duration::from_secs(2));
     }
     remount(&dst_ds);
-    assert_eq!(
-        tree_checksum(&src),
-        tree_checksum(&common::zfs::mountpoint(&dst_ds))
-    );
+    assert_eq!(tree_checksum(&src), tree_checksum(&common::zfs::mountpoint(&dst_ds)));
 }

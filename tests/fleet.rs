@@ -32,9 +32,7 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
     for i in 1..PAIRS {
         let s = lab.src.create_dataset(&format!("d{i}"));
         let d = lab.dst.ds(&format!("rep/d{i}"));
-        extra.push_str(&format!(
-            "[[pair]]\nsource = \"store1:{s}\"\ndestination = \"{d}\"\n"
-        ));
+        extra.push_str(&format!("[[pair]]\nsource = \"store1:{s}\"\ndestination = \"{d}\"\n"));
         pairs.push((s, d));
     }
     let text = std::fs::read_to_string(&lab.config).unwrap();
@@ -45,29 +43,18 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
     .unwrap();
     lab.ok(&["setup", "data"]);
     for (i, (s, d)) in pairs.iter().enumerate() {
-        write_random_file(
-            &common::zfs::mountpoint(s).join("a.bin"),
-            512 << 10,
-            i as u64,
-        );
+        write_random_file(&common::zfs::mountpoint(s).join("a.bin"), 512 << 10, i as u64);
         lab.ok(&["initialize", d]);
     }
     for (i, (s, _)) in pairs.iter().enumerate() {
-        write_random_file(
-            &common::zfs::mountpoint(s).join("b.bin"),
-            2 << 20,
-            100 + i as u64,
-        );
+        write_random_file(&common::zfs::mountpoint(s).join("b.bin"), 2 << 20, 100 + i as u64);
     }
     let accepted = |log: &str| log.matches("Accepted publickey").count();
     let before = accepted(&lab.sshd.log());
     let r = lab.ok(&["--json", "update", "--all"]);
     let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), PAIRS);
-    assert!(
-        rows.as_array().unwrap().iter().all(|r| r["ok"] == true),
-        "{rows}"
-    );
+    assert!(rows.as_array().unwrap().iter().all(|r| r["ok"] == true), "{rows}");
     // one Connection per host for the whole run; under it the ssh layer gives each concurrently
     // open channel a TCP session of its own (see src/ssh/mod.rs: no multiplexing, no backpressure
     // deadlock) and reuses them: so sessions = the most channels open at once, never one per pair
@@ -76,7 +63,10 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
     assert!(
         (1..=2).contains(&opened),
         "{opened} SSH sessions for {PAIRS} pairs at most 2 at a time (store1 carries one send channel per job):\n{}",
-        log.lines().filter(|l| l.contains("Accepted")).collect::<Vec<_>>().join("\n")
+        log.lines()
+            .filter(|l| l.contains("Accepted"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     for (s, d) in &pairs {
         remount(d);
@@ -92,9 +82,7 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
         let fp = {
             let out = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(format!(
-                    "printf '%s' 'store1:{s}::local:{d}' | md5sum | cut -d' ' -f1"
-                ))
+                .arg(format!("printf '%s' 'store1:{s}::local:{d}' | md5sum | cut -d' ' -f1"))
                 .output()
                 .unwrap();
             String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -117,10 +105,7 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
         .map(|(a, _)| spans.iter().filter(|(s, e)| s <= a && a < e).count())
         .max()
         .unwrap();
-    assert!(
-        most <= 2,
-        "max_jobs_per_host = 2 but {most} ran at once: {spans:?}"
-    );
+    assert!(most <= 2, "max_jobs_per_host = 2 but {most} ran at once: {spans:?}");
     assert_eq!(most, 2, "updates ran one after another: {spans:?}");
 
     // a failing pair fails the run (exit 1, its error on stderr) and the others still update
@@ -128,10 +113,8 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
     let r = lab.ferry(&["update", "--all"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains(&format!(
-            "ferry: error: update {}: pair is Uninitialized",
-            pairs[1].1
-        )),
+        r.stderr
+            .contains(&format!("ferry: error: update {}: pair is Uninitialized", pairs[1].1)),
         "{}",
         r.stderr
     );

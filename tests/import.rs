@@ -51,10 +51,7 @@ fn zettabee_lines_become_a_config_ferry_accepts() {
     let (code, _, err) = ferry(&["import", "zettabee", z.to_str().unwrap()], dir.path());
     assert_eq!(code, 1);
     assert!(
-        err.contains(&format!(
-            "{}:2: key `speed`: unknown zettabee option",
-            z.display()
-        )),
+        err.contains(&format!("{}:2: key `speed`: unknown zettabee option", z.display())),
         "{err}"
     );
     let (code, _, err) = ferry(&["import", "rsnapshot", z.to_str().unwrap()], dir.path());

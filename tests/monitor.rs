@@ -37,10 +37,7 @@ fn plugin(line: &str) -> Plugin {
             )
         })
         .collect();
-    assert!(
-        ["OK", "WARNING", "CRITICAL", "UNKNOWN"].contains(&level),
-        "{line}"
-    );
+    assert!(["OK", "WARNING", "CRITICAL", "UNKNOWN"].contains(&level), "{line}");
     Plugin {
         level: level.into(),
         summary: summary.into(),
@@ -76,13 +73,7 @@ fn nagios_line_on_every_action_and_metrics() {
         let p = plugin(&r.stdout);
         if action[0] == "setup" {
             // setup worked, and the line says what the pair is: not initialized yet
-            assert_eq!(
-                (p.level.as_str(), r.code),
-                ("WARNING", 1),
-                "{}{}",
-                r.stdout,
-                r.stderr
-            );
+            assert_eq!((p.level.as_str(), r.code), ("WARNING", 1), "{}{}", r.stdout, r.stderr);
             assert!(p.summary.contains("Uninitialized"), "{}", p.summary);
             continue;
         }
@@ -93,11 +84,7 @@ fn nagios_line_on_every_action_and_metrics() {
             r.stdout,
             r.stderr
         );
-        assert!(
-            p.summary.contains("Synchronized"),
-            "{args:?}: {}",
-            p.summary
-        );
+        assert!(p.summary.contains("Synchronized"), "{args:?}: {}", p.summary);
         {
             let (lag, w, c) = &p.perf["lag"];
             assert!(
@@ -140,15 +127,7 @@ fn nagios_line_on_every_action_and_metrics() {
     let states: Vec<_> = m.iter().filter(|(n, _, _)| n == "ferry_state").collect();
     assert_eq!(states.len(), 4);
     for (_, l, v) in &states {
-        assert_eq!(
-            *v,
-            if l["state"] == "Synchronized" {
-                1.0
-            } else {
-                0.0
-            },
-            "{l:?}"
-        );
+        assert_eq!(*v, if l["state"] == "Synchronized" { 1.0 } else { 0.0 }, "{l:?}");
         assert_eq!(l["destination"], format!("local:{}", lab.dst_ds));
         assert_eq!(l["source"], format!("store1:{}", lab.src_ds));
     }
@@ -165,14 +144,7 @@ fn nagios_line_on_every_action_and_metrics() {
     let r = lab.ferry(&["--nagios", "status"]);
     let p = plugin(&r.stdout);
     assert_eq!((p.level.as_str(), r.code), ("WARNING", 1), "{}", r.stdout);
-    assert!(
-        p.perf["lag"]
-            .0
-            .trim_end_matches('s')
-            .parse::<u64>()
-            .unwrap()
-            >= 4
-    );
+    assert!(p.perf["lag"].0.trim_end_matches('s').parse::<u64>().unwrap() >= 4);
 }
 
 fn chrono_now() -> f64 {
@@ -196,14 +168,9 @@ fn parse_metrics(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
         if line.starts_with("# HELP ") || line.is_empty() {
             continue;
         }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("bad sample {line:?}"));
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample {line:?}"));
         let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
-        assert!(
-            typed.iter().any(|t| t == name),
-            "{name} sampled before its TYPE"
-        );
+        assert!(typed.iter().any(|t| t == name), "{name} sampled before its TYPE");
         let labels = labels.strip_suffix('}').unwrap();
         let mut map = HashMap::new();
         for kv in labels.split("\",").filter(|s| !s.is_empty()) {
@@ -213,9 +180,7 @@ fn parse_metrics(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
         out.push((
             name.to_string(),
             map,
-            value
-                .parse::<f64>()
-                .unwrap_or_else(|_| panic!("bad value {line:?}")),
+            value.parse::<f64>().unwrap_or_else(|_| panic!("bad value {line:?}")),
         ));
     }
     out
@@ -301,12 +266,7 @@ impl Nsca {
                 .filter_map(|l| l.split_once("] PROCESS_SERVICE_CHECK_RESULT;"))
                 .map(|(_, r)| {
                     let f: Vec<&str> = r.splitn(4, ';').collect();
-                    (
-                        f[0].to_string(),
-                        f[1].to_string(),
-                        f[2].to_string(),
-                        f[3].to_string(),
-                    )
+                    (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].to_string())
                 })
                 .collect();
             if rows.len() >= n || t.elapsed() > Duration::from_secs(5) {
@@ -347,10 +307,7 @@ fn nsca_passive_checks_reach_a_real_daemon() {
     let mut args: Vec<&str> = base.to_vec();
     args.extend(["initialize", "data"]);
     let r = lab.ok(&args);
-    assert_eq!(
-        r.stdout, "",
-        "without --nagios the action prints what it always prints"
-    );
+    assert_eq!(r.stdout, "", "without --nagios the action prints what it always prints");
     let mut args: Vec<&str> = base.to_vec();
     args.extend(["--nagios", "update", "nosuchpair"]);
     assert_eq!(lab.ferry(&args).code, 2);
@@ -385,10 +342,6 @@ fn nsca_passive_checks_reach_a_real_daemon() {
     ];
     let r = lab.ferry(&args);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("send_nsca to 127.0.0.1:1 failed"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("send_nsca to 127.0.0.1:1 failed"), "{}", r.stderr);
     args.clear();
 }

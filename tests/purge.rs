@@ -4,9 +4,7 @@
 mod common;
 
 use common::lab::Lab;
-use common::zfs::{
-    dataset_exists, remount, run, snapshots, tree_checksum, write_random_file, zfs_get,
-};
+use common::zfs::{dataset_exists, remount, run, snapshots, tree_checksum, write_random_file, zfs_get};
 
 fn ferry_snaps(ds: &str, fp: &str) -> Vec<String> {
     snapshots(ds)
@@ -46,26 +44,19 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
     for old in &dst_before[..2] {
         let name = old.split('@').nth(1).unwrap();
         assert!(
-            r.stdout
-                .contains(&format!("would destroy local:{}@{name}", lab.dst_ds)),
+            r.stdout.contains(&format!("would destroy local:{}@{name}", lab.dst_ds)),
             "{}",
             r.stdout
         );
     }
     assert!(
-        r.stdout
-            .contains(&format!("checkpoint {checkpoint} is kept")),
+        r.stdout.contains(&format!("checkpoint {checkpoint} is kept")),
         "{}",
         r.stdout
     );
     assert!(r.stdout.contains("add --yes"), "{}", r.stdout);
-    assert_eq!(
-        ferry_snaps(&lab.dst_ds, &fp),
-        dst_before,
-        "a listing destroys nothing"
-    );
-    let j: serde_json::Value =
-        serde_json::from_str(&lab.ok(&["--json", "purge", "data"]).stdout).unwrap();
+    assert_eq!(ferry_snaps(&lab.dst_ds, &fp), dst_before, "a listing destroys nothing");
+    let j: serde_json::Value = serde_json::from_str(&lab.ok(&["--json", "purge", "data"]).stdout).unwrap();
     assert_eq!(j["destination_snapshots"].as_array().unwrap().len(), 2);
     assert_eq!(j["source_snapshots"].as_array().unwrap().len(), 0);
     assert_eq!(j["done"], false);
@@ -78,14 +69,8 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
     assert!(after.last().unwrap().ends_with(&checkpoint));
     let all = snapshots(&lab.dst_ds);
     assert!(all.iter().any(|s| s.ends_with("@hourly-1")), "{all:?}");
-    assert!(
-        all.iter().any(|s| s.contains("@ferry.0123456789abcdef")),
-        "{all:?}"
-    );
-    assert!(lab
-        .ok(&["purge", "data"])
-        .stdout
-        .contains("nothing to purge"));
+    assert!(all.iter().any(|s| s.contains("@ferry.0123456789abcdef")), "{all:?}");
+    assert!(lab.ok(&["purge", "data"]).stdout.contains("nothing to purge"));
     assert_eq!(lab.status()["state"], "Synchronized");
     lab.ok(&["update", "data"]);
 
@@ -93,10 +78,7 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
     let lock = lab.state_dir().join(&fp).join("lock");
     std::fs::write(
         &lock,
-        format!(
-            "{{\"pid\":{},\"action\":\"update\",\"started\":1}}",
-            std::process::id()
-        ),
+        format!("{{\"pid\":{},\"action\":\"update\",\"started\":1}}", std::process::id()),
     )
     .unwrap();
     // a live job's lock is a flock held on the file (here by this test process)
@@ -126,15 +108,9 @@ fn purge_lists_then_destroys_beyond_keep_and_all_starts_over() {
     let r = lab.ok(&["purge", "--all", "data", "--yes"]);
     assert!(r.stdout.contains("destroyed destination"), "{}", r.stdout);
     assert!(!dataset_exists(&lab.dst_ds));
+    assert!(ferry_snaps(&lab.src_ds, &fp).is_empty(), "{:?}", snapshots(&lab.src_ds));
     assert!(
-        ferry_snaps(&lab.src_ds, &fp).is_empty(),
-        "{:?}",
-        snapshots(&lab.src_ds)
-    );
-    assert!(
-        snapshots(&lab.src_ds)
-            .iter()
-            .any(|s| s.ends_with("@hourly-1")),
+        snapshots(&lab.src_ds).iter().any(|s| s.ends_with("@hourly-1")),
         "not ours: kept"
     );
     let st = lab.status();
@@ -159,8 +135,7 @@ fn purge_all_refuses_a_destination_that_is_not_this_pairs() {
     let r = lab.ferry(&["purge", "--all", "data", "--yes"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr
-            .starts_with("ferry: error: purge data: destination"),
+        r.stderr.starts_with("ferry: error: purge data: destination"),
         "{}",
         r.stderr
     );
@@ -169,9 +144,5 @@ fn purge_all_refuses_a_destination_that_is_not_this_pairs() {
     // and plain purge says why it does nothing
     let r = lab.ferry(&["purge", "data"]);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("purge keeps every snapshot"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("purge keeps every snapshot"), "{}", r.stderr);
 }

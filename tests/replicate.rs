@@ -6,9 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lab::Lab;
-use common::zfs::{
-    is_read_only, remount, run, snapshots, tree_checksum, write_random_file, zfs_get,
-};
+use common::zfs::{is_read_only, remount, run, snapshots, tree_checksum, write_random_file, zfs_get};
 
 /// Checksum of the destination as stored: zfs-fuse keeps stale page cache across an incremental
 /// receive into a mounted dataset, so remount first (OpenZFS needs no such step).
@@ -18,10 +16,7 @@ fn dst_sum(lab: &Lab) -> String {
 }
 
 fn ferry_snaps(ds: &str) -> Vec<String> {
-    snapshots(ds)
-        .into_iter()
-        .filter(|s| s.contains("@ferry."))
-        .collect()
+    snapshots(ds).into_iter().filter(|s| s.contains("@ferry.")).collect()
 }
 
 #[test]
@@ -35,11 +30,7 @@ fn initialize_update_intermediates_and_noop() {
     write_random_file(&src.join("dir/sub/b.bin"), 1 << 20, 2);
 
     let setup = lab.ok(&["setup", "data"]);
-    assert!(
-        setup.stdout.contains("[ ok ] destination parent"),
-        "{}",
-        setup.stdout
-    );
+    assert!(setup.stdout.contains("[ ok ] destination parent"), "{}", setup.stdout);
     assert!(!setup.stdout.contains("FAIL"), "{}", setup.stdout);
     assert_eq!(lab.status()["state"], "Uninitialized");
 
@@ -51,15 +42,9 @@ fn initialize_update_intermediates_and_noop() {
         "destination must be read-only after initialize"
     );
     assert_eq!(zfs_get(&lab.dst_ds, "ferry:fingerprint"), lab.fingerprint());
-    assert_eq!(
-        zfs_get(&lab.dst_ds, "ferry:source"),
-        format!("store1:{}", lab.src_ds)
-    );
+    assert_eq!(zfs_get(&lab.dst_ds, "ferry:source"), format!("store1:{}", lab.src_ds));
     let first = zfs_get(&lab.dst_ds, "ferry:lastsnap");
-    assert!(
-        first.starts_with(&format!("ferry.{}.", lab.fingerprint())),
-        "{first}"
-    );
+    assert!(first.starts_with(&format!("ferry.{}.", lab.fingerprint())), "{first}");
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized");
     assert_eq!(st["checkpoint"], first.as_str());
@@ -78,9 +63,7 @@ fn initialize_update_intermediates_and_noop() {
     assert!(up.stdout.contains("update "), "-v reports: {}", up.stdout);
     assert_eq!(tree_checksum(&src), dst_sum(&lab));
     assert!(
-        snapshots(&lab.dst_ds)
-            .iter()
-            .any(|s| s.ends_with("@manual1")),
+        snapshots(&lab.dst_ds).iter().any(|s| s.ends_with("@manual1")),
         "{:?}",
         snapshots(&lab.dst_ds)
     );
@@ -94,30 +77,19 @@ fn initialize_update_intermediates_and_noop() {
     assert_eq!(tree_checksum(&src), dst_sum(&lab));
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized");
-    assert_eq!(
-        st["checkpoint"],
-        zfs_get(&lab.dst_ds, "ferry:lastsnap").as_str()
-    );
+    assert_eq!(st["checkpoint"], zfs_get(&lab.dst_ds, "ferry:lastsnap").as_str());
     // retention: keep = 3 ferry snapshots on the source, the checkpoint among them
     let kept = ferry_snaps(&lab.src_ds);
     assert_eq!(kept.len(), 3, "{kept:?}");
-    assert!(kept
-        .last()
-        .unwrap()
-        .ends_with(st["checkpoint"].as_str().unwrap()));
+    assert!(kept.last().unwrap().ends_with(st["checkpoint"].as_str().unwrap()));
     assert!(
-        snapshots(&lab.src_ds)
-            .iter()
-            .any(|s| s.ends_with("@manual1")),
+        snapshots(&lab.src_ds).iter().any(|s| s.ends_with("@manual1")),
         "retention must not touch other snapshots"
     );
 
     // the log holds the commands run, timestamped
     let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
-    assert!(
-        log.contains("zfs receive") && log.contains("zfs send -I"),
-        "{log}"
-    );
+    assert!(log.contains("zfs receive") && log.contains("zfs send -I"), "{log}");
 }
 
 #[test]
@@ -178,19 +150,12 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     let t = Instant::now();
     let second = lab.ferry(&["update", "data"]);
     assert_eq!(second.code, 1);
-    assert!(
-        second.stderr.contains("already running"),
-        "{}",
-        second.stderr
-    );
+    assert!(second.stderr.contains("already running"), "{}", second.stderr);
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "the second update must exit at once"
     );
-    assert!(lab
-        .ferry(&["unlock", "data"])
-        .stderr
-        .contains("already running"));
+    assert!(lab.ferry(&["unlock", "data"]).stderr.contains("already running"));
     assert_eq!(lab.status()["status"], "Running");
 
     unsafe {
@@ -202,25 +167,14 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     let st = lab.status();
     assert_eq!(st["status"], "Locked", "{st}");
     assert!(st["flags"].as_str().unwrap().starts_with('L'));
-    assert_eq!(
-        st["state"], "Synchronized",
-        "destination still at its checkpoint: {st}"
-    );
+    assert_eq!(st["state"], "Synchronized", "destination still at its checkpoint: {st}");
     assert_eq!(st["checkpoint"], old_cp.as_str());
     assert_eq!(zfs_get(&lab.dst_ds, "ferry:lastsnap"), old_cp);
-    assert_eq!(
-        dst_sum(&lab),
-        old_sum,
-        "destination readable at the old checkpoint"
-    );
+    assert_eq!(dst_sum(&lab), old_sum, "destination readable at the old checkpoint");
 
     let refused = lab.ferry(&["update", "data"]);
     assert_eq!(refused.code, 1);
-    assert!(
-        refused.stderr.contains("ferry unlock"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.contains("ferry unlock"), "{}", refused.stderr);
     let un = lab.ok(&["unlock", "data"]);
     assert!(un.stdout.contains("unlocked"), "{}", un.stdout);
     // unlimited now: rewrite the config without the limit
@@ -251,22 +205,10 @@ fn runstatus_figures_match_the_transfer() {
     wait_for_bytes(&lab, 1, Duration::from_secs(60));
     let rs = lab.ok(&["--json", "runstatus", "data"]);
     let out = job.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let lines: Vec<serde_json::Value> = rs
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert!(
-        lines.len() >= 3,
-        "one line a second while the job runs: {}",
-        rs.stdout
-    );
+    let lines: Vec<serde_json::Value> = rs.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(lines.len() >= 3, "one line a second while the job runs: {}", rs.stdout);
     let limit = 20.0 * 1048576.0;
     // after the first seconds, the current rate is the limit, within 15%
     for p in &lines[2..] {
@@ -274,29 +216,16 @@ fn runstatus_figures_match_the_transfer() {
             continue;
         }
         let rate = p["rate"].as_f64().unwrap();
-        assert!(
-            (rate - limit).abs() / limit < 0.15,
-            "rate {rate} vs limit {limit}: {p}"
-        );
+        assert!((rate - limit).abs() / limit < 0.15, "rate {rate} vs limit {limit}: {p}");
     }
     let last = lines.last().unwrap();
-    assert_eq!(
-        last["finished"], true,
-        "the last line is the finished job: {last}"
-    );
+    assert_eq!(last["finished"], true, "the last line is the finished job: {last}");
     // the bytes reported are the bytes of the stream: at least the data written
     let bytes = last["bytes"].as_u64().unwrap();
     assert!((100 << 20..110 << 20).contains(&bytes), "bytes {bytes}");
     let avg = last["avg_rate"].as_f64().unwrap();
-    assert!(
-        (avg - limit).abs() / limit < 0.10,
-        "average {avg} vs limit {limit}"
-    );
-    assert!(
-        rs.stdout.lines().last().unwrap().contains("finished"),
-        "{}",
-        rs.stdout
-    );
+    assert!((avg - limit).abs() / limit < 0.10, "average {avg} vs limit {limit}");
+    assert!(rs.stdout.lines().last().unwrap().contains("finished"), "{}", rs.stdout);
 }
 
 #[test]
@@ -313,11 +242,7 @@ fn destination_too_small_fails_clearly_and_keeps_the_checkpoint() {
     write_random_file(&src.join("big.bin"), 150 << 20, 12);
     let r = lab.ferry(&["update", "data"]);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.starts_with("ferry: error: update data: "),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.starts_with("ferry: error: update data: "), "{}", r.stderr);
     assert!(
         r.stderr.to_lowercase().contains("space"),
         "the message must say the destination is out of space: {}",
@@ -325,10 +250,7 @@ fn destination_too_small_fails_clearly_and_keeps_the_checkpoint() {
     );
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized");
-    assert_eq!(
-        st["status"], "Idle",
-        "a failure ferry handled leaves no lock"
-    );
+    assert_eq!(st["status"], "Idle", "a failure ferry handled leaves no lock");
     assert_eq!(st["checkpoint"], old_cp.as_str());
     assert_eq!(dst_sum(&lab), old_sum);
     // the source still holds the checkpoint; ferry tries to take the failed snapshot back, but
@@ -339,11 +261,7 @@ fn destination_too_small_fails_clearly_and_keeps_the_checkpoint() {
     assert!(snaps.len() <= 2, "{snaps:?}");
     // the failure repeats cleanly: no lock, same message
     let again = lab.ferry(&["update", "data"]);
-    assert!(
-        again.stderr.to_lowercase().contains("space"),
-        "{}",
-        again.stderr
-    );
+    assert!(again.stderr.to_lowercase().contains("space"), "{}", again.stderr);
     assert_eq!(lab.status()["checkpoint"], old_cp.as_str());
 }
 
@@ -359,11 +277,7 @@ fn host_keys_unknown_and_changed_are_refused() {
     lab.write_config("", &kh, false);
     let r = lab.ferry(&["setup", "data"]);
     assert_ne!(r.code, 0);
-    assert!(
-        r.stdout.contains("[FAIL] source host store1"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("[FAIL] source host store1"), "{}", r.stdout);
     assert!(r.stdout.to_lowercase().contains("unknown"), "{}", r.stdout);
     assert_eq!(
         std::fs::read_to_string(&kh).unwrap(),
@@ -391,25 +305,13 @@ fn host_keys_unknown_and_changed_are_refused() {
     // trust on first use records an unknown key, then works
     std::fs::write(&kh, "").unwrap();
     let r = lab.ok(&["setup", "data"]);
-    assert!(
-        r.stdout.contains("[ ok ] source host store1"),
-        "{}",
-        r.stdout
-    );
-    assert!(std::fs::read_to_string(&kh)
-        .unwrap()
-        .contains(&lab.sshd.host_key));
+    assert!(r.stdout.contains("[ ok ] source host store1"), "{}", r.stdout);
+    assert!(std::fs::read_to_string(&kh).unwrap().contains(&lab.sshd.host_key));
 }
 
 /// Initialize, change, update, compare: for a pair whose ends are given as the config writes them.
 fn round_trip(lab: &Lab, source: &str, destination: &str) {
-    lab.write_config_for(
-        source,
-        destination,
-        "",
-        &lab.sshd.known_hosts.clone(),
-        false,
-    );
+    lab.write_config_for(source, destination, "", &lab.sshd.known_hosts.clone(), false);
     let src = lab.src_mnt();
     write_random_file(&src.join("a.bin"), 2 << 20, 31);
     lab.ok(&["setup", "data"]);

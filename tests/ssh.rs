@@ -28,12 +28,7 @@ async fn run(conn: &Connection, cmd: &str) -> (Option<i32>, Vec<u8>, String) {
     let mut p = conn.exec(cmd).await.unwrap();
     drop(p.stdin.take());
     let mut out = Vec::new();
-    p.stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut out)
-        .await
-        .unwrap();
+    p.stdout.take().unwrap().read_to_end(&mut out).await.unwrap();
     let (code, err) = p.done.await.unwrap();
     (code, out, err)
 }
@@ -113,10 +108,7 @@ async fn echo_prints_and_exits_zero() {
     let conn = connect(&sshd).await;
     assert_eq!(conn.host().name, "store1");
     let (code, out, err) = run(&conn, "echo hi").await;
-    assert_eq!(
-        (code, out.as_slice(), err.as_str()),
-        (Some(0), &b"hi\n"[..], "")
-    );
+    assert_eq!((code, out.as_slice(), err.as_str()), (Some(0), &b"hi\n"[..], ""));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,10 +148,7 @@ async fn unknown_host_key_is_refused_with_a_fix() {
         "{err}"
     );
     assert!(err.contains("trust_on_first_use = true"), "{err}");
-    assert!(
-        !kh.exists(),
-        "nothing is recorded without trust_on_first_use"
-    );
+    assert!(!kh.exists(), "nothing is recorded without trust_on_first_use");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,16 +197,9 @@ async fn hashed_known_hosts_entry_is_accepted() {
         .arg(&kh)
         .output()
         .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     let text = std::fs::read_to_string(&kh).unwrap();
-    assert!(
-        text.starts_with("|1|") && !text.contains("127.0.0.1"),
-        "{text}"
-    );
+    assert!(text.starts_with("|1|") && !text.contains("127.0.0.1"), "{text}");
     let conn = Connection::open(sshd.host_with_known_hosts("store1", &kh))
         .await
         .unwrap();
@@ -241,10 +223,7 @@ async fn connection_refused_names_host_and_address() {
         trust_on_first_use: false,
     };
     let err = open_err(host).await;
-    assert_eq!(
-        err,
-        format!("host store1 (127.0.0.1:{port}): connection refused")
-    );
+    assert_eq!(err, format!("host store1 (127.0.0.1:{port}): connection refused"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -299,10 +278,7 @@ async fn streams_64_mib_into_stdin() {
     let sshd = sshd!();
     let conn = connect(&sshd).await;
     let file = sshd.dir().join("upload");
-    let mut p = conn
-        .exec(&format!("cat > {}", file.display()))
-        .await
-        .unwrap();
+    let mut p = conn.exec(&format!("cat > {}", file.display())).await.unwrap();
     let mut stdin = p.stdin.take().unwrap();
     let mut sha = LocalSha::new();
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
@@ -314,12 +290,7 @@ async fn streams_64_mib_into_stdin() {
     }
     stdin.shutdown().await.unwrap();
     let mut rest = Vec::new();
-    p.stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut rest)
-        .await
-        .unwrap();
+    p.stdout.take().unwrap().read_to_end(&mut rest).await.unwrap();
     let (code, err) = p.done.await.unwrap();
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 64 * MIB as u64);
@@ -332,11 +303,7 @@ async fn streams_64_mib_out_of_stdout() {
     let conn = connect(&sshd).await;
     let file = sshd.dir().join("download");
     let mut p = conn
-        .exec(&format!(
-            "head -c {} /dev/urandom | tee {}",
-            64 * MIB,
-            file.display()
-        ))
+        .exec(&format!("head -c {} /dev/urandom | tee {}", 64 * MIB, file.display()))
         .await
         .unwrap();
     drop(p.stdin.take());
@@ -365,18 +332,11 @@ async fn two_channels_at_once_on_one_connection() {
     let conn = connect(&sshd).await;
     let (a, b) = (sshd.dir().join("a"), sshd.dir().join("b"));
     let mut send = conn
-        .exec(&format!(
-            "head -c {} /dev/urandom | tee {}",
-            32 * MIB,
-            a.display()
-        ))
+        .exec(&format!("head -c {} /dev/urandom | tee {}", 32 * MIB, a.display()))
         .await
         .unwrap();
     // A slow receiver: the sender must wait for it without stalling anything else.
-    let mut recv = conn
-        .exec(&format!("sleep 1; cat > {}", b.display()))
-        .await
-        .unwrap();
+    let mut recv = conn.exec(&format!("sleep 1; cat > {}", b.display())).await.unwrap();
     drop(send.stdin.take());
     let mut from = send.stdout.take().unwrap();
     let mut to = recv.stdin.take().unwrap();
@@ -391,10 +351,7 @@ async fn two_channels_at_once_on_one_connection() {
     assert_eq!(send.done.await.unwrap().0, Some(0));
     drop(recv.stdout.take());
     assert_eq!(recv.done.await.unwrap().0, Some(0));
-    assert_eq!(
-        remote_sha256(&conn, &a).await,
-        remote_sha256(&conn, &b).await
-    );
+    assert_eq!(remote_sha256(&conn, &a).await, remote_sha256(&conn, &b).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -444,10 +401,7 @@ async fn pool_shares_one_connection_per_host() {
     let pool = Pool::new(hosts);
     let (a, b) = tokio::join!(pool.get("store1"), pool.get("store1"));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(
-        Arc::ptr_eq(&a, &b),
-        "concurrent first calls must share one connection"
-    );
+    assert!(Arc::ptr_eq(&a, &b), "concurrent first calls must share one connection");
     let c = pool.get("store1").await.unwrap();
     assert!(Arc::ptr_eq(&a, &c));
     for _ in 0..3 {
@@ -455,11 +409,7 @@ async fn pool_shares_one_connection_per_host() {
         assert!(rtt < Duration::from_secs(5), "{rtt:?}");
         eprintln!("exec round trip on an open connection: {rtt:?}");
     }
-    assert_eq!(
-        a.sessions_opened(),
-        1,
-        "sequential commands reuse the session"
-    );
+    assert_eq!(a.sessions_opened(), 1, "sequential commands reuse the session");
     let err = pool.get("nowhere").await.err().unwrap().to_string();
     assert!(err.contains("undefined host \"nowhere\""), "{err}");
 }
@@ -475,10 +425,7 @@ async fn throughput() {
         .unwrap_or(32);
     let conn = connect(&sshd).await;
 
-    let mut p = conn
-        .exec(&format!("head -c {} /dev/zero", mib * MIB))
-        .await
-        .unwrap();
+    let mut p = conn.exec(&format!("head -c {} /dev/zero", mib * MIB)).await.unwrap();
     drop(p.stdin.take());
     let mut out = p.stdout.take().unwrap();
     let mut buf = vec![0u8; 4 * MIB];
@@ -589,11 +536,7 @@ fn agent_and_default_keys_without_a_configured_key() {
         .env("SSH_AUTH_SOCK", &sock)
         .output()
         .unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     std::env::set_var("SSH_AUTH_SOCK", &sock);
     let r = rt.block_on(async {
         let conn = Connection::open(host.clone()).await?;

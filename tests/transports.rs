@@ -15,8 +15,7 @@ fn dst_sum(lab: &Lab) -> String {
 
 /// A file that compresses well: the same text over and over.
 fn write_text_file(path: &std::path::Path, bytes: usize) {
-    let line =
-        b"ferry replicates zfs datasets between sites; this line repeats and compresses well.\n";
+    let line = b"ferry replicates zfs datasets between sites; this line repeats and compresses well.\n";
     let mut data = Vec::with_capacity(bytes);
     while data.len() < bytes {
         data.extend_from_slice(line);
@@ -40,10 +39,7 @@ fn zstd_over_ssh_compresses_on_the_wire_and_arrives_intact() {
     let init = json(&lab.ok(&["--json", "initialize", "data"]));
     assert_eq!(tree_checksum(&src), dst_sum(&lab));
     let wire = init["bytes"].as_u64().unwrap();
-    assert!(
-        wire > 0 && wire < 6 << 20,
-        "13 MiB of mostly text went as {wire} bytes"
-    );
+    assert!(wire > 0 && wire < 6 << 20, "13 MiB of mostly text went as {wire} bytes");
     write_text_file(&src.join("text2.txt"), 8 << 20);
     let up = json(&lab.ok(&["--json", "update", "data"]));
     assert!(up["bytes"].as_u64().unwrap() < 3 << 20, "{up}");
@@ -136,9 +132,7 @@ fn mbuffer_lab(name: &str, port: u16, extra: &str) -> Option<Lab> {
         name,
         256,
         256,
-        &format!(
-            "transport = \"mbuffer\"\nport = {port}\nmbuffer_address = \"127.0.0.1\"\n{extra}"
-        ),
+        &format!("transport = \"mbuffer\"\nport = {port}\nmbuffer_address = \"127.0.0.1\"\n{extra}"),
     )
 }
 
@@ -173,8 +167,7 @@ fn mbuffer_transport_replicates_and_reports_figures() {
     assert!(check.stdout.contains("unencrypted"), "{}", check.stdout);
     let setup = lab.ok(&["setup", "data"]);
     assert!(
-        setup.stdout.contains("mbuffer, zstd found on store1")
-            && setup.stdout.contains("UNENCRYPTED"),
+        setup.stdout.contains("mbuffer, zstd found on store1") && setup.stdout.contains("UNENCRYPTED"),
         "{}",
         setup.stdout
     );
@@ -195,9 +188,7 @@ fn mbuffer_port_in_use_fails_clearly_and_leaves_nothing() {
     let r = lab.ferry(&["update", "data"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr
-            .contains(&format!("could not listen on port {port}"))
-            && r.stderr.contains("Address already in use"),
+        r.stderr.contains(&format!("could not listen on port {port}")) && r.stderr.contains("Address already in use"),
         "{}",
         r.stderr
     );
@@ -282,10 +273,7 @@ fn mbuffer_listener_without_a_connection_ends_cleanly() {
         &lab.config,
         cfg.replace(
             "mbuffer_address = \"127.0.0.1\"",
-            &format!(
-                "mbuffer_address = \"{}\"\nmbuffer_timeout = \"1s\"",
-                dead.address
-            ),
+            &format!("mbuffer_address = \"{}\"\nmbuffer_timeout = \"1s\"", dead.address),
         ),
     )
     .unwrap();
@@ -308,18 +296,14 @@ fn mbuffer_listener_without_a_connection_ends_cleanly() {
         &lab.config,
         cfg.replace(
             "mbuffer_address = \"127.0.0.1\"",
-            &format!(
-                "mbuffer_address = \"{}\"\nmbuffer_timeout = \"20s\"",
-                dead.address
-            ),
+            &format!("mbuffer_address = \"{}\"\nmbuffer_timeout = \"20s\"", dead.address),
         ),
     )
     .unwrap();
     let r = lab.ferry(&["update", "data"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr
-            .contains(&format!("could not send to {}:{port}", dead.address)),
+        r.stderr.contains(&format!("could not send to {}:{port}", dead.address)),
         "{}",
         r.stderr
     );
@@ -341,10 +325,7 @@ fn mbuffer_push_to_a_remote_destination_uses_its_address_by_default() {
     };
     let text = std::fs::read_to_string(&lab.config).unwrap();
     let text = text.replace(
-        &format!(
-            "source = \"store1:{}\"\ndestination = \"{}\"",
-            lab.src_ds, lab.dst_ds
-        ),
+        &format!("source = \"store1:{}\"\ndestination = \"{}\"", lab.src_ds, lab.dst_ds),
         &format!(
             "source = \"{}\"\ndestination = \"store1:{}\"\ntransport = \"mbuffer\"\nport = {port}",
             lab.src_ds, lab.dst_ds

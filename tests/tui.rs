@@ -59,14 +59,7 @@ fn idle() -> RunInfo {
     }
 }
 
-fn status(
-    c: &Config,
-    i: usize,
-    state: &str,
-    lag: Option<u64>,
-    lag_level: Level,
-    run: RunInfo,
-) -> PairStatus {
+fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level, run: RunInfo) -> PairStatus {
     let p = &c.pairs[i];
     let fp = p.fingerprint();
     let cp = format!("ferry.{fp}.20261121T120000Z");
@@ -90,17 +83,12 @@ fn status(
         source: p.source.to_string(),
         destination: p.destination.to_string(),
         state: state.into(),
-        reason: (state == "Inconsistent")
-            .then(|| "checkpoint ferry.x is missing on the source".to_string()),
+        reason: (state == "Inconsistent").then(|| "checkpoint ferry.x is missing on the source".to_string()),
         checkpoint: (state == "Synchronized").then_some(cp),
         lag_secs: lag,
         lag_level,
         run_level: Level::Ok,
-        flags: format!(
-            "{}{}-",
-            if locked { 'L' } else { '-' },
-            ferry::monitor::flag(lag_level)
-        ),
+        flags: format!("{}{}-", if locked { 'L' } else { '-' }, ferry::monitor::flag(lag_level)),
         level: if locked { Level::Critical } else { lag_level },
         run,
         source_snapshots: snaps.clone(),
@@ -125,9 +113,7 @@ fn progress(c: &Config, i: usize, bytes: u64, expected: Option<u64>, rate: f64) 
         avg_rate: rate * 0.9,
         eta_secs: expected.map(|e| ((e - bytes) as f64 / rate) as u64),
         elapsed_secs: 30.0,
-        history: (0..60)
-            .map(|s| rate * (0.5 + (s % 7) as f64 / 10.0))
-            .collect(),
+        history: (0..60).map(|s| rate * (0.5 + (s % 7) as f64 / 10.0)).collect(),
         finished: false,
         error: None,
     }
@@ -150,11 +136,7 @@ fn running(p: Progress) -> RunInfo {
 /// The standard scene: one of each state, one job running, one pair locked.
 fn app() -> App {
     let c = config(CONFIG);
-    let mut app = App::new(
-        c.clone(),
-        "/var/lib/ferry".into(),
-        Theme::builtin("dark").unwrap(),
-    );
+    let mut app = App::new(c.clone(), "/var/lib/ferry".into(), Theme::builtin("dark").unwrap());
     let locked = RunInfo {
         status: RunState::Locked,
         lock: Some(LockInfo {
@@ -173,23 +155,10 @@ fn app() -> App {
         }),
         progress: None,
     };
-    let run = running(progress(
-        &c,
-        1,
-        120 << 20,
-        Some(200 << 20),
-        (40u64 << 20) as f64,
-    ));
+    let run = running(progress(&c, 1, 120 << 20, Some(200 << 20), (40u64 << 20) as f64));
     let statuses = vec![
         status(&c, 0, "Synchronized", Some(300), Level::Ok, idle()),
-        status(
-            &c,
-            1,
-            "Synchronized",
-            Some(7300),
-            Level::Warning,
-            run.clone(),
-        ),
+        status(&c, 1, "Synchronized", Some(7300), Level::Warning, run.clone()),
         status(&c, 2, "Inconsistent", None, Level::Ok, locked.clone()),
         status(&c, 3, "Uninitialized", None, Level::Ok, idle()),
     ];
@@ -199,10 +168,7 @@ fn app() -> App {
 }
 
 fn key(app: &mut App, code: KeyCode) -> Vec<Command> {
-    app.handle(Event::Input(TermEvent::Key(KeyEvent::new(
-        code,
-        KeyModifiers::NONE,
-    ))))
+    app.handle(Event::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))))
 }
 
 fn render(app: &mut App, w: u16, h: u16) -> String {
@@ -229,10 +195,7 @@ fn pairs_table_wide() {
 fn pairs_table_narrow() {
     let mut a = app();
     let s = render(&mut a, 80, 24);
-    assert!(
-        !s.contains("RATE"),
-        "the rate column goes on narrow terminals"
-    );
+    assert!(!s.contains("RATE"), "the rate column goes on narrow terminals");
     insta::assert_snapshot!("pairs_narrow", s);
 }
 
@@ -244,9 +207,7 @@ fn threshold_colours() {
     let buf = t.backend().buffer().clone();
     let find = |needle: &str| -> (u16, u16) {
         for y in 0..buf.area.height {
-            let line: String = (0..buf.area.width)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect();
+            let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect();
             if let Some(x) = line.find(needle) {
                 return (line[..x].chars().count() as u16, y);
             }
@@ -290,12 +251,7 @@ fn transfer_panes_split_for_two_jobs() {
     let c = a.config.clone();
     let second = running(progress(&c, 3, 5 << 20, None, (8u64 << 20) as f64));
     let run1 = a.runs[1].clone().unwrap();
-    a.handle(Event::Runs(vec![
-        idle(),
-        run1,
-        a.runs[2].clone().unwrap(),
-        second,
-    ]));
+    a.handle(Event::Runs(vec![idle(), run1, a.runs[2].clone().unwrap(), second]));
     let s = render(&mut a, 130, 32);
     assert!(s.contains("120.0 MiB of 200.0 MiB"), "{s}");
     assert!(s.contains("40.0 MiB/s now") && s.contains("ETA 2s"), "{s}");
@@ -312,15 +268,9 @@ fn unlock_shows_what_happens_and_needs_yes() {
     assert_eq!(a.dest_name(a.selected_index().unwrap()), "backup/vm");
     assert!(key(&mut a, KeyCode::Char('L')).is_empty());
     let s = render(&mut a, 100, 30);
-    assert!(
-        s.contains("Unlock backup/vm?") && s.contains("pid 999"),
-        "{s}"
-    );
+    assert!(s.contains("Unlock backup/vm?") && s.contains("pid 999"), "{s}");
     insta::assert_snapshot!("unlock_dialog", s);
-    assert!(
-        key(&mut a, KeyCode::Char('n')).is_empty(),
-        "anything but y cancels"
-    );
+    assert!(key(&mut a, KeyCode::Char('n')).is_empty(), "anything but y cancels");
     assert!(a.dialog.is_none());
     key(&mut a, KeyCode::Char('L'));
     let cmds = key(&mut a, KeyCode::Char('y'));
@@ -353,10 +303,7 @@ fn purge_all_needs_the_name_typed() {
     for c in "backup/dat".chars() {
         key(&mut a, KeyCode::Char(c));
     }
-    assert!(
-        key(&mut a, KeyCode::Enter).is_empty(),
-        "a wrong name does nothing"
-    );
+    assert!(key(&mut a, KeyCode::Enter).is_empty(), "a wrong name does nothing");
     assert!(a.dialog.is_none());
     key(&mut a, KeyCode::Char('P'));
     a.handle(Event::Preview {
@@ -415,10 +362,7 @@ fn filter_and_sort() {
     key(&mut a, KeyCode::Enter);
     assert_eq!(a.order.len(), 2);
     let s = render(&mut a, 100, 20);
-    assert!(
-        s.contains("filter: store2") && !s.contains("tank/data"),
-        "{s}"
-    );
+    assert!(s.contains("filter: store2") && !s.contains("tank/data"), "{s}");
     key(&mut a, KeyCode::Esc);
     assert_eq!(a.order.len(), 4);
     // sort by lag: the most lagging first
@@ -435,10 +379,7 @@ fn filter_and_sort() {
         .iter()
         .map(|&i| a.statuses[i].as_ref().unwrap().lag_secs)
         .collect();
-    assert_eq!(
-        lags.iter().flatten().copied().collect::<Vec<_>>(),
-        vec![7300, 300]
-    );
+    assert_eq!(lags.iter().flatten().copied().collect::<Vec<_>>(), vec![7300, 300]);
 }
 
 #[test]
@@ -450,12 +391,7 @@ fn hosts_and_clusters_views() {
             address: "192.0.2.10:22".into(),
             rtt: Some(std::time::Duration::from_millis(112)),
             error: None,
-            pools: vec![(
-                "tank".into(),
-                "1.98G".into(),
-                "512M".into(),
-                "ONLINE".into(),
-            )],
+            pools: vec![("tank".into(), "1.98G".into(), "512M".into(), "ONLINE".into())],
         },
         HostView {
             name: "store2".into(),
@@ -491,10 +427,7 @@ fn help_lists_rebound_keys() {
     let s = render(&mut a, 100, 34);
     assert!(s.contains("ctrl-u  update the selected pair"), "{s}");
     insta::assert_snapshot!("help", s);
-    assert!(
-        key(&mut a, KeyCode::Char('u')).is_empty(),
-        "u is no longer update"
-    );
+    assert!(key(&mut a, KeyCode::Char('u')).is_empty(), "u is no longer update");
 }
 
 #[test]
@@ -510,10 +443,7 @@ fn ten_thousand_pairs_scroll_to_the_end() {
     render(&mut a, 120, 40);
     key(&mut a, KeyCode::End);
     let s = render(&mut a, 120, 40);
-    assert!(
-        s.contains("backup/v09999") && !s.contains("backup/v00000"),
-        "{s}"
-    );
+    assert!(s.contains("backup/v09999") && !s.contains("backup/v00000"), "{s}");
     key(&mut a, KeyCode::PageUp);
     let s = render(&mut a, 120, 40);
     assert!(s.contains("backup/v09965"), "one page up: {s}");
@@ -539,18 +469,14 @@ async fn run_loop_draws_and_quits() {
         KeyModifiers::NONE,
     ))))
     .unwrap();
-    let exit = ferry::tui::run_loop(&mut term, &mut a, &mut rx, None)
-        .await
-        .unwrap();
+    let exit = ferry::tui::run_loop(&mut term, &mut a, &mut rx, None).await.unwrap();
     assert_eq!(exit, ferry::tui::Exit::Quit);
     assert!(a.dialog.is_none());
     let ctrl_z = KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL);
     tx.send(Event::Input(TermEvent::Key(ctrl_z))).unwrap();
     let mut b = app();
     assert_eq!(
-        ferry::tui::run_loop(&mut term, &mut b, &mut rx, None)
-            .await
-            .unwrap(),
+        ferry::tui::run_loop(&mut term, &mut b, &mut rx, None).await.unwrap(),
         ferry::tui::Exit::Suspend
     );
 }
@@ -569,11 +495,7 @@ async fn a_dead_host_shows_as_such_and_input_keeps_working() {
     ));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let _bg = ferry::tui::collect::Background::start(engine, tx);
-    let mut a = App::new(
-        c,
-        state.path().to_path_buf(),
-        Theme::builtin("dark").unwrap(),
-    );
+    let mut a = App::new(c, state.path().to_path_buf(), Theme::builtin("dark").unwrap());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (mut got_status, mut got_hosts) = (false, false);
     while !(got_status && got_hosts) {

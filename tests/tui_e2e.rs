@@ -91,11 +91,7 @@ impl Drop for Tmux {
 }
 
 fn console_cmd(lab: &Lab) -> String {
-    format!(
-        "{} -c {}",
-        env!("CARGO_BIN_EXE_ferry"),
-        lab.config.display()
-    )
+    format!("{} -c {}", env!("CARGO_BIN_EXE_ferry"), lab.config.display())
 }
 
 #[test]
@@ -124,9 +120,8 @@ fn update_from_the_keyboard_shows_its_rate_and_finishes() {
     });
     assert!(s.contains("Running"), "the table shows the job: {s}");
     let s = tm.wait_for("a rate near the limit", Duration::from_secs(30), |s| {
-        s.lines().any(|l| {
-            l.contains("MiB/s now") && (l.contains("15.") || l.contains("16.") || l.contains("17."))
-        })
+        s.lines()
+            .any(|l| l.contains("MiB/s now") && (l.contains("15.") || l.contains("16.") || l.contains("17.")))
     });
     assert!(s.contains("elapsed") || s.contains("s "), "{s}");
     // it ends: the pane goes, the pair is idle again with a new checkpoint
@@ -166,9 +161,7 @@ fn a_job_started_from_the_console_outlives_it() {
     write_random_file(&src.join("big.bin"), 48 << 20, 24);
 
     let tm = Tmux::start("quit", &console_cmd(&lab));
-    tm.wait_for("the pair", Duration::from_secs(30), |s| {
-        s.contains("Synchronized")
-    });
+    tm.wait_for("the pair", Duration::from_secs(30), |s| s.contains("Synchronized"));
     tm.keys("u");
     tm.wait_for("the transfer pane", Duration::from_secs(30), |s| {
         s.contains("MiB/s now")

@@ -40,7 +40,13 @@ fn send_recv_between_pools_checksums_match_then_differ() {
     let b = tree_checksum(&copy_mnt);
     if a != b {
         for d in [&data_mnt, &copy_mnt] {
-            eprintln!("{}", run(&format!("cd {} && find . -printf '%y %m %s %p %l\\n' | sort && find . -type f | sort | xargs sha256sum", d.display())));
+            eprintln!(
+                "{}",
+                run(&format!(
+                    "cd {} && find . -printf '%y %m %s %p %l\\n' | sort && find . -type f | sort | xargs sha256sum",
+                    d.display()
+                ))
+            );
         }
     }
     assert_eq!(a, b, "received tree differs from its source");
@@ -60,13 +66,8 @@ fn send_recv_between_pools_checksums_match_then_differ() {
     // Incremental brings the copy level again. Reading the copy above
     // updated atimes, which zfs-fuse counts as a modification: -F needed.
     run(&format!("zfs snapshot {data}@s2"));
-    run(&format!(
-        "zfs send -i {data}@s1 {data}@s2 | zfs receive -F {copy}"
-    ));
-    assert_eq!(
-        snapshots(&copy),
-        vec![format!("{copy}@s1"), format!("{copy}@s2")]
-    );
+    run(&format!("zfs send -i {data}@s1 {data}@s2 | zfs receive -F {copy}"));
+    assert_eq!(snapshots(&copy), vec![format!("{copy}@s1"), format!("{copy}@s2")]);
     // zfs-fuse quirk: stale kernel caches until remounted.
     remount(&copy);
     assert_eq!(tree_checksum(&copy_mnt), a2);
@@ -90,11 +91,7 @@ fn checksum_sees_names_modes_and_links() {
 
     fs::remove_file(root.join("link")).unwrap();
     std::os::unix::fs::symlink("sub", root.join("link")).unwrap();
-    assert_ne!(
-        tree_checksum(root),
-        renamed,
-        "symlink target change not seen"
-    );
+    assert_ne!(tree_checksum(root), renamed, "symlink target change not seen");
 
     // Same content elsewhere, same sum.
     let other = tempfile::tempdir().unwrap();
@@ -105,19 +102,11 @@ fn checksum_sees_names_modes_and_links() {
 #[test]
 fn random_files_are_deterministic() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        dir.path().join("a"),
-        dir.path().join("b"),
-        dir.path().join("c"),
-    );
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     write_random_file(&a, 1_000_003, 42);
     write_random_file(&b, 1_000_003, 42);
     write_random_file(&c, 1_000_003, 43);
-    let (a, b, c) = (
-        fs::read(a).unwrap(),
-        fs::read(b).unwrap(),
-        fs::read(c).unwrap(),
-    );
+    let (a, b, c) = (fs::read(a).unwrap(), fs::read(b).unwrap(), fs::read(c).unwrap());
     assert_eq!(a.len(), 1_000_003);
     assert_eq!(a, b);
     assert_ne!(a, c);
@@ -149,10 +138,7 @@ fn snapshots_in_creation_order_and_parsable_props() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    assert!(
-        creation <= now && now - creation < 600,
-        "creation {creation}"
-    );
+    assert!(creation <= now && now - creation < 600, "creation {creation}");
     let _: u64 = zfs_get_p(&ds, "used").parse().unwrap();
     assert_eq!(zfs_get(&ds, "type"), "filesystem");
     assert!(dataset_exists(&ds));
@@ -216,10 +202,7 @@ fn zfs_fuse_quirks_hold() {
     assert!(fails(format!("zfs get written {ds}")).contains("bad property list"));
     assert!(fails(format!("zfs bookmark {ds}@s1 {ds}#b")).contains("unrecognized command"));
     for opt in ["-s", "-o readonly=on", "-x mountpoint"] {
-        let err = fails(format!(
-            "zfs send {ds}@s1 | zfs receive {opt} {}",
-            p.ds("r")
-        ));
+        let err = fails(format!("zfs send {ds}@s1 | zfs receive {opt} {}", p.ds("r")));
         assert!(err.contains("invalid option"), "receive {opt}: {err}");
     }
     // What works: get -Hp, send -v (silent), guid, createtxg.
@@ -234,10 +217,7 @@ fn parallel_pools_get_unique_names_and_go_away() {
     let handles: Vec<_> = (0..4)
         .map(|_| std::thread::spawn(|| TestPool::create("par", 64)))
         .collect();
-    let pools: Vec<TestPool> = handles
-        .into_iter()
-        .filter_map(|h| h.join().unwrap())
-        .collect();
+    let pools: Vec<TestPool> = handles.into_iter().filter_map(|h| h.join().unwrap()).collect();
     if pools.is_empty() {
         return; // skipped (no ZFS)
     }
@@ -249,10 +229,7 @@ fn parallel_pools_get_unique_names_and_go_away() {
         assert!(p.mnt.is_dir());
         write_random_file(&p.mnt.join("f"), 1 << 20, 7);
     }
-    let gone: Vec<(String, std::path::PathBuf)> = pools
-        .iter()
-        .map(|p| (p.name.clone(), p.file.clone()))
-        .collect();
+    let gone: Vec<(String, std::path::PathBuf)> = pools.iter().map(|p| (p.name.clone(), p.file.clone())).collect();
     drop(pools);
     for (name, file) in gone {
         assert!(!dataset_exists(&name), "pool {name} still there");

@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about = "Asynchronous replication of storage between sites", disable_help_subcommand = true)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Asynchronous replication of storage between sites",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// Config file (else $FERRY_CONFIG, /etc/ferry/ferry.toml, ~/.config/ferry/ferry.toml)
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
@@ -33,7 +38,12 @@ pub struct Cli {
     #[arg(long = "nsca-port", global = true, value_name = "PORT", default_value_t = 5667)]
     pub nsca_port: u16,
     /// send_nsca config (password, encryption)
-    #[arg(long = "nsca-config", global = true, value_name = "FILE", default_value = "/etc/send_nsca.cfg")]
+    #[arg(
+        long = "nsca-config",
+        global = true,
+        value_name = "FILE",
+        default_value = "/etc/send_nsca.cfg"
+    )]
     pub nsca_config: PathBuf,
     /// Host name the passive checks belong to (default: this machine's)
     #[arg(long = "nsca-host-name", global = true, value_name = "NAME")]

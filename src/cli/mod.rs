@@ -70,7 +70,11 @@ pub fn main() -> i32 {
         }
     }
     let action = cli.action.as_ref().expect("set above");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferry: error: cannot start the runtime: {e}");
@@ -88,7 +92,11 @@ fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
     let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
     let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
     if cli.nagios {
-        plugin_line(&format!("FERRY CRITICAL - {}{dest}: {}", action.name(), msg.lines().next().unwrap_or("")));
+        plugin_line(&format!(
+            "FERRY CRITICAL - {}{dest}: {}",
+            action.name(),
+            msg.lines().next().unwrap_or("")
+        ));
         return Level::Critical.exit_code();
     }
     eprintln!("ferry: error: {}{dest}: {msg}", action.name());
@@ -133,7 +141,9 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
 
 /// The ` | perfdata` tail of a plugin line (empty if it has none).
 fn perfdata(line: &str) -> String {
-    line.split_once(" | ").map(|(_, p)| format!(" | {p}")).unwrap_or_default()
+    line.split_once(" | ")
+        .map(|(_, p)| format!(" | {p}"))
+        .unwrap_or_default()
 }
 
 /// The pairs an action is about: DEST's, or every pair.
@@ -156,17 +166,28 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
         Err(e) => return fail(cli, action, &e),
     };
     // status is the report itself: no need to run it twice
-    let outcome = if matches!(action, Action::Status { .. }) { Ok(0) } else { dispatch(cli, action, engine).await };
+    let outcome = if matches!(action, Action::Status { .. }) {
+        Ok(0)
+    } else {
+        dispatch(cli, action, engine).await
+    };
     let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
     let failed = match &outcome {
         Ok(0) => None,
         Ok(code) => Some(format!("{}{dest} failed (exit {code})", action.name())),
-        Err(e) => Some(format!("{}{dest}: {}", action.name(), format!("{e:#}").lines().next().unwrap_or(""))),
+        Err(e) => Some(format!(
+            "{}{dest}: {}",
+            action.name(),
+            format!("{e:#}").lines().next().unwrap_or("")
+        )),
     };
     let st = status::status(engine, &pairs).await;
     let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
     let (level, line) = match &failed {
-        Some(msg) => (Level::Critical, format!("FERRY CRITICAL - {msg}{}", perfdata(&nagios::line(&checks).1))),
+        Some(msg) => (
+            Level::Critical,
+            format!("FERRY CRITICAL - {msg}{}", perfdata(&nagios::line(&checks).1)),
+        ),
         None if pairs.is_empty() && !matches!(action, Action::Status { .. }) => {
             (Level::Ok, format!("FERRY OK - {}: no pairs configured", action.name()))
         }
@@ -189,11 +210,18 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
                 let (l, text) = match &failed {
                     Some(msg) => (
                         Level::Critical,
-                        format!("FERRY CRITICAL - {msg}{}", perfdata(&nagios::line(std::slice::from_ref(c)).1)),
+                        format!(
+                            "FERRY CRITICAL - {msg}{}",
+                            perfdata(&nagios::line(std::slice::from_ref(c)).1)
+                        ),
                     ),
                     None => nagios::line(std::slice::from_ref(c)),
                 };
-                nsca::Passive { fingerprint: s.fingerprint.clone(), level: l, line: text }
+                nsca::Passive {
+                    fingerprint: s.fingerprint.clone(),
+                    level: l,
+                    line: text,
+                }
             })
             .collect();
         let target = nsca::Target {
@@ -246,7 +274,13 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         Action::Unlock { dest } => {
             let p = one(engine, dest)?;
             match lock::unlock(&engine.state.lock_path(&p.fingerprint())).map_err(|e| anyhow!("{e}"))? {
-                Some(i) => outln!("unlocked {} (lock of {} by pid {} started {})", Engine::dest_name(p), i.action, i.pid, print::time(i.started)),
+                Some(i) => outln!(
+                    "unlocked {} (lock of {} by pid {} started {})",
+                    Engine::dest_name(p),
+                    i.action,
+                    i.pid,
+                    print::time(i.started)
+                ),
                 None => outln!("{} was not locked", Engine::dest_name(p)),
             }
             Ok(0)
@@ -310,7 +344,9 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Initialize { dest } | Action::Update { dest: Some(dest), .. } => {
             let p = one(engine, dest)?;
-            let opts = replicate::Options { force: matches!(action, Action::Update { force: true, .. }) };
+            let opts = replicate::Options {
+                force: matches!(action, Action::Update { force: true, .. }),
+            };
             let result = if matches!(action, Action::Initialize { .. }) {
                 replicate::initialize(engine, p, opts).await
             } else {
@@ -330,7 +366,11 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Purge { dest, all, yes } => {
             let p = one(engine, dest)?;
-            let plan = if *all { purge::purge_all(engine, p, *yes).await? } else { purge::purge(engine, p, *yes).await? };
+            let plan = if *all {
+                purge::purge_all(engine, p, *yes).await?
+            } else {
+                purge::purge(engine, p, *yes).await?
+            };
             print::purge(&plan, cli.json);
             Ok(0)
         }
@@ -362,7 +402,9 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
             return Ok(0);
         }
         RunState::Locked => {
-            outln!("no job is running for {name}: it is Locked by a job that died; check it, then `ferry unlock {name}`");
+            outln!(
+                "no job is running for {name}: it is Locked by a job that died; check it, then `ferry unlock {name}`"
+            );
             return Ok(1);
         }
         _ => {}
@@ -385,7 +427,12 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
             let ok = now.last.as_ref().map(|l| l.ok).unwrap_or(false);
             match now.last {
                 Some(l) if !l.ok => outln!("{} failed: {}", l.action, l.error.unwrap_or_default()),
-                Some(l) => outln!("{} finished: {} in {:.1}s", l.action, crate::config::units::format_bytes(l.bytes), l.seconds),
+                Some(l) => outln!(
+                    "{} finished: {} in {:.1}s",
+                    l.action,
+                    crate::config::units::format_bytes(l.bytes),
+                    l.seconds
+                ),
                 None => outln!("the job ended"),
             }
             return Ok(if ok { 0 } else { 1 });
@@ -395,8 +442,8 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
 
 /// A pair's status as metrics: the last success comes from the state dir's success record.
 fn pair_metrics(engine: &Engine, s: &status::PairStatus) -> metrics::PairMetrics {
-    let success = LastResult::read(&engine.state.success_path(&s.fingerprint))
-        .or_else(|| s.run.last.clone().filter(|l| l.ok));
+    let success =
+        LastResult::read(&engine.state.success_path(&s.fingerprint)).or_else(|| s.run.last.clone().filter(|l| l.ok));
     metrics::PairMetrics {
         fingerprint: s.fingerprint.clone(),
         source: s.source.clone(),

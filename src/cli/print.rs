@@ -24,7 +24,13 @@ fn secs(s: u64) -> String {
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -48,7 +54,9 @@ pub fn status(st: &[PairStatus], full: bool, json: bool) {
         return;
     }
     let mut rows = vec![{
-        let mut h: Vec<String> = ["SOURCE", "DESTINATION", "STATE", "LAG", "FLAGS", "STATUS"].map(String::from).to_vec();
+        let mut h: Vec<String> = ["SOURCE", "DESTINATION", "STATE", "LAG", "FLAGS", "STATUS"]
+            .map(String::from)
+            .to_vec();
         if full {
             h.extend(["FINGERPRINT", "CHECKPOINT"].map(String::from));
         }
@@ -79,7 +87,10 @@ pub fn status(st: &[PairStatus], full: bool, json: bool) {
             outln!("  {}: {}: {r}", s.destination, s.state);
         }
         if s.run.status == RunState::Locked {
-            outln!("  {}: Locked by a job that did not finish; check the pair, then `ferry unlock`", s.destination);
+            outln!(
+                "  {}: Locked by a job that did not finish; check the pair, then `ferry unlock`",
+                s.destination
+            );
         }
     }
 }
@@ -94,8 +105,10 @@ pub fn fingerprints(pairs: &[&Pair], single: bool, json: bool) {
     } else if single {
         outln!("{}", pairs[0].fingerprint());
     } else {
-        let rows: Vec<Vec<String>> =
-            pairs.iter().map(|p| vec![p.fingerprint(), p.source.to_string(), p.destination.to_string()]).collect();
+        let rows: Vec<Vec<String>> = pairs
+            .iter()
+            .map(|p| vec![p.fingerprint(), p.source.to_string(), p.destination.to_string()])
+            .collect();
         out!("{}", table(&rows));
     }
 }
@@ -105,7 +118,12 @@ pub fn setup(pair: &Pair, items: &[Item], json: bool) {
         outln!("{}", serde_json::to_string_pretty(items).expect("serializes"));
         return;
     }
-    outln!("setup {} ({} -> {})", Engine::dest_name(pair), pair.source, pair.destination);
+    outln!(
+        "setup {} ({} -> {})",
+        Engine::dest_name(pair),
+        pair.source,
+        pair.destination
+    );
     for i in items {
         outln!("  [{}] {}: {}", if i.ok { " ok " } else { "FAIL" }, i.what, i.detail);
     }
@@ -118,7 +136,11 @@ pub fn setup(pair: &Pair, items: &[Item], json: bool) {
 }
 
 pub fn replicated(action: &str, pair: &Pair, r: &Replicated) -> String {
-    let rate = if r.seconds > 0.0 { r.bytes as f64 / r.seconds } else { 0.0 };
+    let rate = if r.seconds > 0.0 {
+        r.bytes as f64 / r.seconds
+    } else {
+        0.0
+    };
     let mut s = format!(
         "{action} {}: {} at {}/s in {:.1}s, checkpoint {}",
         Engine::dest_name(pair),
@@ -135,8 +157,18 @@ pub fn replicated(action: &str, pair: &Pair, r: &Replicated) -> String {
 
 pub fn last_suffix(last: Option<&LastResult>) -> String {
     match last {
-        Some(l) if l.ok => format!(" (last: {} ok at {}, {})", l.action, time(l.finished), format_bytes(l.bytes)),
-        Some(l) => format!(" (last: {} FAILED at {}: {})", l.action, time(l.finished), l.error.clone().unwrap_or_default()),
+        Some(l) if l.ok => format!(
+            " (last: {} ok at {}, {})",
+            l.action,
+            time(l.finished),
+            format_bytes(l.bytes)
+        ),
+        Some(l) => format!(
+            " (last: {} FAILED at {}: {})",
+            l.action,
+            time(l.finished),
+            l.error.clone().unwrap_or_default()
+        ),
         None => String::new(),
     }
 }
@@ -159,8 +191,10 @@ pub fn config(c: &Config, json: bool) {
         let hosts: Vec<_> = c
             .hosts
             .values()
-            .map(|h| serde_json::json!({"name": h.name, "address": h.address, "port": h.port, "user": h.user,
-                "key": h.key, "known_hosts": h.known_hosts, "trust_on_first_use": h.trust_on_first_use}))
+            .map(|h| {
+                serde_json::json!({"name": h.name, "address": h.address, "port": h.port, "user": h.user,
+                "key": h.key, "known_hosts": h.known_hosts, "trust_on_first_use": h.trust_on_first_use})
+            })
             .collect();
         let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts, "pairs": pairs,
             "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
@@ -172,7 +206,11 @@ pub fn config(c: &Config, json: bool) {
     outln!("state_dir {}", c.state_dir.display());
     outln!("hosts: {}", c.hosts.len());
     for h in c.hosts.values() {
-        let key = h.key.as_ref().map(|k| k.display().to_string()).unwrap_or_else(|| "agent or default keys".into());
+        let key = h
+            .key
+            .as_ref()
+            .map(|k| k.display().to_string())
+            .unwrap_or_else(|| "agent or default keys".into());
         outln!(
             "  {}  {}@{}:{}  key {}  known_hosts {}{}",
             h.name,
@@ -181,7 +219,11 @@ pub fn config(c: &Config, json: bool) {
             h.port,
             key,
             h.known_hosts.display(),
-            if h.trust_on_first_use { "  trust_on_first_use" } else { "" }
+            if h.trust_on_first_use {
+                "  trust_on_first_use"
+            } else {
+                ""
+            }
         );
     }
     outln!("pairs: {}", c.pairs.len());
@@ -199,7 +241,11 @@ pub fn config(c: &Config, json: bool) {
             format_duration(o.clag),
             format_duration(o.wrun),
             format_duration(o.crun),
-            if o.bwlimit == 0 { "none".to_string() } else { format!("{}/s", format_bytes(o.bwlimit)) },
+            if o.bwlimit == 0 {
+                "none".to_string()
+            } else {
+                format!("{}/s", format_bytes(o.bwlimit))
+            },
             if o.compress == Compress::Zstd { "zstd" } else { "none" },
             o.keep
         );
@@ -232,9 +278,15 @@ pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
     }
     let verb = if p.done { "destroyed" } else { "would destroy" };
     if p.destroy_destination {
-        outln!("{verb} destination {} (the replica and all its snapshots)", p.destination);
+        outln!(
+            "{verb} destination {} (the replica and all its snapshots)",
+            p.destination
+        );
     }
-    for (side, list) in [(&p.source, &p.source_snapshots), (&p.destination, &p.destination_snapshots)] {
+    for (side, list) in [
+        (&p.source, &p.source_snapshots),
+        (&p.destination, &p.destination_snapshots),
+    ] {
         if p.destroy_destination && side == &p.destination {
             continue;
         }

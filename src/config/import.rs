@@ -126,12 +126,12 @@ pub fn zettabee(file: &Path, text: &str, this_host: &str) -> Result<String, Conf
         pairs.push_str(&entry);
         count += 1;
     }
-    let mut out = format!(
-        "# imported from zettabee config {} ({count} pairs)\n",
-        file.display()
-    );
+    let mut out = format!("# imported from zettabee config {} ({count} pairs)\n", file.display());
     for h in &hosts {
-        out.push_str(&format!("\n[hosts.{h}]\naddress = {}\n# user, port, key, known_hosts: as zettabee's ssh used them\n", toml_str(h)));
+        out.push_str(&format!(
+            "\n[hosts.{h}]\naddress = {}\n# user, port, key, known_hosts: as zettabee's ssh used them\n",
+            toml_str(h)
+        ));
     }
     out.push_str(&pairs);
     // what we print must load: any error here names the zettabee line through its pair
@@ -144,11 +144,7 @@ pub fn zettabee(file: &Path, text: &str, this_host: &str) -> Result<String, Conf
             .min(out.len())]
             .matches("[[pair]]")
             .count();
-        err(
-            0,
-            &e.key,
-            format!("pair {pair_no} of the file: {}", e.message),
-        )
+        err(0, &e.key, format!("pair {pair_no} of the file: {}", e.message))
     })?;
     Ok(out)
 }

@@ -26,7 +26,14 @@ impl std::fmt::Display for ConfigError {
         } else if self.key.is_empty() {
             write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
         } else {
-            write!(f, "{}:{}: key `{}`: {}", self.file.display(), self.line, self.key, self.message)
+            write!(
+                f,
+                "{}:{}: key `{}`: {}",
+                self.file.display(),
+                self.line,
+                self.key,
+                self.message
+            )
         }
     }
 }
@@ -52,7 +59,9 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar::Int(v))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
-                i64::try_from(v).map(Scalar::Int).map_err(|_| E::custom("number too large"))
+                i64::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::custom("number too large"))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
                 Ok(Scalar::Str(v.to_string()))
@@ -89,18 +98,40 @@ struct RawConsole {
 
 /// "u", "U", "?", "enter", "ctrl-r", "alt-x", "f5": one key, optionally with one modifier.
 pub fn check_key(spec: &str) -> Result<(), String> {
-    let base = ["ctrl-", "alt-", "shift-"].iter().find_map(|m| spec.strip_prefix(m)).unwrap_or(spec);
+    let base = ["ctrl-", "alt-", "shift-"]
+        .iter()
+        .find_map(|m| spec.strip_prefix(m))
+        .unwrap_or(spec);
     let named = [
-        "enter", "esc", "tab", "backtab", "space", "up", "down", "left", "right", "home", "end", "pageup",
-        "pagedown", "delete", "backspace", "insert",
+        "enter",
+        "esc",
+        "tab",
+        "backtab",
+        "space",
+        "up",
+        "down",
+        "left",
+        "right",
+        "home",
+        "end",
+        "pageup",
+        "pagedown",
+        "delete",
+        "backspace",
+        "insert",
     ];
     let ok = base.chars().count() == 1
         || named.contains(&base)
-        || base.strip_prefix('f').and_then(|n| n.parse::<u8>().ok()).is_some_and(|n| (1..=12).contains(&n));
+        || base
+            .strip_prefix('f')
+            .and_then(|n| n.parse::<u8>().ok())
+            .is_some_and(|n| (1..=12).contains(&n));
     if ok {
         Ok(())
     } else {
-        Err(format!("{spec:?} is not a key (a character, enter, esc, tab, space, arrows, f1..f12, with ctrl-/alt-/shift-)"))
+        Err(format!(
+            "{spec:?} is not a key (a character, enter, esc, tab, space, arrows, f1..f12, with ctrl-/alt-/shift-)"
+        ))
     }
 }
 
@@ -175,7 +206,11 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
     }
     Err(format!(
         "no config file: give -c FILE or set FERRY_CONFIG (looked in {})",
-        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -283,11 +318,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let options = cx.options(e, &defaults)?;
         if options.transport == TransportKind::Local && !(source.is_local() && destination.is_local()) {
             let span = e.transport.as_ref().map(|t| t.span()).unwrap_or(p.span());
-            return Err(cx.err(span, "transport", "transport \"local\" needs a local source and destination"));
+            return Err(cx.err(
+                span,
+                "transport",
+                "transport \"local\" needs a local source and destination",
+            ));
         }
         if options.transport == TransportKind::Local && options.compress != Compress::None {
             if let Some(c) = &e.compress {
-                return Err(cx.err(c.span(), "compress", "transport \"local\" sends nothing over a wire: compression needs transport ssh or mbuffer"));
+                return Err(cx.err(
+                    c.span(),
+                    "compress",
+                    "transport \"local\" sends nothing over a wire: compression needs transport ssh or mbuffer",
+                ));
             }
         }
         if options.transport == TransportKind::Mbuffer && port.is_none() {
@@ -306,7 +349,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
             }
         }
-        pairs.push(Pair { kind, source, destination, port, options, line });
+        pairs.push(Pair {
+            kind,
+            source,
+            destination,
+            port,
+            options,
+            line,
+        });
     }
 
     let mut clusters = Vec::new();
@@ -314,9 +364,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     for c in &raw.clusters {
         let rc = c.get_ref();
         let name = rc.name.get_ref().clone();
-        names::check_host_name(&name).map_err(|m| cx.err(rc.name.span(), "name", &m.replace("host name", "cluster name")))?;
+        names::check_host_name(&name)
+            .map_err(|m| cx.err(rc.name.span(), "name", &m.replace("host name", "cluster name")))?;
         if let Some(first) = seen_cluster.insert(name.clone(), cx.line(c.span().start)) {
-            return Err(cx.err(rc.name.span(), "name", &format!("duplicate cluster {name:?} (first at line {first})")));
+            return Err(cx.err(
+                rc.name.span(),
+                "name",
+                &format!("duplicate cluster {name:?} (first at line {first})"),
+            ));
         }
         if rc.persist_path.get_ref().is_empty() {
             return Err(cx.err(rc.persist_path.span(), "persist_path", "must not be empty"));
@@ -330,12 +385,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 update: vol.update,
             });
         }
-        clusters.push(Cluster { name, persist_path: expand_home(rc.persist_path.get_ref()), volumes });
+        clusters.push(Cluster {
+            name,
+            persist_path: expand_home(rc.persist_path.get_ref()),
+            volumes,
+        });
     }
 
     let console = cx.console(raw.console.as_ref())?;
     let mut limits = [4usize, 2usize];
-    for (i, (key, v)) in [("max_jobs", &raw.max_jobs), ("max_jobs_per_host", &raw.max_jobs_per_host)].into_iter().enumerate() {
+    for (i, (key, v)) in [
+        ("max_jobs", &raw.max_jobs),
+        ("max_jobs_per_host", &raw.max_jobs_per_host),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         if let Some(v) = v {
             let n = *v.get_ref();
             if !(1..=256).contains(&n) {
@@ -345,7 +410,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
     let [max_jobs, max_jobs_per_host] = limits;
-    Ok(Config { path: path.to_path_buf(), state_dir, defaults, hosts, pairs, clusters, console, max_jobs, max_jobs_per_host })
+    Ok(Config {
+        path: path.to_path_buf(),
+        state_dir,
+        defaults,
+        hosts,
+        pairs,
+        clusters,
+        console,
+        max_jobs,
+        max_jobs_per_host,
+    })
 }
 
 fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
@@ -354,9 +429,16 @@ fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
         "btrfs" | "block" | "object" => Err(cx.err(
             k.span(),
             "kind",
-            &format!("kind {:?} is not supported by this version of ferry yet (only \"zfs\")", k.get_ref()),
+            &format!(
+                "kind {:?} is not supported by this version of ferry yet (only \"zfs\")",
+                k.get_ref()
+            ),
         )),
-        other => Err(cx.err(k.span(), "kind", &format!("unknown kind {other:?} (zfs, btrfs, block, object)"))),
+        other => Err(cx.err(
+            k.span(),
+            "kind",
+            &format!("unknown kind {other:?} (zfs, btrfs, block, object)"),
+        )),
     }
 }
 
@@ -382,7 +464,11 @@ impl<'a> Cx<'a> {
     fn new(file: &'a Path, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Cx { file, text, line_starts }
+        Cx {
+            file,
+            text,
+            line_starts,
+        }
     }
 
     fn line(&self, offset: usize) -> usize {
@@ -394,7 +480,12 @@ impl<'a> Cx<'a> {
     }
 
     fn err_line(&self, line: usize, key: &str, message: &str) -> ConfigError {
-        ConfigError { file: self.file.to_path_buf(), line, key: key.to_string(), message: message.to_string() }
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message: message.to_string(),
+        }
     }
 
     /// Turns a TOML syntax or type error into ours, finding the key from the line it points at.
@@ -406,7 +497,12 @@ impl<'a> Cx<'a> {
         if let Some(rest) = message.strip_prefix("unknown field `") {
             if let Some(end) = rest.find('`') {
                 key = rest[..end].to_string();
-                message = format!("unknown key (expected one of{}", rest[end + 1..].trim_start_matches(", expected one of").trim_start_matches(", expected"));
+                message = format!(
+                    "unknown key (expected one of{}",
+                    rest[end + 1..]
+                        .trim_start_matches(", expected one of")
+                        .trim_start_matches(", expected")
+                );
                 if !message.ends_with(')') {
                     message.push(')');
                 }
@@ -416,11 +512,20 @@ impl<'a> Cx<'a> {
                 key = k.trim().to_string();
             }
         }
-        ConfigError { file: self.file.to_path_buf(), line, key, message }
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            key,
+            message,
+        }
     }
 
     fn console(&self, raw: Option<&RawConsole>) -> Result<ConsoleConfig, ConfigError> {
-        let mut c = ConsoleConfig { theme: None, refresh: std::time::Duration::from_secs(10), keys: BTreeMap::new() };
+        let mut c = ConsoleConfig {
+            theme: None,
+            refresh: std::time::Duration::from_secs(10),
+            keys: BTreeMap::new(),
+        };
         let Some(r) = raw else { return Ok(c) };
         if let Some(t) = &r.theme {
             if t.get_ref().is_empty() {
@@ -438,11 +543,19 @@ impl<'a> Cx<'a> {
         for (action, key) in &r.keys {
             let name = format!("keys.{action}");
             if !CONSOLE_ACTIONS.contains(&action.as_str()) {
-                return Err(self.err(key.span(), &name, &format!("unknown console action (one of {})", CONSOLE_ACTIONS.join(", "))));
+                return Err(self.err(
+                    key.span(),
+                    &name,
+                    &format!("unknown console action (one of {})", CONSOLE_ACTIONS.join(", ")),
+                ));
             }
             check_key(key.get_ref()).map_err(|m| self.err(key.span(), &name, &m))?;
             if let Some(other) = seen.insert(key.get_ref().clone(), action.clone()) {
-                return Err(self.err(key.span(), &name, &format!("key {:?} is already bound to {other}", key.get_ref())));
+                return Err(self.err(
+                    key.span(),
+                    &name,
+                    &format!("key {:?} is already bound to {other}", key.get_ref()),
+                ));
             }
             c.keys.insert(action.clone(), key.get_ref().clone());
         }
@@ -464,7 +577,13 @@ impl<'a> Cx<'a> {
                 "ssh" => TransportKind::Ssh,
                 "mbuffer" => TransportKind::Mbuffer,
                 "local" => TransportKind::Local,
-                other => return Err(self.err(t.span(), "transport", &format!("unknown transport {other:?} (ssh, mbuffer, local)"))),
+                other => {
+                    return Err(self.err(
+                        t.span(),
+                        "transport",
+                        &format!("unknown transport {other:?} (ssh, mbuffer, local)"),
+                    ))
+                }
             };
         }
         for (key, field, slot) in [
@@ -480,7 +599,9 @@ impl<'a> Cx<'a> {
         if let Some(b) = &e.bwlimit {
             o.bwlimit = match b.get_ref() {
                 Scalar::Int(n) if *n >= 0 => *n as u64,
-                Scalar::Int(n) => return Err(self.err(b.span(), "bwlimit", &format!("bad size {n}: must not be negative"))),
+                Scalar::Int(n) => {
+                    return Err(self.err(b.span(), "bwlimit", &format!("bad size {n}: must not be negative")))
+                }
                 Scalar::Str(s) => units::parse_size(s).map_err(|m| self.err(b.span(), "bwlimit", &m))?,
             };
         }
@@ -488,7 +609,13 @@ impl<'a> Cx<'a> {
             o.compress = match c.get_ref().as_str() {
                 "none" => Compress::None,
                 "zstd" => Compress::Zstd,
-                other => return Err(self.err(c.span(), "compress", &format!("unknown compression {other:?} (none, zstd)"))),
+                other => {
+                    return Err(self.err(
+                        c.span(),
+                        "compress",
+                        &format!("unknown compression {other:?} (none, zstd)"),
+                    ))
+                }
             };
         }
         if let Some(a) = &e.mbuffer_address {
@@ -527,9 +654,8 @@ impl<'a> Cx<'a> {
                 a.get_ref().clone()
             }
             None => {
-                names::check_address(name).map_err(|_| {
-                    self.err(h.span(), "address", &format!("host {name:?} needs an address"))
-                })?;
+                names::check_address(name)
+                    .map_err(|_| self.err(h.span(), "address", &format!("host {name:?} needs an address")))?;
                 name.to_string()
             }
         };
@@ -575,7 +701,11 @@ impl<'a> Cx<'a> {
             _ => (LOCAL.to_string(), text.clone()),
         };
         if host != LOCAL && !hosts.contains_key(&host) {
-            return Err(self.err(s.span(), key, &format!("undefined host {host:?} (add a [hosts.{host}] table)")));
+            return Err(self.err(
+                s.span(),
+                key,
+                &format!("undefined host {host:?} (add a [hosts.{host}] table)"),
+            ));
         }
         names::check_dataset(&path).map_err(|m| self.err(s.span(), key, &m))?;
         Ok(Endpoint { host, path })

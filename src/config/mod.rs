@@ -1,8 +1,8 @@
 //! Configuration: the TOML model, its validation, and the units and names it accepts.
 
+pub mod import;
 mod load;
 mod model;
-pub mod import;
 pub mod names;
 pub mod units;
 

@@ -27,9 +27,29 @@ pub struct Config {
 
 /// Console actions whose keys `[console.keys]` may rebind.
 pub const CONSOLE_ACTIONS: &[&str] = &[
-    "quit", "help", "up", "down", "page_up", "page_down", "top", "bottom", "detail", "back", "filter",
-    "sort", "reverse", "next_view", "theme", "refresh", "setup", "initialize", "update", "unlock",
-    "purge", "logfile", "fingerprint",
+    "quit",
+    "help",
+    "up",
+    "down",
+    "page_up",
+    "page_down",
+    "top",
+    "bottom",
+    "detail",
+    "back",
+    "filter",
+    "sort",
+    "reverse",
+    "next_view",
+    "theme",
+    "refresh",
+    "setup",
+    "initialize",
+    "update",
+    "unlock",
+    "purge",
+    "logfile",
+    "fingerprint",
 ];
 
 /// The `[console]` table: look and keys of the full-screen console.

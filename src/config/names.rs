@@ -13,7 +13,9 @@ pub fn check_dataset(name: &str) -> Result<(), String> {
     }
     for comp in name.split('/') {
         if comp.is_empty() {
-            return Err(format!("dataset name {name:?} has an empty component (leading, trailing or double '/')"));
+            return Err(format!(
+                "dataset name {name:?} has an empty component (leading, trailing or double '/')"
+            ));
         }
         if comp == "." || comp == ".." {
             return Err(format!("dataset name {name:?} has a {comp:?} component"));
@@ -22,7 +24,9 @@ pub fn check_dataset(name: &str) -> Result<(), String> {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
         {
-            return Err(format!("dataset name {name:?} contains {c:?}; allowed are letters, digits and _ - . :"));
+            return Err(format!(
+                "dataset name {name:?} contains {c:?}; allowed are letters, digits and _ - . :"
+            ));
         }
     }
     if name.starts_with('-') {
@@ -43,7 +47,9 @@ pub fn check_host_name(name: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
-        return Err(format!("host name {name:?} contains {c:?}; allowed are letters, digits and _ - ."));
+        return Err(format!(
+            "host name {name:?} contains {c:?}; allowed are letters, digits and _ - ."
+        ));
     }
     Ok(())
 }

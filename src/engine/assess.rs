@@ -52,7 +52,10 @@ pub fn ours<'a>(info: &'a VolumeInfo, fp: &str) -> Vec<&'a Snapshot> {
 /// The checkpoint is the newest of our snapshots present on both sides; `ferry:lastsnap` is only
 /// the record of it, so a job that died between receive and recording loses nothing.
 pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> Assessment {
-    let none = |state| Assessment { state, checkpoint: None };
+    let none = |state| Assessment {
+        state,
+        checkpoint: None,
+    };
     if !source.exists {
         return none(State::Inconsistent("source dataset does not exist".into()));
     }
@@ -78,7 +81,10 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> Assessment {
         .rev()
         .find_map(|d| src.iter().find(|s| s.name == d.name).map(|s| (*s).clone()));
     match common {
-        Some(cp) => Assessment { state: State::Synchronized, checkpoint: Some(cp) },
+        Some(cp) => Assessment {
+            state: State::Synchronized,
+            checkpoint: Some(cp),
+        },
         None => {
             let reason = match dest.lastsnap.as_deref() {
                 Some(last) if !src.iter().any(|s| s.name == last) => {
@@ -97,7 +103,10 @@ mod tests {
     use super::*;
 
     fn snap(n: &str, t: i64) -> Snapshot {
-        Snapshot { name: n.into(), created: t }
+        Snapshot {
+            name: n.into(),
+            created: t,
+        }
     }
 
     fn vol(fp: Option<&str>, snaps: &[(&str, i64)]) -> VolumeInfo {
@@ -113,7 +122,10 @@ mod tests {
 
     #[test]
     fn newest_common_snapshot_is_the_checkpoint() {
-        let s = vol(None, &[("ferry.fp.1", 1), ("hourly", 2), ("ferry.fp.2", 3), ("ferry.fp.3", 4)]);
+        let s = vol(
+            None,
+            &[("ferry.fp.1", 1), ("hourly", 2), ("ferry.fp.2", 3), ("ferry.fp.3", 4)],
+        );
         let d = vol(Some("fp"), &[("ferry.fp.1", 1), ("hourly", 2), ("ferry.fp.2", 3)]);
         let a = assess("fp", &s, &d);
         assert_eq!(a.state, State::Synchronized);
@@ -124,8 +136,14 @@ mod tests {
     fn states() {
         let s = vol(None, &[("ferry.fp.1", 1)]);
         assert_eq!(assess("fp", &s, &VolumeInfo::default()).state, State::Uninitialized);
-        assert!(matches!(assess("fp", &s, &vol(Some("other"), &[])).state, State::Inconsistent(_)));
-        assert!(matches!(assess("fp", &s, &vol(None, &[("ferry.fp.1", 1)])).state, State::Inconsistent(_)));
+        assert!(matches!(
+            assess("fp", &s, &vol(Some("other"), &[])).state,
+            State::Inconsistent(_)
+        ));
+        assert!(matches!(
+            assess("fp", &s, &vol(None, &[("ferry.fp.1", 1)])).state,
+            State::Inconsistent(_)
+        ));
         let mut d = vol(Some("fp"), &[("ferry.fp.0", 0)]);
         d.lastsnap = Some("ferry.fp.0".into());
         match assess("fp", &s, &d).state {
@@ -134,6 +152,9 @@ mod tests {
         }
         // another pair's snapshots never count
         let d = vol(Some("fp"), &[("ferry.zz.1", 1)]);
-        assert!(matches!(assess("fp", &vol(None, &[("ferry.zz.1", 1)]), &d).state, State::Inconsistent(_)));
+        assert!(matches!(
+            assess("fp", &vol(None, &[("ferry.zz.1", 1)]), &d).state,
+            State::Inconsistent(_)
+        ));
     }
 }

@@ -14,18 +14,14 @@ use super::Engine;
 
 /// Updates `pairs` concurrently: at most `max_jobs` at once, and at most `max_jobs_per_host` at once
 /// touching any one host (as source or destination). Results come back in the order of `pairs`.
-pub async fn update_all<'a>(
-    engine: &Engine,
-    pairs: &[&'a Pair],
-    opts: Options,
-) -> Vec<(&'a Pair, Result<Replicated>)> {
+pub async fn update_all<'a>(engine: &Engine, pairs: &[&'a Pair], opts: Options) -> Vec<(&'a Pair, Result<Replicated>)> {
     let overall = Arc::new(Semaphore::new(engine.config.max_jobs.max(1)));
     let mut per_host: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
     for p in pairs {
         for h in [&p.source.host, &p.destination.host] {
-            per_host.entry(h.clone()).or_insert_with(|| {
-                Arc::new(Semaphore::new(engine.config.max_jobs_per_host.max(1)))
-            });
+            per_host
+                .entry(h.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(engine.config.max_jobs_per_host.max(1))));
         }
     }
     let jobs = pairs.iter().map(|p| {

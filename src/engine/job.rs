@@ -57,7 +57,12 @@ impl Job {
             started: now_unix(),
             ..Default::default()
         };
-        let shared = Arc::new(Mutex::new(Shared { progress, tracker: RateTracker::new(), transfer_start: None, base: 0 }));
+        let shared = Arc::new(Mutex::new(Shared {
+            progress,
+            tracker: RateTracker::new(),
+            transfer_start: None,
+            base: 0,
+        }));
         let meter = Meter::new();
         let path = state.progress_path(&fp);
         let reporter = {
@@ -116,7 +121,11 @@ impl Job {
             let mut s = self.shared.lock().unwrap();
             refresh(&mut s, self.meter.get());
             s.progress.finished = true;
-            s.progress.phase = if error.is_some() { "failed".into() } else { "done".into() };
+            s.progress.phase = if error.is_some() {
+                "failed".into()
+            } else {
+                "done".into()
+            };
             s.progress.error = error.clone();
             s.progress.eta_secs = None;
             let _ = s.progress.write(&self.path);
@@ -135,7 +144,9 @@ impl Job {
             let _ = last.write(&self.success_path);
         }
         match &error {
-            None => self.log.line(&format!("{} done: {bytes} bytes in {seconds:.1}s", self.action)),
+            None => self
+                .log
+                .line(&format!("{} done: {bytes} bytes in {seconds:.1}s", self.action)),
             Some(e) => self.log.line(&format!("{} FAILED: {e}", self.action)),
         }
         if let Some(l) = self.lock.take() {

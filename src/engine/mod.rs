@@ -34,7 +34,12 @@ impl Engine {
     pub fn new(config: Config, state_dir: Option<PathBuf>, verbose: bool) -> Self {
         let state = StateDir::new(state_dir.unwrap_or_else(|| config.state_dir.clone()));
         let pool = ssh::Pool::new(config.hosts.clone());
-        Engine { config, state, pool, verbose }
+        Engine {
+            config,
+            state,
+            pool,
+            verbose,
+        }
     }
 
     /// Where commands for `host` run; opens (or reuses) the host's connection.

@@ -16,12 +16,22 @@ pub fn progress_line(p: &Progress) -> String {
         (Some(e), Some(f)) => s.push_str(&format!(" of {} ({:.0}%)", format_bytes(e), f * 100.0)),
         _ => s.push_str(" (size unknown)"),
     }
-    s.push_str(&format!(", {}/s now, {}/s avg", format_bytes(p.rate as u64), format_bytes(p.avg_rate as u64)));
+    s.push_str(&format!(
+        ", {}/s now, {}/s avg",
+        format_bytes(p.rate as u64),
+        format_bytes(p.avg_rate as u64)
+    ));
     match p.eta_secs {
-        Some(eta) if !p.finished => s.push_str(&format!(", ETA {}", format_duration(std::time::Duration::from_secs(eta)))),
+        Some(eta) if !p.finished => s.push_str(&format!(
+            ", ETA {}",
+            format_duration(std::time::Duration::from_secs(eta))
+        )),
         _ => {}
     }
-    s.push_str(&format!(", {} elapsed", format_duration(std::time::Duration::from_secs_f64(p.elapsed_secs))));
+    s.push_str(&format!(
+        ", {} elapsed",
+        format_duration(std::time::Duration::from_secs_f64(p.elapsed_secs))
+    ));
     if p.finished {
         s.push_str(if p.error.is_some() { " — failed" } else { " — done" });
     }

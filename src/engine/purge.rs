@@ -32,16 +32,8 @@ pub struct Purge {
 }
 
 /// The snapshots of one side beyond `keep`, oldest first; the checkpoint and anything not ours never.
-pub fn beyond_keep(
-    info: &VolumeInfo,
-    fp: &str,
-    keep: u32,
-    checkpoint: Option<&str>,
-) -> Vec<String> {
-    let ours: Vec<&str> = ours(info, fp)
-        .into_iter()
-        .map(|s| s.name.as_str())
-        .collect();
+pub fn beyond_keep(info: &VolumeInfo, fp: &str, keep: u32, checkpoint: Option<&str>) -> Vec<String> {
+    let ours: Vec<&str> = ours(info, fp).into_iter().map(|s| s.name.as_str()).collect();
     let excess = ours.len().saturating_sub(keep as usize);
     ours[..excess]
         .iter()
@@ -50,15 +42,9 @@ pub fn beyond_keep(
         .collect()
 }
 
-async fn read(
-    engine: &Engine,
-    pair: &Pair,
-) -> Result<(Executor, Executor, VolumeInfo, VolumeInfo)> {
+async fn read(engine: &Engine, pair: &Pair) -> Result<(Executor, Executor, VolumeInfo, VolumeInfo)> {
     let (src, dst) = engine.executors(pair).await?;
-    let (sl, dl) = (
-        [pair.source.path.as_str()],
-        [pair.destination.path.as_str()],
-    );
+    let (sl, dl) = ([pair.source.path.as_str()], [pair.destination.path.as_str()]);
     let (s, d) = tokio::join!(Zfs.inspect(&src, &sl), Zfs.inspect(&dst, &dl));
     let s = s.context("source")?.remove(0);
     let d = d.context("destination")?.remove(0);
@@ -135,11 +121,7 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let result = async {
         for (ex, ds, snaps) in [
             (&src, pair.source.path.as_str(), &plan.source_snapshots),
-            (
-                &dst,
-                pair.destination.path.as_str(),
-                &plan.destination_snapshots,
-            ),
+            (&dst, pair.destination.path.as_str(), &plan.destination_snapshots),
         ] {
             if !snaps.is_empty() {
                 log.line(&format!(
@@ -293,10 +275,7 @@ mod tests {
             vec!["ferry.fp.1", "ferry.fp.2"]
         );
         // an old checkpoint (destination behind) is never listed
-        assert_eq!(
-            beyond_keep(&info, "fp", 2, Some("ferry.fp.1")),
-            vec!["ferry.fp.2"]
-        );
+        assert_eq!(beyond_keep(&info, "fp", 2, Some("ferry.fp.1")), vec!["ferry.fp.2"]);
         assert!(beyond_keep(&info, "fp", 10, None).is_empty());
     }
 }

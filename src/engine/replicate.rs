@@ -46,7 +46,13 @@ async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
     let (s, d) = tokio::join!(Zfs.probe_and_inspect(&src, &src_list), Zfs.inspect(&dst, &dst_list));
     let (src_caps, mut s) = s.context("source")?;
     let mut d = d.context("destination")?;
-    Ok(Sides { src, dst, src_caps, src_info: s.remove(0), dst_info: d.remove(0) })
+    Ok(Sides {
+        src,
+        dst,
+        src_caps,
+        src_info: s.remove(0),
+        dst_info: d.remove(0),
+    })
 }
 
 /// A snapshot name for now that the source does not hold yet (names have one-second resolution).
@@ -62,12 +68,21 @@ async fn fresh_name(fp: &str, taken: &VolumeInfo) -> String {
 }
 
 /// Snapshot + send on the source, receive on the destination, bytes through the transport.
-async fn transfer(pair: &Pair, job: &Job, sides: &Sides, snap: &str, from: Option<&str>, force: bool) -> Result<transport::Transferred> {
+async fn transfer(
+    pair: &Pair,
+    job: &Job,
+    sides: &Sides,
+    snap: &str,
+    from: Option<&str>,
+    force: bool,
+) -> Result<transport::Transferred> {
     let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
     let expected = if sides.src_caps.send_estimate {
         // OpenZFS: snapshot first, ask for the exact size, then send (one more round trip, worth it)
         Zfs.snapshot(&sides.src, src_ds, snap).await?;
-        Zfs.estimate(&sides.src, &sides.src_caps, src_ds, snap, from).await.unwrap_or(None)
+        Zfs.estimate(&sides.src, &sides.src_caps, src_ds, snap, from)
+            .await
+            .unwrap_or(None)
     } else if from.is_none() {
         sides.src_info.referenced
     } else {
@@ -88,8 +103,14 @@ async fn transfer(pair: &Pair, job: &Job, sides: &Sides, snap: &str, from: Optio
     let recv_cmd = codec::decompressing(&commands::receive(dst_ds, force)?, compress);
     if pair.options.transport == TransportKind::Mbuffer {
         let plan = mbuffer::Plan {
-            address: pair.options.mbuffer_address.clone().ok_or_else(|| anyhow::anyhow!("transport mbuffer needs mbuffer_address"))?,
-            port: pair.port.ok_or_else(|| anyhow::anyhow!("transport mbuffer needs a port"))?,
+            address: pair
+                .options
+                .mbuffer_address
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("transport mbuffer needs mbuffer_address"))?,
+            port: pair
+                .port
+                .ok_or_else(|| anyhow::anyhow!("transport mbuffer needs a port"))?,
             bwlimit: pair.options.bwlimit,
             timeout: pair.options.mbuffer_timeout,
         };
@@ -124,7 +145,8 @@ async fn drop_orphan(job: &Job, ex: &Executor, ds: &str, snap: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     if let Some(e) = last {
-        job.log.line(&format!("could not remove {ds}@{snap} after the failure: {e:#}"));
+        job.log
+            .line(&format!("could not remove {ds}@{snap} after the failure: {e:#}"));
     }
 }
 
@@ -145,19 +167,33 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
     if sides.dst_info.exists {
         let a = assess(&fp, &sides.src_info, &sides.dst_info);
         if a.state == State::Synchronized {
-            bail!("pair is already initialized (Synchronized at {}); use `ferry update`", a.checkpoint.map(|c| c.name).unwrap_or_default());
+            bail!(
+                "pair is already initialized (Synchronized at {}); use `ferry update`",
+                a.checkpoint.map(|c| c.name).unwrap_or_default()
+            );
         }
         // a run that died after its receive and before recording: finish the recording
         let src_ours = ours(&sides.src_info, &fp);
         let resumable = if sides.dst_info.fingerprint.is_none() {
-            ours(&sides.dst_info, &fp).into_iter().rev().find(|d| src_ours.iter().any(|s| s.name == d.name))
+            ours(&sides.dst_info, &fp)
+                .into_iter()
+                .rev()
+                .find(|d| src_ours.iter().any(|s| s.name == d.name))
         } else {
             None
         };
         if let Some(snap) = resumable {
-            job.phase(&format!("finishing: destination already holds {}; recording it", snap.name));
+            job.phase(&format!(
+                "finishing: destination already holds {}; recording it",
+                snap.name
+            ));
             record(job, &sides.dst, pair, &snap.name, true).await?;
-            return Ok(Replicated { snapshot: snap.name.clone(), bytes: 0, seconds: 0.0, pruned: vec![] });
+            return Ok(Replicated {
+                snapshot: snap.name.clone(),
+                bytes: 0,
+                seconds: 0.0,
+                pruned: vec![],
+            });
         }
         bail!(
             "destination {} already exists and is not this pair's replica ({}); destroy it by hand or choose another destination",
@@ -166,7 +202,10 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         );
     }
     if !Zfs.parent_exists(&sides.dst, dst_ds).await? {
-        bail!("the parent of destination {} does not exist; run `ferry setup` first", pair.destination);
+        bail!(
+            "the parent of destination {} does not exist; run `ferry setup` first",
+            pair.destination
+        );
     }
     let snap = fresh_name(&fp, &sides.src_info).await;
     job.phase(&format!("transfer: full send of {src_ds}@{snap}"));
@@ -179,7 +218,12 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
     };
     job.phase("finishing: marking the destination");
     record(job, &sides.dst, pair, &snap, true).await?;
-    Ok(Replicated { snapshot: snap, bytes: moved.bytes, seconds: moved.seconds, pruned: vec![] })
+    Ok(Replicated {
+        snapshot: snap,
+        bytes: moved.bytes,
+        seconds: moved.seconds,
+        pruned: vec![],
+    })
 }
 
 /// Records the checkpoint with the data: fingerprint, source, lastsnap; readonly on first time.
@@ -215,7 +259,10 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     let a = assess(&fp, &sides.src_info, &sides.dst_info);
     let checkpoint = match a.state {
         State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint"),
-        State::Uninitialized => bail!("pair is Uninitialized: run `ferry initialize {}` first", Engine::dest_name(pair)),
+        State::Uninitialized => bail!(
+            "pair is Uninitialized: run `ferry initialize {}` first",
+            Engine::dest_name(pair)
+        ),
         State::Inconsistent(why) | State::Unknown(why) => bail!(
             "pair is Inconsistent: {why}; inspect both sides, then re-create the destination and run `ferry initialize`"
         ),
@@ -239,9 +286,16 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     // retention on the source: the new checkpoint and the newest keep-1 before it stay
     let keep = pair.options.keep as usize;
     // every older one of ours reached the destination (as the checkpoint or an intermediate of -I)
-    let older: Vec<String> =
-        ours(&sides.src_info, &fp).into_iter().filter(|s| s.name != snap).map(|s| s.name.clone()).collect();
-    let pruned: Vec<String> = older.iter().take(older.len().saturating_sub(keep.saturating_sub(1))).cloned().collect();
+    let older: Vec<String> = ours(&sides.src_info, &fp)
+        .into_iter()
+        .filter(|s| s.name != snap)
+        .map(|s| s.name.clone())
+        .collect();
+    let pruned: Vec<String> = older
+        .iter()
+        .take(older.len().saturating_sub(keep.saturating_sub(1)))
+        .cloned()
+        .collect();
     if !pruned.is_empty() {
         let cmd = commands::destroy_snapshots(src_ds, &pruned)?;
         job.log.line(&format!("on {}: {cmd}", sides.src.host()));
@@ -250,5 +304,10 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
             job.log.line(&format!("retention failed: {e:#}"));
         }
     }
-    Ok(Replicated { snapshot: snap, bytes: moved.bytes, seconds: moved.seconds, pruned })
+    Ok(Replicated {
+        snapshot: snap,
+        bytes: moved.bytes,
+        seconds: moved.seconds,
+        pruned,
+    })
 }

@@ -18,7 +18,11 @@ pub struct Item {
 }
 
 fn item(ok: bool, what: impl Into<String>, detail: impl Into<String>) -> Item {
-    Item { ok, what: what.into(), detail: detail.into() }
+    Item {
+        ok,
+        what: what.into(),
+        detail: detail.into(),
+    }
 }
 
 pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
@@ -39,7 +43,11 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
         let ex = match engine.executor(&host).await {
             Ok(ex) => {
                 if host != crate::config::LOCAL {
-                    out.push(item(true, format!("{label} host {host}"), "SSH reachable, host key verified, authenticated"));
+                    out.push(item(
+                        true,
+                        format!("{label} host {host}"),
+                        "SSH reachable, host key verified, authenticated",
+                    ));
                 }
                 ex
             }
@@ -57,14 +65,29 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
             }
         };
         let pool = ds.split('/').next().unwrap_or(&ds).to_string();
-        let version = caps.pool_version.map(|v| format!("pool version {v}")).unwrap_or_else(|| "feature-flag pool".into());
+        let version = caps
+            .pool_version
+            .map(|v| format!("pool version {v}"))
+            .unwrap_or_else(|| "feature-flag pool".into());
         let found = caps.pool_version.is_some() || caps.list_parsable;
-        out.push(item(found, format!("{label} pool {pool}"), if found { version } else { format!("pool {pool} not found on {host}") }));
+        out.push(item(
+            found,
+            format!("{label} pool {pool}"),
+            if found {
+                version
+            } else {
+                format!("pool {pool} not found on {host}")
+            },
+        ));
         (out, Some((ex, caps)))
     };
     let ((s_items, s), (d_items, d)) = tokio::join!(
         side("source", pair.source.host.clone(), pair.source.path.clone()),
-        side("destination", pair.destination.host.clone(), pair.destination.path.clone())
+        side(
+            "destination",
+            pair.destination.host.clone(),
+            pair.destination.path.clone()
+        )
     );
     items.extend(s_items);
     items.extend(d_items);
@@ -81,7 +104,11 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
         items.push(item(
             compatible,
             "pool versions",
-            format!("source {} → destination {}", fmt(scaps.pool_version), fmt(dcaps.pool_version)),
+            format!(
+                "source {} → destination {}",
+                fmt(scaps.pool_version),
+                fmt(dcaps.pool_version)
+            ),
         ));
     }
     items
@@ -102,13 +129,25 @@ async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
             out.push(item(
                 ours,
                 "destination dataset",
-                if ours { "already initialized by this pair".to_string() } else { format!("{} exists and is not this pair's replica", pair.destination) },
+                if ours {
+                    "already initialized by this pair".to_string()
+                } else {
+                    format!("{} exists and is not this pair's replica", pair.destination)
+                },
             ));
         }
-        Ok(_) => out.push(item(true, "destination dataset", format!("{} absent (initialize creates it)", pair.destination))),
+        Ok(_) => out.push(item(
+            true,
+            "destination dataset",
+            format!("{} absent (initialize creates it)", pair.destination),
+        )),
         Err(e) => out.push(item(false, "destination dataset", format!("{e:#}"))),
     }
-    out.push(parent(dx, dst).await.unwrap_or_else(|e| item(false, "destination parent", format!("{e:#}"))));
+    out.push(
+        parent(dx, dst)
+            .await
+            .unwrap_or_else(|e| item(false, "destination parent", format!("{e:#}"))),
+    );
     out
 }
 
@@ -139,7 +178,11 @@ async fn programs(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
     let mut out = Vec::new();
     for (label, ex) in [("source", sx), ("destination", dx)] {
         // fixed program names only: nothing from the config reaches this command line
-        let cmd = need.iter().map(|p| format!("command -v {p} >/dev/null 2>&1 || echo {p}")).collect::<Vec<_>>().join("; ");
+        let cmd = need
+            .iter()
+            .map(|p| format!("command -v {p} >/dev/null 2>&1 || echo {p}"))
+            .collect::<Vec<_>>()
+            .join("; ");
         let missing = match ex.run(&cmd).await {
             Ok(o) => o.stdout_text().split_whitespace().map(String::from).collect::<Vec<_>>(),
             Err(e) => vec![format!("({e:#})")],

@@ -69,7 +69,13 @@ pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
     let progress = matches!(status, RunState::Running | RunState::Initializing)
         .then(|| Progress::read(&state.progress_path(&fp)))
         .flatten();
-    RunInfo { status, lock, runtime_secs, last: LastResult::read(&state.last_path(&fp)), progress }
+    RunInfo {
+        status,
+        lock,
+        runtime_secs,
+        last: LastResult::read(&state.last_path(&fp)),
+        progress,
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,7 +109,10 @@ impl PairStatus {
             summary.push_str(&format!(" ({r})"));
         }
         if let Some(lag) = self.lag_secs {
-            summary.push_str(&format!(", lag {}", crate::config::units::format_duration(Duration::from_secs(lag))));
+            summary.push_str(&format!(
+                ", lag {}",
+                crate::config::units::format_duration(Duration::from_secs(lag))
+            ));
         }
         if self.run.status != RunState::Idle {
             summary.push_str(&format!(", {}", self.run.status.word()));
@@ -123,7 +132,12 @@ impl PairStatus {
 }
 
 /// Combines both sides and the run info into one status line's worth of facts.
-pub fn compose(pair: &Pair, src: Result<&VolumeInfo, &str>, dst: Result<&VolumeInfo, &str>, run: RunInfo) -> PairStatus {
+pub fn compose(
+    pair: &Pair,
+    src: Result<&VolumeInfo, &str>,
+    dst: Result<&VolumeInfo, &str>,
+    run: RunInfo,
+) -> PairStatus {
     let fp = pair.fingerprint();
     let (state, checkpoint, ssnaps, dsnaps) = match (src, dst) {
         (Ok(s), Ok(d)) => {
@@ -134,8 +148,13 @@ pub fn compose(pair: &Pair, src: Result<&VolumeInfo, &str>, dst: Result<&VolumeI
     };
     let o = &pair.options;
     let lag = checkpoint.as_ref().map(|c| (now_unix() - c.created).max(0) as u64);
-    let lag_level = lag.map(|l| monitor::level(Duration::from_secs(l), o.wlag, o.clag)).unwrap_or(Level::Ok);
-    let run_level = run.runtime_secs.map(|r| monitor::level(Duration::from_secs(r), o.wrun, o.crun)).unwrap_or(Level::Ok);
+    let lag_level = lag
+        .map(|l| monitor::level(Duration::from_secs(l), o.wlag, o.clag))
+        .unwrap_or(Level::Ok);
+    let run_level = run
+        .runtime_secs
+        .map(|r| monitor::level(Duration::from_secs(r), o.wrun, o.crun))
+        .unwrap_or(Level::Ok);
     let locked = run.status == RunState::Locked;
     let flags = format!(
         "{}{}{}",

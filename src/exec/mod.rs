@@ -113,17 +113,28 @@ impl Executor {
         drop(p.stdin.take());
         let mut stdout = Vec::new();
         if let Some(mut out) = p.stdout.take() {
-            out.read_to_end(&mut stdout).await.with_context(|| format!("reading output of `{script}` on {}", self.host()))?;
+            out.read_to_end(&mut stdout)
+                .await
+                .with_context(|| format!("reading output of `{script}` on {}", self.host()))?;
         }
         let f = p.wait().await?;
-        Ok(Output { code: f.code, stdout, stderr: f.stderr })
+        Ok(Output {
+            code: f.code,
+            stdout,
+            stderr: f.stderr,
+        })
     }
 
     /// Runs `script` and fails with its stderr unless it exits 0.
     pub async fn run_ok(&self, script: &str) -> Result<Output> {
         let out = self.run(script).await?;
         if !out.success() {
-            anyhow::bail!("on {}: `{}` failed: {}", self.host(), script, describe_failure(out.code, &out.stderr));
+            anyhow::bail!(
+                "on {}: `{}` failed: {}",
+                self.host(),
+                script,
+                describe_failure(out.code, &out.stderr)
+            );
         }
         Ok(out)
     }
@@ -131,7 +142,12 @@ impl Executor {
 
 /// "exit 1: cannot open 'x': dataset does not exist" — the first stderr lines of a failed command.
 pub fn describe_failure(code: Option<i32>, stderr: &str) -> String {
-    let msg: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect();
+    let msg: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(3)
+        .collect();
     let status = match code {
         Some(c) => format!("exit {c}"),
         None => "killed".to_string(),
@@ -174,7 +190,10 @@ fn spawn_local(script: &str) -> Result<Process> {
             }
         }
         let status = child.wait().await.context("waiting for a local command")?;
-        Ok(Finished { code: status.code(), stderr: String::from_utf8_lossy(&buf).into_owned() })
+        Ok(Finished {
+            code: status.code(),
+            stderr: String::from_utf8_lossy(&buf).into_owned(),
+        })
     };
     Ok(Process::new(stdin, stdout, Box::pin(done)))
 }

@@ -28,9 +28,7 @@ pub const STATES: [&str; 4] = ["Synchronized", "Uninitialized", "Inconsistent", 
 
 /// A label value escaped as the format wants: backslash, double quote and newline.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn labels(p: &PairMetrics) -> String {
@@ -56,26 +54,20 @@ pub fn render(pairs: &[PairMetrics]) -> String {
             "Unix time the last successful initialize or update finished.",
             |p| p.last_success.map(|v| v.to_string()),
         ),
-        (
-            "ferry_last_run_bytes",
-            "Bytes the last finished run moved.",
-            |p| p.last_bytes.map(|v| v.to_string()),
-        ),
-        (
-            "ferry_last_run_seconds",
-            "Duration of the last finished run.",
-            |p| p.last_seconds.map(|v| format!("{v:.3}")),
-        ),
+        ("ferry_last_run_bytes", "Bytes the last finished run moved.", |p| {
+            p.last_bytes.map(|v| v.to_string())
+        }),
+        ("ferry_last_run_seconds", "Duration of the last finished run.", |p| {
+            p.last_seconds.map(|v| format!("{v:.3}"))
+        }),
         (
             "ferry_last_run_success",
             "1 if the last finished run succeeded, else 0.",
             |p| p.last_ok.map(|v| u8::from(v).to_string()),
         ),
-        (
-            "ferry_running",
-            "1 while a job of the pair runs, else 0.",
-            |p| Some(u8::from(p.running).to_string()),
-        ),
+        ("ferry_running", "1 while a job of the pair runs, else 0.", |p| {
+            Some(u8::from(p.running).to_string())
+        }),
         (
             "ferry_locked",
             "1 if a job died holding the pair's lock (needs `ferry unlock`), else 0.",
@@ -86,11 +78,9 @@ pub fn render(pairs: &[PairMetrics]) -> String {
             "Seconds the running job has run (0 when idle).",
             |p| Some(p.runtime_secs.unwrap_or(0).to_string()),
         ),
-        (
-            "ferry_pair_info",
-            "Always 1; the labels describe the pair.",
-            |_| Some("1".into()),
-        ),
+        ("ferry_pair_info", "Always 1; the labels describe the pair.", |_| {
+            Some("1".into())
+        }),
     ];
     let mut out = String::new();
     for (name, help, get) in families {
@@ -101,7 +91,10 @@ pub fn render(pairs: &[PairMetrics]) -> String {
             }
         }
     }
-    let _ = writeln!(out, "# HELP ferry_state 1 for the pair's replication state, 0 for the others.\n# TYPE ferry_state gauge");
+    let _ = writeln!(
+        out,
+        "# HELP ferry_state 1 for the pair's replication state, 0 for the others.\n# TYPE ferry_state gauge"
+    );
     for p in pairs {
         for s in STATES {
             let _ = writeln!(
@@ -132,7 +125,12 @@ mod tests {
         };
         let t = render(&[p]);
         assert!(t.contains("# TYPE ferry_lag_seconds gauge\n"), "{t}");
-        assert!(t.contains("ferry_lag_seconds{fingerprint=\"ab\",source=\"s1:tank/a\\\"b\",destination=\"local:backup/a\"} 42\n"), "{t}");
+        assert!(
+            t.contains(
+                "ferry_lag_seconds{fingerprint=\"ab\",source=\"s1:tank/a\\\"b\",destination=\"local:backup/a\"} 42\n"
+            ),
+            "{t}"
+        );
         assert!(
             t.contains(",state=\"Synchronized\"} 1\n") && t.contains(",state=\"Unknown\"} 0\n"),
             "{t}"

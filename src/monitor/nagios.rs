@@ -49,12 +49,26 @@ pub fn line(checks: &[Check]) -> (Level, String) {
     let single = checks.len() == 1;
     let mut perf = Vec::new();
     for c in checks {
-        let (l, r) = if single { ("'lag'".to_string(), "'runtime'".to_string()) } else { (label(&c.name, "lag"), label(&c.name, "runtime")) };
+        let (l, r) = if single {
+            ("'lag'".to_string(), "'runtime'".to_string())
+        } else {
+            (label(&c.name, "lag"), label(&c.name, "runtime"))
+        };
         if let Some(lag) = c.lag {
-            perf.push(format!("{l}={}s;{};{};0", lag.as_secs(), c.wlag.as_secs(), c.clag.as_secs()));
+            perf.push(format!(
+                "{l}={}s;{};{};0",
+                lag.as_secs(),
+                c.wlag.as_secs(),
+                c.clag.as_secs()
+            ));
         }
         let run = c.runtime.unwrap_or_default();
-        perf.push(format!("{r}={}s;{};{};0", run.as_secs(), c.wrun.as_secs(), c.crun.as_secs()));
+        perf.push(format!(
+            "{r}={}s;{};{};0",
+            run.as_secs(),
+            c.wrun.as_secs(),
+            c.crun.as_secs()
+        ));
     }
     let text = if perf.is_empty() {
         format!("FERRY {} - {}", level.word(), summary)
@@ -86,14 +100,20 @@ mod tests {
     fn one_pair() {
         let (l, t) = line(&[check("backup/data", Level::Ok, 300)]);
         assert_eq!(l, Level::Ok);
-        assert_eq!(t, "FERRY OK - backup/data: Synchronized | 'lag'=300s;7200;86400;0 'runtime'=0s;3600;21600;0");
+        assert_eq!(
+            t,
+            "FERRY OK - backup/data: Synchronized | 'lag'=300s;7200;86400;0 'runtime'=0s;3600;21600;0"
+        );
     }
 
     #[test]
     fn many_pairs_take_the_worst() {
         let (l, t) = line(&[check("a", Level::Ok, 1), check("b", Level::Critical, 90000)]);
         assert_eq!(l, Level::Critical);
-        assert!(t.starts_with("FERRY CRITICAL - b: Synchronized; 1 of 2 pairs ok | 'a_lag'=1s"), "{t}");
+        assert!(
+            t.starts_with("FERRY CRITICAL - b: Synchronized; 1 of 2 pairs ok | 'a_lag'=1s"),
+            "{t}"
+        );
         assert_eq!(line(&[]).0, Level::Unknown);
     }
 }

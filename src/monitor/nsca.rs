@@ -94,22 +94,14 @@ pub async fn send(target: &Target, checks: &[Passive]) -> Result<()> {
         .await
         .context("writing to send_nsca")?;
     drop(stdin);
-    let out = child
-        .wait_with_output()
-        .await
-        .context("waiting for send_nsca")?;
+    let out = child.wait_with_output().await.context("waiting for send_nsca")?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     if !out.status.success() {
-        bail!(
-            "send_nsca to {}:{} failed: {}",
-            target.server,
-            target.port,
-            text.trim()
-        );
+        bail!("send_nsca to {}:{} failed: {}", target.server, target.port, text.trim());
     }
     Ok(())
 }
@@ -125,6 +117,9 @@ mod tests {
             level: Level::Warning,
             line: "FERRY WARNING - x\ty".into(),
         };
-        assert_eq!(input("h1", &[c.clone(), c]), "h1\tservice/ferry:ab12\t1\tFERRY WARNING - x y\x17h1\tservice/ferry:ab12\t1\tFERRY WARNING - x y");
+        assert_eq!(
+            input("h1", &[c.clone(), c]),
+            "h1\tservice/ferry:ab12\t1\tFERRY WARNING - x y\x17h1\tservice/ferry:ab12\t1\tFERRY WARNING - x y"
+        );
     }
 }

@@ -55,8 +55,7 @@ pub fn key_file_message(path: &Path, e: &KeyFileError) -> String {
 pub async fn authenticate(session: &mut Session, host: &HostConfig) -> Result<()> {
     let mut tried: Vec<String> = Vec::new();
     if let Some(path) = &host.key {
-        let key = load_key(path)
-            .map_err(|e| anyhow::anyhow!("host {}: {}", host.name, key_file_message(path, &e)))?;
+        let key = load_key(path).map_err(|e| anyhow::anyhow!("host {}: {}", host.name, key_file_message(path, &e)))?;
         if try_key(session, host, key).await? {
             return Ok(());
         }
@@ -83,10 +82,7 @@ pub async fn authenticate(session: &mut Session, host: &HostConfig) -> Result<()
                 tried.push(path.display().to_string());
             }
             Err(KeyFileError::Missing) => {}
-            Err(KeyFileError::Encrypted) => tried.push(format!(
-                "{} (passphrase-protected, skipped)",
-                path.display()
-            )),
+            Err(KeyFileError::Encrypted) => tried.push(format!("{} (passphrase-protected, skipped)", path.display())),
             Err(KeyFileError::Unreadable(why) | KeyFileError::Invalid(why)) => {
                 tried.push(format!("{} (unusable: {why})", path.display()))
             }

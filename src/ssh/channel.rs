@@ -71,9 +71,7 @@ pub async fn start(
     let done = async move {
         match result_rx.await {
             Ok(r) => r,
-            Err(_) => Err(anyhow!(
-                "{label}: the ssh channel task ended without a result"
-            )),
+            Err(_) => Err(anyhow!("{label}: the ssh channel task ended without a result")),
         }
     };
     Ok(RemoteProcess {
@@ -129,9 +127,7 @@ impl Pump {
                 }
                 Some(ChannelMsg::Eof) => self.stdout = None,
                 Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status as i32),
-                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                    signal = Some(format!("{signal_name:?}"))
-                }
+                Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(format!("{signal_name:?}")),
                 Some(ChannelMsg::Failure) => {
                     refused = true;
                     let _ = self.write.close().await;
@@ -150,11 +146,7 @@ impl Pump {
             release(got_close);
         }
         let r = if refused {
-            Err(anyhow!(
-                "{}: the server refused to run `{}`",
-                self.label,
-                self.command
-            ))
+            Err(anyhow!("{}: the server refused to run `{}`", self.label, self.command))
         } else if !got_close && code.is_none() {
             Err(anyhow!(
                 "{}: connection lost while running `{}`",
@@ -171,11 +163,7 @@ impl Pump {
 
 /// When neither the result nor stdout is wanted any more, closes the channel (as a local process is
 /// killed on drop); the remote command then sees its output pipe closed.
-async fn close_if_abandoned(
-    abandoned: bool,
-    stdout: &Option<mpsc::Sender<ChannelMsg>>,
-    write: &ChannelWriteHalf<Msg>,
-) {
+async fn close_if_abandoned(abandoned: bool, stdout: &Option<mpsc::Sender<ChannelMsg>>, write: &ChannelWriteHalf<Msg>) {
     if abandoned && stdout.as_ref().is_none_or(|tx| tx.is_closed()) {
         let _ = write.close().await;
     }
@@ -188,11 +176,7 @@ struct Stdout {
 }
 
 impl AsyncRead for Stdout {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         loop {
             if let Some((ChannelMsg::Data { data }, off)) = &mut self.cur {
                 let n = buf.remaining().min(data.len() - *off);
@@ -240,18 +224,11 @@ impl Stdin {
 }
 
 fn broken_pipe() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::BrokenPipe,
-        "the remote command's channel is closed",
-    )
+    io::Error::new(io::ErrorKind::BrokenPipe, "the remote command's channel is closed")
 }
 
 impl AsyncWrite for Stdin {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if self.is_closed() || self.eof_sent {
             return Poll::Ready(Err(broken_pipe()));
         }

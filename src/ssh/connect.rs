@@ -63,10 +63,7 @@ pub struct Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let verdict = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => known_hosts::verify(&self.host, key),
             PublicKeyOrCertificate::Certificate(_) => Err(anyhow!(
@@ -95,10 +92,7 @@ pub async fn open(host: &HostConfig) -> Result<Session> {
     )
     .await
     {
-        Err(_) => anyhow::bail!(
-            "{label}: connection timed out after {}s",
-            CONNECT_TIMEOUT.as_secs()
-        ),
+        Err(_) => anyhow::bail!("{label}: connection timed out after {}s", CONNECT_TIMEOUT.as_secs()),
         Ok(Err(e)) => anyhow::bail!("{label}: {}", io_message(&e)),
         Ok(Ok(s)) => s,
     };
@@ -115,20 +109,14 @@ pub async fn open(host: &HostConfig) -> Result<Session> {
                 if let Some(msg) = refusal.lock().unwrap().take() {
                     return Err(anyhow!(msg));
                 }
-                return Err(anyhow!(
-                    "{label}: ssh handshake failed: {}",
-                    russh_message(&e)
-                ));
+                return Err(anyhow!("{label}: ssh handshake failed: {}", russh_message(&e)));
             }
         };
         auth::authenticate(&mut session, host).await?;
         Ok(session)
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Err(_) => anyhow::bail!(
-            "{label}: no ssh handshake within {}s",
-            HANDSHAKE_TIMEOUT.as_secs()
-        ),
+        Err(_) => anyhow::bail!("{label}: no ssh handshake within {}s", HANDSHAKE_TIMEOUT.as_secs()),
         Ok(r) => r,
     }
 }

@@ -128,10 +128,7 @@ fn hosts_match(hosts: &str, name: &str) -> bool {
 
 /// The key's type name and wire blob, as a known_hosts line stores them (base64-decoded).
 fn key_parts(key: &PublicKey) -> (String, Vec<u8>) {
-    (
-        key.algorithm().as_str().to_string(),
-        key.to_bytes().unwrap_or_default(),
-    )
+    (key.algorithm().as_str().to_string(), key.to_bytes().unwrap_or_default())
 }
 
 /// Checks `key` for `address:port` against the text of a known_hosts file.
@@ -284,10 +281,7 @@ fn append_entry(path: &Path, line: &str) -> Result<()> {
     let needs_newline = std::fs::read(path)
         .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
         .unwrap_or(false);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     let mut text = String::new();
     if needs_newline {
         text.push('\n');
@@ -303,10 +297,8 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    const K1: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUexH2gie2JlE+hmLwy1J84TqK0mLPYvGXl0P5BaOKA";
-    const K2: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnFCuLT20TC4Rp1A/Y1gLY5UZ93Hhfcrbz6YgTK6OtO";
+    const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUexH2gie2JlE+hmLwy1J84TqK0mLPYvGXl0P5BaOKA";
+    const K2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnFCuLT20TC4Rp1A/Y1gLY5UZ93Hhfcrbz6YgTK6OtO";
     const K3: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBC/95Nr4x4yBfnpD7qbls8DIIy6OdLEbmYznYa/ddBj46ZATVJm3OS9YrrXLjjOBQPJ/1zjFjLZeEsp5Oyb+Tn4=";
     /// `[127.0.0.1]:2222 K1`, hashed by `ssh-keygen -H`.
     const HASHED_K1: &str = "|1|gD2fIwJAkLPPkO82SthmHtw+2Ow=|npdmNyNq9WhL+DJ8r06zlyQWlOs=";
@@ -346,10 +338,7 @@ mod tests {
     fn wildcards_and_negation() {
         let text = format!("*.example.com,!bad.example.com {K1}\n");
         assert_eq!(check(&text, "a.example.com", 22, &key(K1)), Verdict::Known);
-        assert_eq!(
-            check(&text, "bad.example.com", 22, &key(K1)),
-            Verdict::Unknown
-        );
+        assert_eq!(check(&text, "bad.example.com", 22, &key(K1)), Verdict::Unknown);
         assert_eq!(check(&text, "example.org", 22, &key(K1)), Verdict::Unknown);
         assert!(glob_match(b"10.0.0.?", b"10.0.0.7"));
         assert!(!glob_match(b"10.0.0.?", b"10.0.0.17"));
@@ -409,10 +398,7 @@ mod tests {
     #[test]
     fn revoked_wins_and_cert_authority_is_skipped() {
         let text = format!("h {K1}\n@revoked * {K1}\n");
-        assert_eq!(
-            check(&text, "h", 22, &key(K1)),
-            Verdict::Revoked { line: 2 }
-        );
+        assert_eq!(check(&text, "h", 22, &key(K1)), Verdict::Revoked { line: 2 });
         let text = format!("@revoked h {K2}\nh {K1}\n");
         assert_eq!(check(&text, "h", 22, &key(K1)), Verdict::Known);
         let text = format!("@cert-authority h {K2}\n");
@@ -457,10 +443,7 @@ mod tests {
             err.starts_with("host store1 (127.0.0.1:2222): unknown host key ssh-ed25519 SHA256:"),
             "{err}"
         );
-        assert!(
-            err.contains("ssh-keyscan -p 2222 -t ed25519 127.0.0.1 >>"),
-            "{err}"
-        );
+        assert!(err.contains("ssh-keyscan -p 2222 -t ed25519 127.0.0.1 >>"), "{err}");
         assert!(err.contains("trust_on_first_use = true"), "{err}");
         assert!(!h.known_hosts.exists());
 
@@ -478,10 +461,7 @@ mod tests {
         // A changed key is refused even with trust_on_first_use.
         let err = verify(&h, &key(K2)).unwrap_err().to_string();
         assert!(err.contains("HOST KEY CHANGED"), "{err}");
-        assert!(
-            err.contains(&format!("{} line 1", h.known_hosts.display())),
-            "{err}"
-        );
+        assert!(err.contains(&format!("{} line 1", h.known_hosts.display())), "{err}");
         assert_eq!(std::fs::read_to_string(&h.known_hosts).unwrap(), text);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -492,10 +472,7 @@ mod tests {
         let p = dir.join("kh");
         std::fs::write(&p, format!("x {K2}")).unwrap();
         append_entry(&p, "y z").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            format!("x {K2}\ny z\n")
-        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("x {K2}\ny z\n"));
         assert_eq!(entry_line("h", 22, &key(K1)), format!("h {K1}"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -153,13 +153,7 @@ impl Pool {
             .hosts
             .get(host)
             .ok_or_else(|| anyhow::anyhow!("undefined host {host:?}"))?;
-        let cell = self
-            .conns
-            .lock()
-            .unwrap()
-            .entry(host.to_string())
-            .or_default()
-            .clone();
+        let cell = self.conns.lock().unwrap().entry(host.to_string()).or_default().clone();
         let conn = cell
             .get_or_try_init(|| async { Connection::open(h.clone()).await.map(Arc::new) })
             .await?;

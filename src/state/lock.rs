@@ -66,12 +66,19 @@ fn try_flock(f: &File) -> bool {
 }
 
 fn io_err(path: &Path, err: std::io::Error) -> LockError {
-    LockError::Io { path: path.display().to_string(), err }
+    LockError::Io {
+        path: path.display().to_string(),
+        err,
+    }
 }
 
 /// Takes the lock at `path` for `action`.
 pub fn acquire(path: &Path, action: &str) -> Result<Lock, LockError> {
-    let info = LockInfo { pid: std::process::id(), action: action.to_string(), started: super::now_unix() };
+    let info = LockInfo {
+        pid: std::process::id(),
+        action: action.to_string(),
+        started: super::now_unix(),
+    };
     // Write and flock a private file first, then link it into place: the lock file never exists
     // unlocked or half-written, so no reader mistakes a starting job for a dead one.
     let tmp = path.with_extension(format!("new.{}", info.pid));
@@ -86,11 +93,17 @@ pub fn acquire(path: &Path, action: &str) -> Result<Lock, LockError> {
         return Err(io_err(&tmp, std::io::Error::other("cannot flock a new file")));
     }
     let body = serde_json::to_vec(&info).expect("lock info serializes");
-    f.write_all(&body).and_then(|_| f.sync_all()).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(&body)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io_err(&tmp, e))?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
-        Ok(()) => Ok(Lock { path: path.to_path_buf(), _file: f, info }),
+        Ok(()) => Ok(Lock {
+            path: path.to_path_buf(),
+            _file: f,
+            info,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match inspect(path) {
             LockState::Running(i) => Err(LockError::Running(i)),
             LockState::Stale(i) => Err(LockError::Stale(i)),
@@ -114,7 +127,11 @@ pub fn inspect(path: &Path) -> LockState {
     } else {
         match info {
             Some(i) => LockState::Running(i),
-            None => LockState::Running(LockInfo { pid: 0, action: "unknown".into(), started: 0 }),
+            None => LockState::Running(LockInfo {
+                pid: 0,
+                action: "unknown".into(),
+                started: 0,
+            }),
         }
     }
 }

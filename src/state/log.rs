@@ -13,7 +13,10 @@ pub struct PairLog {
 
 impl PairLog {
     pub fn new(path: &Path, echo: bool) -> Self {
-        PairLog { path: path.to_path_buf(), echo }
+        PairLog {
+            path: path.to_path_buf(),
+            echo,
+        }
     }
 
     pub fn path(&self) -> &Path {

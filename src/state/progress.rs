@@ -52,7 +52,9 @@ impl Progress {
 
     /// Fraction done in 0..=1 when the size is known.
     pub fn fraction(&self) -> Option<f64> {
-        self.expected.filter(|e| *e > 0).map(|e| (self.bytes as f64 / e as f64).min(1.0))
+        self.expected
+            .filter(|e| *e > 0)
+            .map(|e| (self.bytes as f64 / e as f64).min(1.0))
     }
 }
 
@@ -116,7 +118,12 @@ impl RateTracker {
 
     fn rate_over(&self, window: f64) -> f64 {
         let Some(&(t, b)) = self.samples.back() else { return 0.0 };
-        let from = self.samples.iter().find(|(st, _)| t - st <= window).copied().unwrap_or((t, b));
+        let from = self
+            .samples
+            .iter()
+            .find(|(st, _)| t - st <= window)
+            .copied()
+            .unwrap_or((t, b));
         // a window shorter than a quarter second says nothing yet; fall back to the whole run
         if t - from.0 < 0.25 {
             return if t > 0.0 { b as f64 / t } else { 0.0 };

@@ -38,11 +38,7 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> (i32, Vec<u8>) {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(script).output().unwrap();
         (out.status.code().unwrap_or(-1), out.stdout)
     }
 
@@ -56,23 +52,12 @@ mod tests {
         let (code, packed) = sh(&send);
         assert_eq!(code, 0);
         let (_, plain) = sh("seq 1 20000");
-        assert!(
-            packed.len() < plain.len() / 2,
-            "{} vs {}",
-            packed.len(),
-            plain.len()
-        );
-        let (code, unpacked) = sh(&format!(
-            "( {send} ) | {}",
-            decompressing("cat", Compress::Zstd)
-        ));
+        assert!(packed.len() < plain.len() / 2, "{} vs {}", packed.len(), plain.len());
+        let (code, unpacked) = sh(&format!("( {send} ) | {}", decompressing("cat", Compress::Zstd)));
         assert_eq!(code, 0);
         assert!(unpacked == plain, "the round trip changed the bytes");
         // the sender's failure is the command's failure
-        assert_eq!(
-            sh(&compressing("seq 1 10 && sh -c 'exit 7'", Compress::Zstd)).0,
-            7
-        );
+        assert_eq!(sh(&compressing("seq 1 10 && sh -c 'exit 7'", Compress::Zstd)).0, 7);
         assert_eq!(compressing("x", Compress::None), "x");
     }
 }

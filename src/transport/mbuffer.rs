@@ -77,13 +77,8 @@ pub fn parse(line: &str) -> Option<Event> {
     if line.contains("listening on socket") {
         return Some(Event::Listening);
     }
-    if line.contains("mbuffer: error")
-        || line.contains("mbuffer: fatal")
-        || line.contains("could not bind")
-    {
-        return Some(Event::Error(
-            line.trim_start_matches("mbuffer: ").to_string(),
-        ));
+    if line.contains("mbuffer: error") || line.contains("mbuffer: fatal") || line.contains("could not bind") {
+        return Some(Event::Error(line.trim_start_matches("mbuffer: ").to_string()));
     }
     // "in @ 324 MiB/s, out @ 324 MiB/s, 227 MiB total, buffer 0% full"
     // "summary: 300 MiByte in 0.9sec - average of 329 MiB/s"
@@ -101,11 +96,7 @@ pub fn parse(line: &str) -> Option<Event> {
         return None;
     };
     let n: f64 = num.parse().ok()?;
-    let mult = match unit
-        .trim_end_matches("yte")
-        .trim_end_matches('B')
-        .trim_end_matches('i')
-    {
+    let mult = match unit.trim_end_matches("yte").trim_end_matches('B').trim_end_matches('i') {
         "" | "b" => 1.0,
         "k" | "K" => 1024.0,
         "M" => 1024.0 * 1024.0,
@@ -117,10 +108,7 @@ pub fn parse(line: &str) -> Option<Event> {
 }
 
 /// Reads a process's stdout into events until it closes.
-fn watch(
-    mut p: Process,
-    tx: mpsc::UnboundedSender<Event>,
-) -> tokio::task::JoinHandle<Result<Finished>> {
+fn watch(mut p: Process, tx: mpsc::UnboundedSender<Event>) -> tokio::task::JoinHandle<Result<Finished>> {
     tokio::spawn(async move {
         let mut out = p.stdout.take();
         let mut text = Vec::new();
@@ -290,10 +278,7 @@ pub async fn transfer(
         bail!("{msg}");
     }
     let seconds = started.elapsed().as_secs_f64();
-    let (s, r) = (
-        sender_done.expect("collected"),
-        listener_done.expect("collected"),
-    );
+    let (s, r) = (sender_done.expect("collected"), listener_done.expect("collected"));
     // the receiving side's complaint says most; mbuffer's own messages next
     if !r.success() {
         let extra = if errors.is_empty() {
@@ -301,18 +286,12 @@ pub async fn transfer(
         } else {
             format!(" (mbuffer: {})", errors.join("; "))
         };
-        bail!(
-            "receive failed: {}{extra}",
-            describe_failure(r.code, &r.stderr)
-        );
+        bail!("receive failed: {}{extra}", describe_failure(r.code, &r.stderr));
     }
     if !s.success() {
         bail!("send failed: {}", describe_failure(s.code, &s.stderr));
     }
-    Ok(Transferred {
-        bytes: total,
-        seconds,
-    })
+    Ok(Transferred { bytes: total, seconds })
 }
 
 #[cfg(test)]
@@ -322,10 +301,7 @@ mod tests {
     #[test]
     fn parses_mbuffer_output() {
         assert_eq!(parse("ferry-pid 123"), Some(Event::Pid(123)));
-        assert_eq!(
-            parse("mbuffer: listening on socket..."),
-            Some(Event::Listening)
-        );
+        assert_eq!(parse("mbuffer: listening on socket..."), Some(Event::Listening));
         assert_eq!(
             parse("in @  324 MiB/s, out @  324 MiB/s,  227 MiB total, buffer   0% full"),
             Some(Event::Total(227 << 20))

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossterm::event::{
-    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEventKind,
-};
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEventKind};
 use ratatui::layout::Rect;
 
 use crate::config::{Config, Pair};
@@ -214,8 +212,7 @@ impl App {
         (0..self.runs.len())
             .filter(|&i| {
                 self.run(i).is_some_and(|r| {
-                    matches!(r.status, RunState::Running | RunState::Initializing)
-                        && r.progress.is_some()
+                    matches!(r.status, RunState::Running | RunState::Initializing) && r.progress.is_some()
                 })
             })
             .collect()
@@ -261,18 +258,8 @@ impl App {
                     || state.contains(&needle)
             })
             .collect();
-        let lag = |i: usize| {
-            self.statuses[i]
-                .as_ref()
-                .and_then(|s| s.lag_secs)
-                .unwrap_or(u64::MAX)
-        };
-        let state = |i: usize| {
-            self.statuses[i]
-                .as_ref()
-                .map(|s| s.level as u8)
-                .unwrap_or(9)
-        };
+        let lag = |i: usize| self.statuses[i].as_ref().and_then(|s| s.lag_secs).unwrap_or(u64::MAX);
+        let state = |i: usize| self.statuses[i].as_ref().map(|s| s.level as u8).unwrap_or(9);
         let status = |i: usize| self.run(i).map(|r| r.status as u8).unwrap_or(0);
         let rate = |i: usize| {
             self.run(i)
@@ -281,9 +268,7 @@ impl App {
                 .unwrap_or(0)
         };
         match self.sort {
-            SortKey::Destination => {
-                order.sort_by_cached_key(|&i| self.pair(i).destination.to_string())
-            }
+            SortKey::Destination => order.sort_by_cached_key(|&i| self.pair(i).destination.to_string()),
             SortKey::Source => order.sort_by_cached_key(|&i| self.pair(i).source.to_string()),
             SortKey::State => order.sort_by_key(|&i| std::cmp::Reverse(state(i))),
             SortKey::Lag => order.sort_by_key(|&i| std::cmp::Reverse(lag(i))),
@@ -294,9 +279,7 @@ impl App {
             order.reverse();
         }
         self.order = order;
-        self.selected = keep
-            .and_then(|k| self.order.iter().position(|&i| i == k))
-            .unwrap_or(0);
+        self.selected = keep.and_then(|k| self.order.iter().position(|&i| i == k)).unwrap_or(0);
         self.clamp();
     }
 
@@ -366,9 +349,7 @@ impl App {
                 self.log_tail.insert(fingerprint, lines);
             }
             Event::Launched { what, result } => match result {
-                Ok(pid) => self.say(format!(
-                    "started {what} (pid {pid}); it keeps running if you quit"
-                )),
+                Ok(pid) => self.say(format!("started {what} (pid {pid}); it keeps running if you quit")),
                 Err(e) => {
                     self.dialog = Some(Dialog::Info {
                         title: format!("{what} did not start"),
@@ -408,9 +389,7 @@ impl App {
                 match m.kind {
                     MouseEventKind::ScrollDown => self.move_by(3),
                     MouseEventKind::ScrollUp => self.move_by(-3),
-                    MouseEventKind::Down(MouseButton::Left)
-                        if self.view == View::Pairs && self.dialog.is_none() =>
-                    {
+                    MouseEventKind::Down(MouseButton::Left) if self.view == View::Pairs && self.dialog.is_none() => {
                         let a = self.table_area;
                         let first = a.y + 2; // border + header
                         if m.column >= a.x
@@ -445,10 +424,7 @@ impl App {
     }
 
     fn key(&mut self, k: KeyEvent) -> Vec<Command> {
-        if k.code == KeyCode::Char('z')
-            && k.modifiers
-                .contains(crossterm::event::KeyModifiers::CONTROL)
-        {
+        if k.code == KeyCode::Char('z') && k.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) {
             return vec![Command::Suspend];
         }
         if let Some(d) = self.dialog.take() {
@@ -529,13 +505,7 @@ impl App {
                 self.refreshing = true;
                 return vec![Command::RefreshStatus];
             }
-            Act::Setup
-            | Act::Initialize
-            | Act::Update
-            | Act::Unlock
-            | Act::Purge
-            | Act::Logfile
-            | Act::Fingerprint => {
+            Act::Setup | Act::Initialize | Act::Update | Act::Unlock | Act::Purge | Act::Logfile | Act::Fingerprint => {
                 return self.pair_action(act);
             }
         }
@@ -630,9 +600,7 @@ impl App {
         let esc = k.code == KeyCode::Esc;
         match d {
             Dialog::Info { .. } => Vec::new(),
-            Dialog::Confirm { on_yes, .. }
-                if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) =>
-            {
+            Dialog::Confirm { on_yes, .. } if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) => {
                 vec![on_yes]
             }
             Dialog::Confirm { .. } => Vec::new(),
@@ -655,7 +623,11 @@ impl App {
                         ],
                         expected: dest.clone(),
                         typed: String::new(),
-                        on_ok: Command::Launch { action: "purge".into(), dest, args: vec!["--all".into(), "--yes".into()] },
+                        on_ok: Command::Launch {
+                            action: "purge".into(),
+                            dest,
+                            args: vec!["--all".into(), "--yes".into()],
+                        },
                     });
                     Vec::new()
                 }

@@ -60,17 +60,10 @@ impl Background {
                     let _ = tx.send(Event::LogTail { fingerprint, lines });
                 });
             }
-            Command::Launch { action, dest, args } => launch::detached(
-                &self.exe,
-                &self.engine,
-                &action,
-                &dest,
-                &args,
-                self.tx.clone(),
-            ),
-            Command::PreviewPurge { dest } => {
-                launch::preview(&self.exe, &self.engine, "purge", &dest, self.tx.clone())
+            Command::Launch { action, dest, args } => {
+                launch::detached(&self.exe, &self.engine, &action, &dest, &args, self.tx.clone())
             }
+            Command::PreviewPurge { dest } => launch::preview(&self.exe, &self.engine, "purge", &dest, self.tx.clone()),
             // handled by the run loop, which owns the terminal
             Command::Suspend => {}
         }
@@ -113,8 +106,7 @@ async fn status_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, refresh: A
 /// others' last result is re-read only when its file changed, so thousands of idle pairs cost
 /// one directory listing and a stat each.
 async fn runs_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
-    let mut last_cache: HashMap<String, (std::time::SystemTime, Option<LastResult>)> =
-        HashMap::new();
+    let mut last_cache: HashMap<String, (std::time::SystemTime, Option<LastResult>)> = HashMap::new();
     let mut previous: Option<Vec<(u8, i64, i64, i64)>> = None;
     let mut tick = tokio::time::interval(RUNS_EVERY);
     loop {
@@ -209,8 +201,7 @@ async fn hosts_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
     let mut tick = tokio::time::interval(HOSTS_EVERY);
     loop {
         tick.tick().await;
-        let reports =
-            futures::future::join_all(names.iter().map(|h| hosts::probe(&engine, h))).await;
+        let reports = futures::future::join_all(names.iter().map(|h| hosts::probe(&engine, h))).await;
         let views = reports
             .into_iter()
             .map(|r| HostView {
@@ -247,9 +238,9 @@ async fn system_loop(tx: UnboundedSender<Event>) {
         disks.refresh(true);
         let dt = last.elapsed().as_secs_f64().max(0.001);
         last = std::time::Instant::now();
-        let (rx, txb) = (&nets).into_iter().fold((0u64, 0u64), |(r, t), (_, n)| {
-            (r + n.received(), t + n.transmitted())
-        });
+        let (rx, txb) = (&nets)
+            .into_iter()
+            .fold((0u64, 0u64), |(r, t), (_, n)| (r + n.received(), t + n.transmitted()));
         let (rd, wr) = (&disks).into_iter().fold((0u64, 0u64), |(r, w), d| {
             let u = d.usage();
             (r + u.read_bytes, w + u.written_bytes)

@@ -40,43 +40,18 @@ pub const TABLE: &[(&str, Act, &str, &str)] = &[
     ("page_down", Act::PageDown, "pagedown", "page down"),
     ("top", Act::Top, "home", "first pair (also g)"),
     ("bottom", Act::Bottom, "end", "last pair (also G)"),
-    (
-        "detail",
-        Act::Detail,
-        "enter",
-        "open / close the pair's detail",
-    ),
+    ("detail", Act::Detail, "enter", "open / close the pair's detail"),
     ("back", Act::Back, "esc", "close detail, dialog, filter"),
     ("filter", Act::Filter, "/", "filter pairs by text"),
     ("sort", Act::Sort, "s", "next sort column"),
     ("reverse", Act::Reverse, "r", "reverse the sort"),
-    (
-        "next_view",
-        Act::NextView,
-        "tab",
-        "next view: pairs, hosts, clusters",
-    ),
+    ("next_view", Act::NextView, "tab", "next view: pairs, hosts, clusters"),
     ("theme", Act::Theme, "t", "next theme"),
-    (
-        "refresh",
-        Act::Refresh,
-        "f5",
-        "re-read status from the hosts now",
-    ),
+    ("refresh", Act::Refresh, "f5", "re-read status from the hosts now"),
     ("setup", Act::Setup, "S", "setup the selected pair"),
-    (
-        "initialize",
-        Act::Initialize,
-        "I",
-        "initialize the selected pair",
-    ),
+    ("initialize", Act::Initialize, "I", "initialize the selected pair"),
     ("update", Act::Update, "u", "update the selected pair"),
-    (
-        "unlock",
-        Act::Unlock,
-        "L",
-        "unlock the selected pair (asks first)",
-    ),
+    ("unlock", Act::Unlock, "L", "unlock the selected pair (asks first)"),
     ("purge", Act::Purge, "P", "purge old snapshots (asks first)"),
     ("logfile", Act::Logfile, "l", "show the log's path and tail"),
     ("fingerprint", Act::Fingerprint, "f", "show the fingerprint"),
@@ -196,12 +171,7 @@ impl KeyMap {
         }
         let mut by_key: HashMap<Key, Act> = by_act.iter().map(|(a, k)| (*k, *a)).collect();
         // vi-style and ctrl-c aliases, unless the operator bound those keys to something else
-        for (c, act) in [
-            ('k', Act::Up),
-            ('j', Act::Down),
-            ('g', Act::Top),
-            ('G', Act::Bottom),
-        ] {
+        for (c, act) in [('k', Act::Up), ('j', Act::Down), ('g', Act::Top), ('G', Act::Bottom)] {
             by_key
                 .entry(Key {
                     code: KeyCode::Char(c),
@@ -224,10 +194,7 @@ impl KeyMap {
 
     /// The key label for an action, for the status bar and help.
     pub fn label(&self, act: Act) -> String {
-        self.by_act
-            .get(&act)
-            .map(Key::label)
-            .unwrap_or_else(|| "-".into())
+        self.by_act.get(&act).map(Key::label).unwrap_or_else(|| "-".into())
     }
 }
 
@@ -241,23 +208,14 @@ mod tests {
         o.insert("update".to_string(), "ctrl-u".to_string());
         let m = KeyMap::new(&o);
         let ev = |code, mods| KeyEvent::new(code, mods);
-        assert_eq!(
-            m.act(&ev(KeyCode::Char('u'), KeyModifiers::CONTROL)),
-            Some(Act::Update)
-        );
+        assert_eq!(m.act(&ev(KeyCode::Char('u'), KeyModifiers::CONTROL)), Some(Act::Update));
         assert_eq!(m.act(&ev(KeyCode::Char('u'), KeyModifiers::NONE)), None);
         assert_eq!(
             m.act(&ev(KeyCode::Char('I'), KeyModifiers::SHIFT)),
             Some(Act::Initialize)
         );
-        assert_eq!(
-            m.act(&ev(KeyCode::Char('j'), KeyModifiers::NONE)),
-            Some(Act::Down)
-        );
-        assert_eq!(
-            m.act(&ev(KeyCode::F(5), KeyModifiers::NONE)),
-            Some(Act::Refresh)
-        );
+        assert_eq!(m.act(&ev(KeyCode::Char('j'), KeyModifiers::NONE)), Some(Act::Down));
+        assert_eq!(m.act(&ev(KeyCode::F(5), KeyModifiers::NONE)), Some(Act::Refresh));
         assert_eq!(m.label(Act::Update), "ctrl-u");
         assert_eq!(m.label(Act::Help), "?");
     }

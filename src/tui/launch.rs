@@ -23,22 +23,12 @@ fn base(exe: &Path, engine: &Engine) -> Command {
 
 /// Runs `ferry ACTION DEST ARGS` detached; its output goes to `<state>/<fp>/console.out`, and when
 /// it ends a message (or, for a failure or setup's checklist, a dialog) reports how.
-pub fn detached(
-    exe: &Path,
-    engine: &Engine,
-    action: &str,
-    dest: &str,
-    args: &[String],
-    tx: UnboundedSender<Event>,
-) {
+pub fn detached(exe: &Path, engine: &Engine, action: &str, dest: &str, args: &[String], tx: UnboundedSender<Event>) {
     let what = format!("{action} {dest}");
     let fp = match select::select(&engine.config, dest) {
         Ok(p) => p.fingerprint(),
         Err(e) => {
-            let _ = tx.send(Event::Launched {
-                what,
-                result: Err(e),
-            });
+            let _ = tx.send(Event::Launched { what, result: Err(e) });
             return;
         }
     };
@@ -101,11 +91,7 @@ pub fn detached(
                 let status = child.wait();
                 let text = std::fs::read_to_string(&out_path).unwrap_or_default();
                 let ok = status.map(|s| s.success()).unwrap_or(false);
-                let _ = tx.send(Event::JobEnded {
-                    what,
-                    ok,
-                    output: text,
-                });
+                let _ = tx.send(Event::JobEnded { what, ok, output: text });
             });
         }
         Err(e) => {

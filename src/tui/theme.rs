@@ -11,10 +11,7 @@ use serde::Deserialize;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    (
-        "high-contrast",
-        include_str!("../../themes/high-contrast.toml"),
-    ),
+    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,22 +75,16 @@ fn color(name: &str) -> Result<Color> {
         "lightmagenta" => Color::LightMagenta,
         "lightcyan" => Color::LightCyan,
         "white" => Color::White,
-        _ => {
-            return Err(anyhow!(
-                "unknown colour {name:?} (a colour name or #rrggbb)"
-            ))
-        }
+        _ => return Err(anyhow!("unknown colour {name:?} (a colour name or #rrggbb)")),
     })
 }
 
 impl Theme {
     /// Parses theme TOML; `name` is used in messages.
     pub fn parse(name: &str, text: &str) -> Result<Theme> {
-        let r: RawTheme =
-            toml::from_str(text).map_err(|e| anyhow!("theme {name}: {}", e.message()))?;
-        let fg = |c: &str| -> Result<Style> {
-            Ok(Style::default().fg(color(c).with_context(|| format!("theme {name}"))?))
-        };
+        let r: RawTheme = toml::from_str(text).map_err(|e| anyhow!("theme {name}: {}", e.message()))?;
+        let fg =
+            |c: &str| -> Result<Style> { Ok(Style::default().fg(color(c).with_context(|| format!("theme {name}"))?)) };
         let bg = color(&r.bg)?;
         Ok(Theme {
             name: name.to_string(),
@@ -189,9 +180,7 @@ mod tests {
     fn bad_theme_names_the_problem() {
         let e = Theme::parse("x", "fg = \"mauve\"").unwrap_err().to_string();
         assert!(e.contains("theme x"), "{e}");
-        let e = Theme::load(Some("/nonexistent/theme.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = Theme::load(Some("/nonexistent/theme.toml")).unwrap_err().to_string();
         assert!(e.contains("neither a built-in theme"), "{e}");
     }
 }

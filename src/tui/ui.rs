@@ -43,11 +43,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     let area = f.area();
     f.render_widget(Block::default().style(app.theme.base), area);
     let running = app.running();
-    let transfers_h = if running.is_empty() || area.height < 20 {
-        0
-    } else {
-        9
-    };
+    let transfers_h = if running.is_empty() || area.height < 20 { 0 } else { 9 };
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([

@@ -35,10 +35,7 @@ impl Lab {
         let sshd = Sshd::start()?;
         let src_ds = src.create_dataset("data");
         let dst_ds = dst.ds("rep/data");
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-lab-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("ferry-lab-").tempdir().unwrap();
         let config = dir.path().join("ferry.toml");
         let lab = Lab {
             src,
@@ -60,14 +57,7 @@ impl Lab {
 
     /// A config whose one pair goes from `source` to `destination` as written (`store1:` and
     /// `store2:` are both this lab's sshd, under two names).
-    pub fn write_config_for(
-        &self,
-        source: &str,
-        destination: &str,
-        pair_extra: &str,
-        known_hosts: &Path,
-        tofu: bool,
-    ) {
+    pub fn write_config_for(&self, source: &str, destination: &str, pair_extra: &str, known_hosts: &Path, tofu: bool) {
         let mut text = format!("state_dir = \"{}\"\n\n", self.state_dir().display());
         for name in ["store1", "store2"] {
             text.push_str(&format!(
@@ -118,11 +108,7 @@ impl Lab {
     }
 
     pub fn ferry(&self, args: &[&str]) -> Run {
-        let out: Output = self
-            .command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running ferry");
+        let out: Output = self.command(args).stdin(Stdio::null()).output().expect("running ferry");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -153,20 +139,13 @@ impl Lab {
     /// The pair's status as `status --json` reports it.
     pub fn status(&self) -> serde_json::Value {
         let r = self.ferry(&["--json", "status"]);
-        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json: {e}\nstdout: {}\nstderr: {}",
-                r.stdout, r.stderr
-            )
-        });
+        let v: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("status --json: {e}\nstdout: {}\nstderr: {}", r.stdout, r.stderr));
         v[0].clone()
     }
 
     pub fn progress(&self) -> Option<serde_json::Value> {
-        let p = self
-            .state_dir()
-            .join(self.fingerprint())
-            .join("progress.json");
+        let p = self.state_dir().join(self.fingerprint()).join("progress.json");
         serde_json::from_slice(&std::fs::read(p).ok()?).ok()
     }
 }

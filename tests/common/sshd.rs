@@ -42,18 +42,11 @@ fn keygen(path: &Path, kind: &str) {
 /// `type base64` from a .pub file.
 fn pub_key(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    text.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn current_user() -> String {
@@ -74,16 +67,11 @@ impl Sshd {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("{SSHD} is missing and CI=true: install openssh-server");
             }
-            eprintln!(
-                "\n********** SKIP: {SSHD} is not installed; ssh tests did not run **********\n"
-            );
+            eprintln!("\n********** SKIP: {SSHD} is not installed; ssh tests did not run **********\n");
             return None;
         }
         std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-sshd-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("ferry-sshd-").tempdir().unwrap();
         let d = dir.path();
         let host_key_path = d.join("host_ed25519");
         keygen(&host_key_path, "ed25519");

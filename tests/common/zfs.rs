@@ -114,10 +114,7 @@ pub fn zfs_available() -> bool {
 /// Destroy test pools left behind by test processes that died (their pid,
 /// part of the name, no longer runs). Pools of live processes are untouched.
 fn cleanup_stale_pools() {
-    let Ok(out) = Command::new("zpool")
-        .args(["list", "-H", "-o", "name"])
-        .output()
-    else {
+    let Ok(out) = Command::new("zpool").args(["list", "-H", "-o", "name"]).output() else {
         return;
     };
     for name in String::from_utf8_lossy(&out.stdout).lines() {
@@ -191,11 +188,7 @@ fn destroy_pool(name: &str) -> bool {
 }
 
 fn sanitize(prefix: &str) -> String {
-    let s: String = prefix
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(16)
-        .collect();
+    let s: String = prefix.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
     if s.is_empty() {
         "t".to_string()
     } else {
@@ -256,8 +249,7 @@ impl TestPool {
         let file = img_dir.join(format!("{name}.img"));
         let mnt = mnt_dir.join(&name);
         {
-            let f = fs::File::create(&file)
-                .unwrap_or_else(|e| panic!("create {}: {e}", file.display()));
+            let f = fs::File::create(&file).unwrap_or_else(|e| panic!("create {}: {e}", file.display()));
             f.set_len(size_mb * 1024 * 1024).expect("size pool file");
         }
         let lock = admin_lock();
@@ -367,8 +359,7 @@ pub fn write_random_file(path: &Path, bytes: u64, seed: u64) {
             .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         left -= n as u64;
     }
-    w.flush()
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    w.flush().unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// SHA-256 (hex) over the tree under `dir`: for each entry, in sorted order
@@ -396,10 +387,7 @@ pub fn tree_checksum(dir: &Path) -> String {
         .expect("read sha256sum");
     let status = child.wait().expect("wait sha256sum");
     assert!(status.success(), "sha256sum failed");
-    out.split_whitespace()
-        .next()
-        .expect("sha256sum output")
-        .to_string()
+    out.split_whitespace().next().expect("sha256sum output").to_string()
 }
 
 fn feed_tree(root: &Path, rel: &Path, out: &mut impl Write) {
@@ -415,8 +403,7 @@ fn feed_tree(root: &Path, rel: &Path, out: &mut impl Write) {
         }
         let rel_path = rel.join(&name);
         let full = root.join(&rel_path);
-        let meta =
-            fs::symlink_metadata(&full).unwrap_or_else(|e| panic!("stat {}: {e}", full.display()));
+        let meta = fs::symlink_metadata(&full).unwrap_or_else(|e| panic!("stat {}: {e}", full.display()));
         let mode = meta.permissions().mode() & 0o7777;
         let ft = meta.file_type();
         let kind = if ft.is_dir() {
@@ -443,10 +430,8 @@ fn feed_tree(root: &Path, rel: &Path, out: &mut impl Write) {
             }
             'f' => {
                 write!(out, "{}\0", meta.len()).unwrap();
-                let mut f = fs::File::open(&full)
-                    .unwrap_or_else(|e| panic!("open {}: {e}", full.display()));
-                std::io::copy(&mut f, out)
-                    .unwrap_or_else(|e| panic!("read {}: {e}", full.display()));
+                let mut f = fs::File::open(&full).unwrap_or_else(|e| panic!("open {}: {e}", full.display()));
+                std::io::copy(&mut f, out).unwrap_or_else(|e| panic!("read {}: {e}", full.display()));
                 out.write_all(b"\n").unwrap();
             }
             _ => out.write_all(b"\n").unwrap(),
@@ -456,9 +441,7 @@ fn feed_tree(root: &Path, rel: &Path, out: &mut impl Write) {
 
 /// `zfs get -H -o value <prop> <dataset>`, trimmed. Panics on failure.
 pub fn zfs_get(dataset: &str, prop: &str) -> String {
-    run(&format!("zfs get -H -o value {prop} {dataset}"))
-        .trim()
-        .to_string()
+    run(&format!("zfs get -H -o value {prop} {dataset}")).trim().to_string()
 }
 
 /// Parsable value: `zfs get -Hp -o value` (zfs-fuse has no `zfs list -p`;

@@ -56,8 +56,14 @@ pub const SECTION: &str = "#ferry-inspect";
 
 /// Probe and listing in one exec: an update needs both, and each exec is a round trip.
 pub fn probe_and_inspect(datasets: &[&str]) -> anyhow::Result<String> {
-    let first = datasets.first().ok_or_else(|| anyhow::anyhow!("no dataset to inspect"))?;
-    Ok(format!("{{ {}; }} 2>/dev/null; echo '{SECTION}'; {}", probe(first)?, inspect(datasets)?))
+    let first = datasets
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no dataset to inspect"))?;
+    Ok(format!(
+        "{{ {}; }} 2>/dev/null; echo '{SECTION}'; {}",
+        probe(first)?,
+        inspect(datasets)?
+    ))
 }
 
 pub fn snapshot(ds: &str, snap: &str) -> anyhow::Result<String> {
@@ -103,7 +109,10 @@ pub fn set_properties(ds: &str, props: &[(&str, &str)]) -> anyhow::Result<String
     let ds = q(checked(ds)?);
     let mut parts = Vec::new();
     for (k, v) in props {
-        if !k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.')) {
+        if !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.'))
+        {
             anyhow::bail!("invalid property name {k:?}");
         }
         parts.push(format!("zfs set {} {ds}", q(&format!("{k}={v}"))));
@@ -138,7 +147,10 @@ pub fn create_parent(ds: &str) -> anyhow::Result<Option<String>> {
 pub fn parent_exists(ds: &str) -> anyhow::Result<Option<String>> {
     let ds = checked(ds)?;
     Ok(ds.rsplit_once('/').map(|(parent, _)| {
-        format!("if zfs list -H -o name {} >/dev/null 2>&1; then echo yes; else echo no; fi", q(parent))
+        format!(
+            "if zfs list -H -o name {} >/dev/null 2>&1; then echo yes; else echo no; fi",
+            q(parent)
+        )
     }))
 }
 

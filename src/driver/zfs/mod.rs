@@ -100,9 +100,16 @@ fn check_inspect(ex: &Executor, out: &crate::exec::Output) -> Result<()> {
     if out.success() {
         return Ok(());
     }
-    let unexpected = out.stderr.lines().any(|l| !l.trim().is_empty() && !l.contains("dataset does not exist"));
+    let unexpected = out
+        .stderr
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.contains("dataset does not exist"));
     if unexpected || out.code.is_none() {
-        bail!("on {}: reading datasets failed: {}", ex.host(), describe_failure(out.code, &out.stderr));
+        bail!(
+            "on {}: reading datasets failed: {}",
+            ex.host(),
+            describe_failure(out.code, &out.stderr)
+        );
     }
     Ok(())
 }
@@ -111,7 +118,11 @@ impl VolumeDriver for Zfs {
     async fn probe(&self, ex: &Executor, volume: &str) -> Result<Capabilities> {
         let out = ex.run(&commands::probe(volume)?).await?;
         if !out.success() {
-            bail!("probing zfs on {}: {}", ex.host(), describe_failure(out.code, &out.stderr));
+            bail!(
+                "probing zfs on {}: {}",
+                ex.host(),
+                describe_failure(out.code, &out.stderr)
+            );
         }
         Ok(parse::capabilities(&out.stdout_text()))
     }

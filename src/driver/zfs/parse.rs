@@ -31,12 +31,16 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
     let mut snaps: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
     for line in out.lines() {
         let mut f = line.splitn(3, '\t');
-        let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else { continue };
+        let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
         let (ds, snap) = match name.split_once('@') {
             Some((d, s)) => (d, Some(s)),
             None => (name, None),
         };
-        let Some(&key) = datasets.iter().find(|d| **d == ds) else { continue };
+        let Some(&key) = datasets.iter().find(|d| **d == ds) else {
+            continue;
+        };
         match snap {
             Some(s) => {
                 if prop == "creation" {

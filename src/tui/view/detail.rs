@@ -21,13 +21,7 @@ fn short(name: &str) -> String {
     }
 }
 
-fn snap_lines<'a>(
-    app: &App,
-    label: &str,
-    snaps: &[Snapshot],
-    checkpoint: Option<&str>,
-    max: usize,
-) -> Vec<Line<'a>> {
+fn snap_lines<'a>(app: &App, label: &str, snaps: &[Snapshot], checkpoint: Option<&str>, max: usize) -> Vec<Line<'a>> {
     let t = &app.theme;
     let mut out = vec![Line::from(Span::styled(
         format!("{label} ({} snapshots)", snaps.len()),
@@ -58,10 +52,7 @@ fn snap_lines<'a>(
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let Some(i) = app.selected_index() else {
-        f.render_widget(
-            Paragraph::new("no pair selected").block(pane(app, "Detail")),
-            area,
-        );
+        f.render_widget(Paragraph::new("no pair selected").block(pane(app, "Detail")), area);
         return;
     };
     let p = app.pair(i);
@@ -113,17 +104,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             lines.push(Line::from(state));
             lines.push(Line::from(vec![
                 Span::styled("checkpoint   ", t.dim),
+                Span::styled(s.checkpoint.as_deref().map(short).unwrap_or_else(|| "-".into()), t.base),
                 Span::styled(
-                    s.checkpoint
-                        .as_deref()
-                        .map(short)
-                        .unwrap_or_else(|| "-".into()),
-                    t.base,
-                ),
-                Span::styled(
-                    s.lag_secs
-                        .map(|l| format!("  lag {}", secs(l)))
-                        .unwrap_or_default(),
+                    s.lag_secs.map(|l| format!("  lag {}", secs(l))).unwrap_or_default(),
                     level_style(app, s.lag_level),
                 ),
             ]));
@@ -137,22 +120,13 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         ];
         if let Some(lock) = &r.lock {
             l.push(Span::styled(
-                format!(
-                    "  {} by pid {} since {}",
-                    lock.action,
-                    lock.pid,
-                    fmt_time(lock.started)
-                ),
+                format!("  {} by pid {} since {}", lock.action, lock.pid, fmt_time(lock.started)),
                 t.dim,
             ));
         }
         lines.push(Line::from(l));
         if let Some(last) = &r.last {
-            let (word, style) = if last.ok {
-                ("ok", t.ok)
-            } else {
-                ("FAILED", t.crit)
-            };
+            let (word, style) = if last.ok { ("ok", t.ok) } else { ("FAILED", t.crit) };
             lines.push(Line::from(vec![
                 Span::styled("last result  ", t.dim),
                 Span::styled(format!("{} {word}", last.action), style),
@@ -175,30 +149,19 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         let cp = s.checkpoint.as_deref();
         lines.push(Line::raw(""));
         lines.extend(snap_lines(app, "source", &s.source_snapshots, cp, 4));
-        lines.extend(snap_lines(
-            app,
-            "destination",
-            &s.destination_snapshots,
-            cp,
-            4,
-        ));
+        lines.extend(snap_lines(app, "destination", &s.destination_snapshots, cp, 4));
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(Span::styled("log", t.header)));
     // the newest log lines that fit, one screen line each
     let inner_w = area.width.saturating_sub(4) as usize;
-    let room = (area.height as usize)
-        .saturating_sub(2 + lines.len())
-        .max(1);
+    let room = (area.height as usize).saturating_sub(2 + lines.len()).max(1);
     match app.log_tail.get(&fp) {
         Some(tail) if !tail.is_empty() => {
             for l in &tail[tail.len().saturating_sub(room)..] {
                 // drop the date: the time is enough in a tail
                 let short = l.get(11..).unwrap_or(l);
-                lines.push(Line::from(Span::styled(
-                    format!("  {}", fit(short, inner_w)),
-                    t.dim,
-                )));
+                lines.push(Line::from(Span::styled(format!("  {}", fit(short, inner_w)), t.dim)));
             }
         }
         Some(_) => lines.push(Line::from(Span::styled("  (empty)", t.dim))),

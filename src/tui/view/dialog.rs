@@ -26,23 +26,17 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             (
                 format!("Purge {dest}"),
                 body,
-                "y: destroy the snapshots listed   A: remove the whole replica…   esc: cancel"
-                    .to_string(),
+                "y: destroy the snapshots listed   A: remove the whole replica…   esc: cancel".to_string(),
             )
         }
-        Dialog::TypeToConfirm {
-            title, body, typed, ..
-        } => {
+        Dialog::TypeToConfirm { title, body, typed, .. } => {
             let mut b = body.clone();
             b.push(format!("> {typed}▏"));
             (title.clone(), b, "enter: confirm   esc: cancel".to_string())
         }
     };
     lines.push(String::new());
-    let mut text: Vec<Line> = lines
-        .into_iter()
-        .map(|l| Line::from(Span::styled(l, t.base)))
-        .collect();
+    let mut text: Vec<Line> = lines.into_iter().map(|l| Line::from(Span::styled(l, t.base))).collect();
     text.push(Line::from(Span::styled(hint, t.accent)));
     let w = (area.width as usize * 3 / 4).clamp(40, 100) as u16;
     let h = (text.len() as u16 + 4).min(area.height);

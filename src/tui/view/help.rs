@@ -28,8 +28,5 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     lines.push(Line::from(Span::styled(" any key closes this help", t.dim)));
     let r = centered(area, 64, lines.len() as u16 + 2);
     f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).block(pane(app, "Keys")).style(t.base),
-        r,
-    );
+    f.render_widget(Paragraph::new(lines).block(pane(app, "Keys")).style(t.base), r);
 }

@@ -20,10 +20,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         .split(area);
     let mut rows = Vec::new();
     if app.hosts.is_empty() {
-        rows.push(Row::new(vec![Cell::from(Span::styled(
-            "reading hosts…",
-            t.dim,
-        ))]));
+        rows.push(Row::new(vec![Cell::from(Span::styled("reading hosts…", t.dim))]));
     }
     for h in &app.hosts {
         let (state, style) = match (&h.error, h.rtt) {
@@ -49,16 +46,11 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             Cell::from(h.address.clone()),
             Cell::from(Span::styled(state, style)),
             Cell::from(rtt),
-            Cell::from(Span::styled(
-                pools,
-                if h.error.is_some() { t.crit } else { t.base },
-            )),
+            Cell::from(Span::styled(pools, if h.error.is_some() { t.crit } else { t.base })),
         ]));
     }
-    let header = Row::new(
-        ["HOST", "ADDRESS", "STATE", "SSH RTT", "POOLS"]
-            .map(|h| Cell::from(Span::styled(h, t.header))),
-    );
+    let header =
+        Row::new(["HOST", "ADDRESS", "STATE", "SSH RTT", "POOLS"].map(|h| Cell::from(Span::styled(h, t.header))));
     let widths = [
         Constraint::Length(14),
         Constraint::Length(22),
@@ -81,20 +73,13 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Span::styled(format!("{:>5.1}%", s.cpu_percent), t.base),
                 Span::styled("   memory ", t.dim),
                 Span::styled(
-                    format!(
-                        "{} of {}",
-                        format_bytes(s.mem_used),
-                        format_bytes(s.mem_total)
-                    ),
+                    format!("{} of {}", format_bytes(s.mem_used), format_bytes(s.mem_total)),
                     t.base,
                 ),
             ]),
             Line::from(vec![
                 Span::styled("net  ", t.dim),
-                Span::styled(
-                    format!("rx {}  tx {}", rate(s.net_rx), rate(s.net_tx)),
-                    t.base,
-                ),
+                Span::styled(format!("rx {}  tx {}", rate(s.net_rx), rate(s.net_tx)), t.base),
                 Span::styled("   disk ", t.dim),
                 Span::styled(
                     format!("read {}  write {}", rate(s.disk_read), rate(s.disk_write)),
@@ -104,8 +89,5 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         ],
         None => vec![Line::from(Span::styled("reading…", t.dim))],
     };
-    f.render_widget(
-        Paragraph::new(lines).block(pane(app, "This machine")),
-        parts[1],
-    );
+    f.render_widget(Paragraph::new(lines).block(pane(app, "This machine")), parts[1]);
 }

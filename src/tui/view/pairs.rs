@@ -74,10 +74,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
             }
             None => ("…".to_string(), t.dim),
         };
-        let lag = st
-            .and_then(|s| s.lag_secs)
-            .map(secs)
-            .unwrap_or_else(|| "-".into());
+        let lag = st.and_then(|s| s.lag_secs).map(secs).unwrap_or_else(|| "-".into());
         let lag_style = st.map(|s| level_style(app, s.lag_level)).unwrap_or(t.dim);
         let flags = st.map(|s| s.flags.clone()).unwrap_or_else(|| "---".into());
         let (status, status_style, runtime) = match run {
@@ -118,11 +115,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         if wide {
             cells.push(Cell::from(styled(cur, t.running)));
         }
-        let row = Row::new(cells).style(if pos == app.selected {
-            t.selected
-        } else {
-            t.base
-        });
+        let row = Row::new(cells).style(if pos == app.selected { t.selected } else { t.base });
         rows.push(row);
     }
     let mut widths = vec![
@@ -134,15 +127,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         Constraint::Length(12),
         Constraint::Length(7),
     ];
-    let mut header = vec![
-        "SOURCE",
-        "DESTINATION",
-        "STATE",
-        "LAG",
-        "FLAGS",
-        "STATUS",
-        "RUNTIME",
-    ];
+    let mut header = vec!["SOURCE", "DESTINATION", "STATE", "LAG", "FLAGS", "STATUS", "RUNTIME"];
     if wide {
         widths.push(Constraint::Length(12));
         header.push("RATE");
@@ -152,9 +137,6 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
             .into_iter()
             .map(|h| Cell::from(Line::from(Span::styled(h, t.header)))),
     );
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .column_spacing(1);
+    let table = Table::new(rows, widths).header(header).block(block).column_spacing(1);
     f.render_widget(table, area);
 }

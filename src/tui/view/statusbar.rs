@@ -17,10 +17,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     if let Some((msg, at)) = &app.flash {
         if at.elapsed() < FLASH {
-            f.render_widget(
-                Paragraph::new(Span::styled(format!(" {msg}"), t.accent)),
-                area,
-            );
+            f.render_widget(Paragraph::new(Span::styled(format!(" {msg}"), t.accent)), area);
             return;
         }
     }
@@ -39,10 +36,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         (Act::Quit, "quit"),
     ];
     for (act, word) in keys {
-        spans.push(Span::styled(
-            format!(" {} ", app.keys.label(act)),
-            t.selected,
-        ));
+        spans.push(Span::styled(format!(" {} ", app.keys.label(act)), t.selected));
         spans.push(Span::styled(format!(" {word} "), t.dim));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);

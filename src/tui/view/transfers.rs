@@ -65,10 +65,7 @@ fn pane_for(f: &mut Frame, app: &App, i: usize, area: Rect, extra: &str) {
         ])),
         rows[0],
     );
-    let eta = p
-        .eta_secs
-        .map(|e| format!("  ETA {}", secs(e)))
-        .unwrap_or_default();
+    let eta = p.eta_secs.map(|e| format!("  ETA {}", secs(e))).unwrap_or_default();
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(format!("{} now", rate(p.rate)), t.running),
@@ -87,13 +84,6 @@ fn pane_for(f: &mut Frame, app: &App, i: usize, area: Rect, extra: &str) {
     }
     // the newest seconds at the right edge
     let width = rows[3].width as usize;
-    let hist: Vec<u64> = p
-        .history
-        .iter()
-        .rev()
-        .take(width)
-        .rev()
-        .map(|v| *v as u64)
-        .collect();
+    let hist: Vec<u64> = p.history.iter().rev().take(width).rev().map(|v| *v as u64).collect();
     f.render_widget(Sparkline::default().data(&hist).style(t.sparkline), rows[3]);
 }
