@@ -32,14 +32,16 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             .rtt
             .map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "-".into());
+        let room = (area.width as usize).saturating_sub(2 + 14 + 22 + 12 + 9 + 4);
         let pools = if let Some(e) = &h.error {
-            fit(e, (area.width as usize).saturating_sub(60))
+            fit(e, room)
         } else {
-            h.pools
+            let all: Vec<String> = h
+                .pools
                 .iter()
                 .map(|(n, size, alloc, health)| format!("{n} {alloc}/{size} {health}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect();
+            fit(&all.join(", "), room)
         };
         rows.push(Row::new(vec![
             Cell::from(h.name.clone()),

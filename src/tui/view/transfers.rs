@@ -82,8 +82,18 @@ fn pane_for(f: &mut Frame, app: &App, i: usize, area: Rect, extra: &str) {
             rows[2],
         ),
     }
-    // the newest seconds at the right edge
+    // the newest seconds at the right edge; headroom above the peak so a steady rate is a line,
+    // not a wall
     let width = rows[3].width as usize;
-    let hist: Vec<u64> = p.history.iter().rev().take(width).rev().map(|v| *v as u64).collect();
-    f.render_widget(Sparkline::default().data(&hist).style(t.sparkline), rows[3]);
+    let recent: Vec<u64> = p.history.iter().rev().take(width).rev().map(|v| *v as u64).collect();
+    let mut hist = vec![0u64; width - recent.len()];
+    hist.extend(&recent);
+    let peak = recent.iter().copied().max().unwrap_or(0);
+    f.render_widget(
+        Sparkline::default()
+            .data(&hist)
+            .max(peak + peak / 3 + 1)
+            .style(t.sparkline),
+        rows[3],
+    );
 }
