@@ -462,10 +462,21 @@ pub fn mountpoint(dataset: &str) -> PathBuf {
     PathBuf::from(zfs_get(dataset, "mountpoint"))
 }
 
-/// `zfs unmount` + `zfs mount`: drops the kernel's stale FUSE caches, needed
-/// on zfs-fuse to see what an incremental receive into a mounted dataset
-/// wrote (retried: unmount and mount right after use can be "busy").
+/// Makes what an incremental receive wrote into a mounted dataset visible: zfs-fuse leaves the
+/// kernel's page cache of its files stale (OpenZFS does not). Drops the caches where it can,
+/// else unmounts and mounts the dataset.
 pub fn remount(dataset: &str) {
+    // Dropping the kernel's clean caches is enough to see what the receive wrote, and unlike an
+    // unmount it is never "busy" (a killed job's receiver may still be ending): try that first.
+    let _ = Command::new("sync").status();
+    if fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok() {
+        return;
+    }
+    remount_by_unmount(dataset);
+}
+
+/// The fallback where /proc/sys/vm is read-only: unmount and mount, with retries.
+fn remount_by_unmount(dataset: &str) {
     let mut last = String::new();
     for _ in 0..10 {
         let (ok, _, err) = try_run(&format!("zfs unmount {dataset}"));
