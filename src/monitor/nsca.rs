@@ -89,12 +89,14 @@ pub async fn send(target: &Target, checks: &[Passive]) -> Result<()> {
         .spawn()
         .context("starting send_nsca (Debian package nsca-client)")?;
     let mut stdin = child.stdin.take().expect("piped");
-    stdin
-        .write_all(input(&target.host_name, checks).as_bytes())
-        .await
-        .context("writing to send_nsca")?;
+    // send_nsca may exit (server unreachable) before it reads its input: its own exit status and
+    // message then say more than our broken pipe, so look at those first
+    let written = stdin.write_all(input(&target.host_name, checks).as_bytes()).await;
     drop(stdin);
     let out = child.wait_with_output().await.context("waiting for send_nsca")?;
+    if out.status.success() {
+        written.context("writing to send_nsca")?;
+    }
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
