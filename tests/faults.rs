@@ -219,7 +219,7 @@ fn snapshot_deleted_or_destination_changed_by_hand() {
     // the checkpoint snapshot deleted on the source: Inconsistent, update says what to do
     let cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
     for s in snapshots(&lab.src_ds).iter().filter(|s| s.contains("@ferry.")) {
-        run(&format!("zfs destroy {s}"));
+        common::zfs::run_retry_busy(&format!("zfs destroy {s}"));
     }
     let st = lab.status();
     assert_eq!(st["state"], "Inconsistent");

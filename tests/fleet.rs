@@ -109,7 +109,7 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
     assert_eq!(most, 2, "updates ran one after another: {spans:?}");
 
     // a failing pair fails the run (exit 1, its error on stderr) and the others still update
-    common::zfs::run(&format!("zfs destroy -r {}", pairs[1].1));
+    common::zfs::run_retry_busy(&format!("zfs destroy -r {}", pairs[1].1));
     let r = lab.ferry(&["update", "--all"]);
     assert_eq!(r.code, 1);
     assert!(

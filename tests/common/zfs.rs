@@ -319,6 +319,22 @@ pub fn run(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `run` for a command zfs-fuse may answer "busy" right after a receive or mount: retried for
+/// up to ten seconds before it fails.
+pub fn run_retry_busy(cmd: &str) -> String {
+    for _ in 0..20 {
+        let (ok, out, err) = try_run(cmd);
+        if ok {
+            return out;
+        }
+        if !err.contains("busy") {
+            panic!("command failed: {cmd}\nstderr: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    run(cmd)
+}
+
 /// Like `run`, but returns (success, stdout, stderr) instead of panicking.
 pub fn try_run(cmd: &str) -> (bool, String, String) {
     let out = Command::new("sh")
