@@ -350,3 +350,36 @@ fn relay_between_two_remote_hosts() {
         &format!("store2:{}", lab.dst_ds),
     );
 }
+
+#[test]
+fn sigint_or_sigterm_mid_update_stops_cleanly_without_a_lock() {
+    let Some(lab) = Lab::new("int", 512, 512, "bwlimit = \"20M\"") else {
+        return;
+    };
+    let src = lab.src_mnt();
+    write_random_file(&src.join("small.bin"), 1 << 20, 41);
+    lab.ok(&["setup", "data"]);
+    lab.ok(&["initialize", "data"]);
+    let old_cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
+    let old_sum = dst_sum(&lab);
+    write_random_file(&src.join("big.bin"), 100 << 20, 42);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let job = lab.spawn(&["update", "data"]);
+        wait_for_bytes(&lab, 10 << 20, Duration::from_secs(60));
+        unsafe {
+            libc::kill(job.id() as i32, sig);
+        }
+        let out = job.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+        assert!(stderr.contains(&format!("interrupted by {name}")), "{stderr}");
+        let st = lab.status();
+        assert_eq!(st["status"], "Idle", "a stop ferry handled leaves no lock: {st}");
+        assert_eq!(st["checkpoint"], old_cp.as_str());
+        assert_eq!(dst_sum(&lab), old_sum, "the destination stays at its checkpoint");
+    }
+    lab.write_config("", &lab.sshd.known_hosts.clone(), false);
+    lab.ok(&["update", "data"]);
+    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+}

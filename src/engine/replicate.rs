@@ -150,9 +150,35 @@ async fn drop_orphan(job: &Job, ex: &Executor, ds: &str, snap: &str) {
     }
 }
 
+/// Resolves when the process is asked to stop (SIGINT from a terminal's ctrl-c, SIGTERM from a
+/// service manager); never resolves if the handlers cannot be installed.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// A job stopped by a signal: the work future was dropped, which kills the local receive (a
+/// receive that does not finish leaves the destination at its checkpoint, as a cut stream does)
+/// and closes the remote channels. The checkpoint only moves after a receive succeeded, so the
+/// pair is consistent and the lock can go, unlike after SIGKILL, where nothing gets to check.
+async fn stopped(sig: &str) -> anyhow::Error {
+    // let the killed receiver exit before the lock is released
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    anyhow::anyhow!("interrupted by {sig}; the destination stays at its last checkpoint")
+}
+
 pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
     let job = Job::start(&engine.state, pair, "initialize", engine.verbose)?;
-    let result = initialize_in(engine, pair, &job, opts).await;
+    let result = tokio::select! {
+        r = initialize_in(engine, pair, &job, opts) => r,
+        sig = interrupted() => Err(stopped(sig).await),
+    };
     job.finish(&result);
     result
 }
@@ -248,7 +274,10 @@ async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool)
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
     let job = Job::start(&engine.state, pair, "update", engine.verbose)?;
-    let result = update_in(engine, pair, &job, opts).await;
+    let result = tokio::select! {
+        r = update_in(engine, pair, &job, opts) => r,
+        sig = interrupted() => Err(stopped(sig).await),
+    };
     job.finish(&result);
     result
 }
