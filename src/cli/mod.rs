@@ -279,7 +279,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                     Engine::dest_name(p),
                     i.action,
                     i.pid,
-                    print::time(i.started)
+                    crate::config::units::format_time(i.started)
                 ),
                 None => outln!("{} was not locked", Engine::dest_name(p)),
             }

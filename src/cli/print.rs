@@ -2,19 +2,13 @@
 
 use std::time::Duration;
 
-use crate::config::units::{format_bytes, format_duration};
+use crate::config::units::{format_bytes, format_duration, format_time};
 use crate::config::{Compress, Config, Pair};
 use crate::engine::replicate::Replicated;
 use crate::engine::setup::Item;
 use crate::engine::status::{PairStatus, RunState};
 use crate::engine::Engine;
 use crate::state::last::LastResult;
-
-pub fn time(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "?".into())
-}
 
 fn secs(s: u64) -> String {
     format_duration(Duration::from_secs(s))
@@ -160,13 +154,13 @@ pub fn last_suffix(last: Option<&LastResult>) -> String {
         Some(l) if l.ok => format!(
             " (last: {} ok at {}, {})",
             l.action,
-            time(l.finished),
+            format_time(l.finished),
             format_bytes(l.bytes)
         ),
         Some(l) => format!(
             " (last: {} FAILED at {}: {})",
             l.action,
-            time(l.finished),
+            format_time(l.finished),
             l.error.clone().unwrap_or_default()
         ),
         None => String::new(),

@@ -84,6 +84,13 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Formats Unix seconds as "2026-11-21 12:00:00Z" (UTC), or "?" when out of range.
+pub fn format_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Formats bytes with binary units: "512 B", "1.5 MiB".
 pub fn format_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -538,7 +538,7 @@ impl App {
                                 "The lock is from `{}` by pid {} started {}.",
                                 l.action,
                                 l.pid,
-                                super::ui::fmt_time(l.started)
+                                crate::config::units::format_time(l.started)
                             ));
                         }
                         b.push(format!(

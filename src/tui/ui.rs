@@ -15,12 +15,6 @@ use crate::monitor::Level;
 use super::app::{App, View};
 use super::view;
 
-pub fn fmt_time(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
 pub fn secs(s: u64) -> String {
     format_duration(Duration::from_secs(s))
 }

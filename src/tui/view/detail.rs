@@ -10,8 +10,9 @@ use crate::config::units::format_bytes;
 use crate::driver::Snapshot;
 
 use super::super::app::App;
-use super::super::ui::{fmt_time, level_style, secs};
+use super::super::ui::{level_style, secs};
 use super::{fit, pane};
+use crate::config::units::format_time;
 
 /// `ferry.<fp>.<time>` shortened to `ferry.<fp:8>….<time>`: the fingerprint is shown above.
 fn short(name: &str) -> String {
@@ -42,7 +43,7 @@ fn snap_lines<'a>(app: &App, label: &str, snaps: &[Snapshot], checkpoint: Option
         };
         let mark = if is_cp { " ◀" } else { "" };
         out.push(Line::from(vec![
-            Span::styled(format!("  {}  ", fmt_time(s.created)), t.dim),
+            Span::styled(format!("  {}  ", format_time(s.created)), t.dim),
             Span::styled(format!("{}{mark}", short(&s.name)), style),
         ]));
     }
@@ -120,7 +121,12 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         ];
         if let Some(lock) = &r.lock {
             l.push(Span::styled(
-                format!("  {} by pid {} since {}", lock.action, lock.pid, fmt_time(lock.started)),
+                format!(
+                    "  {} by pid {} since {}",
+                    lock.action,
+                    lock.pid,
+                    format_time(lock.started)
+                ),
                 t.dim,
             ));
         }
@@ -133,7 +139,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Span::styled(
                     format!(
                         " at {}, {} in {:.1}s",
-                        fmt_time(last.finished),
+                        format_time(last.finished),
                         format_bytes(last.bytes),
                         last.seconds
                     ),
