@@ -9,11 +9,6 @@ use std::time::{Duration, Instant};
 use common::lab::Lab;
 use common::zfs::{dataset_exists, remount, run, snapshots, tree_checksum, write_random_file, zfs_get};
 
-fn dst_sum(lab: &Lab) -> String {
-    remount(&lab.dst_ds);
-    tree_checksum(&lab.dst_mnt())
-}
-
 /// Waits until no `zfs receive` into the lab's destination runs (a killed ferry's receiver ends
 /// when its input closes).
 fn wait_receivers_gone(lab: &Lab) {
@@ -57,7 +52,7 @@ fn link_cut_mid_transfer_fails_fast_and_the_next_update_succeeds() {
     write_random_file(&src.join("a.bin"), 1 << 20, 1);
     lab.ok(&["setup", "data"]);
     lab.ok(&["initialize", "data"]);
-    let (cp, sum) = (zfs_get(&lab.dst_ds, "ferry:lastsnap"), dst_sum(&lab));
+    let (cp, sum) = (zfs_get(&lab.dst_ds, "ferry:lastsnap"), lab.dst_sum());
     write_random_file(&src.join("big.bin"), 120 << 20, 2);
     let job = lab.spawn(&["update", "data"]);
     wait_for_transfer(&lab, 10 << 20);
@@ -76,7 +71,7 @@ fn link_cut_mid_transfer_fails_fast_and_the_next_update_succeeds() {
         cp,
         "the checkpoint must not move"
     );
-    assert_eq!(dst_sum(&lab), sum, "the destination stays at its checkpoint");
+    assert_eq!(lab.dst_sum(), sum, "the destination stays at its checkpoint");
     let st = lab.status();
     assert_eq!(
         (st["state"].as_str(), st["status"].as_str()),
@@ -98,7 +93,7 @@ fn link_cut_mid_transfer_fails_fast_and_the_next_update_succeeds() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
 }
 
 #[test]
@@ -133,7 +128,7 @@ fn sigkill_anywhere_leaves_a_consistent_destination_that_recovers() {
         match st["state"].as_str().unwrap() {
             "Uninitialized" => assert!(!dataset_exists(&lab.dst_ds)),
             "Synchronized" => {
-                assert_eq!(dst_sum(&lab), tree_checksum(&src), "kill {i} after {d:?}")
+                assert_eq!(lab.dst_sum(), tree_checksum(&src), "kill {i} after {d:?}")
             }
             // received but not yet recorded: initialize finishes the recording
             "Inconsistent" => assert!(st["reason"].as_str().unwrap().contains("no ferry:fingerprint"), "{st}"),
@@ -142,14 +137,14 @@ fn sigkill_anywhere_leaves_a_consistent_destination_that_recovers() {
         if st["state"] != "Synchronized" {
             lab.ok(&["initialize", "data"]);
         }
-        assert_eq!(dst_sum(&lab), tree_checksum(&src), "kill {i} after {d:?}");
+        assert_eq!(lab.dst_sum(), tree_checksum(&src), "kill {i} after {d:?}");
         if i < 3 {
             lab.ok(&["purge", "--all", "data", "--yes"]);
         }
     }
     // update, killed at random points: always at a checkpoint whose data is whole
     for i in 0..6 {
-        let before = (zfs_get(&lab.dst_ds, "ferry:lastsnap"), dst_sum(&lab));
+        let before = (zfs_get(&lab.dst_ds, "ferry:lastsnap"), lab.dst_sum());
         write_random_file(&src.join(format!("u{i}.bin")), 3 << 20, 10 + i);
         let now = tree_checksum(&src);
         let mut job = lab.spawn(&["update", "data"]);
@@ -165,7 +160,7 @@ fn sigkill_anywhere_leaves_a_consistent_destination_that_recovers() {
             snapshots(&lab.dst_ds).iter().any(|s| s.ends_with(&format!("@{cp}"))),
             "lastsnap {cp} is on the destination"
         );
-        let sum = dst_sum(&lab);
+        let sum = lab.dst_sum();
         assert!(
             sum == before.1 || sum == now,
             "kill {i} after {d:?}: destination is neither the old checkpoint nor the new one"
@@ -184,7 +179,7 @@ fn sigkill_anywhere_leaves_a_consistent_destination_that_recovers() {
             );
             std::thread::sleep(Duration::from_secs(1));
         }
-        assert_eq!(dst_sum(&lab), now, "kill {i} after {d:?}");
+        assert_eq!(lab.dst_sum(), now, "kill {i} after {d:?}");
     }
 }
 
@@ -213,7 +208,7 @@ fn snapshot_deleted_or_destination_changed_by_hand() {
     );
     assert_eq!(lab.status()["state"], "Synchronized");
     lab.ok(&["update", "--force", "data"]);
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     assert!(!lab.dst_mnt().join("local-change.bin").exists());
 
     // the checkpoint snapshot deleted on the source: Inconsistent, update says what to do
@@ -241,7 +236,7 @@ fn snapshot_deleted_or_destination_changed_by_hand() {
     // starting over is the way out
     lab.ok(&["purge", "--all", "data", "--yes"]);
     lab.ok(&["initialize", "data"]);
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
 }
 
 #[test]

@@ -6,14 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lab::Lab;
-use common::zfs::{is_read_only, remount, run, snapshots, tree_checksum, write_random_file, zfs_get};
-
-/// Checksum of the destination as stored: zfs-fuse keeps stale page cache across an incremental
-/// receive into a mounted dataset, so remount first (OpenZFS needs no such step).
-fn dst_sum(lab: &Lab) -> String {
-    remount(&lab.dst_ds);
-    tree_checksum(&lab.dst_mnt())
-}
+use common::zfs::{is_read_only, run, snapshots, tree_checksum, write_random_file, zfs_get};
 
 fn ferry_snaps(ds: &str) -> Vec<String> {
     snapshots(ds).into_iter().filter(|s| s.contains("@ferry.")).collect()
@@ -36,7 +29,7 @@ fn initialize_update_intermediates_and_noop() {
 
     let init = lab.ok(&["initialize", "data"]);
     assert_eq!(init.stdout, "", "initialize is silent on success");
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     assert!(
         is_read_only(&lab.dst_ds),
         "destination must be read-only after initialize"
@@ -58,10 +51,10 @@ fn initialize_update_intermediates_and_noop() {
     std::fs::remove_file(src.join("dir/sub/b.bin")).unwrap();
     run(&format!("zfs snapshot {}@manual1", lab.src_ds));
     write_random_file(&src.join("c.bin"), 2 << 20, 4);
-    assert_ne!(tree_checksum(&src), dst_sum(&lab));
+    assert_ne!(tree_checksum(&src), lab.dst_sum());
     let up = lab.ok(&["-v", "update", "data"]);
     assert!(up.stdout.contains("update "), "-v reports: {}", up.stdout);
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     assert!(
         snapshots(&lab.dst_ds).iter().any(|s| s.ends_with("@manual1")),
         "{:?}",
@@ -74,7 +67,7 @@ fn initialize_update_intermediates_and_noop() {
     for _ in 0..3 {
         lab.ok(&["update", "data"]);
     }
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized");
     assert_eq!(st["checkpoint"], zfs_get(&lab.dst_ds, "ferry:lastsnap").as_str());
@@ -139,7 +132,7 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     write_random_file(&src.join("small.bin"), 1 << 20, 7);
     lab.ok(&["setup", "data"]);
     lab.ok(&["initialize", "data"]);
-    let old_sum = dst_sum(&lab);
+    let old_sum = lab.dst_sum();
     let old_cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
     write_random_file(&src.join("big.bin"), 200 << 20, 8);
 
@@ -170,7 +163,7 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     assert_eq!(st["state"], "Synchronized", "destination still at its checkpoint: {st}");
     assert_eq!(st["checkpoint"], old_cp.as_str());
     assert_eq!(zfs_get(&lab.dst_ds, "ferry:lastsnap"), old_cp);
-    assert_eq!(dst_sum(&lab), old_sum, "destination readable at the old checkpoint");
+    assert_eq!(lab.dst_sum(), old_sum, "destination readable at the old checkpoint");
 
     let refused = lab.ferry(&["update", "data"]);
     assert_eq!(refused.code, 1);
@@ -180,7 +173,7 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
     // unlimited now: rewrite the config without the limit
     lab.write_config("", &lab.sshd.known_hosts.clone(), false);
     lab.ok(&["update", "data"]);
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     assert_eq!(lab.status()["status"], "Idle");
 }
 
@@ -238,7 +231,7 @@ fn destination_too_small_fails_clearly_and_keeps_the_checkpoint() {
     lab.ok(&["setup", "data"]);
     lab.ok(&["initialize", "data"]);
     let old_cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
-    let old_sum = dst_sum(&lab);
+    let old_sum = lab.dst_sum();
     write_random_file(&src.join("big.bin"), 150 << 20, 12);
     let r = lab.ferry(&["update", "data"]);
     assert_eq!(r.code, 1);
@@ -252,7 +245,7 @@ fn destination_too_small_fails_clearly_and_keeps_the_checkpoint() {
     assert_eq!(st["state"], "Synchronized");
     assert_eq!(st["status"], "Idle", "a failure ferry handled leaves no lock");
     assert_eq!(st["checkpoint"], old_cp.as_str());
-    assert_eq!(dst_sum(&lab), old_sum);
+    assert_eq!(lab.dst_sum(), old_sum);
     // the source still holds the checkpoint; ferry tries to take the failed snapshot back, but
     // zfs-fuse can keep a snapshot of an aborted remote send busy for seconds, so one may remain
     // (it becomes an intermediate of the next update)
@@ -316,10 +309,10 @@ fn round_trip(lab: &Lab, source: &str, destination: &str) {
     write_random_file(&src.join("a.bin"), 2 << 20, 31);
     lab.ok(&["setup", "data"]);
     lab.ok(&["initialize", "data"]);
-    assert_eq!(tree_checksum(&src), dst_sum(lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     write_random_file(&src.join("b.bin"), 8 << 20, 32);
     lab.ok(&["update", "data"]);
-    assert_eq!(tree_checksum(&src), dst_sum(lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized", "{st}");
     assert_eq!(
@@ -361,7 +354,7 @@ fn sigint_or_sigterm_mid_update_stops_cleanly_without_a_lock() {
     lab.ok(&["setup", "data"]);
     lab.ok(&["initialize", "data"]);
     let old_cp = zfs_get(&lab.dst_ds, "ferry:lastsnap");
-    let old_sum = dst_sum(&lab);
+    let old_sum = lab.dst_sum();
     write_random_file(&src.join("big.bin"), 100 << 20, 42);
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let job = lab.spawn(&["update", "data"]);
@@ -377,9 +370,9 @@ fn sigint_or_sigterm_mid_update_stops_cleanly_without_a_lock() {
         let st = lab.status();
         assert_eq!(st["status"], "Idle", "a stop ferry handled leaves no lock: {st}");
         assert_eq!(st["checkpoint"], old_cp.as_str());
-        assert_eq!(dst_sum(&lab), old_sum, "the destination stays at its checkpoint");
+        assert_eq!(lab.dst_sum(), old_sum, "the destination stays at its checkpoint");
     }
     lab.write_config("", &lab.sshd.known_hosts.clone(), false);
     lab.ok(&["update", "data"]);
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
 }

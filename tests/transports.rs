@@ -8,11 +8,6 @@ use std::time::Instant;
 use common::lab::Lab;
 use common::zfs::{remount, tree_checksum, write_random_file, TestPool};
 
-fn dst_sum(lab: &Lab) -> String {
-    remount(&lab.dst_ds);
-    tree_checksum(&lab.dst_mnt())
-}
-
 /// A file that compresses well: the same text over and over.
 fn write_text_file(path: &std::path::Path, bytes: usize) {
     let line = b"ferry replicates zfs datasets between sites; this line repeats and compresses well.\n";
@@ -37,13 +32,13 @@ fn zstd_over_ssh_compresses_on_the_wire_and_arrives_intact() {
     write_random_file(&src.join("rand.bin"), 1 << 20, 3);
     lab.ok(&["setup", "data"]);
     let init = json(&lab.ok(&["--json", "initialize", "data"]));
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     let wire = init["bytes"].as_u64().unwrap();
     assert!(wire > 0 && wire < 6 << 20, "13 MiB of mostly text went as {wire} bytes");
     write_text_file(&src.join("text2.txt"), 8 << 20);
     let up = json(&lab.ok(&["--json", "update", "data"]));
     assert!(up["bytes"].as_u64().unwrap() < 3 << 20, "{up}");
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
     assert!(
         log.contains("| zstd -q -c -1") && log.contains("zstd -q -d -c | zfs receive"),
@@ -146,14 +141,14 @@ fn mbuffer_transport_replicates_and_reports_figures() {
     write_random_file(&src.join("a.bin"), 24 << 20, 1);
     lab.ok(&["setup", "data"]);
     let init = json(&lab.ok(&["--json", "initialize", "data"]));
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     // mbuffer's own figure (to its display precision), of the compressed stream
     let bytes = init["bytes"].as_u64().unwrap();
     assert!((20 << 20..=30 << 20).contains(&bytes), "{init}");
     write_random_file(&src.join("b.bin"), 4 << 20, 2);
     std::fs::remove_file(src.join("a.bin")).unwrap();
     lab.ok(&["update", "data"]);
-    assert_eq!(tree_checksum(&src), dst_sum(&lab));
+    assert_eq!(tree_checksum(&src), lab.dst_sum());
     assert_eq!(lab.status()["state"], "Synchronized");
     let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
     assert!(log.contains("UNENCRYPTED"), "{log}");
@@ -197,7 +192,7 @@ fn mbuffer_port_in_use_fails_clearly_and_leaves_nothing() {
     assert_eq!(common::zfs::zfs_get(&lab.dst_ds, "ferry:lastsnap"), cp);
     drop(squatter);
     lab.ok(&["update", "data"]);
-    assert_eq!(tree_checksum(&lab.src_mnt()), dst_sum(&lab));
+    assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
 }
 
 /// An address on a veth whose far end (in a namespace of its own) is down: a connection to it
@@ -312,7 +307,7 @@ fn mbuffer_listener_without_a_connection_ends_cleanly() {
     // and back on a reachable address it works
     std::fs::write(&lab.config, cfg).unwrap();
     lab.ok(&["update", "data"]);
-    assert_eq!(tree_checksum(&lab.src_mnt()), dst_sum(&lab));
+    assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
 }
 
 #[test]
@@ -344,6 +339,6 @@ fn mbuffer_push_to_a_remote_destination_uses_its_address_by_default() {
     lab.ok(&["initialize", lab.dst_ds.as_str()]);
     write_random_file(&lab.src_mnt().join("b.bin"), 1 << 20, 8);
     lab.ok(&["update", lab.dst_ds.as_str()]);
-    assert_eq!(tree_checksum(&lab.src_mnt()), dst_sum(&lab));
+    assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
     assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
 }

@@ -100,6 +100,13 @@ impl Lab {
         super::zfs::mountpoint(&self.dst_ds)
     }
 
+    /// Checksum of the destination as stored: zfs-fuse keeps stale page cache across an
+    /// incremental receive into a mounted dataset, so the caches go first (see `zfs::remount`).
+    pub fn dst_sum(&self) -> String {
+        super::zfs::remount(&self.dst_ds);
+        super::zfs::tree_checksum(&self.dst_mnt())
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
         c.arg("-c").arg(&self.config).args(args);
