@@ -11,5 +11,6 @@ pub mod exec;
 pub mod monitor;
 pub mod ssh;
 pub mod state;
+pub mod text;
 pub mod transport;
 pub mod tui;

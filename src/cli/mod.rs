@@ -3,11 +3,15 @@
 
 /// println! that ends the process quietly when stdout is a closed pipe (`ferry status | head -1`)
 /// instead of panicking; SIGPIPE stays ignored so a receiver that dies never kills a job.
+/// Control characters (text a remote chose: properties, error output) are shown escaped.
 macro_rules! outln {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        if !$crate::cli::quiet() && writeln!(std::io::stdout().lock(), $($t)*).is_err() {
-            std::process::exit(141);
+        if !$crate::cli::quiet() {
+            let text = format!($($t)*);
+            if writeln!(std::io::stdout().lock(), "{}", $crate::text::escape_controls(&text)).is_err() {
+                std::process::exit(141);
+            }
         }
     }};
 }
@@ -16,9 +20,20 @@ macro_rules! outln {
 macro_rules! out {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        if !$crate::cli::quiet() && write!(std::io::stdout().lock(), $($t)*).is_err() {
-            std::process::exit(141);
+        if !$crate::cli::quiet() {
+            let text = format!($($t)*);
+            if write!(std::io::stdout().lock(), "{}", $crate::text::escape_controls(&text)).is_err() {
+                std::process::exit(141);
+            }
         }
+    }};
+}
+
+/// eprintln! with control characters escaped, as `outln!` does.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        let text = format!($($t)*);
+        eprintln!("{}", $crate::text::escape_controls(&text));
     }};
 }
 
@@ -37,7 +52,7 @@ pub(crate) fn quiet() -> bool {
 /// Prints even when the action's output is silenced: the plugin line itself.
 fn plugin_line(line: &str) {
     use std::io::Write as _;
-    if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+    if writeln!(std::io::stdout().lock(), "{}", crate::text::one_line(line)).is_err() {
         std::process::exit(141);
     }
 }
@@ -65,7 +80,7 @@ pub fn main() -> i32 {
         if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
             cli.action = Some(Action::Console);
         } else {
-            eprintln!("ferry: no ACTION given and not on a terminal (see ferry --help)");
+            errln!("ferry: no ACTION given and not on a terminal (see ferry --help)");
             return 2;
         }
     }
@@ -77,7 +92,7 @@ pub fn main() -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("ferry: error: cannot start the runtime: {e}");
+            errln!("ferry: error: cannot start the runtime: {e}");
             return 1;
         }
     };
@@ -99,7 +114,7 @@ fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
         ));
         return Level::Critical.exit_code();
     }
-    eprintln!("ferry: error: {}{dest}: {msg}", action.name());
+    errln!("ferry: error: {}{dest}: {msg}", action.name());
     1
 }
 
@@ -231,7 +246,7 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
             host_name: cli.nsca_host_name.clone().unwrap_or_else(nsca::local_host_name),
         };
         if let Err(e) = nsca::send(&target, &passive).await {
-            eprintln!("ferry: error: {}{dest}: --nsca: {e:#}", action.name());
+            errln!("ferry: error: {}{dest}: --nsca: {e:#}", action.name());
             if code == 0 {
                 code = if cli.nagios { Level::Unknown.exit_code() } else { 1 };
             }
@@ -326,7 +341,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                             rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": false, "error": msg}));
                         }
                         if !cli.nagios {
-                            eprintln!("ferry: error: update {}: {msg}", Engine::dest_name(p));
+                            errln!("ferry: error: update {}: {msg}", Engine::dest_name(p));
                         }
                     }
                 }

@@ -155,7 +155,8 @@ pub fn describe_failure(code: Option<i32>, stderr: &str) -> String {
     if msg.is_empty() {
         status
     } else {
-        format!("{status}: {}", msg.join("; "))
+        // stderr is the remote's to choose: never let it reach a terminal raw
+        format!("{status}: {}", crate::text::escape_controls(&msg.join("; ")))
     }
 }
 

@@ -51,7 +51,7 @@ pub fn input(host_name: &str, checks: &[Passive]) -> String {
     checks
         .iter()
         .map(|c| {
-            let line = c.line.replace(['\t', '\n', '\r', '\x17'], " ");
+            let line = crate::text::escape_controls(&c.line.replace(['\t', '\n', '\r', '\x17'], " ")).into_owned();
             format!(
                 "{host_name}\t{}\t{}\t{line}",
                 service(&c.fingerprint),

@@ -26,7 +26,8 @@ impl PairLog {
     /// Appends one line; a log that cannot be written never stops replication.
     pub fn line(&self, msg: &str) {
         let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-        let text = format!("{stamp} [{}] {msg}\n", std::process::id());
+        // one line per entry whatever the message holds: remote error text may carry newlines or escapes
+        let text = format!("{stamp} [{}] {}\n", std::process::id(), crate::text::one_line(msg));
         if self.echo {
             eprint!("{text}");
         }

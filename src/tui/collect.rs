@@ -78,12 +78,14 @@ pub fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut s = String::new();
-    let _ = f.read_to_string(&mut s);
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    // the seek may land inside a character, and a job's output is not ours to trust
+    let s = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| l.to_string())
+        .map(|l| crate::text::escape_controls(l).into_owned())
         .collect()
 }
 
@@ -257,5 +259,23 @@ async fn system_loop(tx: UnboundedSender<Event>) {
         if tx.send(Event::System(view)).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tail_escapes_what_a_job_printed_and_survives_a_cut_character() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("console.out");
+        // 64 KiB + 1 byte of 2-byte characters: the seek lands inside one
+        let mut body = "é".repeat(32 * 1024 + 1);
+        body.push_str("\nferry: error: \u{1b}]0;owned\u{7}\u{1b}[2J\n");
+        std::fs::write(&p, body).unwrap();
+        let lines = super::tail(&p, 1);
+        assert_eq!(
+            lines,
+            vec!["ferry: error: \\u001b]0;owned\\u0007\\u001b[2J".to_string()]
+        );
     }
 }

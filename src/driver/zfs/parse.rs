@@ -21,8 +21,9 @@ pub fn capabilities(out: &str) -> Capabilities {
 }
 
 /// A user property's value, or None where zfs prints "-" (unset).
+/// The value is the remote's to choose, so control characters come back escaped.
 fn user_value(v: &str) -> Option<String> {
-    (v != "-" && !v.is_empty()).then(|| v.to_string())
+    (v != "-" && !v.is_empty()).then(|| crate::text::escape_controls(v).into_owned())
 }
 
 /// Groups `zfs get` lines into one VolumeInfo per requested dataset (in request order).
