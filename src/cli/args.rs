@@ -107,6 +107,13 @@ pub enum Action {
     Check,
     /// The full-screen console (also what `ferry` with no action opens on a terminal)
     Console,
+    /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `ferry man > /usr/local/share/man/man1/ferry.1`
+    Man,
 }
 
 impl Action {
@@ -125,6 +132,8 @@ impl Action {
             Action::Import { .. } => "import",
             Action::Metrics { .. } => "metrics",
             Action::Console => "console",
+            Action::Completions { .. } => "completions",
+            Action::Man => "man",
         }
     }
 
@@ -141,6 +150,7 @@ impl Action {
             | Action::Metrics { dest }
             | Action::Update { dest, .. } => dest.as_deref(),
             Action::Check | Action::Console | Action::Import { .. } => None,
+            Action::Completions { .. } | Action::Man => None,
         }
     }
 }

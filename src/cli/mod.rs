@@ -61,7 +61,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 pub use args::{Action, Cli};
 
@@ -124,6 +124,29 @@ fn load_config(cli: &Cli) -> Result<Config> {
 }
 
 async fn run(cli: &Cli, action: &Action) -> i32 {
+    // generated from the clap definitions, so they cannot drift from the parser
+    let generated = match action {
+        Action::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ferry", &mut buf);
+            Some(buf)
+        }
+        Action::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .expect("rendering into memory cannot fail");
+            Some(buf)
+        }
+        _ => None,
+    };
+    if let Some(buf) = generated {
+        use std::io::Write as _;
+        if std::io::stdout().lock().write_all(&buf).is_err() {
+            std::process::exit(141);
+        }
+        return 0;
+    }
     // import reads another tool's file: no ferry config needed
     if let Action::Import { format, file } = action {
         return match import(format, file) {
@@ -273,6 +296,8 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             crate::tui::run(engine).await?;
             Ok(0)
         }
+        // answered in `run` before any config is read
+        Action::Completions { .. } | Action::Man => Ok(0),
         Action::Fingerprint { dest } => {
             let pairs: Vec<&Pair> = match dest {
                 Some(d) => vec![one(engine, d)?],
