@@ -38,6 +38,7 @@ macro_rules! errln {
 }
 
 mod args;
+mod bar;
 mod print;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -387,11 +388,16 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             let opts = replicate::Options {
                 force: matches!(action, Action::Update { force: true, .. }),
             };
+            let watch = bar::wanted(cli.nagios, cli.json)
+                .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));
             let result = if matches!(action, Action::Initialize { .. }) {
                 replicate::initialize(engine, p, opts).await
             } else {
                 replicate::update(engine, p, opts).await
             };
+            if let Some(w) = watch {
+                w.finish().await;
+            }
             let done = result?;
             if cli.json {
                 outln!(
@@ -450,13 +456,16 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
         _ => {}
     }
     let started = info.lock.map(|l| l.started).unwrap_or(0);
+    // a person at a terminal gets the bar the job's own shell would show; pipes get lines
+    let watch = (std::io::stdout().is_terminal() && bar::wanted(quiet(), json))
+        .then(|| bar::Watch::start(engine.state.progress_path(&fp), started));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         let p = Progress::read(&engine.state.progress_path(&fp));
         let now = status::run_info(&engine.state, pair);
         let running = matches!(now.status, RunState::Running | RunState::Initializing);
-        if let Some(p) = p.as_ref().filter(|p| p.started >= started) {
+        if let Some(p) = p.as_ref().filter(|p| p.started >= started && watch.is_none()) {
             if json {
                 outln!("{}", serde_json::to_string(p)?);
             } else {
@@ -464,6 +473,9 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
             }
         }
         if !running {
+            if let Some(w) = watch {
+                w.finish().await;
+            }
             let ok = now.last.as_ref().map(|l| l.ok).unwrap_or(false);
             match now.last {
                 Some(l) if !l.ok => outln!("{} failed: {}", l.action, l.error.unwrap_or_default()),
