@@ -522,3 +522,49 @@ async fn a_dead_host_shows_as_such_and_input_keeps_working() {
     let s = render(&mut a, 120, 20);
     assert!(s.contains("unreachable"), "{s}");
 }
+
+#[test]
+fn lag_moves_every_second_between_status_refreshes() {
+    let c = config(CONFIG);
+    let mut a = App::new(c.clone(), "/var/lib/ferry".into(), Theme::builtin("dark").unwrap());
+    // pair 0 (wlag 2h by default) is 30 s short of its warning threshold when status is read
+    let scene = |lag0| {
+        Event::Status(vec![
+            status(&c, 0, "Synchronized", Some(lag0), Level::Ok, idle()),
+            status(&c, 1, "Synchronized", Some(300), Level::Ok, idle()),
+            status(&c, 2, "Uninitialized", None, Level::Ok, idle()),
+            status(&c, 3, "Uninitialized", None, Level::Ok, idle()),
+        ])
+    };
+    a.handle(scene(7170));
+    // select another row: the selected one is drawn in one colour
+    key(&mut a, KeyCode::Down);
+    let before = render(&mut a, 130, 30);
+    assert!(before.contains("1h59m") && before.contains("5m00s"), "{before}");
+    for _ in 0..60 {
+        a.handle(Event::Tick);
+    }
+    let mut t = Terminal::new(TestBackend::new(130, 30)).unwrap();
+    t.draw(|f| ferry::tui::ui::draw(f, &mut a)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let screen: Vec<String> = (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect())
+        .collect();
+    let web = screen.iter().find(|l| l.contains("tank/web")).unwrap();
+    assert!(web.contains("6m00s"), "the lag moved with the ticks: {web}");
+    let (y, data) = screen
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.contains("tank/data"))
+        .unwrap();
+    let x = data.find("2h00m").expect("the lag moved past 2h") as u16;
+    let x = data[..x as usize].chars().count() as u16;
+    assert_eq!(
+        buf[(x, y as u16)].fg,
+        Theme::builtin("dark").unwrap().warn.fg.unwrap(),
+        "crossing wlag between refreshes turns the lag to the warning colour"
+    );
+    // a new status starts the count again
+    a.handle(scene(1));
+    assert_eq!(a.lag_now(0), Some(1));
+}

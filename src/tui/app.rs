@@ -11,6 +11,7 @@ use ratatui::layout::Rect;
 use crate::config::{Config, Pair};
 use crate::engine::status::{PairStatus, RunInfo, RunState};
 use crate::engine::Engine;
+use crate::monitor::Level;
 
 use super::event::{Event, HostView, SystemView};
 use super::keys::{Act, KeyMap};
@@ -132,6 +133,8 @@ pub struct App {
     pub log_tail: HashMap<String, Vec<String>>,
     pub flash: Option<(String, Instant)>,
     pub last_status_at: Option<Instant>,
+    /// Ticks (seconds) since the last full status: lags move with the clock between refreshes.
+    pub ticks_since_status: u64,
     pub refreshing: bool,
     pub quit: bool,
     /// Where the table was drawn (rows start one below the header), for mouse clicks.
@@ -178,6 +181,7 @@ impl App {
             log_tail: HashMap::new(),
             flash: None,
             last_status_at: None,
+            ticks_since_status: 0,
             refreshing: true,
             quit: false,
             table_area: Rect::default(),
@@ -190,6 +194,20 @@ impl App {
 
     pub fn pair(&self, idx: usize) -> &Pair {
         &self.config.pairs[idx]
+    }
+
+    /// The pair's lag now: the last status's lag plus the seconds since it was read, so the
+    /// column moves every second and not only on the refresh.
+    pub fn lag_now(&self, idx: usize) -> Option<u64> {
+        let s = self.statuses.get(idx)?.as_ref()?;
+        s.lag_secs.map(|l| l.saturating_add(self.ticks_since_status))
+    }
+
+    /// The level of `lag_now` against the pair's wlag/clag.
+    pub fn lag_level_now(&self, idx: usize) -> Option<Level> {
+        let o = &self.pair(idx).options;
+        self.lag_now(idx)
+            .map(|l| crate::monitor::level(std::time::Duration::from_secs(l), o.wlag, o.clag))
     }
 
     pub fn selected_index(&self) -> Option<usize> {
@@ -258,7 +276,7 @@ impl App {
                     || state.contains(&needle)
             })
             .collect();
-        let lag = |i: usize| self.statuses[i].as_ref().and_then(|s| s.lag_secs).unwrap_or(u64::MAX);
+        let lag = |i: usize| self.lag_now(i).unwrap_or(u64::MAX);
         let state = |i: usize| self.statuses[i].as_ref().map(|s| s.level as u8).unwrap_or(9);
         let status = |i: usize| self.run(i).map(|r| r.status as u8).unwrap_or(0);
         let rate = |i: usize| {
@@ -313,6 +331,7 @@ impl App {
                     self.statuses[i] = Some(s);
                 }
                 self.last_status_at = Some(Instant::now());
+                self.ticks_since_status = 0;
                 self.refreshing = false;
                 self.recount();
                 self.reorder();
@@ -335,6 +354,7 @@ impl App {
             }
             // the open detail's log follows a running job
             Event::Tick => {
+                self.ticks_since_status += 1;
                 if let (true, Some(i)) = (self.detail, self.selected_index()) {
                     if self.running().contains(&i) {
                         return vec![Command::LoadLog {

@@ -107,8 +107,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Span::styled("checkpoint   ", t.dim),
                 Span::styled(s.checkpoint.as_deref().map(short).unwrap_or_else(|| "-".into()), t.base),
                 Span::styled(
-                    s.lag_secs.map(|l| format!("  lag {}", secs(l))).unwrap_or_default(),
-                    level_style(app, s.lag_level),
+                    app.lag_now(i).map(|l| format!("  lag {}", secs(l))).unwrap_or_default(),
+                    level_style(app, app.lag_level_now(i).unwrap_or(s.lag_level)),
                 ),
             ]));
         }

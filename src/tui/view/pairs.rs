@@ -74,8 +74,12 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
             }
             None => ("…".to_string(), t.dim),
         };
-        let lag = st.and_then(|s| s.lag_secs).map(secs).unwrap_or_else(|| "-".into());
-        let lag_style = st.map(|s| level_style(app, s.lag_level)).unwrap_or(t.dim);
+        let lag = app.lag_now(i).map(secs).unwrap_or_else(|| "-".into());
+        let lag_style = match (st, app.lag_level_now(i)) {
+            (Some(_), Some(l)) => level_style(app, l),
+            (Some(s), None) => level_style(app, s.lag_level),
+            (None, _) => t.dim,
+        };
         let flags = st.map(|s| s.flags.clone()).unwrap_or_else(|| "---".into());
         let (status, status_style, runtime) = match run {
             Some(r) => {
