@@ -568,3 +568,23 @@ fn lag_moves_every_second_between_status_refreshes() {
     a.handle(scene(1));
     assert_eq!(a.lag_now(0), Some(1));
 }
+
+#[test]
+fn detail_of_a_pair_whose_host_is_down_says_it_was_not_read() {
+    let c = config(CONFIG);
+    let mut a = App::new(c.clone(), "/var/lib/ferry".into(), Theme::builtin("dark").unwrap());
+    let mut down = status(&c, 0, "Unknown", None, Level::Unknown, idle());
+    down.reason = Some("host store1 (192.0.2.10:22): connection timed out".into());
+    down.source_snapshots.clear();
+    down.destination_snapshots.clear();
+    a.handle(Event::Status(vec![
+        down,
+        status(&c, 1, "Synchronized", Some(300), Level::Ok, idle()),
+        status(&c, 2, "Uninitialized", None, Level::Ok, idle()),
+        status(&c, 3, "Uninitialized", None, Level::Ok, idle()),
+    ]));
+    key(&mut a, KeyCode::Enter);
+    let s = render(&mut a, 130, 40);
+    assert!(!s.contains("0 snapshots"), "an unread host is not an empty one: {s}");
+    assert!(s.contains("not read") && s.contains("connection timed out"), "{s}");
+}

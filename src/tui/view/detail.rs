@@ -154,8 +154,17 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     if let Some(s) = st {
         let cp = s.checkpoint.as_deref();
         lines.push(Line::raw(""));
-        lines.extend(snap_lines(app, "source", &s.source_snapshots, cp, 4));
-        lines.extend(snap_lines(app, "destination", &s.destination_snapshots, cp, 4));
+        if s.state == "Unknown" {
+            // no listing came back: "0 snapshots" would be a claim about the data
+            lines.push(Line::from(Span::styled("snapshots    not read", t.header)));
+            lines.push(Line::from(Span::styled(
+                format!("  {}", s.reason.as_deref().unwrap_or("a host could not be read")),
+                t.warn,
+            )));
+        } else {
+            lines.extend(snap_lines(app, "source", &s.source_snapshots, cp, 4));
+            lines.extend(snap_lines(app, "destination", &s.destination_snapshots, cp, 4));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(Span::styled("log", t.header)));
