@@ -150,10 +150,16 @@ fn adopt_round(lab: &Lab, source: &str, generation: Generation) {
     };
     let fp = md5(&format!("{endpoint}::local:{}", lab.dst_ds));
 
-    // with adopt: one incremental send from zettabee's last snapshot
+    // with adopt: initialize points at update, which sends incrementally from zettabee's last snapshot
     lab.write_config_for(source, &lab.dst_ds, "keep = 1\nadopt = \"zettabee\"", &kh, false);
+    let r = lab.ferry(&["initialize", "data"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("run `ferry update "), "{}", r.stderr);
+    assert_eq!(zfs_get(&lab.dst_ds, "ferry:fingerprint"), "-");
     lab.ok(&["update", "data"]);
     let bytes = last_bytes(lab, &fp);
+    let total = common::zfs::zfs_get_p(&lab.src_ds, "referenced");
+    eprintln!("adoption sent {bytes} bytes of a dataset referencing {total} bytes");
     assert!(
         (1 << 20..4 << 20).contains(&bytes),
         "an incremental of the 1 MiB written, not the 25 MiB dataset: {bytes} bytes"

@@ -41,7 +41,11 @@ fn is_local(host: &str, this: &str) -> bool {
         return true;
     }
     let first = |h: &str| h.split('.').next().unwrap_or("").to_string();
-    host.parse::<IpAddr>().is_err() && !this.is_empty() && first(host) == first(this) && (!this.contains('.'))
+    // one of the two unqualified: backup1 is backup1.example.com (two FQDNs must match whole)
+    host.parse::<IpAddr>().is_err()
+        && !this.is_empty()
+        && first(host) == first(this)
+        && (!this.contains('.') || !host.contains('.'))
 }
 
 fn toml_str(s: &str) -> String {
@@ -424,6 +428,27 @@ mod tests {
         let e = import("s:t/a local:b/a sshport=22\ns:t/b local:b/b sshport=2222\n").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (2, "sshport"), "{e}");
         assert!(e.message.contains("line 1 gives sshport=22"), "{e}");
+    }
+
+    #[test]
+    fn this_machine_under_its_short_or_full_name_is_local() {
+        assert!(is_local("backup1.example.com", "backup1"));
+        assert!(is_local("backup1", "backup1.example.com"));
+        assert!(is_local("backup1.example.com", "backup1.example.com"));
+        assert!(!is_local("backup1.example.org", "backup1.example.com"));
+        assert!(!is_local("backup2.example.com", "backup1"));
+        assert!(!is_local("10.0.0.1", "10"));
+    }
+
+    #[test]
+    fn the_adopt_key_is_checked() {
+        let pair = "[[pair]]\nsource = \"t/a\"\ndestination = \"b/a\"\n";
+        let c = crate::config::parse(Path::new("x"), &format!("{pair}adopt = \"zettabee\"\n")).unwrap();
+        assert_eq!(c.pairs[0].adopt, Some(crate::config::Adopt::Zettabee));
+        let e = crate::config::parse(Path::new("x"), &format!("{pair}adopt = \"syncoid\"\n")).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (4, "adopt"), "{e}");
+        let e = crate::config::parse(Path::new("x"), "[defaults]\nadopt = \"zettabee\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "adopt"), "{e}");
     }
 
     #[test]

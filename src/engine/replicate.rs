@@ -222,6 +222,13 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
                 pruned: vec![],
             });
         }
+        if adopt::wanted(pair, &sides.src_info, &sides.dst_info) {
+            bail!(
+                "destination {} exists and the pair has adopt = \"zettabee\": run `ferry update {}` to take it over without a full resend",
+                pair.destination,
+                Engine::dest_name(pair)
+            );
+        }
         bail!(
             "destination {} already exists and is not this pair's replica ({}); destroy it by hand or choose another destination",
             pair.destination,
