@@ -58,3 +58,118 @@ fn zettabee_lines_become_a_config_ferry_accepts() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown format \"rsnapshot\""), "{err}");
 }
+
+/// This machine's host name, as the importer sees it: zettabee's destination host is this machine.
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A zettabee.cfg as zettabee's README describes it: FQDN and IPv4 hosts, several pairs, comments,
+/// zettabee's own options (transport, port, sshport, sshkey, wlag/clag/wrun/crun in seconds).
+fn realistic(dhost: &str) -> String {
+    format!(
+        "# zettabee.cfg: pairs received on {dhost}\n\
+         # source                      destination                            options\n\
+         store1.example.com:tank/home  {dhost}:backup/store1/home  transport=mbuffer,port=9090,sshport=2222,sshkey=/root/.ssh/zettabee_rsa,wlag=3600,clag=86400\n\
+         store1.example.com:tank/mail  {dhost}:backup/store1/mail  transport=mbuffer,port=9091,sshport=2222,sshkey=/root/.ssh/zettabee_rsa,wlag=7200,clag=172800,wrun=3600,crun=21600\n\
+         \n\
+         # the VM host is known by its address only\n\
+         10.20.30.40:pool0/vm/images   {dhost}:backup/vmhost/images  transport=mbuffer,port=9092,wlag=3600,clag=86400\n\
+         store1.example.org:tank/web   {dhost}:backup/web  port=9093\n"
+    )
+}
+
+#[test]
+fn a_real_zettabee_file_with_fqdns_ips_sshport_and_sshkey_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = dir.path().join("zettabee.cfg");
+    let dhost = format!("{}.example.com", this_host());
+    std::fs::write(&z, realistic(&dhost)).unwrap();
+    let (code, toml, err) = ferry(&["import", "zettabee", z.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        toml.contains("[hosts.\"store1-example-com\"]"),
+        "table names are quoted: {toml}"
+    );
+    assert!(!toml.contains("adopt"), "only --adopt marks pairs: {toml}");
+    let cfg = dir.path().join("ferry.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let (code, out, err) = ferry(&["-c", cfg.to_str().unwrap(), "check"], dir.path());
+    assert_eq!(code, 0, "{err}\n{toml}");
+    // an FQDN shared by two domains gets the longer name, an IPv4 address its dashed form;
+    // sshport and sshkey become the host's port and key; the address stays the original
+    assert!(out.contains("hosts: 3"), "{out}");
+    assert!(
+        out.contains("store1-example-com  root@store1.example.com:2222  key /root/.ssh/zettabee_rsa"),
+        "{out}"
+    );
+    assert!(out.contains("store1-example-org  root@store1.example.org:22"), "{out}");
+    assert!(out.contains("10-20-30-40  root@10.20.30.40:22"), "{out}");
+    // the destination host is this machine: local; mbuffer goes to the address zettabee used
+    assert!(
+        out.contains(
+            "store1-example-com:tank/home -> local:backup/store1/home  Zfs/Mbuffer port 9090  wlag 1h00m clag 1d00h"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(&format!("to {dhost}:9090")), "{out}");
+    assert!(
+        out.contains("store1-example-com:tank/mail -> local:backup/store1/mail  Zfs/Mbuffer port 9091  wlag 2h00m clag 2d00h wrun 1h00m crun 6h00m"),
+        "{out}"
+    );
+    assert!(
+        out.contains("10-20-30-40:pool0/vm/images -> local:backup/vmhost/images"),
+        "{out}"
+    );
+    assert!(
+        out.contains("store1-example-org:tank/web -> local:backup/web  Zfs/Ssh port 9093"),
+        "{out}"
+    );
+
+    // --adopt marks every pair, and check says what that means
+    let (code, toml, err) = ferry(&["import", "zettabee", "--adopt", z.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(toml.matches("adopt = \"zettabee\"").count(), 4, "{toml}");
+    std::fs::write(&cfg, &toml).unwrap();
+    let (code, out, err) = ferry(&["-c", cfg.to_str().unwrap(), "check"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("adopt zettabee").count(), 4, "{out}");
+}
+
+#[test]
+fn import_errors_name_the_zettabee_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = dir.path().join("zettabee.cfg");
+    let dhost = format!("{}.example.com", this_host());
+    let base = realistic(&dhost);
+    let cases = [
+        // found while reading the line
+        (
+            "store2.example.com:tank/x {d}:backup/x port=9094,sshport=ssh\n",
+            9,
+            "sshport",
+        ),
+        // two pairs of one host disagreeing on its ssh port
+        (
+            "store1.example.com:tank/x {d}:backup/x port=9094,sshport=22\n",
+            9,
+            "sshport",
+        ),
+        // found only when the converted config is loaded back: a duplicate mbuffer port
+        ("store2.example.com:tank/x {d}:backup/x port=9090\n", 9, "port"),
+        // a duplicate destination
+        ("store2.example.com:tank/x {d}:backup/web\n", 9, "destination"),
+    ];
+    for (extra, line, key) in cases {
+        std::fs::write(&z, format!("{base}{}", extra.replace("{d}", &dhost))).unwrap();
+        let (code, _, err) = ferry(&["import", "zettabee", z.to_str().unwrap()], dir.path());
+        assert_eq!(code, 1, "{extra}");
+        assert!(
+            err.contains(&format!("{}:{line}: key `{key}`", z.display())),
+            "{extra}: {err}"
+        );
+    }
+}

@@ -102,6 +102,10 @@ pub enum Action {
         /// The tool whose config FILE is (zettabee)
         format: String,
         file: PathBuf,
+        /// Mark every pair `adopt = "zettabee"`: its first update takes over zettabee's replica
+        /// from zettabee's last snapshot instead of a full resend
+        #[arg(long)]
+        adopt: bool,
     },
     /// Validate the config and print what it says
     Check,

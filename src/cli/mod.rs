@@ -149,8 +149,8 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
         return 0;
     }
     // import reads another tool's file: no ferry config needed
-    if let Action::Import { format, file } = action {
-        return match import(format, file) {
+    if let Action::Import { format, file, adopt } = action {
+        return match import(format, file, *adopt) {
             Ok(text) => {
                 out!("{text}");
                 0
@@ -289,8 +289,8 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             print::config(&engine.config, cli.json);
             Ok(0)
         }
-        Action::Import { format, file } => {
-            out!("{}", import(format, file)?);
+        Action::Import { format, file, adopt } => {
+            out!("{}", import(format, file, *adopt)?);
             Ok(0)
         }
         Action::Console => {
@@ -512,10 +512,11 @@ fn pair_metrics(engine: &Engine, s: &status::PairStatus) -> metrics::PairMetrics
     }
 }
 
-fn import(format: &str, file: &std::path::Path) -> Result<String> {
+fn import(format: &str, file: &std::path::Path, adopt: bool) -> Result<String> {
     if format != "zettabee" {
         anyhow::bail!("unknown format {format:?} (ferry imports: zettabee)");
     }
     let text = std::fs::read_to_string(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
-    config::import::zettabee(file, &text, &nsca::local_host_name()).map_err(|e| anyhow!(e))
+    let options = config::import::Options { adopt };
+    config::import::zettabee(file, &text, &nsca::local_host_name(), options).map_err(|e| anyhow!(e))
 }

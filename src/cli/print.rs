@@ -179,6 +179,7 @@ pub fn config(c: &Config, json: bool) {
                     "wlag": p.options.wlag.as_secs(), "clag": p.options.clag.as_secs(),
                     "wrun": p.options.wrun.as_secs(), "crun": p.options.crun.as_secs(),
                     "bwlimit": p.options.bwlimit, "compress": p.options.compress, "keep": p.options.keep,
+                    "adopt": p.adopt,
                 })
             })
             .collect();
@@ -243,6 +244,9 @@ pub fn config(c: &Config, json: bool) {
             if o.compress == Compress::Zstd { "zstd" } else { "none" },
             o.keep
         );
+        if p.adopt == Some(crate::config::Adopt::Zettabee) {
+            outln!("    adopt zettabee: the first update takes over zettabee's replica from its last snapshot");
+        }
         if o.transport == crate::config::TransportKind::Mbuffer {
             outln!(
                 "    warning: transport mbuffer sends the stream unencrypted from {} to {}:{} (mbuffer_timeout {})",

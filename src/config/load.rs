@@ -153,6 +153,7 @@ struct RawEntry {
     keep: Option<Spanned<i64>>,
     mbuffer_address: Option<Spanned<String>>,
     mbuffer_timeout: Option<Spanned<Scalar>>,
+    adopt: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -244,6 +245,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ("source", e.source.as_ref().map(|s| s.span())),
                 ("destination", e.destination.as_ref().map(|s| s.span())),
                 ("port", e.port.as_ref().map(|s| s.span())),
+                ("adopt", e.adopt.as_ref().map(|s| s.span())),
             ] {
                 if let Some(span) = present {
                     return Err(cx.err(span, key, "belongs in a [[pair]], not in [defaults]"));
@@ -349,6 +351,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
             }
         }
+        let adopt = match &e.adopt {
+            Some(a) if a.get_ref() == "zettabee" => Some(Adopt::Zettabee),
+            Some(a) => {
+                return Err(cx.err(
+                    a.span(),
+                    "adopt",
+                    &format!("ferry can adopt replicas of \"zettabee\", not {:?}", a.get_ref()),
+                ))
+            }
+            None => None,
+        };
         pairs.push(Pair {
             kind,
             source,
@@ -356,6 +369,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             port,
             options,
             line,
+            adopt,
         });
     }
 

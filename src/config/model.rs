@@ -162,6 +162,15 @@ pub struct Pair {
     pub options: PairOptions,
     /// Line of the `[[pair]]` header in the config file.
     pub line: usize,
+    /// Take over a replica another tool made (`adopt = "zettabee"`) instead of a full initialize.
+    pub adopt: Option<Adopt>,
+}
+
+/// Tools whose replicas ferry can take over without a full resend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adopt {
+    Zettabee,
 }
 
 impl Pair {

@@ -1,6 +1,7 @@
 //! The engine: actions on pairs, job lifecycle, locks and progress. The CLI and the console call
 //! these same functions; nothing above this layer runs a storage command.
 
+pub mod adopt;
 pub mod assess;
 pub mod fleet;
 pub mod hosts;

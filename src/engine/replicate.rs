@@ -9,6 +9,7 @@ use crate::driver::{Capabilities, VolumeDriver, VolumeInfo};
 use crate::exec::Executor;
 use crate::transport::{self, codec, mbuffer};
 
+use super::adopt;
 use super::assess::{assess, ours, State};
 use super::job::Job;
 use super::Engine;
@@ -221,6 +222,13 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
                 pruned: vec![],
             });
         }
+        if adopt::wanted(pair, &sides.src_info, &sides.dst_info) {
+            bail!(
+                "destination {} exists and the pair has adopt = \"zettabee\": run `ferry update {}` to take it over without a full resend",
+                pair.destination,
+                Engine::dest_name(pair)
+            );
+        }
         bail!(
             "destination {} already exists and is not this pair's replica ({}); destroy it by hand or choose another destination",
             pair.destination,
@@ -286,15 +294,28 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     let fp = pair.fingerprint();
     let sides = read_sides(engine, pair, job).await?;
     let a = assess(&fp, &sides.src_info, &sides.dst_info);
+    // adopting another tool's replica: its base instead of a checkpoint, ferry's marks set after
+    let adopting = adopt::wanted(pair, &sides.src_info, &sides.dst_info);
     let checkpoint = match a.state {
         State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint"),
+        _ if adopting => {
+            let sides_ex = (&sides.src, &sides.dst);
+            adopt::base(job, pair, sides_ex, &sides.src_info, &sides.dst_info).await?
+        }
         State::Uninitialized => bail!(
             "pair is Uninitialized: run `ferry initialize {}` first",
             Engine::dest_name(pair)
         ),
-        State::Inconsistent(why) | State::Unknown(why) => bail!(
-            "pair is Inconsistent: {why}; inspect both sides, then re-create the destination and run `ferry initialize`"
-        ),
+        State::Inconsistent(why) | State::Unknown(why) => {
+            if sides.dst_info.exists && sides.dst_info.fingerprint.is_none() {
+                if let Some(hint) = adopt::hint(pair, &sides.dst).await {
+                    bail!("pair is Inconsistent: {why}; {hint}");
+                }
+            }
+            bail!(
+                "pair is Inconsistent: {why}; inspect both sides, then re-create the destination and run `ferry initialize`"
+            )
+        }
     };
     let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
     let snap = fresh_name(&fp, &sides.src_info).await;
@@ -311,7 +332,7 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
         }
     };
     job.phase("finishing: moving the checkpoint");
-    record(job, &sides.dst, pair, &snap, false).await?;
+    record(job, &sides.dst, pair, &snap, adopting).await?;
     // retention on the source: the new checkpoint and the newest keep-1 before it stay
     let keep = pair.options.keep as usize;
     // every older one of ours reached the destination (as the checkpoint or an intermediate of -I)

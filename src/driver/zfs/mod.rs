@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod parse;
+pub mod zettabee;
 
 use anyhow::{bail, Result};
 
