@@ -11,7 +11,7 @@ use crate::monitor::Level;
 
 use super::super::app::App;
 use super::super::ui::{level_style, rate, secs};
-use super::{fit_tail, pane};
+use super::{fit_tails_distinct, pane};
 
 pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     app.table_area = area;
@@ -57,8 +57,17 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     let avail = (area.width as usize).saturating_sub(2 + fixed).max(10);
     let src_w = avail / 2;
     let dst_w = avail - src_w;
+    let shown: Vec<usize> = app.order.iter().skip(app.offset).take(visible).copied().collect();
+    let sources = fit_tails_distinct(
+        &shown
+            .iter()
+            .map(|&i| app.pair(i).source.to_string())
+            .collect::<Vec<_>>(),
+        src_w,
+    );
+    let dests = fit_tails_distinct(&shown.iter().map(|&i| app.dest_name(i)).collect::<Vec<_>>(), dst_w);
     let mut rows = Vec::with_capacity(visible);
-    for (pos, &i) in app.order.iter().enumerate().skip(app.offset).take(visible) {
+    for (row_no, (pos, &i)) in app.order.iter().enumerate().skip(app.offset).take(visible).enumerate() {
         let p = app.pair(i);
         let st = app.statuses[i].as_ref();
         let run = app.run(i);
@@ -108,8 +117,8 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
             }
         };
         let mut cells = vec![
-            Cell::from(fit_tail(&p.source.to_string(), src_w)),
-            Cell::from(fit_tail(&app.dest_name(i), dst_w)),
+            Cell::from(sources[row_no].clone()),
+            Cell::from(dests[row_no].clone()),
             Cell::from(styled(state, state_style)),
             Cell::from(styled(lag, lag_style)),
             Cell::from(flags),
