@@ -135,7 +135,8 @@ pub fn zettabee(file: &Path, text: &str, this_host: &str) -> Result<String, Conf
     }
     out.push_str(&pairs);
     // what we print must load: any error here names the zettabee line through its pair
-    super::load::parse(Path::new("(imported)"), &out).map_err(|e| {
+    super::load::parse(Path::new("(imported)"), &out).map_err(|errors| {
+        let e = errors.first();
         let pair_no = out[..out
             .lines()
             .take(e.line.saturating_sub(1))
