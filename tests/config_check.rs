@@ -453,6 +453,37 @@ fn jump_hosts_and_connection_settings() {
         "defaults and overrides: {out}"
     );
     assert!(out.contains("connect_timeout 5s  keepalive 10s x3"), "{out}");
+    // and in --json, in seconds
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.toml");
+    std::fs::write(&path, hosts).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("-c")
+        .arg(&path)
+        .args(["--json", "check"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let far = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "far")
+        .unwrap();
+    assert_eq!(
+        (
+            &far["jump"],
+            &far["connect_timeout"],
+            &far["keepalive_interval"],
+            &far["keepalive_count"]
+        ),
+        (
+            &serde_json::json!("bastion"),
+            &serde_json::json!(10),
+            &serde_json::json!(20),
+            &serde_json::json!(5)
+        )
+    );
     for (cfg, expect) in [
         (
             "[hosts.far]\naddress = \"10.0.0.5\"\njump = \"nowhere\"\n".to_string(),

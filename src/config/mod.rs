@@ -1,5 +1,6 @@
 //! Configuration: the TOML model, its validation, and the units and names it accepts.
 
+mod fields;
 pub mod import;
 mod load;
 mod model;
