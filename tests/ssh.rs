@@ -221,6 +221,10 @@ async fn connection_refused_names_host_and_address() {
         key: None,
         known_hosts: "/nonexistent/known_hosts".into(),
         trust_on_first_use: false,
+        jump: None,
+        connect_timeout: ferry::config::DEFAULT_CONNECT_TIMEOUT,
+        keepalive_interval: ferry::config::DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_count: ferry::config::DEFAULT_KEEPALIVE_COUNT,
     };
     let err = open_err(host).await;
     assert_eq!(err, format!("host store1 (127.0.0.1:{port}): connection refused"));

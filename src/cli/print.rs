@@ -188,7 +188,9 @@ pub fn config(c: &Config, json: bool) {
             .values()
             .map(|h| {
                 serde_json::json!({"name": h.name, "address": h.address, "port": h.port, "user": h.user,
-                "key": h.key, "known_hosts": h.known_hosts, "trust_on_first_use": h.trust_on_first_use})
+                "key": h.key, "known_hosts": h.known_hosts, "trust_on_first_use": h.trust_on_first_use,
+                "jump": h.jump, "connect_timeout": h.connect_timeout.as_secs(),
+                "keepalive_interval": h.keepalive_interval.as_secs(), "keepalive_count": h.keepalive_count})
             })
             .collect();
         let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts, "pairs": pairs,
@@ -207,7 +209,7 @@ pub fn config(c: &Config, json: bool) {
             .map(|k| k.display().to_string())
             .unwrap_or_else(|| "agent or default keys".into());
         outln!(
-            "  {}  {}@{}:{}  key {}  known_hosts {}{}",
+            "  {}  {}@{}:{}  key {}  known_hosts {}{}{}  connect_timeout {}  keepalive {} x{}",
             h.name,
             h.user,
             h.address,
@@ -218,7 +220,11 @@ pub fn config(c: &Config, json: bool) {
                 "  trust_on_first_use"
             } else {
                 ""
-            }
+            },
+            h.jump.as_ref().map(|j| format!("  jump {j}")).unwrap_or_default(),
+            format_duration(h.connect_timeout),
+            format_duration(h.keepalive_interval),
+            h.keepalive_count
         );
     }
     outln!("pairs: {}", c.pairs.len());

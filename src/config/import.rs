@@ -316,6 +316,10 @@ pub fn zettabee(file: &Path, text: &str, this_host: &str, options: Options) -> R
                 "wlag" | "clag" | "wrun" | "crun" if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) => {
                     out.push_str(&format!("{k} = \"{v}s\"\n"));
                 }
+                // a bare number is bytes per second (mbuffer -r's reading); ferry wants the unit said
+                "bwlimit" if !v.is_empty() && v != "0" && v.chars().all(|c| c.is_ascii_digit()) => {
+                    out.push_str(&format!("{k} = \"{v}B\"\n"));
+                }
                 _ => {
                     if k == "transport" {
                         transport = Some(v.as_str());
@@ -342,14 +346,15 @@ pub fn zettabee(file: &Path, text: &str, this_host: &str, options: Options) -> R
         }
     }
     // what we print must load: an error is reported at the zettabee line its block came from
-    super::load::parse(file, &out).map_err(|e| {
+    super::load::parse(file, &out).map_err(|errors| {
+        let e = errors.first();
         let line = origin
             .iter()
             .rev()
             .find(|(start, _)| *start <= e.line)
             .map(|(_, z)| *z)
             .unwrap_or(0);
-        err(line, &e.key, e.message)
+        err(line, &e.key, e.message.clone())
     })?;
     Ok(out)
 }
@@ -446,8 +451,10 @@ mod tests {
         let c = crate::config::parse(Path::new("x"), &format!("{pair}adopt = \"zettabee\"\n")).unwrap();
         assert_eq!(c.pairs[0].adopt, Some(crate::config::Adopt::Zettabee));
         let e = crate::config::parse(Path::new("x"), &format!("{pair}adopt = \"syncoid\"\n")).unwrap_err();
+        let e = e.first();
         assert_eq!((e.line, e.key.as_str()), (4, "adopt"), "{e}");
         let e = crate::config::parse(Path::new("x"), "[defaults]\nadopt = \"zettabee\"\n").unwrap_err();
+        let e = e.first();
         assert_eq!((e.line, e.key.as_str()), (2, "adopt"), "{e}");
     }
 

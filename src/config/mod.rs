@@ -1,10 +1,15 @@
 //! Configuration: the TOML model, its validation, and the units and names it accepts.
 
+mod fields;
 pub mod import;
 mod load;
 mod model;
 pub mod names;
+mod overlap;
+mod read;
+mod tree;
 pub mod units;
 
-pub use load::{check_key, expand_home, load, locate, parse, ConfigError};
+pub use load::{check_key, expand_home, load, locate, parse, ConfigError, ConfigErrors};
 pub use model::*;
+pub use read::MAX_CONFIG_BYTES;

@@ -74,7 +74,23 @@ pub struct HostConfig {
     pub known_hosts: PathBuf,
     /// Accept and record an unknown host key on first contact. A changed key is refused regardless.
     pub trust_on_first_use: bool,
+    /// Reach this host through another configured host (OpenSSH's ProxyJump). Validated at load:
+    /// a defined host, never `local`, no cycle.
+    pub jump: Option<String>,
+    /// Longest wait for the TCP connection (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Duration,
+    /// Silence after which a keepalive is sent (default [`DEFAULT_KEEPALIVE_INTERVAL`]).
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalives after which the connection is dead (default [`DEFAULT_KEEPALIVE_COUNT`]).
+    pub keepalive_count: u32,
 }
+
+/// `connect_timeout` when a host does not set it: what the SSH layer used before it was configurable.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `keepalive_interval` when a host does not set it (the SSH layer's former fixed value).
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// `keepalive_count` when a host does not set it (the SSH layer's former fixed value).
+pub const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -42,32 +42,56 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-/// Parses a byte count: "0", "1024", "50K", "50M", "1.5G", "2T" (binary multiples). "0" means none.
+/// Parses a byte count or rate: "0", "50K", "50M", "1.5G", "2T", "20B" (binary multiples).
+///
+/// A number needs a unit: a bare `20` read as bytes was a footgun (`bwlimit = 20` throttled a
+/// pair to 20 bytes/s), and no floor can tell "20 bytes" from "forgot the M". "0" alone means none.
+/// A value that rounds to 0 bytes or does not fit 64 bits is refused rather than silently becoming
+/// "unlimited" or saturating.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        None => (t, 1u64),
+        None => (t, None),
         Some((i, _)) => {
             let unit = t[i..].trim_end_matches(['B', 'b', 'i']).to_ascii_uppercase();
-            let m = match unit.as_str() {
+            let m: u64 = match unit.as_str() {
                 "" => 1,
                 "K" => 1 << 10,
                 "M" => 1 << 20,
                 "G" => 1 << 30,
                 "T" => 1 << 40,
-                _ => return Err(format!("bad size {text:?}: unknown unit (use K, M, G, T)")),
+                _ => return Err(format!("bad size {text:?}: unknown unit (use B, K, M, G, T)")),
             };
-            (&t[..i], m)
+            (&t[..i], Some(m))
         }
     };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad size {text:?}: not a number"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("bad size {text:?}: must be zero or more"));
+    let num = num.trim();
+    if num.starts_with('-') {
+        return Err(format!("bad size {text:?}: must not be negative"));
     }
-    Ok((value * mult as f64) as u64)
+    let value: f64 = match num.parse() {
+        Ok(v) if num.bytes().all(|b| b.is_ascii_digit() || b == b'.') => v,
+        _ => return Err(format!("bad size {text:?}: not a number")),
+    };
+    if value == 0.0 {
+        return Ok(0);
+    }
+    let Some(mult) = mult else {
+        return Err(format!(
+            "bad size {text:?}: a number needs a unit: write \"{num}M\" for MiB, \"{num}K\" for KiB, \"{num}B\" for bytes (\"0\" alone means none)"
+        ));
+    };
+    let bytes = value * mult as f64;
+    if bytes < 1.0 {
+        return Err(format!(
+            "bad size {text:?}: rounds to 0 bytes (write \"0\" for none, or at least \"1B\")"
+        ));
+    }
+    // 2^64 is the first value a u64 cannot hold; `as u64` would saturate silently
+    if bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(format!("bad size {text:?}: too large (at most 16 EiB)"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Formats a duration the way status prints lag: "45s", "12m", "3h05m", "2d04h".
@@ -126,12 +150,27 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size("0").unwrap(), 0);
+        assert_eq!(parse_size("0.0").unwrap(), 0);
+        assert_eq!(parse_size("0M").unwrap(), 0);
         assert_eq!(parse_size("50M").unwrap(), 50 << 20);
         assert_eq!(parse_size("1.5K").unwrap(), 1536);
         assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("20B").unwrap(), 20);
+        assert_eq!(parse_size("15T").unwrap(), 15 << 40);
         assert!(parse_size("5Q").is_err());
         assert!(parse_size("-1").is_err());
+        assert!(parse_size("-1M").is_err());
         assert!(parse_size("lots").is_err());
+        assert!(parse_size("20").unwrap_err().contains("\"20M\""));
+        assert!(parse_size("0.0001").unwrap_err().contains("needs a unit"));
+        assert!(parse_size("0.0001K").unwrap_err().contains("rounds to 0"));
+        assert!(parse_size("0.5B").unwrap_err().contains("rounds to 0"));
+        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+        assert!(parse_size("16777216T").unwrap_err().contains("too large"));
+        assert!(parse_size("16777215T").is_ok());
+        assert!(parse_size("1e3M").is_err());
+        assert!(parse_size("+5M").is_err());
+        assert!(parse_size("NaNM").is_err());
     }
 
     #[test]

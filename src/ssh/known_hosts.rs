@@ -420,6 +420,10 @@ mod tests {
             key: None,
             known_hosts: dir.join("sub/dir/known_hosts"),
             trust_on_first_use: tofu,
+            jump: None,
+            connect_timeout: crate::config::DEFAULT_CONNECT_TIMEOUT,
+            keepalive_interval: crate::config::DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_count: crate::config::DEFAULT_KEEPALIVE_COUNT,
         }
     }
 

@@ -170,6 +170,10 @@ impl Sshd {
             key: Some(self.client_key.clone()),
             known_hosts: known_hosts.to_path_buf(),
             trust_on_first_use: false,
+            jump: None,
+            connect_timeout: ferry::config::DEFAULT_CONNECT_TIMEOUT,
+            keepalive_interval: ferry::config::DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_count: ferry::config::DEFAULT_KEEPALIVE_COUNT,
         }
     }
 

@@ -68,7 +68,6 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     let dests = fit_tails_distinct(&shown.iter().map(|&i| app.dest_name(i)).collect::<Vec<_>>(), dst_w);
     let mut rows = Vec::with_capacity(visible);
     for (row_no, (pos, &i)) in app.order.iter().enumerate().skip(app.offset).take(visible).enumerate() {
-        let p = app.pair(i);
         let st = app.statuses[i].as_ref();
         let run = app.run(i);
         let (state, state_style) = match st {

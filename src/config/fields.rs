@@ -1,0 +1,434 @@
+//! Reading one table's keys into model values: pair options, hosts, endpoints, the console.
+//! A bad key is reported on the context and a default stands in, so checking goes on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::load::{check_key, expand_home, ConfigError};
+use super::model::*;
+use super::names;
+use super::tree::{Cx, Scalar, Table};
+use super::units;
+
+/// Keys of a `[[pair]]` and of `[defaults]` (which refuses the pair-only ones).
+const ENTRY_KEYS: &[&str] = &[
+    "kind",
+    "source",
+    "destination",
+    "port",
+    "transport",
+    "wlag",
+    "clag",
+    "wrun",
+    "crun",
+    "bwlimit",
+    "compress",
+    "keep",
+    "mbuffer_address",
+    "mbuffer_timeout",
+    "adopt",
+];
+
+/// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in defaults.
+#[derive(Debug, Default)]
+pub(super) struct RawEntry {
+    /// The table's header.
+    pub(super) span: Range<usize>,
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) source: Option<Spanned<String>>,
+    pub(super) destination: Option<Spanned<String>>,
+    pub(super) port: Option<Spanned<i64>>,
+    pub(super) transport: Option<Spanned<String>>,
+    pub(super) wlag: Option<Spanned<Scalar>>,
+    pub(super) clag: Option<Spanned<Scalar>>,
+    pub(super) wrun: Option<Spanned<Scalar>>,
+    pub(super) crun: Option<Spanned<Scalar>>,
+    pub(super) bwlimit: Option<Spanned<Scalar>>,
+    pub(super) compress: Option<Spanned<String>>,
+    pub(super) keep: Option<Spanned<i64>>,
+    pub(super) mbuffer_address: Option<Spanned<String>>,
+    pub(super) mbuffer_timeout: Option<Spanned<Scalar>>,
+    pub(super) adopt: Option<Spanned<String>>,
+}
+
+impl RawEntry {
+    pub(super) fn read(t: &Table) -> Self {
+        t.unknown_keys(ENTRY_KEYS);
+        RawEntry {
+            span: t.span.clone(),
+            kind: t.str("kind"),
+            source: t.str("source"),
+            destination: t.str("destination"),
+            port: t.int("port"),
+            transport: t.str("transport"),
+            wlag: t.scalar("wlag"),
+            clag: t.scalar("clag"),
+            wrun: t.scalar("wrun"),
+            crun: t.scalar("crun"),
+            bwlimit: t.scalar("bwlimit"),
+            compress: t.str("compress"),
+            keep: t.int("keep"),
+            mbuffer_address: t.str("mbuffer_address"),
+            mbuffer_timeout: t.scalar("mbuffer_timeout"),
+            adopt: t.str("adopt"),
+        }
+    }
+}
+
+const HOST_KEYS: &[&str] = &[
+    "address",
+    "port",
+    "user",
+    "key",
+    "known_hosts",
+    "trust_on_first_use",
+    "jump",
+    "connect_timeout",
+    "keepalive_interval",
+    "keepalive_count",
+];
+
+fn is_ipv6(address: &str) -> bool {
+    address.parse::<std::net::Ipv6Addr>().is_ok()
+}
+
+impl Cx<'_> {
+    pub(super) fn console(&self, raw: Option<&Table>) -> ConsoleConfig {
+        let mut c = ConsoleConfig {
+            theme: None,
+            refresh: Duration::from_secs(10),
+            keys: BTreeMap::new(),
+        };
+        let Some(r) = raw else { return c };
+        r.unknown_keys(&["theme", "refresh", "keys"]);
+        if let Some(t) = r.str("theme") {
+            if t.get_ref().is_empty() {
+                self.report(self.err(t.span(), "theme", "must not be empty"));
+            } else {
+                c.theme = Some(t.get_ref().clone());
+            }
+        }
+        if let Some(v) = r.scalar("refresh") {
+            if let Some(d) = self.ok(self.duration(&v, "refresh")) {
+                if d.as_secs() == 0 {
+                    self.report(self.err(v.span(), "refresh", "must be at least 1s"));
+                } else {
+                    c.refresh = d;
+                }
+            }
+        }
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let Some(keys) = r.table("keys") else { return c };
+        for (action, v) in keys.entries() {
+            let action = action.get_ref().to_string();
+            let name = format!("keys.{action}");
+            let key = match v.get_ref() {
+                toml::de::DeValue::String(s) => s.to_string(),
+                _ => {
+                    self.report(self.err(v.span(), &name, "expected a key name as a string, like \"u\""));
+                    continue;
+                }
+            };
+            if !CONSOLE_ACTIONS.contains(&action.as_str()) {
+                self.report(self.err(
+                    v.span(),
+                    &name,
+                    &format!("unknown console action (one of {})", CONSOLE_ACTIONS.join(", ")),
+                ));
+                continue;
+            }
+            if let Err(m) = check_key(&key) {
+                self.report(self.err(v.span(), &name, &m));
+                continue;
+            }
+            if let Some(other) = seen.insert(key.clone(), action.clone()) {
+                self.report(self.err(v.span(), &name, &format!("key {key:?} is already bound to {other}")));
+                continue;
+            }
+            c.keys.insert(action, key);
+        }
+        c
+    }
+
+    pub(super) fn duration(&self, v: &Spanned<Scalar>, key: &str) -> Result<Duration, ConfigError> {
+        match v.get_ref() {
+            Scalar::Int(n) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
+            Scalar::Int(n) => Err(self.err(v.span(), key, &format!("bad duration {n}: must not be negative"))),
+            Scalar::Str(s) => units::parse_duration(s).map_err(|m| self.err(v.span(), key, &m)),
+        }
+    }
+
+    /// A duration key within `min..=max`: `None` when absent, and `None` with the error reported
+    /// when bad.
+    fn bounded_duration(
+        &self,
+        v: Option<Spanned<Scalar>>,
+        key: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        let v = v?;
+        let d = self.ok(self.duration(&v, key))?;
+        if d < min || d > max {
+            self.report(self.err(
+                v.span(),
+                key,
+                &format!(
+                    "must be at least {} and at most {}",
+                    units::format_duration(min),
+                    units::format_duration(max)
+                ),
+            ));
+            return None;
+        }
+        Some(d)
+    }
+
+    /// The options of a pair or of `[defaults]` over `base`; a bad key is reported and keeps `base`'s value.
+    pub(super) fn options(&self, e: &RawEntry, base: &PairOptions) -> PairOptions {
+        let mut o = base.clone();
+        if let Some(t) = &e.transport {
+            match t.get_ref().as_str() {
+                "ssh" => o.transport = TransportKind::Ssh,
+                "mbuffer" => o.transport = TransportKind::Mbuffer,
+                "local" => o.transport = TransportKind::Local,
+                other => self.report(self.err(
+                    t.span(),
+                    "transport",
+                    &format!("unknown transport {other:?} (ssh, mbuffer, local)"),
+                )),
+            };
+        }
+        for (key, field, slot) in [
+            ("wlag", &e.wlag, &mut o.wlag),
+            ("clag", &e.clag, &mut o.clag),
+            ("wrun", &e.wrun, &mut o.wrun),
+            ("crun", &e.crun, &mut o.crun),
+        ] {
+            if let Some(v) = field {
+                if let Some(d) = self.ok(self.duration(v, key)) {
+                    *slot = d;
+                }
+            }
+        }
+        if let Some(b) = &e.bwlimit {
+            let parsed = match b.get_ref() {
+                Scalar::Int(0) => Ok(0),
+                Scalar::Int(n) if *n < 0 => Err(format!("bad size {n}: must not be negative")),
+                // a bare number is refused the same way as the string form, with what to write
+                Scalar::Int(n) => units::parse_size(&n.to_string()),
+                Scalar::Str(s) => units::parse_size(s),
+            };
+            match parsed {
+                Ok(v) => o.bwlimit = v,
+                Err(m) => self.report(self.err(b.span(), "bwlimit", &m)),
+            }
+        }
+        if let Some(c) = &e.compress {
+            match c.get_ref().as_str() {
+                "none" => o.compress = Compress::None,
+                "zstd" => o.compress = Compress::Zstd,
+                other => self.report(self.err(
+                    c.span(),
+                    "compress",
+                    &format!("unknown compression {other:?} (none, zstd)"),
+                )),
+            };
+        }
+        if let Some(a) = &e.mbuffer_address {
+            match names::check_address(a.get_ref()) {
+                Ok(()) => o.mbuffer_address = Some(a.get_ref().clone()),
+                Err(m) => self.report(self.err(a.span(), "mbuffer_address", &m)),
+            }
+        }
+        if let Some(t) = &e.mbuffer_timeout {
+            if let Some(d) = self.ok(self.duration(t, "mbuffer_timeout")) {
+                if d.as_secs() < 1 {
+                    self.report(self.err(t.span(), "mbuffer_timeout", "must be at least 1s"));
+                } else {
+                    o.mbuffer_timeout = d;
+                }
+            }
+        }
+        if let Some(k) = &e.keep {
+            let v = *k.get_ref();
+            if !(1..=10_000).contains(&v) {
+                self.report(self.err(k.span(), "keep", &format!("keep = {v}: must be between 1 and 10000")));
+            } else {
+                o.keep = v as u32;
+            }
+        }
+        // inherited values have no place in this entry: then the entry's header is the place
+        if o.wlag > o.clag {
+            let span = e
+                .wlag
+                .as_ref()
+                .or(e.clag.as_ref())
+                .map(|s| s.span())
+                .unwrap_or(e.span.clone());
+            self.report(self.err(span, "wlag", "wlag is larger than clag"));
+        }
+        if o.wrun > o.crun {
+            let span = e
+                .wrun
+                .as_ref()
+                .or(e.crun.as_ref())
+                .map(|s| s.span())
+                .unwrap_or(e.span.clone());
+            self.report(self.err(span, "wrun", "wrun is larger than crun"));
+        }
+        o
+    }
+
+    /// Transport mbuffer runs `mbuffer -4`: an IPv6 listener address, or a source or destination
+    /// host at an IPv6 address, cannot work, so it is refused here rather than at the first run.
+    pub(super) fn mbuffer_ipv4(
+        &self,
+        e: &RawEntry,
+        defaults: Option<&RawEntry>,
+        source: &Endpoint,
+        destination: &Endpoint,
+        hosts: &BTreeMap<String, HostConfig>,
+        host_lines: &HashMap<String, usize>,
+    ) {
+        const WHY: &str = "ferry runs mbuffer with -4 (IPv4 only): use an IPv4 address or transport \"ssh\"";
+        let explicit = e
+            .mbuffer_address
+            .as_ref()
+            .or(defaults.and_then(|d| d.mbuffer_address.as_ref()));
+        if let Some(a) = explicit {
+            if is_ipv6(a.get_ref()) {
+                self.report(self.err(
+                    a.span(),
+                    "mbuffer_address",
+                    &format!("mbuffer_address {} is IPv6; {WHY}", a.get_ref()),
+                ));
+            }
+        }
+        let at = e.transport.as_ref().map(|t| t.span()).unwrap_or(e.span.clone());
+        // the destination's address matters only when it is the listener's (no explicit address)
+        let ends = [(source, true), (destination, explicit.is_none())];
+        for (end, relevant) in ends {
+            let Some(h) = hosts.get(&end.host).filter(|_| relevant) else {
+                continue;
+            };
+            if is_ipv6(&h.address) {
+                self.report(self.err(
+                    at.clone(),
+                    "transport",
+                    &format!(
+                        "transport \"mbuffer\": host {} (line {}) has the IPv6 address {}; {WHY}",
+                        h.name,
+                        host_lines.get(&h.name).copied().unwrap_or(0),
+                        h.address
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// A `[hosts.NAME]` table; a bad key is reported and a default stands in, so pairs naming the
+    /// host are still checked. The jump is returned with its place for the checks across hosts.
+    pub(super) fn host(&self, name: &str, t: &Table) -> (HostConfig, Option<Spanned<String>>) {
+        t.unknown_keys(HOST_KEYS);
+        let address = match t.str("address") {
+            Some(a) => {
+                if let Err(m) = names::check_address(a.get_ref()) {
+                    self.report(self.err(a.span(), "address", &m));
+                }
+                a.get_ref().clone()
+            }
+            None => {
+                if names::check_address(name).is_err() {
+                    self.report(self.err(t.span.clone(), "address", &format!("host {name:?} needs an address")));
+                }
+                name.to_string()
+            }
+        };
+        let port = match t.int("port") {
+            Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
+            Some(p) => {
+                self.report(self.err(p.span(), "port", &format!("port {} is not in 1..65535", p.get_ref())));
+                22
+            }
+            None => 22,
+        };
+        let user = match t.str("user") {
+            Some(u) => {
+                if let Err(m) = names::check_user(u.get_ref()) {
+                    self.report(self.err(u.span(), "user", &m));
+                }
+                u.get_ref().clone()
+            }
+            None => "root".to_string(),
+        };
+        let key = t.str("key").map(|k| expand_home(k.get_ref()));
+        let known_hosts = t
+            .str("known_hosts")
+            .map(|k| expand_home(k.get_ref()))
+            .unwrap_or_else(|| expand_home("~/.ssh/known_hosts"));
+        let trust_on_first_use = t.bool("trust_on_first_use").is_some_and(|b| *b.get_ref());
+        let jump = t.str("jump");
+        let second = Duration::from_secs(1);
+        let day = Duration::from_secs(86400);
+        let connect_timeout = self
+            .bounded_duration(t.scalar("connect_timeout"), "connect_timeout", second, day)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let keepalive_interval = self
+            .bounded_duration(t.scalar("keepalive_interval"), "keepalive_interval", second, day)
+            .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL);
+        let keepalive_count = match t.int("keepalive_count") {
+            Some(n) if (1..=1000).contains(n.get_ref()) => *n.get_ref() as u32,
+            Some(n) => {
+                self.report(self.err(
+                    n.span(),
+                    "keepalive_count",
+                    &format!("keepalive_count = {}: must be between 1 and 1000", n.get_ref()),
+                ));
+                DEFAULT_KEEPALIVE_COUNT
+            }
+            None => DEFAULT_KEEPALIVE_COUNT,
+        };
+        let host = HostConfig {
+            name: name.to_string(),
+            address,
+            port,
+            user,
+            key,
+            known_hosts,
+            trust_on_first_use,
+            jump: jump.as_ref().map(|j| j.get_ref().clone()),
+            connect_timeout,
+            keepalive_interval,
+            keepalive_count,
+        };
+        (host, jump)
+    }
+
+    /// "host:pool/fs" or "pool/fs" (local). The host must be defined; the path must be a valid
+    /// dataset with room for ferry's snapshot names.
+    pub(super) fn endpoint(
+        &self,
+        s: &Spanned<String>,
+        key: &str,
+        hosts: &BTreeMap<String, HostConfig>,
+    ) -> Result<Endpoint, ConfigError> {
+        let text = s.get_ref();
+        let (host, path) = match text.split_once(':') {
+            Some((h, p)) if !h.contains('/') => (h.to_string(), p.to_string()),
+            _ => (LOCAL.to_string(), text.clone()),
+        };
+        if host != LOCAL && !hosts.contains_key(&host) {
+            return Err(self.err(
+                s.span(),
+                key,
+                &format!("undefined host {host:?} (add a [hosts.{host}] table)"),
+            ));
+        }
+        names::check_pair_dataset(&path).map_err(|m| self.err(s.span(), key, &m))?;
+        Ok(Endpoint { host, path })
+    }
+}
