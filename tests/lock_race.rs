@@ -104,7 +104,10 @@ fn concurrent_unlock_and_acquire_never_make_two_holders() {
         }
         max = max.max(holders);
     }
-    assert!(acquired > 100, "only {acquired} acquisitions: the race was not exercised");
+    assert!(
+        acquired > 100,
+        "only {acquired} acquisitions: the race was not exercised"
+    );
     assert!(
         overlaps.is_empty(),
         "{} times two jobs held the lock at once (journal lines {:?}), in {acquired} acquisitions",
@@ -114,7 +117,10 @@ fn concurrent_unlock_and_acquire_never_make_two_holders() {
     assert_eq!(max, 1);
     // a last stale lock may remain (a taker's last drop); unlock clears it, then nothing is left
     let _ = lock::unlock(&lock_path);
-    let left: Vec<_> = std::fs::read_dir(&pair).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(&pair)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     eprintln!("{acquired} acquisitions, never two holders");
 }

@@ -99,7 +99,10 @@ fn fifos_planted_as_lock_progress_and_log_never_hang() {
     let (code, _, err) = s.ferry(&["unlock", "dst"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains(&format!("lock {} is a FIFO, not a lock file ferry wrote", d.join("lock").display())),
+        err.contains(&format!(
+            "lock {} is a FIFO, not a lock file ferry wrote",
+            d.join("lock").display()
+        )),
         "{err}"
     );
     let (code, _, err) = s.ferry(&["update", "dst"]);
@@ -127,7 +130,10 @@ fn a_symlink_planted_as_the_log_is_never_written_through() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     // last.json was replaced (a rename replaces the link itself), the log link left alone
     assert!(std::fs::symlink_metadata(d.join("last.json")).unwrap().is_file());
-    assert!(std::fs::symlink_metadata(d.join("log")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(d.join("log"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
