@@ -43,7 +43,7 @@ fn worker(role: &str, lock_path: &Path, log: &Path, secs: u64) {
                     // hold it a moment: the window in which a second holder would show
                     std::thread::sleep(Duration::from_micros(next(&mut seed) % 300));
                     journal(log, &format!("-{me}\n"));
-                    if next(&mut seed) % 2 == 0 {
+                    if next(&mut seed).is_multiple_of(2) {
                         l.release();
                     } else {
                         drop(l); // as a job that died: the file stays, stale, for an unlocker

@@ -155,7 +155,7 @@ fn mbuffer_transport_replicates_and_reports_figures() {
     let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
     assert!(log.contains("UNENCRYPTED"), "{log}");
     assert!(
-        log.contains(&format!("mbuffer -4 -v 4 -s 128k -m 64M -W 30 -I {port}")),
+        log.contains(&format!("mbuffer -4 -v 4 -s 128k -m 64M -W 30 -I 127.0.0.1:{port}'")),
         "{log}"
     );
     assert!(log.contains(&format!("-O 127.0.0.1:{port}")), "{log}");
@@ -274,12 +274,17 @@ fn mbuffer_listener_without_a_connection_ends_cleanly() {
         ),
     )
     .unwrap();
+    // a stranger knocks meanwhile: the error names it, as the address a misdetection would show
+    let stranger = Stranger::knock(Ipv4Addr::new(127, 0, 0, 2), "127.0.0.1", port);
+    let near_end = format!("{}.1", dead.address.rsplit_once('.').unwrap().0);
     let t = Instant::now();
     let r = lab.ferry(&["update", "data"]);
+    stranger.stop();
     assert_eq!(r.code, 1);
     assert!(
         r.stderr.contains(&format!(
-            "no connection reached the mbuffer listener on local:{port} within 1s"
+            "no connection reached the mbuffer listener on local:{port} within 1s (it refused 127.0.0.2: only {} may send; if that was store1, it reaches {} from another address than ferry found)",
+            near_end, dead.address
         )),
         "{}",
         r.stderr
@@ -453,9 +458,17 @@ fn mbuffer_pull_finds_this_machines_address_and_refuses_strangers() {
         false,
     );
     let text = std::fs::read_to_string(&lab.config).unwrap();
-    std::fs::write(&lab.config, text.replace("address = \"127.0.0.1\"", "address = \"127.0.0.3\"")).unwrap();
+    std::fs::write(
+        &lab.config,
+        text.replace("address = \"127.0.0.1\"", "address = \"127.0.0.3\""),
+    )
+    .unwrap();
     let check = lab.ok(&["check"]);
-    assert!(check.stdout.contains(&format!("to this machine:{port}")), "{}", check.stdout);
+    assert!(
+        check.stdout.contains(&format!("to this machine:{port}")),
+        "{}",
+        check.stdout
+    );
     write_random_file(&lab.src_mnt().join("a.bin"), 6 << 20, 11);
     lab.ok(&["setup", "data"]);
     let stranger = Stranger::knock(Ipv4Addr::new(127, 0, 0, 2), "127.0.0.1", port);
@@ -470,10 +483,7 @@ fn mbuffer_pull_finds_this_machines_address_and_refuses_strangers() {
     let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
     assert!(log.contains(&format!("-O 127.0.0.1:{port}'")), "{log}");
     assert!(log.contains(&format!("-I 127.0.0.1:{port}'")), "{log}");
-    assert!(
-        log.contains("the listener on local accepts only 127.0.0.1"),
-        "{log}"
-    );
+    assert!(log.contains("the listener on local accepts only 127.0.0.1"), "{log}");
     assert!(knocks > 0, "the stranger never got through to a listener");
     assert!(
         log.contains("mbuffer on local refused a connection from 127.0.0.2: only 127.0.0.1 may send"),

@@ -120,7 +120,9 @@ fn local_source_for(address: &str, port: u16) -> Result<Ipv4Addr> {
         .map_err(|e| anyhow!("cannot find a route from this machine to {address}: {e}"))?;
     match sock.local_addr()?.ip() {
         IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(a) => bail!("this machine reaches {address} from the IPv6 address {a}; transport mbuffer runs over IPv4"),
+        IpAddr::V6(a) => {
+            bail!("this machine reaches {address} from the IPv6 address {a}; transport mbuffer runs over IPv4")
+        }
     }
 }
 
@@ -206,7 +208,9 @@ pub fn parse(line: &str) -> Option<Event> {
     }
     if let Some(i) = line.find("rejected connection from ") {
         let who = line[i + "rejected connection from ".len()..].trim();
-        return Some(Event::Rejected(who.chars().filter(|c| !c.is_control()).take(64).collect()));
+        return Some(Event::Rejected(
+            who.chars().filter(|c| !c.is_control()).take(64).collect(),
+        ));
     }
     if line.contains("mbuffer: error") || line.contains("mbuffer: fatal") || line.contains("could not bind") {
         return Some(Event::Error(line.trim_start_matches("mbuffer: ").to_string()));
