@@ -108,6 +108,16 @@ fn fifos_planted_as_lock_progress_and_log_never_hang() {
     let (code, _, err) = s.ferry(&["update", "dst"]);
     assert_eq!(code, 1);
     assert!(err.contains("is a FIFO, not a lock file ferry wrote"), "{err}");
+    // the console's log pane reads the log's tail: no hang there either
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = d.join("log");
+    std::thread::spawn(move || {
+        let _ = tx.send(ferry::tui::collect::tail(&log, 10));
+    });
+    let lines = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the console's log tail blocked on a FIFO");
+    assert!(lines.is_empty());
     // with the lock gone, a job runs (and fails on the missing datasets) past the log and progress FIFOs
     std::fs::remove_file(d.join("lock")).unwrap();
     let (code, _, err) = s.ferry(&["update", "dst"]);
