@@ -490,3 +490,42 @@ fn mbuffer_pull_finds_this_machines_address_and_refuses_strangers() {
         "{knocks} knocks, none refused in the log:\n{log}"
     );
 }
+
+#[test]
+fn mbuffer_relay_between_two_hosts_accepts_only_the_source() {
+    // store1 -> store2 (the same sshd under two names): the listener runs on store2, the sender on
+    // store1, and the address store1 sends from is asked of store1 itself (its route's src)
+    let port = free_port();
+    let Some(lab) = Lab::new("mbr", 128, 128, "") else {
+        return;
+    };
+    lab.write_config_for(
+        &format!("store1:{}", lab.src_ds),
+        &format!("store2:{}", lab.dst_ds),
+        &format!("transport = \"mbuffer\"\nport = {port}\n"),
+        &lab.sshd.known_hosts.clone(),
+        false,
+    );
+    write_random_file(&lab.src_mnt().join("a.bin"), 3 << 20, 21);
+    lab.ok(&["setup", "data"]);
+    let stranger = Stranger::knock(Ipv4Addr::new(127, 0, 0, 2), "127.0.0.1", port);
+    lab.ok(&["initialize", "data"]);
+    write_random_file(&lab.src_mnt().join("b.bin"), 1 << 20, 22);
+    lab.ok(&["update", "data"]);
+    let knocks = stranger.stop();
+    assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
+    assert!(
+        log.contains(&format!(
+            "from store1 to 127.0.0.1:{port}; the listener on store2 accepts only 127.0.0.1"
+        )),
+        "{log}"
+    );
+    assert!(knocks > 0, "the stranger never got through to a listener");
+    assert!(
+        log.contains("mbuffer on store2 refused a connection from 127.0.0.2"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("-I 127.0.0.1:{port}'")), "{log}");
+}

@@ -173,12 +173,13 @@ pub async fn peers(src: &Executor, dst: &Executor, plan: &Plan) -> Result<Peers>
             Ok(Peers { address, source })
         }
         Executor::Remote(_) => {
-            let (seen, source) = remote_source_for(src, plan.address.as_deref()).await?;
-            let address = match (&plan.address, dst) {
-                (Some(a), _) => a.clone(),
-                (None, Executor::Local) => seen.to_string(),
-                (None, Executor::Remote(c)) => c.host().address.clone(),
+            let given = match (&plan.address, dst) {
+                (Some(a), _) => Some(a.clone()),
+                (None, Executor::Local) => None,
+                (None, Executor::Remote(c)) => Some(c.host().address.clone()),
             };
+            let (seen, source) = remote_source_for(src, given.as_deref()).await?;
+            let address = given.unwrap_or_else(|| seen.to_string());
             Ok(Peers { address, source })
         }
     }
