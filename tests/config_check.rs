@@ -54,14 +54,6 @@ fn bad_configs_name_file_line_and_key() {
             vec!["FILE:6:", "key `colour`", "unknown key"],
         ),
         (
-            pair("transport = \"mbuffer\"\nport = 9090\n"),
-            vec![
-                "FILE:3:",
-                "key `mbuffer_address`",
-                "local destination needs mbuffer_address",
-            ],
-        ),
-        (
             pair("mbuffer_address = \"a b\"\n"),
             vec!["FILE:6:", "key `mbuffer_address`", "not a host name or IP address"],
         ),

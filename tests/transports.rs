@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use common::lab::Lab;
@@ -153,7 +155,7 @@ fn mbuffer_transport_replicates_and_reports_figures() {
     let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
     assert!(log.contains("UNENCRYPTED"), "{log}");
     assert!(
-        log.contains(&format!("mbuffer -4 -v 4 -s 128k -m 64M -W 30 -I {port}")),
+        log.contains(&format!("mbuffer -4 -v 4 -s 128k -m 64M -W 30 -I 127.0.0.1:{port}'")),
         "{log}"
     );
     assert!(log.contains(&format!("-O 127.0.0.1:{port}")), "{log}");
@@ -272,12 +274,17 @@ fn mbuffer_listener_without_a_connection_ends_cleanly() {
         ),
     )
     .unwrap();
+    // a stranger knocks meanwhile: the error names it, as the address a misdetection would show
+    let stranger = Stranger::knock(Ipv4Addr::new(127, 0, 0, 2), "127.0.0.1", port);
+    let near_end = format!("{}.1", dead.address.rsplit_once('.').unwrap().0);
     let t = Instant::now();
     let r = lab.ferry(&["update", "data"]);
+    stranger.stop();
     assert_eq!(r.code, 1);
     assert!(
         r.stderr.contains(&format!(
-            "no connection reached the mbuffer listener on local:{port} within 1s"
+            "no connection reached the mbuffer listener on local:{port} within 1s (it refused 127.0.0.2: only {} may send; if that was store1, it reaches {} from another address than ferry found)",
+            near_end, dead.address
         )),
         "{}",
         r.stderr
@@ -336,9 +343,192 @@ fn mbuffer_push_to_a_remote_destination_uses_its_address_by_default() {
     );
     write_random_file(&lab.src_mnt().join("a.bin"), 3 << 20, 7);
     lab.ok(&["setup", lab.dst_ds.as_str()]);
+    // a stranger on another address knocks at the listener all along: it must be refused
+    let stranger = Stranger::knock(Ipv4Addr::new(127, 0, 0, 2), "127.0.0.1", port);
     lab.ok(&["initialize", lab.dst_ds.as_str()]);
     write_random_file(&lab.src_mnt().join("b.bin"), 1 << 20, 8);
     lab.ok(&["update", lab.dst_ds.as_str()]);
+    let knocks = stranger.stop();
     assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
     assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    let log = std::fs::read_to_string(lab.ok(&["logfile", lab.dst_ds.as_str()]).stdout.trim()).unwrap();
+    // store1 sees this machine at 127.0.0.1 ($SSH_CONNECTION there): only that may send
+    assert!(log.contains(&format!("-I 127.0.0.1:{port}'")), "{log}");
+    assert!(knocks > 0, "the stranger never got through to a listener");
+    assert!(
+        log.contains("mbuffer on store1 refused a connection from 127.0.0.2: only 127.0.0.1 may send"),
+        "{knocks} knocks, none refused in the log:\n{log}"
+    );
+}
+
+/// Someone on another address who keeps connecting to a port and writing junk (a stream that is
+/// not a zfs stream), as an attacker racing the real sender would.
+struct Stranger {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl Stranger {
+    fn knock(from: Ipv4Addr, to: &str, port: u16) -> Stranger {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let to: Ipv4Addr = to.parse().unwrap();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut connected = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if let Some(mut s) = connect_from(from, to, port) {
+                    connected += 1;
+                    // a connection the kernel queued but mbuffer never accepts (it already has
+                    // its sender) would block a long write: keep knocking instead
+                    let _ = s.set_write_timeout(Some(std::time::Duration::from_millis(50)));
+                    let _ = s.write_all(&[0x5a; 256 * 1024]);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            connected
+        });
+        Stranger { stop, thread }
+    }
+
+    /// Stops knocking; how many connections were accepted by the kernel (a listener was there).
+    fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// A TCP connection from a chosen local address (std cannot bind before connecting).
+fn connect_from(from: Ipv4Addr, to: Ipv4Addr, port: u16) -> Option<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let sockaddr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; the sockaddrs live across the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let (a, b) = (sockaddr(from, 0), sockaddr(to, port));
+        if libc::bind(fd, (&a as *const libc::sockaddr_in).cast(), len) != 0
+            || libc::connect(fd, (&b as *const libc::sockaddr_in).cast(), len) != 0
+        {
+            libc::close(fd);
+            return None;
+        }
+        Some(std::net::TcpStream::from_raw_fd(fd))
+    }
+}
+
+#[test]
+fn mbuffer_pull_finds_this_machines_address_and_refuses_strangers() {
+    // store1's sshd on 127.0.0.3, reached from 127.0.0.1 (the kernel's choice on loopback), and no
+    // mbuffer_address: store1 tells which address it reaches this machine at ($SSH_CONNECTION),
+    // and the listener here accepts only the address store1 sends from (127.0.0.1, not 127.0.0.3)
+    let port = free_port();
+    let Some(src) = TestPool::create("mbas", 128) else {
+        return;
+    };
+    let Some(dst) = TestPool::create("mbad", 128) else {
+        return;
+    };
+    let Some(sshd) = common::sshd::Sshd::start_at(None, "127.0.0.3") else {
+        return;
+    };
+    let src_ds = src.create_dataset("data");
+    let dst_ds = dst.ds("rep/data");
+    let dir = tempfile::Builder::new().prefix("ferry-lab-").tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    let lab = Lab {
+        src,
+        dst,
+        sshd,
+        dir,
+        config,
+        src_ds,
+        dst_ds,
+    };
+    lab.write_config(
+        &format!("transport = \"mbuffer\"\nport = {port}\n"),
+        &lab.sshd.known_hosts.clone(),
+        false,
+    );
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    std::fs::write(
+        &lab.config,
+        text.replace("address = \"127.0.0.1\"", "address = \"127.0.0.3\""),
+    )
+    .unwrap();
+    let check = lab.ok(&["check"]);
+    assert!(
+        check.stdout.contains(&format!("to this machine:{port}")),
+        "{}",
+        check.stdout
+    );
+    write_random_file(&lab.src_mnt().join("a.bin"), 6 << 20, 11);
+    lab.ok(&["setup", "data"]);
+    let stranger = Stranger::knock(Ipv4Addr::new(127, 0, 0, 2), "127.0.0.1", port);
+    lab.ok(&["initialize", "data"]);
+    assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
+    write_random_file(&lab.src_mnt().join("b.bin"), 2 << 20, 12);
+    lab.ok(&["update", "data"]);
+    let knocks = stranger.stop();
+    assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
+    assert_eq!(lab.status()["state"], "Synchronized");
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
+    assert!(log.contains(&format!("-O 127.0.0.1:{port}'")), "{log}");
+    assert!(log.contains(&format!("-I 127.0.0.1:{port}'")), "{log}");
+    assert!(log.contains("the listener on local accepts only 127.0.0.1"), "{log}");
+    assert!(knocks > 0, "the stranger never got through to a listener");
+    assert!(
+        log.contains("mbuffer on local refused a connection from 127.0.0.2: only 127.0.0.1 may send"),
+        "{knocks} knocks, none refused in the log:\n{log}"
+    );
+}
+
+#[test]
+fn mbuffer_relay_between_two_hosts_accepts_only_the_source() {
+    // store1 -> store2 (the same sshd under two names): the listener runs on store2, the sender on
+    // store1, and the address store1 sends from is asked of store1 itself (its route's src)
+    let port = free_port();
+    let Some(lab) = Lab::new("mbr", 128, 128, "") else {
+        return;
+    };
+    lab.write_config_for(
+        &format!("store1:{}", lab.src_ds),
+        &format!("store2:{}", lab.dst_ds),
+        &format!("transport = \"mbuffer\"\nport = {port}\n"),
+        &lab.sshd.known_hosts.clone(),
+        false,
+    );
+    write_random_file(&lab.src_mnt().join("a.bin"), 3 << 20, 21);
+    lab.ok(&["setup", "data"]);
+    let stranger = Stranger::knock(Ipv4Addr::new(127, 0, 0, 2), "127.0.0.1", port);
+    lab.ok(&["initialize", "data"]);
+    write_random_file(&lab.src_mnt().join("b.bin"), 1 << 20, 22);
+    lab.ok(&["update", "data"]);
+    let knocks = stranger.stop();
+    assert_eq!(tree_checksum(&lab.src_mnt()), lab.dst_sum());
+    assert!(mbuffers(port).is_empty(), "{:?}", mbuffers(port));
+    let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
+    assert!(
+        log.contains(&format!(
+            "from store1 to 127.0.0.1:{port}; the listener on store2 accepts only 127.0.0.1"
+        )),
+        "{log}"
+    );
+    assert!(knocks > 0, "the stranger never got through to a listener");
+    assert!(
+        log.contains("mbuffer on store2 refused a connection from 127.0.0.2"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("-I 127.0.0.1:{port}'")), "{log}");
 }

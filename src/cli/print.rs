@@ -257,7 +257,7 @@ pub fn config(c: &Config, json: bool) {
             outln!(
                 "    warning: transport mbuffer sends the stream unencrypted from {} to {}:{} (mbuffer_timeout {})",
                 p.source.host,
-                o.mbuffer_address.as_deref().unwrap_or("?"),
+                o.mbuffer_address.as_deref().unwrap_or("this machine"),
                 p.port.unwrap_or(0),
                 format_duration(o.mbuffer_timeout)
             );

@@ -356,15 +356,9 @@ fn build(cx: &Cx) -> Option<Config> {
         }
         let mut options = options;
         if options.transport == TransportKind::Mbuffer && options.mbuffer_address.is_none() {
-            match hosts.get(&destination.host) {
-                Some(h) => options.mbuffer_address = Some(h.address.clone()),
-                None => {
-                    cx.report(cx.err_line(
-                        line,
-                        "mbuffer_address",
-                        "transport \"mbuffer\" with a local destination needs mbuffer_address: the address the source reaches this machine at",
-                    ))
-                }
+            // a local destination has none: the source host tells at run time ($SSH_CONNECTION)
+            if let Some(h) = hosts.get(&destination.host) {
+                options.mbuffer_address = Some(h.address.clone());
             }
         }
         if options.transport == TransportKind::Mbuffer {

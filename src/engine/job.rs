@@ -71,12 +71,14 @@ impl Job {
                 let mut tick = tokio::time::interval(REPORT_EVERY);
                 loop {
                     tick.tick().await;
-                    let snapshot = {
-                        let mut s = shared.lock().unwrap();
-                        refresh(&mut s, meter.get());
-                        s.progress.clone()
-                    };
-                    let _ = snapshot.write(&path);
+                    // written under the lock `finish` writes the last figures under: one writer at
+                    // a time, and never a stale snapshot over the final one
+                    let mut s = shared.lock().unwrap();
+                    if s.progress.finished {
+                        return;
+                    }
+                    refresh(&mut s, meter.get());
+                    let _ = s.progress.write(&path);
                 }
             })
         };

@@ -104,23 +104,14 @@ async fn transfer(
     let recv_cmd = codec::decompressing(&commands::receive(dst_ds, force)?, compress);
     if pair.options.transport == TransportKind::Mbuffer {
         let plan = mbuffer::Plan {
-            address: pair
-                .options
-                .mbuffer_address
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("transport mbuffer needs mbuffer_address"))?,
+            // None for a local destination without mbuffer_address: found at run time
+            address: pair.options.mbuffer_address.clone(),
             port: pair
                 .port
                 .ok_or_else(|| anyhow::anyhow!("transport mbuffer needs a port"))?,
             bwlimit: pair.options.bwlimit,
             timeout: pair.options.mbuffer_timeout,
         };
-        job.log.line(&format!(
-            "transport mbuffer: the stream goes UNENCRYPTED from {} to {}:{}",
-            sides.src.host(),
-            plan.address,
-            plan.port
-        ));
         job.begin_transfer(expected);
         let log = |l: &str| job.log.line(l);
         return mbuffer::transfer(&sides.src, &sides.dst, &plan, &send_cmd, &recv_cmd, &job.meter, &log).await;

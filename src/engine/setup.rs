@@ -204,7 +204,7 @@ async fn programs(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
             format!(
                 "UNENCRYPTED from {} to {}:{}",
                 pair.source.host,
-                pair.options.mbuffer_address.as_deref().unwrap_or("?"),
+                pair.options.mbuffer_address.as_deref().unwrap_or("this machine"),
                 pair.port.unwrap_or(0)
             ),
         ));

@@ -107,15 +107,35 @@ impl Executor {
         }
     }
 
-    /// Runs `script` to completion with empty stdin and returns its output.
+    /// Runs `script` to completion with empty stdin and returns its output, refusing more than
+    /// `STDOUT_CAP` bytes of it (a hostile or broken host must not eat this machine's memory).
     pub async fn run(&self, script: &str) -> Result<Output> {
+        self.run_capped(script, STDOUT_CAP).await
+    }
+
+    /// `run` with a cap of `cap` bytes of stdout: past it the command is ended (killed here, its
+    /// channel closed on a host) and the run fails naming the host and the command.
+    pub async fn run_capped(&self, script: &str, cap: usize) -> Result<Output> {
         let mut p = self.spawn(script).await?;
         drop(p.stdin.take());
         let mut stdout = Vec::new();
-        if let Some(mut out) = p.stdout.take() {
-            out.read_to_end(&mut stdout)
+        if let Some(out) = p.stdout.take() {
+            // read one byte past the cap to tell "exactly the cap" from "more"
+            let mut limited = out.take(cap as u64 + 1);
+            limited
+                .read_to_end(&mut stdout)
                 .await
                 .with_context(|| format!("reading output of `{script}` on {}", self.host()))?;
+            if stdout.len() > cap {
+                // dropping the process ends it: kill_on_drop here, the channel closes on a host
+                drop(limited);
+                drop(p);
+                anyhow::bail!(
+                    "on {}: `{script}` wrote more than {} of output: stopped reading it (ferry expects far less)",
+                    self.host(),
+                    crate::config::units::format_bytes(cap as u64)
+                );
+            }
         }
         let f = p.wait().await?;
         Ok(Output {
@@ -163,6 +183,10 @@ pub fn describe_failure(code: Option<i32>, stderr: &str) -> String {
 /// Most stderr ferry keeps of one command; zfs errors are short, and this bounds memory.
 pub const STDERR_CAP: usize = 64 * 1024;
 
+/// Most stdout `Executor::run` collects of one command. ferry's largest reads are listings (every
+/// snapshot of every dataset of a host, some 100 bytes a line): 64 MiB is over half a million lines.
+pub const STDOUT_CAP: usize = 64 << 20;
+
 fn spawn_local(script: &str) -> Result<Process> {
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
@@ -197,4 +221,35 @@ fn spawn_local(script: &str) -> Result<Process> {
         })
     };
     Ok(Process::new(stdin, stdout, Box::pin(done)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_past_the_cap_fails_naming_host_and_command() {
+        let ex = Executor::Local;
+        let out = ex.run_capped("head -c 1000 /dev/zero", 1000).await.unwrap();
+        assert_eq!(out.stdout.len(), 1000);
+        // an endless stream ends at the cap instead of filling memory
+        let t = std::time::Instant::now();
+        let e = ex.run_capped("yes ferry", 1 << 20).await.unwrap_err().to_string();
+        assert!(
+            e.contains("on local: `yes ferry` wrote more than 1.0 MiB of output"),
+            "{e}"
+        );
+        assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn run_keeps_the_default_cap() {
+        // one byte over the default cap: refused rather than collected
+        let e = Executor::Local
+            .run(&format!("head -c {} /dev/zero", STDOUT_CAP + 1))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wrote more than 64.0 MiB of output"), "{e}");
+    }
 }

@@ -17,10 +17,11 @@ pub struct LastResult {
 
 impl LastResult {
     pub fn read(path: &Path) -> Option<LastResult> {
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+        serde_json::from_slice(&super::files::read_small(path).ok()?).ok()
     }
 
+    /// Replaces the file atomically and durably: status and the console rely on it after a crash.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        super::write_atomic(path, &serde_json::to_vec(self).expect("result serializes"))
+        super::write_atomic(path, &serde_json::to_vec(self).expect("result serializes"), true)
     }
 }

@@ -31,7 +31,8 @@ impl PairLog {
         if self.echo {
             eprint!("{text}");
         }
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&self.path) {
+        // never through a planted symlink, never blocking on a planted FIFO
+        if let Ok(mut f) = super::files::open_append(&self.path) {
             let _ = f.write_all(text.as_bytes());
         }
     }

@@ -1,14 +1,16 @@
 //! The state dir: one folder per pair fingerprint holding its lock, log, progress and last result.
 //! Every file here is readable by any process, so `runstatus` and the console see every job.
 
+pub mod files;
 pub mod last;
 pub mod lock;
 pub mod log;
 pub mod progress;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -29,10 +31,32 @@ impl StateDir {
         self.root.join(fp)
     }
 
-    /// The folder of one pair, created if missing.
+    /// Creates the state dir if missing, and refuses one that another user could plant files in
+    /// (owned by someone else, or writable by every user).
+    pub fn check(&self) -> Result<()> {
+        if !self.root.exists() {
+            files::create_dirs(&self.root)?;
+        }
+        // the root may be a symlink an administrator made; what it points to is what counts
+        let meta = std::fs::metadata(&self.root).with_context(|| format!("state dir {}", self.root.display()))?;
+        files::check_dir(&self.root, &meta)
+    }
+
+    /// The folder of one pair, created if missing, after checking the state dir. A pair folder
+    /// must be a real directory (not a symlink) of this user or root, not writable by everyone.
     pub fn ensure_pair_dir(&self, fp: &str) -> Result<PathBuf> {
+        if fp.is_empty() || fp.contains('/') || fp.starts_with('.') {
+            bail!("invalid fingerprint {fp:?} for a state folder");
+        }
+        self.check()?;
         let dir = self.pair_dir(fp);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating state dir {}", dir.display()))?;
+        match std::fs::DirBuilder::new().mode(files::DIR_MODE).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating state dir {}", dir.display())),
+        }
+        let meta = std::fs::symlink_metadata(&dir).with_context(|| format!("state dir {}", dir.display()))?;
+        files::check_dir(&dir, &meta)?;
         Ok(dir)
     }
 
@@ -58,11 +82,10 @@ impl StateDir {
     }
 }
 
-/// Writes a file atomically (temp file + rename), so readers never see half of it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+/// Writes a file atomically (see `files::write_atomic`): readers never see half of it, and two
+/// writers never share a temp file.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    files::write_atomic(path, bytes, durable)
 }
 
 /// Seconds since the Unix epoch.

@@ -41,13 +41,17 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The job's figures; None when there is no file, or it is not one ferry could have written
+    /// (a FIFO or symlink planted there is refused without blocking).
     pub fn read(path: &Path) -> Option<Progress> {
-        let bytes = std::fs::read(path).ok()?;
+        let bytes = super::files::read_small(path).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Replaces the file atomically. Not synced: readers are live processes that see the page
+    /// cache, and after a crash the figures of a dead job matter to nobody.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        super::write_atomic(path, &serde_json::to_vec(self).expect("progress serializes"))
+        super::write_atomic(path, &serde_json::to_vec(self).expect("progress serializes"), false)
     }
 
     /// Fraction done in 0..=1 when the size is known.
@@ -201,5 +205,82 @@ mod tests {
         }
         assert_eq!(r.current(), 0.0);
         assert_eq!(r.eta(Some(10_000)), None);
+    }
+
+    #[test]
+    fn write_never_follows_a_symlink_at_a_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let p = dir.path().join("progress.json");
+        // the temp name progress writes used to go through (predictable: pid)
+        std::os::unix::fs::symlink(&victim, p.with_extension(format!("tmp.{}", std::process::id()))).unwrap();
+        let pr = Progress {
+            action: "update".into(),
+            ..Default::default()
+        };
+        pr.write(&p).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(Progress::read(&p), Some(pr));
+    }
+
+    #[test]
+    fn concurrent_writers_never_leave_a_torn_or_missing_file() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("progress.json");
+        let first = Progress {
+            phase: "connecting".into(),
+            ..Default::default()
+        };
+        first.write(&p).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        // two writers (the job's reporter and its finish), each with its own figures, as in a job
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (p, stop) = (p.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut errors = 0;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let pr = Progress {
+                            phase: "transfer".into(),
+                            bytes: n,
+                            pid: w as u32,
+                            history: vec![w as f64; 100 + (n % 80) as usize],
+                            ..Default::default()
+                        };
+                        if pr.write(&p).is_err() {
+                            errors += 1;
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        let mut bad = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut reads = 0;
+        while std::time::Instant::now() < deadline {
+            reads += 1;
+            match Progress::read(&p) {
+                Some(pr) if pr.history.iter().all(|v| *v == pr.pid as f64) => {}
+                _ => bad += 1,
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let errors: u32 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(
+            (bad, errors),
+            (0, 0),
+            "{bad} of {reads} reads torn or missing, {errors} failed writes"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "temp files left: {left:?}");
     }
 }

@@ -5,13 +5,20 @@
 //!
 //! Each mbuffer announces its pid first, so ferry can end it on a host when the other side fails:
 //! a listener that never gets a connection, or that cannot bind its port, leaves nothing behind.
+//!
+//! The listener accepts only the source host (`-I <source address>:<port>`; mbuffer refuses any
+//! other peer and keeps listening), so nobody else can write a stream into `zfs receive`. Which
+//! address that is, and where the source reaches the listener when the destination is this
+//! machine, ferry finds out at run time (`peers`).
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use crate::config::names::shell_quote;
 use crate::exec::{describe_failure, Executor, Finished, Process};
 
 use super::{Meter, Transferred};
@@ -19,11 +26,15 @@ use super::{Meter, Transferred};
 /// How long the listener may take to bind its port.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Most bytes of one mbuffer output line kept: its lines are short, a peer's garbage is not.
+const LINE_CAP: usize = 64 * 1024;
+
 /// What one transfer needs to know.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Where the source reaches the destination's listener.
-    pub address: String,
+    /// Where the source reaches the destination's listener. None (a local destination without
+    /// `mbuffer_address`): the address the source host sees this machine at, found at run time.
+    pub address: Option<String>,
     pub port: u16,
     /// Bytes per second on the sender's mbuffer (`-r`); 0 = none.
     pub bwlimit: u64,
@@ -31,18 +42,27 @@ pub struct Plan {
     pub timeout: Duration,
 }
 
+/// Who talks to whom: where the source sends, and the one address the listener accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peers {
+    /// Where the source reaches the listener (validated: an IP address or a host name).
+    pub address: String,
+    /// The source host's address as the destination sees it; every other peer is refused.
+    pub source: Ipv4Addr,
+}
+
 /// The listener: mbuffer's messages and figures go to the exec's stdout (fd 3) for ferry to read,
-/// its data into the receiving command.
-pub fn listen_command(plan: &Plan, recv: &str) -> String {
+/// its data into the receiving command. Only `source` may connect.
+pub fn listen_command(plan: &Plan, source: Ipv4Addr, recv: &str) -> String {
     format!(
-        "exec 3>&1; sh -c 'echo \"ferry-pid $$\" >&2; exec mbuffer -4 -v 4 -s 128k -m 64M -W {w} -I {p}' 2>&3 | {recv} 3>&-",
+        "exec 3>&1; sh -c 'echo \"ferry-pid $$\" >&2; exec mbuffer -4 -v 4 -s 128k -m 64M -W {w} -I {source}:{p}' 2>&3 | {recv} 3>&-",
         w = plan.timeout.as_secs().max(5),
         p = plan.port
     )
 }
 
-/// The sender: the send command's stream into an mbuffer that connects to the listener.
-pub fn send_command(plan: &Plan, send: &str) -> String {
+/// The sender: the send command's stream into an mbuffer that connects to the listener at `address`.
+pub fn send_command(plan: &Plan, address: &str, send: &str) -> String {
     let rate = if plan.bwlimit > 0 {
         format!(" -r {}", plan.bwlimit)
     } else {
@@ -52,9 +72,117 @@ pub fn send_command(plan: &Plan, send: &str) -> String {
     format!(
         "{{ {send}; }} | sh -c 'echo \"ferry-pid $$\"; exec mbuffer -4 -q -s 128k -m 64M -W {w}{rate} -O {a}:{p}'",
         w = plan.timeout.as_secs().max(5),
-        a = plan.address,
+        a = address,
         p = plan.port
     )
+}
+
+/// An IPv4 address from text a host printed (an IPv4-mapped IPv6 address counts); `what` and
+/// `host` name it in the error.
+fn ipv4(text: &str, what: &str, host: &str) -> Result<Ipv4Addr> {
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Ok(a),
+        Ok(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+            Some(v4) => Ok(v4),
+            None => bail!(
+                "{what} is the IPv6 address {a} (on {host}); transport mbuffer runs over IPv4 here: set mbuffer_address to an IPv4 address"
+            ),
+        },
+        Err(_) => bail!("{what}: {host} printed {text:?}, not an IP address"),
+    }
+}
+
+/// `$SSH_CONNECTION` on a host: (the address it sees this machine at, its own address on that
+/// connection).
+async fn ssh_connection(ex: &Executor) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    let out = ex.run_ok("echo \"$SSH_CONNECTION\"").await?.stdout_text();
+    let line = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    parse_ssh_connection(line, ex.host())
+}
+
+/// "client-ip client-port server-ip server-port" as sshd sets it.
+fn parse_ssh_connection(line: &str, host: &str) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() != 4 {
+        bail!(
+            "on {host}: $SSH_CONNECTION is {line:?}: cannot tell which address it reaches this machine at; set mbuffer_address"
+        );
+    }
+    let what = format!("the address {host} sees this machine at");
+    Ok((ipv4(f[0], &what, host)?, ipv4(f[2], &what, host)?))
+}
+
+/// The address this machine sends from to reach `address` (the kernel's route choice; a UDP
+/// socket's connect sends nothing).
+fn local_source_for(address: &str, port: u16) -> Result<Ipv4Addr> {
+    let sock = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    sock.connect((address, port))
+        .map_err(|e| anyhow!("cannot find a route from this machine to {address}: {e}"))?;
+    match sock.local_addr()?.ip() {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(a) => {
+            bail!("this machine reaches {address} from the IPv6 address {a}; transport mbuffer runs over IPv4")
+        }
+    }
+}
+
+/// For a remote source, in one round trip: (this machine as the source sees it, the address the
+/// source sends from to reach `address`, or to this machine when `address` is None). The latter
+/// is its route's `src` where `ip` can tell, else its own address on our SSH connection.
+async fn remote_source_for(src: &Executor, address: Option<&str>) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    let target = match address {
+        Some(a) => shell_quote(a),
+        None => "\"${SSH_CONNECTION%% *}\"".to_string(),
+    };
+    let out = src
+        .run_ok(&format!(
+            "echo \"$SSH_CONNECTION\"; ip -4 route get {target} 2>/dev/null | sed 's/^/route /'; true"
+        ))
+        .await?
+        .stdout_text();
+    let (route, conn): (Vec<&str>, Vec<&str>) = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .partition(|l| l.starts_with("route "));
+    let (seen, own) = parse_ssh_connection(conn.last().copied().unwrap_or(""), src.host())?;
+    let from = route
+        .iter()
+        .flat_map(|l| l.split_whitespace().skip_while(|w| *w != "src").nth(1))
+        .find_map(|a| a.parse::<Ipv4Addr>().ok());
+    Ok((seen, from.unwrap_or(own)))
+}
+
+/// Finds where the source sends and which address the listener accepts:
+/// - the source is this machine: with the destination's own SSH address as `address`, this
+///   machine as the destination sees it (`$SSH_CONNECTION` there: right across NAT too); else the
+///   address the kernel sends from to `address`;
+/// - the source is a host: `address` defaults (for a local destination) to this machine as the
+///   source sees it (`$SSH_CONNECTION` there), and the source sends from its route's address.
+pub async fn peers(src: &Executor, dst: &Executor, plan: &Plan) -> Result<Peers> {
+    match src {
+        Executor::Local => {
+            let address = match (&plan.address, dst) {
+                (Some(a), _) => a.clone(),
+                (None, Executor::Local) => Ipv4Addr::LOCALHOST.to_string(),
+                (None, Executor::Remote(c)) => c.host().address.clone(),
+            };
+            let source = match dst {
+                Executor::Remote(c) if c.host().address == address => ssh_connection(dst).await?.0,
+                _ => local_source_for(&address, plan.port)?,
+            };
+            Ok(Peers { address, source })
+        }
+        Executor::Remote(_) => {
+            let given = match (&plan.address, dst) {
+                (Some(a), _) => Some(a.clone()),
+                (None, Executor::Local) => None,
+                (None, Executor::Remote(c)) => Some(c.host().address.clone()),
+            };
+            let (seen, source) = remote_source_for(src, given.as_deref()).await?;
+            let address = given.unwrap_or_else(|| seen.to_string());
+            Ok(Peers { address, source })
+        }
+    }
 }
 
 /// What the listener's output says, line by line.
@@ -62,6 +190,8 @@ pub fn send_command(plan: &Plan, send: &str) -> String {
 pub enum Event {
     Pid(u32),
     Listening,
+    /// The listener refused a connection from this address (not the source).
+    Rejected(String),
     /// Bytes received so far (mbuffer's own figure, to its display precision).
     Total(u64),
     /// An error or fatal message.
@@ -76,6 +206,12 @@ pub fn parse(line: &str) -> Option<Event> {
     }
     if line.contains("listening on socket") {
         return Some(Event::Listening);
+    }
+    if let Some(i) = line.find("rejected connection from ") {
+        let who = line[i + "rejected connection from ".len()..].trim();
+        return Some(Event::Rejected(
+            who.chars().filter(|c| !c.is_control()).take(64).collect(),
+        ));
     }
     if line.contains("mbuffer: error") || line.contains("mbuffer: fatal") || line.contains("could not bind") {
         return Some(Event::Error(line.trim_start_matches("mbuffer: ").to_string()));
@@ -120,6 +256,10 @@ fn watch(mut p: Process, tx: mpsc::UnboundedSender<Event>) -> tokio::task::JoinH
                     break;
                 }
                 text.extend_from_slice(&buf[..n]);
+                if text.len() > LINE_CAP && !text.iter().any(|b| *b == b'\n' || *b == b'\r') {
+                    // no line is that long: garbage, dropped rather than kept
+                    text.clear();
+                }
                 while let Some(i) = text.iter().position(|b| *b == b'\n' || *b == b'\r') {
                     let line: Vec<u8> = text.drain(..=i).collect();
                     if let Some(e) = parse(&String::from_utf8_lossy(&line)) {
@@ -153,7 +293,16 @@ pub async fn transfer(
     meter: &Meter,
     log: &dyn Fn(&str),
 ) -> Result<Transferred> {
-    let listen_cmd = listen_command(plan, recv);
+    let peers = peers(src, dst, plan).await?;
+    log(&format!(
+        "transport mbuffer: the stream goes UNENCRYPTED from {} to {}:{}; the listener on {} accepts only {}",
+        src.host(),
+        peers.address,
+        plan.port,
+        dst.host(),
+        peers.source
+    ));
+    let listen_cmd = listen_command(plan, peers.source, recv);
     log(&format!("on {}: {listen_cmd}", dst.host()));
     let mut listener = dst.spawn(&listen_cmd).await?;
     drop(listener.stdin.take());
@@ -161,6 +310,17 @@ pub async fn transfer(
     let lwatch = watch(listener, ltx);
     let mut lpid = None;
     let mut errors: Vec<String> = Vec::new();
+    let mut rejected: Vec<String> = Vec::new();
+    let refuse = |who: String, rejected: &mut Vec<String>| {
+        log(&format!(
+            "mbuffer on {} refused a connection from {who}: only {} may send",
+            dst.host(),
+            peers.source
+        ));
+        if !rejected.contains(&who) && rejected.len() < 5 {
+            rejected.push(who);
+        }
+    };
 
     // 1. the listener binds its port, or says why not
     let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
@@ -169,6 +329,7 @@ pub async fn transfer(
             Ok(Some(Event::Pid(p))) => lpid = Some(p),
             Ok(Some(Event::Listening)) => break,
             Ok(Some(Event::Error(e))) => errors.push(e),
+            Ok(Some(Event::Rejected(who))) => refuse(who, &mut rejected),
             Ok(Some(Event::Total(_))) => {}
             Ok(None) => {
                 let f = lwatch.await.map_err(|e| anyhow!("{e}"))??;
@@ -197,7 +358,7 @@ pub async fn transfer(
     }
 
     // 2. the sender connects and streams
-    let send_cmd = send_command(plan, send);
+    let send_cmd = send_command(plan, &peers.address, send);
     log(&format!("on {}: {send_cmd}", src.host()));
     let started = Instant::now();
     let mut sender = match src.spawn(&send_cmd).await {
@@ -227,6 +388,7 @@ pub async fn transfer(
                 }
                 Some(Event::Pid(p)) => lpid = Some(p),
                 Some(Event::Error(e)) => errors.push(e),
+                Some(Event::Rejected(who)) => refuse(who, &mut rejected),
                 Some(_) => {}
                 None => {
                     // the listener's output closed: it is ending; collect how
@@ -249,7 +411,7 @@ pub async fn transfer(
                         // never connected (refused, unreachable): the listener waits in vain
                         break Some(format!(
                             "mbuffer on {} could not send to {}:{}: {}",
-                            src.host(), plan.address, plan.port, describe_failure(f.code, &f.stderr)
+                            src.host(), peers.address, plan.port, describe_failure(f.code, &f.stderr)
                         ));
                     }
                     sender_done = Some(f);
@@ -257,9 +419,17 @@ pub async fn transfer(
             },
             _ = tick.tick() => {
                 if total == 0 && started.elapsed() > plan.timeout {
+                    let why = if rejected.is_empty() {
+                        format!("can {} reach mbuffer_address {}?", src.host(), peers.address)
+                    } else {
+                        format!(
+                            "it refused {}: only {} may send; if that was {}, it reaches {} from another address than ferry found",
+                            rejected.join(", "), peers.source, src.host(), peers.address
+                        )
+                    };
                     break Some(format!(
-                        "no connection reached the mbuffer listener on {}:{} within {}s (can {} reach mbuffer_address {}?)",
-                        dst.host(), plan.port, plan.timeout.as_secs(), src.host(), plan.address
+                        "no connection reached the mbuffer listener on {}:{} within {}s ({why})",
+                        dst.host(), plan.port, plan.timeout.as_secs()
                     ));
                 }
             }
@@ -323,19 +493,44 @@ mod tests {
             Some(Event::Error(_))
         ));
         assert_eq!(parse("mbuffer: no config file /root/.mbuffer.rc"), None);
+        assert_eq!(
+            parse("mbuffer: warning: rejected connection from 127.0.0.2"),
+            Some(Event::Rejected("127.0.0.2".into()))
+        );
     }
 
     #[test]
     fn commands_quote_the_address() {
         let plan = Plan {
-            address: "10.0.0.2".into(),
+            address: None,
             port: 9090,
             bwlimit: 1000,
             timeout: Duration::from_secs(30),
         };
-        let s = send_command(&plan, "zfs send t/d@s");
+        let s = send_command(&plan, "10.0.0.2", "zfs send t/d@s");
         assert!(s.ends_with("-W 30 -r 1000 -O 10.0.0.2:9090'"), "{s}");
-        let l = listen_command(&plan, "zfs receive b/d");
-        assert!(l.contains("-I 9090' 2>&3 | zfs receive b/d 3>&-"), "{l}");
+        let l = listen_command(&plan, Ipv4Addr::new(10, 0, 0, 7), "zfs receive b/d");
+        assert!(l.contains("-I 10.0.0.7:9090' 2>&3 | zfs receive b/d 3>&-"), "{l}");
+    }
+
+    #[test]
+    fn addresses_from_a_host_are_ipv4_or_a_clear_error() {
+        assert_eq!(ipv4("10.1.2.3", "x", "h").unwrap(), Ipv4Addr::new(10, 1, 2, 3));
+        assert_eq!(ipv4("::ffff:10.1.2.3", "x", "h").unwrap(), Ipv4Addr::new(10, 1, 2, 3));
+        let e = ipv4("2001:db8::1", "the address store1 sees this machine at", "store1").unwrap_err();
+        assert!(e.to_string().contains("IPv6 address 2001:db8::1 (on store1)"), "{e}");
+        assert!(ipv4("x; rm -rf /", "x", "h").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_local_pair_sends_to_loopback_from_loopback() {
+        let plan = Plan {
+            address: None,
+            port: 9090,
+            bwlimit: 0,
+            timeout: Duration::from_secs(30),
+        };
+        let p = peers(&Executor::Local, &Executor::Local, &plan).await.unwrap();
+        assert_eq!((p.address.as_str(), p.source), ("127.0.0.1", Ipv4Addr::LOCALHOST));
     }
 }

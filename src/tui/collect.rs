@@ -73,7 +73,8 @@ impl Background {
 /// The last `n` lines of a file (reads at most the last 64 KiB).
 pub fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
+    // never blocks on a FIFO planted as the log, never follows a symlink
+    let Ok(mut f) = crate::state::files::open_regular(path) else {
         return Vec::new();
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
