@@ -221,6 +221,10 @@ async fn connection_refused_names_host_and_address() {
         key: None,
         known_hosts: "/nonexistent/known_hosts".into(),
         trust_on_first_use: false,
+        jump: None,
+        connect_timeout: Duration::from_secs(15),
+        keepalive_interval: Duration::from_secs(10),
+        keepalive_count: 3,
     };
     let err = open_err(host).await;
     assert_eq!(err, format!("host store1 (127.0.0.1:{port}): connection refused"));
@@ -554,4 +558,119 @@ fn agent_and_default_keys_without_a_configured_key() {
         run_ok(&conn, "echo default").await
     });
     assert_eq!(out, "default\n");
+}
+
+/// Whether OpenSSH's client connects with `known_hosts` in strict mode (as the operator would check).
+fn openssh_connects(sshd: &Sshd, known_hosts: &Path) -> bool {
+    std::process::Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-i"])
+        .arg(&sshd.client_key)
+        .args(["-p", &sshd.port.to_string()])
+        .arg(format!("{}@{}", sshd.user, sshd.address))
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Issue 7 #3: a host known only by its RSA or only by its ECDSA key was refused as "HOST KEY
+/// CHANGED" because the server picked ed25519; OpenSSH connects with the same file.
+#[tokio::test(flavor = "multi_thread")]
+async fn host_known_by_one_key_type_connects_with_that_type() {
+    let Some(sshd) = Sshd::start_with(None, "127.0.0.1", &["ed25519", "rsa", "ecdsa"]) else {
+        return;
+    };
+    for (kind, key) in &sshd.host_keys {
+        let kh = sshd.dir().join(format!("known_hosts_{kind}"));
+        std::fs::write(&kh, format!("# only {kind}\n[127.0.0.1]:{} {key}\n", sshd.port)).unwrap();
+        assert!(
+            openssh_connects(&sshd, &kh),
+            "OpenSSH itself refuses {kind}-only known_hosts"
+        );
+        let conn = Connection::open(sshd.host_with_known_hosts("store1", &kh))
+            .await
+            .unwrap_or_else(|e| panic!("known_hosts with only the {kind} key: {e:#}"));
+        assert_eq!(run_ok(&conn, "echo ok").await, "ok\n");
+    }
+    // A wrong key of the one recorded type is still a changed key, naming that type.
+    let other = sshd.dir().join("other_rsa");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let wrong = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let wrong: Vec<&str> = wrong.split_whitespace().take(2).collect();
+    let kh = sshd.dir().join("known_hosts_wrong_rsa");
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", sshd.port, wrong.join(" "))).unwrap();
+    let err = open_err(sshd.host_with_known_hosts("store1", &kh)).await;
+    assert!(
+        err.contains("HOST KEY CHANGED: the server presents ssh-rsa"),
+        "the server must be asked for its RSA key: {err}"
+    );
+    assert!(err.contains("line 1 records a different ssh-rsa key"), "{err}");
+}
+
+/// Issue 7 #13: a FIFO or a device given as `key` or `known_hosts` is refused at once, naming the
+/// file and the host; a huge known_hosts is refused by size.
+#[tokio::test(flavor = "multi_thread")]
+async fn fifo_or_device_as_key_or_known_hosts_is_refused_without_hanging() {
+    let sshd = sshd!();
+    let fifo = sshd.dir().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let bounded = |host: ferry::config::HostConfig| async move {
+        tokio::time::timeout(Duration::from_secs(10), open_err(host))
+            .await
+            .expect("opening the connection hung")
+    };
+    let label = format!("host store1 (127.0.0.1:{})", sshd.port);
+
+    let mut host = sshd.host("store1");
+    host.key = Some(fifo.clone());
+    let err = bounded(host).await;
+    assert_eq!(
+        err,
+        format!(
+            "host store1: key file {} cannot be read: it is a FIFO, not a regular file",
+            fifo.display()
+        )
+    );
+
+    let mut host = sshd.host("store1");
+    host.key = Some("/dev/zero".into());
+    let err = bounded(host).await;
+    assert!(
+        err.contains("key file /dev/zero cannot be read: it is a character device, not a regular file"),
+        "{err}"
+    );
+
+    for (path, what) in [
+        (fifo.as_path(), "a FIFO"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        let err = bounded(sshd.host_with_known_hosts("store1", path)).await;
+        assert_eq!(
+            err,
+            format!(
+                "{label}: cannot read known_hosts file {}: it is {what}, not a regular file",
+                path.display()
+            )
+        );
+    }
+
+    let huge = sshd.dir().join("huge_known_hosts");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(ferry::ssh::files::KNOWN_HOSTS_CAP + 1)
+        .unwrap();
+    let err = bounded(sshd.host_with_known_hosts("store1", &huge)).await;
+    assert!(
+        err.contains("cannot read known_hosts file") && err.contains("is larger than"),
+        "{err}"
+    );
 }

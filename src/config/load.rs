@@ -164,6 +164,10 @@ struct RawHost {
     key: Option<Spanned<String>>,
     known_hosts: Option<Spanned<String>>,
     trust_on_first_use: Option<bool>,
+    jump: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<Scalar>>,
+    keepalive_interval: Option<Spanned<Scalar>>,
+    keepalive_count: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -266,6 +270,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         hosts.insert(name.clone(), cx.host(name, h)?);
     }
+    cx.check_jumps(&raw.hosts, &hosts)?;
 
     let mut pairs = Vec::new();
     let mut seen_dest: HashMap<Endpoint, usize> = HashMap::new();
@@ -677,6 +682,47 @@ impl<'a> Cx<'a> {
             .as_ref()
             .map(|k| expand_home(k.get_ref()))
             .unwrap_or_else(|| expand_home("~/.ssh/known_hosts"));
+        let connect_timeout = match &r.connect_timeout {
+            Some(t) => self.duration(t, "connect_timeout")?,
+            None => std::time::Duration::from_secs(15),
+        };
+        if connect_timeout.is_zero() {
+            let span = r.connect_timeout.as_ref().map(|t| t.span()).unwrap_or(0..0);
+            return Err(self.err(span, "connect_timeout", "must be at least 1s"));
+        }
+        let keepalive_interval = match &r.keepalive_interval {
+            Some(t) => self.duration(t, "keepalive_interval")?,
+            None => std::time::Duration::from_secs(10),
+        };
+        if keepalive_interval.is_zero() {
+            let span = r.keepalive_interval.as_ref().map(|t| t.span()).unwrap_or(0..0);
+            return Err(self.err(span, "keepalive_interval", "must be at least 1s"));
+        }
+        let keepalive_count = match &r.keepalive_count {
+            Some(c) if (1..=1000).contains(c.get_ref()) => *c.get_ref() as u32,
+            Some(c) => {
+                return Err(self.err(
+                    c.span(),
+                    "keepalive_count",
+                    &format!("keepalive_count = {}: must be between 1 and 1000", c.get_ref()),
+                ))
+            }
+            None => 3,
+        };
+        let jump = match &r.jump {
+            Some(j) => {
+                names::check_host_name(j.get_ref()).map_err(|m| self.err(j.span(), "jump", &m))?;
+                if j.get_ref() == LOCAL || j.get_ref() == name {
+                    return Err(self.err(
+                        j.span(),
+                        "jump",
+                        &format!("host {name:?} cannot be reached through {:?}", j.get_ref()),
+                    ));
+                }
+                Some(j.get_ref().clone())
+            }
+            None => None,
+        };
         Ok(HostConfig {
             name: name.to_string(),
             address,
@@ -685,7 +731,37 @@ impl<'a> Cx<'a> {
             key,
             known_hosts,
             trust_on_first_use: r.trust_on_first_use.unwrap_or(false),
+            jump,
+            connect_timeout,
+            keepalive_interval,
+            keepalive_count,
         })
+    }
+
+    /// Every `jump` names a defined host, and following them never comes back to where it started.
+    fn check_jumps(
+        &self,
+        raw: &BTreeMap<String, Spanned<RawHost>>,
+        hosts: &BTreeMap<String, HostConfig>,
+    ) -> Result<(), ConfigError> {
+        for (name, h) in hosts {
+            let Some(first) = &h.jump else { continue };
+            let span = raw[name].get_ref().jump.as_ref().map(|j| j.span()).unwrap_or(0..0);
+            let mut seen = vec![name.as_str()];
+            let mut next = Some(first);
+            while let Some(j) = next {
+                let Some(hop) = hosts.get(j) else {
+                    return Err(self.err(span, "jump", &format!("undefined host {j:?} (add a [hosts.{j}] table)")));
+                };
+                if seen.contains(&j.as_str()) {
+                    seen.push(j);
+                    return Err(self.err(span, "jump", &format!("jump hosts form a loop: {}", seen.join(" -> "))));
+                }
+                seen.push(j);
+                next = hop.jump.as_ref();
+            }
+        }
+        Ok(())
     }
 
     /// "host:pool/fs" or "pool/fs" (local). The host must be defined; the path must be a valid dataset.

@@ -74,6 +74,14 @@ pub struct HostConfig {
     pub known_hosts: PathBuf,
     /// Accept and record an unknown host key on first contact. A changed key is refused regardless.
     pub trust_on_first_use: bool,
+    /// Another configured host this one is reached through (OpenSSH's ProxyJump).
+    pub jump: Option<String>,
+    /// Longest wait for the TCP connection (or the tunnel through `jump`).
+    pub connect_timeout: Duration,
+    /// Silence after which a keepalive is sent.
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalives after which the link counts as dead.
+    pub keepalive_count: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
