@@ -690,9 +690,13 @@ impl JumpLab {
         if !Path::new(common::sshd::SSHD).exists() {
             return Sshd::start().map(|_| unreachable!());
         }
-        let id = std::process::id() % 10000;
+        // Tests in one binary run on parallel threads: a lab number per process and per lab.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+        let id = std::process::id() % 1000 * 10 + n;
         let (ns, host_if, peer) = (format!("fjmp{id}"), format!("fjh{id}"), format!("fjn{id}"));
-        let net = format!("10.{}.{}", 180 + id / 250 % 10, id % 250);
+        // 10.150.0.0 – 10.189.255.255: clear of faults.rs (190–199) and transports.rs (200+)
+        let net = format!("10.{}.{}", 150 + id / 250, id % 250);
         let sh = |c: &str| {
             let ok = std::process::Command::new("sh")
                 .arg("-c")
@@ -943,4 +947,49 @@ fn jump_and_timing_keys_are_parsed_and_checked() {
         err,
         "/etc/ferry/ferry.toml:3: key `connect_timeout`: must be at least 1s"
     );
+}
+
+/// The CLI reaches a host behind a bastion from its config alone (`jump = "bastion"`).
+#[test]
+fn cli_setup_reaches_a_source_behind_a_bastion() {
+    let Some(lab) = JumpLab::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ferry.toml");
+    let host = |name: &str, s: &Sshd, extra: &str| {
+        format!(
+            "[hosts.{name}]\naddress = \"{}\"\nport = {}\nuser = \"{}\"\nkey = \"{}\"\nknown_hosts = \"{}\"\n{extra}",
+            s.address,
+            s.port,
+            s.user,
+            s.client_key.display(),
+            s.known_hosts.display()
+        )
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n{}{}[[pair]]\nsource = \"far:nopool/data\"\ndestination = \"nopool/rep\"\n",
+            dir.path().join("state").display(),
+            host("bastion", &lab.bastion, ""),
+            host("far", &lab.far, "jump = \"bastion\"\nconnect_timeout = \"5s\"\n"),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["setup", "nopool/rep"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("[ ok ] source host far"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(JumpLab::accepted(&lab.bastion), 1, "{}", lab.bastion.log());
+    assert_eq!(JumpLab::accepted(&lab.far), 1, "{}", lab.far.log());
 }
