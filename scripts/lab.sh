@@ -53,6 +53,19 @@ for p in "$src" "$dst"; do
 done
 zfs list -H -o name "$dst/replica" >/dev/null 2>&1 || zfs create "$dst/replica"
 
+# ssh logs in as a plain account (uid 0, /bin/sh, its own home), not root: root's shell here runs
+# `pyenv init` on every command (about 240 ms), which would hide ferry's own cost. The same account
+# as tests/common/sshd.rs, added once under the same lock.
+lab_user=ferrylab
+lab_home=/var/lib/ferrylab
+(
+    flock 9
+    mkdir -p "$lab_home"
+    grep -q "^$lab_user:" /etc/passwd || echo "$lab_user:x:0:0:ferry test lab:$lab_home:/bin/sh" >> /etc/passwd
+    # `*`: no password login (`!` would lock the account for sshd's key login too)
+    grep -q "^$lab_user:" /etc/shadow || echo "$lab_user:*:20000:0:99999:7:::" >> /etc/shadow
+) 9>/run/ferry-lab-user.lock
+
 # a loopback sshd with its own host key, our client key and a known_hosts naming it
 ssh=$dir/ssh
 [ -f "$ssh/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$ssh/host_ed25519" -C lab-host
@@ -84,6 +97,7 @@ EOF
     done
 fi
 port=$(cat "$port_file")
+echo "$lab_user" > "$ssh/user"
 echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$ssh/host_ed25519.pub")" > "$ssh/known_hosts"
 
 # source datasets with some data
@@ -110,7 +124,7 @@ keep = 3
 [hosts.store1]
 address = "127.0.0.1"
 port = $port
-user = "root"
+user = "$lab_user"
 key = "$ssh/id_ed25519"
 known_hosts = "$ssh/known_hosts"
 

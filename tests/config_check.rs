@@ -441,7 +441,7 @@ fn jump_hosts_and_connection_settings() {
         "{out}"
     );
     assert!(
-        out.contains("connect_timeout 10s  keepalive 20s x5"),
+        out.contains("connect_timeout 15s  keepalive 20s x5"),
         "defaults and overrides: {out}"
     );
     assert!(out.contains("connect_timeout 5s  keepalive 10s x3"), "{out}");
@@ -471,7 +471,7 @@ fn jump_hosts_and_connection_settings() {
         ),
         (
             &serde_json::json!("bastion"),
-            &serde_json::json!(10),
+            &serde_json::json!(15),
             &serde_json::json!(20),
             &serde_json::json!(5)
         )

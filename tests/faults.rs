@@ -365,7 +365,7 @@ fn silent_link_cut_is_detected_within_the_keepalive_bound() {
     std::fs::write(
         &cfg,
         format!(
-            "state_dir = \"{}\"\n[hosts.far]\naddress = \"{}\"\nport = {}\nuser = \"{}\"\nkey = \"{}\"\nknown_hosts = \"{}\"\n\
+            "state_dir = \"{}\"\n[hosts.far]\naddress = \"{}\"\nport = {}\nuser = \"{}\"\nkey = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\
              [[pair]]\nsource = \"far:{src_ds}\"\ndestination = \"{dst_ds}\"\nbwlimit = \"20M\"\n",
             dir.path().join("state").display(),
             s.address,

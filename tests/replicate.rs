@@ -300,6 +300,18 @@ fn host_keys_unknown_and_changed_are_refused() {
     let r = lab.ok(&["setup", "data"]);
     assert!(r.stdout.contains("[ ok ] source host store1"), "{}", r.stdout);
     assert!(std::fs::read_to_string(&kh).unwrap().contains(&lab.sshd.host_key));
+    // the ssh layer returns the verdict; the CLI tells the operator, once
+    assert_eq!(
+        r.stderr.matches("ferry: warning: host store1").count(),
+        1,
+        "trust on first use is reported once: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("trusting unknown host key ssh-ed25519"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// Initialize, change, update, compare: for a pair whose ends are given as the config writes them.

@@ -559,3 +559,437 @@ fn agent_and_default_keys_without_a_configured_key() {
     });
     assert_eq!(out, "default\n");
 }
+
+/// Whether OpenSSH's client connects with `known_hosts` in strict mode (as the operator would check).
+fn openssh_connects(sshd: &Sshd, known_hosts: &Path) -> bool {
+    std::process::Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-i"])
+        .arg(&sshd.client_key)
+        .args(["-p", &sshd.port.to_string()])
+        .arg(format!("{}@{}", sshd.user, sshd.address))
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Issue 7 #3: a host known only by its RSA or only by its ECDSA key was refused as "HOST KEY
+/// CHANGED" because the server picked ed25519; OpenSSH connects with the same file.
+#[tokio::test(flavor = "multi_thread")]
+async fn host_known_by_one_key_type_connects_with_that_type() {
+    let Some(sshd) = Sshd::start_with(None, "127.0.0.1", &["ed25519", "rsa", "ecdsa"]) else {
+        return;
+    };
+    for (kind, key) in &sshd.host_keys {
+        let kh = sshd.dir().join(format!("known_hosts_{kind}"));
+        std::fs::write(&kh, format!("# only {kind}\n[127.0.0.1]:{} {key}\n", sshd.port)).unwrap();
+        assert!(
+            openssh_connects(&sshd, &kh),
+            "OpenSSH itself refuses {kind}-only known_hosts"
+        );
+        let conn = Connection::open(sshd.host_with_known_hosts("store1", &kh))
+            .await
+            .unwrap_or_else(|e| panic!("known_hosts with only the {kind} key: {e:#}"));
+        assert_eq!(run_ok(&conn, "echo ok").await, "ok\n");
+    }
+    // A wrong key of the one recorded type is still a changed key, naming that type.
+    let other = sshd.dir().join("other_rsa");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let wrong = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let wrong: Vec<&str> = wrong.split_whitespace().take(2).collect();
+    let kh = sshd.dir().join("known_hosts_wrong_rsa");
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", sshd.port, wrong.join(" "))).unwrap();
+    let err = open_err(sshd.host_with_known_hosts("store1", &kh)).await;
+    assert!(
+        err.contains("HOST KEY CHANGED: the server presents ssh-rsa"),
+        "the server must be asked for its RSA key: {err}"
+    );
+    assert!(err.contains("line 1 records a different ssh-rsa key"), "{err}");
+}
+
+/// Issue 7 #13: a FIFO or a device given as `key` or `known_hosts` is refused at once, naming the
+/// file and the host; a huge known_hosts is refused by size.
+#[tokio::test(flavor = "multi_thread")]
+async fn fifo_or_device_as_key_or_known_hosts_is_refused_without_hanging() {
+    let sshd = sshd!();
+    let fifo = sshd.dir().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let bounded = |host: ferry::config::HostConfig| async move {
+        tokio::time::timeout(Duration::from_secs(10), open_err(host))
+            .await
+            .expect("opening the connection hung")
+    };
+    let label = format!("host store1 (127.0.0.1:{})", sshd.port);
+
+    let mut host = sshd.host("store1");
+    host.key = Some(fifo.clone());
+    let err = bounded(host).await;
+    assert_eq!(
+        err,
+        format!(
+            "host store1: key file {} cannot be read: it is a FIFO, not a regular file",
+            fifo.display()
+        )
+    );
+
+    let mut host = sshd.host("store1");
+    host.key = Some("/dev/zero".into());
+    let err = bounded(host).await;
+    assert!(
+        err.contains("key file /dev/zero cannot be read: it is a character device, not a regular file"),
+        "{err}"
+    );
+
+    for (path, what) in [
+        (fifo.as_path(), "a FIFO"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        let err = bounded(sshd.host_with_known_hosts("store1", path)).await;
+        assert_eq!(
+            err,
+            format!(
+                "{label}: cannot read known_hosts file {}: it is {what}, not a regular file",
+                path.display()
+            )
+        );
+    }
+
+    let huge = sshd.dir().join("huge_known_hosts");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(ferry::ssh::files::KNOWN_HOSTS_CAP + 1)
+        .unwrap();
+    let err = bounded(sshd.host_with_known_hosts("store1", &huge)).await;
+    assert!(
+        err.contains("cannot read known_hosts file") && err.contains("is larger than"),
+        "{err}"
+    );
+}
+
+/// A network namespace joined to this one by a veth, with two sshds inside: a bastion on the veth
+/// address (reachable from here) and a far host on the namespace's own loopback (reachable only
+/// from inside, i.e. through the bastion). Torn down on drop.
+struct JumpLab {
+    ns: String,
+    host_if: String,
+    bastion: Sshd,
+    far: Sshd,
+}
+
+impl JumpLab {
+    fn start() -> Option<JumpLab> {
+        if !Path::new(common::sshd::SSHD).exists() {
+            return Sshd::start().map(|_| unreachable!());
+        }
+        // Tests in one binary run on parallel threads: a lab number per process and per lab.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+        let id = std::process::id() % 1000 * 10 + n;
+        let (ns, host_if, peer) = (format!("fjmp{id}"), format!("fjh{id}"), format!("fjn{id}"));
+        // 10.150.0.0 – 10.189.255.255: clear of faults.rs (190–199) and transports.rs (200+)
+        let net = format!("10.{}.{}", 150 + id / 250, id % 250);
+        let sh = |c: &str| {
+            let ok = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(c)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{c}");
+        };
+        sh(&format!("ip netns add {ns}"));
+        let mut lab = JumpLabGuard {
+            ns: ns.clone(),
+            host_if: host_if.clone(),
+        };
+        sh(&format!(
+            "ip link add {host_if} type veth peer name {peer} && ip link set {peer} netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add {net}.1/30 dev {host_if} && ip link set {host_if} up"
+        ));
+        sh(&format!(
+            "ip netns exec {ns} ip addr add {net}.2/30 dev {peer} && ip netns exec {ns} ip link set {peer} up && ip netns exec {ns} ip link set lo up"
+        ));
+        let bastion = Sshd::start_at(Some(&ns), &format!("{net}.2"))?;
+        let far = Sshd::start_at(Some(&ns), "127.0.0.1")?;
+        lab.ns.clear(); // JumpLab's own Drop takes over
+        Some(JumpLab {
+            ns,
+            host_if,
+            bastion,
+            far,
+        })
+    }
+
+    /// Hosts `bastion`, and `far` (plus `far2`, the same server under another name) behind it.
+    fn hosts(&self) -> BTreeMap<String, ferry::config::HostConfig> {
+        let mut hosts = BTreeMap::new();
+        hosts.insert("bastion".to_string(), self.bastion.host("bastion"));
+        for name in ["far", "far2"] {
+            let mut far = self.far.host(name);
+            far.jump = Some("bastion".into());
+            hosts.insert(name.to_string(), far);
+        }
+        hosts
+    }
+
+    fn accepted(sshd: &Sshd) -> usize {
+        sshd.log().matches("Accepted publickey").count()
+    }
+}
+
+/// Removes the namespace and veth if setup stops half way.
+struct JumpLabGuard {
+    ns: String,
+    host_if: String,
+}
+
+impl Drop for JumpLabGuard {
+    fn drop(&mut self) {
+        if !self.ns.is_empty() {
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "ip link del {} 2>/dev/null; ip netns del {}",
+                    self.host_if, self.ns
+                ))
+                .status();
+        }
+    }
+}
+
+impl Drop for JumpLab {
+    fn drop(&mut self) {
+        for s in [&self.bastion, &self.far] {
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(s.pid().to_string())
+                .status();
+        }
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ip link del {} 2>/dev/null; ip netns del {}",
+                self.host_if, self.ns
+            ))
+            .status();
+    }
+}
+
+/// Sites behind a bastion: the far host is reached only through its jump host, with one
+/// connection to the bastion shared by every host behind it, and streams between two far hosts
+/// behind the same bastion do not stall each other.
+#[tokio::test(flavor = "multi_thread")]
+async fn jump_host_reaches_a_host_only_the_bastion_can_reach() {
+    let Some(lab) = JumpLab::start() else {
+        return;
+    };
+    // Not reachable from here directly.
+    let err = open_err(lab.far.host("far")).await;
+    assert!(err.contains("connection refused"), "{err}");
+
+    let pool = Pool::new(lab.hosts());
+    let far = pool.get("far").await.unwrap_or_else(|e| panic!("{e:#}"));
+    // The far sshd served it: it reports its own port as the server end.
+    let seen = run_ok(&far, "echo $SSH_CONNECTION").await;
+    assert!(seen.trim().ends_with(&format!("127.0.0.1 {}", lab.far.port)), "{seen}");
+    let far2 = pool.get("far2").await.unwrap();
+    let bastion = pool.get("bastion").await.unwrap();
+    assert_eq!(
+        bastion.sessions_opened(),
+        1,
+        "hosts behind the bastion share one connection to it"
+    );
+    assert_eq!(JumpLab::accepted(&lab.bastion), 1, "{}", lab.bastion.log());
+
+    // 32 MiB from `far` into `far2`, whose reader starts late: our writes wait, we stop reading
+    // `far`, and its tunnel must not stall the bastion session that carries far2's window.
+    let stream = async {
+        let mut src = far.exec("head -c 33554432 /dev/zero").await.unwrap();
+        let mut dst = far2.exec("sleep 2; wc -c").await.unwrap();
+        drop(src.stdin.take());
+        let mut out = src.stdout.take().unwrap();
+        let mut inp = dst.stdin.take().unwrap();
+        let copied = tokio::io::copy(&mut out, &mut inp).await.unwrap();
+        inp.shutdown().await.unwrap();
+        drop(inp);
+        let mut counted = String::new();
+        dst.stdout.take().unwrap().read_to_string(&mut counted).await.unwrap();
+        assert_eq!(src.done.await.unwrap().0, Some(0));
+        assert_eq!(dst.done.await.unwrap().0, Some(0));
+        (copied, counted)
+    };
+    let (copied, counted) = tokio::time::timeout(Duration::from_secs(120), stream)
+        .await
+        .expect("a stream between two hosts behind one bastion stalled");
+    assert_eq!(copied, 32 << 20);
+    assert_eq!(counted.trim(), (32u64 << 20).to_string());
+    assert_eq!(
+        JumpLab::accepted(&lab.bastion),
+        1,
+        "still one connection to the bastion"
+    );
+}
+
+/// Host keys are checked at both hops, each against its own known_hosts: a wrong key at the far
+/// hop is refused naming the far host; a wrong key at the bastion names the bastion.
+#[tokio::test(flavor = "multi_thread")]
+async fn jump_host_keys_are_checked_at_both_hops() {
+    let Some(lab) = JumpLab::start() else {
+        return;
+    };
+    let wrong = lab.far.dir().join("wrong_known_hosts");
+    lab.far.write_wrong_known_hosts(&wrong, 0);
+    let mut hosts = lab.hosts();
+    hosts.get_mut("far").unwrap().known_hosts = wrong.clone();
+    let pool = Pool::new(hosts.clone());
+    let err = format!(
+        "{:#}",
+        pool.get("far").await.err().expect("a wrong far key must be refused")
+    );
+    assert!(
+        err.starts_with(&format!(
+            "host far (127.0.0.1:{}): HOST KEY CHANGED: the server presents ssh-ed25519",
+            lab.far.port
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{} line 1", wrong.display())), "{err}");
+    // The bastion itself was fine.
+    pool.get("bastion").await.unwrap();
+
+    let wrong_b = lab.bastion.dir().join("wrong_known_hosts");
+    lab.bastion.write_wrong_known_hosts(&wrong_b, 0);
+    hosts.get_mut("far").unwrap().known_hosts = lab.far.known_hosts.clone();
+    hosts.get_mut("bastion").unwrap().known_hosts = wrong_b;
+    let pool = Pool::new(hosts);
+    let err = format!(
+        "{:#}",
+        pool.get("far")
+            .await
+            .err()
+            .expect("a wrong bastion key must be refused")
+    );
+    assert!(
+        err.starts_with(&format!(
+            "host far (127.0.0.1:{}): cannot reach its jump host \"bastion\": host bastion ({}:{}): HOST KEY CHANGED",
+            lab.far.port, lab.bastion.address, lab.bastion.port
+        )),
+        "{err}"
+    );
+    assert_eq!(JumpLab::accepted(&lab.far), 0, "nothing reached the far host");
+}
+
+/// `jump`, `connect_timeout` and the keepalive keys are read from a host table; a jump to an
+/// undefined host or a loop of jumps is refused naming the file, line and key.
+#[test]
+fn jump_and_timing_keys_are_parsed_and_checked() {
+    let path = Path::new("/etc/ferry/ferry.toml");
+    let base = "[hosts.bastion]\naddress = \"192.0.2.1\"\n";
+    let cfg = ferry::config::parse(
+        path,
+        &format!(
+            "{base}[hosts.far]\naddress = \"10.0.0.5\"\njump = \"bastion\"\nconnect_timeout = \"5s\"\n\
+             keepalive_interval = 20\nkeepalive_count = 6\n"
+        ),
+    )
+    .unwrap();
+    let far = &cfg.hosts["far"];
+    assert_eq!(far.jump.as_deref(), Some("bastion"));
+    assert_eq!(far.connect_timeout, Duration::from_secs(5));
+    assert_eq!(far.keepalive_interval, Duration::from_secs(20));
+    assert_eq!(far.keepalive_count, 6);
+    let b = &cfg.hosts["bastion"];
+    assert_eq!(
+        (
+            b.jump.as_deref(),
+            b.connect_timeout,
+            b.keepalive_interval,
+            b.keepalive_count
+        ),
+        (None, Duration::from_secs(15), Duration::from_secs(10), 3)
+    );
+
+    let err = ferry::config::parse(
+        path,
+        &format!("{base}[hosts.far]\naddress = \"h\"\njump = \"nowhere\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "/etc/ferry/ferry.toml:5: key `jump`: undefined host \"nowhere\" (add a [hosts.nowhere] table)"
+    );
+    let err = ferry::config::parse(
+        path,
+        "[hosts.a]\naddress = \"h\"\njump = \"b\"\n[hosts.b]\naddress = \"h\"\njump = \"a\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("/etc/ferry/ferry.toml:3: key `jump`: jump hosts form a cycle: a -> b -> a\n"),
+        "{err}"
+    );
+    let err = ferry::config::parse(path, "[hosts.a]\naddress = \"h\"\nconnect_timeout = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "/etc/ferry/ferry.toml:3: key `connect_timeout`: must be at least 1s and at most 1d00h"
+    );
+}
+
+/// The CLI reaches a host behind a bastion from its config alone (`jump = "bastion"`).
+#[test]
+fn cli_setup_reaches_a_source_behind_a_bastion() {
+    let Some(lab) = JumpLab::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ferry.toml");
+    let host = |name: &str, s: &Sshd, extra: &str| {
+        format!(
+            "[hosts.{name}]\naddress = \"{}\"\nport = {}\nuser = \"{}\"\nkey = \"{}\"\nknown_hosts = \"{}\"\n{extra}",
+            s.address,
+            s.port,
+            s.user,
+            s.client_key.display(),
+            s.known_hosts.display()
+        )
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n{}{}[[pair]]\nsource = \"far:nopool/data\"\ndestination = \"nopool/rep\"\n",
+            dir.path().join("state").display(),
+            host("bastion", &lab.bastion, ""),
+            host("far", &lab.far, "jump = \"bastion\"\nconnect_timeout = \"5s\"\n"),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["setup", "nopool/rep"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("[ ok ] source host far"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(JumpLab::accepted(&lab.bastion), 1, "{}", lab.bastion.log());
+    assert_eq!(JumpLab::accepted(&lab.far), 1, "{}", lab.far.log());
+}

@@ -169,13 +169,19 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
         }
     };
     let engine = Engine::new(config, cli.state_dir.clone(), cli.verbose || cli.debug);
-    if cli.nagios || cli.nsca.is_some() {
-        return monitored(cli, action, &engine).await;
+    let code = if cli.nagios || cli.nsca.is_some() {
+        monitored(cli, action, &engine).await
+    } else {
+        match dispatch(cli, action, &engine).await {
+            Ok(code) => code,
+            Err(e) => fail(cli, action, &e),
+        }
+    };
+    // The ssh layer prints nothing (it may run under the console): host keys it recorded are told here.
+    for note in engine.pool.take_notices() {
+        eprintln!("ferry: warning: {note}");
     }
-    match dispatch(cli, action, &engine).await {
-        Ok(code) => code,
-        Err(e) => fail(cli, action, &e),
-    }
+    code
 }
 
 /// The ` | perfdata` tail of a plugin line (empty if it has none).

@@ -85,8 +85,8 @@ pub struct HostConfig {
     pub keepalive_count: u32,
 }
 
-/// `connect_timeout` when a host does not set it: what the SSH layer used before it was configurable.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `connect_timeout` when a host does not set it: room for a slow WAN handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// `keepalive_interval` when a host does not set it (the SSH layer's former fixed value).
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// `keepalive_count` when a host does not set it (the SSH layer's former fixed value).

@@ -10,6 +10,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 
 use super::connect::{russh_message, Session};
+use super::files::{self, FileError};
 use crate::config::HostConfig;
 
 /// Default identity files tried (in `~/.ssh`) when no key is configured and the agent did not do.
@@ -24,12 +25,15 @@ pub enum KeyFileError {
     Invalid(String),
 }
 
-/// Loads an unencrypted private key file.
+/// Loads an unencrypted private key file (a regular file of at most [`files::KEY_FILE_CAP`]).
 pub fn load_key(path: &Path) -> Result<PrivateKey, KeyFileError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyFileError::Missing),
+    let bytes = match files::read_regular(path, files::KEY_FILE_CAP) {
+        Ok(b) => b,
+        Err(FileError::Missing) => return Err(KeyFileError::Missing),
         Err(e) => return Err(KeyFileError::Unreadable(e.to_string())),
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(KeyFileError::Invalid("it is not text".into()));
     };
     match russh::keys::decode_secret_key(&text, None) {
         Ok(k) => Ok(k),

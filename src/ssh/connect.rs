@@ -1,26 +1,23 @@
-//! Opening one authenticated russh session to a host: TCP with a timeout, tuned client config,
-//! host key verification through known_hosts, then authentication.
+//! Opening one authenticated russh session to a host: TCP (or a tunnel through its jump host) with
+//! a timeout, tuned client config, host key verification through known_hosts, then authentication.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use russh::client::{self, Handle};
-use russh::keys::PublicKeyOrCertificate;
+use russh::keys::{Algorithm, PublicKeyOrCertificate};
 use russh::{cipher, Preferred};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::auth;
-use super::known_hosts::{self, HostLabel};
+use super::known_hosts::{self, FirstUse, HostLabel, Trust};
+use super::tunnel::Tunnel;
 use crate::config::HostConfig;
 
-/// Longest wait for the TCP connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for key exchange and authentication after TCP is up.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Silence after which a keepalive is sent; after `KEEPALIVE_MAX` unanswered ones the link is dead.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-pub const KEEPALIVE_MAX: usize = 3;
 
 /// AES-GCM first: with AES-NI it is the fastest cipher here (see DESIGN.md).
 static CIPHERS: &[cipher::Name] = &[
@@ -32,33 +29,35 @@ static CIPHERS: &[cipher::Name] = &[
     cipher::AES_128_CTR,
 ];
 
-/// The client configuration every session uses.
-pub fn client_config() -> Arc<client::Config> {
-    static CONFIG: OnceLock<Arc<client::Config>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            Arc::new(client::Config {
-                nodelay: true,
-                keepalive_interval: Some(KEEPALIVE_INTERVAL),
-                keepalive_max: KEEPALIVE_MAX,
-                inactivity_timeout: None,
-                window_size: 8 * 1024 * 1024,
-                channel_buffer_size: 128,
-                preferred: Preferred {
-                    cipher: Cow::Borrowed(CIPHERS),
-                    ..Preferred::DEFAULT
-                },
-                ..Default::default()
-            })
-        })
-        .clone()
+/// The client configuration for a session to `host`: its keepalives, and host-key algorithms with
+/// those known_hosts records for it first (`key_algorithms`).
+pub fn client_config(host: &HostConfig, key_algorithms: Vec<Algorithm>) -> Arc<client::Config> {
+    Arc::new(client::Config {
+        nodelay: true,
+        keepalive_interval: Some(host.keepalive_interval),
+        keepalive_max: host.keepalive_count as usize,
+        inactivity_timeout: None,
+        window_size: 8 * 1024 * 1024,
+        channel_buffer_size: 128,
+        preferred: Preferred {
+            cipher: Cow::Borrowed(CIPHERS),
+            key: Cow::Owned(key_algorithms),
+            ..Preferred::DEFAULT
+        },
+        ..Default::default()
+    })
 }
 
-/// The russh handler: checks the server key and remembers why it refused one.
+/// The russh handler: checks the server key, remembers why it refused one, and what it trusted on
+/// first use (for the caller to tell the operator).
 pub struct Client {
     host: HostConfig,
     refusal: Arc<Mutex<Option<String>>>,
+    notices: Notices,
 }
+
+/// Keys trusted on first use, collected for whoever shows them to the operator.
+pub type Notices = Arc<Mutex<Vec<FirstUse>>>;
 
 impl client::Handler for Client {
     type Error = russh::Error;
@@ -72,7 +71,11 @@ impl client::Handler for Client {
             )),
         };
         match verdict {
-            Ok(()) => Ok(true),
+            Ok(Trust::Known) => Ok(true),
+            Ok(Trust::FirstUse(note)) => {
+                self.notices.lock().unwrap().push(note);
+                Ok(true)
+            }
             Err(e) => {
                 *self.refusal.lock().unwrap() = Some(format!("{e:#}"));
                 Ok(false)
@@ -83,27 +86,58 @@ impl client::Handler for Client {
 
 pub type Session = Handle<Client>;
 
-/// Connects to `host`, verifies its key and authenticates as its user.
-pub async fn open(host: &HostConfig) -> Result<Session> {
+/// The byte stream a session runs over: a TCP connection, or a tunnel through a jump host.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// Connects to `host` (through `via`, a session to its jump host, when given), verifies its key and
+/// authenticates as its user.
+pub async fn open(host: &HostConfig, via: Option<(&HostConfig, &Session)>, notices: &Notices) -> Result<Session> {
     let label = HostLabel(host);
-    let stream = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect((host.address.as_str(), host.port)),
-    )
-    .await
-    {
-        Err(_) => anyhow::bail!("{label}: connection timed out after {}s", CONNECT_TIMEOUT.as_secs()),
-        Ok(Err(e)) => anyhow::bail!("{label}: {}", io_message(&e)),
-        Ok(Ok(s)) => s,
+    // Read before connecting: a bad file is reported as such, not as a failed handshake.
+    let key_algorithms = known_hosts::key_algorithms(&known_hosts::read(host)?, &host.address, host.port);
+    let timeout = host.connect_timeout;
+    let stream: Box<dyn Stream> = match via {
+        None => {
+            match tokio::time::timeout(
+                timeout,
+                tokio::net::TcpStream::connect((host.address.as_str(), host.port)),
+            )
+            .await
+            {
+                Err(_) => anyhow::bail!("{label}: connection timed out after {}s", timeout.as_secs()),
+                Ok(Err(e)) => anyhow::bail!("{label}: {}", io_message(&e)),
+                Ok(Ok(s)) => {
+                    s.set_nodelay(true).ok();
+                    Box::new(s)
+                }
+            }
+        }
+        Some((jump, session)) => {
+            let jump_label = HostLabel(jump);
+            let open = session.channel_open_direct_tcpip(host.address.as_str(), host.port as u32, "127.0.0.1", 0);
+            match tokio::time::timeout(timeout, open).await {
+                Err(_) => anyhow::bail!(
+                    "{label}: no tunnel through jump {jump_label} within {}s",
+                    timeout.as_secs()
+                ),
+                Ok(Err(e)) => anyhow::bail!(
+                    "{label}: jump {jump_label} could not open a tunnel to it: {}",
+                    russh_message(&e)
+                ),
+                Ok(Ok(ch)) => Box::new(Tunnel::new(ch)),
+            }
+        }
     };
-    stream.set_nodelay(true).ok();
     let refusal = Arc::new(Mutex::new(None));
     let handler = Client {
         host: host.clone(),
         refusal: refusal.clone(),
+        notices: notices.clone(),
     };
+    let config = client_config(host, key_algorithms);
     let handshake = async {
-        let mut session = match client::connect_stream(client_config(), stream, handler).await {
+        let mut session = match client::connect_stream(config, stream, handler).await {
             Ok(s) => s,
             Err(e) => {
                 if let Some(msg) = refusal.lock().unwrap().take() {

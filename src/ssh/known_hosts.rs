@@ -5,15 +5,16 @@
 
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
 use sha1::Sha1;
 
+use super::files::{self, FileError};
 use crate::config::HostConfig;
 
 /// The name a host's entry carries: `addr` on port 22, else `[addr]:port` (as OpenSSH writes it).
@@ -202,25 +203,91 @@ impl fmt::Display for HostLabel<'_> {
     }
 }
 
-/// Verifies the server key of `host` against its known_hosts file. An unknown key is recorded when
-/// the host has `trust_on_first_use`; a changed or revoked key is always refused.
-pub fn verify(host: &HostConfig, key: &PublicKey) -> Result<()> {
+/// What verification concluded about an accepted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// known_hosts holds this key for the host.
+    Known,
+    /// The key was unknown and has been recorded (`trust_on_first_use`). The caller tells the
+    /// operator (this layer prints nothing: it may run under the console's screen).
+    FirstUse(FirstUse),
+}
+
+/// An unknown host key accepted and recorded on first use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstUse {
+    /// `host store1 (192.0.2.10:22)`.
+    pub host: String,
+    pub key_type: String,
+    /// `SHA256:…`.
+    pub fingerprint: String,
+    pub file: PathBuf,
+}
+
+impl fmt::Display for FirstUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: trusting unknown host key {} {} on first use; recorded in {}",
+            self.host,
+            self.key_type,
+            self.fingerprint,
+            self.file.display()
+        )
+    }
+}
+
+/// The text of `host`'s known_hosts file ("" when it does not exist). Only a regular file of at
+/// most [`files::KNOWN_HOSTS_CAP`] is read: a FIFO or /dev/zero is refused, naming file and host.
+pub fn read(host: &HostConfig) -> Result<String> {
     let path = &host.known_hosts;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    match files::read_regular(path, files::KNOWN_HOSTS_CAP) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(FileError::Missing) => Ok(String::new()),
         Err(e) => anyhow::bail!(
             "{}: cannot read known_hosts file {}: {e}",
             HostLabel(host),
             path.display()
         ),
+    }
+}
+
+/// The host-key algorithms to offer `address:port`, as OpenSSH orders them: those whose key type
+/// known_hosts records for the host first (in russh's order of preference), then the rest. Without
+/// this the server picks its favourite (ed25519), and a host known only by its RSA or ECDSA key
+/// would look like a changed key. With none recorded, russh's default order.
+pub fn key_algorithms(text: &str, address: &str, port: u16) -> Vec<Algorithm> {
+    let name = host_entry_name(address, port);
+    let mut known: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let Some(entry) = parse_line(line) else {
+            continue;
+        };
+        if entry.marker.is_none() && hosts_match(entry.hosts, &name) && !known.iter().any(|k| k == entry.key_type) {
+            known.push(entry.key_type.to_string());
+        }
+    }
+    let is_known = |a: &Algorithm| {
+        let (name, rsa) = (a.as_str(), matches!(a, Algorithm::Rsa { .. }));
+        known.iter().any(|t| t == name || (rsa && t == "ssh-rsa"))
     };
+    let all = russh::Preferred::DEFAULT.key;
+    let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) = all.iter().cloned().partition(is_known);
+    first.extend(rest);
+    first
+}
+
+/// Verifies the server key of `host` against its known_hosts file. An unknown key is recorded when
+/// the host has `trust_on_first_use`; a changed or revoked key is always refused.
+pub fn verify(host: &HostConfig, key: &PublicKey) -> Result<Trust> {
+    let path = &host.known_hosts;
+    let text = read(host)?;
     let label = HostLabel(host);
     let name = host_entry_name(&host.address, host.port);
     let key_type = key.algorithm().as_str().to_string();
     let fp = key.fingerprint(HashAlg::Sha256);
     match check(&text, &host.address, host.port, key) {
-        Verdict::Known => Ok(()),
+        Verdict::Known => Ok(Trust::Known),
         Verdict::Revoked { line } => anyhow::bail!(
             "{label}: refusing host key {key_type} {fp}: it is marked @revoked in {} line {line}",
             path.display()
@@ -236,11 +303,12 @@ pub fn verify(host: &HostConfig, key: &PublicKey) -> Result<()> {
         Verdict::Unknown if host.trust_on_first_use => {
             append_entry(path, &entry_line(&host.address, host.port, key))
                 .with_context(|| format!("{label}: recording its host key in {}", path.display()))?;
-            eprintln!(
-                "ferry: warning: {label}: trusting unknown host key {key_type} {fp} on first use; recorded in {}",
-                path.display()
-            );
-            Ok(())
+            Ok(Trust::FirstUse(FirstUse {
+                host: label.to_string(),
+                key_type,
+                fingerprint: fp.to_string(),
+                file: path.clone(),
+            }))
         }
         Verdict::Unknown => anyhow::bail!(
             "{label}: unknown host key {key_type} {fp}: {name} has no entry in {}. Check the fingerprint \
@@ -278,10 +346,21 @@ fn append_entry(path: &Path, line: &str) -> Result<()> {
             }
         }
     }
-    let needs_newline = std::fs::read(path)
+    let needs_newline = files::read_regular(path, files::KNOWN_HOSTS_CAP)
         .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
         .unwrap_or(false);
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    // Non-blocking and checked: a FIFO swapped in after the read must not hang us.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?
+    };
+    if !f.metadata()?.is_file() {
+        anyhow::bail!("{} is not a regular file", path.display());
+    }
     let mut text = String::new();
     if needs_newline {
         text.push('\n');
@@ -452,10 +531,21 @@ mod tests {
         assert!(!h.known_hosts.exists());
 
         let h = host(&dir, true);
-        verify(&h, &key(K1)).unwrap();
+        let Trust::FirstUse(note) = verify(&h, &key(K1)).unwrap() else {
+            panic!("first contact is not reported as trust on first use");
+        };
+        let note = note.to_string();
+        assert!(
+            note.starts_with("host store1 (127.0.0.1:2222): trusting unknown host key ssh-ed25519 SHA256:"),
+            "{note}"
+        );
+        assert!(
+            note.ends_with(&format!("recorded in {}", h.known_hosts.display())),
+            "{note}"
+        );
         let text = std::fs::read_to_string(&h.known_hosts).unwrap();
         assert_eq!(text, format!("[127.0.0.1]:2222 {K1}\n"));
-        verify(&h, &key(K1)).unwrap();
+        assert_eq!(verify(&h, &key(K1)).unwrap(), Trust::Known);
         assert_eq!(
             std::fs::read_to_string(&h.known_hosts).unwrap(),
             text,
@@ -468,6 +558,34 @@ mod tests {
         assert!(err.contains(&format!("{} line 1", h.known_hosts.display())), "{err}");
         assert_eq!(std::fs::read_to_string(&h.known_hosts).unwrap(), text);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn offered_key_algorithms_put_the_recorded_types_first() {
+        let names = |text: &str, addr: &str, port: u16| -> Vec<String> {
+            key_algorithms(text, addr, port)
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect()
+        };
+        let default: Vec<String> = russh::Preferred::DEFAULT
+            .key
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect();
+        assert_eq!(names("", "h", 22), default, "nothing known: russh's default order");
+        let rsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7";
+        let got = names(&format!("other {K1}\n[h]:2222 {rsa}\n"), "h", 2222);
+        assert_eq!(&got[..3], ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"], "{got:?}");
+        assert_eq!(got.len(), default.len(), "the other algorithms still follow: {got:?}");
+        let got = names(&format!("h {K3}\n@revoked h {K1}\n"), "h", 22);
+        assert_eq!(got[0], "ecdsa-sha2-nistp256", "{got:?}");
+        assert_eq!(
+            got[1], "ssh-ed25519",
+            "a @revoked line does not count as known: {got:?}"
+        );
+        let got = names(&format!("{HASHED_K1} {K1}\nh {K3}\n"), "127.0.0.1", 2222);
+        assert_eq!(got[0], "ssh-ed25519", "{got:?}");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! A real OpenSSH server for integration tests: `/usr/sbin/sshd` on a free loopback port, in a tempdir,
 //! with its own host key, an authorized client key and a known_hosts file; killed on drop.
 //!
+//! Clients log in as [`LAB_USER`], a plain account (uid 0, `/bin/sh`, its own home) the harness adds
+//! to /etc/passwd and /etc/shadow once: root's login shell here runs `pyenv init` on every command
+//! (≈ 240 ms), which would hide ferry's own cost (DESIGN.md, "Facts from trying these here").
+//!
 //! `Sshd::start()` returns None (after a loud SKIP message) when sshd is absent, and panics instead
 //! under `CI=true`.
 #![allow(dead_code)]
@@ -13,6 +17,9 @@ use std::time::{Duration, Instant};
 use ferry::config::HostConfig;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
+/// The account tests log in as; scripts/lab.sh adds the same one.
+pub const LAB_USER: &str = "ferrylab";
+pub const LAB_HOME: &str = "/var/lib/ferrylab";
 
 pub struct Sshd {
     dir: tempfile::TempDir,
@@ -25,8 +32,10 @@ pub struct Sshd {
     pub client_key: PathBuf,
     /// A known_hosts file holding the server's key (written by `start`).
     pub known_hosts: PathBuf,
-    /// The server's public key as `type base64`.
+    /// The server's public key as `type base64` (the first of `host_keys`).
     pub host_key: String,
+    /// Every host key it has: (`ssh-keygen -t` kind, `type base64`).
+    pub host_keys: Vec<(String, String)>,
 }
 
 fn keygen(path: &Path, kind: &str) {
@@ -49,9 +58,40 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// Adds [`LAB_USER`] to /etc/passwd and /etc/shadow unless it is there, under a lock so parallel
+/// test binaries add it once.
+pub fn ensure_lab_user() {
+    use std::io::Write;
+    use std::os::unix::io::AsRawFd;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/ferry-lab-user.lock")
+        .expect("opening /run/ferry-lab-user.lock");
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    std::fs::create_dir_all(LAB_HOME).expect("creating the lab user's home");
+    for (file, line) in [
+        (
+            "/etc/passwd",
+            format!("{LAB_USER}:x:0:0:ferry test lab:{LAB_HOME}:/bin/sh\n"),
+        ),
+        // `*`: no password login; `!` would lock the account for sshd's key login too
+        ("/etc/shadow", format!("{LAB_USER}:*:20000:0:99999:7:::\n")),
+    ] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.lines().any(|l| l.starts_with(&format!("{LAB_USER}:"))) {
+            continue;
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+        let sep = if text.is_empty() || text.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        f.write_all(format!("{sep}{line}").as_bytes()).unwrap();
+    }
+    // the lock is released when `lock` is dropped
 }
 
 impl Sshd {
@@ -63,6 +103,12 @@ impl Sshd {
     /// An sshd listening on `address`, inside network namespace `netns` when given (so a test
     /// can cut the link by downing the namespace's veth).
     pub fn start_at(netns: Option<&str>, address: &str) -> Option<Sshd> {
+        Self::start_with(netns, address, &["ed25519"])
+    }
+
+    /// An sshd with a host key of each of `kinds` (`ed25519`, `rsa`, `ecdsa`); the known_hosts
+    /// file it writes holds the first.
+    pub fn start_with(netns: Option<&str>, address: &str, kinds: &[&str]) -> Option<Sshd> {
         if !Path::new(SSHD).exists() {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("{SSHD} is missing and CI=true: install openssh-server");
@@ -73,13 +119,20 @@ impl Sshd {
         std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
         let dir = tempfile::Builder::new().prefix("ferry-sshd-").tempdir().unwrap();
         let d = dir.path();
-        let host_key_path = d.join("host_ed25519");
-        keygen(&host_key_path, "ed25519");
+        let mut host_keys = Vec::new();
+        let mut host_key_lines = String::new();
+        for kind in kinds {
+            let path = d.join(format!("host_{kind}"));
+            keygen(&path, kind);
+            host_key_lines.push_str(&format!("HostKey {}\n", path.display()));
+            host_keys.push((kind.to_string(), pub_key(&path.with_extension("pub"))));
+        }
         let client_key = d.join("client_ed25519");
         keygen(&client_key, "ed25519");
         std::fs::copy(d.join("client_ed25519.pub"), d.join("authorized_keys")).unwrap();
-        let host_key = pub_key(&d.join("host_ed25519.pub"));
-        let user = current_user();
+        let host_key = host_keys[0].1.clone();
+        ensure_lab_user();
+        let user = LAB_USER.to_string();
 
         // A port picked free may be taken before sshd binds it: retry a few times.
         let mut last_log = String::new();
@@ -89,11 +142,10 @@ impl Sshd {
             std::fs::write(
                 &config,
                 format!(
-                    "Port {port}\nListenAddress {address}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                    "Port {port}\nListenAddress {address}\n{host_key_lines}AuthorizedKeysFile {ak}\n\
                      PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {pid}\n\
                      MaxSessions 64\nMaxStartups 64\nLogLevel INFO\n",
-                    hk = host_key_path.display(),
                     ak = d.join("authorized_keys").display(),
                     pid = d.join("sshd.pid").display(),
                 ),
@@ -124,7 +176,12 @@ impl Sshd {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if TcpStream::connect((address, port)).is_ok() {
+                // an address inside a namespace may not be reachable from here: then its log says
+                if TcpStream::connect((address, port)).is_ok()
+                    || std::fs::read_to_string(&log_path)
+                        .unwrap_or_default()
+                        .contains("Server listening on")
+                {
                     up = true;
                     break;
                 }
@@ -140,6 +197,7 @@ impl Sshd {
                     user,
                     client_key,
                     host_key,
+                    host_keys,
                 };
                 s.write_known_hosts(&s.known_hosts);
                 return Some(s);
