@@ -31,9 +31,11 @@ cfg=$lab/ferry.toml
 src=$(awk -F'"' '/^source/ {print $2; exit}' "$cfg" | cut -d: -f2 | cut -d/ -f1)
 dst=$(awk -F'"' '/^destination/ {print $2; exit}' "$cfg" | cut -d/ -f1)
 port=$(cat "$lab/sshd.port")
+# the lab serves a plain /bin/sh account: root's shell here runs `pyenv init` on every command
+user=$(cat "$lab/ssh/user")
 mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sshopts=(-o BatchMode=yes -o UserKnownHostsFile="$lab/ssh/known_hosts" -i "$lab/ssh/id_ed25519" -p "$port")
-rsh() { ssh "${sshopts[@]}" root@127.0.0.1 "$@"; }
+rsh() { ssh "${sshopts[@]}" $user@127.0.0.1 "$@"; }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
 
@@ -92,7 +94,7 @@ grep -q 'getsnapsfallback($type,$_\[1\]' "$syncoid" || { echo "bench: could not 
 chmod +x "$syncoid"
 syn() {
     "$syncoid" --quiet --no-privilege-elevation --compress=none --sshport="$port" --sshkey="$lab/ssh/id_ed25519" \
-        --sshoption="UserKnownHostsFile=$lab/ssh/known_hosts" "root@127.0.0.1:$src/s$1" "$dst/syn/s$1"
+        --sshoption="UserKnownHostsFile=$lab/ssh/known_hosts" "$user@127.0.0.1:$src/s$1" "$dst/syn/s$1"
 }
 for i in $(seq 1 "$npairs"); do syn "$i"; done   # first runs: full copies
 change() { for i in $(seq 1 "$npairs"); do head -c 64K /dev/urandom > "$lab/mnt/$src/$1$i/c$2"; done; sync; }

@@ -27,8 +27,10 @@ cfg=$lab/ferry.toml
 src=$(awk -F'"' '/^source/ {print $2; exit}' "$cfg" | cut -d: -f2 | cut -d/ -f1)
 dst=$(awk -F'"' '/^destination/ {print $2; exit}' "$cfg" | cut -d/ -f1)
 port=$(cat "$lab/sshd.port")
+# the lab serves a plain /bin/sh account: root's shell here runs `pyenv init` on every command
+user=$(cat "$lab/ssh/user")
 sshopts=(-o BatchMode=yes -o UserKnownHostsFile="$lab/ssh/known_hosts" -i "$lab/ssh/id_ed25519" -p "$port")
-rsh() { ssh "${sshopts[@]}" root@127.0.0.1 "$@"; }
+rsh() { ssh "${sshopts[@]}" $user@127.0.0.1 "$@"; }
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -76,7 +78,7 @@ grep -q 'getsnapsfallback($type,$_\[1\]' "$syncoid" || { echo "bench: could not 
 chmod +x "$syncoid"
 syn() {
     "$syncoid" --quiet --no-privilege-elevation --compress=none --sshport="$port" --sshkey="$lab/ssh/id_ed25519" \
-        --sshoption="UserKnownHostsFile=$lab/ssh/known_hosts" "root@127.0.0.1:$src/synoop" "$dst/replica/synoop"
+        --sshoption="UserKnownHostsFile=$lab/ssh/known_hosts" "$user@127.0.0.1:$src/synoop" "$dst/replica/synoop"
 }
 syn   # first run: full copy
 fn=(); sn=()

@@ -28,13 +28,20 @@ destroy_pool() {
         sleep 0.5
     done
     echo "lab: could not destroy pool $p" >&2
+    return 1
 }
 
 if [ "$cmd" = down ]; then
     pid=$(sshd_pid || true)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    destroy_pool "$src"
-    destroy_pool "$dst"
+    ok=1
+    destroy_pool "$src" || ok=0
+    destroy_pool "$dst" || ok=0
+    if [ "$ok" = 0 ]; then
+        # its mountpoints are under $dir: removing it now would delete files inside the pools
+        echo "lab: $dir kept; run 'scripts/lab.sh down $dir' again" >&2
+        exit 1
+    fi
     rm -rf "$dir"
     echo "lab: $dir removed"
     exit 0
@@ -88,6 +95,8 @@ StrictModes no
 PidFile $dir/sshd.pid
 MaxSessions 64
 MaxStartups 64
+# VERBOSE logs each exec ("Starting session: command"): the benchmarks count them
+LogLevel VERBOSE
 EOF
     mkdir -p /run/sshd
     /usr/sbin/sshd -f "$ssh/sshd_config" -E "$dir/sshd.log"
