@@ -8,6 +8,7 @@ pub mod job;
 pub mod observe;
 pub mod purge;
 pub mod replicate;
+pub mod retention;
 pub mod select;
 pub mod setup;
 pub mod status;
