@@ -459,7 +459,10 @@ fn pair_metrics(engine: &Engine, s: &status::PairStatus) -> metrics::PairMetrics
         running: matches!(s.run.status, RunState::Running | RunState::Initializing),
         locked: s.run.status == RunState::Locked,
         runtime_secs: s.run.runtime_secs,
-        over_keep: s.source_over_keep.zip(s.destination_over_keep).map(|(a, b)| (a as u64, b as u64)),
+        over_keep: s
+            .source_over_keep
+            .zip(s.destination_over_keep)
+            .map(|(a, b)| (a as u64, b as u64)),
         retention_failing: s.retention_failing,
     }
 }

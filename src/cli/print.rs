@@ -156,7 +156,10 @@ pub fn replicated(action: &str, pair: &Pair, r: &Replicated) -> String {
 /// A warning on stderr for each old snapshot an update could not destroy (the update itself
 /// succeeded; the next run tries again).
 pub fn retention_left(pair: &Pair, r: &Replicated) {
-    for l in r.pruned.left_lines(&pair.source.to_string(), &pair.destination.to_string()) {
+    for l in r
+        .pruned
+        .left_lines(&pair.source.to_string(), &pair.destination.to_string())
+    {
         eprintln!(
             "ferry: warning: update {}: could not destroy {l} (tried again next run)",
             Engine::dest_name(pair)

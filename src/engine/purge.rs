@@ -274,7 +274,8 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
         let p = destroy_with_retry(&src, src_ds, &plan.source_snapshots).await;
         plan.source_snapshots = p.destroyed;
         for l in p.left {
-            plan.left.push(format!("{}:{src_ds}@{}: {}", src.host(), l.snapshot, l.error));
+            plan.left
+                .push(format!("{}:{src_ds}@{}: {}", src.host(), l.snapshot, l.error));
         }
         for p in [
             engine.state.progress_path(&fp),

@@ -350,8 +350,11 @@ async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &st
     ];
     for ((ex, ds), list) in [(&sides.src, src_ds), (&sides.dst, dst_ds)].iter().zip(&doomed) {
         if !list.is_empty() {
-            job.log
-                .line(&format!("retention on {}: destroying {ds}@{}", ex.host(), list.join(", @")));
+            job.log.line(&format!(
+                "retention on {}: destroying {ds}@{}",
+                ex.host(),
+                list.join(", @")
+            ));
         }
     }
     let (source, destination) = tokio::join!(
@@ -359,7 +362,10 @@ async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &st
         retention::prune(&sides.dst, dst_ds, &doomed[1])
     );
     let mut left = Vec::new();
-    for ((ex, ds), p) in [(&sides.src, src_ds), (&sides.dst, dst_ds)].iter().zip([&source, &destination]) {
+    for ((ex, ds), p) in [(&sides.src, src_ds), (&sides.dst, dst_ds)]
+        .iter()
+        .zip([&source, &destination])
+    {
         for l in &p.left {
             let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
             job.log.line(&format!("retention left {line} (tried again next run)"));

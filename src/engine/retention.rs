@@ -25,9 +25,7 @@ pub fn beyond_keep(info: &VolumeInfo, fp: &str, keep: u32, checkpoint: Option<&s
 /// How many of our snapshots a side holds beyond `keep` (`allowance` more are tolerated: a
 /// running job has taken its new snapshot and not pruned yet).
 pub fn over_keep(info: &VolumeInfo, fp: &str, keep: u32, allowance: u32) -> usize {
-    ours(info, fp)
-        .len()
-        .saturating_sub(keep as usize + allowance as usize)
+    ours(info, fp).len().saturating_sub(keep as usize + allowance as usize)
 }
 
 /// The destination's snapshots after an incremental receive from `checkpoint` to `new`
@@ -243,7 +241,14 @@ mod tests {
         let names: Vec<&str> = after.snapshots.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["ferry.fp.0", "ferry.fp.1", "ferry.fp.2", "hourly", "ferry.fp.3", "ferry.fp.4"]
+            [
+                "ferry.fp.0",
+                "ferry.fp.1",
+                "ferry.fp.2",
+                "hourly",
+                "ferry.fp.3",
+                "ferry.fp.4"
+            ]
         );
         assert_eq!(
             beyond_keep(&after, "fp", 2, Some("ferry.fp.4")),

@@ -169,7 +169,10 @@ pub fn compose(
             let a = assess_pair(pair, s, d);
             // a running job has taken its new snapshot and not pruned yet
             let allowance = u32::from(running);
-            over = Some((over_keep(s, &fp, o.keep, allowance), over_keep(d, &fp, o.keep, allowance)));
+            over = Some((
+                over_keep(s, &fp, o.keep, allowance),
+                over_keep(d, &fp, o.keep, allowance),
+            ));
             (a.state, a.checkpoint, s.snapshots.clone(), d.snapshots.clone())
         }
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
@@ -313,4 +316,116 @@ pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
             compose(p, side(&p.source), side(&p.destination), run_info(&engine.state, p))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> Pair {
+        let text = "state_dir = \"/tmp/x\"\n[hosts.store1]\naddress = \"127.0.0.1\"\n\
+                    [[pair]]\nsource = \"store1:tank/dtaa\"\ndestination = \"backup/data\"\nkeep = 2\n";
+        crate::config::parse(std::path::Path::new("t.toml"), text)
+            .unwrap()
+            .pairs
+            .remove(0)
+    }
+
+    fn idle() -> RunInfo {
+        RunInfo {
+            status: RunState::Idle,
+            lock: None,
+            runtime_secs: None,
+            last: None,
+            retention: None,
+            progress: None,
+        }
+    }
+
+    fn vol(fp: Option<&str>, snaps: &[(&str, i64)]) -> VolumeInfo {
+        VolumeInfo {
+            exists: true,
+            fingerprint: fp.map(String::from),
+            snapshots: snaps
+                .iter()
+                .map(|(n, t)| Snapshot {
+                    name: n.to_string(),
+                    created: *t,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn problem_pairs_stand_out() {
+        let p = pair();
+        let fp = p.fingerprint();
+        let s = vol(None, &[]);
+        let st = compose(&p, Ok(&s), Ok(&vol(Some("other"), &[])), idle());
+        assert_eq!((st.flags.as_str(), st.level), ("X--", Level::Critical));
+        assert_eq!(exit_code(&[st]), 1);
+        let st = compose(&p, Err("host store1 did not answer"), Ok(&s), idle());
+        assert_eq!((st.flags.as_str(), st.level), ("?--", Level::Unknown));
+        assert_eq!(exit_code(&[st]), 1);
+        // a source that does not exist is named as such
+        let st = compose(&p, Ok(&VolumeInfo::default()), Ok(&vol(Some(&fp), &[])), idle());
+        assert_eq!(st.reason.as_deref(), Some("source store1:tank/dtaa does not exist"));
+        let snap = format!("ferry.{fp}.1");
+        let ok = vol(Some(&fp), &[(&snap, now_unix() - 10)]);
+        let st = compose(&p, Ok(&ok), Ok(&ok), idle());
+        assert_eq!((st.flags.as_str(), st.level), ("---", Level::Ok));
+        assert_eq!(exit_code(&[st]), 0);
+    }
+
+    #[test]
+    fn lag_from_odd_creation_times_is_clamped_and_flagged() {
+        let p = pair();
+        let fp = p.fingerprint();
+        let snap = format!("ferry.{fp}.1");
+        let future = vol(Some(&fp), &[(&snap, now_unix() + 86400)]);
+        let st = compose(&p, Ok(&future), Ok(&future), idle());
+        assert_eq!(st.lag_secs, Some(0));
+        assert_eq!((st.lag_level, st.level), (Level::Warning, Level::Warning));
+        assert_eq!(st.flags, "-+-");
+        assert!(st.warnings[0].contains("in the future"), "{:?}", st.warnings);
+        assert!(st.check(&p).summary.contains("in the future"));
+        let absurd = vol(Some(&fp), &[(&snap, i64::MIN)]);
+        let st = compose(&p, Ok(&absurd), Ok(&absurd), idle());
+        assert!(st.lag_secs.unwrap() >= now_unix() as u64, "{:?}", st.lag_secs);
+        assert_eq!(st.level, Level::Critical);
+        assert!(st.warnings[0].contains("impossible creation time"), "{:?}", st.warnings);
+    }
+
+    #[test]
+    fn retention_behind_warns() {
+        let p = pair();
+        let fp = p.fingerprint();
+        let now = now_unix();
+        let names: Vec<String> = (1..=4).map(|i| format!("ferry.{fp}.{i}")).collect();
+        let four: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), now - 10)).collect();
+        let s = vol(None, &four);
+        let d = vol(Some(&fp), &four[2..]);
+        let st = compose(&p, Ok(&s), Ok(&d), idle());
+        assert_eq!((st.source_over_keep, st.destination_over_keep), (Some(2), Some(0)));
+        assert_eq!((st.flags.as_str(), st.level), ("R--", Level::Warning));
+        assert!(st.warnings[0].contains("2 ferry snapshot(s) beyond keep = 2 on the source"));
+        // a running job may hold one more
+        let mut run = idle();
+        run.status = RunState::Running;
+        let st = compose(&p, Ok(&vol(None, &four[1..])), Ok(&d), run);
+        assert_eq!(st.source_over_keep, Some(0));
+        // failing retention shows even within keep
+        let mut run = idle();
+        run.retention = Some(retention::Record {
+            since: 1,
+            last: 2,
+            runs: 2,
+            left: vec!["store1:tank/dtaa@x: dataset is busy".into()],
+        });
+        let st = compose(&p, Ok(&d), Ok(&d), run);
+        assert!(st.retention_failing);
+        assert_eq!((st.flags.as_str(), st.level), ("R--", Level::Warning));
+        assert!(st.warnings[0].contains("dataset is busy"), "{:?}", st.warnings);
+    }
 }

@@ -160,7 +160,10 @@ mod tests {
             t.contains("ferry_running{") && !t.contains("ferry_last_run_bytes{"),
             "{t}"
         );
-        assert!(t.contains(",side=\"source\"} 3\n") && t.contains(",side=\"destination\"} 0\n"), "{t}");
+        assert!(
+            t.contains(",side=\"source\"} 3\n") && t.contains(",side=\"destination\"} 0\n"),
+            "{t}"
+        );
         assert!(t.contains("ferry_retention_failing{fingerprint=\"ab\""), "{t}");
     }
 }

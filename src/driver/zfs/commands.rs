@@ -143,7 +143,10 @@ pub fn destroy_each(ds: &str, snaps: &[String]) -> anyhow::Result<String> {
 /// Every dataset and snapshot under `ds` (itself included) with its `ferry:fingerprint` and
 /// where that value comes from: what `purge --all` would destroy, checked before it does.
 pub fn descendants(ds: &str) -> anyhow::Result<String> {
-    Ok(format!("zfs get -H -r -o name,value,source {PROP_FINGERPRINT} {}", q(checked(ds)?)))
+    Ok(format!(
+        "zfs get -H -r -o name,value,source {PROP_FINGERPRINT} {}",
+        q(checked(ds)?)
+    ))
 }
 
 /// Destroys a dataset alone (purge --all, after its snapshots): without -r, so zfs refuses
@@ -198,7 +201,10 @@ mod tests {
             "zfs set readonly=on b/d && zfs set ferry:source=s1:tank/d b/d"
         );
         let d = destroy_each("t/d", &["a".into(), "b".into()]).unwrap();
-        assert!(d.starts_with("d() { if e=$(zfs destroy \"$1\" 2>&1); then printf 'destroyed\\t%s\\n'"), "{d}");
+        assert!(
+            d.starts_with("d() { if e=$(zfs destroy \"$1\" 2>&1); then printf 'destroyed\\t%s\\n'"),
+            "{d}"
+        );
         assert!(d.ends_with("; d t/d@a; d t/d@b"), "{d}");
         assert!(destroy_each("t/d", &["a;rm -rf /".into()]).is_err());
         assert_eq!(create_parent("top").unwrap(), None);

@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(r[0], ("a".into(), Destroy::Destroyed));
         assert_eq!(
             r[1],
-            ("b".into(), Destroy::Failed("cannot destroy 'p/d@b': dataset is busy".into()))
+            (
+                "b".into(),
+                Destroy::Failed("cannot destroy 'p/d@b': dataset is busy".into())
+            )
         );
         assert_eq!(r[2], ("c".into(), Destroy::Absent));
         // another dataset's line is not this one's answer
