@@ -405,7 +405,7 @@ fn problem_pairs_stand_out_in_status_and_nagios() {
     );
 
     // Unknown: the source host does not answer
-    lab.write_config(&String::new(), &kh, false);
+    lab.write_config("", &kh, false);
     let text = std::fs::read_to_string(&lab.config).unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
