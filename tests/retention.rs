@@ -57,6 +57,14 @@ fn held_snapshot_stays_the_rest_go_on_both_sides_and_it_shows() {
 
     set_keep(&lab, 2);
     let r = lab.ok(&["--json", "update", "data"]);
+    // the source keeps the held one beside keep = 2; the destination is pruned to keep
+    let s = ferry_snaps(&lab.src_ds, &fp);
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert_eq!(s[0], held);
+    let d = ferry_snaps(&lab.dst_ds, &fp);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(short(&d[1]), short(s.last().unwrap()), "the checkpoint stays");
+
     let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     let destroyed: Vec<&str> = j["pruned"]["source"]["destroyed"]
         .as_array()
@@ -79,14 +87,6 @@ fn held_snapshot_stays_the_rest_go_on_both_sides_and_it_shows() {
         "{}",
         r.stderr
     );
-    // the source keeps the held one beside keep = 2; the destination is pruned to keep
-    let s = ferry_snaps(&lab.src_ds, &fp);
-    assert_eq!(s.len(), 3, "{s:?}");
-    assert_eq!(s[0], held);
-    let d = ferry_snaps(&lab.dst_ds, &fp);
-    assert_eq!(d.len(), 2, "{d:?}");
-    assert_eq!(short(&d[1]), short(s.last().unwrap()), "the checkpoint stays");
-
     // status, Nagios and metrics say that retention is behind
     let st = lab.status();
     assert_eq!(st["flags"], "R--", "{st}");
