@@ -145,6 +145,15 @@ fn held_snapshot_stays_the_rest_go_on_both_sides_and_it_shows() {
     assert_eq!(metric(&m, "ferry_retention_failing", None), Some(1.0), "{m}");
     assert_eq!(ferry_snaps(&lab.src_ds, &fp).len(), 3);
 
+    // purge reports the held one as left, not as destroyed, and fails
+    let r = lab.ferry(&["purge", "data", "--yes"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("could not destroy store1:{held}: ")) && !r.stdout.contains("destroyed store1"),
+        "{}",
+        r.stdout
+    );
+
     // released, the next run destroys it and retention is clean again
     run(&format!("zfs release ferrytest {held}"));
     lab.ok(&["update", "data"]);

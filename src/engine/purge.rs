@@ -135,6 +135,12 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
         (&dst, pair.destination.path.as_str(), false),
     ];
     destroy_sides(&log, &mut plan, sides).await;
+    if plan.left.is_empty() {
+        // nothing beyond keep is left: retention is no longer behind
+        if let Err(e) = retention::note(&engine.state, &fp, vec![]) {
+            log.line(&format!("could not clear the retention record: {e}"));
+        }
+    }
     held.release();
     plan.done = true;
     Ok(plan)
