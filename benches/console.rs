@@ -53,6 +53,7 @@ fn idle() -> RunInfo {
         lock: None,
         runtime_secs: None,
         last: None,
+        retention: None,
         progress: None,
     }
 }
@@ -68,6 +69,7 @@ fn running(c: &Config, i: usize, rate: f64) -> RunInfo {
         }),
         runtime_secs: Some(30),
         last: None,
+        retention: None,
         progress: Some(Progress {
             pid: 4242 + i as u32,
             action: "update".into(),
@@ -125,6 +127,15 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         run_level: Level::Ok,
         flags: format!("-{}-", ferry::monitor::flag(level)),
         level,
+        source_over_keep: Some(0),
+        destination_over_keep: Some(0),
+        retention_failing: false,
+        warnings: vec![],
+        assessed: match state {
+            "Synchronized" => ferry::engine::assess::State::Synchronized,
+            "Uninitialized" => ferry::engine::assess::State::Uninitialized,
+            _ => ferry::engine::assess::State::Inconsistent("checkpoint missing on the source".into()),
+        },
         run,
         source_snapshots: snaps.clone(),
         destination_snapshots: snaps,

@@ -345,3 +345,81 @@ fn nsca_passive_checks_reach_a_real_daemon() {
     assert!(r.stderr.contains("send_nsca to 127.0.0.1:1 failed"), "{}", r.stderr);
     args.clear();
 }
+
+/// The status table's FLAGS cell of the one pair (header, then the row).
+fn flags_cell(table: &str) -> String {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    let col = header.find("FLAGS").unwrap();
+    lines.next().unwrap()[col..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn problem_pairs_stand_out_in_status_and_nagios() {
+    let Some(lab) = Lab::new("mpb", 128, 128, "") else {
+        return;
+    };
+    // Inconsistent: something ferry never wrote sits where the destination goes
+    common::zfs::run(&format!("zfs create -p {}", lab.dst_ds));
+    let r = lab.ferry(&["status", "data"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(flags_cell(&r.stdout), "X--", "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("Inconsistent: destination exists but is not a ferry replica"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lab.status()["flags"], "X--");
+    let r = lab.ferry(&["--nagios", "status", "data"]);
+    assert_eq!(
+        (plugin(&r.stdout).level.as_str(), r.code),
+        ("CRITICAL", 2),
+        "{}",
+        r.stdout
+    );
+    common::zfs::run_retry_busy(&format!("zfs destroy {}", lab.dst_ds));
+
+    // a typo in the source: said as such, with the right advice
+    let typo = lab.src_ds.replace("/data", "/dtaa");
+    let kh = lab.sshd.known_hosts.clone();
+    lab.write_config_for(&format!("store1:{typo}"), &lab.dst_ds, "", &kh, false);
+    let r = lab.ferry(&["status", "data"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("source store1:{typo} does not exist")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(flags_cell(&r.stdout), "X--", "{}", r.stdout);
+    let r = lab.ferry(&["update", "data"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!("source store1:{typo} does not exist")) && !r.stderr.contains("re-create"),
+        "{}",
+        r.stderr
+    );
+
+    // Unknown: the source host does not answer
+    lab.write_config("", &kh, false);
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let text = text.replace(&format!("port = {}\n", lab.sshd.port), &format!("port = {port}\n"));
+    std::fs::write(&lab.config, text).unwrap();
+    let r = lab.ferry(&["status", "data"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(flags_cell(&r.stdout), "?--", "{}", r.stdout);
+    let r = lab.ferry(&["--nagios", "status", "data"]);
+    assert_eq!(
+        (plugin(&r.stdout).level.as_str(), r.code),
+        ("UNKNOWN", 3),
+        "{}",
+        r.stdout
+    );
+}

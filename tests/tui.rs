@@ -55,6 +55,7 @@ fn idle() -> RunInfo {
         lock: None,
         runtime_secs: None,
         last: None,
+        retention: None,
         progress: None,
     }
 }
@@ -90,6 +91,18 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         run_level: Level::Ok,
         flags: format!("{}{}-", if locked { 'L' } else { '-' }, ferry::monitor::flag(lag_level)),
         level: if locked { Level::Critical } else { lag_level },
+        source_over_keep: Some(0),
+        destination_over_keep: Some(0),
+        retention_failing: false,
+        warnings: vec![],
+        assessed: match state {
+            "Synchronized" => ferry::engine::assess::State::Synchronized,
+            "Uninitialized" => ferry::engine::assess::State::Uninitialized,
+            "Inconsistent" => {
+                ferry::engine::assess::State::Inconsistent("checkpoint ferry.x is missing on the source".into())
+            }
+            _ => ferry::engine::assess::State::Unknown("unreachable".into()),
+        },
         run,
         source_snapshots: snaps.clone(),
         destination_snapshots: snaps[..2].to_vec(),
@@ -129,6 +142,7 @@ fn running(p: Progress) -> RunInfo {
         }),
         runtime_secs: Some(30),
         last: None,
+        retention: None,
         progress: Some(p),
     }
 }
@@ -153,6 +167,7 @@ fn app() -> App {
             bytes: 1024,
             error: Some("receive failed".into()),
         }),
+        retention: None,
         progress: None,
     };
     let run = running(progress(&c, 1, 120 << 20, Some(200 << 20), (40u64 << 20) as f64));

@@ -340,7 +340,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             let st = status::status(engine, &pairs).await;
             print::status(&st, *full, cli.json);
             // a pair that cannot be read or is inconsistent makes status fail, for scripts
-            Ok(if st.iter().any(|s| s.state == "Unknown") { 1 } else { 0 })
+            Ok(status::exit_code(&st))
         }
         Action::Setup { dest } => {
             let p = one(engine, dest)?;
@@ -359,6 +359,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             for (p, r) in &results {
                 match r {
                     Ok(done) => {
+                        print::retention_left(p, done);
                         if cli.json {
                             rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": true,
                                 "snapshot": done.snapshot, "bytes": done.bytes, "seconds": done.seconds}));
@@ -405,6 +406,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 w.finish().await;
             }
             let done = result?;
+            print::retention_left(p, &done);
             if cli.json {
                 outln!(
                     "{}",
@@ -424,7 +426,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 purge::purge(engine, p, *yes).await?
             };
             print::purge(&plan, cli.json);
-            Ok(0)
+            Ok(i32::from(!plan.left.is_empty()))
         }
         Action::Metrics { dest } => {
             let pairs: Vec<&Pair> = match dest {
@@ -515,6 +517,11 @@ fn pair_metrics(engine: &Engine, s: &status::PairStatus) -> metrics::PairMetrics
         running: matches!(s.run.status, RunState::Running | RunState::Initializing),
         locked: s.run.status == RunState::Locked,
         runtime_secs: s.run.runtime_secs,
+        over_keep: s
+            .source_over_keep
+            .zip(s.destination_over_keep)
+            .map(|(a, b)| (a as u64, b as u64)),
+        retention_failing: s.retention_failing,
     }
 }
 

@@ -80,6 +80,9 @@ pub fn status(st: &[PairStatus], full: bool, json: bool) {
         if let Some(r) = &s.reason {
             outln!("  {}: {}: {r}", s.destination, s.state);
         }
+        for w in &s.warnings {
+            outln!("  {}: warning: {w}", s.destination);
+        }
         if s.run.status == RunState::Locked {
             outln!(
                 "  {}: Locked by a job that did not finish; check the pair, then `ferry unlock`",
@@ -143,10 +146,25 @@ pub fn replicated(action: &str, pair: &Pair, r: &Replicated) -> String {
         r.seconds,
         r.snapshot
     );
-    if !r.pruned.is_empty() {
-        s.push_str(&format!(", {} old snapshot(s) destroyed on the source", r.pruned.len()));
+    let pruned = r.pruned.summary();
+    if !pruned.is_empty() {
+        s.push_str(&format!(", {pruned}"));
     }
     s
+}
+
+/// A warning on stderr for each old snapshot an update could not destroy (the update itself
+/// succeeded; the next run tries again).
+pub fn retention_left(pair: &Pair, r: &Replicated) {
+    for l in r
+        .pruned
+        .left_lines(&pair.source.to_string(), &pair.destination.to_string())
+    {
+        eprintln!(
+            "ferry: warning: update {}: could not destroy {l} (tried again next run)",
+            Engine::dest_name(pair)
+        );
+    }
 }
 
 pub fn last_suffix(last: Option<&LastResult>) -> String {
@@ -294,7 +312,7 @@ pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
         if p.destroy_destination && side == &p.destination {
             continue;
         }
-        if list.is_empty() {
+        if list.is_empty() && p.left.is_empty() {
             outln!("{side}: nothing to purge");
         }
         for s in list {
@@ -303,6 +321,9 @@ pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
     }
     if let Some(cp) = &p.checkpoint {
         outln!("checkpoint {cp} is kept");
+    }
+    for l in &p.left {
+        outln!("could not destroy {l}");
     }
     let any = p.destroy_destination || !p.source_snapshots.is_empty() || !p.destination_snapshots.is_empty();
     if !p.done && any {

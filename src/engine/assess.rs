@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::config::Pair;
 use crate::driver::zfs::snapshot_prefix;
 use crate::driver::{Snapshot, VolumeInfo};
 
@@ -47,6 +48,18 @@ pub struct Assessment {
 pub fn ours<'a>(info: &'a VolumeInfo, fp: &str) -> Vec<&'a Snapshot> {
     let prefix = snapshot_prefix(fp);
     info.snapshots.iter().filter(|s| s.name.starts_with(&prefix)).collect()
+}
+
+/// `assess` for a configured pair: a missing source is named (a typo in the config is the usual
+/// cause, and re-creating the destination would not help).
+pub fn assess_pair(pair: &Pair, source: &VolumeInfo, dest: &VolumeInfo) -> Assessment {
+    if !source.exists {
+        return Assessment {
+            state: State::Inconsistent(format!("source {} does not exist", pair.source)),
+            checkpoint: None,
+        };
+    }
+    assess(&pair.fingerprint(), source, dest)
 }
 
 /// The checkpoint is the newest of our snapshots present on both sides; `ferry:lastsnap` is only

@@ -9,6 +9,7 @@ pub mod job;
 pub mod observe;
 pub mod purge;
 pub mod replicate;
+pub mod retention;
 pub mod select;
 pub mod setup;
 pub mod status;

@@ -6,13 +6,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::config::Pair;
-use crate::driver::zfs::{commands, Zfs};
+use crate::driver::zfs::Zfs;
 use crate::driver::{VolumeDriver, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::lock::{self, LockError, LockState};
 use crate::state::log::PairLog;
 
-use super::assess::{assess, ours, State};
+use super::assess::{assess_pair, ours, State};
+use super::retention::{self, beyond_keep, Pruned};
 use super::Engine;
 
 /// What a purge destroys (or, without `--yes`, would destroy).
@@ -27,19 +28,11 @@ pub struct Purge {
     pub checkpoint: Option<String>,
     /// `--all`: the destination dataset itself goes.
     pub destroy_destination: bool,
-    /// Whether anything was destroyed (false for a listing without `--yes`).
+    /// Whether the purge ran (false for a listing without `--yes`).
     pub done: bool,
-}
-
-/// The snapshots of one side beyond `keep`, oldest first; the checkpoint and anything not ours never.
-pub fn beyond_keep(info: &VolumeInfo, fp: &str, keep: u32, checkpoint: Option<&str>) -> Vec<String> {
-    let ours: Vec<&str> = ours(info, fp).into_iter().map(|s| s.name.as_str()).collect();
-    let excess = ours.len().saturating_sub(keep as usize);
-    ours[..excess]
-        .iter()
-        .filter(|n| Some(**n) != checkpoint)
-        .map(|n| n.to_string())
-        .collect()
+    /// What could not be destroyed (busy, held): `host:dataset@snapshot: why`. The lists above
+    /// then name only what was destroyed.
+    pub left: Vec<String>,
 }
 
 async fn read(engine: &Engine, pair: &Pair) -> Result<(Executor, Executor, VolumeInfo, VolumeInfo)> {
@@ -67,34 +60,53 @@ fn take_lock(engine: &Engine, pair: &Pair, stale_ok: bool) -> Result<lock::Lock>
     })
 }
 
-/// Destroys snapshots, retrying a while: a sender that just ended may still hold one ("busy").
-async fn destroy_with_retry(ex: &Executor, ds: &str, snaps: &[String]) -> Result<()> {
-    let mut last = None;
-    for _ in 0..10 {
-        // what is already gone stays gone: destroy what is still there
-        let present = Zfs.inspect(ex, &[ds]).await?.remove(0);
-        let left: Vec<String> = snaps
-            .iter()
-            .filter(|s| present.snapshots.iter().any(|p| &p.name == *s))
-            .cloned()
-            .collect();
-        if left.is_empty() {
-            return Ok(());
+/// Destroys each snapshot on its own, retrying the ones still there a while: a sender that just
+/// ended may still hold one ("busy"); a `zfs hold` does not go away, and what it keeps is reported.
+async fn destroy_with_retry(ex: &Executor, ds: &str, snaps: &[String]) -> Pruned {
+    let mut done = Pruned::default();
+    let mut todo = snaps.to_vec();
+    for attempt in 0..10 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        match Zfs.destroy_snapshots(ex, ds, &left).await {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
+        let p = retention::prune(ex, ds, &todo).await;
+        done.destroyed.extend(p.destroyed);
+        todo = p.left.iter().map(|l| l.snapshot.clone()).collect();
+        done.left = p.left;
+        if todo.is_empty() {
+            break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    Err(last.unwrap_or_else(|| anyhow!("destroying snapshots of {ds} failed")))
+    done
+}
+
+/// Destroys on each side and notes in the plan what really went and what is left.
+async fn destroy_sides(log: &PairLog, plan: &mut Purge, sides: [(&Executor, &str, bool); 2]) {
+    for (ex, ds, source) in sides {
+        let list = if source {
+            &mut plan.source_snapshots
+        } else {
+            &mut plan.destination_snapshots
+        };
+        if list.is_empty() {
+            continue;
+        }
+        log.line(&format!("purge on {}: destroying {ds}@{}", ex.host(), list.join(", @")));
+        let p = destroy_with_retry(ex, ds, list).await;
+        *list = p.destroyed;
+        for l in p.left {
+            let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
+            log.line(&format!("purge left {line}"));
+            plan.left.push(line);
+        }
+    }
 }
 
 /// `purge DEST [--yes]`: lists (and with `yes` destroys) this pair's snapshots beyond `keep`.
 pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let fp = pair.fingerprint();
     let (src, dst, s, d) = read(engine, pair).await?;
-    let a = assess(&fp, &s, &d);
+    let a = assess_pair(pair, &s, &d);
     let checkpoint = match a.state {
         State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint").name,
         other => bail!(
@@ -118,30 +130,45 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     }
     let held = take_lock(engine, pair, false)?;
     let log = PairLog::new(&engine.state.log_path(&fp), engine.verbose);
-    let result = async {
-        for (ex, ds, snaps) in [
-            (&src, pair.source.path.as_str(), &plan.source_snapshots),
-            (&dst, pair.destination.path.as_str(), &plan.destination_snapshots),
-        ] {
-            if !snaps.is_empty() {
-                log.line(&format!(
-                    "purge on {}: {}",
-                    ex.host(),
-                    commands::destroy_snapshots(ds, snaps)?
-                ));
-                destroy_with_retry(ex, ds, snaps).await?;
-            }
+    let sides = [
+        (&src, pair.source.path.as_str(), true),
+        (&dst, pair.destination.path.as_str(), false),
+    ];
+    destroy_sides(&log, &mut plan, sides).await;
+    if plan.left.is_empty() {
+        // nothing beyond keep is left: retention is no longer behind
+        if let Err(e) = retention::note(&engine.state, &fp, vec![]) {
+            log.line(&format!("could not clear the retention record: {e}"));
         }
-        Ok::<_, anyhow::Error>(())
     }
-    .await;
     held.release();
-    if let Err(e) = &result {
-        log.line(&format!("purge FAILED: {e:#}"));
-    }
-    result?;
     plan.done = true;
     Ok(plan)
+}
+
+/// What under the destination is not this pair's: child datasets (another pair's replica, or
+/// anyone's) and snapshots that are neither ours nor came from the source (`zfs send -I` carries
+/// the source's other snapshots along). Returns the names, each with what it is.
+fn foreign(fp: &str, dst: &str, source: &VolumeInfo, under: &[crate::driver::zfs::Descendant]) -> Vec<String> {
+    let prefix = crate::driver::zfs::snapshot_prefix(fp);
+    let mut found = Vec::new();
+    for d in under {
+        if let Some(child) = d.name.strip_prefix(dst).and_then(|r| r.strip_prefix('/')) {
+            if child.contains('@') {
+                continue; // a child's snapshots go with the child, which is named already
+            }
+            found.push(match &d.fingerprint {
+                Some(f) if f != fp => format!("dataset {} (replica of another pair, fingerprint {f})", d.name),
+                _ => format!("dataset {}", d.name),
+            });
+        } else if let Some(snap) = d.name.strip_prefix(dst).and_then(|r| r.strip_prefix('@')) {
+            let from_source = source.snapshots.iter().any(|s| s.name == snap);
+            if !snap.starts_with(&prefix) && !from_source {
+                found.push(format!("snapshot {} (not on the source)", d.name));
+            }
+        }
+    }
+    found
 }
 
 /// `purge --all DEST [--yes]`: the destination replica, this pair's source snapshots and its state
@@ -173,6 +200,29 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             ),
         }
     }
+    let dst_ds = pair.destination.path.as_str();
+    let under = if d.exists {
+        Zfs.descendants(&dst, dst_ds).await.context("destination")?
+    } else {
+        Vec::new()
+    };
+    let found = foreign(&fp, dst_ds, &s, &under);
+    if !found.is_empty() {
+        let shown = found.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+        let more = found.len().saturating_sub(10);
+        bail!(
+            "purge --all refuses: under destination {} there is what is not this pair's: {shown}{}; move or destroy it by hand first",
+            pair.destination,
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+    }
+    // every snapshot of the destination goes one by one, then the dataset without -r: if
+    // something appeared under it since the check, zfs refuses instead of destroying it
+    let dst_snaps: Vec<String> = under
+        .iter()
+        .filter_map(|u| u.name.strip_prefix(dst_ds).and_then(|r| r.strip_prefix('@')))
+        .map(String::from)
+        .collect();
     let mut plan = Purge {
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),
@@ -181,6 +231,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
         checkpoint: None,
         destroy_destination: d.exists,
         done: false,
+        left: vec![],
     };
     if !yes {
         return Ok(plan);
@@ -189,15 +240,19 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     let log = PairLog::new(&engine.state.log_path(&fp), engine.verbose);
     let result = async {
         if plan.destroy_destination {
-            let ds = pair.destination.path.as_str();
-            log.line(&format!(
-                "purge --all on {}: {}",
-                dst.host(),
-                commands::destroy_dataset(ds)?
-            ));
+            log.line(&format!("purge --all on {}: destroying {dst_ds}", dst.host()));
+            let p = destroy_with_retry(&dst, dst_ds, &dst_snaps).await;
+            if let Some(l) = p.left.first() {
+                bail!(
+                    "destroying {dst_ds}@{} on {} failed: {}; the destination stays",
+                    l.snapshot,
+                    dst.host(),
+                    l.error
+                );
+            }
             let mut last = None;
             for _ in 0..10 {
-                match Zfs.destroy_dataset(&dst, ds).await {
+                match Zfs.destroy_dataset(&dst, dst_ds).await {
                     Ok(()) => {
                         last = None;
                         break;
@@ -214,23 +269,36 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
                 return Err(e);
             }
         }
+        let src_ds = pair.source.path.as_str();
         if !plan.source_snapshots.is_empty() {
-            let ds = pair.source.path.as_str();
             log.line(&format!(
-                "purge --all on {}: {}",
+                "purge --all on {}: destroying {src_ds}@{}",
                 src.host(),
-                commands::destroy_snapshots(ds, &plan.source_snapshots)?
+                plan.source_snapshots.join(", @")
             ));
-            destroy_with_retry(&src, ds, &plan.source_snapshots).await?;
+        }
+        let p = destroy_with_retry(&src, src_ds, &plan.source_snapshots).await;
+        plan.source_snapshots = p.destroyed;
+        for l in p.left {
+            plan.left
+                .push(format!("{}:{src_ds}@{}: {}", src.host(), l.snapshot, l.error));
         }
         for p in [
             engine.state.progress_path(&fp),
             engine.state.last_path(&fp),
             engine.state.success_path(&fp),
+            engine.state.pair_dir(&fp).join("retention.json"),
         ] {
             let _ = std::fs::remove_file(p);
         }
-        log.line("purge --all done: the pair can be initialized again");
+        if plan.left.is_empty() {
+            log.line("purge --all done: the pair can be initialized again");
+        } else {
+            log.line(&format!(
+                "purge --all done, but left on the source: {}; the pair can be initialized again",
+                plan.left.join("; ")
+            ));
+        }
         Ok::<_, anyhow::Error>(())
     }
     .await;
@@ -241,41 +309,4 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     result?;
     plan.done = true;
     Ok(plan)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::driver::Snapshot;
-
-    #[test]
-    fn keeps_newest_and_checkpoint_and_foreign() {
-        let names = [
-            "ferry.fp.1",
-            "hourly",
-            "ferry.fp.2",
-            "ferry.zz.1",
-            "ferry.fp.3",
-            "ferry.fp.4",
-        ];
-        let info = VolumeInfo {
-            exists: true,
-            snapshots: names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| Snapshot {
-                    name: n.to_string(),
-                    created: i as i64,
-                })
-                .collect(),
-            ..Default::default()
-        };
-        assert_eq!(
-            beyond_keep(&info, "fp", 2, Some("ferry.fp.4")),
-            vec!["ferry.fp.1", "ferry.fp.2"]
-        );
-        // an old checkpoint (destination behind) is never listed
-        assert_eq!(beyond_keep(&info, "fp", 2, Some("ferry.fp.1")), vec!["ferry.fp.2"]);
-        assert!(beyond_keep(&info, "fp", 10, None).is_empty());
-    }
 }

@@ -12,6 +12,7 @@ use crate::transport::{self, codec, mbuffer};
 use super::adopt;
 use super::assess::{assess, ours, State};
 use super::job::Job;
+use super::retention::{self, after_receive, beyond_keep, Retention};
 use super::Engine;
 
 /// What a successful run did.
@@ -20,8 +21,8 @@ pub struct Replicated {
     pub snapshot: String,
     pub bytes: u64,
     pub seconds: f64,
-    /// Old ferry snapshots destroyed on the source.
-    pub pruned: Vec<String>,
+    /// Old ferry snapshots destroyed (or left behind) on each side.
+    pub pruned: Retention,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -210,7 +211,7 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
                 snapshot: snap.name.clone(),
                 bytes: 0,
                 seconds: 0.0,
-                pruned: vec![],
+                pruned: Retention::default(),
             });
         }
         if adopt::wanted(pair, &sides.src_info, &sides.dst_info) {
@@ -247,7 +248,7 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         snapshot: snap,
         bytes: moved.bytes,
         seconds: moved.seconds,
-        pruned: vec![],
+        pruned: Retention::default(),
     })
 }
 
@@ -284,6 +285,12 @@ pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Repli
 async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Result<Replicated> {
     let fp = pair.fingerprint();
     let sides = read_sides(engine, pair, job).await?;
+    if !sides.src_info.exists {
+        bail!(
+            "source {} does not exist: check the pair's `source` in the config (nothing was changed)",
+            pair.source
+        );
+    }
     let a = assess(&fp, &sides.src_info, &sides.dst_info);
     // adopting another tool's replica: its base instead of a checkpoint, ferry's marks set after
     let adopting = adopt::wanted(pair, &sides.src_info, &sides.dst_info);
@@ -324,31 +331,61 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     };
     job.phase("finishing: moving the checkpoint");
     record(job, &sides.dst, pair, &snap, adopting).await?;
-    // retention on the source: the new checkpoint and the newest keep-1 before it stay
-    let keep = pair.options.keep as usize;
-    // every older one of ours reached the destination (as the checkpoint or an intermediate of -I)
-    let older: Vec<String> = ours(&sides.src_info, &fp)
-        .into_iter()
-        .filter(|s| s.name != snap)
-        .map(|s| s.name.clone())
-        .collect();
-    let pruned: Vec<String> = older
-        .iter()
-        .take(older.len().saturating_sub(keep.saturating_sub(1)))
-        .cloned()
-        .collect();
-    if !pruned.is_empty() {
-        let cmd = commands::destroy_snapshots(src_ds, &pruned)?;
-        job.log.line(&format!("on {}: {cmd}", sides.src.host()));
-        // the data is safe at this point; a failed clean-up is reported in the log, not as a failure
-        if let Err(e) = Zfs.destroy_snapshots(&sides.src, src_ds, &pruned).await {
-            job.log.line(&format!("retention failed: {e:#}"));
-        }
-    }
+    let pruned = retain(engine, pair, job, &sides, &checkpoint.name, &snap).await;
     Ok(Replicated {
         snapshot: snap,
         bytes: moved.bytes,
         seconds: moved.seconds,
         pruned,
     })
+}
+
+/// Retention on both sides after the checkpoint moved to `snap`: the newest `keep` of ours stay
+/// on each side, the checkpoint always. Each snapshot is destroyed on its own, so a busy or held
+/// one stays (and is tried again next run) without stopping the others. The data is safe at
+/// this point: what is left behind goes to the log and the pair's retention record, not into
+/// the run's result.
+async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &str, snap: &str) -> Retention {
+    let fp = pair.fingerprint();
+    let keep = pair.options.keep;
+    let new = crate::driver::Snapshot {
+        name: snap.to_string(),
+        created: chrono::Utc::now().timestamp(),
+    };
+    let mut src_after = sides.src_info.clone();
+    src_after.snapshots.push(new.clone());
+    let dst_after = after_receive(&sides.dst_info, &sides.src_info, old, new);
+    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let doomed = [
+        beyond_keep(&src_after, &fp, keep, Some(snap)),
+        beyond_keep(&dst_after, &fp, keep, Some(snap)),
+    ];
+    for ((ex, ds), list) in [(&sides.src, src_ds), (&sides.dst, dst_ds)].iter().zip(&doomed) {
+        if !list.is_empty() {
+            job.log.line(&format!(
+                "retention on {}: destroying {ds}@{}",
+                ex.host(),
+                list.join(", @")
+            ));
+        }
+    }
+    let (source, destination) = tokio::join!(
+        retention::prune(&sides.src, src_ds, &doomed[0]),
+        retention::prune(&sides.dst, dst_ds, &doomed[1])
+    );
+    let mut left = Vec::new();
+    for ((ex, ds), p) in [(&sides.src, src_ds), (&sides.dst, dst_ds)]
+        .iter()
+        .zip([&source, &destination])
+    {
+        for l in &p.left {
+            let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
+            job.log.line(&format!("retention left {line} (tried again next run)"));
+            left.push(line);
+        }
+    }
+    if let Err(e) = retention::note(&engine.state, &fp, left) {
+        job.log.line(&format!("could not write the retention record: {e}"));
+    }
+    Retention { source, destination }
 }

@@ -15,8 +15,12 @@ use crate::state::lock::{self, LockInfo, LockState};
 use crate::state::progress::Progress;
 use crate::state::{now_unix, StateDir};
 
-use super::assess::{assess, State};
+use super::assess::{assess_pair, State};
+use super::retention::{self, over_keep};
 use super::Engine;
+
+/// A checkpoint newer than this by the local clock is "from the future" (clocks disagree).
+pub const FUTURE_SLACK_SECS: i64 = 60;
 
 /// How long one host may take to answer a status listing before it shows as unreachable.
 pub const HOST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -48,6 +52,8 @@ pub struct RunInfo {
     pub lock: Option<LockInfo>,
     pub runtime_secs: Option<u64>,
     pub last: Option<LastResult>,
+    /// Retention runs that left snapshots behind, since the last clean one (`retention.json`).
+    pub retention: Option<retention::Record>,
     #[serde(skip)]
     pub progress: Option<Progress>,
 }
@@ -74,6 +80,7 @@ pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
         lock,
         runtime_secs,
         last: LastResult::read(&state.last_path(&fp)),
+        retention: retention::read(state, &fp),
         progress,
     }
 }
@@ -90,9 +97,21 @@ pub struct PairStatus {
     pub lag_secs: Option<u64>,
     pub lag_level: Level,
     pub run_level: Level,
-    /// `L` locked, then the lag flag, then the runtime flag (`+` warning, `!` critical, `-` none).
+    /// Three characters. First what is wrong with the pair, worst first: `X` Inconsistent, `?`
+    /// Unknown, `L` locked, `R` retention behind (snapshots beyond `keep`, or failing); then the
+    /// lag flag, then the runtime flag (`+` warning, `!` critical, `-` none).
     pub flags: String,
     pub level: Level,
+    /// Our snapshots beyond `keep` on each side (one more is allowed while a job runs); None
+    /// when the sides could not be read.
+    pub source_over_keep: Option<usize>,
+    pub destination_over_keep: Option<usize>,
+    /// Retention has left snapshots behind on more than one run in a row.
+    pub retention_failing: bool,
+    /// What needs a look besides the state (retention, a checkpoint from the future), one line each.
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub assessed: State,
     #[serde(flatten)]
     pub run: RunInfo,
     #[serde(skip)]
@@ -117,6 +136,9 @@ impl PairStatus {
         if self.run.status != RunState::Idle {
             summary.push_str(&format!(", {}", self.run.status.word()));
         }
+        for w in &self.warnings {
+            summary.push_str(&format!(", {w}"));
+        }
         Check {
             name: Engine::dest_name(pair),
             level: self.level,
@@ -139,29 +161,79 @@ pub fn compose(
     run: RunInfo,
 ) -> PairStatus {
     let fp = pair.fingerprint();
+    let o = &pair.options;
+    let running = matches!(run.status, RunState::Running | RunState::Initializing);
+    let mut over = None;
     let (state, checkpoint, ssnaps, dsnaps) = match (src, dst) {
         (Ok(s), Ok(d)) => {
-            let a = assess(&fp, s, d);
+            let a = assess_pair(pair, s, d);
+            // a running job has taken its new snapshot and not pruned yet
+            let allowance = u32::from(running);
+            over = Some((
+                over_keep(s, &fp, o.keep, allowance),
+                over_keep(d, &fp, o.keep, allowance),
+            ));
             (a.state, a.checkpoint, s.snapshots.clone(), d.snapshots.clone())
         }
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
     };
-    let o = &pair.options;
-    let lag = checkpoint.as_ref().map(|c| (now_unix() - c.created).max(0) as u64);
+    let mut warnings = Vec::new();
+    let now = now_unix();
+    let mut future = false;
+    let lag = checkpoint.as_ref().map(|c| {
+        if c.created > now.saturating_add(FUTURE_SLACK_SECS) {
+            future = true;
+            warnings.push(format!(
+                "checkpoint {} was taken {} in the future by this machine's clock (clocks disagree?); lag unknown",
+                c.name,
+                crate::config::units::format_duration(Duration::from_secs(c.created.abs_diff(now)))
+            ));
+        } else if c.created <= 0 {
+            warnings.push(format!(
+                "checkpoint {} has an impossible creation time ({})",
+                c.name, c.created
+            ));
+        }
+        // clamped: a time from the future is no lag, an impossible one counts from 1970
+        now.saturating_sub(c.created.max(0)).max(0) as u64
+    });
     let lag_level = lag
         .map(|l| monitor::level(Duration::from_secs(l), o.wlag, o.clag))
-        .unwrap_or(Level::Ok);
+        .unwrap_or(Level::Ok)
+        .worst(if future { Level::Warning } else { Level::Ok });
     let run_level = run
         .runtime_secs
         .map(|r| monitor::level(Duration::from_secs(r), o.wrun, o.crun))
         .unwrap_or(Level::Ok);
+    let (src_over, dst_over) = over.unwrap_or_default();
+    for (n, side) in [(src_over, "source"), (dst_over, "destination")] {
+        if n > 0 {
+            warnings.push(format!(
+                "retention: {n} ferry snapshot(s) beyond keep = {} on the {side}",
+                o.keep
+            ));
+        }
+    }
+    let failing = run.retention.as_ref().filter(|r| r.failing());
+    if let Some(r) = failing {
+        warnings.push(format!(
+            "retention failing since {} ({} runs): {}",
+            crate::config::units::format_time(r.since),
+            r.runs,
+            r.left.join("; ")
+        ));
+    }
+    let retention_behind = src_over + dst_over > 0 || failing.is_some();
+    let retention_level = if retention_behind { Level::Warning } else { Level::Ok };
     let locked = run.status == RunState::Locked;
-    let flags = format!(
-        "{}{}{}",
-        if locked { 'L' } else { '-' },
-        monitor::flag(lag_level),
-        monitor::flag(run_level)
-    );
+    let first = match &state {
+        State::Inconsistent(_) => 'X',
+        State::Unknown(_) => '?',
+        _ if locked => 'L',
+        _ if retention_behind => 'R',
+        _ => '-',
+    };
+    let flags = format!("{first}{}{}", monitor::flag(lag_level), monitor::flag(run_level));
     let state_level = match &state {
         State::Synchronized => Level::Ok,
         State::Uninitialized if run.status == RunState::Initializing => Level::Ok,
@@ -172,6 +244,7 @@ pub fn compose(
     let level = state_level
         .worst(lag_level)
         .worst(run_level)
+        .worst(retention_level)
         .worst(if locked { Level::Critical } else { Level::Ok });
     PairStatus {
         fingerprint: fp,
@@ -185,10 +258,23 @@ pub fn compose(
         run_level,
         flags,
         level,
+        source_over_keep: over.map(|o| o.0),
+        destination_over_keep: over.map(|o| o.1),
+        retention_failing: failing.is_some(),
+        warnings,
+        assessed: state,
         run,
         source_snapshots: ssnaps,
         destination_snapshots: dsnaps,
     }
+}
+
+/// `ferry status`'s exit code: 1 when a pair is Inconsistent or Unknown (scripts act on it), else 0.
+pub fn exit_code(st: &[PairStatus]) -> i32 {
+    let bad = st
+        .iter()
+        .any(|s| matches!(s.assessed, State::Inconsistent(_) | State::Unknown(_)));
+    i32::from(bad)
 }
 
 /// Status of the given pairs with one listing per host, all hosts at once.
@@ -230,4 +316,116 @@ pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
             compose(p, side(&p.source), side(&p.destination), run_info(&engine.state, p))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> Pair {
+        let text = "state_dir = \"/tmp/x\"\n[hosts.store1]\naddress = \"127.0.0.1\"\n\
+                    [[pair]]\nsource = \"store1:tank/dtaa\"\ndestination = \"backup/data\"\nkeep = 2\n";
+        crate::config::parse(std::path::Path::new("t.toml"), text)
+            .unwrap()
+            .pairs
+            .remove(0)
+    }
+
+    fn idle() -> RunInfo {
+        RunInfo {
+            status: RunState::Idle,
+            lock: None,
+            runtime_secs: None,
+            last: None,
+            retention: None,
+            progress: None,
+        }
+    }
+
+    fn vol(fp: Option<&str>, snaps: &[(&str, i64)]) -> VolumeInfo {
+        VolumeInfo {
+            exists: true,
+            fingerprint: fp.map(String::from),
+            snapshots: snaps
+                .iter()
+                .map(|(n, t)| Snapshot {
+                    name: n.to_string(),
+                    created: *t,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn problem_pairs_stand_out() {
+        let p = pair();
+        let fp = p.fingerprint();
+        let s = vol(None, &[]);
+        let st = compose(&p, Ok(&s), Ok(&vol(Some("other"), &[])), idle());
+        assert_eq!((st.flags.as_str(), st.level), ("X--", Level::Critical));
+        assert_eq!(exit_code(&[st]), 1);
+        let st = compose(&p, Err("host store1 did not answer"), Ok(&s), idle());
+        assert_eq!((st.flags.as_str(), st.level), ("?--", Level::Unknown));
+        assert_eq!(exit_code(&[st]), 1);
+        // a source that does not exist is named as such
+        let st = compose(&p, Ok(&VolumeInfo::default()), Ok(&vol(Some(&fp), &[])), idle());
+        assert_eq!(st.reason.as_deref(), Some("source store1:tank/dtaa does not exist"));
+        let snap = format!("ferry.{fp}.1");
+        let ok = vol(Some(&fp), &[(&snap, now_unix() - 10)]);
+        let st = compose(&p, Ok(&ok), Ok(&ok), idle());
+        assert_eq!((st.flags.as_str(), st.level), ("---", Level::Ok));
+        assert_eq!(exit_code(&[st]), 0);
+    }
+
+    #[test]
+    fn lag_from_odd_creation_times_is_clamped_and_flagged() {
+        let p = pair();
+        let fp = p.fingerprint();
+        let snap = format!("ferry.{fp}.1");
+        let future = vol(Some(&fp), &[(&snap, now_unix() + 86400)]);
+        let st = compose(&p, Ok(&future), Ok(&future), idle());
+        assert_eq!(st.lag_secs, Some(0));
+        assert_eq!((st.lag_level, st.level), (Level::Warning, Level::Warning));
+        assert_eq!(st.flags, "-+-");
+        assert!(st.warnings[0].contains("in the future"), "{:?}", st.warnings);
+        assert!(st.check(&p).summary.contains("in the future"));
+        let absurd = vol(Some(&fp), &[(&snap, i64::MIN)]);
+        let st = compose(&p, Ok(&absurd), Ok(&absurd), idle());
+        assert!(st.lag_secs.unwrap() >= now_unix() as u64, "{:?}", st.lag_secs);
+        assert_eq!(st.level, Level::Critical);
+        assert!(st.warnings[0].contains("impossible creation time"), "{:?}", st.warnings);
+    }
+
+    #[test]
+    fn retention_behind_warns() {
+        let p = pair();
+        let fp = p.fingerprint();
+        let now = now_unix();
+        let names: Vec<String> = (1..=4).map(|i| format!("ferry.{fp}.{i}")).collect();
+        let four: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), now - 10)).collect();
+        let s = vol(None, &four);
+        let d = vol(Some(&fp), &four[2..]);
+        let st = compose(&p, Ok(&s), Ok(&d), idle());
+        assert_eq!((st.source_over_keep, st.destination_over_keep), (Some(2), Some(0)));
+        assert_eq!((st.flags.as_str(), st.level), ("R--", Level::Warning));
+        assert!(st.warnings[0].contains("2 ferry snapshot(s) beyond keep = 2 on the source"));
+        // a running job may hold one more
+        let mut run = idle();
+        run.status = RunState::Running;
+        let st = compose(&p, Ok(&vol(None, &four[1..])), Ok(&d), run);
+        assert_eq!(st.source_over_keep, Some(0));
+        // failing retention shows even within keep
+        let mut run = idle();
+        run.retention = Some(retention::Record {
+            since: 1,
+            last: 2,
+            runs: 2,
+            left: vec!["store1:tank/dtaa@x: dataset is busy".into()],
+        });
+        let st = compose(&p, Ok(&d), Ok(&d), run);
+        assert!(st.retention_failing);
+        assert_eq!((st.flags.as_str(), st.level), ("R--", Level::Warning));
+        assert!(st.warnings[0].contains("dataset is busy"), "{:?}", st.warnings);
+    }
 }

@@ -21,6 +21,10 @@ pub struct PairMetrics {
     pub running: bool,
     pub locked: bool,
     pub runtime_secs: Option<u64>,
+    /// Our snapshots beyond `keep` on the source and on the destination (None: not read).
+    pub over_keep: Option<(u64, u64)>,
+    /// Retention has left snapshots behind on more than one run in a row.
+    pub retention_failing: bool,
 }
 
 /// The states `ferry_state` reports, one series each (1 for the pair's state, 0 for the others).
@@ -43,7 +47,7 @@ fn labels(p: &PairMetrics) -> String {
 /// The whole page: HELP and TYPE once per metric, then one sample per pair.
 pub fn render(pairs: &[PairMetrics]) -> String {
     type Get = fn(&PairMetrics) -> Option<String>;
-    let families: [(&str, &str, Get); 9] = [
+    let families: [(&str, &str, Get); 10] = [
         (
             "ferry_lag_seconds",
             "Seconds since the checkpoint snapshot was taken on the source.",
@@ -78,6 +82,11 @@ pub fn render(pairs: &[PairMetrics]) -> String {
             "Seconds the running job has run (0 when idle).",
             |p| Some(p.runtime_secs.unwrap_or(0).to_string()),
         ),
+        (
+            "ferry_retention_failing",
+            "1 if retention left snapshots behind on more than one run in a row, else 0.",
+            |p| Some(u8::from(p.retention_failing).to_string()),
+        ),
         ("ferry_pair_info", "Always 1; the labels describe the pair.", |_| {
             Some("1".into())
         }),
@@ -88,6 +97,17 @@ pub fn render(pairs: &[PairMetrics]) -> String {
         for p in pairs {
             if let Some(v) = get(p) {
                 let _ = writeln!(out, "{name}{{{}}} {v}", labels(p));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ferry_snapshots_over_keep Ferry snapshots of the pair beyond `keep` on one side.\n# TYPE ferry_snapshots_over_keep gauge"
+    );
+    for p in pairs {
+        if let Some((s, d)) = p.over_keep {
+            for (side, n) in [("source", s), ("destination", d)] {
+                let _ = writeln!(out, "ferry_snapshots_over_keep{{{},side=\"{side}\"}} {n}", labels(p));
             }
         }
     }
@@ -121,6 +141,7 @@ mod tests {
             state: "Synchronized".into(),
             lag_secs: Some(42),
             running: true,
+            over_keep: Some((3, 0)),
             ..Default::default()
         };
         let t = render(&[p]);
@@ -139,5 +160,10 @@ mod tests {
             t.contains("ferry_running{") && !t.contains("ferry_last_run_bytes{"),
             "{t}"
         );
+        assert!(
+            t.contains(",side=\"source\"} 3\n") && t.contains(",side=\"destination\"} 0\n"),
+            "{t}"
+        );
+        assert!(t.contains("ferry_retention_failing{fingerprint=\"ab\""), "{t}");
     }
 }

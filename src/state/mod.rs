@@ -76,6 +76,11 @@ impl StateDir {
         self.pair_dir(fp).join("last.json")
     }
 
+    /// Snapshots retention could not destroy, and since when (absent when none were left).
+    pub fn retention_path(&self, fp: &str) -> PathBuf {
+        self.pair_dir(fp).join("retention.json")
+    }
+
     /// The last job that succeeded (`last.json` holds the last one, failed or not).
     pub fn success_path(&self, fp: &str) -> PathBuf {
         self.pair_dir(fp).join("success.json")

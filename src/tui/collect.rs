@@ -185,6 +185,8 @@ fn poll_runs(
                 lock: None,
                 runtime_secs: None,
                 last,
+                // read with the pair's status (status::run_info), not on this fast tick
+                retention: None,
                 progress: None,
             }
         })

@@ -120,18 +120,39 @@ pub fn set_properties(ds: &str, props: &[(&str, &str)]) -> anyhow::Result<String
     Ok(parts.join(" && "))
 }
 
-/// Destroys snapshots one by one: pool v23 has no `ds@a,b` list syntax.
-pub fn destroy_snapshots(ds: &str, snaps: &[String]) -> anyhow::Result<String> {
-    let mut parts = Vec::new();
+/// The markers `destroy_each` prints per snapshot, one line each: `destroyed<TAB>ds@snap` or
+/// `failed<TAB>ds@snap<TAB>error text on one line`.
+pub const DESTROYED: &str = "destroyed";
+pub const FAILED: &str = "failed";
+
+/// Destroys snapshots one by one (pool v23 has no `ds@a,b` list syntax), each independently of
+/// the others: one busy or held snapshot must not stop the rest. One exec for all; every
+/// snapshot's outcome is printed on its own line for `parse::destroyed`.
+pub fn destroy_each(ds: &str, snaps: &[String]) -> anyhow::Result<String> {
+    let mut cmd = format!(
+        "d() {{ if e=$(zfs destroy \"$1\" 2>&1); then printf '{DESTROYED}\\t%s\\n' \"$1\"; \
+         else printf '{FAILED}\\t%s\\t%s\\n' \"$1\" \"$(printf %s \"$e\" | tr '\\n\\t' '  ')\"; fi; }}"
+    );
     for s in snaps {
-        parts.push(format!("zfs destroy {}", q(&full_name(ds, s)?)));
+        cmd.push_str("; d ");
+        cmd.push_str(&q(&full_name(ds, s)?));
     }
-    Ok(parts.join(" && "))
+    Ok(cmd)
 }
 
-/// Destroys a dataset and its snapshots (purge --all).
+/// Every dataset and snapshot under `ds` (itself included) with its `ferry:fingerprint` and
+/// where that value comes from: what `purge --all` would destroy, checked before it does.
+pub fn descendants(ds: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "zfs get -H -r -o name,value,source {PROP_FINGERPRINT} {}",
+        q(checked(ds)?)
+    ))
+}
+
+/// Destroys a dataset alone (purge --all, after its snapshots): without -r, so zfs refuses
+/// when anything is still under it rather than destroying it.
 pub fn destroy_dataset(ds: &str) -> anyhow::Result<String> {
-    Ok(format!("zfs destroy -r {}", q(checked(ds)?)))
+    Ok(format!("zfs destroy {}", q(checked(ds)?)))
 }
 
 /// Creates a dataset's parents (not the dataset: the first receive creates it).
@@ -179,10 +200,13 @@ mod tests {
             set_properties("b/d", &[("readonly", "on"), ("ferry:source", "s1:tank/d")]).unwrap(),
             "zfs set readonly=on b/d && zfs set ferry:source=s1:tank/d b/d"
         );
-        assert_eq!(
-            destroy_snapshots("t/d", &["a".into(), "b".into()]).unwrap(),
-            "zfs destroy t/d@a && zfs destroy t/d@b"
+        let d = destroy_each("t/d", &["a".into(), "b".into()]).unwrap();
+        assert!(
+            d.starts_with("d() { if e=$(zfs destroy \"$1\" 2>&1); then printf 'destroyed\\t%s\\n'"),
+            "{d}"
         );
+        assert!(d.ends_with("; d t/d@a; d t/d@b"), "{d}");
+        assert!(destroy_each("t/d", &["a;rm -rf /".into()]).is_err());
         assert_eq!(create_parent("top").unwrap(), None);
     }
 

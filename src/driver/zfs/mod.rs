@@ -23,7 +23,54 @@ pub fn snapshot_name(fp: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     format!("{}{}", snapshot_prefix(fp), at.format("%Y%m%dT%H%M%SZ"))
 }
 
+/// What became of one snapshot `destroy_each` was asked to destroy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destroy {
+    Destroyed,
+    /// It was already gone: nothing to do, nothing destroyed.
+    Absent,
+    /// Still there: busy (a sender, a clone) or held (`zfs hold`); the error text says which.
+    Failed(String),
+}
+
+/// A dataset or snapshot under a dataset, with the ferry fingerprint set on it (not inherited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descendant {
+    /// Full name, `pool/ds` or `pool/ds@snap`.
+    pub name: String,
+    pub fingerprint: Option<String>,
+}
+
 impl Zfs {
+    /// Destroys each snapshot independently in one exec and reports each one's outcome.
+    pub async fn destroy_each(&self, ex: &Executor, ds: &str, snaps: &[String]) -> Result<Vec<(String, Destroy)>> {
+        if snaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = ex.run(&commands::destroy_each(ds, snaps)?).await?;
+        if out.code.is_none() {
+            bail!(
+                "on {}: destroying snapshots of {ds} was cut off: {}",
+                ex.host(),
+                describe_failure(out.code, &out.stderr)
+            );
+        }
+        Ok(parse::destroyed(&out.stdout_text(), ds, snaps))
+    }
+
+    /// Everything under `ds`, itself included (empty when it does not exist).
+    pub async fn descendants(&self, ex: &Executor, ds: &str) -> Result<Vec<Descendant>> {
+        let out = ex.run(&commands::descendants(ds)?).await?;
+        if !out.success() && !out.stderr.contains("does not exist") {
+            bail!(
+                "on {}: listing what is under {ds} failed: {}",
+                ex.host(),
+                describe_failure(out.code, &out.stderr)
+            );
+        }
+        Ok(parse::descendants(&out.stdout_text()))
+    }
+
     /// Estimated stream size: `send -nP` where it exists, else `referenced` for a full send, else unknown.
     pub async fn estimate(
         &self,
@@ -150,11 +197,20 @@ impl VolumeDriver for Zfs {
         ex.spawn(&commands::receive(volume, force)?).await
     }
 
+    /// Fails naming every snapshot that is still there; the others are destroyed regardless.
     async fn destroy_snapshots(&self, ex: &Executor, volume: &str, snaps: &[String]) -> Result<()> {
-        if snaps.is_empty() {
-            return Ok(());
+        let failed: Vec<String> = self
+            .destroy_each(ex, volume, snaps)
+            .await?
+            .into_iter()
+            .filter_map(|(s, o)| match o {
+                Destroy::Failed(why) => Some(format!("{volume}@{s}: {why}")),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            bail!("on {}: {}", ex.host(), failed.join("; "));
         }
-        ex.run_ok(&commands::destroy_snapshots(volume, snaps)?).await?;
         Ok(())
     }
 }

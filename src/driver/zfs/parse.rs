@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
-use super::commands::{PROP_FINGERPRINT, PROP_LASTSNAP, PROP_SOURCE};
+use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_SOURCE};
+use super::{Descendant, Destroy};
 
 pub fn capabilities(out: &str) -> Capabilities {
     let mut c = Capabilities::default();
@@ -89,6 +90,65 @@ pub fn estimate(out: &str) -> Option<u64> {
         .flatten()
 }
 
+/// The outcome of each snapshot `destroy_each` was given, in the order given. A snapshot the
+/// output does not mention (the command was cut off) counts as failed.
+pub fn destroyed(out: &str, ds: &str, snaps: &[String]) -> Vec<(String, Destroy)> {
+    let mut said: BTreeMap<&str, Destroy> = BTreeMap::new();
+    for line in out.lines() {
+        let mut f = line.splitn(3, '\t');
+        let (Some(word), Some(name)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let Some(snap) = name.strip_prefix(ds).and_then(|r| r.strip_prefix('@')) else {
+            continue;
+        };
+        let outcome = match word {
+            DESTROYED => Destroy::Destroyed,
+            FAILED => {
+                let why = f.next().unwrap_or("").trim().to_string();
+                if why.contains("does not exist") {
+                    Destroy::Absent
+                } else {
+                    Destroy::Failed(why)
+                }
+            }
+            _ => continue,
+        };
+        said.insert(snap, outcome);
+    }
+    snaps
+        .iter()
+        .map(|s| {
+            let o = said
+                .remove(s.as_str())
+                .unwrap_or_else(|| Destroy::Failed("no answer from zfs destroy".into()));
+            (s.clone(), o)
+        })
+        .collect()
+}
+
+/// `zfs get -H -r -o name,value,source ferry:fingerprint` lines: every dataset and snapshot
+/// under a dataset with the fingerprint set on it (not inherited), if any.
+pub fn descendants(out: &str) -> Vec<Descendant> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let name = (*f.first()?).to_string();
+            if name.is_empty() {
+                return None;
+            }
+            let value = f.get(1).copied().unwrap_or("-");
+            let source = f.get(2).copied().unwrap_or("-");
+            // a value inherited from the parent says nothing about the child itself
+            let own = matches!(source, "local" | "received");
+            Some(Descendant {
+                name,
+                fingerprint: user_value(value).filter(|_| own),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +187,36 @@ mod tests {
         assert!(c.send_estimate);
         assert_eq!(estimate("incremental\ta\tb\t999\nsize\t1234\n"), Some(1234));
         assert_eq!(estimate("nothing"), None);
+    }
+
+    #[test]
+    fn parses_destroy_outcomes() {
+        let out = "destroyed\tp/d@a\n\
+                   failed\tp/d@b\tcannot destroy 'p/d@b': dataset is busy\n\
+                   failed\tp/d@c\tcannot open 'p/d@c': dataset does not exist\n\
+                   destroyed\tp/dx@e\n";
+        let snaps: Vec<String> = ["a", "b", "c", "e"].map(String::from).to_vec();
+        let r = destroyed(out, "p/d", &snaps);
+        assert_eq!(r[0], ("a".into(), Destroy::Destroyed));
+        assert_eq!(
+            r[1],
+            (
+                "b".into(),
+                Destroy::Failed("cannot destroy 'p/d@b': dataset is busy".into())
+            )
+        );
+        assert_eq!(r[2], ("c".into(), Destroy::Absent));
+        // another dataset's line is not this one's answer
+        assert!(matches!(&r[3], (n, Destroy::Failed(_)) if n == "e"));
+    }
+
+    #[test]
+    fn parses_descendants() {
+        let out = "b/d\tfp1\tlocal\nb/d@s\tfp1\tinherited from b/d\nb/d/x\tfp2\treceived\nb/d/y\t-\t-\n";
+        let v = descendants(out);
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[1].fingerprint, None);
+        assert_eq!(v[2].fingerprint.as_deref(), Some("fp2"));
+        assert_eq!(v[3].name, "b/d/y");
     }
 }
