@@ -18,7 +18,7 @@ pub struct Snapshot {
 }
 
 /// What one host's tooling can do; probed once per host and run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Capabilities {
     /// Pool version (`None` for feature-flag pools, which report "-" / 5000).
     pub pool_version: Option<u32>,

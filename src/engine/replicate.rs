@@ -40,21 +40,51 @@ struct Sides {
 }
 
 /// Reads both sides, one exec each, concurrently.
+/// Each side is read as soon as its own connection is up, so a remote side's handshake overlaps
+/// the other side's listing.
 async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
-    job.phase("connecting");
-    let (src, dst) = engine.executors(pair).await?;
-    job.phase("inspecting");
-    let (src_list, dst_list) = ([pair.source.path.as_str()], [pair.destination.path.as_str()]);
-    let (s, d) = tokio::join!(Zfs.probe_and_inspect(&src, &src_list), Zfs.inspect(&dst, &dst_list));
-    let (src_caps, mut s) = s.context("source")?;
-    let mut d = d.context("destination")?;
+    job.phase("connecting and inspecting");
+    let source = async {
+        let ex = engine.executor(&pair.source.host).await?;
+        let (caps, mut info) = caps_and_inspect(engine, &ex, &pair.source.host, &pair.source.path)
+            .await
+            .context("source")?;
+        Ok::<_, anyhow::Error>((ex, caps, info.remove(0)))
+    };
+    let destination = async {
+        let ex = engine.executor(&pair.destination.host).await?;
+        let mut info = Zfs
+            .inspect(&ex, &[pair.destination.path.as_str()])
+            .await
+            .context("destination")?;
+        Ok::<_, anyhow::Error>((ex, info.remove(0)))
+    };
+    let (s, d) = tokio::join!(source, destination);
+    let ((src, src_caps, src_info), (dst, dst_info)) = (s?, d?);
     Ok(Sides {
         src,
         dst,
         src_caps,
-        src_info: s.remove(0),
-        dst_info: d.remove(0),
+        src_info,
+        dst_info,
     })
+}
+
+/// The source's listing, with its capabilities from the state dir's cache when a recent probe
+/// answered; otherwise probe and listing in one exec, and the answer remembered.
+async fn caps_and_inspect(
+    engine: &Engine,
+    ex: &Executor,
+    host: &str,
+    ds: &str,
+) -> Result<(Capabilities, Vec<VolumeInfo>)> {
+    let pool = ds.split('/').next().unwrap_or(ds);
+    if let Some(caps) = engine.state.cached_caps::<Capabilities>(host, pool) {
+        return Ok((caps, Zfs.inspect(ex, &[ds]).await?));
+    }
+    let (caps, info) = Zfs.probe_and_inspect(ex, &[ds]).await?;
+    engine.state.remember_caps(host, pool, &caps);
+    Ok((caps, info))
 }
 
 /// A snapshot name for now that the source does not hold yet (names have one-second resolution).
@@ -330,8 +360,19 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
         }
     };
     job.phase("finishing: moving the checkpoint");
-    record(job, &sides.dst, pair, &snap, adopting).await?;
-    let pruned = retain(engine, pair, job, &sides, &checkpoint.name, &snap).await;
+    let pruned = if adopting {
+        record(job, &sides.dst, pair, &snap, adopting).await?;
+        retain(engine, pair, job, &sides, &checkpoint.name, &snap).await
+    } else {
+        // the receive succeeded, so `snap` is on both sides and is what the state is read from
+        // (the newest common snapshot); retention never touches it and need not wait for the marker
+        let (recorded, pruned) = tokio::join!(
+            record(job, &sides.dst, pair, &snap, false),
+            retain(engine, pair, job, &sides, &checkpoint.name, &snap)
+        );
+        recorded?;
+        pruned
+    };
     Ok(Replicated {
         snapshot: snap,
         bytes: moved.bytes,

@@ -1,6 +1,7 @@
 //! The state dir: one folder per pair fingerprint holding its lock, log, progress and last result.
 //! Every file here is readable by any process, so `runstatus` and the console see every job.
 
+pub mod caps;
 pub mod files;
 pub mod last;
 pub mod lock;
