@@ -27,7 +27,7 @@ ferry=$PWD/target/release/ferry
 lab=/var/tmp/ferry-bench-fleet
 bash scripts/lab.sh down "$lab" >/dev/null 2>&1 || true
 LAB_POOL_SIZE=4G bash scripts/lab.sh up "$lab" >/dev/null
-trap 'bash scripts/lab.sh down "$lab" >/dev/null 2>&1 || true' EXIT
+[ -n "${FLEET_KEEP:-}" ] || trap 'bash scripts/lab.sh down "$lab" >/dev/null 2>&1 || true' EXIT
 base=$lab/ferry.toml
 src=$(awk -F'"' '/^source/ {print $2; exit}' "$base" | cut -d: -f2 | cut -d/ -f1)
 dst=$(awk -F'"' '/^destination/ {print $2; exit}' "$base" | cut -d/ -f1)
@@ -72,7 +72,8 @@ cfg=$lab/status.toml
         done
     done
 } > "$cfg"
-"$ferry" -c "$cfg" status > /dev/null   # warm caches
+# status exits 1 when a pair is Inconsistent or Unknown: the figures still count, the states are shown
+"$ferry" -c "$cfg" status > /dev/null || true   # warm caches
 times=()
 for r in 1 2 3; do
     before=$(sessions)
@@ -82,6 +83,7 @@ for r in 1 2 3; do
     printf '   run %d: %.2fs, %d remote commands\n' "$r" "${times[-1]}" "$execs"
 done
 rows=$(($(wc -l < "$lab/status.out") - 1))
+printf '   states: %s\n' "$(awk 'NR>1 {print $3}' "$lab/status.out" | sort | uniq -c | xargs)"
 sm=$(printf '%s\n' "${times[@]}" | median)
 printf '   median %.2fs for %d rows (target <= 1 s: ratio %.2f); %d remote commands for %d hosts (target 1 per host)\n' \
     "$sm" "$rows" "$(echo "$sm / 1" | bc -l)" "$execs" "$status_hosts"

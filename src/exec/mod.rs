@@ -118,26 +118,44 @@ impl Executor {
     pub async fn run_capped(&self, script: &str, cap: usize) -> Result<Output> {
         let mut p = self.spawn(script).await?;
         drop(p.stdin.take());
-        let mut stdout = Vec::new();
-        if let Some(out) = p.stdout.take() {
-            // read one byte past the cap to tell "exactly the cap" from "more"
-            let mut limited = out.take(cap as u64 + 1);
-            limited
-                .read_to_end(&mut stdout)
-                .await
-                .with_context(|| format!("reading output of `{script}` on {}", self.host()))?;
+        let out = p.stdout.take();
+        // stdout and the end (stderr, exit status) are read together: a command that fills the
+        // stderr pipe before it closes stdout (zfs naming thousands of missing datasets) would
+        // otherwise wait on us while we wait on it
+        let read = async {
+            let mut stdout = Vec::new();
+            if let Some(out) = out {
+                // read one byte past the cap to tell "exactly the cap" from "more"
+                let mut limited = out.take(cap as u64 + 1);
+                limited
+                    .read_to_end(&mut stdout)
+                    .await
+                    .with_context(|| format!("reading output of `{script}` on {}", self.host()))?;
+            }
             if stdout.len() > cap {
-                // dropping the process ends it: kill_on_drop here, the channel closes on a host
-                drop(limited);
-                drop(p);
                 anyhow::bail!(
                     "on {}: `{script}` wrote more than {} of output: stopped reading it (ferry expects far less)",
                     self.host(),
                     crate::config::units::format_bytes(cap as u64)
                 );
             }
+            Ok(stdout)
+        };
+        let wait = p.wait();
+        tokio::pin!(read, wait);
+        let (mut stdout, mut finished) = (None, None);
+        while stdout.is_none() || finished.is_none() {
+            tokio::select! {
+                // on an error the process (owned by `wait`) is dropped on return, which ends it:
+                // kill_on_drop here, the channel closes on a host
+                r = &mut read, if stdout.is_none() => stdout = Some(r?),
+                f = &mut wait, if finished.is_none() => finished = Some(f?),
+            }
         }
-        let f = p.wait().await?;
+        let (stdout, f) = (
+            stdout.expect("loop ends with both"),
+            finished.expect("loop ends with both"),
+        );
         Ok(Output {
             code: f.code,
             stdout,
@@ -226,6 +244,18 @@ fn spawn_local(script: &str) -> Result<Process> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_command_filling_stderr_before_stdout_ends_does_not_hang() {
+        // 1 MiB of stderr (far past the pipe's 64 KiB) before the first byte of stdout
+        let script = "head -c 1048576 /dev/zero | tr '\\0' e >&2; echo done";
+        let out = tokio::time::timeout(std::time::Duration::from_secs(10), Executor::Local.run(script))
+            .await
+            .expect("the command and ferry waited on each other")
+            .unwrap();
+        assert_eq!(out.stdout_text().trim(), "done");
+        assert_eq!(out.stderr.len(), STDERR_CAP, "stderr is kept up to its cap");
+    }
 
     #[tokio::test]
     async fn output_past_the_cap_fails_naming_host_and_command() {

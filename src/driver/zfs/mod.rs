@@ -148,8 +148,14 @@ fn check_inspect(ex: &Executor, out: &crate::exec::Output) -> Result<()> {
     if out.success() {
         return Ok(());
     }
-    let unexpected = out
-        .stderr
+    // stderr is kept up to a cap: thousands of missing datasets fill it, and its last line is then
+    // cut short; only whole lines are judged
+    let whole = if out.stderr.len() >= crate::exec::STDERR_CAP {
+        out.stderr.rsplit_once('\n').map(|(w, _)| w).unwrap_or("")
+    } else {
+        out.stderr.as_str()
+    };
+    let unexpected = whole
         .lines()
         .any(|l| !l.trim().is_empty() && !l.contains("dataset does not exist"));
     if unexpected || out.code.is_none() {
