@@ -14,6 +14,14 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
+/// What an apply is heading for, known before the source is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub algo: super::HashAlgo,
+    pub chunk_size: u32,
+    pub source_size: u64,
+}
+
 /// What to do with a journal that was never sealed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unsealed {
@@ -158,15 +166,21 @@ impl Dest {
         }
     }
 
-    /// Starts an apply from the current checkpoint towards a source of `new_size` bytes, or
-    /// resumes an unsealed journal kept by `recover` for the same checkpoint and chunking.
-    pub fn begin(&self, next: &Manifest) -> Result<Session<'_>, JournalError> {
+    /// Starts an apply from the current checkpoint towards a source of `next.source_size`
+    /// bytes, or resumes an unsealed journal kept by `recover` for the same checkpoint.
+    pub fn begin(&self, next: Plan) -> Result<Session<'_>, JournalError> {
         let base = self.checkpoint()?.unwrap_or(Manifest {
             algo: next.algo,
             chunk_size: next.chunk_size,
             source_size: 0,
             digests: Vec::new(),
         });
+        if base.algo != next.algo || base.chunk_size != next.chunk_size {
+            return Err(JournalError::PlanMismatch {
+                path: self.checkpoint_path(),
+                what: "the checkpoint was made with another chunk size or hash algorithm",
+            });
+        }
         if next.source_size < base.source_size {
             return Err(JournalError::Shrink {
                 path: self.target.clone(),

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod diff;
 pub mod hash;
 pub mod journal;
+pub mod local;
 pub mod manifest;
 pub mod proto;
 pub mod scan;
