@@ -154,7 +154,7 @@ fn a_cut_transfer_resumes_from_the_journaled_chunks() {
             chunk_size: 65536,
             source_size: 0
         }),
-        Err(_)
+        Err(JournalError::PlanMismatch { .. })
     ));
     match d.recover(Unsealed::Keep).unwrap() {
         Recovered::Kept { held } => assert_eq!(held.keys().copied().collect::<Vec<_>>(), changed[..50].to_vec()),

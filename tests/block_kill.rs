@@ -47,7 +47,7 @@ fn setup(dir: &Path, seed: u64) -> ((u64, [u8; 32]), (u64, [u8; 32])) {
     let new = dir.join("new.img");
     std::fs::copy(&old, &new).unwrap();
     scatter_writes(&new, 1500, seed.wrapping_mul(31));
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         let mut f = std::fs::OpenOptions::new().append(true).open(&new).unwrap();
         let mut tail = vec![0u8; 300_000];
         Rng(seed).fill(&mut tail);

@@ -10,8 +10,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Bytes one worker reads in one go (a multiple of the chunk size is used).
-const SEGMENT: u64 = 4 * 1024 * 1024;
+/// Bytes one worker reads in one go (a multiple of the chunk size is used). Small enough that
+/// what was just copied from the page cache is still in the core's cache when it is hashed
+/// (4 MiB segments cost up to a third more CPU per byte in scripts/bench-block.sh runs).
+const SEGMENT: u64 = 1024 * 1024;
 
 /// What a scan read and how long it took.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
