@@ -1,6 +1,7 @@
 //! Comparing two manifests: the runs of chunks that changed (or were added by growth).
 
-use super::{Manifest, ManifestError};
+use super::{scan, Manifest, ManifestError};
+use std::path::Path;
 
 /// A run of changed chunks `[start, end)` (chunk indexes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,14 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Result<Vec<ChunkRange>, ManifestE
     Ok(out)
 }
 
+/// Scans `path` afresh (one read) with `old`'s chunking and compares: the new manifest and the
+/// runs of chunks that differ from `old` (what `verify` reports, what an update must send).
+pub fn diff_against_source(old: &Manifest, path: &Path) -> Result<(Manifest, Vec<ChunkRange>), ManifestError> {
+    let (fresh, _) = scan(path, old.chunk_size, old.algo)?;
+    let runs = diff(old, &fresh)?;
+    Ok((fresh, runs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +88,21 @@ mod tests {
         );
         assert_eq!(runs[1].bytes(4096, new.source_size), (5 * 4096, 8 * 4096));
         assert!(diff(&new, &new).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_flipped_byte_on_a_copy_is_found_against_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        std::fs::write(&path, vec![3u8; 10 * 65536]).unwrap();
+        let (m, _) = scan(&path, 65536, HashAlgo::Xxh3).unwrap();
+        assert!(diff_against_source(&m, &path).unwrap().1.is_empty());
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_at(&[4], 7 * 65536 + 65535).unwrap();
+        f.sync_all().unwrap();
+        let (fresh, runs) = diff_against_source(&m, &path).unwrap();
+        assert_eq!(runs, vec![ChunkRange { start: 7, end: 8 }]);
+        assert_ne!(fresh.digests[7], m.digests[7]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod manifest;
 pub mod proto;
 pub mod scan;
 
-pub use diff::{diff, ChunkRange};
+pub use diff::{diff, diff_against_source, ChunkRange};
 pub use hash::{Digest, HashAlgo};
 pub use manifest::{Manifest, ManifestError};
 pub use scan::{scan, scan_with, ScanStats};
