@@ -3,6 +3,7 @@
 //! The modules follow the layers of DESIGN.md, each using only those below it:
 //! `cli`, `tui` → `engine` → (`monitor`, `driver`, `transport`) → `exec` → `ssh` → (`state`, `config`).
 
+pub mod block;
 pub mod cli;
 pub mod config;
 pub mod driver;

@@ -1,0 +1,319 @@
+//! The block peer protocol: round trips over an in-memory pipe and through a real child
+//! process's stdin/stdout, and hostile input (truncated frames, oversized lengths, unknown
+//! types, malformed payloads, a wrong version, a lying manifest).
+
+use ferry::block::proto::{
+    encode, handshake, read_message, recv_manifest, send_manifest, write_message, Message, ProtoError,
+    DIGESTS_PER_PART, MAX_FRAME, PROTOCOL_VERSION,
+};
+use ferry::block::{Digest, HashAlgo, Manifest};
+use tokio::io::AsyncWriteExt;
+
+fn all_messages() -> Vec<Message> {
+    vec![
+        Message::Hello {
+            version: PROTOCOL_VERSION,
+            software: "ferry 0.1.0".into(),
+        },
+        Message::ManifestRequest {
+            path: "/var/lib/images/vm1.img".into(),
+            chunk_size: 65536,
+            algo: HashAlgo::Blake3,
+        },
+        Message::ManifestHeader {
+            algo: HashAlgo::Xxh3,
+            chunk_size: 4096,
+            source_size: 4096 * 3 + 1,
+            count: 4,
+        },
+        Message::ManifestPart {
+            first: 2,
+            digests: vec![HashAlgo::Blake3.hash(b"x"), HashAlgo::Xxh3.hash(b"y")],
+        },
+        Message::Chunk {
+            index: 77,
+            data: vec![0xAB; 4096],
+        },
+        Message::Chunk {
+            index: u64::MAX,
+            data: vec![1; ferry::block::MAX_CHUNK as usize],
+        },
+        Message::Commit {
+            manifest_id: [7; 32],
+            source_size: 1 << 40,
+        },
+        Message::Ok,
+        Message::Error {
+            message: "vm1.img: permission denied ünïcode".into(),
+        },
+    ]
+}
+
+async fn decode_bytes(bytes: &[u8]) -> Result<Message, ProtoError> {
+    let mut r = bytes;
+    read_message(&mut r).await
+}
+
+#[tokio::test]
+async fn every_message_round_trips() {
+    let (mut a, mut b) = tokio::io::duplex(1 << 16);
+    let msgs = all_messages();
+    let sent = msgs.clone();
+    let writer = tokio::spawn(async move {
+        for m in &sent {
+            write_message(&mut a, m).await.unwrap();
+        }
+        a.shutdown().await.unwrap();
+    });
+    for m in &msgs {
+        assert_eq!(&read_message(&mut b).await.unwrap(), m);
+    }
+    assert!(matches!(read_message(&mut b).await, Err(ProtoError::Closed)));
+    writer.await.unwrap();
+}
+
+#[tokio::test]
+async fn frames_survive_a_real_pipe_through_a_child_process() {
+    // `cat` is a peer process echoing its stdin to its stdout: frames cross two real pipes and
+    // arrive in pieces of whatever size the kernel hands over.
+    let mut child = tokio::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let msgs = all_messages();
+    let sent = msgs.clone();
+    let writer = tokio::spawn(async move {
+        for m in &sent {
+            write_message(&mut stdin, m).await.unwrap();
+        }
+        stdin.flush().await.unwrap();
+    });
+    for m in &msgs {
+        assert_eq!(&read_message(&mut stdout).await.unwrap(), m);
+    }
+    writer.await.unwrap();
+    assert!(matches!(read_message(&mut stdout).await, Err(ProtoError::Closed)));
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn handshake_agrees_on_the_version_and_refuses_another() {
+    let (a, b) = tokio::io::duplex(4096);
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    let (x, y) = tokio::join!(
+        handshake(&mut ar, &mut aw, "ferry a"),
+        handshake(&mut br, &mut bw, "ferry b")
+    );
+    x.unwrap();
+    y.unwrap();
+
+    // A peer of another version: it says hello with version 99.
+    let mut theirs = encode(&Message::Hello {
+        version: 99,
+        software: "ferry 9.9".into(),
+    });
+    let mut sink = Vec::new();
+    let mut r = &theirs[..];
+    let err = handshake(&mut r, &mut sink, "ferry").await.unwrap_err();
+    assert!(
+        matches!(&err, ProtoError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 99, software } if software == "ferry 9.9")
+    );
+    assert!(err.to_string().contains("install the same ferry version"), "{err}");
+    // We said hello first, whatever came back.
+    assert!(matches!(
+        decode_bytes(&sink).await.unwrap(),
+        Message::Hello {
+            version: PROTOCOL_VERSION,
+            ..
+        }
+    ));
+    // A peer that starts with anything else, or reports an error, is refused with what it sent.
+    theirs = encode(&Message::Ok);
+    let mut r = &theirs[..];
+    assert!(matches!(
+        handshake(&mut r, &mut Vec::new(), "f").await,
+        Err(ProtoError::Unexpected {
+            want: "hello",
+            got: "ok"
+        })
+    ));
+    theirs = encode(&Message::Error {
+        message: "ferry: unknown command peer".into(),
+    });
+    let mut r = &theirs[..];
+    assert!(
+        matches!(handshake(&mut r, &mut Vec::new(), "f").await, Err(ProtoError::Remote(m)) if m.contains("unknown command"))
+    );
+    // Something that is not ferry at all (a shell's motd) is refused without a huge allocation.
+    let mut r = &b"Welcome to Ubuntu 24.04 LTS\n"[..];
+    assert!(matches!(
+        handshake(&mut r, &mut Vec::new(), "f").await,
+        Err(ProtoError::FrameTooLarge { .. })
+    ));
+}
+
+#[tokio::test]
+async fn hostile_frames_get_typed_errors() {
+    let good = encode(&Message::Chunk {
+        index: 1,
+        data: vec![5; 4096],
+    });
+    // Truncated at every point inside the frame.
+    for cut in [1usize, 3, 4, 5, 12, good.len() - 1] {
+        match decode_bytes(&good[..cut]).await {
+            Err(ProtoError::Truncated { .. }) => {}
+            other => panic!("cut at {cut}: {other:?}"),
+        }
+    }
+    // An oversized length is refused before reading (or allocating) the body.
+    let mut huge = u32::MAX.to_be_bytes().to_vec();
+    huge.push(5);
+    assert!(matches!(
+        decode_bytes(&huge).await,
+        Err(ProtoError::FrameTooLarge {
+            len: u32::MAX,
+            max: MAX_FRAME
+        })
+    ));
+    let mut just_over = (MAX_FRAME + 1).to_be_bytes().to_vec();
+    just_over.push(5);
+    assert!(matches!(
+        decode_bytes(&just_over).await,
+        Err(ProtoError::FrameTooLarge { .. })
+    ));
+    // Unknown type, empty frame.
+    assert!(matches!(
+        decode_bytes(&[0, 0, 0, 1, 0x55]).await,
+        Err(ProtoError::UnknownType(0x55))
+    ));
+    assert!(matches!(
+        decode_bytes(&[0, 0, 0, 0]).await,
+        Err(ProtoError::Malformed { .. })
+    ));
+    // Malformed payloads: trailing bytes, a string longer than its frame, bad UTF-8, a bad
+    // chunk size, an empty chunk, an unknown algorithm, a header whose count lies.
+    let frame = |t: u8, p: &[u8]| {
+        let mut f = ((p.len() + 1) as u32).to_be_bytes().to_vec();
+        f.push(t);
+        f.extend_from_slice(p);
+        f
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("ok with payload", frame(0x07, &[1])),
+        ("string past the frame", frame(0x7f, &[0, 50, b'a'])),
+        ("bad utf-8", frame(0x7f, &[0, 2, 0xff, 0xfe])),
+        ("bad chunk size", frame(0x02, &[0, 1, b'/', 0, 0, 0x10, 0x01, 1])),
+        ("unknown algorithm", frame(0x02, &[0, 1, b'/', 0, 0, 0x10, 0x00, 9])),
+        ("empty chunk", frame(0x05, &[0, 0, 0, 0, 0, 0, 0, 1])),
+        ("short commit", frame(0x06, &[1, 2, 3])),
+        (
+            "lying manifest count",
+            frame(
+                0x03,
+                &[
+                    1, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+                ],
+            ),
+        ),
+        (
+            "part count vs bytes",
+            frame(0x04, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3]),
+        ),
+    ];
+    for (what, bytes) in cases {
+        match decode_bytes(&bytes).await {
+            Err(ProtoError::Malformed { .. }) => {}
+            other => panic!("{what}: expected Malformed, got {other:?}"),
+        }
+    }
+}
+
+fn manifest(chunks: usize, algo: HashAlgo) -> Manifest {
+    Manifest {
+        algo,
+        chunk_size: 4096,
+        source_size: chunks as u64 * 4096 - 100,
+        digests: (0..chunks as u64).map(|i| algo.hash(&i.to_le_bytes())).collect(),
+    }
+}
+
+#[tokio::test]
+async fn manifests_cross_in_parts_and_lies_are_caught() {
+    // More digests than fit one part: three part frames.
+    let m = manifest(DIGESTS_PER_PART * 2 + 10, HashAlgo::Xxh3);
+    let (mut a, mut b) = tokio::io::duplex(1 << 20);
+    let sent = m.clone();
+    let w = tokio::spawn(async move { send_manifest(&mut a, &sent).await.unwrap() });
+    assert_eq!(recv_manifest(&mut b).await.unwrap(), m);
+    w.await.unwrap();
+
+    // Parts out of order, overlapping, past the count, or non-zero beyond xxh3's 16 bytes.
+    let m = manifest(4, HashAlgo::Xxh3);
+    let header = encode(&Message::ManifestHeader {
+        algo: m.algo,
+        chunk_size: 4096,
+        source_size: m.source_size,
+        count: 4,
+    });
+    let lies: Vec<(&str, Vec<Message>)> = vec![
+        (
+            "gap",
+            vec![Message::ManifestPart {
+                first: 1,
+                digests: m.digests[1..].to_vec(),
+            }],
+        ),
+        (
+            "overlap",
+            vec![
+                Message::ManifestPart {
+                    first: 0,
+                    digests: m.digests[..2].to_vec(),
+                },
+                Message::ManifestPart {
+                    first: 1,
+                    digests: m.digests[1..].to_vec(),
+                },
+            ],
+        ),
+        (
+            "too many",
+            vec![Message::ManifestPart {
+                first: 0,
+                digests: [m.digests.clone(), m.digests.clone()].concat(),
+            }],
+        ),
+        (
+            "wide digest",
+            vec![Message::ManifestPart {
+                first: 0,
+                digests: vec![Digest([1; 32]); 4],
+            }],
+        ),
+        (
+            "empty part",
+            vec![Message::ManifestPart {
+                first: 0,
+                digests: vec![],
+            }],
+        ),
+    ];
+    for (what, parts) in lies {
+        let mut bytes = header.clone();
+        for p in &parts {
+            bytes.extend(encode(p));
+        }
+        let mut r = &bytes[..];
+        match recv_manifest(&mut r).await {
+            Err(ProtoError::Malformed { what: "manifest part" }) => {}
+            other => panic!("{what}: expected a malformed part, got {other:?}"),
+        }
+    }
+    // Cut after the header: truncation is reported as the connection closing mid-manifest.
+    let mut r = &header[..];
+    assert!(matches!(recv_manifest(&mut r).await, Err(ProtoError::Closed)));
+}
