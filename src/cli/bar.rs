@@ -69,6 +69,25 @@ pub fn shape(p: &Progress) -> Shape {
     }
 }
 
+/// A spinner with the time spent, for an action that reports no byte figures (purge destroying
+/// snapshots): a person sees that it works, and for how long.
+pub struct Spinner(ProgressBar);
+
+impl Spinner {
+    pub fn start(msg: String) -> Spinner {
+        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+        pb.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template is valid"));
+        pb.set_message(msg);
+        pb.enable_steady_tick(Duration::from_millis(250));
+        Spinner(pb)
+    }
+
+    /// Clears it: what the action did is printed after.
+    pub fn finish(self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// A bar following one job until `finish`.
 pub struct Watch {
     stop: Arc<Notify>,

@@ -420,11 +420,23 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Purge { dest, all, yes } => {
             let p = one(engine, dest)?;
+            let spinner = (*yes && bar::wanted(cli.nagios, cli.json)).then(|| {
+                let what = if *all {
+                    "the replica and this pair's snapshots"
+                } else {
+                    "snapshots beyond keep"
+                };
+                bar::Spinner::start(format!("purge {}: destroying {what}", Engine::dest_name(p)))
+            });
             let plan = if *all {
-                purge::purge_all(engine, p, *yes).await?
+                purge::purge_all(engine, p, *yes).await
             } else {
-                purge::purge(engine, p, *yes).await?
+                purge::purge(engine, p, *yes).await
             };
+            if let Some(s) = spinner {
+                s.finish();
+            }
+            let plan = plan?;
             print::purge(&plan, cli.json);
             Ok(i32::from(!plan.left.is_empty()))
         }
