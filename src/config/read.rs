@@ -1,67 +1,25 @@
 //! Reading the config file's bytes safely: a regular file only, a size cap, UTF-8 checked by line.
 
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The largest config ferry reads: ten thousand pairs take about 1 MiB, so this is generous, and it
 /// keeps `-c /dev/zero`-like mistakes from eating memory.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
-/// What kind of non-regular file this is, for the message.
-fn kind(ft: &std::fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_socket() {
-        "a socket"
-    } else {
-        "not a plain file"
-    }
-}
-
 /// The file's bytes, or why they cannot be a config (the message does not repeat the path).
-///
-/// A FIFO would block the open or the read until someone writes, and a device can stream forever,
-/// so the type is checked before opening (no side effects of opening a device) and again on the
-/// open descriptor (the path may have been swapped in between). The open is non-blocking so even
-/// that race cannot hang on a FIFO.
 pub fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read config: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err(format!(
-            "cannot read config: not a regular file ({}); give a regular file",
-            kind(&meta.file_type())
-        ));
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| format!("cannot read config: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read config: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err(format!(
-            "cannot read config: not a regular file ({}); give a regular file",
-            kind(&meta.file_type())
-        ));
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read config: {e}"))?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    use crate::safe_file::{read_regular, FileError};
+    read_regular(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+        FileError::Missing => format!(
+            "cannot read config: {}",
+            std::io::Error::from_raw_os_error(libc::ENOENT)
+        ),
+        FileError::NotRegular(what) => {
+            format!("cannot read config: not a regular file ({what}); give a regular file")
+        }
+        FileError::TooLarge(_) => too_large(),
+        FileError::Io(e) => format!("cannot read config: {e}"),
+    })
 }
 
 fn too_large() -> String {

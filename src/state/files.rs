@@ -6,7 +6,7 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -36,22 +36,7 @@ pub fn random_hex() -> String {
 
 /// What a file that is not a regular file is, for messages ("a FIFO").
 pub fn describe(meta: &Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_symlink() {
-        "a symlink"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "a device"
-    } else if t.is_file() {
-        "a regular file"
-    } else {
-        "not a regular file"
-    }
+    crate::safe_file::kind(&meta.file_type())
 }
 
 /// The error a non-regular state file gives: `ErrorKind::InvalidData` with what it is.
