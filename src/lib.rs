@@ -8,6 +8,7 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod exec;
+pub mod model;
 pub mod monitor;
 pub mod ssh;
 pub mod state;

@@ -92,11 +92,7 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// `keepalive_count` when a host does not set it (the SSH layer's former fixed value).
 pub const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Zfs,
-}
+pub use crate::model::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

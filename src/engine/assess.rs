@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::config::Pair;
-use crate::driver::zfs::snapshot_prefix;
 use crate::driver::{Snapshot, VolumeInfo};
+use crate::model::snapshot_prefix;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum State {

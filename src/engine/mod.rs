@@ -58,6 +58,21 @@ impl Engine {
         Ok((s?, d?))
     }
 
+    /// The kinds of volume the configured pairs keep on `host`, each once; the default kind when
+    /// no pair uses the host (the hosts view still shows what it serves).
+    pub fn kinds_on(&self, host: &str) -> Vec<crate::model::Kind> {
+        let mut kinds = Vec::new();
+        for p in &self.config.pairs {
+            if (p.source.host == host || p.destination.host == host) && !kinds.contains(&p.kind) {
+                kinds.push(p.kind);
+            }
+        }
+        if kinds.is_empty() {
+            kinds.push(crate::model::Kind::DEFAULT);
+        }
+        kinds
+    }
+
     /// The name DEST shows in messages: the destination path, with its host when remote.
     pub fn dest_name(pair: &Pair) -> String {
         if pair.destination.is_local() {
