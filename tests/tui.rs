@@ -85,7 +85,7 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         destination: p.destination.to_string(),
         state: state.into(),
         reason: (state == "Inconsistent").then(|| "checkpoint ferry.x is missing on the source".to_string()),
-        checkpoint: (state == "Synchronized").then_some(cp),
+        checkpoint: (state == "Synchronized").then_some(cp.clone()),
         lag_secs: lag,
         lag_level,
         run_level: Level::Ok,
@@ -96,7 +96,10 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         retention_failing: false,
         warnings: vec![],
         assessed: match state {
-            "Synchronized" => ferry::engine::assess::State::Synchronized,
+            "Synchronized" => ferry::engine::assess::State::Synchronized(ferry::model::Checkpoint {
+                name: cp.clone(),
+                created: 0,
+            }),
             "Uninitialized" => ferry::engine::assess::State::Uninitialized,
             "Inconsistent" => {
                 ferry::engine::assess::State::Inconsistent("checkpoint ferry.x is missing on the source".into())

@@ -4,8 +4,9 @@
 use anyhow::Result;
 
 use crate::config::{Adopt, Pair};
-use crate::driver::{for_kind, Adoption, Snapshot, VolumeInfo};
+use crate::driver::{for_kind, Adoption, VolumeInfo};
 use crate::exec::Executor;
+use crate::model::Checkpoint;
 
 use super::job::Job;
 
@@ -21,7 +22,7 @@ pub async fn base(
     (src, dst): (&Executor, &Executor),
     src_info: &VolumeInfo,
     dst_info: &VolumeInfo,
-) -> Result<Snapshot> {
+) -> Result<Checkpoint> {
     let mut notes = Vec::new();
     let adoption = Adoption {
         pair,
@@ -34,7 +35,10 @@ pub async fn base(
     for n in notes {
         job.log.line(&n);
     }
-    base
+    base.map(|s| Checkpoint {
+        name: s.name,
+        created: s.created,
+    })
 }
 
 /// For a pair without `adopt` whose destination is not ferry's: a hint when another tool made it.

@@ -107,8 +107,8 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let fp = pair.fingerprint();
     let (src, dst, s, d) = read(engine, pair).await?;
     let a = assess_pair(pair, &s, &d);
-    let checkpoint = match a.state {
-        State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint").name,
+    let checkpoint = match a {
+        State::Synchronized(cp) => cp.name,
         other => bail!(
             "pair is {}{}: without a checkpoint purge keeps every snapshot (`ferry purge --all {} --yes` starts the pair over)",
             other.word(),

@@ -221,10 +221,10 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
     }
     if sides.dst_info.exists {
         let a = assess(&fp, &sides.src_info, &sides.dst_info);
-        if a.state == State::Synchronized {
+        if let State::Synchronized(cp) = &a {
             bail!(
                 "pair is already initialized (Synchronized at {}); use `ferry update`",
-                a.checkpoint.map(|c| c.name).unwrap_or_default()
+                cp.name
             );
         }
         // a run that died after its receive and before recording: finish the recording
@@ -260,7 +260,7 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         bail!(
             "destination {} already exists and is not this pair's replica ({}); destroy it by hand or choose another destination",
             pair.destination,
-            a.state.reason().unwrap_or("unknown state")
+            a.reason().unwrap_or("unknown state")
         );
     }
     if !sides.driver.parent_exists(&sides.dst, dst_ds).await? {
@@ -329,8 +329,8 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     let a = assess(&fp, &sides.src_info, &sides.dst_info);
     // adopting another tool's replica: its base instead of a checkpoint, ferry's marks set after
     let adopting = adopt::wanted(pair, &sides.src_info, &sides.dst_info);
-    let checkpoint = match a.state {
-        State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint"),
+    let checkpoint = match a {
+        State::Synchronized(cp) => cp,
         _ if adopting => {
             let sides_ex = (&sides.src, &sides.dst);
             adopt::base(job, pair, sides_ex, &sides.src_info, &sides.dst_info).await?

@@ -174,7 +174,8 @@ pub fn compose(
                 over_keep(s, &fp, o.keep, allowance),
                 over_keep(d, &fp, o.keep, allowance),
             ));
-            (a.state, a.checkpoint, s.snapshots.clone(), d.snapshots.clone())
+            let checkpoint = a.checkpoint().cloned();
+            (a, checkpoint, s.snapshots.clone(), d.snapshots.clone())
         }
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
     };
@@ -236,7 +237,7 @@ pub fn compose(
     };
     let flags = format!("{first}{}{}", monitor::flag(lag_level), monitor::flag(run_level));
     let state_level = match &state {
-        State::Synchronized => Level::Ok,
+        State::Synchronized(_) => Level::Ok,
         State::Uninitialized if run.status == RunState::Initializing => Level::Ok,
         State::Uninitialized => Level::Warning,
         State::Inconsistent(_) => Level::Critical,

@@ -2,6 +2,9 @@
 //! name rules, and the names ferry gives its own snapshots.
 
 pub mod names;
+pub mod state;
+
+pub use state::{Checkpoint, State};
 
 /// A volume kind: which driver a pair's volumes go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
