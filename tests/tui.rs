@@ -7,6 +7,7 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ferry::config::Config;
 use ferry::driver::Snapshot;
 use ferry::engine::status::{PairStatus, RunInfo, RunState};
+use ferry::model::JobAction;
 use ferry::monitor::Level;
 use ferry::state::last::LastResult;
 use ferry::state::lock::LockInfo;
@@ -295,9 +296,8 @@ fn unlock_shows_what_happens_and_needs_yes() {
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "unlock".into(),
+            action: JobAction::Unlock,
             dest: "backup/vm".into(),
-            args: vec![]
         }]
     );
 }
@@ -338,9 +338,8 @@ fn purge_all_needs_the_name_typed() {
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "purge".into(),
+            action: JobAction::PurgeAll,
             dest: "backup/data".into(),
-            args: vec!["--all".into(), "--yes".into()]
         }]
     );
 }
@@ -353,18 +352,16 @@ fn keys_start_jobs_on_the_selected_pair() {
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "update".into(),
+            action: JobAction::Update,
             dest: "backup/db".into(),
-            args: vec![]
         }]
     );
     let cmds = key(&mut a, KeyCode::Char('I'));
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "initialize".into(),
+            action: JobAction::Initialize,
             dest: "backup/db".into(),
-            args: vec![]
         }]
     );
     assert_eq!(key(&mut a, KeyCode::F(5)), vec![Command::RefreshStatus]);

@@ -132,11 +132,12 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            if !CONSOLE_ACTIONS.contains(&action.as_str()) {
+            if crate::model::ConsoleAction::from_word(&action).is_none() {
+                let all: Vec<&str> = crate::model::ConsoleAction::ALL.iter().map(|a| a.word()).collect();
                 self.report(self.err(
                     v.span(),
                     &name,
-                    &format!("unknown console action (one of {})", CONSOLE_ACTIONS.join(", ")),
+                    &format!("unknown console action (one of {})", all.join(", ")),
                 ));
                 continue;
             }

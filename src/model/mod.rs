@@ -1,9 +1,11 @@
 //! The vocabulary every layer shares, depending on nothing else in ferry: volume kinds with their
 //! name rules, and the names ferry gives its own snapshots.
 
+pub mod action;
 pub mod names;
 pub mod state;
 
+pub use action::{ConsoleAction, JobAction};
 pub use state::{Checkpoint, State};
 
 /// A volume kind: which driver a pair's volumes go through.

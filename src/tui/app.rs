@@ -16,15 +16,15 @@ use crate::monitor::Level;
 use super::event::{Event, HostView, SystemView};
 use super::keys::{Act, KeyMap};
 use super::theme::Theme;
+use crate::model::JobAction;
 
 /// Work for the background layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Start `ferry ACTION DEST [args]` as a detached process.
     Launch {
-        action: String,
+        action: JobAction,
         dest: String,
-        args: Vec<String>,
     },
     RefreshStatus,
     LoadLog {
@@ -539,15 +539,14 @@ impl App {
         };
         let dest = self.dest_name(i);
         let fp = self.pair(i).fingerprint();
-        let launch = |action: &str| Command::Launch {
-            action: action.into(),
+        let launch = |action: JobAction| Command::Launch {
+            action,
             dest: dest.clone(),
-            args: vec![],
         };
         match act {
-            Act::Setup => return vec![launch("setup")],
-            Act::Initialize => return vec![launch("initialize")],
-            Act::Update => return vec![launch("update")],
+            Act::Setup => return vec![launch(JobAction::Setup)],
+            Act::Initialize => return vec![launch(JobAction::Initialize)],
+            Act::Update => return vec![launch(JobAction::Update)],
             Act::Unlock => {
                 let run = self.run(i).cloned();
                 let body = match run.as_ref().map(|r| (r.status, r.lock.clone())) {
@@ -581,7 +580,7 @@ impl App {
                 self.dialog = Some(Dialog::Confirm {
                     title: format!("Unlock {dest}?"),
                     body,
-                    on_yes: launch("unlock"),
+                    on_yes: launch(JobAction::Unlock),
                 });
             }
             Act::Purge => {
@@ -627,9 +626,8 @@ impl App {
             Dialog::Purge { dest, text } => match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') if text.is_some() => {
                     vec![Command::Launch {
-                        action: "purge".into(),
+                        action: JobAction::Purge,
                         dest,
-                        args: vec!["--yes".into()],
                     }]
                 }
                 KeyCode::Char('A') => {
@@ -644,9 +642,8 @@ impl App {
                         expected: dest.clone(),
                         typed: String::new(),
                         on_ok: Command::Launch {
-                            action: "purge".into(),
+                            action: JobAction::PurgeAll,
                             dest,
-                            args: vec!["--all".into(), "--yes".into()],
                         },
                     });
                     Vec::new()
