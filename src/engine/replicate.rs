@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::{Compress, Pair, TransportKind};
 use crate::driver::{for_kind, Capabilities, Destroy, Driver, DriverError, Marks, VolumeInfo};
 use crate::exec::Executor;
-use crate::model::snapshot_name;
+use crate::model::{snapshot_name, Phase};
 use crate::transport::{self, codec, mbuffer};
 
 use super::adopt;
@@ -44,7 +44,7 @@ struct Sides {
 /// Each side is read as soon as its own connection is up, so a remote side's handshake overlaps
 /// the other side's listing.
 async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
-    job.phase("connecting and inspecting");
+    job.phase(Phase::Inspecting, None);
     let driver = for_kind(pair.kind);
     let source = async {
         let ex = engine.executor(&pair.source.host).await?;
@@ -238,10 +238,8 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
             None
         };
         if let Some(snap) = resumable {
-            job.phase(&format!(
-                "finishing: destination already holds {}; recording it",
-                snap.name
-            ));
+            let detail = format!("destination already holds {}; recording it", snap.name);
+            job.phase(Phase::Finishing, Some(&detail));
             record(job, &sides.dst, pair, &snap.name, true).await?;
             return Ok(Replicated {
                 snapshot: snap.name.clone(),
@@ -270,7 +268,7 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         );
     }
     let snap = fresh_name(&fp, &sides.src_info).await;
-    job.phase(&format!("transfer: full send of {src_ds}@{snap}"));
+    job.phase(Phase::Transfer, Some(&format!("full send of {src_ds}@{snap}")));
     let moved = match transfer(pair, job, &sides, &snap, None, false).await {
         Ok(m) => m,
         Err(e) => {
@@ -278,7 +276,7 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
             return Err(e);
         }
     };
-    job.phase("finishing: marking the destination");
+    job.phase(Phase::Finishing, Some("marking the destination"));
     record(job, &sides.dst, pair, &snap, true).await?;
     Ok(Replicated {
         snapshot: snap,
@@ -352,7 +350,10 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     };
     let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
     let snap = fresh_name(&fp, &sides.src_info).await;
-    job.phase(&format!("transfer: incremental {}..{snap}", checkpoint.name));
+    job.phase(
+        Phase::Transfer,
+        Some(&format!("incremental {}..{snap}", checkpoint.name)),
+    );
     let moved = match transfer(pair, job, &sides, &snap, Some(&checkpoint.name), opts.force).await {
         Ok(m) => m,
         Err(e) => {
@@ -364,7 +365,7 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
             return Err(e);
         }
     };
-    job.phase("finishing: moving the checkpoint");
+    job.phase(Phase::Finishing, Some("moving the checkpoint"));
     let pruned = if adopting {
         record(job, &sides.dst, pair, &snap, adopting).await?;
         retain(engine, pair, job, &sides, &checkpoint.name, &snap).await

@@ -3,9 +3,11 @@
 
 pub mod action;
 pub mod names;
+pub mod phase;
 pub mod state;
 
 pub use action::{ConsoleAction, JobAction};
+pub use phase::Phase;
 pub use state::{Checkpoint, State};
 
 /// A volume kind: which driver a pair's volumes go through.
