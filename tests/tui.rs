@@ -603,3 +603,37 @@ fn detail_of_a_pair_whose_host_is_down_says_it_was_not_read() {
     assert!(!s.contains("0 snapshots"), "an unread host is not an empty one: {s}");
     assert!(s.contains("not read") && s.contains("connection timed out"), "{s}");
 }
+
+#[test]
+fn only_what_changes_the_screen_draws_a_frame() {
+    let c = config(CONFIG);
+    let mut a = App::new(c.clone(), "/var/lib/ferry".into(), Theme::builtin("dark").unwrap());
+    // lags shown to the minute: 7300 s is "2h01m" until 7320 s
+    let statuses = vec![
+        status(&c, 0, "Synchronized", Some(7300), Level::Warning, idle()),
+        status(&c, 1, "Synchronized", Some(7300), Level::Warning, idle()),
+        status(&c, 2, "Uninitialized", None, Level::Ok, idle()),
+        status(&c, 3, "Uninitialized", None, Level::Ok, idle()),
+    ];
+    a.handle(Event::Status(statuses));
+    a.handle(Event::Runs(vec![idle(), idle(), idle(), idle()]));
+    assert!(a.take_render(), "new data draws");
+    assert!(!a.take_render(), "nothing happened since");
+    a.handle(Event::Runs(vec![idle(), idle(), idle(), idle()]));
+    assert!(!a.take_render(), "the state dir read the same as before");
+    for t in 1..20 {
+        assert!(a.handle(Event::Tick).is_empty());
+        assert!(!a.take_render(), "tick {t}: every lag still shows 2h01m");
+    }
+    a.handle(Event::Tick);
+    assert!(a.take_render(), "the lags turned 2h02m");
+    key(&mut a, KeyCode::Down);
+    assert!(a.take_render(), "a key moved the selection");
+    key(&mut a, KeyCode::Char('f'));
+    assert!(a.take_render(), "a message went up");
+    for _ in 0..3 {
+        a.handle(Event::Tick);
+    }
+    // the message stays up for a while: ticks in between do not draw (lags do not move either)
+    assert!(!a.take_render());
+}

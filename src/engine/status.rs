@@ -47,7 +47,7 @@ impl RunState {
 }
 
 /// What the state dir says about a pair's jobs: no remote command needed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunInfo {
     pub status: RunState,
     pub lock: Option<LockInfo>,

@@ -143,6 +143,22 @@ pub struct App {
     pub page: usize,
     /// Header figures, counted when data arrives rather than on every frame.
     pub counts: Counts,
+    /// Something visible changed since the last frame (yazi's NEED_RENDER): the run loop draws
+    /// only then.
+    dirty: bool,
+    /// What the clock alone changes on screen, as of the last frame.
+    drawn_clock: Clock,
+}
+
+/// How long a message stays in the status bar.
+pub const FLASH: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// What a tick can change on screen without any new data: each pair's lag as shown (text and
+/// level) and whether the status bar's message is still up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Clock {
+    lags: Vec<(Option<String>, Option<Level>)>,
+    flash: bool,
 }
 
 /// Pairs per kind of state, for the header line.
@@ -187,6 +203,8 @@ impl App {
             table_area: Rect::default(),
             page: 10,
             counts: Counts::default(),
+            dirty: true,
+            drawn_clock: Clock::default(),
         };
         app.reorder();
         app
@@ -322,8 +340,44 @@ impl App {
         self.clamp();
     }
 
+    /// The message for the status bar while it is still up.
+    pub fn flash_text(&self) -> Option<&str> {
+        self.flash
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < FLASH)
+            .map(|(m, _)| m.as_str())
+    }
+
+    fn clock(&self) -> Clock {
+        Clock {
+            lags: (0..self.statuses.len())
+                .map(|i| (self.lag_now(i).map(super::ui::secs), self.lag_level_now(i)))
+                .collect(),
+            flash: self.flash_text().is_some(),
+        }
+    }
+
+    /// Whether a frame is due, and if so, notes that it is drawn now. A tick that moves nothing
+    /// visible and data equal to what is shown draw nothing.
+    pub fn take_render(&mut self) -> bool {
+        let clock = self.clock();
+        if !self.dirty && clock == self.drawn_clock {
+            return false;
+        }
+        self.dirty = false;
+        self.drawn_clock = clock;
+        true
+    }
+
     /// Applies one event; returns the work it asks for.
     pub fn handle(&mut self, ev: Event) -> Vec<Command> {
+        // a tick changes only what the clock moves (take_render compares that); runs that read
+        // the same as before change nothing; every other event may change what is shown
+        match &ev {
+            Event::Tick => {}
+            Event::Runs(list) if list.iter().map(Some).eq(self.runs.iter().map(Option::as_ref)) => {}
+            _ => self.dirty = true,
+        }
         match ev {
             Event::Input(t) => return self.input(t),
             Event::Status(list) => {
