@@ -121,7 +121,7 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         destination: p.destination.to_string(),
         state: state.into(),
         reason: (state == "Inconsistent").then(|| "checkpoint missing on the source".into()),
-        checkpoint: (state == "Synchronized").then_some(cp),
+        checkpoint: (state == "Synchronized").then_some(cp.clone()),
         lag_secs: lag,
         lag_level: level,
         run_level: Level::Ok,
@@ -132,7 +132,9 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         retention_failing: false,
         warnings: vec![],
         assessed: match state {
-            "Synchronized" => ferry::engine::assess::State::Synchronized,
+            "Synchronized" => {
+                ferry::engine::assess::State::Synchronized(ferry::model::Checkpoint { name: cp, created: 0 })
+            }
             "Uninitialized" => ferry::engine::assess::State::Uninitialized,
             _ => ferry::engine::assess::State::Inconsistent("checkpoint missing on the source".into()),
         },

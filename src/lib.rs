@@ -9,6 +9,7 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod exec;
+pub mod model;
 pub mod monitor;
 pub mod safe_file;
 pub mod ssh;

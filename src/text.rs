@@ -40,6 +40,26 @@ pub fn one_line(s: &str) -> Cow<'_, str> {
     Cow::Owned(escape_controls(s).replace('\n', "\\u000a"))
 }
 
+/// "exit 1: cannot open 'x': dataset does not exist" — the first stderr lines of a failed command.
+pub fn describe_failure(code: Option<i32>, stderr: &str) -> String {
+    let msg: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(3)
+        .collect();
+    let status = match code {
+        Some(c) => format!("exit {c}"),
+        None => "killed".to_string(),
+    };
+    if msg.is_empty() {
+        status
+    } else {
+        // stderr is the remote's to choose: never let it reach a terminal raw
+        format!("{status}: {}", escape_controls(&msg.join("; ")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

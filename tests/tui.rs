@@ -7,6 +7,7 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ferry::config::Config;
 use ferry::driver::Snapshot;
 use ferry::engine::status::{PairStatus, RunInfo, RunState};
+use ferry::model::JobAction;
 use ferry::monitor::Level;
 use ferry::state::last::LastResult;
 use ferry::state::lock::LockInfo;
@@ -85,7 +86,7 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         destination: p.destination.to_string(),
         state: state.into(),
         reason: (state == "Inconsistent").then(|| "checkpoint ferry.x is missing on the source".to_string()),
-        checkpoint: (state == "Synchronized").then_some(cp),
+        checkpoint: (state == "Synchronized").then_some(cp.clone()),
         lag_secs: lag,
         lag_level,
         run_level: Level::Ok,
@@ -96,7 +97,10 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         retention_failing: false,
         warnings: vec![],
         assessed: match state {
-            "Synchronized" => ferry::engine::assess::State::Synchronized,
+            "Synchronized" => ferry::engine::assess::State::Synchronized(ferry::model::Checkpoint {
+                name: cp.clone(),
+                created: 0,
+            }),
             "Uninitialized" => ferry::engine::assess::State::Uninitialized,
             "Inconsistent" => {
                 ferry::engine::assess::State::Inconsistent("checkpoint ferry.x is missing on the source".into())
@@ -292,9 +296,8 @@ fn unlock_shows_what_happens_and_needs_yes() {
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "unlock".into(),
+            action: JobAction::Unlock,
             dest: "backup/vm".into(),
-            args: vec![]
         }]
     );
 }
@@ -335,9 +338,8 @@ fn purge_all_needs_the_name_typed() {
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "purge".into(),
+            action: JobAction::PurgeAll,
             dest: "backup/data".into(),
-            args: vec!["--all".into(), "--yes".into()]
         }]
     );
 }
@@ -350,18 +352,16 @@ fn keys_start_jobs_on_the_selected_pair() {
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "update".into(),
+            action: JobAction::Update,
             dest: "backup/db".into(),
-            args: vec![]
         }]
     );
     let cmds = key(&mut a, KeyCode::Char('I'));
     assert_eq!(
         cmds,
         vec![Command::Launch {
-            action: "initialize".into(),
+            action: JobAction::Initialize,
             dest: "backup/db".into(),
-            args: vec![]
         }]
     );
     assert_eq!(key(&mut a, KeyCode::F(5)), vec![Command::RefreshStatus]);
@@ -602,4 +602,38 @@ fn detail_of_a_pair_whose_host_is_down_says_it_was_not_read() {
     let s = render(&mut a, 130, 40);
     assert!(!s.contains("0 snapshots"), "an unread host is not an empty one: {s}");
     assert!(s.contains("not read") && s.contains("connection timed out"), "{s}");
+}
+
+#[test]
+fn only_what_changes_the_screen_draws_a_frame() {
+    let c = config(CONFIG);
+    let mut a = App::new(c.clone(), "/var/lib/ferry".into(), Theme::builtin("dark").unwrap());
+    // lags shown to the minute: 7300 s is "2h01m" until 7320 s
+    let statuses = vec![
+        status(&c, 0, "Synchronized", Some(7300), Level::Warning, idle()),
+        status(&c, 1, "Synchronized", Some(7300), Level::Warning, idle()),
+        status(&c, 2, "Uninitialized", None, Level::Ok, idle()),
+        status(&c, 3, "Uninitialized", None, Level::Ok, idle()),
+    ];
+    a.handle(Event::Status(statuses));
+    a.handle(Event::Runs(vec![idle(), idle(), idle(), idle()]));
+    assert!(a.take_render(), "new data draws");
+    assert!(!a.take_render(), "nothing happened since");
+    a.handle(Event::Runs(vec![idle(), idle(), idle(), idle()]));
+    assert!(!a.take_render(), "the state dir read the same as before");
+    for t in 1..20 {
+        assert!(a.handle(Event::Tick).is_empty());
+        assert!(!a.take_render(), "tick {t}: every lag still shows 2h01m");
+    }
+    a.handle(Event::Tick);
+    assert!(a.take_render(), "the lags turned 2h02m");
+    key(&mut a, KeyCode::Down);
+    assert!(a.take_render(), "a key moved the selection");
+    key(&mut a, KeyCode::Char('f'));
+    assert!(a.take_render(), "a message went up");
+    for _ in 0..3 {
+        a.handle(Event::Tick);
+    }
+    // the message stays up for a while: ticks in between do not draw (lags do not move either)
+    assert!(!a.take_render());
 }

@@ -36,7 +36,7 @@ pub enum Shape {
 /// The shape for `p`. An estimate is only an estimate: once the stream passes it the bar does not
 /// stop at 100 % with a wrong ETA, it says so and shows bytes and rate.
 pub fn shape(p: &Progress) -> Shape {
-    if p.phase != "transfer" && p.bytes == 0 && !p.finished {
+    if p.before_transfer() {
         return Shape::Phase(format!("{} {}: {}", p.action, p.destination, p.phase));
     }
     let rates = format!(

@@ -178,7 +178,7 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
         }
     };
     // The ssh layer prints nothing (it may run under the console): host keys it recorded are told here.
-    for note in engine.pool.take_notices() {
+    for note in engine.hosts.take_notices() {
         eprintln!("ferry: warning: {note}");
     }
     code

@@ -132,11 +132,12 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            if !CONSOLE_ACTIONS.contains(&action.as_str()) {
+            if crate::model::ConsoleAction::from_word(&action).is_none() {
+                let all: Vec<&str> = crate::model::ConsoleAction::ALL.iter().map(|a| a.word()).collect();
                 self.report(self.err(
                     v.span(),
                     &name,
-                    &format!("unknown console action (one of {})", CONSOLE_ACTIONS.join(", ")),
+                    &format!("unknown console action (one of {})", all.join(", ")),
                 ));
                 continue;
             }
@@ -408,13 +409,14 @@ impl Cx<'_> {
         (host, jump)
     }
 
-    /// "host:pool/fs" or "pool/fs" (local). The host must be defined; the path must be a valid
-    /// dataset with room for ferry's snapshot names.
+    /// "host:path" or "path" (local). The host must be defined; the path must follow the name
+    /// rule of the volume's kind (for ZFS: a valid dataset with room for ferry's snapshot names).
     pub(super) fn endpoint(
         &self,
         s: &Spanned<String>,
         key: &str,
         hosts: &BTreeMap<String, HostConfig>,
+        kind: crate::model::Kind,
     ) -> Result<Endpoint, ConfigError> {
         let text = s.get_ref();
         let (host, path) = match text.split_once(':') {
@@ -428,7 +430,7 @@ impl Cx<'_> {
                 &format!("undefined host {host:?} (add a [hosts.{host}] table)"),
             ));
         }
-        names::check_pair_dataset(&path).map_err(|m| self.err(s.span(), key, &m))?;
+        kind.check_path(&path).map_err(|m| self.err(s.span(), key, &m))?;
         Ok(Endpoint { host, path })
     }
 }

@@ -164,7 +164,7 @@ pub fn zettabee(file: &Path, text: &str, this_host: &str, options: Options) -> R
             names::check_address(h)
                 .or_else(|_| names::check_host_name(h))
                 .map_err(|m| err(line, what, m))?;
-            names::check_dataset(p).map_err(|m| err(line, what, m))?;
+            crate::model::names::check_dataset(p).map_err(|m| err(line, what, m))?;
             Ok((h.to_string(), p.to_string()))
         };
         let (shost, sfs) = side(fields[0], "source")?;

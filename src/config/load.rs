@@ -278,17 +278,17 @@ fn build(cx: &Cx) -> Option<Config> {
         let line = p.line();
         let kind = match &e.kind {
             Some(k) => cx.ok(parse_kind(cx, k)),
-            None => Some(Kind::Zfs),
+            None => Some(Kind::DEFAULT),
         };
         let source = match &e.source {
-            Some(s) => cx.ok(cx.endpoint(s, "source", &hosts)),
+            Some(s) => cx.ok(cx.endpoint(s, "source", &hosts, kind.unwrap_or(Kind::DEFAULT))),
             None => {
                 cx.report(cx.err_line(line, "source", "a [[pair]] needs a source"));
                 None
             }
         };
         let destination = match &e.destination {
-            Some(s) => cx.ok(cx.endpoint(s, "destination", &hosts)),
+            Some(s) => cx.ok(cx.endpoint(s, "destination", &hosts, kind.unwrap_or(Kind::DEFAULT))),
             None => {
                 cx.report(cx.err_line(line, "destination", "a [[pair]] needs a destination"));
                 None
@@ -432,7 +432,7 @@ fn build(cx: &Cx) -> Option<Config> {
             let listen = v.bool("listen").is_some_and(|b| *b.get_ref());
             let update = v.bool("update").is_some_and(|b| *b.get_ref());
             let at = match v.str("at") {
-                Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts)),
+                Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts, Kind::DEFAULT)),
                 None => {
                     cx.report(cx.err(v.span.clone(), "at", "a volume needs `at`"));
                     None
@@ -476,8 +476,10 @@ fn build(cx: &Cx) -> Option<Config> {
 }
 
 fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
+    if let Some(kind) = Kind::from_word(k.get_ref()) {
+        return Ok(kind);
+    }
     match k.get_ref().as_str() {
-        "zfs" => Ok(Kind::Zfs),
         "btrfs" | "block" | "object" => Err(cx.err(
             k.span(),
             "kind",

@@ -25,33 +25,6 @@ pub struct Config {
     pub max_jobs_per_host: usize,
 }
 
-/// Console actions whose keys `[console.keys]` may rebind.
-pub const CONSOLE_ACTIONS: &[&str] = &[
-    "quit",
-    "help",
-    "up",
-    "down",
-    "page_up",
-    "page_down",
-    "top",
-    "bottom",
-    "detail",
-    "back",
-    "filter",
-    "sort",
-    "reverse",
-    "next_view",
-    "theme",
-    "refresh",
-    "setup",
-    "initialize",
-    "update",
-    "unlock",
-    "purge",
-    "logfile",
-    "fingerprint",
-];
-
 /// The `[console]` table: look and keys of the full-screen console.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsoleConfig {
@@ -92,11 +65,7 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// `keepalive_count` when a host does not set it (the SSH layer's former fixed value).
 pub const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Zfs,
-}
+pub use crate::model::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,32 +1,41 @@
 //! Volume drivers: one module per kind, each building its own commands and parsing their output.
 //!
-//! Only `zfs` exists so far. The engine talks to a driver through `VolumeDriver`, so btrfs, block and
-//! object volumes can follow without touching the replication logic.
+//! The engine reaches a kind only through the object-safe `Driver` trait and `for_kind`, so a new
+//! kind is a driver module, a `Kind` variant and its name rule, and nothing in engine, cli or tui.
 
+pub mod error;
 pub mod zfs;
 
 use anyhow::Result;
+use futures::future::BoxFuture;
 
-use crate::exec::{Executor, Process};
+use crate::config::Pair;
+use crate::exec::Executor;
+use crate::model::Kind;
+
+pub use error::DriverError;
+
+/// A driver's asynchronous answer; boxed so the trait stays object-safe.
+pub type Fut<'a, T> = BoxFuture<'a, Result<T>>;
 
 /// A snapshot of a volume with its creation time (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The part after `@`.
+    /// The snapshot's own name (for ZFS the part after `@`).
     pub name: String,
     pub created: i64,
 }
 
-/// What one host's tooling can do; probed once per host and run.
+/// What one host's tooling can do; probed once per host and run, cached in the state dir.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Capabilities {
     /// Pool version (`None` for feature-flag pools, which report "-" / 5000).
     pub pool_version: Option<u32>,
-    /// `zfs send -nP` prints a size estimate.
+    /// The sender prints a size estimate (`zfs send -nP`).
     pub send_estimate: bool,
-    /// `zfs receive -s` and `receive_resume_token` exist.
+    /// Interrupted receives can be resumed.
     pub resume_tokens: bool,
-    /// `zfs list -p` exists (otherwise `zfs get -Hp` is used for numbers).
+    /// Parsable listings exist (otherwise numbers are read another way).
     pub list_parsable: bool,
 }
 
@@ -37,22 +46,136 @@ pub struct VolumeInfo {
     pub fingerprint: Option<String>,
     pub source: Option<String>,
     pub lastsnap: Option<String>,
-    /// Bytes the dataset refers to: the estimate of a full stream where `send -nP` is missing.
+    /// Bytes the volume refers to: the estimate of a full stream where the sender gives none.
     pub referenced: Option<u64>,
     /// Snapshots oldest first.
     pub snapshots: Vec<Snapshot>,
 }
 
-/// One volume kind's operations, run through an executor on the volume's host.
-#[allow(async_fn_in_trait)]
-pub trait VolumeDriver {
-    async fn probe(&self, ex: &Executor, volume: &str) -> Result<Capabilities>;
-    /// Reads many volumes of one host with one command; missing volumes come back with `exists = false`.
-    async fn inspect(&self, ex: &Executor, volumes: &[&str]) -> Result<Vec<VolumeInfo>>;
-    async fn snapshot(&self, ex: &Executor, volume: &str, snap: &str) -> Result<()>;
-    /// Takes snapshot `snap` and starts sending it (full, or incremental with every intermediate
-    /// snapshot from `from`) in one remote command.
-    async fn snapshot_and_send(&self, ex: &Executor, volume: &str, snap: &str, from: Option<&str>) -> Result<Process>;
-    async fn receive(&self, ex: &Executor, volume: &str, force: bool) -> Result<Process>;
-    async fn destroy_snapshots(&self, ex: &Executor, volume: &str, snaps: &[String]) -> Result<()>;
+/// What became of one snapshot `destroy_snapshots` was asked to destroy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destroy {
+    Destroyed,
+    /// It was already gone: nothing to do, nothing destroyed.
+    Absent,
+    /// Still there: busy or held; the error says which.
+    Failed(DriverError),
+}
+
+/// A volume or snapshot under a volume, with the ferry fingerprint set on it (not inherited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descendant {
+    /// Full name, `pool/ds` or `pool/ds@snap` for ZFS.
+    pub name: String,
+    pub fingerprint: Option<String>,
+}
+
+/// The checkpoint recorded with the data on the destination after a good receive.
+#[derive(Debug, Clone, Copy)]
+pub struct Marks<'a> {
+    pub fingerprint: &'a str,
+    /// The pair's source as `host:path`.
+    pub source: &'a str,
+    pub snapshot: &'a str,
+    /// The first recording (initialize, adoption): the fingerprint and source go with it.
+    pub first: bool,
+}
+
+/// One line of the setup checklist a driver contributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    pub what: String,
+    pub detail: String,
+}
+
+/// Storage a host serves, for the hosts view: (name, size, allocated, health).
+pub type Storage = (String, String, String, String);
+
+/// Taking over another tool's replica (`adopt`): both sides' executors and listings.
+pub struct Adoption<'a> {
+    pub pair: &'a Pair,
+    pub src: &'a Executor,
+    pub dst: &'a Executor,
+    pub src_info: &'a VolumeInfo,
+    pub dst_info: &'a VolumeInfo,
+}
+
+/// One volume kind's operations, run through an executor on the volume's host. Paths are the
+/// pair's validated paths for this kind; scripts are shell command lines with every name quoted.
+pub trait Driver: Send + Sync {
+    fn kind(&self) -> Kind;
+    /// The tool a setup check names when the probe fails.
+    fn tool(&self) -> &'static str;
+    /// What the capability cache is kept per (ZFS: the pool).
+    fn caps_scope<'p>(&self, path: &'p str) -> &'p str;
+
+    fn probe<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Capabilities>;
+    /// Reads many volumes of one host with one command; missing ones come back with `exists = false`.
+    fn inspect<'a>(&'a self, ex: &'a Executor, paths: &'a [&'a str]) -> Fut<'a, Vec<VolumeInfo>>;
+    /// Capabilities and volumes of one host in one exec.
+    fn probe_and_inspect<'a>(
+        &'a self,
+        ex: &'a Executor,
+        paths: &'a [&'a str],
+    ) -> Fut<'a, (Capabilities, Vec<VolumeInfo>)>;
+
+    fn snapshot<'a>(&'a self, ex: &'a Executor, path: &'a str, snap: &'a str) -> Fut<'a, ()>;
+    /// The stream's size if the tool can tell before sending.
+    fn estimate<'a>(
+        &'a self,
+        ex: &'a Executor,
+        caps: &'a Capabilities,
+        path: &'a str,
+        snap: &'a str,
+        from: Option<&'a str>,
+    ) -> Fut<'a, Option<u64>>;
+    /// The script that sends `snap` (full, or incremental with every intermediate snapshot from
+    /// `from`), taking the snapshot first unless `taken`; transport wraps and joins it.
+    fn send_script(&self, path: &str, snap: &str, from: Option<&str>, taken: bool) -> Result<String>;
+    /// The script that receives the stream into `path`; `force` rolls back changes made by hand.
+    fn receive_script(&self, path: &str, force: bool) -> Result<String>;
+    /// The script that records the checkpoint with the data.
+    fn record_script(&self, path: &str, marks: &Marks) -> Result<String>;
+    /// After the first recording: makes the replica visible where the kind needs it (ZFS: mount).
+    fn expose<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()>;
+
+    /// Destroys each snapshot on its own in one exec and reports each one's outcome.
+    fn destroy_snapshots<'a>(
+        &'a self,
+        ex: &'a Executor,
+        path: &'a str,
+        snaps: &'a [String],
+    ) -> Fut<'a, Vec<(String, Destroy)>>;
+    /// Destroys the volume alone (its snapshots gone first); a volume already gone is success.
+    fn destroy_volume<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()>;
+    /// Everything under `path`, itself included (empty when it does not exist).
+    fn descendants<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Vec<Descendant>>;
+
+    /// Whether what holds a new destination exists (nothing to hold: true).
+    fn parent_exists<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, bool>;
+    /// Setup: makes sure what holds a new destination exists; says what it found or did.
+    fn prepare_parent<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, String>;
+    /// Setup: what the probe says about one side (`label` is "source" or "destination").
+    fn volume_checks(&self, label: &str, host: &str, path: &str, caps: &Capabilities) -> Vec<Check>;
+    /// Setup: can the destination receive what the source sends.
+    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check>;
+    /// The host's storage for the hosts view.
+    fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>>;
+
+    /// Reads a failed command's error into a case, or `None` when it is none of the known ones.
+    fn classify(&self, error: &str) -> Option<DriverError>;
+
+    /// The snapshot an adopting update sends from, after proving the destination is a replica
+    /// of the source; `notes` gets what the log should say.
+    fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot>;
+    /// For a destination that is not ferry's: a hint when another tool made it and it can be adopted.
+    fn adopt_hint<'a>(&'a self, ex: &'a Executor, path: &'a str) -> BoxFuture<'a, Option<String>>;
+}
+
+/// The driver of a kind.
+pub fn for_kind(kind: Kind) -> &'static dyn Driver {
+    match kind {
+        Kind::Zfs => &zfs::Zfs,
+    }
 }

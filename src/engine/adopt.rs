@@ -1,15 +1,12 @@
-//! Taking over a replica zettabee made (`adopt = "zettabee"`): the first update sends incrementally
-//! from zettabee's newest snapshot that both sides hold with the same guid, then marks the
-//! destination as ferry's. zettabee's snapshots are left where they are: they are not ferry's, so
-//! retention never counts them.
+//! Taking over a replica another tool made (`adopt`): the pair's driver proves the destination is
+//! a replica of the source and names the snapshot the first update sends from.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::config::{Adopt, Pair};
-use crate::driver::zfs::snapshot_prefix;
-use crate::driver::zfs::zettabee::{self, Marks};
-use crate::driver::{Snapshot, VolumeInfo};
+use crate::driver::{for_kind, Adoption, VolumeInfo};
 use crate::exec::Executor;
+use crate::model::Checkpoint;
 
 use super::job::Job;
 
@@ -18,83 +15,33 @@ pub fn wanted(pair: &Pair, source: &VolumeInfo, dest: &VolumeInfo) -> bool {
     pair.adopt == Some(Adopt::Zettabee) && source.exists && dest.exists && dest.fingerprint.is_none()
 }
 
-/// The snapshot the first update sends from, after checking that the destination really is a
-/// replica of this source: the snapshot `zettabee:lastsnap` names must be on both sides with one
-/// guid. A run of ours that died after its receive and before marking left a newer common
-/// snapshot of ours: that one is the base then.
+/// The snapshot the first update sends from; what the driver found goes to the pair's log.
 pub async fn base(
     job: &Job,
     pair: &Pair,
     (src, dst): (&Executor, &Executor),
     src_info: &VolumeInfo,
     dst_info: &VolumeInfo,
-) -> Result<Snapshot> {
-    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
-    let (s, d) = tokio::join!(zettabee::read(src, src_ds), zettabee::read(dst, dst_ds));
-    let (s, d): (Marks, Marks) = (s?, d?);
-    let refuse = |why: String| -> anyhow::Error {
-        anyhow::anyhow!(
-            "cannot adopt zettabee's replica {}: {why}; nothing was changed (to start over instead, destroy the destination and run `ferry initialize`)",
-            pair.destination
-        )
+) -> Result<Checkpoint> {
+    let mut notes = Vec::new();
+    let adoption = Adoption {
+        pair,
+        src,
+        dst,
+        src_info,
+        dst_info,
     };
-    let Some(last) = d.lastsnap(d.fingerprint.as_deref()) else {
-        return Err(refuse(format!(
-            "the destination has no {} property, so it is not a zettabee replica (or zettabee never finished an initialize)",
-            zettabee::PROP_LASTSNAP
-        )));
-    };
-    let Some(dst_guid) = d.guids.get(last) else {
-        return Err(refuse(format!(
-            "zettabee's last snapshot {last} (its lastsnap property) is not on the destination"
-        )));
-    };
-    let Some(src_guid) = s.guids.get(last) else {
-        return Err(refuse(format!(
-            "zettabee's last snapshot {last} is on the destination but not on the source {}",
-            pair.source
-        )));
-    };
-    if src_guid != dst_guid {
-        return Err(refuse(format!(
-            "snapshot {last} differs between the sides (guid {src_guid} on the source, {dst_guid} on the destination): the destination is not a replica of this source"
-        )));
+    let base = for_kind(pair.kind).adopt_base(adoption, &mut notes).await;
+    for n in notes {
+        job.log.line(&n);
     }
-    if let Some(src_last) = s.lastsnap(d.fingerprint.as_deref()).filter(|l| *l != last) {
-        job.log.line(&format!(
-            "adopt: the source's zettabee lastsnap is {src_last}, the destination's {last}; the destination's counts"
-        ));
-    }
-    // newest first: zettabee's snapshots and ours, each on both sides with one guid
-    let ours = snapshot_prefix(&pair.fingerprint());
-    let base = dst_info
-        .snapshots
-        .iter()
-        .rev()
-        .take_while(|snap| snap.name != last)
-        .chain(dst_info.snapshots.iter().filter(|snap| snap.name == last))
-        .filter(|snap| snap.name.starts_with(zettabee::SNAPSHOT_PREFIX) || snap.name.starts_with(&ours))
-        .find(|snap| {
-            d.guids
-                .get(&snap.name)
-                .is_some_and(|g| s.guids.get(&snap.name) == Some(g))
-        })
-        .and_then(|snap| src_info.snapshots.iter().find(|s| s.name == snap.name))
-        .cloned();
-    let Some(base) = base else {
-        bail!("adopt: {last} vanished while it was being checked");
-    };
-    job.log.line(&format!(
-        "adopt: zettabee's replica {} of {}: {} on both sides (guid {dst_guid}); sending from {}",
-        pair.destination, pair.source, last, base.name
-    ));
-    Ok(base)
+    base.map(|s| Checkpoint {
+        name: s.name,
+        created: s.created,
+    })
 }
 
-/// For a pair without `adopt` whose destination is not ferry's: a hint when zettabee made it.
+/// For a pair without `adopt` whose destination is not ferry's: a hint when another tool made it.
 pub async fn hint(pair: &Pair, dst: &Executor) -> Option<String> {
-    let marks = zettabee::read(dst, &pair.destination.path).await.ok()?;
-    marks.any().then(|| {
-        "it is a zettabee replica: add `adopt = \"zettabee\"` to the pair (or import with `ferry import zettabee --adopt`) and `ferry update` takes it over without a full resend".to_string()
-    })
+    for_kind(pair.kind).adopt_hint(dst, &pair.destination.path).await
 }

@@ -1,48 +1,9 @@
 //! Deciding a pair's replication state from what both sides hold. Pure: no commands run here.
 
-use serde::Serialize;
-
 use crate::config::Pair;
-use crate::driver::zfs::snapshot_prefix;
 use crate::driver::{Snapshot, VolumeInfo};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum State {
-    /// The destination holds the checkpoint with our fingerprint.
-    Synchronized,
-    /// No destination yet.
-    Uninitialized,
-    /// Fingerprint mismatch or checkpoint missing on either side; the reason says which.
-    Inconsistent(String),
-    /// A side could not be read (host unreachable, command failed).
-    Unknown(String),
-}
-
-impl State {
-    pub fn word(&self) -> &'static str {
-        match self {
-            State::Synchronized => "Synchronized",
-            State::Uninitialized => "Uninitialized",
-            State::Inconsistent(_) => "Inconsistent",
-            State::Unknown(_) => "Unknown",
-        }
-    }
-
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            State::Inconsistent(r) | State::Unknown(r) => Some(r),
-            _ => None,
-        }
-    }
-}
-
-/// The outcome of comparing both sides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assessment {
-    pub state: State,
-    /// The newest ferry snapshot of this pair both sides hold (with the source's creation time).
-    pub checkpoint: Option<Snapshot>,
-}
+use crate::model::snapshot_prefix;
+pub use crate::model::{Checkpoint, State};
 
 /// Our replication snapshots on one side, oldest first.
 pub fn ours<'a>(info: &'a VolumeInfo, fp: &str) -> Vec<&'a Snapshot> {
@@ -52,40 +13,29 @@ pub fn ours<'a>(info: &'a VolumeInfo, fp: &str) -> Vec<&'a Snapshot> {
 
 /// `assess` for a configured pair: a missing source is named (a typo in the config is the usual
 /// cause, and re-creating the destination would not help).
-pub fn assess_pair(pair: &Pair, source: &VolumeInfo, dest: &VolumeInfo) -> Assessment {
+pub fn assess_pair(pair: &Pair, source: &VolumeInfo, dest: &VolumeInfo) -> State {
     if !source.exists {
-        return Assessment {
-            state: State::Inconsistent(format!("source {} does not exist", pair.source)),
-            checkpoint: None,
-        };
+        return State::Inconsistent(format!("source {} does not exist", pair.source));
     }
     assess(&pair.fingerprint(), source, dest)
 }
 
 /// The checkpoint is the newest of our snapshots present on both sides; `ferry:lastsnap` is only
 /// the record of it, so a job that died between receive and recording loses nothing.
-pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> Assessment {
-    let none = |state| Assessment {
-        state,
-        checkpoint: None,
-    };
+pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> State {
     if !source.exists {
-        return none(State::Inconsistent("source dataset does not exist".into()));
+        return State::Inconsistent("source dataset does not exist".into());
     }
     if !dest.exists {
-        return none(State::Uninitialized);
+        return State::Uninitialized;
     }
     match dest.fingerprint.as_deref() {
         Some(f) if f == fp => {}
         Some(other) => {
-            return none(State::Inconsistent(format!(
-                "destination belongs to another pair (fingerprint {other})"
-            )))
+            return State::Inconsistent(format!("destination belongs to another pair (fingerprint {other})"))
         }
         None => {
-            return none(State::Inconsistent(
-                "destination exists but is not a ferry replica (no ferry:fingerprint)".into(),
-            ))
+            return State::Inconsistent("destination exists but is not a ferry replica (no ferry:fingerprint)".into())
         }
     }
     let src = ours(source, fp);
@@ -94,10 +44,10 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> Assessment {
         .rev()
         .find_map(|d| src.iter().find(|s| s.name == d.name).map(|s| (*s).clone()));
     match common {
-        Some(cp) => Assessment {
-            state: State::Synchronized,
-            checkpoint: Some(cp),
-        },
+        Some(cp) => State::Synchronized(Checkpoint {
+            name: cp.name,
+            created: cp.created,
+        }),
         None => {
             let reason = match dest.lastsnap.as_deref() {
                 Some(last) if !src.iter().any(|s| s.name == last) => {
@@ -106,7 +56,7 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> Assessment {
                 Some(last) => format!("checkpoint {last} is missing on the destination"),
                 None => "no common ferry snapshot on both sides".into(),
             };
-            none(State::Inconsistent(reason))
+            State::Inconsistent(reason)
         }
     }
 }
@@ -141,32 +91,37 @@ mod tests {
         );
         let d = vol(Some("fp"), &[("ferry.fp.1", 1), ("hourly", 2), ("ferry.fp.2", 3)]);
         let a = assess("fp", &s, &d);
-        assert_eq!(a.state, State::Synchronized);
-        assert_eq!(a.checkpoint.unwrap().name, "ferry.fp.2");
+        assert_eq!(
+            a,
+            State::Synchronized(Checkpoint {
+                name: "ferry.fp.2".into(),
+                created: 3
+            })
+        );
     }
 
     #[test]
     fn states() {
         let s = vol(None, &[("ferry.fp.1", 1)]);
-        assert_eq!(assess("fp", &s, &VolumeInfo::default()).state, State::Uninitialized);
+        assert_eq!(assess("fp", &s, &VolumeInfo::default()), State::Uninitialized);
         assert!(matches!(
-            assess("fp", &s, &vol(Some("other"), &[])).state,
+            assess("fp", &s, &vol(Some("other"), &[])),
             State::Inconsistent(_)
         ));
         assert!(matches!(
-            assess("fp", &s, &vol(None, &[("ferry.fp.1", 1)])).state,
+            assess("fp", &s, &vol(None, &[("ferry.fp.1", 1)])),
             State::Inconsistent(_)
         ));
         let mut d = vol(Some("fp"), &[("ferry.fp.0", 0)]);
         d.lastsnap = Some("ferry.fp.0".into());
-        match assess("fp", &s, &d).state {
+        match assess("fp", &s, &d) {
             State::Inconsistent(r) => assert!(r.contains("missing on the source"), "{r}"),
             other => panic!("{other:?}"),
         }
         // another pair's snapshots never count
         let d = vol(Some("fp"), &[("ferry.zz.1", 1)]);
         assert!(matches!(
-            assess("fp", &vol(None, &[("ferry.zz.1", 1)]), &d).state,
+            assess("fp", &vol(None, &[("ferry.zz.1", 1)]), &d),
             State::Inconsistent(_)
         ));
     }

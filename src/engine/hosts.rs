@@ -1,8 +1,9 @@
-//! Host health for the console: reachability, round trip of one command, and the pools served.
+//! Host health for the console: reachability, round trip of one command, and the storage served
+//! for each kind of volume the host's pairs use.
 
 use std::time::{Duration, Instant};
 
-use crate::driver::zfs::Zfs;
+use crate::driver::for_kind;
 
 use super::Engine;
 
@@ -40,7 +41,10 @@ pub async fn probe(engine: &Engine, host: &str) -> HostReport {
         let t = Instant::now();
         ex.run_ok("true").await?;
         let rtt = t.elapsed();
-        let pools = Zfs.pools(&ex).await?;
+        let mut pools = Vec::new();
+        for kind in engine.kinds_on(host) {
+            pools.extend(for_kind(kind).storage(&ex).await?);
+        }
         anyhow::Ok((rtt, pools))
     };
     match tokio::time::timeout(PROBE_TIMEOUT, work).await {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 
 use crate::config::Pair;
+use crate::model::Phase;
 use crate::state::last::LastResult;
 use crate::state::lock::{self, Lock};
 use crate::state::log::PairLog;
@@ -53,7 +54,7 @@ impl Job {
             fingerprint: fp.clone(),
             source: pair.source.to_string(),
             destination: pair.destination.to_string(),
-            phase: "connecting".into(),
+            phase: Phase::Connecting.word().into(),
             started: now_unix(),
             ..Default::default()
         };
@@ -96,16 +97,19 @@ impl Job {
         })
     }
 
-    pub fn phase(&self, phase: &str) {
-        self.log.line(phase);
-        let mut s = self.shared.lock().unwrap();
-        s.progress.phase = phase.split(':').next().unwrap_or(phase).to_string();
+    /// Enters `phase`; the log says it with what is happening in it, when there is more to say.
+    pub fn phase(&self, phase: Phase, detail: Option<&str>) {
+        match detail {
+            Some(d) => self.log.line(&format!("{}: {d}", phase.word())),
+            None => self.log.line(phase.word()),
+        }
+        self.shared.lock().unwrap().progress.set_phase(phase);
     }
 
     /// Marks the start of the byte stream; `expected` is the driver's estimate, if any.
     pub fn begin_transfer(&self, expected: Option<u64>) {
         let mut s = self.shared.lock().unwrap();
-        s.progress.phase = "transfer".into();
+        s.progress.set_phase(Phase::Transfer);
         s.progress.expected = expected;
         s.transfer_start = Some(Instant::now());
         s.base = self.meter.get();
@@ -123,11 +127,8 @@ impl Job {
             let mut s = self.shared.lock().unwrap();
             refresh(&mut s, self.meter.get());
             s.progress.finished = true;
-            s.progress.phase = if error.is_some() {
-                "failed".into()
-            } else {
-                "done".into()
-            };
+            s.progress
+                .set_phase(if error.is_some() { Phase::Failed } else { Phase::Done });
             s.progress.error = error.clone();
             s.progress.eta_secs = None;
             let _ = s.progress.write(&self.path);

@@ -18,16 +18,15 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::config::{Config, Pair, LOCAL};
-use crate::exec::Executor;
-use crate::ssh;
+use crate::config::{Config, Pair};
+use crate::exec::{Executor, Hosts};
 use crate::state::StateDir;
 
 /// Everything an action needs: the config, the state dir, and the run's SSH connections.
 pub struct Engine {
     pub config: Config,
     pub state: StateDir,
-    pub pool: ssh::Pool,
+    pub hosts: Hosts,
     /// Echo the pair log to stderr (-v).
     pub verbose: bool,
 }
@@ -35,27 +34,39 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: Config, state_dir: Option<PathBuf>, verbose: bool) -> Self {
         let state = StateDir::new(state_dir.unwrap_or_else(|| config.state_dir.clone()));
-        let pool = ssh::Pool::new(config.hosts.clone());
+        let hosts = Hosts::new(config.hosts.clone());
         Engine {
             config,
             state,
-            pool,
+            hosts,
             verbose,
         }
     }
 
     /// Where commands for `host` run; opens (or reuses) the host's connection.
     pub async fn executor(&self, host: &str) -> Result<Executor> {
-        if host == LOCAL {
-            return Ok(Executor::Local);
-        }
-        Ok(Executor::Remote(self.pool.get(host).await?))
+        self.hosts.executor(host).await
     }
 
     /// Both sides' executors, connected concurrently.
     pub async fn executors(&self, pair: &Pair) -> Result<(Executor, Executor)> {
         let (s, d) = tokio::join!(self.executor(&pair.source.host), self.executor(&pair.destination.host));
         Ok((s?, d?))
+    }
+
+    /// The kinds of volume the configured pairs keep on `host`, each once; the default kind when
+    /// no pair uses the host (the hosts view still shows what it serves).
+    pub fn kinds_on(&self, host: &str) -> Vec<crate::model::Kind> {
+        let mut kinds = Vec::new();
+        for p in &self.config.pairs {
+            if (p.source.host == host || p.destination.host == host) && !kinds.contains(&p.kind) {
+                kinds.push(p.kind);
+            }
+        }
+        if kinds.is_empty() {
+            kinds.push(crate::model::Kind::DEFAULT);
+        }
+        kinds
     }
 
     /// The name DEST shows in messages: the destination path, with its host when remote.

@@ -7,7 +7,7 @@ use crate::state::progress::Progress;
 /// "update local:backup/data: 120.0 MiB of 200.0 MiB (60%), 45.1 MiB/s now, 40.0 MiB/s avg, ETA 2s"
 pub fn progress_line(p: &Progress) -> String {
     let mut s = format!("{} {}: ", p.action, p.destination);
-    if p.phase != "transfer" && p.bytes == 0 && !p.finished {
+    if p.before_transfer() {
         s.push_str(&p.phase);
         return s;
     }

@@ -6,8 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::config::Pair;
-use crate::driver::zfs::Zfs;
-use crate::driver::{VolumeDriver, VolumeInfo};
+use crate::driver::{for_kind, Descendant, Driver, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::lock::{self, LockError, LockState};
 use crate::state::log::PairLog;
@@ -38,7 +37,8 @@ pub struct Purge {
 async fn read(engine: &Engine, pair: &Pair) -> Result<(Executor, Executor, VolumeInfo, VolumeInfo)> {
     let (src, dst) = engine.executors(pair).await?;
     let (sl, dl) = ([pair.source.path.as_str()], [pair.destination.path.as_str()]);
-    let (s, d) = tokio::join!(Zfs.inspect(&src, &sl), Zfs.inspect(&dst, &dl));
+    let driver = for_kind(pair.kind);
+    let (s, d) = tokio::join!(driver.inspect(&src, &sl), driver.inspect(&dst, &dl));
     let s = s.context("source")?.remove(0);
     let d = d.context("destination")?.remove(0);
     Ok((src, dst, s, d))
@@ -61,15 +61,15 @@ fn take_lock(engine: &Engine, pair: &Pair, stale_ok: bool) -> Result<lock::Lock>
 }
 
 /// Destroys each snapshot on its own, retrying the ones still there a while: a sender that just
-/// ended may still hold one ("busy"); a `zfs hold` does not go away, and what it keeps is reported.
-async fn destroy_with_retry(ex: &Executor, ds: &str, snaps: &[String]) -> Pruned {
+/// ended may still hold one (busy); a hold does not go away, and what it keeps is reported.
+async fn destroy_with_retry(driver: &dyn Driver, ex: &Executor, ds: &str, snaps: &[String]) -> Pruned {
     let mut done = Pruned::default();
     let mut todo = snaps.to_vec();
     for attempt in 0..10 {
         if attempt > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        let p = retention::prune(ex, ds, &todo).await;
+        let p = retention::prune(driver, ex, ds, &todo).await;
         done.destroyed.extend(p.destroyed);
         todo = p.left.iter().map(|l| l.snapshot.clone()).collect();
         done.left = p.left;
@@ -81,7 +81,7 @@ async fn destroy_with_retry(ex: &Executor, ds: &str, snaps: &[String]) -> Pruned
 }
 
 /// Destroys on each side and notes in the plan what really went and what is left.
-async fn destroy_sides(log: &PairLog, plan: &mut Purge, sides: [(&Executor, &str, bool); 2]) {
+async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sides: [(&Executor, &str, bool); 2]) {
     for (ex, ds, source) in sides {
         let list = if source {
             &mut plan.source_snapshots
@@ -92,7 +92,7 @@ async fn destroy_sides(log: &PairLog, plan: &mut Purge, sides: [(&Executor, &str
             continue;
         }
         log.line(&format!("purge on {}: destroying {ds}@{}", ex.host(), list.join(", @")));
-        let p = destroy_with_retry(ex, ds, list).await;
+        let p = destroy_with_retry(driver, ex, ds, list).await;
         *list = p.destroyed;
         for l in p.left {
             let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
@@ -107,8 +107,8 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let fp = pair.fingerprint();
     let (src, dst, s, d) = read(engine, pair).await?;
     let a = assess_pair(pair, &s, &d);
-    let checkpoint = match a.state {
-        State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint").name,
+    let checkpoint = match a {
+        State::Synchronized(cp) => cp.name,
         other => bail!(
             "pair is {}{}: without a checkpoint purge keeps every snapshot (`ferry purge --all {} --yes` starts the pair over)",
             other.word(),
@@ -134,7 +134,7 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
         (&src, pair.source.path.as_str(), true),
         (&dst, pair.destination.path.as_str(), false),
     ];
-    destroy_sides(&log, &mut plan, sides).await;
+    destroy_sides(for_kind(pair.kind), &log, &mut plan, sides).await;
     if plan.left.is_empty() {
         // nothing beyond keep is left: retention is no longer behind
         if let Err(e) = retention::note(&engine.state, &fp, vec![]) {
@@ -149,8 +149,8 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
 /// What under the destination is not this pair's: child datasets (another pair's replica, or
 /// anyone's) and snapshots that are neither ours nor came from the source (`zfs send -I` carries
 /// the source's other snapshots along). Returns the names, each with what it is.
-fn foreign(fp: &str, dst: &str, source: &VolumeInfo, under: &[crate::driver::zfs::Descendant]) -> Vec<String> {
-    let prefix = crate::driver::zfs::snapshot_prefix(fp);
+fn foreign(fp: &str, dst: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
+    let prefix = crate::model::snapshot_prefix(fp);
     let mut found = Vec::new();
     for d in under {
         if let Some(child) = d.name.strip_prefix(dst).and_then(|r| r.strip_prefix('/')) {
@@ -201,8 +201,9 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
         }
     }
     let dst_ds = pair.destination.path.as_str();
+    let driver = for_kind(pair.kind);
     let under = if d.exists {
-        Zfs.descendants(&dst, dst_ds).await.context("destination")?
+        driver.descendants(&dst, dst_ds).await.context("destination")?
     } else {
         Vec::new()
     };
@@ -241,7 +242,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     let result = async {
         if plan.destroy_destination {
             log.line(&format!("purge --all on {}: destroying {dst_ds}", dst.host()));
-            let p = destroy_with_retry(&dst, dst_ds, &dst_snaps).await;
+            let p = destroy_with_retry(driver, &dst, dst_ds, &dst_snaps).await;
             if let Some(l) = p.left.first() {
                 bail!(
                     "destroying {dst_ds}@{} on {} failed: {}; the destination stays",
@@ -252,12 +253,9 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             }
             let mut last = None;
             for _ in 0..10 {
-                match Zfs.destroy_dataset(&dst, dst_ds).await {
+                // idempotent: a destination already gone is success
+                match driver.destroy_volume(&dst, dst_ds).await {
                     Ok(()) => {
-                        last = None;
-                        break;
-                    }
-                    Err(e) if format!("{e:#}").contains("does not exist") => {
                         last = None;
                         break;
                     }
@@ -277,7 +275,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
                 plan.source_snapshots.join(", @")
             ));
         }
-        let p = destroy_with_retry(&src, src_ds, &plan.source_snapshots).await;
+        let p = destroy_with_retry(driver, &src, src_ds, &plan.source_snapshots).await;
         plan.source_snapshots = p.destroyed;
         for l in p.left {
             plan.left

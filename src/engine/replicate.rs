@@ -4,9 +4,9 @@
 use anyhow::{bail, Context, Result};
 
 use crate::config::{Compress, Pair, TransportKind};
-use crate::driver::zfs::{commands, snapshot_name, Zfs};
-use crate::driver::{Capabilities, VolumeDriver, VolumeInfo};
+use crate::driver::{for_kind, Capabilities, Destroy, Driver, DriverError, Marks, VolumeInfo};
 use crate::exec::Executor;
+use crate::model::{snapshot_name, Phase};
 use crate::transport::{self, codec, mbuffer};
 
 use super::adopt;
@@ -32,6 +32,7 @@ pub struct Options {
 }
 
 struct Sides {
+    driver: &'static dyn Driver,
     src: Executor,
     dst: Executor,
     src_caps: Capabilities,
@@ -43,17 +44,18 @@ struct Sides {
 /// Each side is read as soon as its own connection is up, so a remote side's handshake overlaps
 /// the other side's listing.
 async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
-    job.phase("connecting and inspecting");
+    job.phase(Phase::Inspecting, None);
+    let driver = for_kind(pair.kind);
     let source = async {
         let ex = engine.executor(&pair.source.host).await?;
-        let (caps, mut info) = caps_and_inspect(engine, &ex, &pair.source.host, &pair.source.path)
+        let (caps, mut info) = caps_and_inspect(engine, driver, &ex, &pair.source.host, &pair.source.path)
             .await
             .context("source")?;
         Ok::<_, anyhow::Error>((ex, caps, info.remove(0)))
     };
     let destination = async {
         let ex = engine.executor(&pair.destination.host).await?;
-        let mut info = Zfs
+        let mut info = driver
             .inspect(&ex, &[pair.destination.path.as_str()])
             .await
             .context("destination")?;
@@ -62,6 +64,7 @@ async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
     let (s, d) = tokio::join!(source, destination);
     let ((src, src_caps, src_info), (dst, dst_info)) = (s?, d?);
     Ok(Sides {
+        driver,
         src,
         dst,
         src_caps,
@@ -74,16 +77,17 @@ async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
 /// answered; otherwise probe and listing in one exec, and the answer remembered.
 async fn caps_and_inspect(
     engine: &Engine,
+    driver: &dyn Driver,
     ex: &Executor,
     host: &str,
-    ds: &str,
+    path: &str,
 ) -> Result<(Capabilities, Vec<VolumeInfo>)> {
-    let pool = ds.split('/').next().unwrap_or(ds);
-    if let Some(caps) = engine.state.cached_caps::<Capabilities>(host, pool) {
-        return Ok((caps, Zfs.inspect(ex, &[ds]).await?));
+    let scope = driver.caps_scope(path);
+    if let Some(caps) = engine.state.cached_caps::<Capabilities>(host, scope) {
+        return Ok((caps, driver.inspect(ex, &[path]).await?));
     }
-    let (caps, info) = Zfs.probe_and_inspect(ex, &[ds]).await?;
-    engine.state.remember_caps(host, pool, &caps);
+    let (caps, info) = driver.probe_and_inspect(ex, &[path]).await?;
+    engine.state.remember_caps(host, scope, &caps);
     Ok((caps, info))
 }
 
@@ -109,10 +113,12 @@ async fn transfer(
     force: bool,
 ) -> Result<transport::Transferred> {
     let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let driver = sides.driver;
     let expected = if sides.src_caps.send_estimate {
-        // OpenZFS: snapshot first, ask for the exact size, then send (one more round trip, worth it)
-        Zfs.snapshot(&sides.src, src_ds, snap).await?;
-        Zfs.estimate(&sides.src, &sides.src_caps, src_ds, snap, from)
+        // the sender can tell the size: snapshot first, ask for it, then send (one more round trip, worth it)
+        driver.snapshot(&sides.src, src_ds, snap).await?;
+        driver
+            .estimate(&sides.src, &sides.src_caps, src_ds, snap, from)
             .await
             .unwrap_or(None)
     } else if from.is_none() {
@@ -126,13 +132,9 @@ async fn transfer(
         _ => pair.options.compress,
     };
     let expected = if compress == Compress::None { expected } else { None };
-    let send_cmd = if sides.src_caps.send_estimate {
-        commands::send(src_ds, snap, from)?
-    } else {
-        commands::snapshot_and_send(src_ds, snap, from)?
-    };
+    let send_cmd = driver.send_script(src_ds, snap, from, sides.src_caps.send_estimate)?;
     let send_cmd = codec::compressing(&send_cmd, compress);
-    let recv_cmd = codec::decompressing(&commands::receive(dst_ds, force)?, compress);
+    let recv_cmd = codec::decompressing(&driver.receive_script(dst_ds, force)?, compress);
     if pair.options.transport == TransportKind::Mbuffer {
         let plan = mbuffer::Plan {
             // None for a local destination without mbuffer_address: found at run time
@@ -156,20 +158,24 @@ async fn transfer(
 }
 
 /// Best effort: a snapshot that never reached the destination is removed again. The sender may
-/// still be exiting and hold it ("dataset is busy"), hence the short retries.
-async fn drop_orphan(job: &Job, ex: &Executor, ds: &str, snap: &str) {
+/// still be exiting and hold it (busy), hence the short retries.
+async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, ds: &str, snap: &str) {
     let mut last = None;
+    let snaps = [snap.to_string()];
     for _ in 0..6 {
-        match Zfs.destroy_snapshots(ex, ds, &[snap.to_string()]).await {
-            Ok(()) => return,
-            Err(e) if format!("{e:#}").contains("does not exist") => return,
-            Err(e) => last = Some(e),
+        match driver.destroy_snapshots(ex, ds, &snaps).await {
+            Ok(outcomes) => match outcomes.into_iter().next() {
+                Some((_, Destroy::Failed(DriverError::DoesNotExist(_)))) | Some((_, Destroy::Absent)) => return,
+                Some((s, Destroy::Failed(e))) => last = Some(format!("on {}: {ds}@{s}: {e}", ex.host())),
+                _ => return,
+            },
+            Err(e) => last = Some(format!("{e:#}")),
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     if let Some(e) = last {
         job.log
-            .line(&format!("could not remove {ds}@{snap} after the failure: {e:#}"));
+            .line(&format!("could not remove {ds}@{snap} after the failure: {e}"));
     }
 }
 
@@ -215,10 +221,10 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
     }
     if sides.dst_info.exists {
         let a = assess(&fp, &sides.src_info, &sides.dst_info);
-        if a.state == State::Synchronized {
+        if let State::Synchronized(cp) = &a {
             bail!(
                 "pair is already initialized (Synchronized at {}); use `ferry update`",
-                a.checkpoint.map(|c| c.name).unwrap_or_default()
+                cp.name
             );
         }
         // a run that died after its receive and before recording: finish the recording
@@ -232,10 +238,8 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
             None
         };
         if let Some(snap) = resumable {
-            job.phase(&format!(
-                "finishing: destination already holds {}; recording it",
-                snap.name
-            ));
+            let detail = format!("destination already holds {}; recording it", snap.name);
+            job.phase(Phase::Finishing, Some(&detail));
             record(job, &sides.dst, pair, &snap.name, true).await?;
             return Ok(Replicated {
                 snapshot: snap.name.clone(),
@@ -254,25 +258,25 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         bail!(
             "destination {} already exists and is not this pair's replica ({}); destroy it by hand or choose another destination",
             pair.destination,
-            a.state.reason().unwrap_or("unknown state")
+            a.reason().unwrap_or("unknown state")
         );
     }
-    if !Zfs.parent_exists(&sides.dst, dst_ds).await? {
+    if !sides.driver.parent_exists(&sides.dst, dst_ds).await? {
         bail!(
             "the parent of destination {} does not exist; run `ferry setup` first",
             pair.destination
         );
     }
     let snap = fresh_name(&fp, &sides.src_info).await;
-    job.phase(&format!("transfer: full send of {src_ds}@{snap}"));
+    job.phase(Phase::Transfer, Some(&format!("full send of {src_ds}@{snap}")));
     let moved = match transfer(pair, job, &sides, &snap, None, false).await {
         Ok(m) => m,
         Err(e) => {
-            drop_orphan(job, &sides.src, src_ds, &snap).await;
+            drop_orphan(job, sides.driver, &sides.src, src_ds, &snap).await;
             return Err(e);
         }
     };
-    job.phase("finishing: marking the destination");
+    job.phase(Phase::Finishing, Some("marking the destination"));
     record(job, &sides.dst, pair, &snap, true).await?;
     Ok(Replicated {
         snapshot: snap,
@@ -284,20 +288,19 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
 
 /// Records the checkpoint with the data: fingerprint, source, lastsnap; readonly on first time.
 async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool) -> Result<()> {
-    let fp = pair.fingerprint();
-    let source = pair.source.to_string();
-    let mut props: Vec<(&str, &str)> = Vec::new();
-    if first {
-        props.push(("readonly", "on"));
-        props.push((commands::PROP_FINGERPRINT, &fp));
-        props.push((commands::PROP_SOURCE, &source));
-    }
-    props.push((commands::PROP_LASTSNAP, snap));
-    let cmd = commands::set_properties(&pair.destination.path, &props)?;
+    let driver = for_kind(pair.kind);
+    let (fingerprint, source) = (pair.fingerprint(), pair.source.to_string());
+    let marks = Marks {
+        fingerprint: &fingerprint,
+        source: &source,
+        snapshot: snap,
+        first,
+    };
+    let cmd = driver.record_script(&pair.destination.path, &marks)?;
     job.log.line(&format!("on {}: {cmd}", dst.host()));
     dst.run_ok(&cmd).await?;
     if first {
-        Zfs.mount(dst, &pair.destination.path).await?;
+        driver.expose(dst, &pair.destination.path).await?;
     }
     Ok(())
 }
@@ -324,8 +327,8 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     let a = assess(&fp, &sides.src_info, &sides.dst_info);
     // adopting another tool's replica: its base instead of a checkpoint, ferry's marks set after
     let adopting = adopt::wanted(pair, &sides.src_info, &sides.dst_info);
-    let checkpoint = match a.state {
-        State::Synchronized => a.checkpoint.expect("synchronized has a checkpoint"),
+    let checkpoint = match a {
+        State::Synchronized(cp) => cp,
         _ if adopting => {
             let sides_ex = (&sides.src, &sides.dst);
             adopt::base(job, pair, sides_ex, &sides.src_info, &sides.dst_info).await?
@@ -347,19 +350,22 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     };
     let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
     let snap = fresh_name(&fp, &sides.src_info).await;
-    job.phase(&format!("transfer: incremental {}..{snap}", checkpoint.name));
+    job.phase(
+        Phase::Transfer,
+        Some(&format!("incremental {}..{snap}", checkpoint.name)),
+    );
     let moved = match transfer(pair, job, &sides, &snap, Some(&checkpoint.name), opts.force).await {
         Ok(m) => m,
         Err(e) => {
-            drop_orphan(job, &sides.src, src_ds, &snap).await;
+            drop_orphan(job, sides.driver, &sides.src, src_ds, &snap).await;
             let text = format!("{e:#}");
-            if text.contains("has been modified") {
+            if let Some(DriverError::Modified(_)) = sides.driver.classify(&text) {
                 bail!("{text}; the destination {dst_ds} was changed by hand since the checkpoint: rerun with --force to roll it back (losing those changes)");
             }
             return Err(e);
         }
     };
-    job.phase("finishing: moving the checkpoint");
+    job.phase(Phase::Finishing, Some("moving the checkpoint"));
     let pruned = if adopting {
         record(job, &sides.dst, pair, &snap, adopting).await?;
         retain(engine, pair, job, &sides, &checkpoint.name, &snap).await
@@ -411,8 +417,8 @@ async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &st
         }
     }
     let (source, destination) = tokio::join!(
-        retention::prune(&sides.src, src_ds, &doomed[0]),
-        retention::prune(&sides.dst, dst_ds, &doomed[1])
+        retention::prune(sides.driver, &sides.src, src_ds, &doomed[0]),
+        retention::prune(sides.driver, &sides.dst, dst_ds, &doomed[1])
     );
     let mut left = Vec::new();
     for ((ex, ds), p) in [(&sides.src, src_ds), (&sides.dst, dst_ds)]

@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::driver::zfs::{Destroy, Zfs};
-use crate::driver::{Snapshot, VolumeInfo};
+use crate::driver::{Destroy, Driver, Snapshot, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::{now_unix, write_atomic, StateDir};
 
@@ -105,15 +104,21 @@ impl Retention {
 }
 
 /// Destroys each snapshot independently; one that cannot go does not stop the others.
-pub async fn prune(ex: &Executor, ds: &str, snaps: &[String]) -> Pruned {
-    match Zfs.destroy_each(ex, ds, snaps).await {
+pub async fn prune(driver: &dyn Driver, ex: &Executor, ds: &str, snaps: &[String]) -> Pruned {
+    if snaps.is_empty() {
+        return Pruned::default();
+    }
+    match driver.destroy_snapshots(ex, ds, snaps).await {
         Ok(outcomes) => {
             let mut p = Pruned::default();
             for (name, o) in outcomes {
                 match o {
                     Destroy::Destroyed => p.destroyed.push(name),
                     Destroy::Absent => {}
-                    Destroy::Failed(error) => p.left.push(Left { snapshot: name, error }),
+                    Destroy::Failed(error) => p.left.push(Left {
+                        snapshot: name,
+                        error: error.to_string(),
+                    }),
                 }
             }
             p

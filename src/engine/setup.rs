@@ -1,11 +1,8 @@
 //! setup: checks (and prepares where it safely can) everything a first initialize needs, as a
 //! checklist. Every check runs even after one fails, so the operator sees the whole picture.
 
-use anyhow::Result;
-
 use crate::config::Pair;
-use crate::driver::zfs::Zfs;
-use crate::driver::VolumeDriver;
+use crate::driver::{for_kind, Check};
 use crate::exec::Executor;
 
 use super::Engine;
@@ -15,6 +12,10 @@ pub struct Item {
     pub ok: bool,
     pub what: String,
     pub detail: String,
+}
+
+fn from_check(c: Check) -> Item {
+    item(c.ok, c.what, c.detail)
 }
 
 fn item(ok: bool, what: impl Into<String>, detail: impl Into<String>) -> Item {
@@ -56,29 +57,20 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
                 return (out, None);
             }
         };
-        let probe = Zfs.probe(&ex, &ds).await;
-        let caps = match probe {
+        let driver = for_kind(pair.kind);
+        let caps = match driver.probe(&ex, &ds).await {
             Ok(c) => c,
             Err(e) => {
-                out.push(item(false, format!("{label} zfs"), format!("{e:#}")));
+                out.push(item(false, format!("{label} {}", driver.tool()), format!("{e:#}")));
                 return (out, None);
             }
         };
-        let pool = ds.split('/').next().unwrap_or(&ds).to_string();
-        let version = caps
-            .pool_version
-            .map(|v| format!("pool version {v}"))
-            .unwrap_or_else(|| "feature-flag pool".into());
-        let found = caps.pool_version.is_some() || caps.list_parsable;
-        out.push(item(
-            found,
-            format!("{label} pool {pool}"),
-            if found {
-                version
-            } else {
-                format!("pool {pool} not found on {host}")
-            },
-        ));
+        out.extend(
+            driver
+                .volume_checks(label, &host, &ds, &caps)
+                .into_iter()
+                .map(from_check),
+        );
         (out, Some((ex, caps)))
     };
     let ((s_items, s), (d_items, d)) = tokio::join!(
@@ -94,36 +86,24 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
     if let (Some((sx, scaps)), Some((dx, dcaps))) = (s, d) {
         items.extend(datasets(pair, &sx, &dx).await);
         items.extend(programs(pair, &sx, &dx).await);
-        // a stream from a newer pool version may not be receivable by an older one
-        let compatible = match (scaps.pool_version, dcaps.pool_version) {
-            (Some(s), Some(d)) => s <= d,
-            (None, Some(_)) => false,
-            _ => true,
-        };
-        let fmt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "feature flags".into());
-        items.push(item(
-            compatible,
-            "pool versions",
-            format!(
-                "source {} → destination {}",
-                fmt(scaps.pool_version),
-                fmt(dcaps.pool_version)
-            ),
-        ));
+        if let Some(c) = for_kind(pair.kind).compatibility(&scaps, &dcaps) {
+            items.push(from_check(c));
+        }
     }
     items
 }
 
 async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
     let mut out = Vec::new();
-    let src = Zfs.inspect(sx, &[pair.source.path.as_str()]).await;
+    let driver = for_kind(pair.kind);
+    let src = driver.inspect(sx, &[pair.source.path.as_str()]).await;
     out.push(match src {
         Ok(v) if v[0].exists => item(true, "source dataset", pair.source.to_string()),
         Ok(_) => item(false, "source dataset", format!("{} does not exist", pair.source)),
         Err(e) => item(false, "source dataset", format!("{e:#}")),
     });
     let dst = pair.destination.path.as_str();
-    match Zfs.inspect(dx, &[dst]).await {
+    match driver.inspect(dx, &[dst]).await {
         Ok(v) if v[0].exists => {
             let ours = v[0].fingerprint.as_deref() == Some(pair.fingerprint().as_str());
             out.push(item(
@@ -143,23 +123,11 @@ async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
         )),
         Err(e) => out.push(item(false, "destination dataset", format!("{e:#}"))),
     }
-    out.push(
-        parent(dx, dst)
-            .await
-            .unwrap_or_else(|e| item(false, "destination parent", format!("{e:#}"))),
-    );
+    out.push(match driver.prepare_parent(dx, dst).await {
+        Ok(detail) => item(true, "destination parent", detail),
+        Err(e) => item(false, "destination parent", format!("{e:#}")),
+    });
     out
-}
-
-async fn parent(dx: &Executor, dst: &str) -> Result<Item> {
-    let Some((p, _)) = dst.rsplit_once('/') else {
-        return Ok(item(true, "destination parent", "destination is a pool's top dataset"));
-    };
-    if Zfs.parent_exists(dx, dst).await? {
-        return Ok(item(true, "destination parent", format!("{p} exists")));
-    }
-    Zfs.create_parent(dx, dst).await?;
-    Ok(item(true, "destination parent", format!("{p} created")))
 }
 
 /// The programs the pair's transport and compression need, on both hosts (one exec each).

@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Pair;
-use crate::driver::zfs::Zfs;
-use crate::driver::{Snapshot, VolumeDriver, VolumeInfo};
+use crate::driver::for_kind;
+use crate::driver::{Snapshot, VolumeInfo};
+use crate::model::Kind;
 use crate::monitor::{self, nagios::Check, Level};
 use crate::state::last::LastResult;
 use crate::state::lock::{self, LockInfo, LockState};
@@ -46,7 +47,7 @@ impl RunState {
 }
 
 /// What the state dir says about a pair's jobs: no remote command needed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunInfo {
     pub status: RunState,
     pub lock: Option<LockInfo>,
@@ -173,7 +174,8 @@ pub fn compose(
                 over_keep(s, &fp, o.keep, allowance),
                 over_keep(d, &fp, o.keep, allowance),
             ));
-            (a.state, a.checkpoint, s.snapshots.clone(), d.snapshots.clone())
+            let checkpoint = a.checkpoint().cloned();
+            (a, checkpoint, s.snapshots.clone(), d.snapshots.clone())
         }
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
     };
@@ -235,7 +237,7 @@ pub fn compose(
     };
     let flags = format!("{first}{}{}", monitor::flag(lag_level), monitor::flag(run_level));
     let state_level = match &state {
-        State::Synchronized => Level::Ok,
+        State::Synchronized(_) => Level::Ok,
         State::Uninitialized if run.status == RunState::Initializing => Level::Ok,
         State::Uninitialized => Level::Warning,
         State::Inconsistent(_) => Level::Critical,
@@ -279,35 +281,36 @@ pub fn exit_code(st: &[PairStatus]) -> i32 {
 
 /// Status of the given pairs with one listing per host, all hosts at once.
 pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // one listing per host and kind of volume
+    let mut by_host: BTreeMap<(String, Kind), Vec<String>> = BTreeMap::new();
     for p in pairs {
         for e in [&p.source, &p.destination] {
-            let list = by_host.entry(e.host.clone()).or_default();
+            let list = by_host.entry((e.host.clone(), p.kind)).or_default();
             if !list.contains(&e.path) {
                 list.push(e.path.clone());
             }
         }
     }
-    let reads = by_host.iter().map(|(host, datasets)| async move {
+    let reads = by_host.iter().map(|((host, kind), datasets)| async move {
         let read = async {
             let ex = engine.executor(host).await?;
             let refs: Vec<&str> = datasets.iter().map(String::as_str).collect();
-            Zfs.inspect(&ex, &refs).await
+            for_kind(*kind).inspect(&ex, &refs).await
         };
         let r = match tokio::time::timeout(HOST_TIMEOUT, read).await {
             Ok(Ok(infos)) => Ok(datasets.iter().cloned().zip(infos).collect::<HashMap<_, _>>()),
             Ok(Err(e)) => Err(format!("{e:#}")),
             Err(_) => Err(format!("host {host} did not answer within {}s", HOST_TIMEOUT.as_secs())),
         };
-        (host.clone(), r)
+        ((host.clone(), *kind), r)
     });
-    let results: HashMap<String, Result<HashMap<String, VolumeInfo>, String>> =
+    let results: HashMap<(String, Kind), Result<HashMap<String, VolumeInfo>, String>> =
         futures::future::join_all(reads).await.into_iter().collect();
     pairs
         .iter()
         .map(|p| {
             let side = |e: &crate::config::Endpoint| -> Result<&VolumeInfo, &str> {
-                match results.get(&e.host) {
+                match results.get(&(e.host.clone(), p.kind)) {
                     Some(Ok(m)) => m.get(&e.path).ok_or("not listed"),
                     Some(Err(msg)) => Err(msg.as_str()),
                     None => Err("not read"),

@@ -3,6 +3,10 @@
 //! Commands are POSIX shell text built by the drivers from validated, quoted names
 //! (`config::names::shell_quote`); locally they run under `sh -c`, remotely the login shell runs them.
 
+pub mod hosts;
+
+pub use hosts::Hosts;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -178,28 +182,9 @@ impl Executor {
     }
 }
 
-/// "exit 1: cannot open 'x': dataset does not exist" — the first stderr lines of a failed command.
-pub fn describe_failure(code: Option<i32>, stderr: &str) -> String {
-    let msg: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(3)
-        .collect();
-    let status = match code {
-        Some(c) => format!("exit {c}"),
-        None => "killed".to_string(),
-    };
-    if msg.is_empty() {
-        status
-    } else {
-        // stderr is the remote's to choose: never let it reach a terminal raw
-        format!("{status}: {}", crate::text::escape_controls(&msg.join("; ")))
-    }
-}
-
-/// Most stderr ferry keeps of one command; zfs errors are short, and this bounds memory.
-pub const STDERR_CAP: usize = 64 * 1024;
+/// Most stderr ferry keeps of one command (the SSH layer caps its channels at the same size).
+pub use crate::ssh::STDERR_CAP;
+pub use crate::text::describe_failure;
 
 /// Most stdout `Executor::run` collects of one command. ferry's largest reads are listings (every
 /// snapshot of every dataset of a host, some 100 bytes a line): 64 MiB is over half a million lines.

@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::known_hosts::HostLabel;
 use super::RemoteProcess;
+use super::STDERR_CAP;
 use crate::config::HostConfig;
-use crate::exec::STDERR_CAP;
 
 /// Data messages (up to one SSH packet each, 32 KiB from OpenSSH) buffered between the channel and
 /// a slow stdout reader before the pump stops reading the channel.

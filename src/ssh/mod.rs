@@ -39,6 +39,9 @@ pub use auth::{key_file_message, load_key, KeyFileError, DEFAULT_KEYS};
 pub use connect::HANDSHAKE_TIMEOUT;
 use connect::{Notices, Session};
 pub use known_hosts::FirstUse;
+
+/// Most stderr ferry keeps of one command; errors are short, and this bounds memory.
+pub const STDERR_CAP: usize = 64 * 1024;
 use known_hosts::HostLabel;
 
 /// Idle sessions a connection keeps for reuse; more are closed when their channel ends.
@@ -50,7 +53,7 @@ pub struct RemoteProcess {
     pub stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     /// The command's stdout (channel data, stream 0).
     pub stdout: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    /// Resolves to (exit code, stderr capped at exec::STDERR_CAP) when the channel closes.
+    /// Resolves to (exit code, stderr capped at STDERR_CAP) when the channel closes.
     #[allow(clippy::type_complexity)]
     pub done: Pin<Box<dyn Future<Output = Result<(Option<i32>, String)>> + Send>>,
 }
@@ -261,7 +264,7 @@ impl Pool {
             anyhow::bail!(
                 "{}: `true` failed: {}",
                 HostLabel(conn.host()),
-                crate::exec::describe_failure(code, &stderr)
+                crate::text::describe_failure(code, &stderr)
             );
         }
         Ok(start.elapsed())

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Phase;
+
 /// Seconds of per-second rate history kept in the file (for the console's sparkline).
 pub const HISTORY_SECS: usize = 180;
 
@@ -16,7 +18,7 @@ pub struct Progress {
     pub fingerprint: String,
     pub source: String,
     pub destination: String,
-    /// What the job is doing: "connecting", "snapshot", "transfer", "finishing", "done", "failed".
+    /// What the job is doing: a `Phase`'s word ("connecting", "transfer", "done", ...).
     pub phase: String,
     /// Unix seconds the job started.
     pub started: i64,
@@ -41,6 +43,20 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The phase, when it is one this version knows.
+    pub fn current_phase(&self) -> Option<Phase> {
+        Phase::from_word(&self.phase)
+    }
+
+    pub fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase.word().to_string();
+    }
+
+    /// Still before the byte stream: nothing moved, not finished, not transferring.
+    pub fn before_transfer(&self) -> bool {
+        self.current_phase() != Some(Phase::Transfer) && self.bytes == 0 && !self.finished
+    }
+
     /// The job's figures; None when there is no file, or it is not one ferry could have written
     /// (a FIFO or symlink planted there is refused without blocking).
     pub fn read(path: &Path) -> Option<Progress> {

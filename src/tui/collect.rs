@@ -60,8 +60,8 @@ impl Background {
                     let _ = tx.send(Event::LogTail { fingerprint, lines });
                 });
             }
-            Command::Launch { action, dest, args } => {
-                launch::detached(&self.exe, &self.engine, &action, &dest, &args, self.tx.clone())
+            Command::Launch { action, dest } => {
+                launch::detached(&self.exe, &self.engine, action, &dest, self.tx.clone())
             }
             Command::PreviewPurge { dest } => launch::preview(&self.exe, &self.engine, "purge", &dest, self.tx.clone()),
             // handled by the run loop, which owns the terminal

@@ -4,59 +4,34 @@ use std::collections::{BTreeMap, HashMap};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// What a key does in the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Act {
-    Quit,
-    Help,
-    Up,
-    Down,
-    PageUp,
-    PageDown,
-    Top,
-    Bottom,
-    Detail,
-    Back,
-    Filter,
-    Sort,
-    Reverse,
-    NextView,
-    Theme,
-    Refresh,
-    Setup,
-    Initialize,
-    Update,
-    Unlock,
-    Purge,
-    Logfile,
-    Fingerprint,
-}
+/// What a key does in the console (named in the model, which the config validates against).
+pub use crate::model::ConsoleAction as Act;
 
-/// (config name, action, default key, help text), in the order the help screen lists them.
-pub const TABLE: &[(&str, Act, &str, &str)] = &[
-    ("up", Act::Up, "up", "move up (also k)"),
-    ("down", Act::Down, "down", "move down (also j)"),
-    ("page_up", Act::PageUp, "pageup", "page up"),
-    ("page_down", Act::PageDown, "pagedown", "page down"),
-    ("top", Act::Top, "home", "first pair (also g)"),
-    ("bottom", Act::Bottom, "end", "last pair (also G)"),
-    ("detail", Act::Detail, "enter", "open / close the pair's detail"),
-    ("back", Act::Back, "esc", "close detail, dialog, filter"),
-    ("filter", Act::Filter, "/", "filter pairs by text"),
-    ("sort", Act::Sort, "s", "next sort column"),
-    ("reverse", Act::Reverse, "r", "reverse the sort"),
-    ("next_view", Act::NextView, "tab", "next view: pairs, hosts, clusters"),
-    ("theme", Act::Theme, "t", "next theme"),
-    ("refresh", Act::Refresh, "f5", "re-read status from the hosts now"),
-    ("setup", Act::Setup, "S", "setup the selected pair"),
-    ("initialize", Act::Initialize, "I", "initialize the selected pair"),
-    ("update", Act::Update, "u", "update the selected pair"),
-    ("unlock", Act::Unlock, "L", "unlock the selected pair (asks first)"),
-    ("purge", Act::Purge, "P", "purge old snapshots (asks first)"),
-    ("logfile", Act::Logfile, "l", "show the log's path and tail"),
-    ("fingerprint", Act::Fingerprint, "f", "show the fingerprint"),
-    ("help", Act::Help, "?", "this help"),
-    ("quit", Act::Quit, "q", "quit (jobs keep running)"),
+/// (action, default key, help text), in the order the help screen lists them.
+pub const TABLE: &[(Act, &str, &str)] = &[
+    (Act::Up, "up", "move up (also k)"),
+    (Act::Down, "down", "move down (also j)"),
+    (Act::PageUp, "pageup", "page up"),
+    (Act::PageDown, "pagedown", "page down"),
+    (Act::Top, "home", "first pair (also g)"),
+    (Act::Bottom, "end", "last pair (also G)"),
+    (Act::Detail, "enter", "open / close the pair's detail"),
+    (Act::Back, "esc", "close detail, dialog, filter"),
+    (Act::Filter, "/", "filter pairs by text"),
+    (Act::Sort, "s", "next sort column"),
+    (Act::Reverse, "r", "reverse the sort"),
+    (Act::NextView, "tab", "next view: pairs, hosts, clusters"),
+    (Act::Theme, "t", "next theme"),
+    (Act::Refresh, "f5", "re-read status from the hosts now"),
+    (Act::Setup, "S", "setup the selected pair"),
+    (Act::Initialize, "I", "initialize the selected pair"),
+    (Act::Update, "u", "update the selected pair"),
+    (Act::Unlock, "L", "unlock the selected pair (asks first)"),
+    (Act::Purge, "P", "purge old snapshots (asks first)"),
+    (Act::Logfile, "l", "show the log's path and tail"),
+    (Act::Fingerprint, "f", "show the fingerprint"),
+    (Act::Help, "?", "this help"),
+    (Act::Quit, "q", "quit (jobs keep running)"),
 ];
 
 /// One key with its modifiers, comparable to what crossterm reports.
@@ -163,8 +138,8 @@ impl KeyMap {
     /// Defaults with the config's overrides (already validated by the config layer).
     pub fn new(overrides: &BTreeMap<String, String>) -> KeyMap {
         let mut by_act = HashMap::new();
-        for (name, act, default, _) in TABLE {
-            let spec = overrides.get(*name).map(String::as_str).unwrap_or(default);
+        for (act, default, _) in TABLE {
+            let spec = overrides.get(act.word()).map(String::as_str).unwrap_or(default);
             if let Some(k) = Key::parse(spec) {
                 by_act.insert(*act, k);
             }

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::engine::{select, Engine};
+use crate::model::JobAction;
 
 use super::event::Event;
 
@@ -23,8 +24,8 @@ fn base(exe: &Path, engine: &Engine) -> Command {
 
 /// Runs `ferry ACTION DEST ARGS` detached; its output goes to `<state>/<fp>/console.out`, and when
 /// it ends a message (or, for a failure or setup's checklist, a dialog) reports how.
-pub fn detached(exe: &Path, engine: &Engine, action: &str, dest: &str, args: &[String], tx: UnboundedSender<Event>) {
-    let what = format!("{action} {dest}");
+pub fn detached(exe: &Path, engine: &Engine, action: JobAction, dest: &str, tx: UnboundedSender<Event>) {
+    let what = format!("{} {dest}", action.word());
     let fp = match select::select(&engine.config, dest) {
         Ok(p) => p.fingerprint(),
         Err(e) => {
@@ -63,12 +64,12 @@ pub fn detached(exe: &Path, engine: &Engine, action: &str, dest: &str, args: &[S
         }
     };
     let mut cmd = base(exe, engine);
-    if action == "setup" || action == "unlock" || action == "purge" {
+    if action.echoes_log() {
         cmd.arg("-v");
     }
-    cmd.arg(action)
+    cmd.arg(action.word())
         .arg(dest)
-        .args(args)
+        .args(action.args())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);

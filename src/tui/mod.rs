@@ -42,7 +42,7 @@ pub enum Exit {
 }
 
 /// Draws, then applies events until the app quits or asks to suspend. Events that arrive together
-/// are applied together and drawn once.
+/// are applied together and drawn once, and only when they changed something visible.
 pub async fn run_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
@@ -52,6 +52,7 @@ pub async fn run_loop<B: Backend>(
 where
     B::Error: Send + Sync + 'static,
 {
+    app.take_render();
     terminal.draw(|f| ui::draw(f, app))?;
     while let Some(first) = rx.recv().await {
         let mut commands = app.handle(first);
@@ -69,7 +70,9 @@ where
         if app.quit {
             return Ok(Exit::Quit);
         }
-        terminal.draw(|f| ui::draw(f, app))?;
+        if app.take_render() {
+            terminal.draw(|f| ui::draw(f, app))?;
+        }
     }
     Ok(Exit::Quit)
 }

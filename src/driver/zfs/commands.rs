@@ -1,6 +1,7 @@
 //! The only place zfs and zpool command lines are built. Every name is validated, then quoted.
 
-use crate::config::names::{check_dataset, shell_quote as q};
+use crate::config::names::shell_quote as q;
+use crate::model::names::check_dataset;
 
 /// Property names ferry records on the destination with the data.
 pub const PROP_FINGERPRINT: &str = "ferry:fingerprint";

@@ -1,44 +1,38 @@
 //! The ZFS driver: runs the commands of `commands` through an executor and parses what they print.
 //! Works on zfs-fuse (pool v23) and current OpenZFS by probing capabilities first.
 
+pub mod adopt;
 pub mod commands;
 pub mod parse;
 pub mod zettabee;
 
 use anyhow::{bail, Result};
+use futures::future::BoxFuture;
+use futures::FutureExt;
 
-use crate::driver::{Capabilities, VolumeDriver, VolumeInfo};
-use crate::exec::{describe_failure, Executor, Process};
+use crate::driver::{
+    Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Snapshot, Storage, VolumeInfo,
+};
+use crate::exec::{describe_failure, Executor};
+use crate::model::Kind;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Zfs;
 
-/// The snapshot name prefix of one pair: `ferry.<fp>.`
-pub fn snapshot_prefix(fp: &str) -> String {
-    format!("ferry.{fp}.")
-}
-
-/// A new replication snapshot name for now: `ferry.<fp>.<YYYYMMDDThhmmssZ>` (UTC).
-pub fn snapshot_name(fp: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    format!("{}{}", snapshot_prefix(fp), at.format("%Y%m%dT%H%M%SZ"))
-}
-
-/// What became of one snapshot `destroy_each` was asked to destroy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destroy {
-    Destroyed,
-    /// It was already gone: nothing to do, nothing destroyed.
-    Absent,
-    /// Still there: busy (a sender, a clone) or held (`zfs hold`); the error text says which.
-    Failed(String),
-}
-
-/// A dataset or snapshot under a dataset, with the ferry fingerprint set on it (not inherited).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Descendant {
-    /// Full name, `pool/ds` or `pool/ds@snap`.
-    pub name: String,
-    pub fingerprint: Option<String>,
+/// Reads a zfs error message into a case; the message stays what the case displays.
+pub fn classify(text: &str) -> DriverError {
+    let text = text.to_string();
+    if text.contains("does not exist") {
+        DriverError::DoesNotExist(text)
+    } else if text.contains("has been modified") {
+        DriverError::Modified(text)
+    } else if text.contains("hold") || text.contains("held") {
+        DriverError::Held(text)
+    } else if text.contains("busy") {
+        DriverError::Busy(text)
+    } else {
+        DriverError::Other(text)
+    }
 }
 
 impl Zfs {
@@ -61,7 +55,7 @@ impl Zfs {
     /// Everything under `ds`, itself included (empty when it does not exist).
     pub async fn descendants(&self, ex: &Executor, ds: &str) -> Result<Vec<Descendant>> {
         let out = ex.run(&commands::descendants(ds)?).await?;
-        if !out.success() && !out.stderr.contains("does not exist") {
+        if !out.success() && !matches!(classify(&out.stderr), DriverError::DoesNotExist(_)) {
             bail!(
                 "on {}: listing what is under {ds} failed: {}",
                 ex.host(),
@@ -100,9 +94,25 @@ impl Zfs {
         Ok((parse::capabilities(probe), parse::inspect(listing, volumes)))
     }
 
-    pub async fn set_properties(&self, ex: &Executor, ds: &str, props: &[(&str, &str)]) -> Result<()> {
-        ex.run_ok(&commands::set_properties(ds, props)?).await?;
-        Ok(())
+    pub async fn probe(&self, ex: &Executor, volume: &str) -> Result<Capabilities> {
+        let out = ex.run(&commands::probe(volume)?).await?;
+        if !out.success() {
+            bail!(
+                "probing zfs on {}: {}",
+                ex.host(),
+                describe_failure(out.code, &out.stderr)
+            );
+        }
+        Ok(parse::capabilities(&out.stdout_text()))
+    }
+
+    pub async fn inspect(&self, ex: &Executor, volumes: &[&str]) -> Result<Vec<VolumeInfo>> {
+        if volumes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = ex.run(&commands::inspect(volumes)?).await?;
+        check_inspect(ex, &out)?;
+        Ok(parse::inspect(&out.stdout_text(), volumes))
     }
 
     pub async fn parent_exists(&self, ex: &Executor, ds: &str) -> Result<bool> {
@@ -112,20 +122,36 @@ impl Zfs {
         }
     }
 
-    pub async fn create_parent(&self, ex: &Executor, ds: &str) -> Result<()> {
+    /// Setup's line about the parent dataset: there, created, or none needed.
+    async fn prepare_parent(&self, ex: &Executor, ds: &str) -> Result<String> {
+        let Some((p, _)) = ds.rsplit_once('/') else {
+            return Ok("destination is a pool's top dataset".into());
+        };
+        if self.parent_exists(ex, ds).await? {
+            return Ok(format!("{p} exists"));
+        }
         if let Some(cmd) = commands::create_parent(ds)? {
             ex.run_ok(&cmd).await?;
         }
-        Ok(())
+        Ok(format!("{p} created"))
     }
 
-    pub async fn destroy_dataset(&self, ex: &Executor, ds: &str) -> Result<()> {
-        ex.run_ok(&commands::destroy_dataset(ds)?).await?;
-        Ok(())
+    /// Without -r, so zfs refuses when anything is still under it; already gone is success.
+    async fn destroy_dataset(&self, ex: &Executor, ds: &str) -> Result<()> {
+        let cmd = commands::destroy_dataset(ds)?;
+        let out = ex.run(&cmd).await?;
+        if out.success() || (out.code.is_some() && matches!(classify(&out.stderr), DriverError::DoesNotExist(_))) {
+            return Ok(());
+        }
+        bail!(
+            "on {}: `{cmd}` failed: {}",
+            ex.host(),
+            describe_failure(out.code, &out.stderr)
+        )
     }
 
     /// (name, size, allocated, health) of every pool on the host.
-    pub async fn pools(&self, ex: &Executor) -> Result<Vec<(String, String, String, String)>> {
+    pub async fn pools(&self, ex: &Executor) -> Result<Vec<Storage>> {
         let out = ex.run_ok(&commands::pools()).await?;
         Ok(out
             .stdout_text()
@@ -168,55 +194,197 @@ fn check_inspect(ex: &Executor, out: &crate::exec::Output) -> Result<()> {
     Ok(())
 }
 
-impl VolumeDriver for Zfs {
-    async fn probe(&self, ex: &Executor, volume: &str) -> Result<Capabilities> {
-        let out = ex.run(&commands::probe(volume)?).await?;
-        if !out.success() {
-            bail!(
-                "probing zfs on {}: {}",
-                ex.host(),
-                describe_failure(out.code, &out.stderr)
-            );
+impl Driver for Zfs {
+    fn kind(&self) -> Kind {
+        Kind::Zfs
+    }
+
+    fn tool(&self) -> &'static str {
+        "zfs"
+    }
+
+    fn caps_scope<'p>(&self, path: &'p str) -> &'p str {
+        path.split('/').next().unwrap_or(path)
+    }
+
+    fn probe<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Capabilities> {
+        Zfs::probe(self, ex, path).boxed()
+    }
+
+    fn inspect<'a>(&'a self, ex: &'a Executor, paths: &'a [&'a str]) -> Fut<'a, Vec<VolumeInfo>> {
+        Zfs::inspect(self, ex, paths).boxed()
+    }
+
+    fn probe_and_inspect<'a>(
+        &'a self,
+        ex: &'a Executor,
+        paths: &'a [&'a str],
+    ) -> Fut<'a, (Capabilities, Vec<VolumeInfo>)> {
+        Zfs::probe_and_inspect(self, ex, paths).boxed()
+    }
+
+    fn snapshot<'a>(&'a self, ex: &'a Executor, path: &'a str, snap: &'a str) -> Fut<'a, ()> {
+        async move {
+            ex.run_ok(&commands::snapshot(path, snap)?).await?;
+            Ok(())
         }
-        Ok(parse::capabilities(&out.stdout_text()))
+        .boxed()
     }
 
-    async fn inspect(&self, ex: &Executor, volumes: &[&str]) -> Result<Vec<VolumeInfo>> {
-        if volumes.is_empty() {
-            return Ok(Vec::new());
+    fn estimate<'a>(
+        &'a self,
+        ex: &'a Executor,
+        caps: &'a Capabilities,
+        path: &'a str,
+        snap: &'a str,
+        from: Option<&'a str>,
+    ) -> Fut<'a, Option<u64>> {
+        Zfs::estimate(self, ex, caps, path, snap, from).boxed()
+    }
+
+    fn send_script(&self, path: &str, snap: &str, from: Option<&str>, taken: bool) -> Result<String> {
+        if taken {
+            commands::send(path, snap, from)
+        } else {
+            commands::snapshot_and_send(path, snap, from)
         }
-        let out = ex.run(&commands::inspect(volumes)?).await?;
-        check_inspect(ex, &out)?;
-        Ok(parse::inspect(&out.stdout_text(), volumes))
     }
 
-    async fn snapshot(&self, ex: &Executor, volume: &str, snap: &str) -> Result<()> {
-        ex.run_ok(&commands::snapshot(volume, snap)?).await?;
-        Ok(())
+    fn receive_script(&self, path: &str, force: bool) -> Result<String> {
+        commands::receive(path, force)
     }
 
-    async fn snapshot_and_send(&self, ex: &Executor, volume: &str, snap: &str, from: Option<&str>) -> Result<Process> {
-        ex.spawn(&commands::snapshot_and_send(volume, snap, from)?).await
-    }
-
-    async fn receive(&self, ex: &Executor, volume: &str, force: bool) -> Result<Process> {
-        ex.spawn(&commands::receive(volume, force)?).await
-    }
-
-    /// Fails naming every snapshot that is still there; the others are destroyed regardless.
-    async fn destroy_snapshots(&self, ex: &Executor, volume: &str, snaps: &[String]) -> Result<()> {
-        let failed: Vec<String> = self
-            .destroy_each(ex, volume, snaps)
-            .await?
-            .into_iter()
-            .filter_map(|(s, o)| match o {
-                Destroy::Failed(why) => Some(format!("{volume}@{s}: {why}")),
-                _ => None,
-            })
-            .collect();
-        if !failed.is_empty() {
-            bail!("on {}: {}", ex.host(), failed.join("; "));
+    fn record_script(&self, path: &str, marks: &Marks) -> Result<String> {
+        let mut props: Vec<(&str, &str)> = Vec::new();
+        if marks.first {
+            props.push(("readonly", "on"));
+            props.push((commands::PROP_FINGERPRINT, marks.fingerprint));
+            props.push((commands::PROP_SOURCE, marks.source));
         }
-        Ok(())
+        props.push((commands::PROP_LASTSNAP, marks.snapshot));
+        commands::set_properties(path, &props)
+    }
+
+    fn expose<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()> {
+        self.mount(ex, path).boxed()
+    }
+
+    fn destroy_snapshots<'a>(
+        &'a self,
+        ex: &'a Executor,
+        path: &'a str,
+        snaps: &'a [String],
+    ) -> Fut<'a, Vec<(String, Destroy)>> {
+        self.destroy_each(ex, path, snaps).boxed()
+    }
+
+    fn destroy_volume<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()> {
+        self.destroy_dataset(ex, path).boxed()
+    }
+
+    fn descendants<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Vec<Descendant>> {
+        Zfs::descendants(self, ex, path).boxed()
+    }
+
+    fn parent_exists<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, bool> {
+        Zfs::parent_exists(self, ex, path).boxed()
+    }
+
+    fn prepare_parent<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, String> {
+        Zfs::prepare_parent(self, ex, path).boxed()
+    }
+
+    fn volume_checks(&self, label: &str, host: &str, path: &str, caps: &Capabilities) -> Vec<Check> {
+        let pool = self.caps_scope(path);
+        let found = caps.pool_version.is_some() || caps.list_parsable;
+        let detail = if !found {
+            format!("pool {pool} not found on {host}")
+        } else {
+            caps.pool_version
+                .map(|v| format!("pool version {v}"))
+                .unwrap_or_else(|| "feature-flag pool".into())
+        };
+        vec![Check {
+            ok: found,
+            what: format!("{label} pool {pool}"),
+            detail,
+        }]
+    }
+
+    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check> {
+        // a stream from a newer pool version may not be receivable by an older one
+        let ok = match (source.pool_version, destination.pool_version) {
+            (Some(s), Some(d)) => s <= d,
+            (None, Some(_)) => false,
+            _ => true,
+        };
+        let fmt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "feature flags".into());
+        Some(Check {
+            ok,
+            what: "pool versions".into(),
+            detail: format!(
+                "source {} → destination {}",
+                fmt(source.pool_version),
+                fmt(destination.pool_version)
+            ),
+        })
+    }
+
+    fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>> {
+        self.pools(ex).boxed()
+    }
+
+    fn classify(&self, error: &str) -> Option<DriverError> {
+        match classify(error) {
+            DriverError::Other(_) => None,
+            e => Some(e),
+        }
+    }
+
+    fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
+        adopt::base(adoption, notes).boxed()
+    }
+
+    fn adopt_hint<'a>(&'a self, ex: &'a Executor, path: &'a str) -> BoxFuture<'a, Option<String>> {
+        adopt::hint(ex, path).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::for_kind;
+
+    #[test]
+    fn errors_become_cases_that_keep_the_tool_words() {
+        let gone = "cannot open 'p/d@x': dataset does not exist";
+        assert_eq!(classify(gone), DriverError::DoesNotExist(gone.into()));
+        assert_eq!(classify(gone).to_string(), gone);
+        let busy = "cannot destroy 'p/d@b': dataset is busy";
+        assert_eq!(classify(busy), DriverError::Busy(busy.into()));
+        let held = "cannot destroy snapshot p/d@b: it's being held";
+        assert!(matches!(classify(held), DriverError::Held(_)));
+        let modified = "cannot receive incremental stream: destination p/d has been modified";
+        assert!(matches!(classify(modified), DriverError::Modified(_)));
+        assert_eq!(Zfs.classify("out of space"), None);
+    }
+
+    #[test]
+    fn the_kind_dispatches_to_its_driver() {
+        let d = for_kind(Kind::Zfs);
+        assert_eq!(d.kind(), Kind::Zfs);
+        assert_eq!(d.caps_scope("tank/a/b"), "tank");
+        let marks = Marks {
+            fingerprint: "f",
+            source: "h:tank/a",
+            snapshot: "ferry.f.1",
+            first: false,
+        };
+        let script = d.record_script("tank/a", &marks).unwrap();
+        assert!(
+            script.contains("ferry:lastsnap") && !script.contains("ferry:fingerprint"),
+            "{script}"
+        );
+        assert!(d.record_script("tank/a;x", &marks).is_err());
     }
 }

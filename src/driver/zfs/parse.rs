@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
+use super::classify;
 use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_SOURCE};
-use super::{Descendant, Destroy};
+use crate::driver::{Descendant, Destroy, DriverError};
 
 pub fn capabilities(out: &str) -> Capabilities {
     let mut c = Capabilities::default();
@@ -109,7 +110,7 @@ pub fn destroyed(out: &str, ds: &str, snaps: &[String]) -> Vec<(String, Destroy)
                 if why.contains("does not exist") {
                     Destroy::Absent
                 } else {
-                    Destroy::Failed(why)
+                    Destroy::Failed(classify(&why))
                 }
             }
             _ => continue,
@@ -121,7 +122,7 @@ pub fn destroyed(out: &str, ds: &str, snaps: &[String]) -> Vec<(String, Destroy)
         .map(|s| {
             let o = said
                 .remove(s.as_str())
-                .unwrap_or_else(|| Destroy::Failed("no answer from zfs destroy".into()));
+                .unwrap_or_else(|| Destroy::Failed(DriverError::Other("no answer from zfs destroy".into())));
             (s.clone(), o)
         })
         .collect()
@@ -202,7 +203,7 @@ mod tests {
             r[1],
             (
                 "b".into(),
-                Destroy::Failed("cannot destroy 'p/d@b': dataset is busy".into())
+                Destroy::Failed(DriverError::Busy("cannot destroy 'p/d@b': dataset is busy".into()))
             )
         );
         assert_eq!(r[2], ("c".into(), Destroy::Absent));

@@ -13,7 +13,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let mut lines: Vec<Line> = TABLE
         .iter()
-        .map(|(_, act, _, help)| {
+        .map(|(act, _, help)| {
             Line::from(vec![
                 Span::styled(format!(" {:>8}  ", app.keys.label(*act)), t.accent),
                 Span::styled(*help, t.base),

@@ -1,7 +1,5 @@
 //! The bottom line: the main keys, or the latest message.
 
-use std::time::Duration;
-
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -10,16 +8,11 @@ use ratatui::Frame;
 use super::super::app::App;
 use super::super::keys::Act;
 
-/// How long a message stays in the status bar.
-const FLASH: Duration = Duration::from_secs(6);
-
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    if let Some((msg, at)) = &app.flash {
-        if at.elapsed() < FLASH {
-            f.render_widget(Paragraph::new(Span::styled(format!(" {msg}"), t.accent)), area);
-            return;
-        }
+    if let Some(msg) = app.flash_text() {
+        f.render_widget(Paragraph::new(Span::styled(format!(" {msg}"), t.accent)), area);
+        return;
     }
     let mut spans = Vec::new();
     let keys = [

@@ -1,5 +1,6 @@
-//! The console's state and what input does to it. Input never runs anything itself: it returns
-//! `Command`s that the run loop hands to the background layer.
+//! The console's state (the store) and what input does to it. Input never runs anything itself:
+//! it returns `Command`s that the run loop hands to the background layer. The pairs table's
+//! sort and filter are in `table`, the dialogs in `dialog`, when to draw in `render`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,15 +17,24 @@ use crate::monitor::Level;
 use super::event::{Event, HostView, SystemView};
 use super::keys::{Act, KeyMap};
 use super::theme::Theme;
+use crate::model::JobAction;
+
+mod dialog;
+mod render;
+mod table;
+
+pub use dialog::Dialog;
+use render::Clock;
+pub use render::FLASH;
+pub use table::SortKey;
 
 /// Work for the background layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Start `ferry ACTION DEST [args]` as a detached process.
     Launch {
-        action: String,
+        action: JobAction,
         dest: String,
-        args: Vec<String>,
     },
     RefreshStatus,
     LoadLog {
@@ -42,67 +52,6 @@ pub enum View {
     Pairs,
     Hosts,
     Clusters,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    Destination,
-    Source,
-    State,
-    Lag,
-    Status,
-    Rate,
-}
-
-impl SortKey {
-    pub fn next(self) -> SortKey {
-        use SortKey::*;
-        match self {
-            Destination => Source,
-            Source => State,
-            State => Lag,
-            Lag => Status,
-            Status => Rate,
-            Rate => Destination,
-        }
-    }
-    pub fn word(self) -> &'static str {
-        match self {
-            SortKey::Destination => "destination",
-            SortKey::Source => "source",
-            SortKey::State => "state",
-            SortKey::Lag => "lag",
-            SortKey::Status => "status",
-            SortKey::Rate => "rate",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dialog {
-    /// Shows what will happen; `y` runs `on_yes`.
-    Confirm {
-        title: String,
-        body: Vec<String>,
-        on_yes: Command,
-    },
-    /// Dangerous: the operator types `expected` (the destination's name) to run `on_ok`.
-    TypeToConfirm {
-        title: String,
-        body: Vec<String>,
-        expected: String,
-        typed: String,
-        on_ok: Command,
-    },
-    /// Purge's dry run: `y` purges old snapshots, `A` moves to removing the whole replica.
-    Purge {
-        dest: String,
-        text: Option<String>,
-    },
-    Info {
-        title: String,
-        body: Vec<String>,
-    },
 }
 
 pub struct App {
@@ -143,6 +92,11 @@ pub struct App {
     pub page: usize,
     /// Header figures, counted when data arrives rather than on every frame.
     pub counts: Counts,
+    /// Something visible changed since the last frame (yazi's NEED_RENDER): the run loop draws
+    /// only then.
+    dirty: bool,
+    /// What the clock alone changes on screen, as of the last frame.
+    drawn_clock: Clock,
 }
 
 /// Pairs per kind of state, for the header line.
@@ -187,6 +141,8 @@ impl App {
             table_area: Rect::default(),
             page: 10,
             counts: Counts::default(),
+            dirty: true,
+            drawn_clock: Clock::default(),
         };
         app.reorder();
         app
@@ -256,74 +212,15 @@ impl App {
         self.flash = Some((msg.into(), Instant::now()));
     }
 
-    /// Recomputes the display order after the filter, sort or data changed; keeps the selection
-    /// on the same pair where it can.
-    pub fn reorder(&mut self) {
-        let keep = self.selected_index();
-        let needle = self.filter.to_lowercase();
-        let mut order: Vec<usize> = (0..self.config.pairs.len())
-            .filter(|&i| {
-                if needle.is_empty() {
-                    return true;
-                }
-                let p = self.pair(i);
-                let state = self.statuses[i]
-                    .as_ref()
-                    .map(|s| s.state.to_lowercase())
-                    .unwrap_or_default();
-                p.source.to_string().to_lowercase().contains(&needle)
-                    || p.destination.to_string().to_lowercase().contains(&needle)
-                    || state.contains(&needle)
-            })
-            .collect();
-        let lag = |i: usize| self.lag_now(i).unwrap_or(u64::MAX);
-        let state = |i: usize| self.statuses[i].as_ref().map(|s| s.level as u8).unwrap_or(9);
-        let status = |i: usize| self.run(i).map(|r| r.status as u8).unwrap_or(0);
-        let rate = |i: usize| {
-            self.run(i)
-                .and_then(|r| r.progress.as_ref())
-                .map(|p| p.rate as u64)
-                .unwrap_or(0)
-        };
-        match self.sort {
-            SortKey::Destination => order.sort_by_cached_key(|&i| self.pair(i).destination.to_string()),
-            SortKey::Source => order.sort_by_cached_key(|&i| self.pair(i).source.to_string()),
-            SortKey::State => order.sort_by_key(|&i| std::cmp::Reverse(state(i))),
-            SortKey::Lag => order.sort_by_key(|&i| std::cmp::Reverse(lag(i))),
-            SortKey::Status => order.sort_by_key(|&i| std::cmp::Reverse(status(i))),
-            SortKey::Rate => order.sort_by_key(|&i| std::cmp::Reverse(rate(i))),
-        }
-        if self.reverse {
-            order.reverse();
-        }
-        self.order = order;
-        self.selected = keep.and_then(|k| self.order.iter().position(|&i| i == k)).unwrap_or(0);
-        self.clamp();
-    }
-
-    fn clamp(&mut self) {
-        if self.order.is_empty() {
-            self.selected = 0;
-            self.offset = 0;
-            return;
-        }
-        self.selected = self.selected.min(self.order.len() - 1);
-        let page = self.page.max(1);
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if self.selected >= self.offset + page {
-            self.offset = self.selected + 1 - page;
-        }
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        let max = self.order.len().saturating_sub(1) as isize;
-        self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
-        self.clamp();
-    }
-
     /// Applies one event; returns the work it asks for.
     pub fn handle(&mut self, ev: Event) -> Vec<Command> {
+        // a tick changes only what the clock moves (take_render compares that); runs that read
+        // the same as before change nothing; every other event may change what is shown
+        match &ev {
+            Event::Tick => {}
+            Event::Runs(list) if list.iter().map(Some).eq(self.runs.iter().map(Option::as_ref)) => {}
+            _ => self.touch(),
+        }
         match ev {
             Event::Input(t) => return self.input(t),
             Event::Status(list) => {
@@ -539,15 +436,14 @@ impl App {
         };
         let dest = self.dest_name(i);
         let fp = self.pair(i).fingerprint();
-        let launch = |action: &str| Command::Launch {
-            action: action.into(),
+        let launch = |action: JobAction| Command::Launch {
+            action,
             dest: dest.clone(),
-            args: vec![],
         };
         match act {
-            Act::Setup => return vec![launch("setup")],
-            Act::Initialize => return vec![launch("initialize")],
-            Act::Update => return vec![launch("update")],
+            Act::Setup => return vec![launch(JobAction::Setup)],
+            Act::Initialize => return vec![launch(JobAction::Initialize)],
+            Act::Update => return vec![launch(JobAction::Update)],
             Act::Unlock => {
                 let run = self.run(i).cloned();
                 let body = match run.as_ref().map(|r| (r.status, r.lock.clone())) {
@@ -581,7 +477,7 @@ impl App {
                 self.dialog = Some(Dialog::Confirm {
                     title: format!("Unlock {dest}?"),
                     body,
-                    on_yes: launch("unlock"),
+                    on_yes: launch(JobAction::Unlock),
                 });
             }
             Act::Purge => {
@@ -614,77 +510,5 @@ impl App {
             _ => {}
         }
         Vec::new()
-    }
-
-    fn dialog_key(&mut self, d: Dialog, k: KeyEvent) -> Vec<Command> {
-        let esc = k.code == KeyCode::Esc;
-        match d {
-            Dialog::Info { .. } => Vec::new(),
-            Dialog::Confirm { on_yes, .. } if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) => {
-                vec![on_yes]
-            }
-            Dialog::Confirm { .. } => Vec::new(),
-            Dialog::Purge { dest, text } => match k.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') if text.is_some() => {
-                    vec![Command::Launch {
-                        action: "purge".into(),
-                        dest,
-                        args: vec!["--yes".into()],
-                    }]
-                }
-                KeyCode::Char('A') => {
-                    self.dialog = Some(Dialog::TypeToConfirm {
-                        title: format!("Remove the whole replica {dest}?"),
-                        body: vec![
-                            format!("This destroys the destination dataset {dest} and all its snapshots,"),
-                            "and the pair's markers, so it must be initialized again (a full transfer).".into(),
-                            "The source is not touched.".into(),
-                            format!("Type the destination's name ({dest}) and press enter:"),
-                        ],
-                        expected: dest.clone(),
-                        typed: String::new(),
-                        on_ok: Command::Launch {
-                            action: "purge".into(),
-                            dest,
-                            args: vec!["--all".into(), "--yes".into()],
-                        },
-                    });
-                    Vec::new()
-                }
-                _ if esc || matches!(k.code, KeyCode::Char('n')) => Vec::new(),
-                _ => {
-                    self.dialog = Some(Dialog::Purge { dest, text });
-                    Vec::new()
-                }
-            },
-            Dialog::TypeToConfirm {
-                title,
-                body,
-                expected,
-                mut typed,
-                on_ok,
-            } => {
-                match k.code {
-                    KeyCode::Esc => return Vec::new(),
-                    KeyCode::Enter if typed == expected => return vec![on_ok],
-                    KeyCode::Enter => self.say("the name does not match: nothing done"),
-                    KeyCode::Backspace => {
-                        typed.pop();
-                    }
-                    KeyCode::Char(c) => typed.push(c),
-                    _ => {}
-                }
-                if k.code != KeyCode::Enter {
-                    self.dialog = Some(Dialog::TypeToConfirm {
-                        title,
-                        body,
-                        expected,
-                        typed,
-                        on_ok,
-                    });
-                }
-                Vec::new()
-            }
-        }
     }
 }
