@@ -70,9 +70,7 @@ use crate::config::{self, Config, Pair};
 use crate::engine::status::RunState;
 use crate::engine::{fleet, observe, purge, replicate, select, setup, status, Engine};
 use crate::monitor::{metrics, nagios, nsca, Level};
-use crate::state::last::LastResult;
 use crate::state::lock;
-use crate::state::progress::Progress;
 
 /// Runs the binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -184,13 +182,6 @@ async fn run(cli: &Cli, action: &Action) -> i32 {
     code
 }
 
-/// The ` | perfdata` tail of a plugin line (empty if it has none).
-fn perfdata(line: &str) -> String {
-    line.split_once(" | ")
-        .map(|(_, p)| format!(" | {p}"))
-        .unwrap_or_default()
-}
-
 /// The pairs an action is about: DEST's, or every pair.
 fn pairs_of<'a>(engine: &'a Engine, action: &Action) -> Result<Vec<&'a Pair>> {
     match action.dest() {
@@ -229,14 +220,10 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
     let st = status::status(engine, &pairs).await;
     let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
     let (level, line) = match &failed {
-        Some(msg) => (
-            Level::Critical,
-            format!("FERRY CRITICAL - {msg}{}", perfdata(&nagios::line(&checks).1)),
-        ),
         None if pairs.is_empty() && !matches!(action, Action::Status { .. }) => {
             (Level::Ok, format!("FERRY OK - {}: no pairs configured", action.name()))
         }
-        None => nagios::line(&checks),
+        _ => nagios::report(&checks, failed.as_deref()),
     };
     let mut code = if cli.nagios {
         plugin_line(&line);
@@ -252,16 +239,7 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
             .iter()
             .zip(&checks)
             .map(|(s, c)| {
-                let (l, text) = match &failed {
-                    Some(msg) => (
-                        Level::Critical,
-                        format!(
-                            "FERRY CRITICAL - {msg}{}",
-                            perfdata(&nagios::line(std::slice::from_ref(c)).1)
-                        ),
-                    ),
-                    None => nagios::line(std::slice::from_ref(c)),
-                };
+                let (l, text) = nagios::report(std::slice::from_ref(c), failed.as_deref());
                 nsca::Passive {
                     fingerprint: s.fingerprint.clone(),
                     level: l,
@@ -446,7 +424,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 None => engine.config.pairs.iter().collect(),
             };
             let st = status::status(engine, &pairs).await;
-            let rows: Vec<metrics::PairMetrics> = st.iter().map(|s| pair_metrics(engine, s)).collect();
+            let rows: Vec<metrics::PairMetrics> = st.iter().map(|s| status::metrics(&engine.state, s)).collect();
             out!("{}", metrics::render(&rows));
             Ok(0)
         }
@@ -479,62 +457,31 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
     // a person at a terminal gets the bar the job's own shell would show; pipes get lines
     let watch = (std::io::stdout().is_terminal() && bar::wanted(quiet(), json))
         .then(|| bar::Watch::start(engine.state.progress_path(&fp), started));
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let p = Progress::read(&engine.state.progress_path(&fp));
-        let now = status::run_info(&engine.state, pair);
-        let running = matches!(now.status, RunState::Running | RunState::Initializing);
-        if let Some(p) = p.as_ref().filter(|p| p.started >= started && watch.is_none()) {
-            if json {
-                outln!("{}", serde_json::to_string(p)?);
-            } else {
-                outln!("{}", observe::progress_line(p));
-            }
+    let lines = watch.is_none();
+    let now = observe::follow(&engine.state, pair, started, |p| {
+        if lines && json {
+            outln!("{}", serde_json::to_string(p)?);
+        } else if lines {
+            outln!("{}", observe::progress_line(p));
         }
-        if !running {
-            if let Some(w) = watch {
-                w.finish().await;
-            }
-            let ok = now.last.as_ref().map(|l| l.ok).unwrap_or(false);
-            match now.last {
-                Some(l) if !l.ok => outln!("{} failed: {}", l.action, l.error.unwrap_or_default()),
-                Some(l) => outln!(
-                    "{} finished: {} in {:.1}s",
-                    l.action,
-                    crate::config::units::format_bytes(l.bytes),
-                    l.seconds
-                ),
-                None => outln!("the job ended"),
-            }
-            return Ok(if ok { 0 } else { 1 });
-        }
+        Ok(())
+    })
+    .await?;
+    if let Some(w) = watch {
+        w.finish().await;
     }
-}
-
-/// A pair's status as metrics: the last success comes from the state dir's success record.
-fn pair_metrics(engine: &Engine, s: &status::PairStatus) -> metrics::PairMetrics {
-    let success =
-        LastResult::read(&engine.state.success_path(&s.fingerprint)).or_else(|| s.run.last.clone().filter(|l| l.ok));
-    metrics::PairMetrics {
-        fingerprint: s.fingerprint.clone(),
-        source: s.source.clone(),
-        destination: s.destination.clone(),
-        state: s.state.clone(),
-        lag_secs: s.lag_secs,
-        last_success: success.map(|l| l.finished),
-        last_bytes: s.run.last.as_ref().map(|l| l.bytes),
-        last_seconds: s.run.last.as_ref().map(|l| l.seconds),
-        last_ok: s.run.last.as_ref().map(|l| l.ok),
-        running: matches!(s.run.status, RunState::Running | RunState::Initializing),
-        locked: s.run.status == RunState::Locked,
-        runtime_secs: s.run.runtime_secs,
-        over_keep: s
-            .source_over_keep
-            .zip(s.destination_over_keep)
-            .map(|(a, b)| (a as u64, b as u64)),
-        retention_failing: s.retention_failing,
+    let ok = now.last.as_ref().map(|l| l.ok).unwrap_or(false);
+    match now.last {
+        Some(l) if !l.ok => outln!("{} failed: {}", l.action, l.error.unwrap_or_default()),
+        Some(l) => outln!(
+            "{} finished: {} in {:.1}s",
+            l.action,
+            crate::config::units::format_bytes(l.bytes),
+            l.seconds
+        ),
+        None => outln!("the job ended"),
     }
+    Ok(if ok { 0 } else { 1 })
 }
 
 fn import(format: &str, file: &std::path::Path, adopt: bool) -> Result<String> {

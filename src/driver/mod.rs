@@ -65,9 +65,24 @@ pub enum Destroy {
 /// A volume or snapshot under a volume, with the ferry fingerprint set on it (not inherited).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descendant {
-    /// Full name, `pool/ds` or `pool/ds@snap` for ZFS.
+    /// Full name as the kind's tools print it (ZFS: `pool/ds` or `pool/ds@snap`).
     pub name: String,
     pub fingerprint: Option<String>,
+    /// What it is to the volume asked about.
+    pub under: Under,
+}
+
+/// Where a descendant stands relative to the volume it was listed under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Under {
+    /// The volume itself.
+    Itself,
+    /// A snapshot of the volume, by its own name.
+    Snapshot(String),
+    /// A volume below it (another replica, or anyone's).
+    Child,
+    /// A snapshot of a volume below it: it goes with that volume.
+    ChildSnapshot,
 }
 
 /// The checkpoint recorded with the data on the destination after a good receive.

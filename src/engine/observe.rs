@@ -2,7 +2,11 @@
 //! read from the state dir so it does not matter who started the job.
 
 use crate::config::units::{format_bytes, format_duration};
+use crate::config::Pair;
 use crate::state::progress::Progress;
+use crate::state::StateDir;
+
+use super::status::{run_info, RunInfo, RunState};
 
 /// "update local:backup/data: 120.0 MiB of 200.0 MiB (60%), 45.1 MiB/s now, 40.0 MiB/s avg, ETA 2s"
 pub fn progress_line(p: &Progress) -> String {
@@ -36,6 +40,30 @@ pub fn progress_line(p: &Progress) -> String {
         s.push_str(if p.error.is_some() { " — failed" } else { " — done" });
     }
     s
+}
+
+/// Follows a running job through the state dir once a second until it ends, whoever started
+/// it: `each` gets every progress figure of this job (not an older job's, from before
+/// `started`); returns what the state dir says once the job is over.
+pub async fn follow(
+    state: &StateDir,
+    pair: &Pair,
+    started: i64,
+    mut each: impl FnMut(&Progress) -> anyhow::Result<()>,
+) -> anyhow::Result<RunInfo> {
+    let path = state.progress_path(&pair.fingerprint());
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let p = Progress::read(&path);
+        let now = run_info(state, pair);
+        if let Some(p) = p.as_ref().filter(|p| p.started >= started) {
+            each(p)?;
+        }
+        if !matches!(now.status, RunState::Running | RunState::Initializing) {
+            return Ok(now);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::config::Pair;
-use crate::driver::{for_kind, Descendant, Driver, VolumeInfo};
+use crate::driver::{for_kind, Descendant, Driver, Under, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::lock::{self, LockError, LockState};
 use crate::state::log::PairLog;
@@ -149,22 +149,22 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
 /// What under the destination is not this pair's: child datasets (another pair's replica, or
 /// anyone's) and snapshots that are neither ours nor came from the source (`zfs send -I` carries
 /// the source's other snapshots along). Returns the names, each with what it is.
-fn foreign(fp: &str, dst: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
+fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
     let prefix = crate::model::snapshot_prefix(fp);
     let mut found = Vec::new();
     for d in under {
-        if let Some(child) = d.name.strip_prefix(dst).and_then(|r| r.strip_prefix('/')) {
-            if child.contains('@') {
-                continue; // a child's snapshots go with the child, which is named already
-            }
-            found.push(match &d.fingerprint {
+        match &d.under {
+            // a child's snapshots go with the child, which is named already
+            Under::Itself | Under::ChildSnapshot => {}
+            Under::Child => found.push(match &d.fingerprint {
                 Some(f) if f != fp => format!("dataset {} (replica of another pair, fingerprint {f})", d.name),
                 _ => format!("dataset {}", d.name),
-            });
-        } else if let Some(snap) = d.name.strip_prefix(dst).and_then(|r| r.strip_prefix('@')) {
-            let from_source = source.snapshots.iter().any(|s| s.name == snap);
-            if !snap.starts_with(&prefix) && !from_source {
-                found.push(format!("snapshot {} (not on the source)", d.name));
+            }),
+            Under::Snapshot(snap) => {
+                let from_source = source.snapshots.iter().any(|s| s.name == *snap);
+                if !snap.starts_with(&prefix) && !from_source {
+                    found.push(format!("snapshot {} (not on the source)", d.name));
+                }
             }
         }
     }
@@ -207,7 +207,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     } else {
         Vec::new()
     };
-    let found = foreign(&fp, dst_ds, &s, &under);
+    let found = foreign(&fp, &s, &under);
     if !found.is_empty() {
         let shown = found.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
         let more = found.len().saturating_sub(10);
@@ -221,8 +221,10 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     // something appeared under it since the check, zfs refuses instead of destroying it
     let dst_snaps: Vec<String> = under
         .iter()
-        .filter_map(|u| u.name.strip_prefix(dst_ds).and_then(|r| r.strip_prefix('@')))
-        .map(String::from)
+        .filter_map(|u| match &u.under {
+            Under::Snapshot(s) => Some(s.clone()),
+            _ => None,
+        })
         .collect();
     let mut plan = Purge {
         source: pair.source.to_string(),

@@ -321,6 +321,30 @@ pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
         .collect()
 }
 
+/// A pair's status as metrics: the last success comes from the state dir's success record.
+pub fn metrics(state: &StateDir, s: &PairStatus) -> monitor::metrics::PairMetrics {
+    let success = LastResult::read(&state.success_path(&s.fingerprint)).or_else(|| s.run.last.clone().filter(|l| l.ok));
+    monitor::metrics::PairMetrics {
+        fingerprint: s.fingerprint.clone(),
+        source: s.source.clone(),
+        destination: s.destination.clone(),
+        state: s.state.clone(),
+        lag_secs: s.lag_secs,
+        last_success: success.map(|l| l.finished),
+        last_bytes: s.run.last.as_ref().map(|l| l.bytes),
+        last_seconds: s.run.last.as_ref().map(|l| l.seconds),
+        last_ok: s.run.last.as_ref().map(|l| l.ok),
+        running: matches!(s.run.status, RunState::Running | RunState::Initializing),
+        locked: s.run.status == RunState::Locked,
+        runtime_secs: s.run.runtime_secs,
+        over_keep: s
+            .source_over_keep
+            .zip(s.destination_over_keep)
+            .map(|(a, b)| (a as u64, b as u64)),
+        retention_failing: s.retention_failing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,25 @@ pub fn line(checks: &[Check]) -> (Level, String) {
     (level, text)
 }
 
+/// The plugin line for an action on these pairs: their status, or CRITICAL naming the action's
+/// failure with the pairs' perfdata kept.
+pub fn report(checks: &[Check], failed: Option<&str>) -> (Level, String) {
+    match failed {
+        Some(msg) => (
+            Level::Critical,
+            format!("FERRY CRITICAL - {msg}{}", perfdata(&line(checks).1)),
+        ),
+        None => line(checks),
+    }
+}
+
+/// The ` | perfdata` tail of a plugin line (empty if it has none).
+fn perfdata(line: &str) -> String {
+    line.split_once(" | ")
+        .map(|(_, p)| format!(" | {p}"))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,7 @@ impl Zfs {
                 describe_failure(out.code, &out.stderr)
             );
         }
-        Ok(parse::descendants(&out.stdout_text()))
+        Ok(parse::descendants(&out.stdout_text(), ds))
     }
 
     /// Estimated stream size: `send -nP` where it exists, else `referenced` for a full send, else unknown.

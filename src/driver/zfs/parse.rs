@@ -6,7 +6,7 @@ use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
 use super::classify;
 use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_SOURCE};
-use crate::driver::{Descendant, Destroy, DriverError};
+use crate::driver::{Descendant, Destroy, DriverError, Under};
 
 pub fn capabilities(out: &str) -> Capabilities {
     let mut c = Capabilities::default();
@@ -130,7 +130,7 @@ pub fn destroyed(out: &str, ds: &str, snaps: &[String]) -> Vec<(String, Destroy)
 
 /// `zfs get -H -r -o name,value,source ferry:fingerprint` lines: every dataset and snapshot
 /// under a dataset with the fingerprint set on it (not inherited), if any.
-pub fn descendants(out: &str) -> Vec<Descendant> {
+pub fn descendants(out: &str, root: &str) -> Vec<Descendant> {
     out.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
@@ -142,9 +142,21 @@ pub fn descendants(out: &str) -> Vec<Descendant> {
             let source = f.get(2).copied().unwrap_or("-");
             // a value inherited from the parent says nothing about the child itself
             let own = matches!(source, "local" | "received");
+            let under = if let Some(snap) = name.strip_prefix(root).and_then(|r| r.strip_prefix('@')) {
+                Under::Snapshot(snap.to_string())
+            } else if let Some(child) = name.strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
+                if child.contains('@') {
+                    Under::ChildSnapshot
+                } else {
+                    Under::Child
+                }
+            } else {
+                Under::Itself
+            };
             Some(Descendant {
-                name,
                 fingerprint: user_value(value).filter(|_| own),
+                name,
+                under,
             })
         })
         .collect()
@@ -214,8 +226,11 @@ mod tests {
     #[test]
     fn parses_descendants() {
         let out = "b/d\tfp1\tlocal\nb/d@s\tfp1\tinherited from b/d\nb/d/x\tfp2\treceived\nb/d/y\t-\t-\n";
-        let v = descendants(out);
+        let v = descendants(out, "b/d");
         assert_eq!(v.len(), 4);
+        assert_eq!(v[0].under, Under::Itself);
+        assert_eq!(v[1].under, Under::Snapshot("s".into()));
+        assert_eq!(v[2].under, Under::Child);
         assert_eq!(v[1].fingerprint, None);
         assert_eq!(v[2].fingerprint.as_deref(), Some("fp2"));
         assert_eq!(v[3].name, "b/d/y");
