@@ -10,6 +10,7 @@ pub mod driver;
 pub mod engine;
 pub mod exec;
 pub mod monitor;
+pub mod object;
 pub mod ssh;
 pub mod state;
 pub mod text;
