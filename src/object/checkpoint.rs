@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 /// What the last good copy of one key saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Copied {
-    pub src_etag: String,
+    /// None when the source's listing carries no ETags.
+    pub src_etag: Option<String>,
     /// Source last-modified, Unix milliseconds (changes on a metadata-only rewrite).
     pub src_modified_ms: i64,
-    pub dst_etag: String,
+    pub dst_etag: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

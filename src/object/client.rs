@@ -242,6 +242,11 @@ impl Client {
 
     /// Content type and user metadata of `key` (a HEAD request).
     pub async fn attrs(&self, key: &str) -> Result<ObjectAttrs, ClientError> {
+        Ok(self.head(key).await?.1)
+    }
+
+    /// ETag (some servers, s3s-fs among them, list without ETags) and attributes of `key`.
+    pub async fn head(&self, key: &str) -> Result<(Option<String>, ObjectAttrs), ClientError> {
         let opts = GetOptions {
             head: true,
             ..Default::default()
@@ -251,7 +256,7 @@ impl Client {
             .get_opts(&self.path(key), opts)
             .await
             .map_err(|e| self.err(key, "head", e))?;
-        Ok(ObjectAttrs::from_store(&r.attributes))
+        Ok((r.meta.e_tag.clone(), ObjectAttrs::from_store(&r.attributes)))
     }
 
     /// Opens `key` for streaming: its size, attributes and bytes.

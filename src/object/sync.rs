@@ -202,17 +202,16 @@ impl Pair {
                 None => out.push((key.clone(), Decision::Change(Op::Put))),
                 Some(d) if d.size != s.size => out.push((key.clone(), Decision::Change(Op::Put))),
                 Some(d) if unchanged_since_copy(s, d, cp.keys.get(key)) => out.push((key.clone(), Decision::Same)),
-                Some(d) => compare.push((key.clone(), s.etag.clone(), d.etag.clone())),
+                Some(_) => compare.push(key.clone()),
             }
         }
         for key in dst.keys().filter(|k| !src.contains_key(*k)) {
             out.push((key.clone(), Decision::Change(Op::Delete)));
         }
         let compared: Vec<(String, Decision)> = futures::stream::iter(compare)
-            .map(|(key, se, de)| async move {
-                let same = se.is_some()
-                    && se == de
-                    && matches!(futures::try_join!(self.src.attrs(&key), self.dst.attrs(&key)), Ok((a, b)) if a == b);
+            .map(|key| async move {
+                let heads = futures::try_join!(self.src.head(&key), self.dst.head(&key));
+                let same = matches!(heads, Ok(((Some(se), sa), (Some(de), da))) if se == de && sa == da);
                 (
                     key,
                     if same {
@@ -274,14 +273,11 @@ impl Pair {
             }
             self.dst.put(key, buf.into(), &attrs).await?
         };
-        let record = match (listed.and_then(|l| l.etag.clone().map(|t| (t, l))), dst_etag) {
-            (Some((src_etag, l)), Some(dst_etag)) => Some(Copied {
-                src_etag,
-                src_modified_ms: l.last_modified.timestamp_millis(),
-                dst_etag,
-            }),
-            _ => None,
-        };
+        let record = listed.map(|l| Copied {
+            src_etag: l.etag.clone(),
+            src_modified_ms: l.last_modified.timestamp_millis(),
+            dst_etag,
+        });
         Ok(Outcome::Copied { bytes: size, record })
     }
 }
@@ -296,13 +292,17 @@ enum Outcome {
     Gone,
 }
 
+/// The source is the version last copied (ETag when listed, and last-modified) and the
+/// destination still holds what the copy wrote: its ETag when listed; a server that lists no
+/// ETags (s3s-fs) leaves only the size, already compared, to judge the destination by.
 fn unchanged_since_copy(s: &ObjectInfo, d: &ObjectInfo, c: Option<&Copied>) -> bool {
-    match (c, &s.etag, &d.etag) {
-        (Some(c), Some(se), Some(de)) => {
-            *se == c.src_etag && *de == c.dst_etag && s.last_modified.timestamp_millis() == c.src_modified_ms
-        }
-        _ => false,
-    }
+    let Some(c) = c else { return false };
+    let dst_same = match (&d.etag, &c.dst_etag) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    s.etag == c.src_etag && s.last_modified.timestamp_millis() == c.src_modified_ms && dst_same
 }
 
 fn lock(j: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
