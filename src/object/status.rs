@@ -20,7 +20,7 @@ pub const BACKOFF_BASE_MS: u64 = 1_000;
 pub const BACKOFF_CAP_MS: u64 = 3_600_000;
 
 /// What a journal entry asks the destination to do with a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Put,

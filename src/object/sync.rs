@@ -111,19 +111,19 @@ impl Pair {
         let mut report = PassReport::default();
 
         let decisions = self.decide(&src, &dst, &checkpoint).await;
+        let unfinished = journal.unfinished();
+        let covered: HashSet<(&str, Op)> = unfinished.iter().map(|e| (e.key.as_str(), e.op)).collect();
         let mut batch = Vec::new();
-        for (key, d) in decisions {
+        for (key, d) in &decisions {
             match d {
                 Decision::Same => report.unchanged += 1,
-                Decision::Change(op) => {
-                    // An unfinished entry of the same op already covers this change.
-                    let covered = journal.unfinished().iter().any(|e| e.key == key && e.op == op);
-                    if !covered {
-                        batch.push((key, op));
-                    }
-                }
+                // An unfinished entry of the same op already covers this change.
+                Decision::Change(op) if covered.contains(&(key.as_str(), *op)) => {}
+                Decision::Change(op) => batch.push((key.clone(), *op)),
             }
         }
+        drop(covered);
+        drop(unfinished);
         journal.enqueue_many(&batch)?;
 
         let journal = Mutex::new(journal);
