@@ -107,14 +107,14 @@ pub enum ClientError {
     #[error("S3 {location}: cannot configure client: {source}")]
     Setup {
         location: String,
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("S3 {location} key {key:?}: {op}: {source}")]
     Op {
         location: String,
         key: String,
         op: &'static str,
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("S3 {location} key {key:?}: not found")]
     NotFound { location: String, key: String },
@@ -172,7 +172,7 @@ impl Client {
         }
         let store = b.build().map_err(|source| ClientError::Setup {
             location: location.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Client {
             store: Arc::new(store),
@@ -203,7 +203,7 @@ impl Client {
                 location: self.location.to_string(),
                 key: key.to_string(),
                 op,
-                source,
+                source: Box::new(source),
             },
         }
     }

@@ -49,14 +49,14 @@ fn free_port() -> u16 {
 
 impl S3Server {
     /// Starts a server named `name` (its keys derive from it) with the given buckets.
-    pub fn start(bin: &PathBuf, name: &str, buckets: &[&str]) -> S3Server {
+    pub fn start(bin: &std::path::Path, name: &str, buckets: &[&str]) -> S3Server {
         let root = tempfile::tempdir().expect("server root");
         for b in buckets {
             assert!((3..=63).contains(&b.len()), "bucket name {b} must have 3-63 characters");
             std::fs::create_dir_all(root.path().join(b)).expect("bucket dir");
         }
         let mut s = S3Server {
-            bin: bin.clone(),
+            bin: bin.to_path_buf(),
             child: None,
             port: free_port(),
             root,
