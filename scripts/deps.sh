@@ -72,5 +72,8 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# s3s-fs: a file-backed S3 server for the object-store tests (not packaged in Debian)
+bash scripts/s3s-fs.sh >/dev/null
+
 pools=$(zpool list -H -o name 2>/dev/null | wc -l)
 echo "deps: ok: ${#PACKAGES[@]} packages present (${#missing[@]} installed now), /dev/fuse ok, zfs-fuse answering ($pools pools), $(cargo --version)"

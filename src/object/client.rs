@@ -1,0 +1,364 @@
+//! A small S3 client over `object_store` (crate chosen in the commit that added it): list with
+//! continuation, get/put keeping content type and user metadata, parallel multipart put, delete.
+//! Keys are relative to the location's prefix. `Debug` never shows credentials.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as StorePath;
+use object_store::{
+    Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, ObjectStore, PutMultipartOptions, PutOptions,
+    PutPayload, RetryConfig, WriteMultipart,
+};
+
+use super::creds::Credentials;
+
+/// One S3 endpoint, bucket and optional prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// `http://host:port` or `https://…`.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Without leading or trailing `/`; empty for the whole bucket.
+    pub prefix: String,
+}
+
+impl Location {
+    /// `bucket[/prefix]` as in a pair's `source = "s3a:photos/2026/"`.
+    pub fn new(endpoint: &str, region: &str, bucket_and_prefix: &str) -> Location {
+        let trimmed = bucket_and_prefix.trim_matches('/');
+        let (bucket, prefix) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        Location {
+            endpoint: endpoint.to_string(),
+            region: region.to_string(),
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}",
+            self.endpoint.trim_end_matches('/'),
+            self.bucket,
+            self.prefix
+        )
+    }
+}
+
+/// A listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Relative to the location's prefix.
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a copy must keep besides the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectAttrs {
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`), names without the prefix.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ObjectAttrs {
+    fn from_store(a: &Attributes) -> ObjectAttrs {
+        let mut out = ObjectAttrs::default();
+        for (k, v) in a.iter() {
+            match k {
+                Attribute::ContentType => out.content_type = Some(v.as_ref().to_string()),
+                Attribute::Metadata(name) => {
+                    out.metadata.insert(name.to_string(), v.as_ref().to_string());
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn to_store(&self) -> Attributes {
+        let mut a = Attributes::new();
+        if let Some(ct) = &self.content_type {
+            a.insert(Attribute::ContentType, ct.clone().into());
+        }
+        for (k, v) in &self.metadata {
+            a.insert(Attribute::Metadata(k.clone().into()), v.clone().into());
+        }
+        a
+    }
+}
+
+/// Client errors name the location and key; the S3 library's text never carries the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("S3 {location}: cannot configure client: {source}")]
+    Setup {
+        location: String,
+        source: Box<object_store::Error>,
+    },
+    #[error("S3 {location} key {key:?}: {op}: {source}")]
+    Op {
+        location: String,
+        key: String,
+        op: &'static str,
+        source: Box<object_store::Error>,
+    },
+    #[error("S3 {location} key {key:?}: not found")]
+    NotFound { location: String, key: String },
+}
+
+/// The client for one location.
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<AmazonS3>,
+    location: Location,
+    access_key_id: String,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("location", &self.location)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Streams of object bytes as the copy reads them.
+pub type ByteStream = BoxStream<'static, Result<Bytes, ClientError>>;
+
+impl Client {
+    /// Builds a client; requests retry briefly (a dead endpoint fails in seconds, not minutes,
+    /// so the status journal records FAILED and its own backoff takes over).
+    pub fn new(location: &Location, creds: &Credentials) -> Result<Client, ClientError> {
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+            },
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+        };
+        let options = ClientOptions::new()
+            .with_allow_http(location.endpoint.starts_with("http://"))
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(300));
+        let mut b = AmazonS3Builder::new()
+            .with_endpoint(&location.endpoint)
+            .with_region(&location.region)
+            .with_bucket_name(&location.bucket)
+            .with_access_key_id(&creds.access_key_id)
+            .with_secret_access_key(creds.secret())
+            .with_virtual_hosted_style_request(false)
+            .with_client_options(options)
+            .with_retry(retry);
+        if let Some(t) = creds.token() {
+            b = b.with_token(t);
+        }
+        let store = b.build().map_err(|source| ClientError::Setup {
+            location: location.to_string(),
+            source: Box::new(source),
+        })?;
+        Ok(Client {
+            store: Arc::new(store),
+            location: location.clone(),
+            access_key_id: creds.access_key_id.clone(),
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    fn path(&self, key: &str) -> StorePath {
+        if self.location.prefix.is_empty() {
+            StorePath::from(key)
+        } else {
+            StorePath::from(format!("{}/{}", self.location.prefix, key))
+        }
+    }
+
+    fn err(&self, key: &str, op: &'static str, source: object_store::Error) -> ClientError {
+        match source {
+            object_store::Error::NotFound { .. } => ClientError::NotFound {
+                location: self.location.to_string(),
+                key: key.to_string(),
+            },
+            source => ClientError::Op {
+                location: self.location.to_string(),
+                key: key.to_string(),
+                op,
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// Every object under the prefix (the library follows continuation tokens), sorted by key.
+    pub async fn list(&self) -> Result<Vec<ObjectInfo>, ClientError> {
+        let prefix = (!self.location.prefix.is_empty()).then(|| StorePath::from(self.location.prefix.as_str()));
+        let strip = if self.location.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.location.prefix)
+        };
+        let metas: Vec<_> = self
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| self.err("", "list", e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: m
+                    .location
+                    .as_ref()
+                    .strip_prefix(&strip)
+                    .unwrap_or(m.location.as_ref())
+                    .to_string(),
+                size: m.size,
+                etag: m.e_tag,
+                last_modified: m.last_modified,
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Content type and user metadata of `key` (a HEAD request).
+    pub async fn attrs(&self, key: &str) -> Result<ObjectAttrs, ClientError> {
+        Ok(self.head(key).await?.1)
+    }
+
+    /// ETag (some servers, s3s-fs among them, list without ETags) and attributes of `key`.
+    pub async fn head(&self, key: &str) -> Result<(Option<String>, ObjectAttrs), ClientError> {
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let r = self
+            .store
+            .get_opts(&self.path(key), opts)
+            .await
+            .map_err(|e| self.err(key, "head", e))?;
+        Ok((r.meta.e_tag.clone(), ObjectAttrs::from_store(&r.attributes)))
+    }
+
+    /// Opens `key` for streaming: its size, attributes and bytes.
+    pub async fn get_stream(&self, key: &str) -> Result<(u64, ObjectAttrs, ByteStream), ClientError> {
+        let r = self
+            .store
+            .get_opts(&self.path(key), GetOptions::default())
+            .await
+            .map_err(|e| self.err(key, "get", e))?;
+        let (size, attrs) = (r.meta.size, ObjectAttrs::from_store(&r.attributes));
+        let (me, k) = (self.clone(), key.to_string());
+        let stream = r.into_stream().map_err(move |e| me.err(&k, "get", e)).boxed();
+        Ok((size, attrs, stream))
+    }
+
+    /// The whole of `key` with its attributes.
+    pub async fn get(&self, key: &str) -> Result<(ObjectAttrs, Bytes), ClientError> {
+        let (_, attrs, stream) = self.get_stream(key).await?;
+        let parts: Vec<Bytes> = stream.try_collect().await?;
+        Ok((attrs, parts.concat().into()))
+    }
+
+    /// Writes `key` in one request; gives the new ETag when the server returns one.
+    pub async fn put(&self, key: &str, data: Bytes, attrs: &ObjectAttrs) -> Result<Option<String>, ClientError> {
+        let opts = PutOptions {
+            attributes: attrs.to_store(),
+            ..Default::default()
+        };
+        let r = self
+            .store
+            .put_opts(&self.path(key), PutPayload::from(data), opts)
+            .await
+            .map_err(|e| self.err(key, "put", e))?;
+        Ok(r.e_tag)
+    }
+
+    /// Starts a multipart upload of `key`: parts of `part_size` bytes, up to `parallel` in flight.
+    pub async fn multipart(
+        &self,
+        key: &str,
+        attrs: &ObjectAttrs,
+        part_size: usize,
+        parallel: usize,
+    ) -> Result<MultipartWriter, ClientError> {
+        let opts = PutMultipartOptions {
+            attributes: attrs.to_store(),
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&self.path(key), opts)
+            .await
+            .map_err(|e| self.err(key, "multipart", e))?;
+        let writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        Ok(MultipartWriter {
+            writer,
+            parallel: parallel.max(1),
+            client: self.clone(),
+            key: key.to_string(),
+        })
+    }
+
+    /// Deletes `key`; deleting a missing key is not an error (S3 semantics).
+    pub async fn delete(&self, key: &str) -> Result<(), ClientError> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, "delete", e)),
+        }
+    }
+}
+
+/// An open multipart upload; parts go out in parallel as data is written.
+pub struct MultipartWriter {
+    writer: WriteMultipart,
+    parallel: usize,
+    client: Client,
+    key: String,
+}
+
+impl MultipartWriter {
+    /// Buffers `data`, sending full parts; waits while `parallel` parts are in flight.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        let parallel = self.parallel;
+        let r = self.writer.wait_for_capacity(parallel).await;
+        r.map_err(|e| self.client.err(&self.key, "upload part", e))?;
+        self.writer.write(data);
+        Ok(())
+    }
+
+    /// Sends the last part and completes the upload; gives the new ETag.
+    pub async fn finish(self) -> Result<Option<String>, ClientError> {
+        let (client, key) = (self.client, self.key);
+        let r = self
+            .writer
+            .finish()
+            .await
+            .map_err(|e| client.err(&key, "complete multipart", e))?;
+        Ok(r.e_tag)
+    }
+
+    /// Abandons the upload (best effort: the server may keep parts until its own cleanup).
+    pub async fn abort(self) {
+        let _ = self.writer.abort().await;
+    }
+}

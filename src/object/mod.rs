@@ -1,0 +1,9 @@
+//! Object-store (S3) replication core: client wrapper, per-object status journal, sync pass.
+//! Self-contained: the engine, CLI and console wire it in later (issue 11).
+
+pub mod bwlimit;
+pub mod checkpoint;
+pub mod client;
+pub mod creds;
+pub mod status;
+pub mod sync;

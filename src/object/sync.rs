@@ -1,0 +1,310 @@
+//! One replication pass between two buckets/prefixes: list both, decide copy/delete/skip,
+//! journal each change PENDING before acting, copy (streaming, multipart when large) or delete,
+//! then mark COMPLETED or FAILED. Journal entries left from an earlier pass run first, FIFO per key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::bwlimit::RateLimit;
+use super::checkpoint::{Checkpoint, CheckpointError, Copied};
+use super::client::{Client, ClientError, ObjectInfo};
+use super::status::{now_ms, Entry, Journal, JournalError, Op};
+
+/// Tuning of a pass.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Objects at least this big go multipart.
+    pub multipart_threshold: u64,
+    pub part_size: usize,
+    /// Parts of one object in flight at once.
+    pub parallel_parts: usize,
+    /// Objects copied at once.
+    pub parallel_objects: usize,
+    /// Shared byte-rate limit over every copy stream.
+    pub bwlimit: Option<Arc<RateLimit>>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> SyncOptions {
+        SyncOptions {
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            parallel_parts: 4,
+            parallel_objects: 16,
+            bwlimit: None,
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    pub copied: usize,
+    pub deleted: usize,
+    /// Keys found equal.
+    pub unchanged: usize,
+    /// Entries that failed in this pass (now FAILED in the journal).
+    pub failed: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("listing failed: {0}")]
+    List(ClientError),
+    #[error("object state dir {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+}
+
+/// A pair's local state: the status journal and the checkpoint, in one directory.
+pub struct Pair {
+    pub src: Client,
+    pub dst: Client,
+    pub state_dir: PathBuf,
+    pub options: SyncOptions,
+}
+
+/// Files of a pair's state directory.
+pub fn journal_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("status.journal")
+}
+
+fn checkpoint_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("checkpoint.json")
+}
+
+enum Decision {
+    Same,
+    Change(Op),
+}
+
+impl Pair {
+    /// Makes every FAILED entry due now, then runs a pass (the operator's `retry`).
+    pub async fn retry(&self) -> Result<PassReport, SyncError> {
+        self.open_journal()?.retry_all_now()?;
+        self.pass().await
+    }
+
+    fn open_journal(&self) -> Result<Journal, SyncError> {
+        std::fs::create_dir_all(&self.state_dir).map_err(|source| SyncError::Dir {
+            path: self.state_dir.clone(),
+            source,
+        })?;
+        Ok(Journal::open(&journal_path(&self.state_dir))?)
+    }
+
+    /// One pass; FAILED entries are counted in the report, not returned as an error.
+    pub async fn pass(&self) -> Result<PassReport, SyncError> {
+        let mut journal = self.open_journal()?;
+        let cp_path = checkpoint_path(&self.state_dir);
+        let mut checkpoint = Checkpoint::load(&cp_path)?;
+        let (src, dst) = futures::try_join!(self.src.list(), self.dst.list()).map_err(SyncError::List)?;
+        let src: BTreeMap<String, ObjectInfo> = src.into_iter().map(|o| (o.key.clone(), o)).collect();
+        let dst: BTreeMap<String, ObjectInfo> = dst.into_iter().map(|o| (o.key.clone(), o)).collect();
+        let mut report = PassReport::default();
+
+        let decisions = self.decide(&src, &dst, &checkpoint).await;
+        let unfinished = journal.unfinished();
+        let covered: HashSet<(&str, Op)> = unfinished.iter().map(|e| (e.key.as_str(), e.op)).collect();
+        let mut batch = Vec::new();
+        for (key, d) in &decisions {
+            match d {
+                Decision::Same => report.unchanged += 1,
+                // An unfinished entry of the same op already covers this change.
+                Decision::Change(op) if covered.contains(&(key.as_str(), *op)) => {}
+                Decision::Change(op) => batch.push((key.clone(), *op)),
+            }
+        }
+        drop(covered);
+        drop(unfinished);
+        journal.enqueue_many(&batch)?;
+
+        let journal = Mutex::new(journal);
+        let mut attempted: HashSet<u64> = HashSet::new();
+        loop {
+            let ready: Vec<Entry> = lock(&journal)
+                .ready(now_ms())
+                .into_iter()
+                .filter(|e| !attempted.contains(&e.seq))
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            attempted.extend(ready.iter().map(|e| e.seq));
+            let results: Vec<(Entry, Result<Outcome, ClientError>)> = futures::stream::iter(ready)
+                .map(|e| {
+                    let src = &src;
+                    async move {
+                        let r = self.apply(&e, src.get(&e.key)).await;
+                        (e, r)
+                    }
+                })
+                .buffer_unordered(self.options.parallel_objects.max(1))
+                .collect()
+                .await;
+            let mut j = lock(&journal);
+            for (e, r) in results {
+                match r {
+                    Ok(Outcome::Copied { bytes, record }) => {
+                        report.copied += 1;
+                        report.bytes += bytes;
+                        match record {
+                            Some(c) => checkpoint.keys.insert(e.key.clone(), c),
+                            None => checkpoint.keys.remove(&e.key),
+                        };
+                        j.complete_lazy(e.seq)?;
+                    }
+                    Ok(Outcome::Deleted) => {
+                        report.deleted += 1;
+                        checkpoint.keys.remove(&e.key);
+                        j.complete_lazy(e.seq)?;
+                    }
+                    Ok(Outcome::Gone) => {
+                        checkpoint.keys.remove(&e.key);
+                        j.complete_lazy(e.seq)?;
+                    }
+                    Err(err) => {
+                        report.failed += 1;
+                        j.fail(e.seq, &err.to_string(), now_ms())?;
+                    }
+                }
+            }
+        }
+        let mut journal = journal.into_inner().unwrap_or_else(|p| p.into_inner());
+        journal.sync()?;
+        checkpoint.save(&cp_path)?;
+        // Completed history is dead weight; keep the file near the size of what is unfinished.
+        if journal.file_len()? > 1 << 20 {
+            journal.compact()?;
+        }
+        Ok(report)
+    }
+
+    /// Decides per key; keys of equal size whose checkpoint is stale get a HEAD on both sides
+    /// (content type and user metadata are compared, not only bytes).
+    async fn decide(
+        &self,
+        src: &BTreeMap<String, ObjectInfo>,
+        dst: &BTreeMap<String, ObjectInfo>,
+        cp: &Checkpoint,
+    ) -> Vec<(String, Decision)> {
+        let mut out = Vec::new();
+        let mut compare = Vec::new();
+        for (key, s) in src {
+            match dst.get(key) {
+                None => out.push((key.clone(), Decision::Change(Op::Put))),
+                Some(d) if d.size != s.size => out.push((key.clone(), Decision::Change(Op::Put))),
+                Some(d) if unchanged_since_copy(s, d, cp.keys.get(key)) => out.push((key.clone(), Decision::Same)),
+                Some(_) => compare.push(key.clone()),
+            }
+        }
+        for key in dst.keys().filter(|k| !src.contains_key(*k)) {
+            out.push((key.clone(), Decision::Change(Op::Delete)));
+        }
+        let compared: Vec<(String, Decision)> = futures::stream::iter(compare)
+            .map(|key| async move {
+                let heads = futures::try_join!(self.src.head(&key), self.dst.head(&key));
+                let same = matches!(heads, Ok(((Some(se), sa), (Some(de), da))) if se == de && sa == da);
+                (
+                    key,
+                    if same {
+                        Decision::Same
+                    } else {
+                        Decision::Change(Op::Put)
+                    },
+                )
+            })
+            .buffer_unordered(self.options.parallel_objects.max(1))
+            .collect()
+            .await;
+        out.extend(compared);
+        out
+    }
+
+    async fn apply(&self, e: &Entry, listed: Option<&ObjectInfo>) -> Result<Outcome, ClientError> {
+        match e.op {
+            Op::Delete => self.dst.delete(&e.key).await.map(|()| Outcome::Deleted),
+            Op::Put => match self.copy(&e.key, listed).await {
+                // Gone from the source since it was journaled: a later delete entry follows.
+                Err(ClientError::NotFound { ref location, .. }) if *location == self.src.location().to_string() => {
+                    Ok(Outcome::Gone)
+                }
+                r => r,
+            },
+        }
+    }
+
+    /// Streams `key` from source to destination, multipart when large, through the bwlimit.
+    async fn copy(&self, key: &str, listed: Option<&ObjectInfo>) -> Result<Outcome, ClientError> {
+        let (size, attrs, mut stream) = self.src.get_stream(key).await?;
+        let limit = self.options.bwlimit.clone();
+        let dst_etag = if size >= self.options.multipart_threshold {
+            let o = &self.options;
+            let mut w = self.dst.multipart(key, &attrs, o.part_size, o.parallel_parts).await?;
+            loop {
+                let chunk = match stream.try_next().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(err) => {
+                        w.abort().await;
+                        return Err(err);
+                    }
+                };
+                if let Some(l) = &limit {
+                    l.take(chunk.len()).await;
+                }
+                w.write(&chunk).await?;
+            }
+            w.finish().await?
+        } else {
+            let mut buf = Vec::with_capacity(size as usize);
+            while let Some(chunk) = stream.try_next().await? {
+                if let Some(l) = &limit {
+                    l.take(chunk.len()).await;
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            self.dst.put(key, buf.into(), &attrs).await?
+        };
+        let record = listed.map(|l| Copied {
+            src_etag: l.etag.clone(),
+            src_modified_ms: l.last_modified.timestamp_millis(),
+            dst_etag,
+        });
+        Ok(Outcome::Copied { bytes: size, record })
+    }
+}
+
+enum Outcome {
+    Copied {
+        bytes: u64,
+        record: Option<Copied>,
+    },
+    Deleted,
+    /// A put whose source key no longer exists.
+    Gone,
+}
+
+/// The source is the version last copied (ETag when listed, and last-modified) and the
+/// destination still holds what the copy wrote: its ETag when listed; a server that lists no
+/// ETags (s3s-fs) leaves only the size, already compared, to judge the destination by.
+fn unchanged_since_copy(s: &ObjectInfo, d: &ObjectInfo, c: Option<&Copied>) -> bool {
+    let Some(c) = c else { return false };
+    let dst_same = match (&d.etag, &c.dst_etag) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    s.etag == c.src_etag && s.last_modified.timestamp_millis() == c.src_modified_ms && dst_same
+}
+
+fn lock(j: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    j.lock().unwrap_or_else(|p| p.into_inner())
+}
