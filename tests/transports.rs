@@ -433,33 +433,15 @@ fn mbuffer_pull_finds_this_machines_address_and_refuses_strangers() {
     // mbuffer_address: store1 tells which address it reaches this machine at ($SSH_CONNECTION),
     // and the listener here accepts only the address store1 sends from (127.0.0.1, not 127.0.0.3)
     let port = free_port();
-    let Some(src) = TestPool::create("mbas", 128) else {
-        return;
-    };
-    let Some(dst) = TestPool::create("mbad", 128) else {
-        return;
-    };
-    let Some(sshd) = common::sshd::Sshd::start_at(None, "127.0.0.3") else {
-        return;
-    };
-    let src_ds = src.create_dataset("data");
-    let dst_ds = dst.ds("rep/data");
-    let dir = tempfile::Builder::new().prefix("ferry-lab-").tempdir().unwrap();
-    let config = dir.path().join("ferry.toml");
-    let lab = Lab {
-        src,
-        dst,
-        sshd,
-        dir,
-        config,
-        src_ds,
-        dst_ds,
-    };
-    lab.write_config(
+    let Some(lab) = Lab::with_sshd(
+        "mba",
+        128,
+        128,
         &format!("transport = \"mbuffer\"\nport = {port}\n"),
-        &lab.sshd.known_hosts.clone(),
-        false,
-    );
+        || common::sshd::Sshd::start_at(None, "127.0.0.3"),
+    ) else {
+        return;
+    };
     let text = std::fs::read_to_string(&lab.config).unwrap();
     std::fs::write(
         &lab.config,

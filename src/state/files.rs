@@ -57,10 +57,10 @@ pub fn create_new(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Opens an existing regular file for reading without following a symlink or blocking on a FIFO.
-pub fn open_regular(path: &Path) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
+/// Opens `path` with `opts` without following a symlink or blocking on a FIFO, and keeps it only
+/// if what was opened is a regular file.
+fn open_checked(opts: &mut OpenOptions, path: &Path) -> std::io::Result<File> {
+    let f = opts
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
@@ -73,6 +73,11 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
         return Err(not_regular(path, describe(&meta)));
     }
     Ok(f)
+}
+
+/// Opens an existing regular file for reading without following a symlink or blocking on a FIFO.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    open_checked(OpenOptions::new().read(true), path)
 }
 
 /// Reads at most `cap` bytes of an open file; more is an error, not a truncated read.
@@ -96,21 +101,7 @@ pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// Opens (creating if needed) a regular file for appending; refuses a symlink or a FIFO.
 pub fn open_append(path: &Path) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(FILE_MODE)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => not_regular(path, "a symlink"),
-            _ => e,
-        })?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(not_regular(path, describe(&meta)));
-    }
-    Ok(f)
+    open_checked(OpenOptions::new().append(true).create(true).mode(FILE_MODE), path)
 }
 
 /// Writes a file atomically: a new temp file of unpredictable name next to it, then a rename, so

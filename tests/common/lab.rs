@@ -30,9 +30,20 @@ impl Lab {
     /// Pools of the given sizes (MiB), a dataset `data` on the source, and a config with one pair
     /// `store1:<src>/data -> <dst>/rep/data` plus `pair_extra` TOML lines.
     pub fn new(name: &str, src_mb: u64, dst_mb: u64, pair_extra: &str) -> Option<Lab> {
+        Lab::with_sshd(name, src_mb, dst_mb, pair_extra, Sshd::start)
+    }
+
+    /// `new` with an sshd the caller starts (another address, a namespace).
+    pub fn with_sshd(
+        name: &str,
+        src_mb: u64,
+        dst_mb: u64,
+        pair_extra: &str,
+        start: impl FnOnce() -> Option<Sshd>,
+    ) -> Option<Lab> {
         let src = TestPool::create(&format!("{name}s"), src_mb)?;
         let dst = TestPool::create(&format!("{name}d"), dst_mb)?;
-        let sshd = Sshd::start()?;
+        let sshd = start()?;
         let src_ds = src.create_dataset("data");
         let dst_ds = dst.ds("rep/data");
         let dir = tempfile::Builder::new().prefix("ferry-lab-").tempdir().unwrap();
