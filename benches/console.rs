@@ -100,10 +100,12 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         Snapshot {
             name: format!("ferry.{fp}.20261121T110000Z"),
             created: 1_795_000_000,
+            id: None,
         },
         Snapshot {
             name: cp.clone(),
             created: 1_795_003_600,
+            id: None,
         },
     ];
     let (state, lag, level) = match i % 50 {

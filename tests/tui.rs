@@ -69,14 +69,17 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         Snapshot {
             name: format!("ferry.{fp}.20261121T110000Z"),
             created: 1_795_000_000,
+            id: None,
         },
         Snapshot {
             name: "hourly-1".into(),
             created: 1_795_001_000,
+            id: None,
         },
         Snapshot {
             name: cp.clone(),
             created: 1_795_003_600,
+            id: None,
         },
     ];
     let locked = run.status == RunState::Locked;

@@ -30,6 +30,7 @@ const ENTRY_KEYS: &[&str] = &[
     "mbuffer_address",
     "mbuffer_timeout",
     "adopt",
+    "snapshot_dir",
 ];
 
 /// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in defaults.
@@ -52,6 +53,7 @@ pub(super) struct RawEntry {
     pub(super) mbuffer_address: Option<Spanned<String>>,
     pub(super) mbuffer_timeout: Option<Spanned<Scalar>>,
     pub(super) adopt: Option<Spanned<String>>,
+    pub(super) snapshot_dir: Option<Spanned<String>>,
 }
 
 impl RawEntry {
@@ -74,9 +76,13 @@ impl RawEntry {
             mbuffer_address: t.str("mbuffer_address"),
             mbuffer_timeout: t.scalar("mbuffer_timeout"),
             adopt: t.str("adopt"),
+            snapshot_dir: t.str("snapshot_dir"),
         }
     }
 }
+
+/// A btrfs source's snapshot directory when the pair names none, in the source's parent directory.
+pub const DEFAULT_SNAPSHOT_DIR: &str = ".ferry-snapshots";
 
 const HOST_KEYS: &[&str] = &[
     "address",
@@ -409,6 +415,40 @@ impl Cx<'_> {
         (host, jump)
     }
 
+    /// Where a btrfs source's snapshots go: `snapshot_dir`, else `.ferry-snapshots` beside the
+    /// source (in its parent directory, as btrbk keeps them in the volume, not inside the
+    /// subvolume: snapshots nested in the source would leave placeholders in every later snapshot
+    /// that the replica lacks). Setup checks that it is on the source's filesystem, which a btrfs
+    /// snapshot needs. Other kinds keep snapshots with the volume and refuse the key.
+    pub(super) fn snapshot_dir(&self, e: &RawEntry, kind: crate::model::Kind, source: &Endpoint) -> Option<String> {
+        use crate::model::Kind;
+        match (kind, &e.snapshot_dir) {
+            (Kind::Btrfs, Some(d)) => match crate::model::names::check_btrfs_path(d.get_ref()) {
+                Ok(()) => Some(d.get_ref().clone()),
+                Err(m) => {
+                    self.report(self.err(d.span(), "snapshot_dir", &m));
+                    None
+                }
+            },
+            (Kind::Btrfs, None) => Some(match source.path.rsplit_once('/') {
+                Some(("", _)) | None => format!("/{DEFAULT_SNAPSHOT_DIR}"),
+                Some((parent, _)) => format!("{parent}/{DEFAULT_SNAPSHOT_DIR}"),
+            }),
+            (other, Some(d)) => {
+                self.report(self.err(
+                    d.span(),
+                    "snapshot_dir",
+                    &format!(
+                        "snapshot_dir applies to btrfs pairs; a {} pair keeps its snapshots with the volume",
+                        other.word()
+                    ),
+                ));
+                None
+            }
+            (_, None) => None,
+        }
+    }
+
     /// "host:path" or "path" (local). The host must be defined; the path must follow the name
     /// rule of the volume's kind (for ZFS: a valid dataset with room for ferry's snapshot names).
     pub(super) fn endpoint(
@@ -431,6 +471,6 @@ impl Cx<'_> {
             ));
         }
         kind.check_path(&path).map_err(|m| self.err(s.span(), key, &m))?;
-        Ok(Endpoint { host, path })
+        Ok(Endpoint::new(host, path))
     }
 }

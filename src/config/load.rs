@@ -230,6 +230,7 @@ fn build(cx: &Cx) -> Option<Config> {
                 ("destination", e.destination.as_ref().map(|s| s.span())),
                 ("port", e.port.as_ref().map(|s| s.span())),
                 ("adopt", e.adopt.as_ref().map(|s| s.span())),
+                ("snapshot_dir", e.snapshot_dir.as_ref().map(|s| s.span())),
             ] {
                 if let Some(span) = present {
                     cx.report(cx.err(span, key, "belongs in a [[pair]], not in [defaults]"));
@@ -328,9 +329,10 @@ fn build(cx: &Cx) -> Option<Config> {
             cx.report(cx.err_line(line, "port", "transport \"mbuffer\" needs a port"));
         }
         // the checks below need both ends; a bad one has been reported already
-        let (Some(kind), Some(source), Some(destination)) = (kind, source, destination) else {
+        let (Some(kind), Some(mut source), Some(destination)) = (kind, source, destination) else {
             continue;
         };
+        source.snapshot_dir = cx.snapshot_dir(&e, kind, &source);
         let dest_span = e.destination.as_ref().map(|s| s.span()).unwrap_or(p.span.clone());
         if let Some(first) = seen_dest.insert(destination.clone(), line) {
             cx.report(cx.err(
@@ -369,6 +371,17 @@ fn build(cx: &Cx) -> Option<Config> {
             destination: dest_span,
         });
         let adopt = match &e.adopt {
+            Some(a) if kind != Kind::Zfs => {
+                cx.report(cx.err(
+                    a.span(),
+                    "adopt",
+                    &format!(
+                        "adopt takes over zettabee's ZFS replicas; this pair's kind is {}",
+                        kind.word()
+                    ),
+                ));
+                None
+            }
             Some(a) if a.get_ref() == "zettabee" => Some(Adopt::Zettabee),
             Some(a) => {
                 cx.report(cx.err(
@@ -480,11 +493,11 @@ fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
         return Ok(kind);
     }
     match k.get_ref().as_str() {
-        "btrfs" | "block" | "object" => Err(cx.err(
+        "block" | "object" => Err(cx.err(
             k.span(),
             "kind",
             &format!(
-                "kind {:?} is not supported by this version of ferry yet (only \"zfs\")",
+                "kind {:?} is not supported by this version of ferry yet (only \"zfs\" and \"btrfs\")",
                 k.get_ref()
             ),
         )),

@@ -123,9 +123,25 @@ impl Default for PairOptions {
 pub struct Endpoint {
     pub host: String,
     pub path: String,
+    /// Where this volume's snapshots are kept when not under the volume itself (a btrfs source's
+    /// `snapshot_dir`); `None` for kinds and sides that keep them with the volume.
+    pub snapshot_dir: Option<String>,
 }
 
 impl Endpoint {
+    pub fn new(host: impl Into<String>, path: impl Into<String>) -> Endpoint {
+        Endpoint {
+            host: host.into(),
+            path: path.into(),
+            snapshot_dir: None,
+        }
+    }
+
+    /// A volume on this machine.
+    pub fn local(path: impl Into<String>) -> Endpoint {
+        Endpoint::new(LOCAL, path)
+    }
+
     pub fn is_local(&self) -> bool {
         self.host == LOCAL
     }

@@ -3,13 +3,14 @@
 //! The engine reaches a kind only through the object-safe `Driver` trait and `for_kind`, so a new
 //! kind is a driver module, a `Kind` variant and its name rule, and nothing in engine, cli or tui.
 
+pub mod btrfs;
 pub mod error;
 pub mod zfs;
 
 use anyhow::Result;
 use futures::future::BoxFuture;
 
-use crate::config::Pair;
+use crate::config::{Endpoint, Pair};
 use crate::exec::Executor;
 use crate::model::Kind;
 
@@ -24,6 +25,10 @@ pub struct Snapshot {
     /// The snapshot's own name (for ZFS the part after `@`).
     pub name: String,
     pub created: i64,
+    /// What ties a received snapshot to the one it came from, where the kind has it (btrfs: the
+    /// source's `uuid`, the destination's `received_uuid`): same name and a different id is not
+    /// the same snapshot.
+    pub id: Option<String>,
 }
 
 /// What one host's tooling can do; probed once per host and run, cached in the state dir.
@@ -37,6 +42,17 @@ pub struct Capabilities {
     pub resume_tokens: bool,
     /// Parsable listings exist (otherwise numbers are read another way).
     pub list_parsable: bool,
+    /// The kind's tool as it names its version, where the probe found it (btrfs-progs).
+    #[serde(default)]
+    pub tool_version: Option<String>,
+    /// The filesystem the volume's path (or its nearest existing parent) is on, where the kind
+    /// needs a particular one (btrfs).
+    #[serde(default)]
+    pub filesystem: Option<String>,
+    /// Where snapshots are kept apart from the volume (a btrfs source's snapshot directory):
+    /// whether that directory, or its nearest existing parent, is on the volume's filesystem.
+    #[serde(default)]
+    pub snapshots_beside: Option<bool>,
 }
 
 /// What ferry reads about a volume in one command: does it exist, its ferry markers, its snapshots.
@@ -116,63 +132,67 @@ pub struct Adoption<'a> {
     pub dst_info: &'a VolumeInfo,
 }
 
-/// One volume kind's operations, run through an executor on the volume's host. Paths are the
-/// pair's validated paths for this kind; scripts are shell command lines with every name quoted.
+/// One volume kind's operations, run through an executor on the volume's host. Volumes are the
+/// pair's endpoints, their paths validated for this kind at load; scripts are shell command lines
+/// with every name quoted.
 pub trait Driver: Send + Sync {
     fn kind(&self) -> Kind;
     /// The tool a setup check names when the probe fails.
     fn tool(&self) -> &'static str;
     /// What the capability cache is kept per (ZFS: the pool).
-    fn caps_scope<'p>(&self, path: &'p str) -> &'p str;
+    fn caps_scope<'p>(&self, vol: &'p Endpoint) -> &'p str;
 
-    fn probe<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Capabilities>;
+    fn probe<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Capabilities>;
     /// Reads many volumes of one host with one command; missing ones come back with `exists = false`.
-    fn inspect<'a>(&'a self, ex: &'a Executor, paths: &'a [&'a str]) -> Fut<'a, Vec<VolumeInfo>>;
+    fn inspect<'a>(&'a self, ex: &'a Executor, vols: &'a [&'a Endpoint]) -> Fut<'a, Vec<VolumeInfo>>;
     /// Capabilities and volumes of one host in one exec.
     fn probe_and_inspect<'a>(
         &'a self,
         ex: &'a Executor,
-        paths: &'a [&'a str],
+        vols: &'a [&'a Endpoint],
     ) -> Fut<'a, (Capabilities, Vec<VolumeInfo>)>;
 
-    fn snapshot<'a>(&'a self, ex: &'a Executor, path: &'a str, snap: &'a str) -> Fut<'a, ()>;
+    fn snapshot<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint, snap: &'a str) -> Fut<'a, ()>;
     /// The stream's size if the tool can tell before sending.
     fn estimate<'a>(
         &'a self,
         ex: &'a Executor,
         caps: &'a Capabilities,
-        path: &'a str,
+        vol: &'a Endpoint,
         snap: &'a str,
         from: Option<&'a str>,
     ) -> Fut<'a, Option<u64>>;
     /// The script that sends `snap` (full, or incremental with every intermediate snapshot from
     /// `from`), taking the snapshot first unless `taken`; transport wraps and joins it.
-    fn send_script(&self, path: &str, snap: &str, from: Option<&str>, taken: bool) -> Result<String>;
+    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool) -> Result<String>;
+    /// Whether an incremental send carries the source's snapshots between the base and the new
+    /// one along (ZFS `-I`), so they appear on the destination too.
+    fn sends_intermediates(&self) -> bool;
     /// The script that receives the stream into `path`; `force` rolls back changes made by hand.
-    fn receive_script(&self, path: &str, force: bool) -> Result<String>;
+    fn receive_script(&self, vol: &Endpoint, force: bool) -> Result<String>;
     /// The script that records the checkpoint with the data.
-    fn record_script(&self, path: &str, marks: &Marks) -> Result<String>;
+    fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String>;
     /// After the first recording: makes the replica visible where the kind needs it (ZFS: mount).
-    fn expose<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()>;
+    fn expose<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, ()>;
 
     /// Destroys each snapshot on its own in one exec and reports each one's outcome.
     fn destroy_snapshots<'a>(
         &'a self,
         ex: &'a Executor,
-        path: &'a str,
+        vol: &'a Endpoint,
         snaps: &'a [String],
     ) -> Fut<'a, Vec<(String, Destroy)>>;
     /// Destroys the volume alone (its snapshots gone first); a volume already gone is success.
-    fn destroy_volume<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()>;
+    fn destroy_volume<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, ()>;
     /// Everything under `path`, itself included (empty when it does not exist).
-    fn descendants<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Vec<Descendant>>;
+    fn descendants<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<Descendant>>;
 
     /// Whether what holds a new destination exists (nothing to hold: true).
-    fn parent_exists<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, bool>;
+    fn parent_exists<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, bool>;
     /// Setup: makes sure what holds a new destination exists; says what it found or did.
-    fn prepare_parent<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, String>;
+    fn prepare_parent<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, String>;
     /// Setup: what the probe says about one side (`label` is "source" or "destination").
-    fn volume_checks(&self, label: &str, host: &str, path: &str, caps: &Capabilities) -> Vec<Check>;
+    fn volume_checks(&self, label: &str, vol: &Endpoint, caps: &Capabilities) -> Vec<Check>;
     /// Setup: can the destination receive what the source sends.
     fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check>;
     /// The host's storage for the hosts view.
@@ -185,12 +205,13 @@ pub trait Driver: Send + Sync {
     /// of the source; `notes` gets what the log should say.
     fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot>;
     /// For a destination that is not ferry's: a hint when another tool made it and it can be adopted.
-    fn adopt_hint<'a>(&'a self, ex: &'a Executor, path: &'a str) -> BoxFuture<'a, Option<String>>;
+    fn adopt_hint<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> BoxFuture<'a, Option<String>>;
 }
 
 /// The driver of a kind.
 pub fn for_kind(kind: Kind) -> &'static dyn Driver {
     match kind {
         Kind::Zfs => &zfs::Zfs,
+        Kind::Btrfs => &btrfs::Btrfs,
     }
 }

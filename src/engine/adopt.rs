@@ -43,5 +43,5 @@ pub async fn base(
 
 /// For a pair without `adopt` whose destination is not ferry's: a hint when another tool made it.
 pub async fn hint(pair: &Pair, dst: &Executor) -> Option<String> {
-    for_kind(pair.kind).adopt_hint(dst, &pair.destination.path).await
+    for_kind(pair.kind).adopt_hint(dst, &pair.destination).await
 }

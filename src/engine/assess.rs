@@ -11,6 +11,17 @@ pub fn ours<'a>(info: &'a VolumeInfo, fp: &str) -> Vec<&'a Snapshot> {
     info.snapshots.iter().filter(|s| s.name.starts_with(&prefix)).collect()
 }
 
+/// One snapshot on both sides: the same name, and the same id where the kind keeps one (a
+/// btrfs replica's received UUID is its source's UUID; a snapshot made by hand under the same
+/// name is not it).
+fn same(source: &Snapshot, dest: &Snapshot) -> bool {
+    source.name == dest.name
+        && match (&source.id, &dest.id) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+}
+
 /// `assess` for a configured pair: a missing source is named (a typo in the config is the usual
 /// cause, and re-creating the destination would not help).
 pub fn assess_pair(pair: &Pair, source: &VolumeInfo, dest: &VolumeInfo) -> State {
@@ -39,22 +50,30 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> State {
         }
     }
     let src = ours(source, fp);
-    let common = ours(dest, fp)
-        .into_iter()
+    let dst = ours(dest, fp);
+    let common = dst
+        .iter()
         .rev()
-        .find_map(|d| src.iter().find(|s| s.name == d.name).map(|s| (*s).clone()));
+        .find_map(|d| src.iter().find(|s| same(s, d)).map(|s| (*s).clone()));
     match common {
         Some(cp) => State::Synchronized(Checkpoint {
             name: cp.name,
             created: cp.created,
         }),
         None => {
-            let reason = match dest.lastsnap.as_deref() {
-                Some(last) if !src.iter().any(|s| s.name == last) => {
-                    format!("checkpoint {last} is missing on the source")
-                }
-                Some(last) => format!("checkpoint {last} is missing on the destination"),
-                None => "no common ferry snapshot on both sides".into(),
+            let impostor = dst.iter().rev().find(|d| src.iter().any(|s| s.name == d.name));
+            let reason = match (impostor, dest.lastsnap.as_deref()) {
+                (Some(d), _) => format!(
+                    "{} on the destination was not received from the source's {} (their ids differ)",
+                    d.name, d.name
+                ),
+                (None, last) => match last {
+                    Some(last) if !src.iter().any(|s| s.name == last) => {
+                        format!("checkpoint {last} is missing on the source")
+                    }
+                    Some(last) => format!("checkpoint {last} is missing on the destination"),
+                    None => "no common ferry snapshot on both sides".into(),
+                },
             };
             State::Inconsistent(reason)
         }
@@ -69,6 +88,28 @@ mod tests {
         Snapshot {
             name: n.into(),
             created: t,
+            id: None,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_counts_only_with_the_id_it_came_with() {
+        let with = |n: &str, t, id: &str| Snapshot {
+            id: Some(id.into()),
+            ..snap(n, t)
+        };
+        let mut s = vol(None, &[]);
+        s.snapshots = vec![with("ferry.fp.1", 1, "u1"), with("ferry.fp.2", 2, "u2")];
+        let mut d = vol(Some("fp"), &[]);
+        d.snapshots = vec![with("ferry.fp.1", 1, "u1"), with("ferry.fp.2", 2, "forged")];
+        match assess("fp", &s, &d) {
+            State::Synchronized(cp) => assert_eq!(cp.name, "ferry.fp.1"),
+            other => panic!("{other:?}"),
+        }
+        d.snapshots.remove(0);
+        match assess("fp", &s, &d) {
+            State::Inconsistent(r) => assert!(r.contains("ids differ"), "{r}"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use crate::config::Pair;
+use crate::config::{Endpoint, Pair};
 use crate::driver::{for_kind, Descendant, Driver, Under, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::lock::{self, LockError, LockState};
@@ -36,7 +36,7 @@ pub struct Purge {
 
 async fn read(engine: &Engine, pair: &Pair) -> Result<(Executor, Executor, VolumeInfo, VolumeInfo)> {
     let (src, dst) = engine.executors(pair).await?;
-    let (sl, dl) = ([pair.source.path.as_str()], [pair.destination.path.as_str()]);
+    let (sl, dl) = ([&pair.source], [&pair.destination]);
     let driver = for_kind(pair.kind);
     let (s, d) = tokio::join!(driver.inspect(&src, &sl), driver.inspect(&dst, &dl));
     let s = s.context("source")?.remove(0);
@@ -62,14 +62,14 @@ fn take_lock(engine: &Engine, pair: &Pair, stale_ok: bool) -> Result<lock::Lock>
 
 /// Destroys each snapshot on its own, retrying the ones still there a while: a sender that just
 /// ended may still hold one (busy); a hold does not go away, and what it keeps is reported.
-async fn destroy_with_retry(driver: &dyn Driver, ex: &Executor, ds: &str, snaps: &[String]) -> Pruned {
+async fn destroy_with_retry(driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snaps: &[String]) -> Pruned {
     let mut done = Pruned::default();
     let mut todo = snaps.to_vec();
     for attempt in 0..10 {
         if attempt > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        let p = retention::prune(driver, ex, ds, &todo).await;
+        let p = retention::prune(driver, ex, vol, &todo).await;
         done.destroyed.extend(p.destroyed);
         todo = p.left.iter().map(|l| l.snapshot.clone()).collect();
         done.left = p.left;
@@ -81,8 +81,9 @@ async fn destroy_with_retry(driver: &dyn Driver, ex: &Executor, ds: &str, snaps:
 }
 
 /// Destroys on each side and notes in the plan what really went and what is left.
-async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sides: [(&Executor, &str, bool); 2]) {
-    for (ex, ds, source) in sides {
+async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sides: [(&Executor, &Endpoint, bool); 2]) {
+    for (ex, vol, source) in sides {
+        let ds = &vol.path;
         let list = if source {
             &mut plan.source_snapshots
         } else {
@@ -92,7 +93,7 @@ async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sid
             continue;
         }
         log.line(&format!("purge on {}: destroying {ds}@{}", ex.host(), list.join(", @")));
-        let p = destroy_with_retry(driver, ex, ds, list).await;
+        let p = destroy_with_retry(driver, ex, vol, list).await;
         *list = p.destroyed;
         for l in p.left {
             let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
@@ -130,10 +131,7 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     }
     let held = take_lock(engine, pair, false)?;
     let log = PairLog::new(&engine.state.log_path(&fp), engine.verbose);
-    let sides = [
-        (&src, pair.source.path.as_str(), true),
-        (&dst, pair.destination.path.as_str(), false),
-    ];
+    let sides = [(&src, &pair.source, true), (&dst, &pair.destination, false)];
     destroy_sides(for_kind(pair.kind), &log, &mut plan, sides).await;
     if plan.left.is_empty() {
         // nothing beyond keep is left: retention is no longer behind
@@ -203,7 +201,10 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     let dst_ds = pair.destination.path.as_str();
     let driver = for_kind(pair.kind);
     let under = if d.exists {
-        driver.descendants(&dst, dst_ds).await.context("destination")?
+        driver
+            .descendants(&dst, &pair.destination)
+            .await
+            .context("destination")?
     } else {
         Vec::new()
     };
@@ -244,7 +245,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     let result = async {
         if plan.destroy_destination {
             log.line(&format!("purge --all on {}: destroying {dst_ds}", dst.host()));
-            let p = destroy_with_retry(driver, &dst, dst_ds, &dst_snaps).await;
+            let p = destroy_with_retry(driver, &dst, &pair.destination, &dst_snaps).await;
             if let Some(l) = p.left.first() {
                 bail!(
                     "destroying {dst_ds}@{} on {} failed: {}; the destination stays",
@@ -256,7 +257,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             let mut last = None;
             for _ in 0..10 {
                 // idempotent: a destination already gone is success
-                match driver.destroy_volume(&dst, dst_ds).await {
+                match driver.destroy_volume(&dst, &pair.destination).await {
                     Ok(()) => {
                         last = None;
                         break;
@@ -277,7 +278,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
                 plan.source_snapshots.join(", @")
             ));
         }
-        let p = destroy_with_retry(driver, &src, src_ds, &plan.source_snapshots).await;
+        let p = destroy_with_retry(driver, &src, &pair.source, &plan.source_snapshots).await;
         plan.source_snapshots = p.destroyed;
         for l in p.left {
             plan.left

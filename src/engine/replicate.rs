@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::{Compress, Pair, TransportKind};
+use crate::config::{Compress, Endpoint, Pair, TransportKind};
 use crate::driver::{for_kind, Capabilities, Destroy, Driver, DriverError, Marks, VolumeInfo};
 use crate::exec::Executor;
 use crate::model::{snapshot_name, Phase};
@@ -48,17 +48,14 @@ async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
     let driver = for_kind(pair.kind);
     let source = async {
         let ex = engine.executor(&pair.source.host).await?;
-        let (caps, mut info) = caps_and_inspect(engine, driver, &ex, &pair.source.host, &pair.source.path)
+        let (caps, mut info) = caps_and_inspect(engine, driver, &ex, &pair.source)
             .await
             .context("source")?;
         Ok::<_, anyhow::Error>((ex, caps, info.remove(0)))
     };
     let destination = async {
         let ex = engine.executor(&pair.destination.host).await?;
-        let mut info = driver
-            .inspect(&ex, &[pair.destination.path.as_str()])
-            .await
-            .context("destination")?;
+        let mut info = driver.inspect(&ex, &[&pair.destination]).await.context("destination")?;
         Ok::<_, anyhow::Error>((ex, info.remove(0)))
     };
     let (s, d) = tokio::join!(source, destination);
@@ -79,15 +76,14 @@ async fn caps_and_inspect(
     engine: &Engine,
     driver: &dyn Driver,
     ex: &Executor,
-    host: &str,
-    path: &str,
+    vol: &Endpoint,
 ) -> Result<(Capabilities, Vec<VolumeInfo>)> {
-    let scope = driver.caps_scope(path);
-    if let Some(caps) = engine.state.cached_caps::<Capabilities>(host, scope) {
-        return Ok((caps, driver.inspect(ex, &[path]).await?));
+    let scope = driver.caps_scope(vol);
+    if let Some(caps) = engine.state.cached_caps::<Capabilities>(&vol.host, scope) {
+        return Ok((caps, driver.inspect(ex, &[vol]).await?));
     }
-    let (caps, info) = driver.probe_and_inspect(ex, &[path]).await?;
-    engine.state.remember_caps(host, scope, &caps);
+    let (caps, info) = driver.probe_and_inspect(ex, &[vol]).await?;
+    engine.state.remember_caps(&vol.host, scope, &caps);
     Ok((caps, info))
 }
 
@@ -112,13 +108,13 @@ async fn transfer(
     from: Option<&str>,
     force: bool,
 ) -> Result<transport::Transferred> {
-    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let (src, dst) = (&pair.source, &pair.destination);
     let driver = sides.driver;
     let expected = if sides.src_caps.send_estimate {
         // the sender can tell the size: snapshot first, ask for it, then send (one more round trip, worth it)
-        driver.snapshot(&sides.src, src_ds, snap).await?;
+        driver.snapshot(&sides.src, src, snap).await?;
         driver
-            .estimate(&sides.src, &sides.src_caps, src_ds, snap, from)
+            .estimate(&sides.src, &sides.src_caps, src, snap, from)
             .await
             .unwrap_or(None)
     } else if from.is_none() {
@@ -132,9 +128,9 @@ async fn transfer(
         _ => pair.options.compress,
     };
     let expected = if compress == Compress::None { expected } else { None };
-    let send_cmd = driver.send_script(src_ds, snap, from, sides.src_caps.send_estimate)?;
+    let send_cmd = driver.send_script(src, snap, from, sides.src_caps.send_estimate)?;
     let send_cmd = codec::compressing(&send_cmd, compress);
-    let recv_cmd = codec::decompressing(&driver.receive_script(dst_ds, force)?, compress);
+    let recv_cmd = codec::decompressing(&driver.receive_script(dst, force)?, compress);
     if pair.options.transport == TransportKind::Mbuffer {
         let plan = mbuffer::Plan {
             // None for a local destination without mbuffer_address: found at run time
@@ -159,11 +155,12 @@ async fn transfer(
 
 /// Best effort: a snapshot that never reached the destination is removed again. The sender may
 /// still be exiting and hold it (busy), hence the short retries.
-async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, ds: &str, snap: &str) {
+async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snap: &str) {
+    let ds = &vol.path;
     let mut last = None;
     let snaps = [snap.to_string()];
     for _ in 0..6 {
-        match driver.destroy_snapshots(ex, ds, &snaps).await {
+        match driver.destroy_snapshots(ex, vol, &snaps).await {
             Ok(outcomes) => match outcomes.into_iter().next() {
                 Some((_, Destroy::Failed(DriverError::DoesNotExist(_)))) | Some((_, Destroy::Absent)) => return,
                 Some((s, Destroy::Failed(e))) => last = Some(format!("on {}: {ds}@{s}: {e}", ex.host())),
@@ -215,7 +212,7 @@ pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<R
 async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) -> Result<Replicated> {
     let fp = pair.fingerprint();
     let sides = read_sides(engine, pair, job).await?;
-    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let src_ds = pair.source.path.as_str();
     if !sides.src_info.exists {
         bail!("source {} does not exist", pair.source);
     }
@@ -261,7 +258,7 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
             a.reason().unwrap_or("unknown state")
         );
     }
-    if !sides.driver.parent_exists(&sides.dst, dst_ds).await? {
+    if !sides.driver.parent_exists(&sides.dst, &pair.destination).await? {
         bail!(
             "the parent of destination {} does not exist; run `ferry setup` first",
             pair.destination
@@ -272,7 +269,7 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
     let moved = match transfer(pair, job, &sides, &snap, None, false).await {
         Ok(m) => m,
         Err(e) => {
-            drop_orphan(job, sides.driver, &sides.src, src_ds, &snap).await;
+            drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;
             return Err(e);
         }
     };
@@ -296,11 +293,11 @@ async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool)
         snapshot: snap,
         first,
     };
-    let cmd = driver.record_script(&pair.destination.path, &marks)?;
+    let cmd = driver.record_script(&pair.destination, &marks)?;
     job.log.line(&format!("on {}: {cmd}", dst.host()));
     dst.run_ok(&cmd).await?;
     if first {
-        driver.expose(dst, &pair.destination.path).await?;
+        driver.expose(dst, &pair.destination).await?;
     }
     Ok(())
 }
@@ -348,7 +345,7 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
             )
         }
     };
-    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let dst_ds = pair.destination.path.as_str();
     let snap = fresh_name(&fp, &sides.src_info).await;
     job.phase(
         Phase::Transfer,
@@ -357,7 +354,7 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
     let moved = match transfer(pair, job, &sides, &snap, Some(&checkpoint.name), opts.force).await {
         Ok(m) => m,
         Err(e) => {
-            drop_orphan(job, sides.driver, &sides.src, src_ds, &snap).await;
+            drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;
             let text = format!("{e:#}");
             if let Some(DriverError::Modified(_)) = sides.driver.classify(&text) {
                 bail!("{text}; the destination {dst_ds} was changed by hand since the checkpoint: rerun with --force to roll it back (losing those changes)");
@@ -398,10 +395,12 @@ async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &st
     let new = crate::driver::Snapshot {
         name: snap.to_string(),
         created: chrono::Utc::now().timestamp(),
+        id: None,
     };
     let mut src_after = sides.src_info.clone();
     src_after.snapshots.push(new.clone());
-    let dst_after = after_receive(&sides.dst_info, &sides.src_info, old, new);
+    let carried = sides.driver.sends_intermediates();
+    let dst_after = after_receive(&sides.dst_info, &sides.src_info, old, new, carried);
     let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
     let doomed = [
         beyond_keep(&src_after, &fp, keep, Some(snap)),
@@ -417,8 +416,8 @@ async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &st
         }
     }
     let (source, destination) = tokio::join!(
-        retention::prune(sides.driver, &sides.src, src_ds, &doomed[0]),
-        retention::prune(sides.driver, &sides.dst, dst_ds, &doomed[1])
+        retention::prune(sides.driver, &sides.src, &pair.source, &doomed[0]),
+        retention::prune(sides.driver, &sides.dst, &pair.destination, &doomed[1])
     );
     let mut left = Vec::new();
     for ((ex, ds), p) in [(&sides.src, src_ds), (&sides.dst, dst_ds)]

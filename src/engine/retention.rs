@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Endpoint;
 use crate::driver::{Destroy, Driver, Snapshot, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::{now_unix, write_atomic, StateDir};
@@ -29,14 +30,15 @@ pub fn over_keep(info: &VolumeInfo, fp: &str, keep: u32, allowance: u32) -> usiz
 
 /// The destination's snapshots after an incremental receive from `checkpoint` to `new`
 /// (`zfs send -I`): its own up to the checkpoint, then every source snapshot after the
-/// checkpoint (the intermediates travel too), then the new one. Saves listing it again.
-pub fn after_receive(dst: &VolumeInfo, src: &VolumeInfo, checkpoint: &str, new: Snapshot) -> VolumeInfo {
+/// checkpoint (the intermediates travel too, where the kind `carried` them), then the new one.
+/// Saves listing it again.
+pub fn after_receive(dst: &VolumeInfo, src: &VolumeInfo, checkpoint: &str, new: Snapshot, carried: bool) -> VolumeInfo {
     let upto = |list: &[Snapshot]| list.iter().position(|s| s.name == checkpoint);
     let mut snapshots: Vec<Snapshot> = match upto(&dst.snapshots) {
         Some(i) => dst.snapshots[..=i].to_vec(),
         None => dst.snapshots.clone(),
     };
-    if let Some(i) = upto(&src.snapshots) {
+    if let Some(i) = upto(&src.snapshots).filter(|_| carried) {
         snapshots.extend(src.snapshots[i + 1..].iter().filter(|s| s.name != new.name).cloned());
     }
     snapshots.push(new);
@@ -104,11 +106,11 @@ impl Retention {
 }
 
 /// Destroys each snapshot independently; one that cannot go does not stop the others.
-pub async fn prune(driver: &dyn Driver, ex: &Executor, ds: &str, snaps: &[String]) -> Pruned {
+pub async fn prune(driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snaps: &[String]) -> Pruned {
     if snaps.is_empty() {
         return Pruned::default();
     }
-    match driver.destroy_snapshots(ex, ds, snaps).await {
+    match driver.destroy_snapshots(ex, vol, snaps).await {
         Ok(outcomes) => {
             let mut p = Pruned::default();
             for (name, o) in outcomes {
@@ -206,6 +208,7 @@ mod tests {
                 .map(|(i, n)| Snapshot {
                     name: n.to_string(),
                     created: i as i64,
+                    id: None,
                 })
                 .collect(),
             ..Default::default()
@@ -242,8 +245,9 @@ mod tests {
         let new = Snapshot {
             name: "ferry.fp.4".into(),
             created: 9,
+            id: None,
         };
-        let after = after_receive(&dst, &src, "ferry.fp.2", new);
+        let after = after_receive(&dst, &src, "ferry.fp.2", new.clone(), true);
         let names: Vec<&str> = after.snapshots.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -259,6 +263,14 @@ mod tests {
         assert_eq!(
             beyond_keep(&after, "fp", 2, Some("ferry.fp.4")),
             ["ferry.fp.0", "ferry.fp.1", "ferry.fp.2"]
+        );
+        // a kind whose incremental stream holds only the new snapshot (btrfs send -p)
+        let after = after_receive(&dst, &src, "ferry.fp.2", new, false);
+        let names: Vec<&str> = after.snapshots.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["ferry.fp.0", "ferry.fp.1", "ferry.fp.2", "ferry.fp.4"]);
+        assert_eq!(
+            beyond_keep(&after, "fp", 2, Some("ferry.fp.4")),
+            ["ferry.fp.0", "ferry.fp.1"]
         );
     }
 

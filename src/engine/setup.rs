@@ -39,7 +39,13 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
         },
         Err(e) => item(false, "state dir", format!("{e:#}")),
     });
-    let side = |label: &'static str, host: String, ds: String| async move {
+    async fn side<'a>(
+        engine: &'a Engine,
+        pair: &'a Pair,
+        label: &'static str,
+        vol: &'a crate::config::Endpoint,
+    ) -> (Vec<Item>, Option<(Executor, crate::driver::Capabilities)>) {
+        let host = vol.host.clone();
         let mut out = Vec::new();
         let ex = match engine.executor(&host).await {
             Ok(ex) => {
@@ -58,28 +64,19 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
             }
         };
         let driver = for_kind(pair.kind);
-        let caps = match driver.probe(&ex, &ds).await {
+        let caps = match driver.probe(&ex, vol).await {
             Ok(c) => c,
             Err(e) => {
                 out.push(item(false, format!("{label} {}", driver.tool()), format!("{e:#}")));
                 return (out, None);
             }
         };
-        out.extend(
-            driver
-                .volume_checks(label, &host, &ds, &caps)
-                .into_iter()
-                .map(from_check),
-        );
+        out.extend(driver.volume_checks(label, vol, &caps).into_iter().map(from_check));
         (out, Some((ex, caps)))
-    };
+    }
     let ((s_items, s), (d_items, d)) = tokio::join!(
-        side("source", pair.source.host.clone(), pair.source.path.clone()),
-        side(
-            "destination",
-            pair.destination.host.clone(),
-            pair.destination.path.clone()
-        )
+        side(engine, pair, "source", &pair.source),
+        side(engine, pair, "destination", &pair.destination)
     );
     items.extend(s_items);
     items.extend(d_items);
@@ -96,13 +93,13 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
 async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
     let mut out = Vec::new();
     let driver = for_kind(pair.kind);
-    let src = driver.inspect(sx, &[pair.source.path.as_str()]).await;
+    let src = driver.inspect(sx, &[&pair.source]).await;
     out.push(match src {
         Ok(v) if v[0].exists => item(true, "source dataset", pair.source.to_string()),
         Ok(_) => item(false, "source dataset", format!("{} does not exist", pair.source)),
         Err(e) => item(false, "source dataset", format!("{e:#}")),
     });
-    let dst = pair.destination.path.as_str();
+    let dst = &pair.destination;
     match driver.inspect(dx, &[dst]).await {
         Ok(v) if v[0].exists => {
             let ours = v[0].fingerprint.as_deref() == Some(pair.fingerprint().as_str());

@@ -279,23 +279,25 @@ pub fn exit_code(st: &[PairStatus]) -> i32 {
     i32::from(bad)
 }
 
+/// What one host's listing said about each volume asked about.
+type Listing<'a> = HashMap<&'a crate::config::Endpoint, VolumeInfo>;
+
 /// Status of the given pairs with one listing per host, all hosts at once.
 pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
     // one listing per host and kind of volume
-    let mut by_host: BTreeMap<(String, Kind), Vec<String>> = BTreeMap::new();
+    let mut by_host: BTreeMap<(String, Kind), Vec<&crate::config::Endpoint>> = BTreeMap::new();
     for p in pairs {
         for e in [&p.source, &p.destination] {
             let list = by_host.entry((e.host.clone(), p.kind)).or_default();
-            if !list.contains(&e.path) {
-                list.push(e.path.clone());
+            if !list.contains(&e) {
+                list.push(e);
             }
         }
     }
     let reads = by_host.iter().map(|((host, kind), datasets)| async move {
         let read = async {
             let ex = engine.executor(host).await?;
-            let refs: Vec<&str> = datasets.iter().map(String::as_str).collect();
-            for_kind(*kind).inspect(&ex, &refs).await
+            for_kind(*kind).inspect(&ex, datasets).await
         };
         let r = match tokio::time::timeout(HOST_TIMEOUT, read).await {
             Ok(Ok(infos)) => Ok(datasets.iter().cloned().zip(infos).collect::<HashMap<_, _>>()),
@@ -304,14 +306,14 @@ pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
         };
         ((host.clone(), *kind), r)
     });
-    let results: HashMap<(String, Kind), Result<HashMap<String, VolumeInfo>, String>> =
+    let results: HashMap<(String, Kind), Result<Listing, String>> =
         futures::future::join_all(reads).await.into_iter().collect();
     pairs
         .iter()
         .map(|p| {
             let side = |e: &crate::config::Endpoint| -> Result<&VolumeInfo, &str> {
                 match results.get(&(e.host.clone(), p.kind)) {
-                    Some(Ok(m)) => m.get(&e.path).ok_or("not listed"),
+                    Some(Ok(m)) => m.get(e).ok_or("not listed"),
                     Some(Err(msg)) => Err(msg.as_str()),
                     None => Err("not read"),
                 }
@@ -378,6 +380,7 @@ mod tests {
                 .map(|(n, t)| Snapshot {
                     name: n.to_string(),
                     created: *t,
+                    id: None,
                 })
                 .collect(),
             ..Default::default()

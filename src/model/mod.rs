@@ -15,6 +15,7 @@ pub use state::{Checkpoint, State};
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Zfs,
+    Btrfs,
 }
 
 impl Kind {
@@ -25,6 +26,7 @@ impl Kind {
     pub fn word(self) -> &'static str {
         match self {
             Kind::Zfs => "zfs",
+            Kind::Btrfs => "btrfs",
         }
     }
 
@@ -32,6 +34,7 @@ impl Kind {
     pub fn from_word(word: &str) -> Option<Kind> {
         match word {
             "zfs" => Some(Kind::Zfs),
+            "btrfs" => Some(Kind::Btrfs),
             _ => None,
         }
     }
@@ -41,6 +44,7 @@ impl Kind {
     pub fn check_path(self, path: &str) -> Result<(), String> {
         match self {
             Kind::Zfs => names::check_pair_dataset(path),
+            Kind::Btrfs => names::check_btrfs_path(path),
         }
     }
 }

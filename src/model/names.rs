@@ -1,5 +1,6 @@
-//! ZFS's name rules for a pair's datasets: what a dataset may be called, and room left for ferry's
-//! snapshot names under ZFS's length limit. Pure, so config validation can call them.
+//! Name rules for a pair's volumes, per kind: what a ZFS dataset may be called (with room left for
+//! ferry's snapshot names under ZFS's length limit) and what a btrfs path may be. Pure, so config
+//! validation can call them.
 
 /// A ZFS dataset name: components of `[A-Za-z0-9_.:-]` separated by `/`, no empty or `.`/`..` component.
 pub fn check_dataset(name: &str) -> Result<(), String> {
@@ -54,9 +55,62 @@ pub fn check_pair_dataset(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A btrfs subvolume or directory: an absolute path of components `[A-Za-z0-9_.:+@,=-]` (no empty,
+/// `.` or `..` component, no trailing `/`), each at most 255 bytes, leaving room for ferry's
+/// snapshot names under it (`/ferry.<fingerprint>.<time>`) within PATH_MAX.
+pub fn check_btrfs_path(path: &str) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(format!("btrfs path {path:?} must be absolute (start with '/')"));
+    };
+    if rest.is_empty() {
+        return Err("btrfs path \"/\" names the root directory, not a subvolume".into());
+    }
+    let max = 4095 - SNAPSHOT_SUFFIX_LEN;
+    if path.len() > max {
+        return Err(format!("btrfs path is {} characters: at most {max}", path.len()));
+    }
+    for comp in rest.split('/') {
+        if comp.is_empty() {
+            return Err(format!(
+                "btrfs path {path:?} has an empty component (trailing or double '/')"
+            ));
+        }
+        if comp == "." || comp == ".." {
+            return Err(format!("btrfs path {path:?} has a {comp:?} component"));
+        }
+        if comp.len() > 255 {
+            return Err(format!("btrfs path {path:?} has a component longer than 255 bytes"));
+        }
+        if let Some(c) = comp
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '+' | '@' | ',' | '=')))
+        {
+            return Err(format!(
+                "btrfs path {path:?} contains {c:?}; allowed are letters, digits and _ - . : + @ , ="
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn btrfs_paths() {
+        assert!(check_btrfs_path("/srv/data").is_ok());
+        assert!(check_btrfs_path("/mnt/pool/@home").is_ok());
+        assert!(check_btrfs_path("srv/data").unwrap_err().contains("absolute"));
+        assert!(check_btrfs_path("/").is_err());
+        assert!(check_btrfs_path("/srv/data/").is_err());
+        assert!(check_btrfs_path("/srv//data").is_err());
+        assert!(check_btrfs_path("/srv/../etc").is_err());
+        assert!(check_btrfs_path("/srv/$(x)").is_err());
+        assert!(check_btrfs_path("/srv/a;b").is_err());
+        assert!(check_btrfs_path("/srv/a'b").is_err());
+        assert!(check_btrfs_path(&format!("/{}", "a".repeat(256))).is_err());
+    }
 
     #[test]
     fn datasets() {

@@ -1,4 +1,5 @@
 //! Shared helpers for integration tests (`mod common;`).
+pub mod btrfs;
 pub mod lab;
 pub mod sshd;
 pub mod zfs;

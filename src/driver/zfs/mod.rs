@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use crate::config::Endpoint;
 use crate::driver::{
     Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Snapshot, Storage, VolumeInfo,
 };
@@ -169,6 +170,15 @@ impl Zfs {
     }
 }
 
+/// The pool a dataset lives in.
+fn pool_of(ds: &str) -> &str {
+    ds.split('/').next().unwrap_or(ds)
+}
+
+fn paths<'a>(vols: &[&'a Endpoint]) -> Vec<&'a str> {
+    vols.iter().map(|v| v.path.as_str()).collect()
+}
+
 /// A listing may exit 1 because some datasets are missing; any other complaint is an error.
 fn check_inspect(ex: &Executor, out: &crate::exec::Output) -> Result<()> {
     if out.success() {
@@ -203,29 +213,29 @@ impl Driver for Zfs {
         "zfs"
     }
 
-    fn caps_scope<'p>(&self, path: &'p str) -> &'p str {
-        path.split('/').next().unwrap_or(path)
+    fn caps_scope<'p>(&self, vol: &'p Endpoint) -> &'p str {
+        pool_of(&vol.path)
     }
 
-    fn probe<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Capabilities> {
-        Zfs::probe(self, ex, path).boxed()
+    fn probe<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Capabilities> {
+        Zfs::probe(self, ex, &vol.path).boxed()
     }
 
-    fn inspect<'a>(&'a self, ex: &'a Executor, paths: &'a [&'a str]) -> Fut<'a, Vec<VolumeInfo>> {
-        Zfs::inspect(self, ex, paths).boxed()
+    fn inspect<'a>(&'a self, ex: &'a Executor, vols: &'a [&'a Endpoint]) -> Fut<'a, Vec<VolumeInfo>> {
+        async move { Zfs::inspect(self, ex, &paths(vols)).await }.boxed()
     }
 
     fn probe_and_inspect<'a>(
         &'a self,
         ex: &'a Executor,
-        paths: &'a [&'a str],
+        vols: &'a [&'a Endpoint],
     ) -> Fut<'a, (Capabilities, Vec<VolumeInfo>)> {
-        Zfs::probe_and_inspect(self, ex, paths).boxed()
+        async move { Zfs::probe_and_inspect(self, ex, &paths(vols)).await }.boxed()
     }
 
-    fn snapshot<'a>(&'a self, ex: &'a Executor, path: &'a str, snap: &'a str) -> Fut<'a, ()> {
+    fn snapshot<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint, snap: &'a str) -> Fut<'a, ()> {
         async move {
-            ex.run_ok(&commands::snapshot(path, snap)?).await?;
+            ex.run_ok(&commands::snapshot(&vol.path, snap)?).await?;
             Ok(())
         }
         .boxed()
@@ -235,26 +245,30 @@ impl Driver for Zfs {
         &'a self,
         ex: &'a Executor,
         caps: &'a Capabilities,
-        path: &'a str,
+        vol: &'a Endpoint,
         snap: &'a str,
         from: Option<&'a str>,
     ) -> Fut<'a, Option<u64>> {
-        Zfs::estimate(self, ex, caps, path, snap, from).boxed()
+        Zfs::estimate(self, ex, caps, &vol.path, snap, from).boxed()
     }
 
-    fn send_script(&self, path: &str, snap: &str, from: Option<&str>, taken: bool) -> Result<String> {
+    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool) -> Result<String> {
         if taken {
-            commands::send(path, snap, from)
+            commands::send(&vol.path, snap, from)
         } else {
-            commands::snapshot_and_send(path, snap, from)
+            commands::snapshot_and_send(&vol.path, snap, from)
         }
     }
 
-    fn receive_script(&self, path: &str, force: bool) -> Result<String> {
-        commands::receive(path, force)
+    fn sends_intermediates(&self) -> bool {
+        true
     }
 
-    fn record_script(&self, path: &str, marks: &Marks) -> Result<String> {
+    fn receive_script(&self, vol: &Endpoint, force: bool) -> Result<String> {
+        commands::receive(&vol.path, force)
+    }
+
+    fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String> {
         let mut props: Vec<(&str, &str)> = Vec::new();
         if marks.first {
             props.push(("readonly", "on"));
@@ -262,40 +276,40 @@ impl Driver for Zfs {
             props.push((commands::PROP_SOURCE, marks.source));
         }
         props.push((commands::PROP_LASTSNAP, marks.snapshot));
-        commands::set_properties(path, &props)
+        commands::set_properties(&vol.path, &props)
     }
 
-    fn expose<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()> {
-        self.mount(ex, path).boxed()
+    fn expose<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, ()> {
+        self.mount(ex, &vol.path).boxed()
     }
 
     fn destroy_snapshots<'a>(
         &'a self,
         ex: &'a Executor,
-        path: &'a str,
+        vol: &'a Endpoint,
         snaps: &'a [String],
     ) -> Fut<'a, Vec<(String, Destroy)>> {
-        self.destroy_each(ex, path, snaps).boxed()
+        self.destroy_each(ex, &vol.path, snaps).boxed()
     }
 
-    fn destroy_volume<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, ()> {
-        self.destroy_dataset(ex, path).boxed()
+    fn destroy_volume<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, ()> {
+        self.destroy_dataset(ex, &vol.path).boxed()
     }
 
-    fn descendants<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, Vec<Descendant>> {
-        Zfs::descendants(self, ex, path).boxed()
+    fn descendants<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<Descendant>> {
+        Zfs::descendants(self, ex, &vol.path).boxed()
     }
 
-    fn parent_exists<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, bool> {
-        Zfs::parent_exists(self, ex, path).boxed()
+    fn parent_exists<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, bool> {
+        Zfs::parent_exists(self, ex, &vol.path).boxed()
     }
 
-    fn prepare_parent<'a>(&'a self, ex: &'a Executor, path: &'a str) -> Fut<'a, String> {
-        Zfs::prepare_parent(self, ex, path).boxed()
+    fn prepare_parent<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, String> {
+        Zfs::prepare_parent(self, ex, &vol.path).boxed()
     }
 
-    fn volume_checks(&self, label: &str, host: &str, path: &str, caps: &Capabilities) -> Vec<Check> {
-        let pool = self.caps_scope(path);
+    fn volume_checks(&self, label: &str, vol: &Endpoint, caps: &Capabilities) -> Vec<Check> {
+        let (host, pool) = (&vol.host, pool_of(&vol.path));
         let found = caps.pool_version.is_some() || caps.list_parsable;
         let detail = if !found {
             format!("pool {pool} not found on {host}")
@@ -345,8 +359,8 @@ impl Driver for Zfs {
         adopt::base(adoption, notes).boxed()
     }
 
-    fn adopt_hint<'a>(&'a self, ex: &'a Executor, path: &'a str) -> BoxFuture<'a, Option<String>> {
-        adopt::hint(ex, path).boxed()
+    fn adopt_hint<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> BoxFuture<'a, Option<String>> {
+        adopt::hint(ex, &vol.path).boxed()
     }
 }
 
@@ -373,18 +387,18 @@ mod tests {
     fn the_kind_dispatches_to_its_driver() {
         let d = for_kind(Kind::Zfs);
         assert_eq!(d.kind(), Kind::Zfs);
-        assert_eq!(d.caps_scope("tank/a/b"), "tank");
+        assert_eq!(d.caps_scope(&Endpoint::local("tank/a/b")), "tank");
         let marks = Marks {
             fingerprint: "f",
             source: "h:tank/a",
             snapshot: "ferry.f.1",
             first: false,
         };
-        let script = d.record_script("tank/a", &marks).unwrap();
+        let script = d.record_script(&Endpoint::local("tank/a"), &marks).unwrap();
         assert!(
             script.contains("ferry:lastsnap") && !script.contains("ferry:fingerprint"),
             "{script}"
         );
-        assert!(d.record_script("tank/a;x", &marks).is_err());
+        assert!(d.record_script(&Endpoint::local("tank/a;x"), &marks).is_err());
     }
 }

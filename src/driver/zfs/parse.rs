@@ -73,7 +73,11 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
                 .remove(ds)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(name, created)| Snapshot { name, created })
+                .map(|(name, created)| Snapshot {
+                    name,
+                    created,
+                    id: None,
+                })
                 .collect();
             // creation has one-second resolution: names (with their timestamps) break ties
             list.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));

@@ -1,0 +1,355 @@
+//! The btrfs driver: read-only snapshots in the source's snapshot directory, `btrfs send` into
+//! `btrfs receive` in the destination directory, the checkpoint's record in a marks file there.
+//! A checkpoint counts only where the destination's `received_uuid` is the source's `uuid`.
+
+pub mod commands;
+pub mod parse;
+
+use anyhow::{bail, Result};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::config::Endpoint;
+use crate::driver::{
+    Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Snapshot, Storage, VolumeInfo,
+};
+use crate::exec::{describe_failure, Executor};
+use crate::model::Kind;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Btrfs;
+
+/// Reads a btrfs error message into a case; the message stays what the case displays.
+pub fn classify(text: &str) -> DriverError {
+    let text = text.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("no such file or directory") || lower.contains("not found") {
+        DriverError::DoesNotExist(text)
+    } else if lower.contains("busy") {
+        DriverError::Busy(text)
+    } else {
+        DriverError::Other(text)
+    }
+}
+
+/// Where the scripts' output says which volume is a source (its snapshots live elsewhere).
+fn sources(vols: &[&Endpoint]) -> Vec<bool> {
+    vols.iter().map(|v| v.snapshot_dir.is_some()).collect()
+}
+
+impl Btrfs {
+    async fn inspect(&self, ex: &Executor, vols: &[&Endpoint]) -> Result<Vec<VolumeInfo>> {
+        if vols.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = ex.run(&commands::inspect(vols)?).await?;
+        if !out.success() {
+            bail!(
+                "on {}: reading btrfs volumes failed: {}",
+                ex.host(),
+                describe_failure(out.code, &out.stderr)
+            );
+        }
+        Ok(parse::inspect(&out.stdout_text(), &sources(vols)))
+    }
+
+    async fn probe_and_inspect(&self, ex: &Executor, vols: &[&Endpoint]) -> Result<(Capabilities, Vec<VolumeInfo>)> {
+        let out = ex.run(&commands::probe_and_inspect(vols)?).await?;
+        if !out.success() {
+            bail!(
+                "on {}: reading btrfs volumes failed: {}",
+                ex.host(),
+                describe_failure(out.code, &out.stderr)
+            );
+        }
+        let text = out.stdout_text();
+        let (probe, listing) = text.split_once(commands::SECTION).unwrap_or(("", text.as_str()));
+        Ok((parse::capabilities(probe), parse::inspect(listing, &sources(vols))))
+    }
+
+    async fn probe(&self, ex: &Executor, vol: &Endpoint) -> Result<Capabilities> {
+        let out = ex.run(&commands::probe(vol)?).await?;
+        if !out.success() {
+            bail!(
+                "probing btrfs on {}: {}",
+                ex.host(),
+                describe_failure(out.code, &out.stderr)
+            );
+        }
+        let caps = parse::capabilities(&out.stdout_text());
+        if caps.tool_version.is_none() {
+            bail!(
+                "probing btrfs on {}: `btrfs` not found (install btrfs-progs)",
+                ex.host()
+            );
+        }
+        Ok(caps)
+    }
+
+    async fn destroy_each(&self, ex: &Executor, vol: &Endpoint, snaps: &[String]) -> Result<Vec<(String, Destroy)>> {
+        if snaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = ex.run(&commands::destroy_each(vol, snaps)?).await?;
+        if out.code.is_none() {
+            bail!(
+                "on {}: deleting snapshots of {} was cut off: {}",
+                ex.host(),
+                vol.path,
+                describe_failure(out.code, &out.stderr)
+            );
+        }
+        Ok(parse::destroyed(&out.stdout_text(), snaps))
+    }
+
+    async fn descendants(&self, ex: &Executor, vol: &Endpoint) -> Result<Vec<Descendant>> {
+        let info = self.inspect(ex, &[vol]).await?.remove(0);
+        if !info.exists {
+            return Ok(Vec::new());
+        }
+        let out = ex.run_ok(&commands::descendants(vol)?).await?;
+        Ok(parse::descendants(&out.stdout_text(), &vol.path, info.fingerprint))
+    }
+
+    async fn parent_exists(&self, ex: &Executor, vol: &Endpoint) -> Result<bool> {
+        Ok(ex.run_ok(&commands::parent_exists(vol)?).await?.stdout_text().trim() == "yes")
+    }
+
+    /// Setup's line about the destination directory: there, or made now.
+    async fn prepare_parent(&self, ex: &Executor, vol: &Endpoint) -> Result<String> {
+        let out = ex.run_ok(&commands::parent_exists(vol)?).await?;
+        let parent = commands::parent(&vol.path);
+        if out.stdout_text().trim() == "yes" {
+            return Ok(format!("{parent} exists"));
+        }
+        ex.run_ok(&commands::create_destination(vol)?).await?;
+        Ok(format!("{} created", vol.path))
+    }
+
+    async fn filesystems(&self, ex: &Executor) -> Result<Vec<Storage>> {
+        let out = ex.run_ok(&commands::filesystems()).await?;
+        Ok(out
+            .stdout_text()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 3).then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string(), "-".to_string()))
+            })
+            .collect())
+    }
+}
+
+impl Driver for Btrfs {
+    fn kind(&self) -> Kind {
+        Kind::Btrfs
+    }
+
+    fn tool(&self) -> &'static str {
+        "btrfs"
+    }
+
+    /// One cache entry per host: the probe is about the tool, which every path shares. The name
+    /// cannot be a ZFS pool's (pools have no parentheses).
+    fn caps_scope<'p>(&self, _vol: &'p Endpoint) -> &'p str {
+        "(btrfs)"
+    }
+
+    fn probe<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Capabilities> {
+        Btrfs::probe(self, ex, vol).boxed()
+    }
+
+    fn inspect<'a>(&'a self, ex: &'a Executor, vols: &'a [&'a Endpoint]) -> Fut<'a, Vec<VolumeInfo>> {
+        Btrfs::inspect(self, ex, vols).boxed()
+    }
+
+    fn probe_and_inspect<'a>(
+        &'a self,
+        ex: &'a Executor,
+        vols: &'a [&'a Endpoint],
+    ) -> Fut<'a, (Capabilities, Vec<VolumeInfo>)> {
+        Btrfs::probe_and_inspect(self, ex, vols).boxed()
+    }
+
+    fn snapshot<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint, snap: &'a str) -> Fut<'a, ()> {
+        async move {
+            ex.run_ok(&commands::snapshot(vol, snap)?).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    /// btrfs cannot tell a stream's size before sending it.
+    fn estimate<'a>(
+        &'a self,
+        _ex: &'a Executor,
+        _caps: &'a Capabilities,
+        _vol: &'a Endpoint,
+        _snap: &'a str,
+        _from: Option<&'a str>,
+    ) -> Fut<'a, Option<u64>> {
+        async { Ok(None) }.boxed()
+    }
+
+    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool) -> Result<String> {
+        let send = commands::send(vol, snap, from)?;
+        if taken {
+            Ok(send)
+        } else {
+            Ok(format!("{} && {send}", commands::snapshot(vol, snap)?))
+        }
+    }
+
+    /// Received subvolumes are read-only, so there is nothing to roll back: `force` changes nothing.
+    fn sends_intermediates(&self) -> bool {
+        false
+    }
+
+    fn receive_script(&self, vol: &Endpoint, _force: bool) -> Result<String> {
+        commands::receive(vol)
+    }
+
+    fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String> {
+        commands::record(vol, marks)
+    }
+
+    fn expose<'a>(&'a self, _ex: &'a Executor, _vol: &'a Endpoint) -> Fut<'a, ()> {
+        async { Ok(()) }.boxed()
+    }
+
+    fn destroy_snapshots<'a>(
+        &'a self,
+        ex: &'a Executor,
+        vol: &'a Endpoint,
+        snaps: &'a [String],
+    ) -> Fut<'a, Vec<(String, Destroy)>> {
+        self.destroy_each(ex, vol, snaps).boxed()
+    }
+
+    fn destroy_volume<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, ()> {
+        async move {
+            let cmd = commands::destroy_volume(vol)?;
+            let out = ex.run(&cmd).await?;
+            if !out.success() {
+                bail!(
+                    "on {}: removing {} failed: {}",
+                    ex.host(),
+                    vol.path,
+                    describe_failure(out.code, &out.stderr)
+                );
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn descendants<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<Descendant>> {
+        Btrfs::descendants(self, ex, vol).boxed()
+    }
+
+    fn parent_exists<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, bool> {
+        Btrfs::parent_exists(self, ex, vol).boxed()
+    }
+
+    fn prepare_parent<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, String> {
+        Btrfs::prepare_parent(self, ex, vol).boxed()
+    }
+
+    fn volume_checks(&self, label: &str, vol: &Endpoint, caps: &Capabilities) -> Vec<Check> {
+        let mut checks = vec![Check {
+            ok: caps.tool_version.is_some(),
+            what: format!("{label} btrfs-progs"),
+            detail: caps
+                .tool_version
+                .clone()
+                .unwrap_or_else(|| format!("`btrfs` not found on {}", vol.host)),
+        }];
+        let fs = caps.filesystem.as_deref().unwrap_or("unknown");
+        checks.push(Check {
+            ok: fs == "btrfs",
+            what: format!("{label} filesystem"),
+            detail: if fs == "btrfs" {
+                format!("{} is on btrfs", vol.path)
+            } else {
+                format!("{} is on {fs}, not btrfs", vol.path)
+            },
+        });
+        if let (Some(same), Some(dir)) = (caps.snapshots_beside, &vol.snapshot_dir) {
+            checks.push(Check {
+                ok: same,
+                what: format!("{label} snapshot directory"),
+                detail: if same {
+                    format!("{dir} is on the source's filesystem")
+                } else {
+                    format!(
+                        "{dir} is not on the filesystem of {} (a btrfs snapshot cannot cross filesystems): \
+                         set snapshot_dir to a directory on it, e.g. {}/.ferry-snapshots",
+                        vol.path, vol.path
+                    )
+                },
+            });
+        }
+        checks
+    }
+
+    fn compatibility(&self, _source: &Capabilities, _destination: &Capabilities) -> Option<Check> {
+        None
+    }
+
+    fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>> {
+        self.filesystems(ex).boxed()
+    }
+
+    fn classify(&self, error: &str) -> Option<DriverError> {
+        match classify(error) {
+            DriverError::Other(_) => None,
+            e => Some(e),
+        }
+    }
+
+    fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, _notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
+        async move {
+            bail!(
+                "{}: ferry adopts zettabee's ZFS replicas only",
+                adoption.pair.destination
+            )
+        }
+        .boxed()
+    }
+
+    fn adopt_hint<'a>(&'a self, _ex: &'a Executor, _vol: &'a Endpoint) -> BoxFuture<'a, Option<String>> {
+        async { None }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::for_kind;
+
+    #[test]
+    fn errors_become_cases() {
+        let busy = "ERROR: Could not destroy subvolume/snapshot: Device or resource busy";
+        assert!(matches!(classify(busy), DriverError::Busy(_)));
+        let gone = "ERROR: cannot access '/b/x': No such file or directory";
+        assert!(matches!(classify(gone), DriverError::DoesNotExist(_)));
+        assert_eq!(Btrfs.classify("No space left on device"), None);
+    }
+
+    #[test]
+    fn the_kind_dispatches_to_its_driver() {
+        let d = for_kind(Kind::Btrfs);
+        assert_eq!(d.kind(), Kind::Btrfs);
+        let marks = Marks {
+            fingerprint: "ab",
+            source: "h:/srv/data",
+            snapshot: "ferry.ab.20260101T000000Z",
+            first: false,
+        };
+        let script = d.record_script(&Endpoint::local("/b/d"), &marks).unwrap();
+        assert!(script.contains("lastsnap=ferry.ab.20260101T000000Z"), "{script}");
+        assert!(
+            script.contains("mv -f /b/d/.ferry-checkpoint.tmp /b/d/.ferry-checkpoint"),
+            "{script}"
+        );
+    }
+}
