@@ -72,6 +72,17 @@ impl Setup {
         r
     }
 
+    /// The pair's folder in the state dir (the only one: one pair per config here).
+    fn pair_dir(&self) -> PathBuf {
+        let state = self._dir.path().join("state");
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.join("log").exists())
+            .expect("a pair folder with a log")
+    }
+
     fn status(&self) -> serde_json::Value {
         let r = self.ferry(&["--json", "status"]);
         let v: serde_json::Value =
@@ -176,6 +187,17 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     assert!(dest.exists(), "without --yes nothing goes: {}", plan.stdout);
     lab.ok(&["purge", "--all", "--yes", &dest_s]);
     assert!(!dest.exists(), "purge --all removed the destination");
+    // purge ran as a job: its result and final progress say so, its lock is gone
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.pair_dir().join("last.json")).unwrap()).unwrap();
+    assert_eq!(last["action"], "purge --all", "{last}");
+    assert_eq!(last["ok"], true, "{last}");
+    let progress: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.pair_dir().join("progress.json")).unwrap()).unwrap();
+    assert_eq!(progress["action"], "purge --all");
+    assert_eq!(progress["phase"], "done");
+    assert!(!lab.pair_dir().join("lock").exists());
+    assert!(!lab.pair_dir().join("success.json").exists(), "a purge is no replication success");
     assert!(ferry_entries(&snapdir).is_empty(), "{:?}", ferry_entries(&snapdir));
     assert!(a.path("data/dir/two.bin").exists());
     assert_eq!(lab.status()["state"], "Uninitialized");
@@ -325,7 +347,10 @@ fn sigkill_during_update_leaves_a_consistent_replica_and_nothing_behind() {
         let st = lab.status();
         if let Some(cp) = st["checkpoint"].as_str() {
             let (_, received, ro) = show(&dest.join(cp));
-            assert!(ro && received != "-", "trial {i}: checkpoint {cp} is not a complete receive: {st}");
+            assert!(
+                ro && received != "-",
+                "trial {i}: checkpoint {cp} is not a complete receive: {st}"
+            );
         } else {
             panic!("trial {i}: no checkpoint after a kill: {st}");
         }
@@ -335,16 +360,30 @@ fn sigkill_during_update_leaves_a_consistent_replica_and_nothing_behind() {
             .count();
         // a job that died leaves its lock: the operator decides (DESIGN)
         if !finished {
-            lab.ferry(&["unlock", &dest_s]);
+            let r = lab.ferry(&["unlock", &dest_s]);
+            if r.stdout.starts_with("unlocked") {
+                let log = std::fs::read_to_string(lab.pair_dir().join("log")).unwrap();
+                assert!(
+                    log.lines().last().unwrap().contains("unlock: removed the lock of `update`"),
+                    "trial {i}: unlock is in the pair's log"
+                );
+            }
         }
         lab.ok(&["update", &dest_s]);
         assert_replica(&snapdir, &dest);
         for n in ferry_entries(&dest) {
             let (_, received, ro) = show(&dest.join(&n));
-            assert!(ro && received != "-", "trial {i}: {n} left incomplete after a good update");
+            assert!(
+                ro && received != "-",
+                "trial {i}: {n} left incomplete after a good update"
+            );
         }
         assert!(ferry_entries(&dest).len() <= 2, "trial {i}: {:?}", ferry_entries(&dest));
-        assert!(ferry_entries(&snapdir).len() <= 2, "trial {i}: {:?}", ferry_entries(&snapdir));
+        assert!(
+            ferry_entries(&snapdir).len() <= 2,
+            "trial {i}: {:?}",
+            ferry_entries(&snapdir)
+        );
         assert!(!dest.join(".ferry-checkpoint.tmp").exists());
     }
     eprintln!("{trials} trials, {killed_mid} killed before the end, {partials} interrupted receives seen and cleaned");

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::model::JobAction;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
@@ -141,6 +143,24 @@ impl Action {
         }
     }
 
+    /// The job this command line runs, where it runs one: what the console's launcher and the
+    /// CLI agree on (the console starts `ferry <word> DEST <args>` for a `JobAction`).
+    pub fn job(&self) -> Option<JobAction> {
+        match self {
+            Action::Setup { .. } => Some(JobAction::Setup),
+            Action::Initialize { .. } => Some(JobAction::Initialize),
+            Action::Update { .. } => Some(JobAction::Update),
+            Action::Unlock { .. } => Some(JobAction::Unlock),
+            Action::Purge {
+                all: true, yes: true, ..
+            } => Some(JobAction::PurgeAll),
+            Action::Purge { yes: true, .. } => Some(JobAction::Purge),
+            // listing what a purge would destroy changes nothing
+            Action::Purge { .. } => None,
+            _ => None,
+        }
+    }
+
     pub fn dest(&self) -> Option<&str> {
         match self {
             Action::Setup { dest }
@@ -156,5 +176,32 @@ impl Action {
             Action::Check | Action::Console | Action::Import { .. } => None,
             Action::Completions { .. } | Action::Man => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Every job the console launches parses back, through the real command line, to itself.
+    #[test]
+    fn console_launches_parse_back_to_the_same_job() {
+        for job in [
+            JobAction::Setup,
+            JobAction::Initialize,
+            JobAction::Update,
+            JobAction::Unlock,
+            JobAction::Purge,
+            JobAction::PurgeAll,
+        ] {
+            let mut argv = vec!["ferry", job.word(), "backup/data"];
+            argv.extend(job.args());
+            let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(cli.action.as_ref().and_then(Action::job), Some(job), "{argv:?}");
+            assert_eq!(JobAction::from_label(job.label()), Some(job));
+        }
+        let list = Cli::try_parse_from(["ferry", "purge", "backup/data"]).unwrap();
+        assert_eq!(list.action.unwrap().job(), None, "a listing is no job");
     }
 }

@@ -70,7 +70,6 @@ use crate::config::{self, Config, Pair};
 use crate::engine::status::RunState;
 use crate::engine::{fleet, observe, purge, replicate, select, setup, status, Engine};
 use crate::monitor::{metrics, nagios, nsca, Level};
-use crate::state::lock;
 
 /// Runs the binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -298,7 +297,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Unlock { dest } => {
             let p = one(engine, dest)?;
-            match lock::unlock(&engine.state.lock_path(&p.fingerprint())).map_err(|e| anyhow!("{e}"))? {
+            match crate::engine::unlock::unlock(engine, p)? {
                 Some(i) => outln!(
                     "unlocked {} (lock of {} by pid {} started {})",
                     Engine::dest_name(p),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 
 use crate::config::Pair;
-use crate::model::Phase;
+use crate::model::{JobAction, Phase};
 use crate::state::last::LastResult;
 use crate::state::lock::{self, Lock};
 use crate::state::log::PairLog;
@@ -37,20 +37,21 @@ pub struct Job {
     last_path: std::path::PathBuf,
     success_path: std::path::PathBuf,
     started: Instant,
-    action: String,
+    action: JobAction,
 }
 
 impl Job {
     /// Takes the pair's lock (refusing if a job runs or a dead job's lock remains) and starts reporting.
-    pub fn start(state: &StateDir, pair: &Pair, action: &str, verbose: bool) -> Result<Job> {
+    pub fn start(state: &StateDir, pair: &Pair, action: JobAction, verbose: bool) -> Result<Job> {
         let fp = pair.fingerprint();
         state.ensure_pair_dir(&fp)?;
-        let held = lock::acquire(&state.lock_path(&fp), action).map_err(|e| anyhow!("{e}"))?;
+        let label = action.label();
+        let held = lock::acquire(&state.lock_path(&fp), label).map_err(|e| anyhow!("{e}"))?;
         let log = PairLog::new(&state.log_path(&fp), verbose);
-        log.line(&format!("{action} {} -> {} started", pair.source, pair.destination));
+        log.line(&format!("{label} {} -> {} started", pair.source, pair.destination));
         let progress = Progress {
             pid: std::process::id(),
-            action: action.to_string(),
+            action: label.to_string(),
             fingerprint: fp.clone(),
             source: pair.source.to_string(),
             destination: pair.destination.to_string(),
@@ -93,8 +94,16 @@ impl Job {
             last_path: state.last_path(&fp),
             success_path: state.success_path(&fp),
             started: Instant::now(),
-            action: action.to_string(),
+            action,
         })
+    }
+
+    /// Runs the job's work until it ends or a SIGINT/SIGTERM stops it; `finish` comes after.
+    pub async fn guard<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::select! {
+            r = work => r,
+            sig = interrupted() => Err(stopped(sig).await),
+        }
     }
 
     /// Enters `phase`; the log says it with what is happening in it, when there is more to say.
@@ -135,7 +144,7 @@ impl Job {
             s.progress.bytes
         };
         let last = LastResult {
-            action: self.action.clone(),
+            action: self.action.label().to_string(),
             ok: error.is_none(),
             finished: now_unix(),
             seconds,
@@ -143,19 +152,44 @@ impl Job {
             error: error.clone(),
         };
         let _ = last.write(&self.last_path);
-        if last.ok {
+        if last.ok && self.action.moves_checkpoint() {
             let _ = last.write(&self.success_path);
         }
+        let label = self.action.label();
         match &error {
-            None => self
-                .log
-                .line(&format!("{} done: {bytes} bytes in {seconds:.1}s", self.action)),
-            Some(e) => self.log.line(&format!("{} FAILED: {e}", self.action)),
+            None if bytes > 0 || self.action.moves_checkpoint() => {
+                self.log.line(&format!("{label} done: {bytes} bytes in {seconds:.1}s"))
+            }
+            None => self.log.line(&format!("{label} done in {seconds:.1}s")),
+            Some(e) => self.log.line(&format!("{label} FAILED: {e}")),
         }
         if let Some(l) = self.lock.take() {
             l.release();
         }
     }
+}
+
+/// Resolves when the process is asked to stop (SIGINT from a terminal's ctrl-c, SIGTERM from a
+/// service manager); never resolves if the handlers cannot be installed.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// A job stopped by a signal: the work future was dropped, which kills the local receive (a
+/// receive that does not finish leaves the destination at its checkpoint, as a cut stream does)
+/// and closes the remote channels. The checkpoint only moves after a receive succeeded, so the
+/// pair is consistent and the lock can go, unlike after SIGKILL, where nothing gets to check.
+async fn stopped(sig: &str) -> anyhow::Error {
+    // let the killed receiver exit before the lock is released
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    anyhow::anyhow!("interrupted by {sig}; the destination stays at its last checkpoint")
 }
 
 fn refresh(s: &mut Shared, meter: u64) {

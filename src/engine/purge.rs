@@ -8,11 +8,14 @@ use serde::Serialize;
 use crate::config::{Endpoint, Pair};
 use crate::driver::{for_kind, Descendant, Driver, Under, VolumeInfo};
 use crate::exec::Executor;
-use crate::state::lock::{self, LockError, LockState};
+use crate::state::lock::{self, LockState};
 use crate::state::log::PairLog;
 
+use crate::model::{JobAction, Phase};
+
 use super::assess::{assess_pair, ours, State};
-use super::retention::{self, beyond_keep, Pruned};
+use super::job::Job;
+use super::retention::{self, beyond_keep, retry};
 use super::Engine;
 
 /// What a purge destroys (or, without `--yes`, would destroy).
@@ -44,41 +47,9 @@ async fn read(engine: &Engine, pair: &Pair) -> Result<(Executor, Executor, Volum
     Ok((src, dst, s, d))
 }
 
-/// Holds the pair's lock for a purge that destroys: never while a job runs.
-fn take_lock(engine: &Engine, pair: &Pair, stale_ok: bool) -> Result<lock::Lock> {
-    let fp = pair.fingerprint();
-    engine.state.ensure_pair_dir(&fp)?;
-    let path = engine.state.lock_path(&fp);
-    if stale_ok {
-        if let LockState::Stale(_) = lock::inspect(&path) {
-            lock::unlock(&path).map_err(|e| anyhow!("{e}"))?;
-        }
-    }
-    lock::acquire(&path, "purge").map_err(|e| match e {
-        LockError::Running(_) => anyhow!("{e}: purge refuses while a job runs"),
-        e => anyhow!("{e}"),
-    })
-}
-
-/// Destroys each snapshot on its own, retrying the ones still there a while: a sender that just
-/// ended may still hold one (busy); a hold does not go away, and what it keeps is reported.
-async fn destroy_with_retry(driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snaps: &[String]) -> Pruned {
-    let mut done = Pruned::default();
-    let mut todo = snaps.to_vec();
-    for attempt in 0..10 {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-        let p = retention::prune(driver, ex, vol, &todo).await;
-        done.destroyed.extend(p.destroyed);
-        todo = p.left.iter().map(|l| l.snapshot.clone()).collect();
-        done.left = p.left;
-        if todo.is_empty() {
-            break;
-        }
-    }
-    done
-}
+/// Tries to destroy a snapshot still there this many times, half a second apart: a sender that
+/// just ended may hold it (busy) a moment.
+const ATTEMPTS: usize = 10;
 
 /// Destroys on each side and notes in the plan what really went and what is left.
 async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sides: [(&Executor, &Endpoint, bool); 2]) {
@@ -93,7 +64,7 @@ async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sid
             continue;
         }
         log.line(&format!("purge on {}: destroying {ds}@{}", ex.host(), list.join(", @")));
-        let p = destroy_with_retry(driver, ex, vol, list).await;
+        let p = retention::destroy_until_gone(driver, ex, vol, list, ATTEMPTS).await;
         *list = p.destroyed;
         for l in p.left {
             let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
@@ -129,17 +100,23 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     if !yes || (plan.source_snapshots.is_empty() && plan.destination_snapshots.is_empty()) {
         return Ok(plan);
     }
-    let held = take_lock(engine, pair, false)?;
-    let log = PairLog::new(&engine.state.log_path(&fp), engine.verbose);
-    let sides = [(&src, &pair.source, true), (&dst, &pair.destination, false)];
-    destroy_sides(for_kind(pair.kind), &log, &mut plan, sides).await;
-    if plan.left.is_empty() {
-        // nothing beyond keep is left: retention is no longer behind
-        if let Err(e) = retention::note(&engine.state, &fp, vec![]) {
-            log.line(&format!("could not clear the retention record: {e}"));
-        }
-    }
-    held.release();
+    let job = Job::start(&engine.state, pair, JobAction::Purge, engine.verbose)?;
+    let result = job
+        .guard(async {
+            job.phase(Phase::Destroying, None);
+            let sides = [(&src, &pair.source, true), (&dst, &pair.destination, false)];
+            destroy_sides(for_kind(pair.kind), &job.log, &mut plan, sides).await;
+            if plan.left.is_empty() {
+                // nothing beyond keep is left: retention is no longer behind
+                if let Err(e) = retention::note(&engine.state, &fp, vec![]) {
+                    job.log.line(&format!("could not clear the retention record: {e}"));
+                }
+            }
+            Ok(())
+        })
+        .await;
+    job.finish(&result);
+    result?;
     plan.done = true;
     Ok(plan)
 }
@@ -169,8 +146,8 @@ fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
     found
 }
 
-/// `purge --all DEST [--yes]`: the destination replica, this pair's source snapshots and its state
-/// files (lock, progress, last result) go; the log stays. Refused while a job runs, and refused when
+/// `purge --all DEST [--yes]`: the destination replica, this pair's source snapshots and its
+/// success and retention records go; the log stays, and the job's result says it was purged. Refused while a job runs, and refused when
 /// the destination belongs to something else (another pair, or a dataset ferry never wrote).
 pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let fp = pair.fingerprint();
@@ -240,12 +217,17 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     if !yes {
         return Ok(plan);
     }
-    let held = take_lock(engine, pair, true)?;
-    let log = PairLog::new(&engine.state.log_path(&fp), engine.verbose);
-    let result = async {
+    // a dead job's lock goes: purge --all starts the pair over, whatever that job left
+    if let LockState::Stale(_) = lock::inspect(&engine.state.lock_path(&fp)) {
+        lock::unlock(&engine.state.lock_path(&fp)).map_err(|e| anyhow!("{e}"))?;
+    }
+    let job = Job::start(&engine.state, pair, JobAction::PurgeAll, engine.verbose)?;
+    let log = &job.log;
+    let work = async {
+        job.phase(Phase::Destroying, None);
         if plan.destroy_destination {
             log.line(&format!("purge --all on {}: destroying {dst_ds}", dst.host()));
-            let p = destroy_with_retry(driver, &dst, &pair.destination, &dst_snaps).await;
+            let p = retention::destroy_until_gone(driver, &dst, &pair.destination, &dst_snaps, ATTEMPTS).await;
             if let Some(l) = p.left.first() {
                 bail!(
                     "destroying {dst_ds}@{} on {} failed: {}; the destination stays",
@@ -254,21 +236,8 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
                     l.error
                 );
             }
-            let mut last = None;
-            for _ in 0..10 {
-                // idempotent: a destination already gone is success
-                match driver.destroy_volume(&dst, &pair.destination).await {
-                    Ok(()) => {
-                        last = None;
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            if let Some(e) = last {
-                return Err(e);
-            }
+            // idempotent: a destination already gone is success
+            retry(ATTEMPTS, || driver.destroy_volume(&dst, &pair.destination)).await?;
         }
         let src_ds = pair.source.path.as_str();
         if !plan.source_snapshots.is_empty() {
@@ -278,18 +247,14 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
                 plan.source_snapshots.join(", @")
             ));
         }
-        let p = destroy_with_retry(driver, &src, &pair.source, &plan.source_snapshots).await;
+        let p = retention::destroy_until_gone(driver, &src, &pair.source, &plan.source_snapshots, ATTEMPTS).await;
         plan.source_snapshots = p.destroyed;
         for l in p.left {
             plan.left
                 .push(format!("{}:{src_ds}@{}: {}", src.host(), l.snapshot, l.error));
         }
-        for p in [
-            engine.state.progress_path(&fp),
-            engine.state.last_path(&fp),
-            engine.state.success_path(&fp),
-            engine.state.pair_dir(&fp).join("retention.json"),
-        ] {
+        // the job's own progress and result are written when it finishes: they say it was purged
+        for p in [engine.state.success_path(&fp), engine.state.retention_path(&fp)] {
             let _ = std::fs::remove_file(p);
         }
         if plan.left.is_empty() {
@@ -301,12 +266,9 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             ));
         }
         Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    held.release();
-    if let Err(e) = &result {
-        log.line(&format!("purge --all FAILED: {e:#}"));
-    }
+    };
+    let result = job.guard(work).await;
+    job.finish(&result);
     result?;
     plan.done = true;
     Ok(plan)

@@ -4,9 +4,9 @@
 use anyhow::{bail, Context, Result};
 
 use crate::config::{Compress, Endpoint, Pair, TransportKind};
-use crate::driver::{for_kind, Capabilities, Destroy, Driver, DriverError, Marks, VolumeInfo};
+use crate::driver::{for_kind, Capabilities, Driver, DriverError, Marks, VolumeInfo};
 use crate::exec::Executor;
-use crate::model::{snapshot_name, Phase};
+use crate::model::{snapshot_name, JobAction, Phase};
 use crate::transport::{self, codec, mbuffer};
 
 use super::adopt;
@@ -156,55 +156,20 @@ async fn transfer(
 /// Best effort: a snapshot that never reached the destination is removed again. The sender may
 /// still be exiting and hold it (busy), hence the short retries.
 async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snap: &str) {
-    let ds = &vol.path;
-    let mut last = None;
-    let snaps = [snap.to_string()];
-    for _ in 0..6 {
-        match driver.destroy_snapshots(ex, vol, &snaps).await {
-            Ok(outcomes) => match outcomes.into_iter().next() {
-                Some((_, Destroy::Failed(DriverError::DoesNotExist(_)))) | Some((_, Destroy::Absent)) => return,
-                Some((s, Destroy::Failed(e))) => last = Some(format!("on {}: {ds}@{s}: {e}", ex.host())),
-                _ => return,
-            },
-            Err(e) => last = Some(format!("{e:#}")),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let p = retention::destroy_until_gone(driver, ex, vol, &[snap.to_string()], 6).await;
+    if let Some(l) = p.left.first() {
+        job.log.line(&format!(
+            "could not remove {}@{snap} after the failure: on {}: {}",
+            vol.path,
+            ex.host(),
+            l.error
+        ));
     }
-    if let Some(e) = last {
-        job.log
-            .line(&format!("could not remove {ds}@{snap} after the failure: {e}"));
-    }
-}
-
-/// Resolves when the process is asked to stop (SIGINT from a terminal's ctrl-c, SIGTERM from a
-/// service manager); never resolves if the handlers cannot be installed.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        _ => std::future::pending().await,
-    }
-}
-
-/// A job stopped by a signal: the work future was dropped, which kills the local receive (a
-/// receive that does not finish leaves the destination at its checkpoint, as a cut stream does)
-/// and closes the remote channels. The checkpoint only moves after a receive succeeded, so the
-/// pair is consistent and the lock can go, unlike after SIGKILL, where nothing gets to check.
-async fn stopped(sig: &str) -> anyhow::Error {
-    // let the killed receiver exit before the lock is released
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    anyhow::anyhow!("interrupted by {sig}; the destination stays at its last checkpoint")
 }
 
 pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    let job = Job::start(&engine.state, pair, "initialize", engine.verbose)?;
-    let result = tokio::select! {
-        r = initialize_in(engine, pair, &job, opts) => r,
-        sig = interrupted() => Err(stopped(sig).await),
-    };
+    let job = Job::start(&engine.state, pair, JobAction::Initialize, engine.verbose)?;
+    let result = job.guard(initialize_in(engine, pair, &job, opts)).await;
     job.finish(&result);
     result
 }
@@ -303,11 +268,8 @@ async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool)
 }
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    let job = Job::start(&engine.state, pair, "update", engine.verbose)?;
-    let result = tokio::select! {
-        r = update_in(engine, pair, &job, opts) => r,
-        sig = interrupted() => Err(stopped(sig).await),
-    };
+    let job = Job::start(&engine.state, pair, JobAction::Update, engine.verbose)?;
+    let result = job.guard(update_in(engine, pair, &job, opts)).await;
     job.finish(&result);
     result
 }

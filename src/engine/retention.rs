@@ -105,6 +105,54 @@ impl Retention {
     }
 }
 
+/// `prune`, trying again half a second apart (up to `attempts` in all) while some are still there:
+/// a sender that just ended may hold one (busy) a moment; a hold does not go away, and what it
+/// keeps is reported.
+pub async fn destroy_until_gone(
+    driver: &dyn Driver,
+    ex: &Executor,
+    vol: &Endpoint,
+    snaps: &[String],
+    attempts: usize,
+) -> Pruned {
+    let mut done = Pruned::default();
+    let mut todo = snaps.to_vec();
+    for attempt in 0..attempts.max(1) {
+        if todo.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        let p = prune(driver, ex, vol, &todo).await;
+        done.destroyed.extend(p.destroyed);
+        todo = p.left.iter().map(|l| l.snapshot.clone()).collect();
+        done.left = p.left;
+    }
+    done
+}
+
+/// Runs `op` until it succeeds, up to `attempts` times half a second apart; the last error stays.
+pub async fn retry<F, Fut>(attempts: usize, mut op: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut last = Ok(());
+    for attempt in 0..attempts.max(1) {
+        if attempt > 0 {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        last = op().await;
+        if last.is_ok() {
+            break;
+        }
+    }
+    last
+}
+
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Destroys each snapshot independently; one that cannot go does not stop the others.
 pub async fn prune(driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snaps: &[String]) -> Pruned {
     if snaps.is_empty() {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::Pair;
 use crate::driver::for_kind;
 use crate::driver::{Snapshot, VolumeInfo};
-use crate::model::Kind;
+use crate::model::{JobAction, Kind};
 use crate::monitor::{self, nagios::Check, Level};
 use crate::state::last::LastResult;
 use crate::state::lock::{self, LockInfo, LockState};
@@ -63,7 +63,9 @@ pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
     let fp = pair.fingerprint();
     let (status, lock) = match lock::inspect(&state.lock_path(&fp)) {
         LockState::Free => (RunState::Idle, None),
-        LockState::Running(i) if i.action == "initialize" => (RunState::Initializing, Some(i)),
+        LockState::Running(i) if JobAction::from_label(&i.action) == Some(JobAction::Initialize) => {
+            (RunState::Initializing, Some(i))
+        }
         LockState::Running(i) => (RunState::Running, Some(i)),
         LockState::Stale(i) => (RunState::Locked, i),
     };

@@ -26,6 +26,33 @@ impl JobAction {
         }
     }
 
+    /// How locks, progress, logs and results name it: the word, `purge --all` for the whole replica.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobAction::PurgeAll => "purge --all",
+            other => other.word(),
+        }
+    }
+
+    /// The action a lock or progress file names (`label`); `None` for a word no job uses.
+    pub fn from_label(label: &str) -> Option<JobAction> {
+        [
+            JobAction::Setup,
+            JobAction::Initialize,
+            JobAction::Update,
+            JobAction::Unlock,
+            JobAction::Purge,
+            JobAction::PurgeAll,
+        ]
+        .into_iter()
+        .find(|a| a.label() == label)
+    }
+
+    /// Whether a good run of it moves the checkpoint (its success is the pair's last success).
+    pub fn moves_checkpoint(self) -> bool {
+        matches!(self, JobAction::Initialize | JobAction::Update)
+    }
+
     /// The arguments after DEST (the console asked already, so `--yes`).
     pub fn args(self) -> &'static [&'static str] {
         match self {

@@ -10,6 +10,8 @@ pub enum Phase {
     Snapshot,
     Transfer,
     Finishing,
+    /// Destroying snapshots or a replica (purge).
+    Destroying,
     Done,
     Failed,
 }
@@ -21,6 +23,7 @@ impl Phase {
         Phase::Snapshot,
         Phase::Transfer,
         Phase::Finishing,
+        Phase::Destroying,
         Phase::Done,
         Phase::Failed,
     ];
@@ -32,6 +35,7 @@ impl Phase {
             Phase::Snapshot => "snapshot",
             Phase::Transfer => "transfer",
             Phase::Finishing => "finishing",
+            Phase::Destroying => "destroying",
             Phase::Done => "done",
             Phase::Failed => "failed",
         }

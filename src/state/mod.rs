@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+/// A pair's lock file in its folder.
+const LOCK: &str = "lock";
+
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
@@ -62,7 +65,20 @@ impl StateDir {
     }
 
     pub fn lock_path(&self, fp: &str) -> PathBuf {
-        self.pair_dir(fp).join("lock")
+        self.pair_dir(fp).join(LOCK)
+    }
+
+    /// Fingerprints of the pairs whose lock file is there (held or stale), in one directory read:
+    /// observers look closer only at those.
+    pub fn locked_pairs(&self) -> std::collections::HashSet<String> {
+        std::fs::read_dir(self.root())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.path().join(LOCK).exists())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn log_path(&self, fp: &str) -> PathBuf {

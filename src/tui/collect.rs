@@ -151,15 +151,7 @@ fn poll_runs(
     engine: &Engine,
     cache: &mut HashMap<String, (std::time::SystemTime, Option<LastResult>)>,
 ) -> Vec<RunInfo> {
-    let root = engine.state.root();
-    let locked: std::collections::HashSet<String> = std::fs::read_dir(root)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("lock").exists())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let locked = engine.state.locked_pairs();
     engine
         .config
         .pairs

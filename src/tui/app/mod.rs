@@ -459,7 +459,7 @@ impl App {
                         }
                         b.push(format!(
                             "Unlock removes {}.",
-                            self.state_root.join(&fp).join("lock").display()
+                            crate::state::StateDir::new(&self.state_root).lock_path(&fp).display()
                         ));
                         b.push("The pair may be inconsistent: check both sides first.".into());
                         b.push("The next update starts from the destination's checkpoint.".into());
@@ -488,7 +488,7 @@ impl App {
                 return vec![Command::PreviewPurge { dest }];
             }
             Act::Logfile => {
-                let path = self.state_root.join(&fp).join("log");
+                let path = crate::state::StateDir::new(&self.state_root).log_path(&fp);
                 self.detail = true;
                 self.say(format!("log: {}", path.display()));
                 return vec![Command::LoadLog { fingerprint: fp }];
