@@ -185,6 +185,12 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     // purge --all: the replica directory and the source's snapshots go, the source stays
     let plan = lab.ok(&["purge", "--all", &dest_s]);
     assert!(dest.exists(), "without --yes nothing goes: {}", plan.stdout);
+    let first = ferry_entries(&snapdir)[0].clone();
+    assert!(
+        plan.stdout.contains(&format!("local:{}/{first}", snapdir.display())),
+        "the listing names the source's snapshots where they are: {}",
+        plan.stdout
+    );
     lab.ok(&["purge", "--all", "--yes", &dest_s]);
     assert!(!dest.exists(), "purge --all removed the destination");
     // purge ran as a job: its result and final progress say so, its lock is gone
@@ -197,7 +203,10 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     assert_eq!(progress["action"], "purge --all");
     assert_eq!(progress["phase"], "done");
     assert!(!lab.pair_dir().join("lock").exists());
-    assert!(!lab.pair_dir().join("success.json").exists(), "a purge is no replication success");
+    assert!(
+        !lab.pair_dir().join("success.json").exists(),
+        "a purge is no replication success"
+    );
     assert!(ferry_entries(&snapdir).is_empty(), "{:?}", ferry_entries(&snapdir));
     assert!(a.path("data/dir/two.bin").exists());
     assert_eq!(lab.status()["state"], "Uninitialized");
@@ -364,7 +373,10 @@ fn sigkill_during_update_leaves_a_consistent_replica_and_nothing_behind() {
             if r.stdout.starts_with("unlocked") {
                 let log = std::fs::read_to_string(lab.pair_dir().join("log")).unwrap();
                 assert!(
-                    log.lines().last().unwrap().contains("unlock: removed the lock of `update`"),
+                    log.lines()
+                        .last()
+                        .unwrap()
+                        .contains("unlock: removed the lock of `update`"),
                     "trial {i}: unlock is in the pair's log"
                 );
             }

@@ -156,10 +156,8 @@ pub fn replicated(action: &str, pair: &Pair, r: &Replicated) -> String {
 /// A warning on stderr for each old snapshot an update could not destroy (the update itself
 /// succeeded; the next run tries again).
 pub fn retention_left(pair: &Pair, r: &Replicated) {
-    for l in r
-        .pruned
-        .left_lines(&pair.source.to_string(), &pair.destination.to_string())
-    {
+    let (src_at, dst_at) = Engine::snapshots_at(pair);
+    for l in r.pruned.left_lines(&src_at, &dst_at) {
         eprintln!(
             "ferry: warning: update {}: could not destroy {l} (tried again next run)",
             Engine::dest_name(pair)
@@ -305,9 +303,9 @@ pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
             p.destination
         );
     }
-    for (side, list) in [
-        (&p.source, &p.source_snapshots),
-        (&p.destination, &p.destination_snapshots),
+    for (side, at, list) in [
+        (&p.source, &p.source_at, &p.source_snapshots),
+        (&p.destination, &p.destination_at, &p.destination_snapshots),
     ] {
         if p.destroy_destination && side == &p.destination {
             continue;
@@ -316,7 +314,7 @@ pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
             outln!("{side}: nothing to purge");
         }
         for s in list {
-            outln!("{verb} {side}@{s}");
+            outln!("{verb} {at}{s}");
         }
     }
     if let Some(cp) = &p.checkpoint {

@@ -137,6 +137,9 @@ pub struct Adoption<'a> {
 /// with every name quoted.
 pub trait Driver: Send + Sync {
     fn kind(&self) -> Kind;
+    /// What a snapshot's own name follows to name it fully on its host, for messages: ZFS
+    /// `pool/ds@`, btrfs the snapshot directory with a `/`.
+    fn snapshot_at(&self, vol: &Endpoint) -> String;
     /// The tool a setup check names when the probe fails.
     fn tool(&self) -> &'static str;
     /// What the capability cache is kept per (ZFS: the pool).

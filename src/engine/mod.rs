@@ -70,6 +70,21 @@ impl Engine {
         kinds
     }
 
+    /// How messages name a snapshot of each side: `host:` and what its name follows (ZFS
+    /// `pool/ds@`, btrfs `/snapshot/dir/`).
+    pub fn snapshots_at(pair: &Pair) -> (String, String) {
+        let d = crate::driver::for_kind(pair.kind);
+        (
+            format!("{}:{}", pair.source.host, d.snapshot_at(&pair.source)),
+            format!("{}:{}", pair.destination.host, d.snapshot_at(&pair.destination)),
+        )
+    }
+
+    /// Snapshot names in full after `at`, for a log line: `at a, at b`.
+    pub fn named(at: &str, names: &[String]) -> String {
+        names.iter().map(|n| format!("{at}{n}")).collect::<Vec<_>>().join(", ")
+    }
+
     /// The name DEST shows in messages: the destination path, with its host when remote.
     pub fn dest_name(pair: &Pair) -> String {
         if pair.destination.is_local() {

@@ -23,6 +23,10 @@ use super::Engine;
 pub struct Purge {
     pub source: String,
     pub destination: String,
+    /// What each side's snapshot names follow to name them in full (`host:pool/ds@`,
+    /// `host:/snapshot/dir/`): `Engine::snapshots_at`.
+    pub source_at: String,
+    pub destination_at: String,
     /// Snapshot names (the part after `@`) on the source.
     pub source_snapshots: Vec<String>,
     pub destination_snapshots: Vec<String>,
@@ -54,20 +58,19 @@ const ATTEMPTS: usize = 10;
 /// Destroys on each side and notes in the plan what really went and what is left.
 async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sides: [(&Executor, &Endpoint, bool); 2]) {
     for (ex, vol, source) in sides {
-        let ds = &vol.path;
-        let list = if source {
-            &mut plan.source_snapshots
+        let (list, at) = if source {
+            (&mut plan.source_snapshots, plan.source_at.as_str())
         } else {
-            &mut plan.destination_snapshots
+            (&mut plan.destination_snapshots, plan.destination_at.as_str())
         };
         if list.is_empty() {
             continue;
         }
-        log.line(&format!("purge on {}: destroying {ds}@{}", ex.host(), list.join(", @")));
+        log.line(&format!("purge: destroying {}", Engine::named(at, list)));
         let p = retention::destroy_until_gone(driver, ex, vol, list, ATTEMPTS).await;
         *list = p.destroyed;
         for l in p.left {
-            let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
+            let line = format!("{at}{}: {}", l.snapshot, l.error);
             log.line(&format!("purge left {line}"));
             plan.left.push(line);
         }
@@ -89,9 +92,12 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
         ),
     };
     let keep = pair.options.keep;
+    let (source_at, destination_at) = Engine::snapshots_at(pair);
     let mut plan = Purge {
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),
+        source_at,
+        destination_at,
         source_snapshots: beyond_keep(&s, &fp, keep, Some(&checkpoint)),
         destination_snapshots: beyond_keep(&d, &fp, keep, Some(&checkpoint)),
         checkpoint: Some(checkpoint),
@@ -204,9 +210,12 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             _ => None,
         })
         .collect();
+    let (source_at, destination_at) = Engine::snapshots_at(pair);
     let mut plan = Purge {
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),
+        source_at,
+        destination_at,
         source_snapshots: ours(&s, &fp).into_iter().map(|x| x.name.clone()).collect(),
         destination_snapshots: ours(&d, &fp).into_iter().map(|x| x.name.clone()).collect(),
         checkpoint: None,
@@ -230,28 +239,25 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             let p = retention::destroy_until_gone(driver, &dst, &pair.destination, &dst_snaps, ATTEMPTS).await;
             if let Some(l) = p.left.first() {
                 bail!(
-                    "destroying {dst_ds}@{} on {} failed: {}; the destination stays",
+                    "destroying {}{} failed: {}; the destination stays",
+                    plan.destination_at,
                     l.snapshot,
-                    dst.host(),
                     l.error
                 );
             }
             // idempotent: a destination already gone is success
             retry(ATTEMPTS, || driver.destroy_volume(&dst, &pair.destination)).await?;
         }
-        let src_ds = pair.source.path.as_str();
         if !plan.source_snapshots.is_empty() {
             log.line(&format!(
-                "purge --all on {}: destroying {src_ds}@{}",
-                src.host(),
-                plan.source_snapshots.join(", @")
+                "purge --all: destroying {}",
+                Engine::named(&plan.source_at, &plan.source_snapshots)
             ));
         }
         let p = retention::destroy_until_gone(driver, &src, &pair.source, &plan.source_snapshots, ATTEMPTS).await;
         plan.source_snapshots = p.destroyed;
         for l in p.left {
-            plan.left
-                .push(format!("{}:{src_ds}@{}: {}", src.host(), l.snapshot, l.error));
+            plan.left.push(format!("{}{}: {}", plan.source_at, l.snapshot, l.error));
         }
         // the job's own progress and result are written when it finishes: they say it was purged
         for p in [engine.state.success_path(&fp), engine.state.retention_path(&fp)] {

@@ -158,12 +158,9 @@ async fn transfer(
 async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snap: &str) {
     let p = retention::destroy_until_gone(driver, ex, vol, &[snap.to_string()], 6).await;
     if let Some(l) = p.left.first() {
-        job.log.line(&format!(
-            "could not remove {}@{snap} after the failure: on {}: {}",
-            vol.path,
-            ex.host(),
-            l.error
-        ));
+        let at = format!("{}:{}", ex.host(), driver.snapshot_at(vol));
+        job.log
+            .line(&format!("could not remove {at}{snap} after the failure: {}", l.error));
     }
 }
 
@@ -177,7 +174,6 @@ pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<R
 async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) -> Result<Replicated> {
     let fp = pair.fingerprint();
     let sides = read_sides(engine, pair, job).await?;
-    let src_ds = pair.source.path.as_str();
     if !sides.src_info.exists {
         bail!("source {} does not exist", pair.source);
     }
@@ -230,7 +226,8 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         );
     }
     let snap = fresh_name(&fp, &sides.src_info).await;
-    job.phase(Phase::Transfer, Some(&format!("full send of {src_ds}@{snap}")));
+    let (src_at, _) = Engine::snapshots_at(pair);
+    job.phase(Phase::Transfer, Some(&format!("full send of {src_at}{snap}")));
     let moved = match transfer(pair, job, &sides, &snap, None, false).await {
         Ok(m) => m,
         Err(e) => {
@@ -363,18 +360,15 @@ async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &st
     src_after.snapshots.push(new.clone());
     let carried = sides.driver.sends_intermediates();
     let dst_after = after_receive(&sides.dst_info, &sides.src_info, old, new, carried);
-    let (src_ds, dst_ds) = (pair.source.path.as_str(), pair.destination.path.as_str());
+    let (src_at, dst_at) = Engine::snapshots_at(pair);
     let doomed = [
         beyond_keep(&src_after, &fp, keep, Some(snap)),
         beyond_keep(&dst_after, &fp, keep, Some(snap)),
     ];
-    for ((ex, ds), list) in [(&sides.src, src_ds), (&sides.dst, dst_ds)].iter().zip(&doomed) {
+    for (at, list) in [&src_at, &dst_at].into_iter().zip(&doomed) {
         if !list.is_empty() {
-            job.log.line(&format!(
-                "retention on {}: destroying {ds}@{}",
-                ex.host(),
-                list.join(", @")
-            ));
+            job.log
+                .line(&format!("retention: destroying {}", Engine::named(at, list)));
         }
     }
     let (source, destination) = tokio::join!(
@@ -382,12 +376,9 @@ async fn retain(engine: &Engine, pair: &Pair, job: &Job, sides: &Sides, old: &st
         retention::prune(sides.driver, &sides.dst, &pair.destination, &doomed[1])
     );
     let mut left = Vec::new();
-    for ((ex, ds), p) in [(&sides.src, src_ds), (&sides.dst, dst_ds)]
-        .iter()
-        .zip([&source, &destination])
-    {
+    for (at, p) in [&src_at, &dst_at].into_iter().zip([&source, &destination]) {
         for l in &p.left {
-            let line = format!("{}:{ds}@{}: {}", ex.host(), l.snapshot, l.error);
+            let line = format!("{at}{}: {}", l.snapshot, l.error);
             job.log.line(&format!("retention left {line} (tried again next run)"));
             left.push(line);
         }

@@ -91,12 +91,13 @@ impl Retention {
         parts.join("; ")
     }
 
-    /// Each snapshot left behind, as `side dataset@snapshot: why` for a warning.
+    /// Each snapshot left behind, as `host:dataset@snapshot: why` for a warning (`source` and
+    /// `destination` from `Engine::snapshots_at`).
     pub fn left_lines(&self, source: &str, destination: &str) -> Vec<String> {
-        let side = |name: &str, p: &Pruned| {
+        let side = |at: &str, p: &Pruned| {
             p.left
                 .iter()
-                .map(|l| format!("{name}@{}: {}", l.snapshot, l.error))
+                .map(|l| format!("{at}{}: {}", l.snapshot, l.error))
                 .collect::<Vec<_>>()
         };
         let mut v = side(source, &self.source);

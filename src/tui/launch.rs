@@ -173,6 +173,10 @@ struct PurgePlan {
     source: String,
     destination: String,
     #[serde(default)]
+    source_at: String,
+    #[serde(default)]
+    destination_at: String,
+    #[serde(default)]
     source_snapshots: Vec<String>,
     #[serde(default)]
     destination_snapshots: Vec<String>,
@@ -186,14 +190,14 @@ pub fn purge_preview(json: &str) -> String {
         Err(e) => return format!("could not read purge's answer: {e}"),
     };
     let mut lines = Vec::new();
-    for (side, list) in [
-        (&plan.source, &plan.source_snapshots),
-        (&plan.destination, &plan.destination_snapshots),
+    for (side, at, list) in [
+        (&plan.source, &plan.source_at, &plan.source_snapshots),
+        (&plan.destination, &plan.destination_at, &plan.destination_snapshots),
     ] {
         if list.is_empty() {
             lines.push(format!("{side}: nothing beyond keep"));
         }
-        lines.extend(list.iter().map(|s| format!("would destroy {side}@{s}")));
+        lines.extend(list.iter().map(|s| format!("would destroy {at}{s}")));
     }
     if let Some(cp) = &plan.checkpoint {
         lines.push(format!("the checkpoint {cp} is kept"));

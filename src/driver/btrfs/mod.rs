@@ -148,6 +148,10 @@ impl Driver for Btrfs {
         "btrfs"
     }
 
+    fn snapshot_at(&self, vol: &Endpoint) -> String {
+        format!("{}/", vol.snapshot_dir.as_deref().unwrap_or(&vol.path))
+    }
+
     /// One cache entry per host: the probe is about the tool, which every path shares. The name
     /// cannot be a ZFS pool's (pools have no parentheses).
     fn caps_scope<'p>(&self, _vol: &'p Endpoint) -> &'p str {

@@ -213,6 +213,10 @@ impl Driver for Zfs {
         "zfs"
     }
 
+    fn snapshot_at(&self, vol: &Endpoint) -> String {
+        format!("{}@", vol.path)
+    }
+
     fn caps_scope<'p>(&self, vol: &'p Endpoint) -> &'p str {
         pool_of(&vol.path)
     }
