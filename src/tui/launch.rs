@@ -226,6 +226,7 @@ mod tests {
     #[test]
     fn purge_preview_speaks_the_consoles_language() {
         let json = r#"{"source":"store1:tank/data","destination":"local:backup/data",
+            "source_at":"store1:tank/data@","destination_at":"local:backup/data@",
             "source_snapshots":["ferry.fp.1","ferry.fp.2"],"destination_snapshots":[],
             "checkpoint":"ferry.fp.4","destroy_destination":false,"done":false}"#;
         let text = super::purge_preview(json);
@@ -235,5 +236,16 @@ mod tests {
              local:backup/data: nothing beyond keep\nthe checkpoint ferry.fp.4 is kept"
         );
         assert!(!text.contains("--yes"), "the CLI's flag means nothing in the console");
+        // a btrfs source keeps its snapshots in a directory of their own
+        let json = r#"{"source":"local:/srv/data","destination":"local:/b/data",
+            "source_at":"local:/srv/.ferry-snapshots/","destination_at":"local:/b/data/",
+            "source_snapshots":["ferry.fp.1"],"destination_snapshots":["ferry.fp.1"],"checkpoint":"ferry.fp.4"}"#;
+        let text = super::purge_preview(json);
+        assert!(
+            text.starts_with(
+                "would destroy local:/srv/.ferry-snapshots/ferry.fp.1\nwould destroy local:/b/data/ferry.fp.1\n"
+            ),
+            "{text}"
+        );
     }
 }
