@@ -111,13 +111,13 @@ fn a_real_zettabee_file_with_fqdns_ips_sshport_and_sshkey_imports() {
     // the destination host is this machine: local; mbuffer goes to the address zettabee used
     assert!(
         out.contains(
-            "store1-example-com:tank/home -> local:backup/store1/home  Zfs/Mbuffer port 9090  wlag 1h00m clag 1d00h"
+            "store1-example-com:tank/home -> local:backup/store1/home  zfs/mbuffer port 9090  wlag 1h00m clag 1d00h"
         ),
         "{out}"
     );
     assert!(out.contains(&format!("to {dhost}:9090")), "{out}");
     assert!(
-        out.contains("store1-example-com:tank/mail -> local:backup/store1/mail  Zfs/Mbuffer port 9091  wlag 2h00m clag 2d00h wrun 1h00m crun 6h00m"),
+        out.contains("store1-example-com:tank/mail -> local:backup/store1/mail  zfs/mbuffer port 9091  wlag 2h00m clag 2d00h wrun 1h00m crun 6h00m"),
         "{out}"
     );
     assert!(
@@ -125,7 +125,7 @@ fn a_real_zettabee_file_with_fqdns_ips_sshport_and_sshkey_imports() {
         "{out}"
     );
     assert!(
-        out.contains("store1-example-org:tank/web -> local:backup/web  Zfs/Ssh port 9093"),
+        out.contains("store1-example-org:tank/web -> local:backup/web  zfs/ssh port 9093"),
         "{out}"
     );
 

@@ -247,12 +247,16 @@ pub fn config(c: &Config, json: bool) {
     for p in &c.pairs {
         let o = &p.options;
         outln!(
-            "  {}  {} -> {}  {:?}/{:?}{}  wlag {} clag {} wrun {} crun {}  bwlimit {}  compress {}  keep {}",
+            "  {}  {} -> {}  {}/{}{}  wlag {} clag {} wrun {} crun {}  bwlimit {}  compress {}  keep {}",
             &p.fingerprint()[..12],
             p.source,
             p.destination,
-            p.kind,
-            o.transport,
+            p.kind.word(),
+            match o.transport {
+                crate::config::TransportKind::Ssh => "ssh",
+                crate::config::TransportKind::Mbuffer => "mbuffer",
+                crate::config::TransportKind::Local => "local",
+            },
             p.port.map(|x| format!(" port {x}")).unwrap_or_default(),
             format_duration(o.wlag),
             format_duration(o.clag),
@@ -266,6 +270,9 @@ pub fn config(c: &Config, json: bool) {
             if o.compress == Compress::Zstd { "zstd" } else { "none" },
             o.keep
         );
+        if let Some(dir) = &p.source.snapshot_dir {
+            outln!("    source snapshots in {}:{dir}", p.source.host);
+        }
         if p.adopt == Some(crate::config::Adopt::Zettabee) {
             outln!("    adopt zettabee: the first update takes over zettabee's replica from its last snapshot");
         }
