@@ -131,7 +131,7 @@ fn sigkill_anywhere_leaves_a_consistent_destination_that_recovers() {
                 assert_eq!(lab.dst_sum(), tree_checksum(&src), "kill {i} after {d:?}")
             }
             // received but not yet recorded: initialize finishes the recording
-            "Inconsistent" => assert!(st["reason"].as_str().unwrap().contains("no ferry:fingerprint"), "{st}"),
+            "Inconsistent" => assert!(st["reason"].as_str().unwrap().contains("no ferry fingerprint"), "{st}"),
             other => panic!("kill {i} after {d:?}: state {other}: {st}"),
         }
         if st["state"] != "Synchronized" {

@@ -172,7 +172,7 @@ fn purge_all_refuses_what_under_the_destination_is_not_this_pairs() {
         assert_eq!(r.code, 1, "{args:?}: {}", r.stdout);
         assert!(
             r.stderr.contains(&format!(
-                "dataset {child} (replica of another pair, fingerprint 0123456789abcdef0123456789abcdef)"
+                "volume {child} (replica of another pair, fingerprint 0123456789abcdef0123456789abcdef)"
             )) && r.stderr.contains("purge --all refuses"),
             "{}",
             r.stderr
@@ -187,7 +187,7 @@ fn purge_all_refuses_what_under_the_destination_is_not_this_pairs() {
     run(&format!("zfs snapshot {}@mine", lab.dst_ds));
     let r = lab.ferry(&["purge", "--all", "data", "--yes"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stderr.contains(&format!("dataset {other}")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("volume {other}")), "{}", r.stderr);
     assert!(
         r.stderr
             .contains(&format!("snapshot {}@mine (not on the source)", lab.dst_ds)),

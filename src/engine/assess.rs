@@ -35,7 +35,7 @@ pub fn assess_pair(pair: &Pair, source: &VolumeInfo, dest: &VolumeInfo) -> State
 /// the record of it, so a job that died between receive and recording loses nothing.
 pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> State {
     if !source.exists {
-        return State::Inconsistent("source dataset does not exist".into());
+        return State::Inconsistent("source volume does not exist".into());
     }
     if !dest.exists {
         return State::Uninitialized;
@@ -46,7 +46,7 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> State {
             return State::Inconsistent(format!("destination belongs to another pair (fingerprint {other})"))
         }
         None => {
-            return State::Inconsistent("destination exists but is not a ferry replica (no ferry:fingerprint)".into())
+            return State::Inconsistent("destination exists but is not a ferry replica (no ferry fingerprint)".into())
         }
     }
     let src = ours(source, fp);

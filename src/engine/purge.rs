@@ -138,8 +138,8 @@ fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
             // a child's snapshots go with the child, which is named already
             Under::Itself | Under::ChildSnapshot => {}
             Under::Child => found.push(match &d.fingerprint {
-                Some(f) if f != fp => format!("dataset {} (replica of another pair, fingerprint {f})", d.name),
-                _ => format!("dataset {}", d.name),
+                Some(f) if f != fp => format!("volume {} (replica of another pair, fingerprint {f})", d.name),
+                _ => format!("volume {}", d.name),
             }),
             Under::Snapshot(snap) => {
                 let from_source = source.snapshots.iter().any(|s| s.name == *snap);
@@ -176,7 +176,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             // a run that died between receive and recording: the replica is ours by its snapshots
             None if ours_dst => {}
             None => bail!(
-                "destination {} is not a ferry replica (no ferry:fingerprint); purge --all destroys only this pair's replica",
+                "destination {} is not a ferry replica (no ferry fingerprint); purge --all destroys only this pair's replica",
                 pair.destination
             ),
         }

@@ -81,7 +81,7 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
     items.extend(s_items);
     items.extend(d_items);
     if let (Some((sx, scaps)), Some((dx, dcaps))) = (s, d) {
-        items.extend(datasets(pair, &sx, &dx).await);
+        items.extend(volumes(pair, &sx, &dx).await);
         items.extend(programs(pair, &sx, &dx).await);
         if let Some(c) = for_kind(pair.kind).compatibility(&scaps, &dcaps) {
             items.push(from_check(c));
@@ -90,14 +90,14 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
     items
 }
 
-async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
+async fn volumes(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
     let mut out = Vec::new();
     let driver = for_kind(pair.kind);
     let src = driver.inspect(sx, &[&pair.source]).await;
     out.push(match src {
-        Ok(v) if v[0].exists => item(true, "source dataset", pair.source.to_string()),
-        Ok(_) => item(false, "source dataset", format!("{} does not exist", pair.source)),
-        Err(e) => item(false, "source dataset", format!("{e:#}")),
+        Ok(v) if v[0].exists => item(true, "source volume", pair.source.to_string()),
+        Ok(_) => item(false, "source volume", format!("{} does not exist", pair.source)),
+        Err(e) => item(false, "source volume", format!("{e:#}")),
     });
     let dst = &pair.destination;
     match driver.inspect(dx, &[dst]).await {
@@ -105,7 +105,7 @@ async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
             let ours = v[0].fingerprint.as_deref() == Some(pair.fingerprint().as_str());
             out.push(item(
                 ours,
-                "destination dataset",
+                "destination volume",
                 if ours {
                     "already initialized by this pair".to_string()
                 } else {
@@ -115,10 +115,10 @@ async fn datasets(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
         }
         Ok(_) => out.push(item(
             true,
-            "destination dataset",
+            "destination volume",
             format!("{} absent (initialize creates it)", pair.destination),
         )),
-        Err(e) => out.push(item(false, "destination dataset", format!("{e:#}"))),
+        Err(e) => out.push(item(false, "destination volume", format!("{e:#}"))),
     }
     out.push(match driver.prepare_parent(dx, dst).await {
         Ok(detail) => item(true, "destination parent", detail),

@@ -53,7 +53,7 @@ impl App {
                     self.dialog = Some(Dialog::TypeToConfirm {
                         title: format!("Remove the whole replica {dest}?"),
                         body: vec![
-                            format!("This destroys the destination dataset {dest} and all its snapshots,"),
+                            format!("This destroys the destination replica {dest} and all its snapshots,"),
                             "and the pair's markers, so it must be initialized again (a full transfer).".into(),
                             "The source is not touched.".into(),
                             format!("Type the destination's name ({dest}) and press enter:"),
