@@ -170,16 +170,39 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     assert_eq!(st["state"], "Synchronized");
     assert_eq!(st["checkpoint"], newest_name.as_str(), "{st}");
 
+    // the replica made writable and changed by hand: update refuses and keeps the change;
+    // --force deletes it and replicates (as zfs receive -F rolls back)
+    let replica = newest(&dest);
+    run(&format!("btrfs property set -f -ts {} ro false", replica.display()));
+    std::fs::write(replica.join("by-hand.txt"), "operator's edit").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = lab.ferry(&["update", &dest_s]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("changed by hand") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    assert!(replica.join("by-hand.txt").exists(), "a refused update touches nothing");
+    lab.ok(&["update", "--force", &dest_s]);
+    assert!(!replica.exists(), "--force deleted the changed replica");
+    assert_replica(&snapdir, &dest);
+    assert!(!dest.join(".ferry-receiving").exists());
+
     // a snapshot made by hand under the checkpoint's name is not the checkpoint
+    let newest_name = ferry_entries(&dest).last().unwrap().clone();
     let cp = dest.join(&newest_name);
     run(&format!("btrfs subvolume delete {} >/dev/null", cp.display()));
-    run(&format!("btrfs subvolume create {} >/dev/null", cp.display()));
+    // a real received snapshot of something else, renamed to the checkpoint's name
+    let other = a.subvolume("other");
+    run(&format!("btrfs subvolume snapshot -r {other} {other}.ro >/dev/null"));
+    run(&format!("btrfs send -q {other}.ro | btrfs receive -q {}", dest.display()));
+    run(&format!("mv {}/other.ro {}", dest.display(), cp.display()));
+    // (after the forced update the two sides share only that snapshot: source [B, C], replica [A, C])
     let st = lab.status();
-    assert_eq!(
-        st["state"], "Synchronized",
-        "the older common snapshot still is one: {st}"
-    );
-    assert_ne!(st["checkpoint"], newest_name.as_str());
+    assert_eq!(st["state"], "Inconsistent", "{st}");
+    let reason = st["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("was not received from the source's") && reason.contains("ids differ"), "{st}");
     run(&format!("btrfs subvolume delete {} >/dev/null", cp.display()));
 
     // purge --all: the replica directory and the source's snapshots go, the source stays
@@ -301,7 +324,7 @@ fn config_rules_for_btrfs_pairs() {
 /// Pids of `btrfs send|receive` processes working on paths under `root`.
 fn btrfs_workers(root: &Path) -> Vec<String> {
     let out = run(&format!(
-        "for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); case \"$c\" in 'btrfs send'*{r}*|'btrfs receive'*{r}*) echo \"${{p#/proc/}} $c\";; esac; done; true",
+        "for p in /proc/[0-9]*; do c=$(cat $p/cmdline 2>/dev/null | tr '\\0' ' '); case \"$c\" in 'btrfs send'*{r}*|'btrfs receive'*{r}*) echo \"${{p#/proc/}} $c\";; esac; done; true",
         r = root.display()
     ));
     out.lines().map(String::from).collect()
@@ -328,13 +351,19 @@ fn sigkill_during_update_leaves_a_consistent_replica_and_nothing_behind() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
+    // how long a good update of this size takes here: the kills are spread over it
+    write_random_file(&a.path("data/c0.bin"), 48 << 20, 99);
+    std::thread::sleep(std::time::Duration::from_millis(1050));
+    let t = std::time::Instant::now();
+    lab.ok(&["update", &dest_s]);
+    let span = (t.elapsed().as_millis() as u64).max(100);
     let (mut partials, mut killed_mid) = (0, 0);
     for i in 0..trials {
         write_random_file(&a.path(&format!("data/c{}.bin", i % 3)), 48 << 20, 100 + i);
         std::thread::sleep(std::time::Duration::from_millis(1050));
         let mut child = lab.command(&["update", &dest_s]).spawn().unwrap();
-        // spread the kills over the run: 0..~600 ms covers snapshot, stream and finishing
-        let delay = (i * 37) % 600;
+        // spread the kills over the run (snapshot, stream, finishing): 0..90 % of a good run
+        let delay = (i * 37) % (span * 9 / 10);
         std::thread::sleep(std::time::Duration::from_millis(delay));
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
@@ -397,7 +426,11 @@ fn sigkill_during_update_leaves_a_consistent_replica_and_nothing_behind() {
             ferry_entries(&snapdir)
         );
         assert!(!dest.join(".ferry-checkpoint.tmp").exists());
+        assert!(
+            !dest.join(".ferry-receiving").exists(),
+            "trial {i}: the receive note outlived a good receive"
+        );
     }
-    eprintln!("{trials} trials, {killed_mid} killed before the end, {partials} interrupted receives seen and cleaned");
+    eprintln!("{trials} trials over {span} ms runs, {killed_mid} killed before the end, {partials} interrupted receives seen and cleaned");
     assert!(killed_mid >= trials / 2, "most kills must land inside the run");
 }

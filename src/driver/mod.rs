@@ -171,8 +171,9 @@ pub trait Driver: Send + Sync {
     /// Whether an incremental send carries the source's snapshots between the base and the new
     /// one along (ZFS `-I`), so they appear on the destination too.
     fn sends_intermediates(&self) -> bool;
-    /// The script that receives the stream into `path`; `force` rolls back changes made by hand.
-    fn receive_script(&self, vol: &Endpoint, force: bool) -> Result<String>;
+    /// The script that receives the stream of `snap` into the volume; `force` rolls back (or
+    /// removes) what was changed there by hand, which otherwise makes the receive refuse.
+    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool) -> Result<String>;
     /// The script that records the checkpoint with the data.
     fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String>;
     /// After the first recording: makes the replica visible where the kind needs it (ZFS: mount).

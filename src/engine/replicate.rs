@@ -130,7 +130,7 @@ async fn transfer(
     let expected = if compress == Compress::None { expected } else { None };
     let send_cmd = driver.send_script(src, snap, from, sides.src_caps.send_estimate)?;
     let send_cmd = codec::compressing(&send_cmd, compress);
-    let recv_cmd = codec::decompressing(&driver.receive_script(dst, force)?, compress);
+    let recv_cmd = codec::decompressing(&driver.receive_script(dst, snap, force)?, compress);
     if pair.options.transport == TransportKind::Mbuffer {
         let plan = mbuffer::Plan {
             // None for a local destination without mbuffer_address: found at run time

@@ -131,15 +131,36 @@ pub fn send(vol: &Endpoint, snap: &str, from: Option<&str>) -> Result<String> {
     Ok(format!("btrfs send -q {parent}{}", q(&snap_path(vol, snap)?)))
 }
 
-/// Receives into the destination directory, first deleting what an interrupted receive left:
-/// a `ferry.*` subvolume without a received UUID (btrfs sets it, and read-only, only at the end).
-pub fn receive(vol: &Endpoint) -> Result<String> {
+/// The destination's note of the snapshot a receive is writing, until it is complete.
+pub const RECEIVING: &str = ".ferry-receiving";
+/// What the receive script says when a replica was made writable by hand (`classify` reads it).
+pub const CHANGED_BY_HAND: &str = "was made writable (changed by hand)";
+
+/// Receives `snap` into the destination directory. First what an interrupted receive left goes:
+/// the subvolume `.ferry-receiving` names, if it has no received UUID yet (btrfs sets it, and
+/// read-only, only at the end). Then any other writable `ferry.*` subvolume was changed by hand:
+/// the receive refuses, or with `force` deletes it (as `zfs receive -F` rolls changes back).
+/// The note is written before the receive starts and removed when it succeeded.
+pub fn receive(vol: &Endpoint, snap: &str, force: bool) -> Result<String> {
     let d = q(checked(&vol.path)?);
+    let snap = q(checked_snap(snap)?);
+    let note = q(&format!("{}/{RECEIVING}", vol.path));
+    let on_hand = if force {
+        "btrfs subvolume delete \"$s\" >/dev/null || exit 1".to_string()
+    } else {
+        format!(
+            "echo \"ferry: destination snapshot $s {CHANGED_BY_HAND}: not received over; \
+             make it read-only again or rerun with --force to delete it\" >&2; exit 3"
+        )
+    };
     Ok(format!(
-        "mkdir -p {d} && for s in {d}/ferry.*; do [ -d \"$s\" ] || continue; \
-         if btrfs subvolume show \"$s\" 2>/dev/null | grep -q '^[[:space:]]*Received UUID:[[:space:]]*-$'; then \
-         btrfs subvolume delete \"$s\" >/dev/null || exit 1; fi; done; \
-         btrfs receive -q {d}"
+        "mkdir -p {d} || exit 1; \
+         if [ -f {note} ]; then n=$(cat {note}); case \"$n\" in ferry.*/*|ferry.*..*) ;; ferry.*) \
+         if btrfs subvolume show {d}/\"$n\" 2>/dev/null | grep -q '^[[:space:]]*Received UUID:[[:space:]]*-$'; then \
+         btrfs subvolume delete {d}/\"$n\" >/dev/null || exit 1; fi;; esac; fi; \
+         for s in {d}/ferry.*; do [ -d \"$s\" ] || continue; \
+         if ! btrfs property get -ts \"$s\" ro 2>/dev/null | grep -q 'ro=true'; then {on_hand}; fi; done; \
+         printf '%s\\n' {snap} > {note} && btrfs receive -q {d} && rm -f {note}"
     ))
 }
 
@@ -187,14 +208,15 @@ pub fn descendants(vol: &Endpoint) -> Result<String> {
     Ok(format!("[ -d {d} ] && ls -A1 {d}; true"))
 }
 
-/// Removes the emptied destination: its marks, then the directory (rmdir: refuses if anything
-/// appeared in it since the check). Already gone is success.
+/// Removes the emptied destination: its marks and receive note, then the directory (rmdir:
+/// refuses if anything appeared in it since the check). Already gone is success.
 pub fn destroy_volume(vol: &Endpoint) -> Result<String> {
     let d = checked(&vol.path)?;
     Ok(format!(
-        "[ -e {dq} ] || exit 0; rm -f {m} && rmdir {dq}",
+        "[ -e {dq} ] || exit 0; rm -f {m} {r} && rmdir {dq}",
         dq = q(d),
-        m = q(&format!("{d}/{MARKS}"))
+        m = q(&format!("{d}/{MARKS}")),
+        r = q(&format!("{d}/{RECEIVING}"))
     ))
 }
 
@@ -254,8 +276,9 @@ mod tests {
     fn bad_names_never_reach_a_command() {
         assert!(snapshot(&src(), "../x").is_err());
         assert!(snapshot(&src(), "a b").is_err());
-        assert!(receive(&Endpoint::local("/b/$(x)")).is_err());
-        assert!(receive(&Endpoint::local("relative")).is_err());
+        assert!(receive(&Endpoint::local("/b/$(x)"), "ferry.a.1", false).is_err());
+        assert!(receive(&Endpoint::local("relative"), "ferry.a.1", false).is_err());
+        assert!(receive(&Endpoint::local("/b/d"), "../x", false).is_err());
         let marks = Marks {
             fingerprint: "ab;rm",
             source: "h:/s",

@@ -23,7 +23,9 @@ pub struct Btrfs;
 pub fn classify(text: &str) -> DriverError {
     let text = text.to_string();
     let lower = text.to_lowercase();
-    if lower.contains("no such file or directory") || lower.contains("not found") {
+    if text.contains(commands::CHANGED_BY_HAND) {
+        DriverError::Modified(text)
+    } else if lower.contains("no such file or directory") || lower.contains("not found") {
         DriverError::DoesNotExist(text)
     } else if lower.contains("busy") {
         DriverError::Busy(text)
@@ -203,13 +205,13 @@ impl Driver for Btrfs {
         }
     }
 
-    /// Received subvolumes are read-only, so there is nothing to roll back: `force` changes nothing.
+    /// `btrfs send -p` carries only the new snapshot.
     fn sends_intermediates(&self) -> bool {
         false
     }
 
-    fn receive_script(&self, vol: &Endpoint, _force: bool) -> Result<String> {
-        commands::receive(vol)
+    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool) -> Result<String> {
+        commands::receive(vol, snap, force)
     }
 
     fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String> {

@@ -3,7 +3,7 @@
 use crate::driver::{Capabilities, Descendant, Destroy, DriverError, Snapshot, Under, VolumeInfo};
 
 use super::classify;
-use super::commands::{EXISTS, MARK, MARKS, SNAP, VOL};
+use super::commands::{EXISTS, MARK, MARKS, RECEIVING, SNAP, VOL};
 
 /// `tool=…` and `fs=…` lines of the probe.
 pub fn capabilities(out: &str) -> Capabilities {
@@ -138,7 +138,8 @@ pub fn descendants(out: &str, root: &str, fingerprint: Option<String>) -> Vec<De
         fingerprint: fingerprint.clone(),
         under: Under::Itself,
     }];
-    for entry in out.lines().filter(|l| !l.is_empty() && *l != MARKS) {
+    // ferry's own files go with the directory
+    for entry in out.lines().filter(|l| !l.is_empty() && *l != MARKS && *l != RECEIVING) {
         let name = format!("{root}/{entry}");
         let under = if entry.starts_with("ferry.") {
             Under::Snapshot(entry.to_string())
@@ -199,7 +200,11 @@ mod tests {
         assert_eq!(d[1].1, Destroy::Absent);
         assert!(matches!(d[2].1, Destroy::Failed(DriverError::Busy(_))));
         assert!(matches!(d[3].1, Destroy::Failed(DriverError::Other(_))));
-        let all = descendants(".ferry-checkpoint\nferry.a.1\nnotes\n", "/b/d", Some("a".into()));
+        let all = descendants(
+            ".ferry-checkpoint\n.ferry-receiving\nferry.a.1\nnotes\n",
+            "/b/d",
+            Some("a".into()),
+        );
         assert_eq!(all.len(), 3);
         assert_eq!(all[1].under, Under::Snapshot("ferry.a.1".into()));
         assert_eq!(all[2].under, Under::Child);

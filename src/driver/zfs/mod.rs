@@ -268,7 +268,7 @@ impl Driver for Zfs {
         true
     }
 
-    fn receive_script(&self, vol: &Endpoint, force: bool) -> Result<String> {
+    fn receive_script(&self, vol: &Endpoint, _snap: &str, force: bool) -> Result<String> {
         commands::receive(&vol.path, force)
     }
 
