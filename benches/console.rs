@@ -118,6 +118,7 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         ),
     };
     PairStatus {
+        kind: p.kind,
         fingerprint: fp,
         source: p.source.to_string(),
         destination: p.destination.to_string(),

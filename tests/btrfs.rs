@@ -147,6 +147,7 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     assert_replica(&snapdir, &dest);
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized", "{st}");
+    assert_eq!(st["kind"], "btrfs", "{st}");
     let marks = std::fs::read_to_string(dest.join(".ferry-checkpoint")).unwrap();
     assert!(marks.contains(&format!("source=local:{src}")), "{marks}");
 
@@ -196,13 +197,19 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     // a real received snapshot of something else, renamed to the checkpoint's name
     let other = a.subvolume("other");
     run(&format!("btrfs subvolume snapshot -r {other} {other}.ro >/dev/null"));
-    run(&format!("btrfs send -q {other}.ro | btrfs receive -q {}", dest.display()));
+    run(&format!(
+        "btrfs send -q {other}.ro | btrfs receive -q {}",
+        dest.display()
+    ));
     run(&format!("mv {}/other.ro {}", dest.display(), cp.display()));
     // (after the forced update the two sides share only that snapshot: source [B, C], replica [A, C])
     let st = lab.status();
     assert_eq!(st["state"], "Inconsistent", "{st}");
     let reason = st["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("was not received from the source's") && reason.contains("ids differ"), "{st}");
+    assert!(
+        reason.contains("was not received from the source's") && reason.contains("ids differ"),
+        "{st}"
+    );
     run(&format!("btrfs subvolume delete {} >/dev/null", cp.display()));
 
     // purge --all: the replica directory and the source's snapshots go, the source stays

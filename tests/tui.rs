@@ -84,6 +84,7 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
     ];
     let locked = run.status == RunState::Locked;
     PairStatus {
+        kind: p.kind,
         fingerprint: fp,
         source: p.source.to_string(),
         destination: p.destination.to_string(),

@@ -91,6 +91,7 @@ pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct PairStatus {
     pub fingerprint: String,
+    pub kind: Kind,
     pub source: String,
     pub destination: String,
     /// "Synchronized", "Uninitialized", "Inconsistent", "Unknown".
@@ -251,6 +252,7 @@ pub fn compose(
         .worst(retention_level)
         .worst(if locked { Level::Critical } else { Level::Ok });
     PairStatus {
+        kind: pair.kind,
         fingerprint: fp,
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),

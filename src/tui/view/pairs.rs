@@ -52,8 +52,9 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         return;
     }
     let wide = area.width >= 110;
-    // fixed columns: state 13, lag 7, flags 5, status 12, runtime 7, rate 12, one space between
-    let fixed = 13 + 7 + 5 + 12 + 7 + 6 + if wide { 13 } else { 0 };
+    // fixed columns: state 13, lag 7, flags 5, status 12, runtime 7, one space between; a wide
+    // screen adds kind 5 and rate 12
+    let fixed = 13 + 7 + 5 + 12 + 7 + 6 + if wide { 6 + 13 } else { 0 };
     let avail = (area.width as usize).saturating_sub(2 + fixed).max(10);
     let src_w = avail / 2;
     let dst_w = avail - src_w;
@@ -115,31 +116,37 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
                 Span::styled(text, style)
             }
         };
-        let mut cells = vec![
-            Cell::from(sources[row_no].clone()),
-            Cell::from(dests[row_no].clone()),
+        let mut cells = vec![Cell::from(sources[row_no].clone()), Cell::from(dests[row_no].clone())];
+        if wide {
+            cells.push(Cell::from(app.pair(i).kind.word()));
+        }
+        cells.extend([
             Cell::from(styled(state, state_style)),
             Cell::from(styled(lag, lag_style)),
             Cell::from(flags),
             Cell::from(styled(status, status_style)),
             Cell::from(styled(runtime, run_style)),
-        ];
+        ]);
         if wide {
             cells.push(Cell::from(styled(cur, t.running)));
         }
         let row = Row::new(cells).style(if pos == app.selected { t.selected } else { t.base });
         rows.push(row);
     }
-    let mut widths = vec![
-        Constraint::Length(src_w as u16),
-        Constraint::Length(dst_w as u16),
+    let mut widths = vec![Constraint::Length(src_w as u16), Constraint::Length(dst_w as u16)];
+    let mut header = vec!["SOURCE", "DESTINATION"];
+    if wide {
+        widths.push(Constraint::Length(5));
+        header.push("KIND");
+    }
+    widths.extend([
         Constraint::Length(13),
         Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Length(12),
         Constraint::Length(7),
-    ];
-    let mut header = vec!["SOURCE", "DESTINATION", "STATE", "LAG", "FLAGS", "STATUS", "RUNTIME"];
+    ]);
+    header.extend(["STATE", "LAG", "FLAGS", "STATUS", "RUNTIME"]);
     if wide {
         widths.push(Constraint::Length(12));
         header.push("RATE");
