@@ -441,3 +441,30 @@ fn sigkill_during_update_leaves_a_consistent_replica_and_nothing_behind() {
     eprintln!("{trials} trials over {span} ms runs, {killed_mid} killed before the end, {partials} interrupted receives seen and cleaned");
     assert!(killed_mid >= trials / 2, "most kills must land inside the run");
 }
+
+/// setup measures the source and the destination's free space: a source that cannot fit fails
+/// the checklist (exit 1) before an initialize would fill the destination.
+#[test]
+fn setup_refuses_a_destination_too_small_for_the_source() {
+    let Some(a) = TestFs::create(600) else { return };
+    let Some(b) = TestFs::create(300) else { return };
+    let src = a.subvolume("big");
+    let dest = b.path("rep/big");
+    let dest_s = dest.display().to_string();
+    let lab = Setup::new(&src, &dest_s, "transport = \"local\"", None);
+    write_random_file(&a.path("big/small.bin"), 8 << 20, 5);
+    let ok = lab.ok(&["setup", &dest_s]);
+    assert!(
+        ok.stdout.contains("destination space: ") && ok.stdout.contains("for a source of 8.0 MiB"),
+        "{}",
+        ok.stdout
+    );
+    write_random_file(&a.path("big/large.bin"), 400 << 20, 6);
+    let r = lab.ferry(&["setup", &dest_s]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("[FAIL] destination space") && r.stdout.contains("would not fit"),
+        "{}",
+        r.stdout
+    );
+}

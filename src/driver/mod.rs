@@ -53,6 +53,12 @@ pub struct Capabilities {
     /// whether that directory, or its nearest existing parent, is on the volume's filesystem.
     #[serde(default)]
     pub snapshots_beside: Option<bool>,
+    /// Bytes free on the filesystem the volume is (or will be) on, where setup's probe read it.
+    #[serde(default)]
+    pub free_bytes: Option<u64>,
+    /// Bytes the volume uses, where setup's probe could measure it in time.
+    #[serde(default)]
+    pub used_bytes: Option<u64>,
 }
 
 /// What ferry reads about a volume in one command: does it exist, its ferry markers, its snapshots.

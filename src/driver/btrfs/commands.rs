@@ -99,6 +99,22 @@ pub fn inspect(vols: &[&Endpoint]) -> Result<String> {
     Ok(script)
 }
 
+/// Setup's probe: `probe` plus `free=` bytes available where the volume is (or will be) and,
+/// for a source, `used=` bytes under it (`du`, given 20 seconds: a huge tree stays unmeasured).
+pub fn probe_space(vol: &Endpoint) -> Result<String> {
+    let mut script = format!(
+        "{}; echo \"free=$(df -P -B1 \"$d\" 2>/dev/null | awk 'NR==2{{print $4}}')\"",
+        probe(vol)?
+    );
+    if vol.snapshot_dir.is_some() {
+        script.push_str(&format!(
+            "; echo \"used=$(timeout 20 du -sxB1 {} 2>/dev/null | cut -f1)\"",
+            q(checked(&vol.path)?)
+        ));
+    }
+    Ok(script)
+}
+
 /// Probe and listing in one exec.
 pub fn probe_and_inspect(vols: &[&Endpoint]) -> Result<String> {
     let first = vols.first().ok_or_else(|| anyhow!("no volume to inspect"))?;

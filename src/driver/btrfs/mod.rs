@@ -70,7 +70,7 @@ impl Btrfs {
     }
 
     async fn probe(&self, ex: &Executor, vol: &Endpoint) -> Result<Capabilities> {
-        let out = ex.run(&commands::probe(vol)?).await?;
+        let out = ex.run(&commands::probe_space(vol)?).await?;
         if !out.success() {
             bail!(
                 "probing btrfs on {}: {}",
@@ -297,8 +297,35 @@ impl Driver for Btrfs {
         checks
     }
 
-    fn compatibility(&self, _source: &Capabilities, _destination: &Capabilities) -> Option<Check> {
-        None
+    /// Room on the destination's filesystem for what the source holds (a full send writes about
+    /// that much; btrfs cannot say more precisely before sending).
+    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check> {
+        let size = crate::config::units::format_bytes;
+        let free = destination.free_bytes?;
+        Some(match source.used_bytes {
+            Some(used) => Check {
+                ok: free >= used,
+                what: "destination space".into(),
+                detail: format!(
+                    "{} free on the destination's filesystem for a source of {}{}",
+                    size(free),
+                    size(used),
+                    if free >= used {
+                        ""
+                    } else {
+                        ": the first initialize would not fit"
+                    }
+                ),
+            },
+            None => Check {
+                ok: true,
+                what: "destination space".into(),
+                detail: format!(
+                    "{} free on the destination's filesystem (the source was too large to measure in 20 s)",
+                    size(free)
+                ),
+            },
+        })
     }
 
     fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>> {

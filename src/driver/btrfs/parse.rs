@@ -18,6 +18,10 @@ pub fn capabilities(out: &str) -> Capabilities {
             caps.filesystem = Some(v.trim().to_string()).filter(|v| !v.is_empty());
         } else if let Some(v) = line.strip_prefix("same=") {
             caps.snapshots_beside = Some(v.trim() == "yes");
+        } else if let Some(v) = line.strip_prefix("free=") {
+            caps.free_bytes = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("used=") {
+            caps.used_bytes = v.trim().parse().ok();
         }
     }
     caps
@@ -217,6 +221,9 @@ mod tests {
         assert_eq!(c.tool_version.as_deref(), Some("btrfs-progs v6.2"));
         assert_eq!(c.filesystem.as_deref(), Some("btrfs"));
         assert_eq!(c.snapshots_beside, None);
+        let c = capabilities("tool=x\nfs=btrfs\nfree=1048576\nused=\n");
+        assert_eq!(c.free_bytes, Some(1 << 20));
+        assert_eq!(c.used_bytes, None, "du ran out of time");
         let c = capabilities("tool=\nfs=ext2/ext3\nsame=no\n");
         assert_eq!(c.tool_version, None);
         assert_eq!(c.snapshots_beside, Some(false));
