@@ -468,3 +468,52 @@ fn setup_refuses_a_destination_too_small_for_the_source() {
         r.stdout
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// btrfs streams go through every transport: mbuffer (with zstd) from the remote source, ssh
+/// with zstd and a bandwidth limit; each replica checked against its source snapshot.
+#[test]
+fn btrfs_over_mbuffer_and_compressed_limited_ssh() {
+    let Some(a) = TestFs::create(400) else { return };
+    let Some(b) = TestFs::create(400) else { return };
+    let Some(sshd) = Sshd::start() else { return };
+    let port = free_port();
+    for (name, extra) in [
+        (
+            "mb",
+            format!("transport = \"mbuffer\"\nport = {port}\nmbuffer_address = \"127.0.0.1\"\ncompress = \"zstd\""),
+        ),
+        ("zs", "compress = \"zstd\"\nbwlimit = \"4M\"".to_string()),
+    ] {
+        let src = a.subvolume(name);
+        write_random_file(&a.path(&format!("{name}/seed.bin")), 2 << 20, 20);
+        let dest = b.path(&format!("rep/{name}"));
+        let dest_s = dest.display().to_string();
+        let lab = Setup::new(&format!("store1:{src}"), &dest_s, &extra, Some(&sshd));
+        lab.ok(&["setup", &dest_s]);
+        lab.ok(&["initialize", &dest_s]);
+        assert_replica(&a.path(".ferry-snapshots"), &dest);
+        write_random_file(&a.path(&format!("{name}/more.bin")), 8 << 20, 21);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let t = std::time::Instant::now();
+        lab.ok(&["update", &dest_s]);
+        let took = t.elapsed();
+        assert_replica(&a.path(".ferry-snapshots"), &dest);
+        let log = std::fs::read_to_string(lab.pair_dir().join("log")).unwrap();
+        assert!(log.contains("zstd"), "{name}: the stream was compressed");
+        if name == "mb" {
+            assert!(log.contains("mbuffer"), "{name}: the stream went through mbuffer");
+        } else {
+            // 8 MiB of incompressible data at 4 MiB/s cannot take less than about 2 s
+            assert!(took.as_secs_f64() >= 1.5, "bwlimit 4M moved 8 MiB in {took:?}");
+        }
+        assert_eq!(lab.status()["state"], "Synchronized");
+    }
+}

@@ -43,7 +43,7 @@ fn zstd_over_ssh_compresses_on_the_wire_and_arrives_intact() {
     assert_eq!(tree_checksum(&src), lab.dst_sum());
     let log = std::fs::read_to_string(lab.ok(&["logfile", "data"]).stdout.trim()).unwrap();
     assert!(
-        log.contains("| zstd -q -c -1") && log.contains("zstd -q -d -c | zfs receive"),
+        log.contains("| zstd -q -c -1") && log.contains("zstd -q -d -c | { zfs receive"),
         "{log}"
     );
     assert_eq!(lab.status()["state"], "Synchronized");

@@ -21,7 +21,8 @@ pub fn compressing(send: &str, c: Compress) -> String {
 pub fn decompressing(recv: &str, c: Compress) -> String {
     match c {
         Compress::None => recv.to_string(),
-        Compress::Zstd => format!("zstd -q -d -c | {recv}"),
+        // grouped: a driver's receive may be a list of commands that all read the stream
+        Compress::Zstd => format!("zstd -q -d -c | {{ {recv}; }}"),
     }
 }
 

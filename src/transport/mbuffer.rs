@@ -52,10 +52,11 @@ pub struct Peers {
 }
 
 /// The listener: mbuffer's messages and figures go to the exec's stdout (fd 3) for ferry to read,
-/// its data into the receiving command. Only `source` may connect.
+/// its data into the receiving command (grouped: a driver's script may be a list of commands,
+/// and only all of them together read the stream). Only `source` may connect.
 pub fn listen_command(plan: &Plan, source: Ipv4Addr, recv: &str) -> String {
     format!(
-        "exec 3>&1; sh -c 'echo \"ferry-pid $$\" >&2; exec mbuffer -4 -v 4 -s 128k -m 64M -W {w} -I {source}:{p}' 2>&3 | {recv} 3>&-",
+        "exec 3>&1; sh -c 'echo \"ferry-pid $$\" >&2; exec mbuffer -4 -v 4 -s 128k -m 64M -W {w} -I {source}:{p}' 2>&3 | {{ {recv}; }} 3>&-",
         w = plan.timeout.as_secs().max(5),
         p = plan.port
     )
@@ -510,7 +511,7 @@ mod tests {
         let s = send_command(&plan, "10.0.0.2", "zfs send t/d@s");
         assert!(s.ends_with("-W 30 -r 1000 -O 10.0.0.2:9090'"), "{s}");
         let l = listen_command(&plan, Ipv4Addr::new(10, 0, 0, 7), "zfs receive b/d");
-        assert!(l.contains("-I 10.0.0.7:9090' 2>&3 | zfs receive b/d 3>&-"), "{l}");
+        assert!(l.contains("-I 10.0.0.7:9090' 2>&3 | { zfs receive b/d; } 3>&-"), "{l}");
     }
 
     #[test]
