@@ -3,14 +3,15 @@
 # each figure a ratio against a baseline measured in the same run on the same data:
 #
 #  1. `ferry update` of an increment over the lab's loopback sshd (plain /bin/sh account), against
-#     the plain pipeline `ssh host "btrfs subvolume snapshot -r .. && btrfs send -p .." | btrfs receive`.
-#  2. The same increment on one machine: `ferry update` (transport local) against `btrbk run`
-#     (Debian's btrbk, which snapshots, sends incrementally and prunes, as ferry does) and against
-#     a bare `btrfs subvolume snapshot -r && btrfs send -p | btrfs receive`.
-#  3. An update with nothing to send, local: ferry against btrbk.
+#     the plain pipeline `ssh host "btrfs subvolume snapshot -r .. && btrfs send -p .." | btrfs receive`
+#     and against `btrbk run` (Debian's btrbk, which snapshots, sends incrementally and prunes, as
+#     ferry does) pulling the same increment over the same sshd.
+#  2. The same increment on one machine: `ferry update` (transport local) against `btrbk run` and
+#     against a bare `btrfs subvolume snapshot -r && btrfs send -p | btrfs receive`.
+#  3. An update with nothing to send, over the sshd and local: ferry against btrbk.
 #
-# btrbk runs local only: it reaches a remote host through ssh with the system's known_hosts, which
-# this script does not touch. Usage: scripts/bench-btrfs.sh [ROUNDS]   (BENCH_MB, default 200)
+# btrbk reaches the sshd through an `ssh` wrapper on its PATH that adds the lab's known_hosts (the
+# system's is not touched). Usage: scripts/bench-btrfs.sh [ROUNDS]   (BENCH_MB, default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$HOME/.cargo/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin
@@ -46,10 +47,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for s in ssh loc raw rawl bk noop bknoop; do btrfs subvolume create "$A/$s" >/dev/null; done
+
+subs="ssh loc raw rawl bk bkssh noop noopssh bknoop bksshnoop"
+for s in $subs; do btrfs subvolume create "$A/$s" >/dev/null; done
 head -c 8M /dev/urandom > "$lab/seed"
-for s in ssh loc raw rawl bk noop bknoop; do cp "$lab/seed" "$A/$s/seed"; done
-mkdir -p "$B/raw" "$B/rawl" "$B/btrbk" "$B/btrbknoop" "$A/.raw"
+for s in $subs; do cp "$lab/seed" "$A/$s/seed"; done
+mkdir -p "$B/raw" "$B/rawl" "$A/.raw" "$A/.btrbk" "$lab/bin"
+for t in btrbk btrbkssh btrbknoop btrbksshnoop; do mkdir -p "$B/$t"; done
 
 cfg=$lab/btrfs.toml
 cat > "$cfg" <<EOF
@@ -81,10 +85,15 @@ kind = "btrfs"
 source = "$A/noop"
 destination = "$B/ferry/noop"
 transport = "local"
-EOF
-for d in ssh loc noop; do "$ferry" -c "$cfg" setup "$B/ferry/$d" >/dev/null; "$ferry" -c "$cfg" initialize "$B/ferry/$d"; done
 
-btrbk_conf() {   # $1 = subvolume, $2 = target directory
+[[pair]]
+kind = "btrfs"
+source = "store1:$A/noopssh"
+destination = "$B/ferry/noopssh"
+EOF
+for d in ssh loc noop noopssh; do "$ferry" -c "$cfg" setup "$B/ferry/$d" >/dev/null; "$ferry" -c "$cfg" initialize "$B/ferry/$d"; done
+
+btrbk_conf() {   # $1 = subvolume, $2 = target directory, $3 = volume (a path or an ssh:// URL)
     cat > "$lab/btrbk-$1.conf" <<EOF
 timestamp_format        long-iso
 snapshot_preserve_min   latest
@@ -92,16 +101,22 @@ snapshot_preserve       no
 target_preserve_min     latest
 target_preserve         no
 lockfile                $lab/btrbk-$1.lock
-volume $A
+ssh_identity            $lab/ssh/id_ed25519
+ssh_user                $user
+volume $3
   snapshot_dir .btrbk
   subvolume $1
     target send-receive $2
 EOF
 }
-mkdir -p "$A/.btrbk"
-btrbk_conf bk "$B/btrbk"; btrbk_conf bknoop "$B/btrbknoop"
-bk() { btrbk -q -c "$lab/btrbk-$1.conf" run >/dev/null; }
-bk bk; bk bknoop
+printf '#!/bin/sh\nexec /usr/bin/ssh -o BatchMode=yes -o UserKnownHostsFile=%s "$@"\n' "$lab/ssh/known_hosts" > "$lab/bin/ssh"
+chmod +x "$lab/bin/ssh"
+btrbk_conf bk "$B/btrbk" "$A"
+btrbk_conf bknoop "$B/btrbknoop" "$A"
+btrbk_conf bkssh "$B/btrbkssh" "ssh://127.0.0.1:$port$A"
+btrbk_conf bksshnoop "$B/btrbksshnoop" "ssh://127.0.0.1:$port$A"
+bk() { PATH="$lab/bin:$PATH" btrbk -q -c "$lab/btrbk-$1.conf" run >/dev/null; }
+for c in bk bknoop bkssh bksshnoop; do bk $c; done
 
 # the raw pipelines' base snapshots
 btrfs subvolume snapshot -r "$A/raw" "$A/.raw/raw.0" >/dev/null
@@ -109,44 +124,53 @@ btrfs send -q "$A/.raw/raw.0" | btrfs receive -q "$B/raw"
 btrfs subvolume snapshot -r "$A/rawl" "$A/.raw/rawl.0" >/dev/null
 btrfs send -q "$A/.raw/rawl.0" | btrfs receive -q "$B/rawl"
 
+secs() { echo "$2 - $1" | bc -l; }
+m() { printf '%s\n' "$@" | median; }
+
 echo "1. ${mb} MB increment over the loopback sshd, $rounds rounds"
 echo "2. the same increment on one machine"
-fs=(); rs=(); fl=(); bl=(); rl=()
+fs=(); rs=(); ks=(); fl=(); bl=(); rl=()
 for i in $(seq 1 "$rounds"); do
     head -c "${mb}M" /dev/urandom > "$lab/data"
-    for s in ssh raw loc bk rawl; do cp "$lab/data" "$A/$s/data.$i"; done
+    for s in ssh raw bkssh loc bk rawl; do cp "$lab/data" "$A/$s/data.$i"; done
     rm -f "$lab/data"; sync; sleep 1
-    t0=$(now); "$ferry" -c "$cfg" update "$B/ferry/ssh"; t1=$(now)
-    rsh "btrfs subvolume snapshot -r $A/raw $A/.raw/raw.$i >/dev/null && btrfs send -q -p $A/.raw/raw.$((i-1)) $A/.raw/raw.$i" \
-        | btrfs receive -q "$B/raw"; t2=$(now)
-    "$ferry" -c "$cfg" update "$B/ferry/loc"; t3=$(now)
-    bk bk; t4=$(now)
-    btrfs subvolume snapshot -r "$A/rawl" "$A/.raw/rawl.$i" >/dev/null
-    btrfs send -q -p "$A/.raw/rawl.$((i-1))" "$A/.raw/rawl.$i" | btrfs receive -q "$B/rawl"; t5=$(now)
-    f=$(echo "$t1 - $t0" | bc -l); r=$(echo "$t2 - $t1" | bc -l)
-    l=$(echo "$t3 - $t2" | bc -l); b=$(echo "$t4 - $t3" | bc -l); w=$(echo "$t5 - $t4" | bc -l)
-    printf '   round %d: ssh: ferry %.2fs, ssh|btrfs receive %.2fs; local: ferry %.2fs, btrbk %.2fs, send|receive %.2fs\n' \
-        "$i" "$f" "$r" "$l" "$b" "$w"
-    fs+=("$f"); rs+=("$r"); fl+=("$l"); bl+=("$b"); rl+=("$w")
+    t0=$(now); "$ferry" -c "$cfg" update "$B/ferry/ssh"
+    t1=$(now); rsh "btrfs subvolume snapshot -r $A/raw $A/.raw/raw.$i >/dev/null && btrfs send -q -p $A/.raw/raw.$((i-1)) $A/.raw/raw.$i" \
+        | btrfs receive -q "$B/raw"
+    t2=$(now); bk bkssh
+    t3=$(now); "$ferry" -c "$cfg" update "$B/ferry/loc"
+    t4=$(now); bk bk
+    t5=$(now); btrfs subvolume snapshot -r "$A/rawl" "$A/.raw/rawl.$i" >/dev/null
+    btrfs send -q -p "$A/.raw/rawl.$((i-1))" "$A/.raw/rawl.$i" | btrfs receive -q "$B/rawl"
+    t6=$(now)
+    f=$(secs "$t0" "$t1"); r=$(secs "$t1" "$t2"); k=$(secs "$t2" "$t3")
+    l=$(secs "$t3" "$t4"); b=$(secs "$t4" "$t5"); w=$(secs "$t5" "$t6")
+    printf '   round %d: ssh: ferry %.2fs, ssh|btrfs receive %.2fs, btrbk %.2fs; local: ferry %.2fs, btrbk %.2fs, send|receive %.2fs\n' \
+        "$i" "$f" "$r" "$k" "$l" "$b" "$w"
+    fs+=("$f"); rs+=("$r"); ks+=("$k"); fl+=("$l"); bl+=("$b"); rl+=("$w")
 done
-m() { printf '%s\n' "$@" | median; }
-F=$(m "${fs[@]}"); R=$(m "${rs[@]}"); L=$(m "${fl[@]}"); K=$(m "${bl[@]}"); W=$(m "${rl[@]}")
-printf '   1. median over ssh: ferry %.2fs (%.0f MB/s), pipeline %.2fs (%.0f MB/s); ratio ferry/pipeline = %.2f\n' \
-    "$F" "$(ratio "$mb" "$F")" "$R" "$(ratio "$mb" "$R")" "$(ratio "$F" "$R")"
+F=$(m "${fs[@]}"); R=$(m "${rs[@]}"); S=$(m "${ks[@]}"); L=$(m "${fl[@]}"); K=$(m "${bl[@]}"); W=$(m "${rl[@]}")
+printf '   1. median over ssh: ferry %.2fs (%.0f MB/s), pipeline %.2fs, btrbk %.2fs; ratio ferry/pipeline = %.2f (target 1.0), ferry/btrbk = %.2f (target 1.0)\n' \
+    "$F" "$(ratio "$mb" "$F")" "$R" "$S" "$(ratio "$F" "$R")" "$(ratio "$F" "$S")"
 printf '   2. median local: ferry %.2fs, btrbk %.2fs, send|receive %.2fs; ratio ferry/btrbk = %.2f, ferry/send|receive = %.2f\n' \
     "$L" "$K" "$W" "$(ratio "$L" "$K")" "$(ratio "$L" "$W")"
 
-echo "3. update with nothing to send, local, $rounds rounds"
-fn=(); bn=()
+echo "3. update with nothing to send, $rounds rounds"
+fn=(); bn=(); fsn=(); bsn=()
 for i in $(seq 1 "$rounds"); do
     sleep 1
-    t0=$(now); "$ferry" -c "$cfg" update "$B/ferry/noop"; t1=$(now); bk bknoop; t2=$(now)
-    f=$(echo "$t1 - $t0" | bc -l); b=$(echo "$t2 - $t1" | bc -l)
-    printf '   round %d: ferry update %.3fs, btrbk run %.3fs\n' "$i" "$f" "$b"
-    fn+=("$f"); bn+=("$b")
+    t0=$(now); "$ferry" -c "$cfg" update "$B/ferry/noopssh"
+    t1=$(now); bk bksshnoop
+    t2=$(now); "$ferry" -c "$cfg" update "$B/ferry/noop"
+    t3=$(now); bk bknoop
+    t4=$(now)
+    a1=$(secs "$t0" "$t1"); a2=$(secs "$t1" "$t2"); a3=$(secs "$t2" "$t3"); a4=$(secs "$t3" "$t4")
+    printf '   round %d: over ssh: ferry %.3fs, btrbk %.3fs; local: ferry %.3fs, btrbk %.3fs\n' "$i" "$a1" "$a2" "$a3" "$a4"
+    fsn+=("$a1"); bsn+=("$a2"); fn+=("$a3"); bn+=("$a4")
 done
-F=$(m "${fn[@]}"); K=$(m "${bn[@]}")
-printf '   median: ferry %.3fs, btrbk %.3fs; ratio ferry/btrbk = %.2f\n' "$F" "$K" "$(ratio "$F" "$K")"
+FS=$(m "${fsn[@]}"); KS=$(m "${bsn[@]}"); F=$(m "${fn[@]}"); K=$(m "${bn[@]}")
+printf '   median over ssh: ferry %.3fs, btrbk %.3fs; ratio ferry/btrbk = %.2f (target 0.5)\n' "$FS" "$KS" "$(ratio "$FS" "$KS")"
+printf '   median local: ferry %.3fs, btrbk %.3fs; ratio ferry/btrbk = %.2f\n' "$F" "$K" "$(ratio "$F" "$K")"
 # what the destinations hold after the runs: ferry keeps 2 (keep = 2), btrbk the latest
 printf '   left on the destinations: ferry %s snapshots, btrbk %s\n' \
     "$(ls -d "$B"/ferry/loc/ferry.* | wc -l)" "$(ls -d "$B"/btrbk/bk.* | wc -l)"

@@ -203,21 +203,38 @@ fn runstatus_figures_match_the_transfer() {
     let lines: Vec<serde_json::Value> = rs.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(lines.len() >= 3, "one line a second while the job runs: {}", rs.stdout);
     let limit = 20.0 * 1048576.0;
-    // after the first seconds, the current rate is the limit, within 15%
-    for p in &lines[2..] {
-        if p["finished"] == true {
-            continue;
-        }
+    // The figures are checked against what really moved, not against the limit: a loaded machine
+    // may move less than the limit allows, and the report must then say so. The limit holds.
+    let running: Vec<&serde_json::Value> = lines.iter().filter(|p| p["finished"] != true).collect();
+    for p in running.iter().skip(2) {
         let rate = p["rate"].as_f64().unwrap();
-        assert!((rate - limit).abs() / limit < 0.15, "rate {rate} vs limit {limit}: {p}");
+        assert!(rate < limit * 1.15, "rate {rate} over the limit {limit}: {p}");
+    }
+    // the current rate is what moved between two reports a few seconds apart (within 25%)
+    if running.len() >= 5 {
+        let (a, b) = (running[2], running[running.len() - 1]);
+        let moved = b["bytes"].as_f64().unwrap() - a["bytes"].as_f64().unwrap();
+        let secs = b["elapsed_secs"].as_f64().unwrap() - a["elapsed_secs"].as_f64().unwrap();
+        let measured = moved / secs;
+        let reported = b["rate"].as_f64().unwrap();
+        assert!(
+            (reported - measured).abs() / measured < 0.25,
+            "reported rate {reported} vs measured {measured} over {secs:.1}s"
+        );
     }
     let last = lines.last().unwrap();
     assert_eq!(last["finished"], true, "the last line is the finished job: {last}");
     // the bytes reported are the bytes of the stream: at least the data written
     let bytes = last["bytes"].as_u64().unwrap();
     assert!((100 << 20..110 << 20).contains(&bytes), "bytes {bytes}");
+    // the average is the bytes over the transfer's time, and within the limit
     let avg = last["avg_rate"].as_f64().unwrap();
-    assert!((avg - limit).abs() / limit < 0.10, "average {avg} vs limit {limit}");
+    let elapsed = last["elapsed_secs"].as_f64().unwrap();
+    assert!(
+        (avg - bytes as f64 / elapsed).abs() / avg < 0.05,
+        "average {avg} vs {bytes} B in {elapsed}s"
+    );
+    assert!(avg < limit * 1.10, "average {avg} over the limit {limit}");
     assert!(rs.stdout.lines().last().unwrap().contains("finished"), "{}", rs.stdout);
 }
 
