@@ -154,7 +154,9 @@ fn adopt_round(lab: &Lab, source: &str, generation: Generation) {
     lab.write_config_for(source, &lab.dst_ds, "keep = 1\nadopt = \"zettabee\"", &kh, false);
     let r = lab.ferry(&["initialize", "data"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("run `ferry update "), "{}", r.stderr);
+    // a command to paste: this config (not where ferry looks by default), this pair
+    let cmd = format!("run `ferry -c {} update {}`", lab.config.display(), lab.dst_ds);
+    assert!(r.stderr.contains(&cmd), "{}", r.stderr);
     assert_eq!(zfs_get(&lab.dst_ds, "ferry:fingerprint"), "-");
     lab.ok(&["update", "data"]);
     let bytes = last_bytes(lab, &fp);

@@ -119,6 +119,35 @@ fn update_all_runs_pairs_in_parallel_within_limits_sharing_host_connections() {
         r.stderr
     );
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    // --nagios names the pairs that failed; --json puts each error as JSON on stderr
+    let r = lab.ferry(&["--nagios", "update", "--all"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("FERRY CRITICAL")
+            && r.stdout
+                .contains(&format!("1 of {} pairs failed: {}", pairs.len(), pairs[1].1)),
+        "{}",
+        r.stdout
+    );
+    let r = lab.ferry(&["--json", "update", "--all"]);
+    assert_eq!(r.code, 1);
+    let err: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+    assert_eq!(err["error"]["dest"], pairs[1].1.as_str(), "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("Uninitialized"),
+        "{err}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), pairs.len());
+    let r = lab.ferry(&["--json", "update", "no/such/pair"]);
+    let err: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no pair has destination"),
+        "{err}"
+    );
     let r = lab.ferry(&["update"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("give DEST, or --all"), "{}", r.stderr);

@@ -94,7 +94,8 @@ fn update_refuses_an_uninitialized_pair() {
     assert_eq!(r.code, 1);
     assert!(
         r.stderr.starts_with(&format!(
-            "ferry: error: update data: pair is Uninitialized: run `ferry initialize {}`",
+            "ferry: error: update data: pair is Uninitialized: run `ferry -c {} initialize {}`",
+            lab.config.display(),
             lab.dst_ds
         )),
         "{}",
@@ -167,7 +168,9 @@ fn sigkill_mid_update_leaves_locked_pair_at_old_checkpoint() {
 
     let refused = lab.ferry(&["update", "data"]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("ferry unlock"), "{}", refused.stderr);
+    // the command to paste names this config and this pair
+    let unlock = format!("`ferry -c {} unlock {}`", lab.config.display(), lab.dst_ds);
+    assert!(refused.stderr.contains(&unlock), "{}", refused.stderr);
     let un = lab.ok(&["unlock", "data"]);
     assert!(un.stdout.contains("unlocked"), "{}", un.stdout);
     // unlimited now: rewrite the config without the limit

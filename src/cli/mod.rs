@@ -112,8 +112,18 @@ fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
         ));
         return Level::Critical.exit_code();
     }
-    errln!("ferry: error: {}{dest}: {msg}", action.name());
+    if cli.json {
+        json_error(action.name(), action.dest(), &msg);
+    } else {
+        errln!("ferry: error: {}{dest}: {msg}", action.name());
+    }
     1
+}
+
+/// An error as one JSON object on stderr (`--json`): scripts parse both streams.
+fn json_error(action: &str, dest: Option<&str>, message: &str) {
+    let v = serde_json::json!({"error": {"action": action, "dest": dest, "message": message}});
+    eprintln!("{v}");
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
@@ -315,14 +325,19 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 None => engine.config.pairs.iter().collect(),
             };
             let st = status::status(engine, &pairs).await;
-            print::status(&st, *full, cli.json);
+            let unlock =
+                |s: &status::PairStatus| match engine.config.pairs.iter().find(|p| p.fingerprint() == s.fingerprint) {
+                    Some(p) => engine.command("unlock", Some(p)),
+                    None => "ferry unlock".into(),
+                };
+            print::status(&st, *full, cli.json, unlock);
             // a pair that cannot be read or is inconsistent makes status fail, for scripts
             Ok(status::exit_code(&st))
         }
         Action::Setup { dest } => {
             let p = one(engine, dest)?;
             let items = setup::setup(engine, p).await;
-            print::setup(p, &items, cli.json);
+            print::setup(p, &items, &setup::next_step(engine, p, &items), cli.json);
             Ok(if items.iter().all(|i| i.ok) { 0 } else { 1 })
         }
         Action::Update { dest: None, all, force } => {
@@ -332,6 +347,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
             let results = fleet::update_all(engine, &pairs, replicate::Options { force: *force }).await;
             let mut failed = 0;
+            let mut failed_names: Vec<String> = Vec::new();
             let mut rows = Vec::new();
             for (p, r) in &results {
                 match r {
@@ -350,7 +366,10 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                         if cli.json {
                             rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": false, "error": msg}));
                         }
-                        if !cli.nagios {
+                        failed_names.push(Engine::dest_name(p));
+                        if cli.json {
+                            json_error("update", Some(&Engine::dest_name(p)), &msg);
+                        } else if !cli.nagios {
                             errln!("ferry: error: update {}: {msg}", Engine::dest_name(p));
                         }
                     }
@@ -361,7 +380,11 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             }
             if failed > 0 {
                 if cli.nagios {
-                    anyhow::bail!("{failed} of {} pairs failed", results.len());
+                    anyhow::bail!(
+                        "{failed} of {} pairs failed: {}",
+                        results.len(),
+                        failed_names.join(", ")
+                    );
                 }
                 return Ok(1);
             }
@@ -446,7 +469,8 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
         }
         RunState::Locked => {
             outln!(
-                "no job is running for {name}: it is Locked by a job that died; check it, then `ferry unlock {name}`"
+                "no job is running for {name}: it is Locked by a job that died; check it, then `{}`",
+                engine.command("unlock", Some(pair))
             );
             return Ok(1);
         }

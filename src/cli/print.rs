@@ -42,7 +42,8 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn status(st: &[PairStatus], full: bool, json: bool) {
+/// `unlock` is the command that unlocks a pair, to paste.
+pub fn status(st: &[PairStatus], full: bool, json: bool, unlock: impl Fn(&PairStatus) -> String) {
     if json {
         outln!("{}", serde_json::to_string_pretty(st).expect("status serializes"));
         return;
@@ -85,8 +86,9 @@ pub fn status(st: &[PairStatus], full: bool, json: bool) {
         }
         if s.run.status == RunState::Locked {
             outln!(
-                "  {}: Locked by a job that did not finish; check the pair, then `ferry unlock`",
-                s.destination
+                "  {}: Locked by a job that did not finish; check the pair, then `{}`",
+                s.destination,
+                unlock(s)
             );
         }
     }
@@ -110,7 +112,8 @@ pub fn fingerprints(pairs: &[&Pair], single: bool, json: bool) {
     }
 }
 
-pub fn setup(pair: &Pair, items: &[Item], json: bool) {
+/// `next` is the command to paste when every check passed.
+pub fn setup(pair: &Pair, items: &[Item], next: &str, json: bool) {
     if json {
         outln!("{}", serde_json::to_string_pretty(items).expect("serializes"));
         return;
@@ -126,7 +129,7 @@ pub fn setup(pair: &Pair, items: &[Item], json: bool) {
     }
     let failed = items.iter().filter(|i| !i.ok).count();
     if failed == 0 {
-        outln!("ready: run `ferry initialize {}`", Engine::dest_name(pair));
+        outln!("ready: {next}");
     } else {
         outln!("{failed} check(s) failed");
     }

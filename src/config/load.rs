@@ -157,6 +157,16 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
     ))
 }
 
+/// Whether `ferry` without `-c` (and without `$FERRY_CONFIG`, which cron and another shell may not
+/// have) finds this file: the first of the default locations that exists.
+pub fn found_by_default(path: &Path) -> bool {
+    let mut defaults = vec![PathBuf::from("/etc/ferry/ferry.toml")];
+    if let Some(home) = dirs::home_dir() {
+        defaults.push(home.join(".config/ferry/ferry.toml"));
+    }
+    defaults.into_iter().find(|p| p.exists()).is_some_and(|p| p == path)
+}
+
 /// Reads and validates a config file: a regular file of at most 16 MiB of UTF-8.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let bytes = read::read_capped(path).map_err(|message| {

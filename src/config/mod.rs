@@ -10,6 +10,6 @@ mod read;
 mod tree;
 pub mod units;
 
-pub use load::{check_key, expand_home, load, locate, parse, ConfigError, ConfigErrors};
+pub use load::{check_key, expand_home, found_by_default, load, locate, parse, ConfigError, ConfigErrors};
 pub use model::*;
 pub use read::MAX_CONFIG_BYTES;

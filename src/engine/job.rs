@@ -11,8 +11,8 @@ use crate::model::{JobAction, Phase};
 use crate::state::last::LastResult;
 use crate::state::lock::{self, Lock};
 use crate::state::log::PairLog;
+use crate::state::now_unix;
 use crate::state::progress::{Progress, RateTracker};
-use crate::state::{now_unix, StateDir};
 use crate::transport::Meter;
 
 /// Interval of progress writes: four a second, so a reader polling each second never sees stale data.
@@ -42,12 +42,16 @@ pub struct Job {
 
 impl Job {
     /// Takes the pair's lock (refusing if a job runs or a dead job's lock remains) and starts reporting.
-    pub fn start(state: &StateDir, pair: &Pair, action: JobAction, verbose: bool) -> Result<Job> {
+    pub fn start(engine: &super::Engine, pair: &Pair, action: JobAction) -> Result<Job> {
+        let state = &engine.state;
         let fp = pair.fingerprint();
         state.ensure_pair_dir(&fp)?;
         let label = action.label();
-        let held = lock::acquire(&state.lock_path(&fp), label).map_err(|e| anyhow!("{e}"))?;
-        let log = PairLog::new(&state.log_path(&fp), verbose);
+        let held = lock::acquire(&state.lock_path(&fp), label).map_err(|e| match e {
+            lock::LockError::Stale(_) => anyhow!("{e}: check it, then run `{}`", engine.command("unlock", Some(pair))),
+            e => anyhow!("{e}"),
+        })?;
+        let log = PairLog::new(&state.log_path(&fp), engine.verbose);
         log.line(&format!("{label} {} -> {} started", pair.source, pair.destination));
         let progress = Progress {
             pid: std::process::id(),

@@ -70,6 +70,27 @@ impl Engine {
         kinds
     }
 
+    /// A command line to paste: `ferry [-c FILE] [--state-dir DIR] WORDS [DEST]`, with `-c` when
+    /// the config is not where ferry looks by default and `--state-dir` when it was overridden,
+    /// so the same pair and state are meant wherever it is pasted.
+    pub fn command(&self, words: &str, pair: Option<&Pair>) -> String {
+        use crate::config::names::shell_quote as q;
+        let mut cmd = String::from("ferry");
+        if !crate::config::found_by_default(&self.config.path) {
+            cmd.push_str(&format!(" -c {}", q(&self.config.path.display().to_string())));
+        }
+        if self.state.root() != self.config.state_dir.as_path() {
+            cmd.push_str(&format!(" --state-dir {}", q(&self.state.root().display().to_string())));
+        }
+        cmd.push(' ');
+        cmd.push_str(words);
+        if let Some(p) = pair {
+            cmd.push(' ');
+            cmd.push_str(&q(&Engine::dest_name(p)));
+        }
+        cmd
+    }
+
     /// How messages name a snapshot of each side: `host:` and what its name follows (ZFS
     /// `pool/ds@`, btrfs `/snapshot/dir/`).
     pub fn snapshots_at(pair: &Pair) -> (String, String) {

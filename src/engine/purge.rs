@@ -85,10 +85,10 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let checkpoint = match a {
         State::Synchronized(cp) => cp.name,
         other => bail!(
-            "pair is {}{}: without a checkpoint purge keeps every snapshot (`ferry purge --all {} --yes` starts the pair over)",
+            "pair is {}{}: without a checkpoint purge keeps every snapshot (`{}` starts the pair over)",
             other.word(),
             other.reason().map(|r| format!(" ({r})")).unwrap_or_default(),
-            Engine::dest_name(pair)
+            engine.command("purge --all --yes", Some(pair))
         ),
     };
     let keep = pair.options.keep;
@@ -106,7 +106,7 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     if !yes || (plan.source_snapshots.is_empty() && plan.destination_snapshots.is_empty()) {
         return Ok(plan);
     }
-    let job = Job::start(&engine.state, pair, JobAction::Purge, engine.verbose)?;
+    let job = Job::start(engine, pair, JobAction::Purge)?;
     let result = job
         .guard(async {
             job.phase(Phase::Destroying, None);
@@ -230,7 +230,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     if let LockState::Stale(_) = lock::inspect(&engine.state.lock_path(&fp)) {
         lock::unlock(&engine.state.lock_path(&fp)).map_err(|e| anyhow!("{e}"))?;
     }
-    let job = Job::start(&engine.state, pair, JobAction::PurgeAll, engine.verbose)?;
+    let job = Job::start(engine, pair, JobAction::PurgeAll)?;
     let log = &job.log;
     let work = async {
         job.phase(Phase::Destroying, None);

@@ -165,7 +165,7 @@ async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, vol: &Endpoi
 }
 
 pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    let job = Job::start(&engine.state, pair, JobAction::Initialize, engine.verbose)?;
+    let job = Job::start(engine, pair, JobAction::Initialize)?;
     let result = job.guard(initialize_in(engine, pair, &job, opts)).await;
     job.finish(&result);
     result
@@ -181,8 +181,9 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         let a = assess(&fp, &sides.src_info, &sides.dst_info);
         if let State::Synchronized(cp) = &a {
             bail!(
-                "pair is already initialized (Synchronized at {}); use `ferry update`",
-                cp.name
+                "pair is already initialized (Synchronized at {}); use `{}`",
+                cp.name,
+                engine.command("update", Some(pair))
             );
         }
         // a run that died after its receive and before recording: finish the recording
@@ -208,9 +209,9 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
         }
         if adopt::wanted(pair, &sides.src_info, &sides.dst_info) {
             bail!(
-                "destination {} exists and the pair has adopt = \"zettabee\": run `ferry update {}` to take it over without a full resend",
+                "destination {} exists and the pair has adopt = \"zettabee\": run `{}` to take it over without a full resend",
                 pair.destination,
-                Engine::dest_name(pair)
+                engine.command("update", Some(pair))
             );
         }
         bail!(
@@ -221,8 +222,9 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
     }
     if !sides.driver.parent_exists(&sides.dst, &pair.destination).await? {
         bail!(
-            "the parent of destination {} does not exist; run `ferry setup` first",
-            pair.destination
+            "the parent of destination {} does not exist; run `{}` first",
+            pair.destination,
+            engine.command("setup", Some(pair))
         );
     }
     let snap = fresh_name(&fp, &sides.src_info).await;
@@ -265,7 +267,7 @@ async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool)
 }
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    let job = Job::start(&engine.state, pair, JobAction::Update, engine.verbose)?;
+    let job = Job::start(engine, pair, JobAction::Update)?;
     let result = job.guard(update_in(engine, pair, &job, opts)).await;
     job.finish(&result);
     result
@@ -290,8 +292,8 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
             adopt::base(job, pair, sides_ex, &sides.src_info, &sides.dst_info).await?
         }
         State::Uninitialized => bail!(
-            "pair is Uninitialized: run `ferry initialize {}` first",
-            Engine::dest_name(pair)
+            "pair is Uninitialized: run `{}` first",
+            engine.command("initialize", Some(pair))
         ),
         State::Inconsistent(why) | State::Unknown(why) => {
             if sides.dst_info.exists && sides.dst_info.fingerprint.is_none() {
@@ -300,7 +302,8 @@ async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Re
                 }
             }
             bail!(
-                "pair is Inconsistent: {why}; inspect both sides, then re-create the destination and run `ferry initialize`"
+                "pair is Inconsistent: {why}; inspect both sides, then re-create the destination and run `{}`",
+                engine.command("initialize", Some(pair))
             )
         }
     };

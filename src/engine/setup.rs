@@ -12,6 +12,21 @@ pub struct Item {
     pub ok: bool,
     pub what: String,
     pub detail: String,
+    /// This check found the pair already initialized (the next step is an update).
+    #[serde(skip)]
+    pub initialized: bool,
+}
+
+/// What to run after a setup whose checks all passed, as a command to paste.
+pub fn next_step(engine: &Engine, pair: &Pair, items: &[Item]) -> String {
+    if items.iter().any(|i| i.initialized) {
+        format!(
+            "the pair is initialized: run `{}`",
+            engine.command("update", Some(pair))
+        )
+    } else {
+        format!("run `{}`", engine.command("initialize", Some(pair)))
+    }
 }
 
 fn from_check(c: Check) -> Item {
@@ -23,6 +38,7 @@ fn item(ok: bool, what: impl Into<String>, detail: impl Into<String>) -> Item {
         ok,
         what: what.into(),
         detail: detail.into(),
+        initialized: false,
     }
 }
 
@@ -103,7 +119,7 @@ async fn volumes(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
     match driver.inspect(dx, &[dst]).await {
         Ok(v) if v[0].exists => {
             let ours = v[0].fingerprint.as_deref() == Some(pair.fingerprint().as_str());
-            out.push(item(
+            let mut it = item(
                 ours,
                 "destination volume",
                 if ours {
@@ -111,7 +127,9 @@ async fn volumes(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
                 } else {
                     format!("{} exists and is not this pair's replica", pair.destination)
                 },
-            ));
+            );
+            it.initialized = ours;
+            out.push(it);
         }
         Ok(_) => out.push(item(
             true,

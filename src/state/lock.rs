@@ -44,7 +44,7 @@ pub struct Lock {
 pub enum LockError {
     #[error("already running: {} (pid {}) since {}", .0.action, .0.pid, fmt_time(.0.started))]
     Running(LockInfo),
-    #[error("locked by a job that did not finish{}; the pair may be inconsistent: check it, then run `ferry unlock`", stale_detail(.0))]
+    #[error("locked by a job that did not finish{}; the pair may be inconsistent", stale_detail(.0))]
     Stale(Option<LockInfo>),
     /// Something ferry never writes sits where the lock belongs (planted, or a damaged state dir).
     #[error("lock {path} is {what}, not a lock file ferry wrote: check who put it there, then remove it by hand")]
