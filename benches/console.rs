@@ -133,6 +133,9 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         source_over_keep: Some(0),
         destination_over_keep: Some(0),
         retention_failing: false,
+        purgeable_source: vec![],
+        purgeable_destination: vec![],
+        source_bytes: None,
         warnings: vec![],
         assessed: match state {
             "Synchronized" => {

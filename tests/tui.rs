@@ -99,6 +99,9 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         source_over_keep: Some(0),
         destination_over_keep: Some(0),
         retention_failing: false,
+        purgeable_source: vec![],
+        purgeable_destination: vec![],
+        source_bytes: None,
         warnings: vec![],
         assessed: match state {
             "Synchronized" => ferry::engine::assess::State::Synchronized(ferry::model::Checkpoint {
@@ -360,7 +363,9 @@ fn keys_start_jobs_on_the_selected_pair() {
             dest: "backup/db".into(),
         }]
     );
-    let cmds = key(&mut a, KeyCode::Char('I'));
+    // initialize asks first (a full send): y starts it
+    assert!(key(&mut a, KeyCode::Char('I')).is_empty());
+    let cmds = key(&mut a, KeyCode::Char('y'));
     assert_eq!(
         cmds,
         vec![Command::Launch {
@@ -640,4 +645,60 @@ fn only_what_changes_the_screen_draws_a_frame() {
     }
     // the message stays up for a while: ticks in between do not draw (lags do not move either)
     assert!(!a.take_render());
+}
+
+#[test]
+fn initialize_asks_first_and_says_how_much_it_sends() {
+    let mut a = app();
+    // the Uninitialized pair (config order: data, web, vm, db) with a known source size
+    a.statuses[3].as_mut().unwrap().source_bytes = Some(3 << 30);
+    key(&mut a, KeyCode::Home);
+    key(&mut a, KeyCode::Down);
+    assert_eq!(a.dest_name(a.selected_index().unwrap()), "backup/db");
+    assert!(
+        key(&mut a, KeyCode::Char('I')).is_empty(),
+        "nothing starts before the answer"
+    );
+    let s = render(&mut a, 100, 30);
+    assert!(s.contains("Initialize backup/db?"), "{s}");
+    assert!(s.contains("About 3.0 GiB to send"), "{s}");
+    insta::assert_snapshot!("initialize_dialog", s);
+    assert_eq!(
+        key(&mut a, KeyCode::Char('y')),
+        vec![Command::Launch {
+            action: JobAction::Initialize,
+            dest: "backup/db".into()
+        }]
+    );
+    // an initialized pair is not sent again: the console says what to do instead
+    key(&mut a, KeyCode::Home);
+    assert!(key(&mut a, KeyCode::Char('I')).is_empty());
+    assert!(a.dialog.is_none());
+    assert!(render(&mut a, 100, 30).contains("initialized already: u updates it"));
+}
+
+#[test]
+fn detail_shows_what_retention_would_do_and_what_it_left() {
+    let mut a = app();
+    let fp = a.pair(0).fingerprint();
+    let st = a.statuses[0].as_mut().unwrap();
+    st.purgeable_destination = vec![format!("ferry.{fp}.20261121T100000Z")];
+    let mut run = idle();
+    run.retention = Some(ferry::engine::retention::Record {
+        since: 1_795_000_000,
+        last: 1_795_003_600,
+        runs: 3,
+        left: vec![format!("store1:tank/data@ferry.{fp}.20261121T090000Z: dataset is busy")],
+    });
+    let runs = vec![Some(run), a.runs[1].clone(), a.runs[2].clone(), a.runs[3].clone()];
+    a.handle(Event::Runs(runs.into_iter().map(Option::unwrap).collect()));
+    key(&mut a, KeyCode::Enter);
+    let s = render(&mut a, 130, 44);
+    assert!(s.contains("retention (keep 3 per side)"), "{s}");
+    assert!(s.contains("purge would destroy on the destination"), "{s}");
+    assert!(
+        s.contains("left behind by 3 run(s) in a row") && s.contains("dataset is busy"),
+        "{s}"
+    );
+    insta::assert_snapshot!("detail_retention", s);
 }

@@ -112,6 +112,12 @@ pub struct PairStatus {
     pub destination_over_keep: Option<usize>,
     /// Retention has left snapshots behind on more than one run in a row.
     pub retention_failing: bool,
+    /// What `purge` would destroy now on each side: ferry snapshots beyond `keep`, never the
+    /// checkpoint (empty without one, or when the sides could not be read).
+    pub purgeable_source: Vec<String>,
+    pub purgeable_destination: Vec<String>,
+    /// The source's size where the kind tells it (ZFS `referenced`): about what a full send moves.
+    pub source_bytes: Option<u64>,
     /// What needs a look besides the state (retention, a checkpoint from the future), one line each.
     pub warnings: Vec<String>,
     #[serde(skip)]
@@ -168,9 +174,18 @@ pub fn compose(
     let o = &pair.options;
     let running = matches!(run.status, RunState::Running | RunState::Initializing);
     let mut over = None;
+    let mut purgeable = (Vec::new(), Vec::new());
+    let mut source_bytes = None;
     let (state, checkpoint, ssnaps, dsnaps) = match (src, dst) {
         (Ok(s), Ok(d)) => {
             let a = assess_pair(pair, s, d);
+            source_bytes = s.referenced;
+            if let Some(cp) = a.checkpoint() {
+                purgeable = (
+                    retention::beyond_keep(s, &fp, o.keep, Some(&cp.name)),
+                    retention::beyond_keep(d, &fp, o.keep, Some(&cp.name)),
+                );
+            }
             // a running job has taken its new snapshot and not pruned yet
             let allowance = u32::from(running);
             over = Some((
@@ -267,6 +282,9 @@ pub fn compose(
         source_over_keep: over.map(|o| o.0),
         destination_over_keep: over.map(|o| o.1),
         retention_failing: failing.is_some(),
+        purgeable_source: purgeable.0,
+        purgeable_destination: purgeable.1,
+        source_bytes,
         warnings,
         assessed: state,
         run,

@@ -442,7 +442,29 @@ impl App {
         };
         match act {
             Act::Setup => return vec![launch(JobAction::Setup)],
-            Act::Initialize => return vec![launch(JobAction::Initialize)],
+            Act::Initialize => {
+                // a full send that may take hours: ask first, saying how much it moves
+                let st = self.statuses[i].as_ref();
+                if st.is_some_and(|s| s.state == "Synchronized") {
+                    self.say(format!("{dest} is initialized already: u updates it"));
+                    return Vec::new();
+                }
+                let p = self.pair(i);
+                let mut body = vec![format!("A full send of {} into {}.", p.source, p.destination)];
+                body.push(match st.and_then(|s| s.source_bytes) {
+                    Some(n) => format!(
+                        "About {} to send (the source's size now; the stream can be somewhat larger).",
+                        crate::config::units::format_bytes(n)
+                    ),
+                    None => "Its size is not known before sending: the transfer shows bytes and rate.".into(),
+                });
+                body.push("It runs as a job of its own and goes on if the console closes.".into());
+                self.dialog = Some(Dialog::Confirm {
+                    title: format!("Initialize {dest}?"),
+                    body,
+                    on_yes: launch(JobAction::Initialize),
+                });
+            }
             Act::Update => return vec![launch(JobAction::Update)],
             Act::Unlock => {
                 let run = self.run(i).cloned();

@@ -8,6 +8,8 @@ use ratatui::Frame;
 
 use crate::config::units::format_bytes;
 use crate::driver::Snapshot;
+use crate::engine::retention::Record;
+use crate::engine::status::PairStatus;
 
 use super::super::app::App;
 use super::super::ui::{level_style, secs};
@@ -20,6 +22,53 @@ fn short(name: &str) -> String {
         Some((fp, time)) if fp.len() > 8 => format!("ferry.{}….{time}", &fp[..8]),
         _ => name.to_string(),
     }
+}
+
+/// What retention would do and what it could not, as zrepl's prune view shows: the snapshots
+/// `purge` would destroy on each side now, and what earlier runs left behind and why.
+fn retention_lines<'a>(app: &App, keep: u32, s: &PairStatus, record: Option<&Record>) -> Vec<Line<'a>> {
+    let t = &app.theme;
+    let mut out = vec![Line::from(Span::styled(
+        format!("retention (keep {keep} per side)"),
+        t.header,
+    ))];
+    let list = |names: &[String]| names.iter().map(|n| short(n)).collect::<Vec<_>>().join(", ");
+    if s.purgeable_source.is_empty() && s.purgeable_destination.is_empty() && record.is_none() {
+        out.push(Line::from(Span::styled("  nothing beyond keep", t.dim)));
+        return out;
+    }
+    for (side, names) in [
+        ("source", &s.purgeable_source),
+        ("destination", &s.purgeable_destination),
+    ] {
+        if !names.is_empty() {
+            out.push(Line::from(vec![
+                Span::styled(format!("  purge would destroy on the {side}: "), t.dim),
+                Span::styled(list(names), t.warn),
+            ]));
+        }
+    }
+    if let Some(r) = record {
+        let style = if r.failing() { t.crit } else { t.warn };
+        out.push(Line::from(Span::styled(
+            format!(
+                "  left behind by {} run(s) in a row since {}:",
+                r.runs,
+                format_time(r.since)
+            ),
+            style,
+        )));
+        for l in r.left.iter().take(3) {
+            out.push(Line::from(Span::styled(format!("    {l}"), style)));
+        }
+        if r.left.len() > 3 {
+            out.push(Line::from(Span::styled(
+                format!("    and {} more", r.left.len() - 3),
+                style,
+            )));
+        }
+    }
+    out
 }
 
 fn snap_lines<'a>(app: &App, label: &str, snaps: &[Snapshot], checkpoint: Option<&str>, max: usize) -> Vec<Line<'a>> {
@@ -164,6 +213,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         } else {
             lines.extend(snap_lines(app, "source", &s.source_snapshots, cp, 4));
             lines.extend(snap_lines(app, "destination", &s.destination_snapshots, cp, 4));
+            let record = app.run(i).and_then(|r| r.retention.as_ref());
+            lines.extend(retention_lines(app, p.options.keep, s, record));
         }
     }
     lines.push(Line::raw(""));
