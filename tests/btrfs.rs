@@ -283,7 +283,7 @@ fn remote_source_over_ssh_initialize_update_and_foreign_destination_refused() {
 fn config_rules_for_btrfs_pairs() {
     let cases = [
         ("source = \"data\"", "source", "absolute"),
-        ("source = \"/srv/a b\"", "source", "contains"),
+        ("source = \"/srv/a$b\"", "source", "contains"),
         (
             "source = \"/srv/x\"\nsnapshot_dir = \"rel\"",
             "snapshot_dir",

@@ -114,8 +114,8 @@ fn bad_configs_name_file_line_and_key() {
             vec!["FILE:5:", "key `destination`", "contains '$'"],
         ),
         (
-            format!("{HOST}[[pair]]\nsource = \"store1:tank/my data\"\ndestination = \"backup/data\"\n"),
-            vec!["FILE:4:", "key `source`", "contains ' '"],
+            format!("{HOST}[[pair]]\nsource = \"store1:tank/my*data\"\ndestination = \"backup/data\"\n"),
+            vec!["FILE:4:", "key `source`", "contains '*'"],
         ),
         (
             format!("{HOST}[[pair]]\nsource = \"store1:tank/../etc\"\ndestination = \"backup/data\"\n"),

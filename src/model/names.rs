@@ -2,7 +2,8 @@
 //! ferry's snapshot names under ZFS's length limit) and what a btrfs path may be. Pure, so config
 //! validation can call them.
 
-/// A ZFS dataset name: components of `[A-Za-z0-9_.:-]` separated by `/`, no empty or `.`/`..` component.
+/// A ZFS dataset name: components of `[A-Za-z0-9_.: -]` (ZFS's own alphabet, space included)
+/// separated by `/`, no empty or `.`/`..` component. Every command quotes them.
 pub fn check_dataset(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("empty dataset name".into());
@@ -21,10 +22,10 @@ pub fn check_dataset(name: &str) -> Result<(), String> {
         }
         if let Some(c) = comp
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' ')))
         {
             return Err(format!(
-                "dataset name {name:?} contains {c:?}; allowed are letters, digits and _ - . :"
+                "dataset name {name:?} contains {c:?}; allowed are letters, digits, space and _ - . :"
             ));
         }
     }
@@ -55,7 +56,7 @@ pub fn check_pair_dataset(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A btrfs subvolume or directory: an absolute path of components `[A-Za-z0-9_.:+@,=-]` (no empty,
+/// A btrfs subvolume or directory: an absolute path of components `[A-Za-z0-9_.:+@,= -]` (no empty,
 /// `.` or `..` component, no trailing `/`), each at most 255 bytes, leaving room for ferry's
 /// snapshot names under it (`/ferry.<fingerprint>.<time>`) within PATH_MAX.
 pub fn check_btrfs_path(path: &str) -> Result<(), String> {
@@ -83,10 +84,10 @@ pub fn check_btrfs_path(path: &str) -> Result<(), String> {
         }
         if let Some(c) = comp
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '+' | '@' | ',' | '=')))
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '+' | '@' | ',' | '=' | ' ')))
         {
             return Err(format!(
-                "btrfs path {path:?} contains {c:?}; allowed are letters, digits and _ - . : + @ , ="
+                "btrfs path {path:?} contains {c:?}; allowed are letters, digits, space and _ - . : + @ , ="
             ));
         }
     }
@@ -120,7 +121,10 @@ mod tests {
         assert!(check_dataset("tank/data/").is_err());
         assert!(check_dataset("/tank").is_err());
         assert!(check_dataset("tank/../x").is_err());
-        assert!(check_dataset("tank/a b").is_err());
+        assert!(check_dataset("tank/a b").is_ok(), "ZFS allows spaces");
+        assert!(check_dataset("tank/9 lives:v1").is_ok());
+        assert!(check_dataset("tank/a\tb").is_err());
+        assert!(check_dataset("tank/a'b").is_err());
         assert!(check_dataset("tank/a;rm -rf /").is_err());
         assert!(check_dataset("tank/$(x)").is_err());
         assert!(check_dataset("tank@snap").is_err());
@@ -138,6 +142,6 @@ mod tests {
         assert!(check_dataset(&format!("{ok}b")).is_ok());
         let e = check_pair_dataset(&format!("{ok}b")).unwrap_err();
         assert!(e.contains("200 characters") && e.contains("at most 199"), "{e}");
-        assert!(check_pair_dataset("tank/a b").is_err());
+        assert!(check_pair_dataset("tank/a*b").is_err());
     }
 }

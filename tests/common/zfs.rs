@@ -286,7 +286,7 @@ impl TestPool {
         // concurrent `zfs create` (a mount) deadlocked zfs-fuse here in 1 of 2 rounds of
         // two parallel creates; serialized, 15 rounds passed
         let lock = admin_lock();
-        run(&format!("zfs create -p {ds}"));
+        run(&format!("zfs create -p '{ds}'"));
         drop(lock);
         ds
     }

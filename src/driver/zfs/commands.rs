@@ -15,7 +15,8 @@ pub fn checked(ds: &str) -> anyhow::Result<&str> {
 }
 
 fn checked_snap(snap: &str) -> anyhow::Result<&str> {
-    if snap.is_empty() || snap.contains('/') || snap.contains('@') {
+    // ferry's own and the snapshots it adopts never hold a space: stricter than datasets
+    if snap.is_empty() || snap.contains('/') || snap.contains('@') || snap.contains(' ') {
         anyhow::bail!("invalid snapshot name {snap:?}");
     }
     check_dataset(snap).map_err(|m| anyhow::anyhow!(m.replace("dataset", "snapshot")))?;
