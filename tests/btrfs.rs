@@ -496,16 +496,19 @@ fn btrfs_over_mbuffer_and_compressed_limited_ssh() {
         write_random_file(&a.path(&format!("{name}/seed.bin")), 2 << 20, 20);
         let dest = b.path(&format!("rep/{name}"));
         let dest_s = dest.display().to_string();
+        // each pair its own snapshot directory: the newest snapshot there is this pair's
+        let snapdir = a.path(&format!("snaps-{name}"));
+        let extra = format!("{extra}\nsnapshot_dir = \"{}\"", snapdir.display());
         let lab = Setup::new(&format!("store1:{src}"), &dest_s, &extra, Some(&sshd));
         lab.ok(&["setup", &dest_s]);
         lab.ok(&["initialize", &dest_s]);
-        assert_replica(&a.path(".ferry-snapshots"), &dest);
+        assert_replica(&snapdir, &dest);
         write_random_file(&a.path(&format!("{name}/more.bin")), 8 << 20, 21);
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let t = std::time::Instant::now();
         lab.ok(&["update", &dest_s]);
         let took = t.elapsed();
-        assert_replica(&a.path(".ferry-snapshots"), &dest);
+        assert_replica(&snapdir, &dest);
         let log = std::fs::read_to_string(lab.pair_dir().join("log")).unwrap();
         assert!(log.contains("zstd"), "{name}: the stream was compressed");
         if name == "mb" {
