@@ -373,7 +373,11 @@ fn keys_start_jobs_on_the_selected_pair() {
             dest: "backup/db".into(),
         }]
     );
-    assert_eq!(key(&mut a, KeyCode::F(5)), vec![Command::RefreshStatus]);
+    assert_eq!(
+        key(&mut a, KeyCode::F(5)),
+        vec![Command::ReloadConfig],
+        "F5 reads the config again"
+    );
 }
 
 #[test]
@@ -701,4 +705,64 @@ fn detail_shows_what_retention_would_do_and_what_it_left() {
         "{s}"
     );
     insta::assert_snapshot!("detail_retention", s);
+}
+
+#[test]
+fn a_changed_config_stops_jobs_until_f5_reads_it_again() {
+    let mut a = app();
+    a.handle(Event::ConfigChanged);
+    assert!(render(&mut a, 130, 30).contains("the config file changed: F5 reads it again"));
+    // the screen no longer shows what a job would read: no job starts from it
+    assert!(key(&mut a, KeyCode::Char('u')).is_empty());
+    assert!(render(&mut a, 130, 30).contains("changed since the console read it"));
+    assert_eq!(key(&mut a, KeyCode::F(5)), vec![Command::ReloadConfig]);
+    // an edit undone: in step again
+    a.handle(Event::ConfigUnchanged);
+    assert!(!a.stale);
+    a.handle(Event::ConfigChanged);
+    assert!(a.stale);
+
+    // a config with errors: shown, and the old one stays
+    let cmds = a.handle(Event::ConfigReloaded(Err(
+        "ferry.toml:9: key `keep`: not a number".into()
+    )));
+    assert!(cmds.is_empty());
+    let s = render(&mut a, 130, 30);
+    assert!(s.contains("the config has errors") && s.contains("ferry.toml:9"), "{s}");
+    assert_eq!(a.config.pairs.len(), 4);
+    key(&mut a, KeyCode::Esc);
+
+    // the edited config: backup/db gone, backup/new added, backup/web changed
+    let edited = CONFIG
+        .replace(
+            "source = \"store2:tank/db\"\ndestination = \"backup/db\"",
+            "source = \"store2:tank/new\"\ndestination = \"backup/new\"",
+        )
+        .replace("wlag = \"1h\"", "wlag = \"3h\"");
+    let loaded = ferry::tui::event::Loaded {
+        config: config(&edited),
+        bytes: Arc::new(edited.clone().into_bytes()),
+    };
+    let cmds = a.handle(Event::ConfigReloaded(Ok(loaded.clone())));
+    assert_eq!(
+        cmds,
+        vec![Command::UseConfig(loaded)],
+        "the collectors read for the new config"
+    );
+    let s = render(&mut a, 130, 30);
+    assert!(
+        s.contains("1 pair(s) added (backup/new); 1 pair(s) removed (backup/db); 1 pair(s) changed (backup/web)"),
+        "{s}"
+    );
+    assert!(s.contains("backup/new") && !s.contains("backup/db "), "{s}");
+    insta::assert_snapshot!("config_reloaded", s);
+    // in step again: jobs start
+    key(&mut a, KeyCode::Home);
+    assert_eq!(
+        key(&mut a, KeyCode::Char('u')),
+        vec![Command::Launch {
+            action: JobAction::Update,
+            dest: "backup/data".into()
+        }]
+    );
 }

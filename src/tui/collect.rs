@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -16,7 +17,7 @@ use crate::engine::{hosts, Engine};
 use crate::state::last::LastResult;
 
 use super::app::Command;
-use super::event::{Event, HostView, SystemView};
+use super::event::{Event, HostView, Loaded, SystemView};
 use super::launch;
 
 /// How often the state dir is polled for jobs: twice as often as progress is written is not
@@ -24,34 +25,86 @@ use super::launch;
 pub const RUNS_EVERY: Duration = Duration::from_millis(500);
 pub const HOSTS_EVERY: Duration = Duration::from_secs(15);
 pub const SYSTEM_EVERY: Duration = Duration::from_secs(2);
+/// How often the config file is compared with what the console read.
+pub const CONFIG_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Background {
     pub engine: Arc<Engine>,
     pub tx: UnboundedSender<Event>,
     refresh: Arc<Notify>,
     exe: PathBuf,
+    /// Set when these collectors' config is replaced: they end at their next turn.
+    stop: Arc<AtomicBool>,
+    /// The config file's bytes as the collectors' config was read from them.
+    loaded: Arc<Mutex<Arc<Vec<u8>>>>,
+}
+
+/// The collectors that read for one config (status, jobs, hosts); they end when `stop` is set
+/// or the receiver is dropped.
+fn start_collectors(engine: &Arc<Engine>, tx: &UnboundedSender<Event>, refresh: &Arc<Notify>, stop: &Arc<AtomicBool>) {
+    tokio::spawn(status_loop(engine.clone(), tx.clone(), refresh.clone(), stop.clone()));
+    tokio::spawn(runs_loop(engine.clone(), tx.clone(), stop.clone()));
+    tokio::spawn(hosts_loop(engine.clone(), tx.clone(), stop.clone()));
+}
+
+/// The config file's bytes (empty when it cannot be read: that differs from any real content).
+fn read_config(path: &std::path::Path) -> Vec<u8> {
+    crate::state::files::read_small(path).unwrap_or_default()
 }
 
 impl Background {
-    /// Starts every collector; they stop when the receiver is dropped.
+    /// Starts every collector and the config watcher; they stop when the receiver is dropped.
     pub fn start(engine: Arc<Engine>, tx: UnboundedSender<Event>) -> Background {
         let refresh = Arc::new(Notify::new());
+        let stop = Arc::new(AtomicBool::new(false));
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ferry"));
-        tokio::spawn(status_loop(engine.clone(), tx.clone(), refresh.clone()));
-        tokio::spawn(runs_loop(engine.clone(), tx.clone()));
-        tokio::spawn(hosts_loop(engine.clone(), tx.clone()));
+        let loaded = Arc::new(Mutex::new(Arc::new(read_config(&engine.config.path))));
+        start_collectors(&engine, &tx, &refresh, &stop);
         tokio::spawn(system_loop(tx.clone()));
+        tokio::spawn(config_loop(engine.config.path.clone(), loaded.clone(), tx.clone()));
         Background {
             engine,
             tx,
             refresh,
             exe,
+            stop,
+            loaded,
         }
     }
 
-    pub fn execute(&self, cmd: Command) {
+    pub fn execute(&mut self, cmd: Command) {
         match cmd {
             Command::RefreshStatus => self.refresh.notify_one(),
+            Command::ReloadConfig => {
+                let (path, tx, refresh) = (self.engine.config.path.clone(), self.tx.clone(), self.refresh.clone());
+                let current = self.loaded.lock().unwrap().clone();
+                tokio::task::spawn_blocking(move || {
+                    let bytes = read_config(&path);
+                    if bytes == *current {
+                        // nothing changed on disk: F5 is a status refresh
+                        refresh.notify_one();
+                        let _ = tx.send(Event::ConfigUnchanged);
+                        return;
+                    }
+                    let answer = crate::config::load(&path)
+                        .map(|c| Loaded {
+                            config: Arc::new(c),
+                            bytes: Arc::new(bytes),
+                        })
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(Event::ConfigReloaded(answer));
+                });
+            }
+            Command::UseConfig(loaded) => {
+                // the old collectors end; new ones read for the new config with new connections
+                self.stop.store(true, Ordering::Relaxed);
+                self.stop = Arc::new(AtomicBool::new(false));
+                self.refresh = Arc::new(Notify::new());
+                let state = self.engine.state.root().to_path_buf();
+                self.engine = Arc::new(Engine::new((*loaded.config).clone(), Some(state), false));
+                *self.loaded.lock().unwrap() = loaded.bytes;
+                start_collectors(&self.engine, &self.tx, &self.refresh, &self.stop);
+            }
             Command::LoadLog { fingerprint } => {
                 let path = self.engine.state.log_path(&fingerprint);
                 let tx = self.tx.clone();
@@ -90,12 +143,40 @@ pub fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
         .collect()
 }
 
-async fn status_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, refresh: Arc<Notify>) {
+/// Tells the console once each time the config file stops being what the collectors read.
+async fn config_loop(path: PathBuf, loaded: Arc<Mutex<Arc<Vec<u8>>>>, tx: UnboundedSender<Event>) {
+    let mut told: Option<Vec<u8>> = None;
+    let mut tick = tokio::time::interval(CONFIG_EVERY);
+    loop {
+        tick.tick().await;
+        let p = path.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || read_config(&p)).await else {
+            return;
+        };
+        let current = loaded.lock().unwrap().clone();
+        if now == *current {
+            if told.take().is_some() && tx.send(Event::ConfigUnchanged).is_err() {
+                return;
+            }
+        } else if told.as_ref() != Some(&now) {
+            told = Some(now);
+            if tx.send(Event::ConfigChanged).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn status_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, refresh: Arc<Notify>, stop: Arc<AtomicBool>) {
     let every = engine.config.console.refresh;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
         let st = status::status(&engine, &pairs).await;
-        if tx.send(Event::Status(st)).is_err() {
+        // a status of the old config must not land on the new one's pairs
+        if stop.load(Ordering::Relaxed) || tx.send(Event::Status(st)).is_err() {
             return;
         }
         tokio::select! {
@@ -108,7 +189,7 @@ async fn status_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, refresh: A
 /// Polls the state dir. Only pairs with a lock file get the full look (lock, progress); the
 /// others' last result is re-read only when its file changed, so thousands of idle pairs cost
 /// one directory listing and a stat each.
-async fn runs_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
+async fn runs_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, stop: Arc<AtomicBool>) {
     let mut last_cache: HashMap<String, (std::time::SystemTime, Option<LastResult>)> = HashMap::new();
     let mut previous: Option<Vec<(u8, i64, i64, i64)>> = None;
     let mut tick = tokio::time::interval(RUNS_EVERY);
@@ -122,6 +203,9 @@ async fn runs_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
         })
         .await;
         let Ok((runs, cache)) = res else { return };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         last_cache = cache;
         let key: Vec<(u8, i64, i64, i64)> = runs
             .iter()
@@ -185,7 +269,7 @@ fn poll_runs(
         .collect()
 }
 
-async fn hosts_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
+async fn hosts_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, stop: Arc<AtomicBool>) {
     let mut names: Vec<String> = engine.config.hosts.keys().cloned().collect();
     let uses_local = engine
         .config
@@ -198,6 +282,9 @@ async fn hosts_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>) {
     let mut tick = tokio::time::interval(HOSTS_EVERY);
     loop {
         tick.tick().await;
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let reports = futures::future::join_all(names.iter().map(|h| hosts::probe(&engine, h))).await;
         let views = reports
             .into_iter()

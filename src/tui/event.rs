@@ -1,9 +1,26 @@
 //! The console's one event channel: terminal input and everything the background collectors
 //! report. The run loop renders only after an event changed something (coalesced per batch).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::engine::status::{PairStatus, RunInfo};
+
+/// A config read again from its file, with the bytes it was read from (to notice the next change).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Arc<Config>,
+    pub bytes: Arc<Vec<u8>>,
+}
+
+impl PartialEq for Loaded {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for Loaded {}
 
 /// One host as the hosts view shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,4 +78,10 @@ pub enum Event {
         title: String,
         text: String,
     },
+    /// The config file on disk is no longer what the console read.
+    ConfigChanged,
+    /// The config file is again what the console read (an edit undone).
+    ConfigUnchanged,
+    /// F5 read the config file again: the new config, or its errors.
+    ConfigReloaded(Result<Loaded, String>),
 }

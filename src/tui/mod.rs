@@ -47,7 +47,7 @@ pub async fn run_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     rx: &mut UnboundedReceiver<Event>,
-    bg: Option<&Background>,
+    mut bg: Option<&mut Background>,
 ) -> Result<Exit>
 where
     B::Error: Send + Sync + 'static,
@@ -63,7 +63,7 @@ where
             if c == Command::Suspend {
                 return Ok(Exit::Suspend);
             }
-            if let Some(bg) = bg {
+            if let Some(bg) = bg.as_deref_mut() {
                 bg.execute(c);
             }
         }
@@ -127,7 +127,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
         false,
     ));
     let (tx, mut rx) = unbounded_channel();
-    let bg = Background::start(shared, tx.clone());
+    let mut bg = Background::start(shared, tx.clone());
     let mut app = App::new(config, engine.state.root().to_path_buf(), theme);
 
     // the terminal is restored on a panic too, before the message prints
@@ -139,7 +139,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
     let mut input = spawn_input(tx.clone());
     let mut terminal = enter()?;
     let result = loop {
-        match run_loop(&mut terminal, &mut app, &mut rx, Some(&bg)).await {
+        match run_loop(&mut terminal, &mut app, &mut rx, Some(&mut bg)).await {
             Ok(Exit::Suspend) => {
                 // stop reading the terminal while the shell has it
                 input.abort();

@@ -20,6 +20,7 @@ use super::theme::Theme;
 use crate::model::JobAction;
 
 mod dialog;
+mod reload;
 mod render;
 mod table;
 
@@ -37,6 +38,10 @@ pub enum Command {
         dest: String,
     },
     RefreshStatus,
+    /// Read the config file again (F5); the answer comes back as `Event::ConfigReloaded`.
+    ReloadConfig,
+    /// Collect for this config from now on (after a reload the console accepted).
+    UseConfig(crate::tui::event::Loaded),
     LoadLog {
         fingerprint: String,
     },
@@ -85,6 +90,8 @@ pub struct App {
     /// Ticks (seconds) since the last full status: lags move with the clock between refreshes.
     pub ticks_since_status: u64,
     pub refreshing: bool,
+    /// The config file changed since the console read it: jobs are refused until F5.
+    pub stale: bool,
     pub quit: bool,
     /// Where the table was drawn (rows start one below the header), for mouse clicks.
     pub table_area: Rect,
@@ -137,6 +144,7 @@ impl App {
             last_status_at: None,
             ticks_since_status: 0,
             refreshing: true,
+            stale: false,
             quit: false,
             table_area: Rect::default(),
             page: 10,
@@ -223,6 +231,9 @@ impl App {
         }
         match ev {
             Event::Input(t) => return self.input(t),
+            // a read for the config the console had before a reload belongs to other pairs
+            Event::Status(list) if list.len() != self.config.pairs.len() => {}
+            Event::Runs(list) if list.len() != self.config.pairs.len() => {}
             Event::Status(list) => {
                 for (i, s) in list.into_iter().enumerate().take(self.statuses.len()) {
                     self.statuses[i] = Some(s);
@@ -261,6 +272,16 @@ impl App {
                 }
             }
             Event::Hosts(h) => self.hosts = h,
+            Event::ConfigChanged => self.config_changed(),
+            Event::ConfigUnchanged => {
+                if std::mem::take(&mut self.stale) {
+                    self.say("the config file is as the console read it again");
+                }
+            }
+            Event::ConfigReloaded(r) => {
+                self.dirty = true;
+                return self.config_reloaded(r);
+            }
             Event::System(s) => self.system = Some(s),
             Event::LogTail { fingerprint, lines } => {
                 self.log_tail.insert(fingerprint, lines);
@@ -419,8 +440,9 @@ impl App {
                 }
             }
             Act::Refresh => {
+                // statuses come again either way: for a changed config after it was read
                 self.refreshing = true;
-                return vec![Command::RefreshStatus];
+                return vec![Command::ReloadConfig];
             }
             Act::Setup | Act::Initialize | Act::Update | Act::Unlock | Act::Purge | Act::Logfile | Act::Fingerprint => {
                 return self.pair_action(act);
@@ -436,6 +458,15 @@ impl App {
         };
         let dest = self.dest_name(i);
         let fp = self.pair(i).fingerprint();
+        let starts_job = matches!(
+            act,
+            Act::Setup | Act::Initialize | Act::Update | Act::Unlock | Act::Purge
+        );
+        if starts_job && self.stale {
+            // a job reads the file as it is now, which is not what this screen shows
+            self.say("the config file changed since the console read it: F5 reads it again, then start the job");
+            return Vec::new();
+        }
         let launch = |action: JobAction| Command::Launch {
             action,
             dest: dest.clone(),
