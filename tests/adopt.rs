@@ -304,3 +304,58 @@ fn adoption_is_refused_unless_both_sides_hold_zettabees_last_snapshot() {
         }
     }
 }
+
+/// `initialize --force` over a copy made by hand (`zfs send | zfs receive`): ferry proves it by a
+/// snapshot guid both sides hold, sends only what changed since, and marks it as its replica; a
+/// destination that is no copy of the source is refused and left as it was.
+#[test]
+fn initialize_force_takes_over_a_copy_made_by_hand() {
+    let Some(lab) = Lab::new("cpy", 256, 256, "") else {
+        return;
+    };
+    let src_mnt = common::zfs::mountpoint(&lab.src_ds);
+    write_random_file(&src_mnt.join("base.bin"), 12 << 20, 31);
+    run(&format!("zfs snapshot {}@manual1", lab.src_ds));
+    let parent = lab.dst_ds.rsplit_once('/').unwrap().0.to_string();
+    run(&format!("zfs create -p {parent}"));
+    run(&format!("zfs send {}@manual1 | zfs receive {}", lab.src_ds, lab.dst_ds));
+    write_random_file(&src_mnt.join("later.bin"), 1 << 20, 32);
+
+    let r = lab.ferry(&["initialize", "data"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("choose another destination") && r.stderr.contains("initialize --force"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        zfs_get(&lab.dst_ds, "ferry:fingerprint"),
+        "-",
+        "a refusal changes nothing"
+    );
+
+    lab.ok(&["initialize", "--force", "data"]);
+    let bytes = last_bytes(&lab, &lab.fingerprint());
+    assert!(bytes < 4 << 20, "only the change since manual1 was sent: {bytes} bytes");
+    assert_eq!(zfs_get(&lab.dst_ds, "ferry:fingerprint"), lab.fingerprint());
+    assert_eq!(lab.status()["state"], "Synchronized");
+    assert_eq!(tree_checksum(&src_mnt), lab.dst_sum());
+    let log = std::fs::read_to_string(lab.state_dir().join(lab.fingerprint()).join("log")).unwrap();
+    assert!(log.contains("is a copy of") && log.contains("manual1"), "{log}");
+
+    // a destination that is no copy of this source: refused, untouched
+    let other = format!("{parent}/other");
+    run(&format!("zfs create {other}"));
+    run(&format!("zfs snapshot {other}@mine"));
+    let kh = lab.sshd.known_hosts.clone();
+    lab.write_config_for(&format!("store1:{}", lab.src_ds), &other, "", &kh, false);
+    let r = lab.ferry(&["initialize", "--force", &other]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no guid in common") && r.stderr.contains("not a copy"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(zfs_get(&other, "ferry:fingerprint"), "-");
+    assert_eq!(common::zfs::snapshots(&other), vec![format!("{other}@mine")]);
+}

@@ -59,7 +59,13 @@ pub enum Action {
     /// Check and prepare everything a first initialize needs; prints a checklist
     Setup { dest: String },
     /// Full transfer of a new snapshot into a new destination
-    Initialize { dest: String },
+    Initialize {
+        dest: String,
+        /// Take over an existing copy of the source instead (a snapshot both sides hold, proven
+        /// by the kind's id: ZFS guid): an incremental send from it, changes since rolled back
+        #[arg(long)]
+        force: bool,
+    },
     /// Incremental transfer from the last checkpoint
     Update {
         /// The pair (required unless --all)
@@ -164,7 +170,7 @@ impl Action {
     pub fn dest(&self) -> Option<&str> {
         match self {
             Action::Setup { dest }
-            | Action::Initialize { dest }
+            | Action::Initialize { dest, .. }
             | Action::Runstatus { dest }
             | Action::Unlock { dest }
             | Action::Purge { dest, .. }

@@ -390,10 +390,13 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             }
             Ok(0)
         }
-        Action::Initialize { dest } | Action::Update { dest: Some(dest), .. } => {
+        Action::Initialize { dest, .. } | Action::Update { dest: Some(dest), .. } => {
             let p = one(engine, dest)?;
             let opts = replicate::Options {
-                force: matches!(action, Action::Update { force: true, .. }),
+                force: matches!(
+                    action,
+                    Action::Update { force: true, .. } | Action::Initialize { force: true, .. }
+                ),
             };
             let watch = bar::wanted(cli.nagios, cli.json)
                 .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));

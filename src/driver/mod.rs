@@ -9,6 +9,7 @@ pub mod zfs;
 
 use anyhow::Result;
 use futures::future::BoxFuture;
+use futures::FutureExt;
 
 use crate::config::{Endpoint, Pair};
 use crate::exec::Executor;
@@ -214,6 +215,19 @@ pub trait Driver: Send + Sync {
     /// The snapshot an adopting update sends from, after proving the destination is a replica
     /// of the source; `notes` gets what the log should say.
     fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot>;
+    /// `initialize --force` over an existing copy: the newest snapshot both sides hold as one (the
+    /// kind's id proves it: ZFS guid), to send from; `notes` gets what the log should say.
+    fn copy_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
+        let _ = notes;
+        async move {
+            anyhow::bail!(
+                "{}: a {} destination that is not ferry's cannot be taken over; choose another destination",
+                adoption.pair.destination,
+                self.kind().word()
+            )
+        }
+        .boxed()
+    }
     /// For a destination that is not ferry's: a hint when another tool made it and it can be adopted.
     fn adopt_hint<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> BoxFuture<'a, Option<String>>;
 }

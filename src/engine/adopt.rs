@@ -41,6 +41,32 @@ pub async fn base(
     })
 }
 
+/// `initialize --force`: the snapshot of an existing copy to send from, proven by the driver.
+pub async fn copy_base(
+    job: &Job,
+    pair: &Pair,
+    (src, dst): (&Executor, &Executor),
+    src_info: &VolumeInfo,
+    dst_info: &VolumeInfo,
+) -> Result<Checkpoint> {
+    let mut notes = Vec::new();
+    let adoption = Adoption {
+        pair,
+        src,
+        dst,
+        src_info,
+        dst_info,
+    };
+    let base = for_kind(pair.kind).copy_base(adoption, &mut notes).await;
+    for n in notes {
+        job.log.line(&n);
+    }
+    base.map(|s| Checkpoint {
+        name: s.name,
+        created: s.created,
+    })
+}
+
 /// For a pair without `adopt` whose destination is not ferry's: a hint when another tool made it.
 pub async fn hint(pair: &Pair, dst: &Executor) -> Option<String> {
     for_kind(pair.kind).adopt_hint(dst, &pair.destination).await

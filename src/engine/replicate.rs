@@ -171,7 +171,7 @@ pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<R
     result
 }
 
-async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) -> Result<Replicated> {
+async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Result<Replicated> {
     let fp = pair.fingerprint();
     let sides = read_sides(engine, pair, job).await?;
     if !sides.src_info.exists {
@@ -214,10 +214,14 @@ async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, _opts: Options) 
                 engine.command("update", Some(pair))
             );
         }
+        if opts.force && sides.dst_info.fingerprint.is_none() {
+            return take_over_copy(pair, job, &sides).await;
+        }
         bail!(
-            "destination {} already exists and is not this pair's replica ({}); destroy it by hand or choose another destination",
+            "destination {} already exists and is not this pair's replica ({}): choose another destination, or if it is a copy of the source, `{}` takes it over (an incremental send from a snapshot both sides hold)",
             pair.destination,
-            a.reason().unwrap_or("unknown state")
+            a.reason().unwrap_or("unknown state"),
+            engine.command("initialize --force", Some(pair))
         );
     }
     if !sides.driver.parent_exists(&sides.dst, &pair.destination).await? {
@@ -264,6 +268,33 @@ async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool)
         driver.expose(dst, &pair.destination).await?;
     }
     Ok(())
+}
+
+/// `initialize --force` over a copy made another way: an incremental send from the newest
+/// snapshot the driver proves both sides hold, rolling back changes since, then ferry's marks.
+async fn take_over_copy(pair: &Pair, job: &Job, sides: &Sides) -> Result<Replicated> {
+    let fp = pair.fingerprint();
+    let base = adopt::copy_base(job, pair, (&sides.src, &sides.dst), &sides.src_info, &sides.dst_info).await?;
+    let snap = fresh_name(&fp, &sides.src_info).await;
+    job.phase(
+        Phase::Transfer,
+        Some(&format!("incremental {}..{snap} into the existing copy", base.name)),
+    );
+    let moved = match transfer(pair, job, sides, &snap, Some(&base.name), true).await {
+        Ok(m) => m,
+        Err(e) => {
+            drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;
+            return Err(e);
+        }
+    };
+    job.phase(Phase::Finishing, Some("marking the destination"));
+    record(job, &sides.dst, pair, &snap, true).await?;
+    Ok(Replicated {
+        snapshot: snap,
+        bytes: moved.bytes,
+        seconds: moved.seconds,
+        pruned: Retention::default(),
+    })
 }
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {

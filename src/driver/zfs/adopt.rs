@@ -84,6 +84,35 @@ pub async fn base(a: Adoption<'_>, notes: &mut Vec<String>) -> Result<Snapshot> 
     Ok(base)
 }
 
+/// `initialize --force` over a copy made another way (a `zfs send` by hand, another tool): the
+/// newest destination snapshot whose guid a source snapshot has; none means it is no copy of it.
+pub async fn copy_base(a: Adoption<'_>, notes: &mut Vec<String>) -> Result<Snapshot> {
+    let (src_ds, dst_ds) = (a.pair.source.path.as_str(), a.pair.destination.path.as_str());
+    let (s, d) = tokio::join!(zettabee::read(a.src, src_ds), zettabee::read(a.dst, dst_ds));
+    let (s, d): (Marks, Marks) = (s?, d?);
+    let base = a.dst_info.snapshots.iter().rev().find_map(|snap| {
+        let g = d.guids.get(&snap.name)?;
+        let (name, _) = s.guids.iter().find(|(_, sg)| *sg == g)?;
+        a.src_info
+            .snapshots
+            .iter()
+            .find(|x| &x.name == name)
+            .map(|x| (x.clone(), g.clone()))
+    });
+    let Some((base, guid)) = base else {
+        bail!(
+            "destination {} holds no snapshot of the source {} (no guid in common): it is not a copy of it; nothing was changed, choose another destination",
+            a.pair.destination,
+            a.pair.source
+        );
+    };
+    notes.push(format!(
+        "initialize --force: {} is a copy of {}: snapshot {} on both sides (guid {guid}); sending from it, changes on the destination since then are rolled back",
+        a.pair.destination, a.pair.source, base.name
+    ));
+    Ok(base)
+}
+
 /// For a pair without `adopt` whose destination is not ferry's: a hint when zettabee made it.
 pub async fn hint(dst: &Executor, path: &str) -> Option<String> {
     let marks = zettabee::read(dst, path).await.ok()?;

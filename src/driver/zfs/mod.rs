@@ -363,6 +363,10 @@ impl Driver for Zfs {
         adopt::base(adoption, notes).boxed()
     }
 
+    fn copy_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
+        adopt::copy_base(adoption, notes).boxed()
+    }
+
     fn adopt_hint<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> BoxFuture<'a, Option<String>> {
         adopt::hint(ex, &vol.path).boxed()
     }
