@@ -136,6 +136,7 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         purgeable_source: vec![],
         purgeable_destination: vec![],
         source_bytes: None,
+        children: vec![],
         warnings: vec![],
         assessed: match state {
             "Synchronized" => {

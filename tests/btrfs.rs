@@ -290,6 +290,7 @@ fn config_rules_for_btrfs_pairs() {
             "absolute",
         ),
         ("source = \"/srv/x\"\nadopt = \"zettabee\"", "adopt", "kind is btrfs"),
+        ("source = \"/srv/x\"\nrecursive = true", "recursive", "kind is btrfs"),
     ];
     for (lines, key, words) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -102,6 +102,7 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         purgeable_source: vec![],
         purgeable_destination: vec![],
         source_bytes: None,
+        children: vec![],
         warnings: vec![],
         assessed: match state {
             "Synchronized" => ferry::engine::assess::State::Synchronized(ferry::model::Checkpoint {

@@ -31,6 +31,7 @@ const ENTRY_KEYS: &[&str] = &[
     "mbuffer_timeout",
     "adopt",
     "snapshot_dir",
+    "recursive",
 ];
 
 /// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in defaults.
@@ -54,6 +55,7 @@ pub(super) struct RawEntry {
     pub(super) mbuffer_timeout: Option<Spanned<Scalar>>,
     pub(super) adopt: Option<Spanned<String>>,
     pub(super) snapshot_dir: Option<Spanned<String>>,
+    pub(super) recursive: Option<Spanned<bool>>,
 }
 
 impl RawEntry {
@@ -77,6 +79,7 @@ impl RawEntry {
             mbuffer_timeout: t.scalar("mbuffer_timeout"),
             adopt: t.str("adopt"),
             snapshot_dir: t.str("snapshot_dir"),
+            recursive: t.bool("recursive"),
         }
     }
 }

@@ -241,6 +241,7 @@ fn build(cx: &Cx) -> Option<Config> {
                 ("port", e.port.as_ref().map(|s| s.span())),
                 ("adopt", e.adopt.as_ref().map(|s| s.span())),
                 ("snapshot_dir", e.snapshot_dir.as_ref().map(|s| s.span())),
+                ("recursive", e.recursive.as_ref().map(|s| s.span())),
             ] {
                 if let Some(span) = present {
                     cx.report(cx.err(span, key, "belongs in a [[pair]], not in [defaults]"));
@@ -380,6 +381,21 @@ fn build(cx: &Cx) -> Option<Config> {
             source: e.source.as_ref().map(|s| s.span()).unwrap_or(p.span.clone()),
             destination: dest_span,
         });
+        let recursive = match &e.recursive {
+            Some(r) if *r.get_ref() && kind != Kind::Zfs => {
+                cx.report(cx.err(
+                    r.span(),
+                    "recursive",
+                    &format!(
+                        "recursive applies to zfs pairs (a tree of datasets); this pair's kind is {}",
+                        kind.word()
+                    ),
+                ));
+                false
+            }
+            Some(r) => *r.get_ref(),
+            None => false,
+        };
         let adopt = match &e.adopt {
             Some(a) if kind != Kind::Zfs => {
                 cx.report(cx.err(
@@ -411,6 +427,7 @@ fn build(cx: &Cx) -> Option<Config> {
             options,
             line,
             adopt,
+            recursive,
         });
     }
     overlap::check_pairs(cx, &pairs, &spans);

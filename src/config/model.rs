@@ -165,6 +165,9 @@ pub struct Pair {
     pub line: usize,
     /// Take over a replica another tool made (`adopt = "zettabee"`) instead of a full initialize.
     pub adopt: Option<Adopt>,
+    /// The volume and every descendant (ZFS filesystems and volumes), each with its own
+    /// checkpoint; new children are picked up by the next run.
+    pub recursive: bool,
 }
 
 /// Tools whose replicas ferry can take over without a full resend.

@@ -215,6 +215,12 @@ pub trait Driver: Send + Sync {
     /// The snapshot an adopting update sends from, after proving the destination is a replica
     /// of the source; `notes` gets what the log should say.
     fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot>;
+    /// The volumes below `vol` (a `recursive` pair's tree), parents before their children, as
+    /// paths; empty when it has none. Kinds without trees refuse.
+    fn children<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<String>> {
+        let _ = ex;
+        async move { anyhow::bail!("{}: a {} volume has no tree to replicate", vol, self.kind().word()) }.boxed()
+    }
     /// `initialize --force` over an existing copy: the newest snapshot both sides hold as one (the
     /// kind's id proves it: ZFS guid), to send from; `notes` gets what the log should say.
     fn copy_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {

@@ -13,6 +13,7 @@ pub mod retention;
 pub mod select;
 pub mod setup;
 pub mod status;
+pub mod tree;
 pub mod unlock;
 
 use std::path::PathBuf;

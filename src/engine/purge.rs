@@ -157,6 +157,13 @@ fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
 /// the destination belongs to something else (another pair, or a dataset ferry never wrote).
 pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let fp = pair.fingerprint();
+    if pair.recursive {
+        bail!(
+            "purge --all of a recursive pair is not built yet: destroy the replica tree {} by hand (zfs destroy -r), then `{}`",
+            pair.destination,
+            engine.command("initialize", Some(pair))
+        );
+    }
     if let LockState::Running(i) = lock::inspect(&engine.state.lock_path(&fp)) {
         bail!(
             "already running: {} (pid {}): purge --all refuses while a job runs",

@@ -13,6 +13,7 @@ use super::adopt;
 use super::assess::{assess, ours, State};
 use super::job::Job;
 use super::retention::{self, after_receive, beyond_keep, Retention};
+use super::tree;
 use super::Engine;
 
 /// What a successful run did.
@@ -166,14 +167,94 @@ async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, vol: &Endpoi
 
 pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
     let job = Job::start(engine, pair, JobAction::Initialize)?;
-    let result = job.guard(initialize_in(engine, pair, &job, opts)).await;
+    let work = async {
+        if pair.recursive {
+            // the tree's root decides: initialized already is an error as for any pair
+            let root = tree::root(pair);
+            let sides = read_sides(engine, &root, &job).await?;
+            if let State::Synchronized(cp) = assess(&root.fingerprint(), &sides.src_info, &sides.dst_info) {
+                bail!(
+                    "pair is already initialized (Synchronized at {}); use `{}`",
+                    cp.name,
+                    engine.command("update", Some(pair))
+                );
+            }
+            return replicate_tree(engine, pair, &job, opts).await;
+        }
+        let sides = read_sides(engine, pair, &job).await?;
+        initialize_sides(engine, pair, &job, opts, sides).await
+    };
+    let result = job.guard(work).await;
     job.finish(&result);
     result
 }
 
-async fn initialize_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Result<Replicated> {
+/// Every member of a recursive pair's tree brought to a checkpoint of its own, parents first: a
+/// member without a replica is initialized (a new child), the others updated. One member's
+/// failure does not stop the others; the run fails naming each.
+async fn replicate_tree(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Result<Replicated> {
+    let members = tree::members(engine, pair).await?;
+    let mut total = Replicated {
+        snapshot: String::new(),
+        bytes: 0,
+        seconds: 0.0,
+        pruned: Retention::default(),
+    };
+    let mut failed = Vec::new();
+    let mut broken: Vec<String> = Vec::new();
+    for (n, m) in members.iter().enumerate() {
+        // a member's replica is received under its parent's: below a failed one, nothing can be
+        if let Some(b) = broken.iter().find(|b| m.destination.path.starts_with(&format!("{b}/"))) {
+            job.log.line(&format!("tree: {} skipped: {b} failed", m.destination));
+            failed.push(format!("{}: skipped ({b} failed)", m.destination.path));
+            broken.push(m.destination.path.clone());
+            continue;
+        }
+        job.log.line(&format!(
+            "tree: {} -> {} ({} of {})",
+            m.source,
+            m.destination,
+            n + 1,
+            members.len()
+        ));
+        let done = async {
+            let sides = read_sides(engine, m, job).await?;
+            if sides.dst_info.exists {
+                update_sides(engine, m, job, opts, sides).await
+            } else {
+                initialize_sides(engine, m, job, opts, sides).await
+            }
+        }
+        .await;
+        match done {
+            Ok(r) => {
+                if n == 0 {
+                    total.snapshot = r.snapshot.clone();
+                    total.pruned = r.pruned;
+                }
+                total.bytes += r.bytes;
+                total.seconds += r.seconds;
+            }
+            Err(e) => {
+                job.log.line(&format!("tree: {} failed: {e:#}", m.destination));
+                failed.push(format!("{}: {e:#}", m.destination.path));
+                broken.push(m.destination.path.clone());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} volumes of the tree failed: {}",
+            failed.len(),
+            members.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(total)
+}
+
+async fn initialize_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, sides: Sides) -> Result<Replicated> {
     let fp = pair.fingerprint();
-    let sides = read_sides(engine, pair, job).await?;
     if !sides.src_info.exists {
         bail!("source {} does not exist", pair.source);
     }
@@ -299,14 +380,29 @@ async fn take_over_copy(pair: &Pair, job: &Job, sides: &Sides) -> Result<Replica
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
     let job = Job::start(engine, pair, JobAction::Update)?;
-    let result = job.guard(update_in(engine, pair, &job, opts)).await;
+    let work = async {
+        if pair.recursive {
+            // new children are initialized by an update; a tree whose root has no replica yet is not
+            let root = tree::root(pair);
+            let sides = read_sides(engine, &root, &job).await?;
+            if sides.src_info.exists && !sides.dst_info.exists {
+                bail!(
+                    "pair is Uninitialized: run `{}` first",
+                    engine.command("initialize", Some(pair))
+                );
+            }
+            return replicate_tree(engine, pair, &job, opts).await;
+        }
+        let sides = read_sides(engine, pair, &job).await?;
+        update_sides(engine, pair, &job, opts, sides).await
+    };
+    let result = job.guard(work).await;
     job.finish(&result);
     result
 }
 
-async fn update_in(engine: &Engine, pair: &Pair, job: &Job, opts: Options) -> Result<Replicated> {
+async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, sides: Sides) -> Result<Replicated> {
     let fp = pair.fingerprint();
-    let sides = read_sides(engine, pair, job).await?;
     if !sides.src_info.exists {
         bail!(
             "source {} does not exist: check the pair's `source` in the config (nothing was changed)",

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::Pair;
 use crate::driver::for_kind;
 use crate::driver::{Snapshot, VolumeInfo};
-use crate::model::{JobAction, Kind};
+use crate::model::{Checkpoint, JobAction, Kind};
 use crate::monitor::{self, nagios::Check, Level};
 use crate::state::last::LastResult;
 use crate::state::lock::{self, LockInfo, LockState};
@@ -18,6 +18,7 @@ use crate::state::{now_unix, StateDir};
 
 use super::assess::{assess_pair, State};
 use super::retention::{self, over_keep};
+use super::tree;
 use super::Engine;
 
 /// A checkpoint newer than this by the local clock is "from the future" (clocks disagree).
@@ -57,6 +58,20 @@ pub struct RunInfo {
     pub retention: Option<retention::Record>,
     #[serde(skip)]
     pub progress: Option<Progress>,
+}
+
+impl RunInfo {
+    /// No job, no record: a tree member's (its tree's job is the pair's).
+    pub fn idle() -> RunInfo {
+        RunInfo {
+            status: RunState::Idle,
+            lock: None,
+            runtime_secs: None,
+            last: None,
+            retention: None,
+            progress: None,
+        }
+    }
 }
 
 pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
@@ -124,6 +139,9 @@ pub struct PairStatus {
     pub assessed: State,
     #[serde(flatten)]
     pub run: RunInfo,
+    /// A recursive pair's members (itself excluded), each with its own state and checkpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildStatus>,
     #[serde(skip)]
     pub source_snapshots: Vec<Snapshot>,
     #[serde(skip)]
@@ -163,12 +181,86 @@ impl PairStatus {
     }
 }
 
+/// One member of a recursive pair's tree, as the pair's status lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChildStatus {
+    pub source: String,
+    pub destination: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub checkpoint: Option<String>,
+    pub lag_secs: Option<u64>,
+}
+
+/// What a tree's members add to its root's status: the worst state among them, the oldest
+/// checkpoint (the tree's lag), what needs a look, and each member's line.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    pub worst: Option<State>,
+    pub oldest: Option<Checkpoint>,
+    pub warnings: Vec<String>,
+    pub children: Vec<ChildStatus>,
+}
+
+impl Tree {
+    /// Rolls the members' statuses up: an Inconsistent or Unknown member makes the tree so (the
+    /// reason names it); a member without a replica yet is a warning (the next update makes it);
+    /// replicas whose source is gone are warnings too, never destroyed.
+    pub fn of(members: &[(PairStatus, Option<Checkpoint>)], vanished: &[String]) -> Tree {
+        let mut t = Tree::default();
+        for (s, cp) in members {
+            let named = |r: Option<&str>| format!("{}: {}", s.destination, r.unwrap_or("?"));
+            match &s.assessed {
+                State::Inconsistent(r) if !matches!(t.worst, Some(State::Inconsistent(_))) => {
+                    t.worst = Some(State::Inconsistent(named(Some(r.as_str()))))
+                }
+                State::Unknown(r) if t.worst.is_none() => t.worst = Some(State::Unknown(named(Some(r.as_str())))),
+                State::Uninitialized => t.warnings.push(format!(
+                    "{} has no replica yet: the next update makes it",
+                    s.destination
+                )),
+                _ => {}
+            }
+            if let Some(c) = cp {
+                if t.oldest.as_ref().is_none_or(|o| c.created < o.created) {
+                    t.oldest = Some(c.clone());
+                }
+            }
+            t.children.push(ChildStatus {
+                source: s.source.clone(),
+                destination: s.destination.clone(),
+                state: s.state.clone(),
+                reason: s.reason.clone(),
+                checkpoint: s.checkpoint.clone(),
+                lag_secs: s.lag_secs,
+            });
+        }
+        for v in vanished {
+            t.warnings.push(format!(
+                "{v} has no source any more: its replica stays until purged by hand"
+            ));
+        }
+        t
+    }
+}
+
 /// Combines both sides and the run info into one status line's worth of facts.
 pub fn compose(
     pair: &Pair,
     src: Result<&VolumeInfo, &str>,
     dst: Result<&VolumeInfo, &str>,
     run: RunInfo,
+) -> PairStatus {
+    compose_tree(pair, src, dst, run, None)
+}
+
+/// `compose` for a recursive pair's root, its members rolled up (`Tree::of`).
+pub fn compose_tree(
+    pair: &Pair,
+    src: Result<&VolumeInfo, &str>,
+    dst: Result<&VolumeInfo, &str>,
+    run: RunInfo,
+    tree: Option<Tree>,
 ) -> PairStatus {
     let fp = pair.fingerprint();
     let o = &pair.options;
@@ -198,9 +290,28 @@ pub fn compose(
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
     };
     let mut warnings = Vec::new();
+    let mut children = Vec::new();
+    // a tree is as good as its worst member, and as old as its oldest checkpoint
+    let mut lag_from = checkpoint.clone();
+    let state = match tree {
+        Some(t) => {
+            warnings.extend(t.warnings);
+            children = t.children;
+            if let (Some(o), Some(r)) = (&t.oldest, &checkpoint) {
+                if o.created < r.created {
+                    lag_from = Some(o.clone());
+                }
+            }
+            match (state, t.worst) {
+                (State::Synchronized(_), Some(w)) => w,
+                (s, _) => s,
+            }
+        }
+        None => state,
+    };
     let now = now_unix();
     let mut future = false;
-    let lag = checkpoint.as_ref().map(|c| {
+    let lag = lag_from.as_ref().map(|c| {
         if c.created > now.saturating_add(FUTURE_SLACK_SECS) {
             future = true;
             warnings.push(format!(
@@ -290,6 +401,7 @@ pub fn compose(
         run,
         source_snapshots: ssnaps,
         destination_snapshots: dsnaps,
+        children,
     }
 }
 
@@ -301,14 +413,43 @@ pub fn exit_code(st: &[PairStatus]) -> i32 {
     i32::from(bad)
 }
 
+/// A recursive pair's members and the replicas left without a source, or why they were not listed.
+type TreeListing = Result<(Vec<Pair>, Vec<String>), String>;
+
 /// What one host's listing said about each volume asked about.
 type Listing<'a> = HashMap<&'a crate::config::Endpoint, VolumeInfo>;
 
 /// Status of the given pairs with one listing per host, all hosts at once.
 pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
+    // recursive pairs: their members, listed on each side (all trees at once)
+    let trees: Vec<Option<TreeListing>> =
+        futures::future::join_all(pairs.iter().map(|p| async move {
+            if !p.recursive {
+                return None;
+            }
+            let listing = async {
+                let m = tree::members(engine, p).await?;
+                let v = tree::vanished(engine, p, &m).await?;
+                anyhow::Ok((m, v))
+            };
+            Some(match tokio::time::timeout(HOST_TIMEOUT, listing).await {
+                Ok(Ok(x)) => Ok(x),
+                Ok(Err(e)) => Err(format!("{e:#}")),
+                Err(_) => Err(format!("the tree was not listed within {}s", HOST_TIMEOUT.as_secs())),
+            })
+        }))
+        .await;
+    let roots: Vec<Pair> = pairs.iter().map(|p| tree::root(p)).collect();
     // one listing per host and kind of volume
+    let mut every: Vec<&Pair> = Vec::new();
+    for (root, t) in roots.iter().zip(&trees) {
+        every.push(root);
+        if let Some(Ok((members, _))) = t {
+            every.extend(members.iter());
+        }
+    }
     let mut by_host: BTreeMap<(String, Kind), Vec<&crate::config::Endpoint>> = BTreeMap::new();
-    for p in pairs {
+    for p in every {
         for e in [&p.source, &p.destination] {
             let list = by_host.entry((e.host.clone(), p.kind)).or_default();
             if !list.contains(&e) {
@@ -330,17 +471,42 @@ pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
     });
     let results: HashMap<(String, Kind), Result<Listing, String>> =
         futures::future::join_all(reads).await.into_iter().collect();
-    pairs
+    let side = |kind: Kind, e: &crate::config::Endpoint| -> Result<&VolumeInfo, &str> {
+        match results.get(&(e.host.clone(), kind)) {
+            Some(Ok(m)) => m.get(e).ok_or("not listed"),
+            Some(Err(msg)) => Err(msg.as_str()),
+            None => Err("not read"),
+        }
+    };
+    roots
         .iter()
-        .map(|p| {
-            let side = |e: &crate::config::Endpoint| -> Result<&VolumeInfo, &str> {
-                match results.get(&(e.host.clone(), p.kind)) {
-                    Some(Ok(m)) => m.get(e).ok_or("not listed"),
-                    Some(Err(msg)) => Err(msg.as_str()),
-                    None => Err("not read"),
+        .zip(&trees)
+        .map(|(p, t)| {
+            let run = run_info(&engine.state, p);
+            let tree = t.as_ref().map(|t| match t {
+                Ok((members, vanished)) => {
+                    let each: Vec<(PairStatus, Option<Checkpoint>)> = members
+                        .iter()
+                        .skip(1)
+                        .map(|m| {
+                            let st = compose(
+                                m,
+                                side(m.kind, &m.source),
+                                side(m.kind, &m.destination),
+                                RunInfo::idle(),
+                            );
+                            let cp = st.assessed.checkpoint().cloned();
+                            (st, cp)
+                        })
+                        .collect();
+                    Tree::of(&each, vanished)
                 }
-            };
-            compose(p, side(&p.source), side(&p.destination), run_info(&engine.state, p))
+                Err(e) => Tree {
+                    worst: Some(State::Unknown(format!("listing the tree failed: {e}"))),
+                    ..Tree::default()
+                },
+            });
+            compose_tree(p, side(p.kind, &p.source), side(p.kind, &p.destination), run, tree)
         })
         .collect()
 }

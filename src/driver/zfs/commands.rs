@@ -44,7 +44,7 @@ pub fn probe(ds: &str) -> anyhow::Result<String> {
 /// Missing datasets print an error on stderr and are left out; the exit code is then 1.
 pub fn inspect(datasets: &[&str]) -> anyhow::Result<String> {
     let mut cmd = format!(
-        "zfs get -Hp -d 1 -o name,property,value creation,referenced,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}"
+        "zfs get -Hp -d 1 -o name,property,value,source creation,referenced,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}"
     );
     for ds in datasets {
         cmd.push(' ');
@@ -175,6 +175,14 @@ pub fn parent_exists(ds: &str) -> anyhow::Result<Option<String>> {
             q(parent)
         )
     }))
+}
+
+/// The filesystems and volumes under `ds`, itself first, parents before children (zfs sorts by name).
+pub fn tree(ds: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "zfs list -H -r -o name -t filesystem,volume {}",
+        q(checked(ds)?)
+    ))
 }
 
 /// The host's pools with size, allocation and health (the console's hosts view).

@@ -363,6 +363,31 @@ impl Driver for Zfs {
         adopt::base(adoption, notes).boxed()
     }
 
+    fn children<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<String>> {
+        async move {
+            let out = ex.run(&commands::tree(&vol.path)?).await?;
+            if !out.success() {
+                if let DriverError::DoesNotExist(_) = classify(&out.stderr) {
+                    return Ok(Vec::new());
+                }
+                bail!(
+                    "on {}: listing the datasets under {} failed: {}",
+                    ex.host(),
+                    vol.path,
+                    describe_failure(out.code, &out.stderr)
+                );
+            }
+            let prefix = format!("{}/", vol.path);
+            Ok(out
+                .stdout_text()
+                .lines()
+                .filter(|l| l.starts_with(&prefix))
+                .map(String::from)
+                .collect())
+        }
+        .boxed()
+    }
+
     fn copy_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
         adopt::copy_base(adoption, notes).boxed()
     }

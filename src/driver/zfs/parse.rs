@@ -33,9 +33,16 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
     let mut by_ds: BTreeMap<&str, VolumeInfo> = BTreeMap::new();
     let mut snaps: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
     for line in out.lines() {
-        let mut f = line.splitn(3, '\t');
+        let mut f = line.splitn(4, '\t');
         let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
             continue;
+        };
+        // ferry's marks count only where they were set: a dataset below a replica inherits them
+        let inherited = f.next().is_some_and(|s| s.starts_with("inherited"));
+        let value = if inherited && prop.starts_with("ferry:") {
+            "-"
+        } else {
+            value
         };
         let (ds, snap) = match name.split_once('@') {
             Some((d, s)) => (d, Some(s)),
@@ -181,8 +188,10 @@ mod tests {
                    b/d@ferry.abc.2\tferry:fingerprint\tabc\n\
                    b/d/child\tcreation\t5\n\
                    b/e\tcreation\t1\n\
-                   b/e\tferry:fingerprint\t-\n";
-        let v = inspect(out, &["b/d", "b/e", "b/missing"]);
+                   b/e\tferry:fingerprint\t-\n\
+                   b/d/c\tcreation\t5\t-\n\
+                   b/d/c\tferry:fingerprint\tabc\tinherited from b/d\n";
+        let v = inspect(out, &["b/d", "b/e", "b/missing", "b/d/c"]);
         assert!(v[0].exists);
         assert_eq!(v[0].fingerprint.as_deref(), Some("abc"));
         assert_eq!(v[0].lastsnap.as_deref(), Some("ferry.abc.2"));
@@ -192,6 +201,10 @@ mod tests {
         assert_eq!(v[1].fingerprint, None);
         assert!(v[1].snapshots.is_empty());
         assert!(!v[2].exists);
+        assert!(
+            v[3].exists && v[3].fingerprint.is_none(),
+            "an inherited mark is not the child's"
+        );
     }
 
     #[test]

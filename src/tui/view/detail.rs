@@ -213,6 +213,33 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         } else {
             lines.extend(snap_lines(app, "source", &s.source_snapshots, cp, 4));
             lines.extend(snap_lines(app, "destination", &s.destination_snapshots, cp, 4));
+            if !s.children.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    format!("tree ({} below)", s.children.len()),
+                    t.header,
+                )));
+                for c in s.children.iter().take(8) {
+                    let style = match c.state.as_str() {
+                        "Synchronized" => t.base,
+                        "Uninitialized" => t.warn,
+                        _ => t.crit,
+                    };
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {:<13} ", c.state), style),
+                        Span::styled(
+                            format!("{:>7}  ", c.lag_secs.map(secs).unwrap_or_else(|| "-".into())),
+                            t.dim,
+                        ),
+                        Span::styled(c.destination.clone(), t.base),
+                    ]));
+                }
+                if s.children.len() > 8 {
+                    lines.push(Line::from(Span::styled(
+                        format!("  and {} more (status --json lists them)", s.children.len() - 8),
+                        t.dim,
+                    )));
+                }
+            }
             let record = app.run(i).and_then(|r| r.retention.as_ref());
             lines.extend(retention_lines(app, p.options.keep, s, record));
         }
