@@ -48,14 +48,7 @@ fn config_text(n: usize) -> String {
 }
 
 fn idle() -> RunInfo {
-    RunInfo {
-        status: RunState::Idle,
-        lock: None,
-        runtime_secs: None,
-        last: None,
-        retention: None,
-        progress: None,
-    }
+    RunInfo::idle()
 }
 
 fn running(c: &Config, i: usize, rate: f64) -> RunInfo {

@@ -51,14 +51,7 @@ fn config(text: &str) -> Arc<Config> {
 }
 
 fn idle() -> RunInfo {
-    RunInfo {
-        status: RunState::Idle,
-        lock: None,
-        runtime_secs: None,
-        last: None,
-        retention: None,
-        progress: None,
-    }
+    RunInfo::idle()
 }
 
 fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level, run: RunInfo) -> PairStatus {

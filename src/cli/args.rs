@@ -193,14 +193,7 @@ mod tests {
     /// Every job the console launches parses back, through the real command line, to itself.
     #[test]
     fn console_launches_parse_back_to_the_same_job() {
-        for job in [
-            JobAction::Setup,
-            JobAction::Initialize,
-            JobAction::Update,
-            JobAction::Unlock,
-            JobAction::Purge,
-            JobAction::PurgeAll,
-        ] {
+        for job in JobAction::ALL {
             let mut argv = vec!["ferry", job.word(), "backup/data"];
             argv.extend(job.args());
             let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));

@@ -15,13 +15,24 @@ pub fn wanted(pair: &Pair, source: &VolumeInfo, dest: &VolumeInfo) -> bool {
     pair.adopt == Some(Adopt::Zettabee) && source.exists && dest.exists && dest.fingerprint.is_none()
 }
 
-/// The snapshot the first update sends from; what the driver found goes to the pair's log.
+/// How the driver proves a destination that is not ferry's is a replica of the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// zettabee's marks (`adopt = "zettabee"`, the first update).
+    Zettabee,
+    /// Any copy: a snapshot both sides hold as one (`initialize --force`).
+    Copy,
+}
+
+/// The snapshot to send from into a replica ferry takes over; what the driver found goes to the
+/// pair's log.
 pub async fn base(
     job: &Job,
     pair: &Pair,
     (src, dst): (&Executor, &Executor),
     src_info: &VolumeInfo,
     dst_info: &VolumeInfo,
+    proof: Proof,
 ) -> Result<Checkpoint> {
     let mut notes = Vec::new();
     let adoption = Adoption {
@@ -31,33 +42,11 @@ pub async fn base(
         src_info,
         dst_info,
     };
-    let base = for_kind(pair.kind).adopt_base(adoption, &mut notes).await;
-    for n in notes {
-        job.log.line(&n);
-    }
-    base.map(|s| Checkpoint {
-        name: s.name,
-        created: s.created,
-    })
-}
-
-/// `initialize --force`: the snapshot of an existing copy to send from, proven by the driver.
-pub async fn copy_base(
-    job: &Job,
-    pair: &Pair,
-    (src, dst): (&Executor, &Executor),
-    src_info: &VolumeInfo,
-    dst_info: &VolumeInfo,
-) -> Result<Checkpoint> {
-    let mut notes = Vec::new();
-    let adoption = Adoption {
-        pair,
-        src,
-        dst,
-        src_info,
-        dst_info,
+    let driver = for_kind(pair.kind);
+    let base = match proof {
+        Proof::Zettabee => driver.adopt_base(adoption, &mut notes).await,
+        Proof::Copy => driver.copy_base(adoption, &mut notes).await,
     };
-    let base = for_kind(pair.kind).copy_base(adoption, &mut notes).await;
     for n in notes {
         job.log.line(&n);
     }

@@ -314,18 +314,33 @@ async fn initialize_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options
     }
     let snap = fresh_name(&fp, &sides.src_info).await;
     let (src_at, _) = Engine::snapshots_at(pair);
-    job.phase(Phase::Transfer, Some(&format!("full send of {src_at}{snap}")));
-    let moved = match transfer(pair, job, &sides, &snap, None, false).await {
+    let what = format!("full send of {src_at}{snap}");
+    first_replica(pair, job, &sides, &snap, None, &what).await
+}
+
+/// A new replica (a full send, or an incremental one into a copy being taken over): the
+/// transfer, the snapshot removed again if it failed, then the first marks.
+async fn first_replica(
+    pair: &Pair,
+    job: &Job,
+    sides: &Sides,
+    snap: &str,
+    from: Option<&str>,
+    what: &str,
+) -> Result<Replicated> {
+    job.phase(Phase::Transfer, Some(what));
+    // into an existing copy, changes made there since the base are rolled back
+    let moved = match transfer(pair, job, sides, snap, from, from.is_some()).await {
         Ok(m) => m,
         Err(e) => {
-            drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;
+            drop_orphan(job, sides.driver, &sides.src, &pair.source, snap).await;
             return Err(e);
         }
     };
     job.phase(Phase::Finishing, Some("marking the destination"));
-    record(job, &sides.dst, pair, &snap, true).await?;
+    record(job, &sides.dst, pair, snap, true).await?;
     Ok(Replicated {
-        snapshot: snap,
+        snapshot: snap.to_string(),
         bytes: moved.bytes,
         seconds: moved.seconds,
         pruned: Retention::default(),
@@ -355,27 +370,18 @@ async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool)
 /// snapshot the driver proves both sides hold, rolling back changes since, then ferry's marks.
 async fn take_over_copy(pair: &Pair, job: &Job, sides: &Sides) -> Result<Replicated> {
     let fp = pair.fingerprint();
-    let base = adopt::copy_base(job, pair, (&sides.src, &sides.dst), &sides.src_info, &sides.dst_info).await?;
+    let base = adopt::base(
+        job,
+        pair,
+        (&sides.src, &sides.dst),
+        &sides.src_info,
+        &sides.dst_info,
+        adopt::Proof::Copy,
+    )
+    .await?;
     let snap = fresh_name(&fp, &sides.src_info).await;
-    job.phase(
-        Phase::Transfer,
-        Some(&format!("incremental {}..{snap} into the existing copy", base.name)),
-    );
-    let moved = match transfer(pair, job, sides, &snap, Some(&base.name), true).await {
-        Ok(m) => m,
-        Err(e) => {
-            drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;
-            return Err(e);
-        }
-    };
-    job.phase(Phase::Finishing, Some("marking the destination"));
-    record(job, &sides.dst, pair, &snap, true).await?;
-    Ok(Replicated {
-        snapshot: snap,
-        bytes: moved.bytes,
-        seconds: moved.seconds,
-        pruned: Retention::default(),
-    })
+    let what = format!("incremental {}..{snap} into the existing copy", base.name);
+    first_replica(pair, job, sides, &snap, Some(&base.name), &what).await
 }
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
@@ -416,7 +422,15 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
         State::Synchronized(cp) => cp,
         _ if adopting => {
             let sides_ex = (&sides.src, &sides.dst);
-            adopt::base(job, pair, sides_ex, &sides.src_info, &sides.dst_info).await?
+            adopt::base(
+                job,
+                pair,
+                sides_ex,
+                &sides.src_info,
+                &sides.dst_info,
+                adopt::Proof::Zettabee,
+            )
+            .await?
         }
         State::Uninitialized => bail!(
             "pair is Uninitialized: run `{}` first",

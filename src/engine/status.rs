@@ -422,23 +422,22 @@ type Listing<'a> = HashMap<&'a crate::config::Endpoint, VolumeInfo>;
 /// Status of the given pairs with one listing per host, all hosts at once.
 pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
     // recursive pairs: their members, listed on each side (all trees at once)
-    let trees: Vec<Option<TreeListing>> =
-        futures::future::join_all(pairs.iter().map(|p| async move {
-            if !p.recursive {
-                return None;
-            }
-            let listing = async {
-                let m = tree::members(engine, p).await?;
-                let v = tree::vanished(engine, p, &m).await?;
-                anyhow::Ok((m, v))
-            };
-            Some(match tokio::time::timeout(HOST_TIMEOUT, listing).await {
-                Ok(Ok(x)) => Ok(x),
-                Ok(Err(e)) => Err(format!("{e:#}")),
-                Err(_) => Err(format!("the tree was not listed within {}s", HOST_TIMEOUT.as_secs())),
-            })
-        }))
-        .await;
+    let trees: Vec<Option<TreeListing>> = futures::future::join_all(pairs.iter().map(|p| async move {
+        if !p.recursive {
+            return None;
+        }
+        let listing = async {
+            let m = tree::members(engine, p).await?;
+            let v = tree::vanished(engine, p, &m).await?;
+            anyhow::Ok((m, v))
+        };
+        Some(match tokio::time::timeout(HOST_TIMEOUT, listing).await {
+            Ok(Ok(x)) => Ok(x),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("the tree was not listed within {}s", HOST_TIMEOUT.as_secs())),
+        })
+    }))
+    .await;
     let roots: Vec<Pair> = pairs.iter().map(|p| tree::root(p)).collect();
     // one listing per host and kind of volume
     let mut every: Vec<&Pair> = Vec::new();
@@ -549,14 +548,7 @@ mod tests {
     }
 
     fn idle() -> RunInfo {
-        RunInfo {
-            status: RunState::Idle,
-            lock: None,
-            runtime_secs: None,
-            last: None,
-            retention: None,
-            progress: None,
-        }
+        RunInfo::idle()
     }
 
     fn vol(fp: Option<&str>, snaps: &[(&str, i64)]) -> VolumeInfo {

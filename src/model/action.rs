@@ -15,6 +15,15 @@ pub enum JobAction {
 }
 
 impl JobAction {
+    pub const ALL: [JobAction; 6] = [
+        JobAction::Setup,
+        JobAction::Initialize,
+        JobAction::Update,
+        JobAction::Unlock,
+        JobAction::Purge,
+        JobAction::PurgeAll,
+    ];
+
     /// The CLI action that runs it.
     pub fn word(self) -> &'static str {
         match self {
@@ -36,16 +45,7 @@ impl JobAction {
 
     /// The action a lock or progress file names (`label`); `None` for a word no job uses.
     pub fn from_label(label: &str) -> Option<JobAction> {
-        [
-            JobAction::Setup,
-            JobAction::Initialize,
-            JobAction::Update,
-            JobAction::Unlock,
-            JobAction::Purge,
-            JobAction::PurgeAll,
-        ]
-        .into_iter()
-        .find(|a| a.label() == label)
+        Self::ALL.into_iter().find(|a| a.label() == label)
     }
 
     /// Whether a good run of it moves the checkpoint (its success is the pair's last success).
