@@ -382,12 +382,12 @@ fn build(cx: &Cx) -> Option<Config> {
             destination: dest_span,
         });
         let recursive = match &e.recursive {
-            Some(r) if *r.get_ref() && kind != Kind::Zfs => {
+            Some(r) if *r.get_ref() && !matches!(kind, Kind::Zfs | Kind::Btrfs) => {
                 cx.report(cx.err(
                     r.span(),
                     "recursive",
                     &format!(
-                        "recursive applies to zfs pairs (a tree of datasets); this pair's kind is {}",
+                        "recursive applies to zfs and btrfs pairs (a tree of volumes); this pair's kind is {}",
                         kind.word()
                     ),
                 ));

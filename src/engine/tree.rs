@@ -16,6 +16,9 @@ pub fn member(root: &Pair, child: &str) -> Option<Pair> {
     let mut m = root.clone();
     m.source.path = child.to_string();
     m.destination.path = format!("{}/{rest}", root.destination.path);
+    // every member's snapshots where the root's go (btrfs): the directory is on the filesystem,
+    // and beside a nested member it would be inside its parent member
+    m.source.snapshot_dir = root.source.snapshot_dir.clone();
     m.recursive = false;
     m.adopt = None;
     Some(m)

@@ -218,6 +218,17 @@ pub fn destroy_each(vol: &Endpoint, snaps: &[String]) -> Result<String> {
     Ok(script)
 }
 
+/// The subvolumes nested in a subvolume, at any depth, parents before their children: a
+/// subvolume's root directory has inode 256, and `-xdev` stops `find` at each one, so each level
+/// is one more `find`.
+pub fn tree(vol: &Endpoint) -> Result<String> {
+    Ok(format!(
+        "walk() {{ find \"$1\" -mindepth 1 -xdev -type d -inum 256 -print 2>/dev/null | \
+         while IFS= read -r s; do printf '%s\\n' \"$s\"; walk \"$s\"; done; }}; walk {}",
+        q(checked(&vol.path)?)
+    ))
+}
+
 /// Every entry of the destination directory, one per line (nothing when it does not exist).
 pub fn descendants(vol: &Endpoint) -> Result<String> {
     let d = q(checked(&vol.path)?);

@@ -339,6 +339,23 @@ impl Driver for Btrfs {
         }
     }
 
+    /// Nested subvolumes; ferry's own snapshots (in `snapshot_dir`, wherever it is) are none.
+    fn children<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<String>> {
+        async move {
+            let out = ex.run_ok(&commands::tree(vol)?).await?;
+            let own = vol.snapshot_dir.as_deref().map(|d| format!("{d}/"));
+            Ok(out
+                .stdout_text()
+                .lines()
+                .filter(|l| l.starts_with(&format!("{}/", vol.path)))
+                .filter(|l| own.as_ref().is_none_or(|d| !l.starts_with(d.as_str())))
+                .filter(|l| crate::model::names::check_btrfs_path(l).is_ok())
+                .map(String::from)
+                .collect())
+        }
+        .boxed()
+    }
+
     fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, _notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
         async move {
             bail!(
