@@ -273,6 +273,9 @@ pub fn config(c: &Config, json: bool) {
             if o.compress == Compress::Zstd { "zstd" } else { "none" },
             o.keep
         );
+        if p.recursive {
+            outln!("    recursive: every volume below {} too, each with its own checkpoint", p.source);
+        }
         if let Some(dir) = &p.source.snapshot_dir {
             outln!("    source snapshots in {}:{dir}", p.source.host);
         }
