@@ -413,7 +413,13 @@ fn hosts_and_clusters_views() {
             address: "192.0.2.10:22".into(),
             rtt: Some(std::time::Duration::from_millis(112)),
             error: None,
-            pools: vec![("tank".into(), "1.98G".into(), "512M".into(), "ONLINE".into())],
+            // the pairs' pool first (the engine sorts them so), two others counted
+            pools: vec![
+                ("tank".into(), "1.98G".into(), "512M".into(), "ONLINE".into()),
+                ("scratch".into(), "100G".into(), "1G".into(), "ONLINE".into()),
+                ("rpool".into(), "20G".into(), "9G".into(), "ONLINE".into()),
+            ],
+            used_pools: 1,
         },
         HostView {
             name: "store2".into(),
@@ -421,6 +427,7 @@ fn hosts_and_clusters_views() {
             rtt: None,
             error: Some("host store2 (192.0.2.11:22): connection refused".into()),
             pools: vec![],
+            used_pools: 0,
         },
     ]));
     a.handle(Event::System(SystemView {
@@ -434,7 +441,9 @@ fn hosts_and_clusters_views() {
     }));
     key(&mut a, KeyCode::Tab);
     assert_eq!(a.view, View::Hosts);
-    insta::assert_snapshot!("hosts", render(&mut a, 110, 24));
+    let s = render(&mut a, 110, 24);
+    assert!(s.contains("tank 512M/1.98G ONLINE, +2 more"), "the pairs' pool shown, the others counted: {s}");
+    insta::assert_snapshot!("hosts", s);
     key(&mut a, KeyCode::Tab);
     assert_eq!(a.view, View::Clusters);
     insta::assert_snapshot!("clusters", render(&mut a, 110, 24));

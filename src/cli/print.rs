@@ -274,7 +274,10 @@ pub fn config(c: &Config, json: bool) {
             o.keep
         );
         if p.recursive {
-            outln!("    recursive: every volume below {} too, each with its own checkpoint", p.source);
+            outln!(
+                "    recursive: every volume below {} too, each with its own checkpoint",
+                p.source
+            );
         }
         if let Some(dir) = &p.source.snapshot_dir {
             outln!("    source snapshots in {}:{dir}", p.source.host);

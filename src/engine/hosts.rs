@@ -13,8 +13,45 @@ pub struct HostReport {
     pub address: String,
     pub rtt: Option<Duration>,
     pub error: Option<String>,
-    /// (name, size, allocated, health).
+    /// (name, size, allocated, health), the ones the pairs use first.
     pub pools: Vec<(String, String, String, String)>,
+    /// How many of `pools` (the first ones) hold a pair's volume.
+    pub used_pools: usize,
+}
+
+/// Whether storage `name` (a ZFS pool, a btrfs mount point) holds the volume at `path`.
+fn holds(name: &str, path: &str) -> bool {
+    name == "/" || path == name || path.starts_with(&format!("{}/", name.trim_end_matches('/')))
+}
+
+/// The pools the pairs on `host` use first (in the host's order), then the others; and how many
+/// are used.
+pub fn used_first(
+    engine: &Engine,
+    host: &str,
+    pools: Vec<(String, String, String, String)>,
+) -> (Vec<(String, String, String, String)>, usize) {
+    let paths: Vec<&str> = engine
+        .config
+        .pairs
+        .iter()
+        .flat_map(|p| [&p.source, &p.destination])
+        .filter(|e| e.host == host)
+        .map(|e| e.path.as_str())
+        .collect();
+    // the most specific storage holds a path (a btrfs mount below another)
+    let owner = |path: &str| {
+        pools
+            .iter()
+            .filter(|p| holds(&p.0, path))
+            .max_by_key(|p| p.0.len())
+            .map(|p| p.0.clone())
+    };
+    let used: Vec<String> = paths.iter().filter_map(|p| owner(p)).collect();
+    let (mut first, rest): (Vec<_>, Vec<_>) = pools.into_iter().partition(|p| used.contains(&p.0));
+    let n = first.len();
+    first.extend(rest);
+    (first, n)
 }
 
 /// How long a host may take before it shows as unreachable.
@@ -34,6 +71,7 @@ pub async fn probe(engine: &Engine, host: &str) -> HostReport {
         rtt: None,
         error: None,
         pools: Vec::new(),
+        used_pools: 0,
     };
     let work = async {
         let ex = engine.executor(host).await?;
@@ -50,10 +88,31 @@ pub async fn probe(engine: &Engine, host: &str) -> HostReport {
     match tokio::time::timeout(PROBE_TIMEOUT, work).await {
         Ok(Ok((rtt, pools))) => {
             r.rtt = Some(rtt);
-            r.pools = pools;
+            (r.pools, r.used_pools) = used_first(engine, host, pools);
         }
         Ok(Err(e)) => r.error = Some(format!("{e:#}")),
         Err(_) => r.error = Some(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pools_the_pairs_use_come_first() {
+        let c = crate::config::parse(
+            std::path::Path::new("t.toml"),
+            "[hosts.s]\naddress = \"192.0.2.1\"\n[[pair]]\nsource = \"s:tank/data\"\ndestination = \"backup/data\"\n\
+             [[pair]]\nkind = \"btrfs\"\nsource = \"s:/mnt/b/vol\"\ndestination = \"/backup/vol\"\n",
+        )
+        .unwrap();
+        let engine = Engine::new(c, Some(std::env::temp_dir()), false);
+        let p = |n: &str| (n.to_string(), "1G".to_string(), "0".to_string(), "ONLINE".to_string());
+        let (pools, used) = used_first(&engine, "s", vec![p("aaa"), p("/"), p("/mnt/b"), p("tank"), p("tankx")]);
+        let names: Vec<&str> = pools.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(names, ["/mnt/b", "tank", "aaa", "/", "tankx"]);
+        assert_eq!(used, 2, "the most specific mount holds a path; tankx is not tank");
+    }
 }

@@ -294,6 +294,7 @@ async fn hosts_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, stop: Arc<A
                 rtt: r.rtt,
                 error: r.error,
                 pools: r.pools,
+                used_pools: r.used_pools,
             })
             .collect();
         if tx.send(Event::Hosts(views)).is_err() {

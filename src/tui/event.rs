@@ -30,8 +30,10 @@ pub struct HostView {
     /// Round trip of one command; None while unknown or unreachable.
     pub rtt: Option<Duration>,
     pub error: Option<String>,
-    /// (name, size, allocated, health) of each pool.
+    /// (name, size, allocated, health) of each pool, the ones the pairs use first.
     pub pools: Vec<(String, String, String, String)>,
+    /// How many of `pools` hold a pair's volume (0: show them all).
+    pub used_pools: usize,
 }
 
 /// This machine's figures (sysinfo), rates per second.

@@ -36,11 +36,17 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         let pools = if let Some(e) = &h.error {
             fit(e, room)
         } else {
-            let all: Vec<String> = h
+            // the pools the pairs use, then how many others there are
+            let shown = if h.used_pools == 0 { h.pools.len() } else { h.used_pools };
+            let mut all: Vec<String> = h
                 .pools
                 .iter()
+                .take(shown)
                 .map(|(n, size, alloc, health)| format!("{n} {alloc}/{size} {health}"))
                 .collect();
+            if h.pools.len() > shown {
+                all.push(format!("+{} more", h.pools.len() - shown));
+            }
             fit(&all.join(", "), room)
         };
         rows.push(Row::new(vec![
