@@ -161,6 +161,12 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
         lab.ok(&["update", &dest_s]);
         assert_replica(&snapdir, &dest);
     }
+    // an update with nothing to send still moves the checkpoint to a new snapshot
+    let before = ferry_entries(&dest);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    lab.ok(&["update", &dest_s]);
+    assert_replica(&snapdir, &dest);
+    assert_ne!(ferry_entries(&dest).last(), before.last(), "a no-op update moves the checkpoint");
     // keep = 2 on each side, the newest being the checkpoint
     assert_eq!(ferry_entries(&snapdir).len(), 2, "{:?}", ferry_entries(&snapdir));
     assert_eq!(ferry_entries(&dest).len(), 2, "{:?}", ferry_entries(&dest));
