@@ -364,12 +364,17 @@ fn sigkill_during_update_leaves_a_consistent_replica_and_nothing_behind() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    // how long a good update of this size takes here: the kills are spread over it
-    write_random_file(&a.path("data/c0.bin"), 48 << 20, 99);
-    std::thread::sleep(std::time::Duration::from_millis(1050));
-    let t = std::time::Instant::now();
-    lab.ok(&["update", &dest_s]);
-    let span = (t.elapsed().as_millis() as u64).max(100);
+    // how long a good update of this size takes here (the fastest of three): the kills are
+    // spread over it, so most land inside a run however fast this machine is
+    let mut span = u64::MAX;
+    for round in 0..3 {
+        write_random_file(&a.path("data/c0.bin"), 48 << 20, 90 + round);
+        std::thread::sleep(std::time::Duration::from_millis(1050));
+        let t = std::time::Instant::now();
+        lab.ok(&["update", &dest_s]);
+        span = span.min(t.elapsed().as_millis() as u64);
+    }
+    let span = span.max(100);
     let (mut partials, mut killed_mid) = (0, 0);
     for i in 0..trials {
         write_random_file(&a.path(&format!("data/c{}.bin", i % 3)), 48 << 20, 100 + i);
