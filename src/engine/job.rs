@@ -145,7 +145,8 @@ impl Job {
             s.progress.error = error.clone();
             s.progress.eta_secs = None;
             let _ = s.progress.write(&self.path);
-            s.progress.bytes
+            // every transfer of the job (a tree's members each have one), not only the last
+            self.meter.get().max(s.progress.bytes)
         };
         let last = LastResult {
             action: self.action.label().to_string(),
