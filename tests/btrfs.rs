@@ -166,7 +166,11 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     lab.ok(&["update", &dest_s]);
     assert_replica(&snapdir, &dest);
-    assert_ne!(ferry_entries(&dest).last(), before.last(), "a no-op update moves the checkpoint");
+    assert_ne!(
+        ferry_entries(&dest).last(),
+        before.last(),
+        "a no-op update moves the checkpoint"
+    );
     // keep = 2 on each side, the newest being the checkpoint
     assert_eq!(ferry_entries(&snapdir).len(), 2, "{:?}", ferry_entries(&snapdir));
     assert_eq!(ferry_entries(&dest).len(), 2, "{:?}", ferry_entries(&dest));
@@ -183,6 +187,9 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     run(&format!("btrfs property set -f -ts {} ro false", replica.display()));
     std::fs::write(replica.join("by-hand.txt"), "operator's edit").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    let v = lab.ferry(&["verify", &dest_s]);
+    assert_eq!(v.code, 1, "verify sees the edited replica: {}", v.stdout);
+    assert!(v.stdout.contains("not intact"), "{}", v.stdout);
     let r = lab.ferry(&["update", &dest_s]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
@@ -193,6 +200,8 @@ fn local_pair_lifecycle_setup_initialize_update_retention_status_purge() {
     assert!(replica.join("by-hand.txt").exists(), "a refused update touches nothing");
     lab.ok(&["update", "--force", &dest_s]);
     assert!(!replica.exists(), "--force deleted the changed replica");
+    let v = lab.ok(&["verify", &dest_s]);
+    assert!(v.stdout.contains("holds its checkpoint"), "{}", v.stdout);
     assert_replica(&snapdir, &dest);
     assert!(!dest.join(".ferry-receiving").exists());
 

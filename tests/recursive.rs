@@ -68,10 +68,9 @@ fn a_dataset_tree_replicates_as_one_pair() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     lab.ok(&["update", "data"]);
     // the run's result counts every member's transfer (two of 512 KiB), not only the last one
-    let last: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(lab.state_dir().join(lab.fingerprint()).join("last.json")).unwrap(),
-    )
-    .unwrap();
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.state_dir().join(lab.fingerprint()).join("last.json")).unwrap())
+            .unwrap();
     assert!(last["bytes"].as_u64().unwrap() >= 1 << 20, "{last}");
     assert_eq!(
         sum(&lab, &format!("{src}/home/bob")),

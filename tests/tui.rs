@@ -442,7 +442,10 @@ fn hosts_and_clusters_views() {
     key(&mut a, KeyCode::Tab);
     assert_eq!(a.view, View::Hosts);
     let s = render(&mut a, 110, 24);
-    assert!(s.contains("tank 512M/1.98G ONLINE, +2 more"), "the pairs' pool shown, the others counted: {s}");
+    assert!(
+        s.contains("tank 512M/1.98G ONLINE, +2 more"),
+        "the pairs' pool shown, the others counted: {s}"
+    );
     insta::assert_snapshot!("hosts", s);
     key(&mut a, KeyCode::Tab);
     assert_eq!(a.view, View::Clusters);

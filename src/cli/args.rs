@@ -101,6 +101,8 @@ pub enum Action {
     },
     /// Print the path of the pair's log
     Logfile { dest: String },
+    /// Check that the destination holds exactly its checkpoint (exit 0), else list what differs (exit 1)
+    Verify { dest: String },
     /// Print pair fingerprints
     Fingerprint { dest: Option<String> },
     /// Prometheus text format for node_exporter's textfile collector: lag, last success, bytes, running, state
@@ -139,6 +141,7 @@ impl Action {
             Action::Unlock { .. } => "unlock",
             Action::Purge { .. } => "purge",
             Action::Logfile { .. } => "logfile",
+            Action::Verify { .. } => "verify",
             Action::Fingerprint { .. } => "fingerprint",
             Action::Check => "check",
             Action::Import { .. } => "import",
@@ -174,7 +177,8 @@ impl Action {
             | Action::Runstatus { dest }
             | Action::Unlock { dest }
             | Action::Purge { dest, .. }
-            | Action::Logfile { dest } => Some(dest),
+            | Action::Logfile { dest }
+            | Action::Verify { dest } => Some(dest),
             Action::Status { dest, .. }
             | Action::Fingerprint { dest }
             | Action::Metrics { dest }

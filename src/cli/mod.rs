@@ -300,6 +300,26 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             print::fingerprints(&pairs, dest.is_some(), cli.json);
             Ok(0)
         }
+        Action::Verify { dest } => {
+            let p = one(engine, dest)?;
+            let found = crate::engine::verify::verify(engine, p).await?;
+            let ok = found.iter().all(|v| v.ok());
+            if cli.json {
+                outln!("{}", serde_json::json!({"ok": ok, "volumes": found}));
+            } else {
+                for v in &found {
+                    match (&v.checkpoint, v.ok()) {
+                        (Some(cp), true) => outln!("{}: holds its checkpoint {cp}", v.destination),
+                        _ => {
+                            for d in &v.differences {
+                                outln!("{}: {d}", v.destination);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(if ok { 0 } else { 1 })
+        }
         Action::Logfile { dest } => {
             let p = one(engine, dest)?;
             outln!("{}", engine.state.log_path(&p.fingerprint()).display());

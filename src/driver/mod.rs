@@ -215,6 +215,19 @@ pub trait Driver: Send + Sync {
     /// The snapshot an adopting update sends from, after proving the destination is a replica
     /// of the source; `notes` gets what the log should say.
     fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot>;
+    /// `verify`: what differs between the destination and the checkpoint `snap` both sides hold
+    /// (empty: exactly the checkpoint). Kinds that cannot tell refuse.
+    fn verify<'a>(
+        &'a self,
+        src: &'a Executor,
+        dst: &'a Executor,
+        s: &'a Endpoint,
+        d: &'a Endpoint,
+        snap: &'a str,
+    ) -> Fut<'a, Vec<String>> {
+        let _ = (src, dst, s, snap);
+        async move { anyhow::bail!("{d}: verify is not built for {} volumes", self.kind().word()) }.boxed()
+    }
     /// The volumes below `vol` (a `recursive` pair's tree), parents before their children, as
     /// paths; empty when it has none. Kinds without trees refuse.
     fn children<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<String>> {

@@ -15,6 +15,7 @@ pub mod setup;
 pub mod status;
 pub mod tree;
 pub mod unlock;
+pub mod verify;
 
 use std::path::PathBuf;
 

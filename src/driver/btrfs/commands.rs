@@ -218,6 +218,14 @@ pub fn destroy_each(vol: &Endpoint, snaps: &[String]) -> Result<String> {
     Ok(script)
 }
 
+/// `verify`: the snapshot's `btrfs subvolume show` fields (UUID, Received UUID, Flags).
+pub fn show(vol: &Endpoint, snap: &str) -> Result<String> {
+    Ok(format!(
+        "btrfs subvolume show {} | sed -n 's/^[[:space:]]*\\(UUID\\|Received UUID\\|Flags\\):[[:space:]]*/\\1=/p'",
+        q(&snap_path(vol, snap)?)
+    ))
+}
+
 /// The subvolumes nested in a subvolume, at any depth, parents before their children: a
 /// subvolume's root directory has inode 256, and `-xdev` stops `find` at each one, so each level
 /// is one more `find`.

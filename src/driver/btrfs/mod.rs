@@ -339,6 +339,42 @@ impl Driver for Btrfs {
         }
     }
 
+    fn verify<'a>(
+        &'a self,
+        src: &'a Executor,
+        dst: &'a Executor,
+        s: &'a Endpoint,
+        d: &'a Endpoint,
+        snap: &'a str,
+    ) -> Fut<'a, Vec<String>> {
+        async move {
+            let (sc, dc) = (commands::show(s, snap)?, commands::show(d, snap)?);
+            let (a, b) = tokio::join!(src.run_ok(&sc), dst.run_ok(&dc));
+            let field = |text: &str, key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key}=")).map(|v| v.trim().to_string()))
+            };
+            let (a, b) = (a?.stdout_text(), b?.stdout_text());
+            let mut differs = Vec::new();
+            let (uuid, received) = (field(&a, "UUID"), field(&b, "Received UUID"));
+            if uuid.is_none() || uuid != received {
+                differs.push(format!(
+                    "{snap}: received UUID {} on the destination, the source's UUID is {}: not the same snapshot",
+                    received.as_deref().unwrap_or("?"),
+                    uuid.as_deref().unwrap_or("?")
+                ));
+            }
+            if !field(&b, "Flags").is_some_and(|f| f.contains("readonly")) {
+                differs.push(format!(
+                    "{}/{snap} is writable: it may have been changed since it was received",
+                    d.path
+                ));
+            }
+            Ok(differs)
+        }
+        .boxed()
+    }
+
     /// Nested subvolumes; ferry's own snapshots (in `snapshot_dir`, wherever it is) are none.
     fn children<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<String>> {
         async move {

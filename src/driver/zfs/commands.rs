@@ -177,6 +177,18 @@ pub fn parent_exists(ds: &str) -> anyhow::Result<Option<String>> {
     }))
 }
 
+/// `verify`: the checkpoint's guid, and what the dataset wrote since it (`written`, where the
+/// pool has it: `-` on pool v23) with both `referenced` figures for the fallback.
+pub fn verify(ds: &str, snap: &str) -> anyhow::Result<String> {
+    let full = q(&full_name(ds, snap)?);
+    let d = q(checked(ds)?);
+    Ok(format!(
+        "zfs get -Hp -o property,value guid,referenced {full} && echo '#volume' && \
+         {{ zfs get -Hp -o property,value written {d} 2>/dev/null || true; }} && \
+         zfs get -Hp -o property,value referenced {d}"
+    ))
+}
+
 /// The filesystems and volumes under `ds`, itself first, parents before children (zfs sorts by name).
 pub fn tree(ds: &str) -> anyhow::Result<String> {
     Ok(format!(

@@ -363,6 +363,43 @@ impl Driver for Zfs {
         adopt::base(adoption, notes).boxed()
     }
 
+    fn verify<'a>(
+        &'a self,
+        src: &'a Executor,
+        dst: &'a Executor,
+        s: &'a Endpoint,
+        d: &'a Endpoint,
+        snap: &'a str,
+    ) -> Fut<'a, Vec<String>> {
+        async move {
+            let (sc, dc) = (commands::verify(&s.path, snap)?, commands::verify(&d.path, snap)?);
+            let (a, b) = tokio::join!(src.run_ok(&sc), dst.run_ok(&dc));
+            let (a, b) = (parse::verify(&a?.stdout_text()), parse::verify(&b?.stdout_text()));
+            let mut differs = Vec::new();
+            if a.guid.is_none() || a.guid != b.guid {
+                differs.push(format!(
+                    "{snap}: guid {} on the source, {} on the destination: not the same snapshot",
+                    a.guid.as_deref().unwrap_or("?"),
+                    b.guid.as_deref().unwrap_or("?")
+                ));
+            }
+            match (b.written, b.referenced, b.snap_referenced) {
+                (Some(w), _, _) if w > 0 => differs.push(format!(
+                    "{}: {w} bytes written since {snap} (changed by hand since the checkpoint)",
+                    d.path
+                )),
+                // pool v23 has no `written`: a changed dataset refers to other bytes than its snapshot
+                (None, Some(r), Some(sr)) if r != sr => differs.push(format!(
+                    "{}: refers to {r} bytes, {snap} to {sr} (changed since the checkpoint)",
+                    d.path
+                )),
+                _ => {}
+            }
+            Ok(differs)
+        }
+        .boxed()
+    }
+
     fn children<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, Vec<String>> {
         async move {
             let out = ex.run(&commands::tree(&vol.path)?).await?;

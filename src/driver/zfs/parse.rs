@@ -94,6 +94,32 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
         .collect()
 }
 
+/// What `commands::verify` printed about one side.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Verify {
+    pub guid: Option<String>,
+    pub snap_referenced: Option<u64>,
+    pub written: Option<u64>,
+    pub referenced: Option<u64>,
+}
+
+pub fn verify(out: &str) -> Verify {
+    let (snap, vol) = out.split_once("#volume").unwrap_or((out, ""));
+    let get = |text: &str, key: &str| {
+        text.lines().find_map(|l| {
+            l.split_once('\t')
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| v.trim().to_string())
+        })
+    };
+    Verify {
+        guid: get(snap, "guid").filter(|g| g != "-"),
+        snap_referenced: get(snap, "referenced").and_then(|v| v.parse().ok()),
+        written: get(vol, "written").and_then(|v| v.parse().ok()),
+        referenced: get(vol, "referenced").and_then(|v| v.parse().ok()),
+    }
+}
+
 /// The byte count in `zfs send -nP` output ("size\t12345").
 pub fn estimate(out: &str) -> Option<u64> {
     out.lines()
