@@ -159,7 +159,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     let fp = pair.fingerprint();
     if pair.recursive {
         bail!(
-            "purge --all of a recursive pair is not built yet: destroy the replica tree {} by hand (zfs destroy -r), then `{}`",
+            "purge --all of a recursive pair is not built yet: destroy the replica {} and every volume below it by hand, then `{}`",
             pair.destination,
             engine.command("initialize", Some(pair))
         );

@@ -146,14 +146,23 @@ pub fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
 /// Tells the console once each time the config file stops being what the collectors read.
 async fn config_loop(path: PathBuf, loaded: Arc<Mutex<Arc<Vec<u8>>>>, tx: UnboundedSender<Event>) {
     let mut told: Option<Vec<u8>> = None;
+    // the file is read only when its size or time moved (or a reload replaced what it is
+    // compared with): a stat every two seconds, not a read
+    let mut seen: Option<(Option<(u64, std::time::SystemTime)>, usize)> = None;
     let mut tick = tokio::time::interval(CONFIG_EVERY);
     loop {
         tick.tick().await;
+        let current = loaded.lock().unwrap().clone();
+        let meta = std::fs::metadata(&path).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+        let key = (meta, Arc::as_ptr(&current) as usize);
+        if seen == Some(key) {
+            continue;
+        }
+        seen = Some(key);
         let p = path.clone();
         let Ok(now) = tokio::task::spawn_blocking(move || read_config(&p)).await else {
             return;
         };
-        let current = loaded.lock().unwrap().clone();
         if now == *current {
             if told.take().is_some() && tx.send(Event::ConfigUnchanged).is_err() {
                 return;
