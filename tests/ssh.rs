@@ -214,6 +214,7 @@ async fn connection_refused_names_host_and_address() {
         .unwrap()
         .port();
     let host = ferry::config::HostConfig {
+        ferry_path: "ferry".into(),
         name: "store1".into(),
         address: "127.0.0.1".into(),
         port,

@@ -169,7 +169,15 @@ impl Dest {
     /// Starts an apply from the current checkpoint towards a source of `next.source_size`
     /// bytes, or resumes an unsealed journal kept by `recover` for the same checkpoint.
     pub fn begin(&self, next: Plan) -> Result<Session<'_>, JournalError> {
-        let base = self.checkpoint()?.unwrap_or(Manifest {
+        self.begin_from(next, None)
+    }
+
+    /// `begin`, with `rebase` (a fresh scan of the target, for a repair) standing in for the
+    /// checkpoint as what the chunks are applied over; the journal still names the checkpoint.
+    pub fn begin_from(&self, next: Plan, rebase: Option<Manifest>) -> Result<Session<'_>, JournalError> {
+        let checkpoint = self.checkpoint()?;
+        let base_id = checkpoint.as_ref().map(|m| m.id()).unwrap_or([0; 32]);
+        let base = rebase.or(checkpoint).unwrap_or(Manifest {
             algo: next.algo,
             chunk_size: next.chunk_size,
             source_size: 0,
@@ -193,11 +201,7 @@ impl Dest {
             algo: next.algo,
             chunk_size: next.chunk_size,
             new_size: next.source_size,
-            base_id: if self.checkpoint_path().exists() {
-                base.id()
-            } else {
-                [0; 32]
-            },
+            base_id,
         };
         let jpath = self.journal_path();
         let (writer, held) = match journal::read(&jpath) {

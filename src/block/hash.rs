@@ -47,6 +47,13 @@ impl HashAlgo {
         }
     }
 
+    /// The algorithm `name()` names.
+    pub fn from_name(name: &str) -> Option<HashAlgo> {
+        [HashAlgo::Blake3, HashAlgo::Xxh3]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+
     /// The name used in messages and benchmarks.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,7 +1,7 @@
 //! Block volumes (files, VM images, block devices): the self-contained core of changed-chunk
 //! replication: per-chunk manifests (`manifest`, `scan`, `diff`), the crash-safe destination
-//! apply (`journal`, `apply`) and the framed peer protocol (`proto`). Not wired into the engine
-//! yet: that comes through the driver seam.
+//! apply (`journal`, `apply`), the framed peer protocol (`proto`) and the peer processes that
+//! speak it on each host (`peer`). The engine reaches block volumes through `driver::block`.
 
 pub mod apply;
 pub mod diff;
@@ -9,6 +9,7 @@ pub mod hash;
 pub mod journal;
 pub mod local;
 pub mod manifest;
+pub mod peer;
 pub mod proto;
 pub mod scan;
 

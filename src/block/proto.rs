@@ -25,6 +25,13 @@ const T_MANIFEST_PART: u8 = 0x04;
 const T_CHUNK: u8 = 0x05;
 const T_COMMIT: u8 = 0x06;
 const T_OK: u8 = 0x07;
+const T_BASE: u8 = 0x08;
+const T_BEGIN: u8 = 0x09;
+const T_ZERO: u8 = 0x0a;
+const T_CHUNK_ZSTD: u8 = 0x0b;
+/// A `Progress` frame's type: the relay between two peers reads these to show how far the
+/// sender's read has come (the only frame it looks into).
+pub const T_PROGRESS: u8 = 0x0c;
 const T_ERROR: u8 = 0x7f;
 
 /// Errors of the protocol, each naming what the peer got wrong.
@@ -74,6 +81,21 @@ pub enum Message {
     Chunk { index: u64, data: Vec<u8> },
     /// All chunks are sent: seal and apply towards the manifest with this id and size.
     Commit { manifest_id: [u8; 32], source_size: u64 },
+    /// The receiver's starting point: the id of the manifest it will apply against (zero when
+    /// it has none) and the chunks an interrupted update left journaled (not to be sent again).
+    Base { id: [u8; 32], held: Vec<(u64, Digest)> },
+    /// The sender's plan: the source's size and the chunking it is read at.
+    Begin {
+        algo: HashAlgo,
+        chunk_size: u32,
+        source_size: u64,
+    },
+    /// A changed chunk of `len` zero bytes (sparse regions cost a frame, not their size).
+    Zero { index: u64, len: u32 },
+    /// A changed chunk, zstd-compressed; `len` is its size once decompressed.
+    ChunkZstd { index: u64, len: u32, data: Vec<u8> },
+    /// How much of the source the sender has read, of `total`.
+    Progress { read: u64, total: u64 },
     /// The last request succeeded.
     Ok,
     /// The peer failed; the message says why.
@@ -89,6 +111,11 @@ impl Message {
             Message::ManifestPart { .. } => "manifest part",
             Message::Chunk { .. } => "chunk",
             Message::Commit { .. } => "commit",
+            Message::Base { .. } => "base",
+            Message::Begin { .. } => "begin",
+            Message::Zero { .. } => "zero chunk",
+            Message::ChunkZstd { .. } => "compressed chunk",
+            Message::Progress { .. } => "progress",
             Message::Ok => "ok",
             Message::Error { .. } => "error",
         }
@@ -149,6 +176,41 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             p.extend_from_slice(manifest_id);
             p.extend_from_slice(&source_size.to_be_bytes());
             T_COMMIT
+        }
+        Message::Base { id, held } => {
+            p.extend_from_slice(id);
+            p.extend_from_slice(&(held.len() as u32).to_be_bytes());
+            for (i, d) in held {
+                p.extend_from_slice(&i.to_be_bytes());
+                p.extend_from_slice(&d.0);
+            }
+            T_BASE
+        }
+        Message::Begin {
+            algo,
+            chunk_size,
+            source_size,
+        } => {
+            p.push(algo.code());
+            p.extend_from_slice(&chunk_size.to_be_bytes());
+            p.extend_from_slice(&source_size.to_be_bytes());
+            T_BEGIN
+        }
+        Message::Zero { index, len } => {
+            p.extend_from_slice(&index.to_be_bytes());
+            p.extend_from_slice(&len.to_be_bytes());
+            T_ZERO
+        }
+        Message::ChunkZstd { index, len, data } => {
+            p.extend_from_slice(&index.to_be_bytes());
+            p.extend_from_slice(&len.to_be_bytes());
+            p.extend_from_slice(data);
+            T_CHUNK_ZSTD
+        }
+        Message::Progress { read, total } => {
+            p.extend_from_slice(&read.to_be_bytes());
+            p.extend_from_slice(&total.to_be_bytes());
+            T_PROGRESS
         }
         Message::Ok => T_OK,
         Message::Error { message } => {
@@ -224,6 +286,11 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Message, ProtoError> {
         T_COMMIT => "commit",
         T_OK => "ok",
         T_ERROR => "error",
+        T_BASE => "base",
+        T_BEGIN => "begin",
+        T_ZERO => "zero chunk",
+        T_CHUNK_ZSTD => "compressed chunk",
+        T_PROGRESS => "progress",
         other => return Err(ProtoError::UnknownType(other)),
     };
     let mut f = Fields { b: payload, what };
@@ -295,6 +362,61 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Message, ProtoError> {
                 source_size: f.u64()?,
             }
         }
+        T_BASE => {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(f.take(32)?);
+            let n = f.u32()? as usize;
+            if f.b.len() != n * 40 {
+                return Err(bad());
+            }
+            let held = f
+                .rest()
+                .chunks_exact(40)
+                .map(|c| {
+                    let mut i = [0u8; 8];
+                    i.copy_from_slice(&c[..8]);
+                    let mut d = Digest::default();
+                    d.0.copy_from_slice(&c[8..]);
+                    (u64::from_be_bytes(i), d)
+                })
+                .collect();
+            Message::Base { id, held }
+        }
+        T_BEGIN => {
+            let algo = f.algo()?;
+            let chunk_size = f.u32()?;
+            check_chunk_size(chunk_size).map_err(|_| bad())?;
+            Message::Begin {
+                algo,
+                chunk_size,
+                source_size: f.u64()?,
+            }
+        }
+        T_ZERO => {
+            let index = f.u64()?;
+            let len = f.u32()?;
+            if len == 0 || len > MAX_CHUNK {
+                return Err(bad());
+            }
+            Message::Zero { index, len }
+        }
+        T_CHUNK_ZSTD => {
+            let index = f.u64()?;
+            let len = f.u32()?;
+            let data = f.rest();
+            if len == 0 || len > MAX_CHUNK || data.is_empty() {
+                return Err(bad());
+            }
+            Message::ChunkZstd {
+                index,
+                len,
+                data: data.to_vec(),
+            }
+        }
+        T_PROGRESS => Message::Progress {
+            read: f.u64()?,
+            total: f.u64()?,
+        },
         T_OK => Message::Ok,
         _ => Message::Error { message: f.string()? },
     };
@@ -448,4 +570,164 @@ pub async fn recv_manifest<R: AsyncRead + Unpin>(r: &mut R) -> Result<Manifest, 
         source_size,
         digests,
     })
+}
+
+/// The most `held` entries one `Base` frame carries (40 bytes each, inside `MAX_FRAME`); a
+/// receiver holding more lists these and the sender resends the rest.
+pub const MAX_HELD: usize = (MAX_FRAME as usize - 64) / 40;
+
+/// Writes one message on a blocking writer (the peer processes speak over stdin/stdout).
+pub fn write_sync<W: std::io::Write>(w: &mut W, msg: &Message) -> Result<(), ProtoError> {
+    w.write_all(&encode(msg))?;
+    Ok(())
+}
+
+fn fill_sync<R: std::io::Read>(r: &mut R, buf: &mut [u8], want: usize) -> Result<bool, ProtoError> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = match r.read(&mut buf[got..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            if got == 0 {
+                return Ok(false);
+            }
+            return Err(ProtoError::Truncated { got, want });
+        }
+        got += n;
+    }
+    Ok(true)
+}
+
+/// Reads one message from a blocking reader; the length is checked before allocating.
+pub fn read_sync<R: std::io::Read>(r: &mut R) -> Result<Message, ProtoError> {
+    let mut len = [0u8; 4];
+    if !fill_sync(r, &mut len, 4)? {
+        return Err(ProtoError::Closed);
+    }
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME {
+        return Err(ProtoError::FrameTooLarge { len, max: MAX_FRAME });
+    }
+    if len == 0 {
+        return Err(ProtoError::Malformed { what: "empty frame" });
+    }
+    let mut frame = vec![0u8; len as usize];
+    if !fill_sync(r, &mut frame, len as usize)? {
+        return Err(ProtoError::Truncated {
+            got: 4,
+            want: 4 + len as usize,
+        });
+    }
+    decode(frame[0], &frame[1..])
+}
+
+/// Exchanges hellos on blocking streams: sends ours, reads theirs, refuses another version.
+pub fn handshake_sync<R: std::io::Read, W: std::io::Write>(
+    r: &mut R,
+    w: &mut W,
+    software: &str,
+) -> Result<(), ProtoError> {
+    write_sync(
+        w,
+        &Message::Hello {
+            version: PROTOCOL_VERSION,
+            software: software.into(),
+        },
+    )?;
+    w.flush()?;
+    match read_sync(r)? {
+        Message::Hello { version, .. } if version == PROTOCOL_VERSION => Ok(()),
+        Message::Hello { version, software } => Err(ProtoError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: version,
+            software,
+        }),
+        Message::Error { message } => Err(ProtoError::Remote(message)),
+        other => Err(ProtoError::Unexpected {
+            want: "hello",
+            got: other.name(),
+        }),
+    }
+}
+
+/// Sends a manifest as a header and parts on a blocking writer, then flushes.
+pub fn send_manifest_sync<W: std::io::Write>(w: &mut W, m: &Manifest) -> Result<(), ProtoError> {
+    write_sync(
+        w,
+        &Message::ManifestHeader {
+            algo: m.algo,
+            chunk_size: m.chunk_size,
+            source_size: m.source_size,
+            count: m.digests.len() as u64,
+        },
+    )?;
+    for (i, part) in m.digests.chunks(DIGESTS_PER_PART).enumerate() {
+        let first = (i * DIGESTS_PER_PART) as u64;
+        write_sync(
+            w,
+            &Message::ManifestPart {
+                first,
+                digests: part.to_vec(),
+            },
+        )?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Receives a manifest sent by `send_manifest_sync` (the same checks as `recv_manifest`).
+pub fn recv_manifest_sync<R: std::io::Read>(r: &mut R) -> Result<Manifest, ProtoError> {
+    let (algo, chunk_size, source_size, count) = match read_sync(r)? {
+        Message::ManifestHeader {
+            algo,
+            chunk_size,
+            source_size,
+            count,
+        } => (algo, chunk_size, source_size, count),
+        Message::Error { message } => return Err(ProtoError::Remote(message)),
+        other => {
+            return Err(ProtoError::Unexpected {
+                want: "manifest header",
+                got: other.name(),
+            })
+        }
+    };
+    let mut digests: Vec<Digest> = Vec::new();
+    while (digests.len() as u64) < count {
+        match read_sync(r)? {
+            Message::ManifestPart { first, digests: part } => {
+                let end = first + part.len() as u64;
+                if first != digests.len() as u64 || end > count || part.is_empty() {
+                    return Err(ProtoError::Malformed { what: "manifest part" });
+                }
+                if part.iter().any(|d| d.0[algo.digest_len()..].iter().any(|&b| b != 0)) {
+                    return Err(ProtoError::Malformed { what: "manifest part" });
+                }
+                digests.extend(part);
+            }
+            Message::Error { message } => return Err(ProtoError::Remote(message)),
+            other => {
+                return Err(ProtoError::Unexpected {
+                    want: "manifest part",
+                    got: other.name(),
+                })
+            }
+        }
+    }
+    Ok(Manifest {
+        algo,
+        chunk_size,
+        source_size,
+        digests,
+    })
+}
+
+impl Message {
+    /// The message's name in errors ("expected begin, got chunk").
+    pub fn word(&self) -> &'static str {
+        self.name()
+    }
 }

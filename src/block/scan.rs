@@ -47,6 +47,22 @@ where
     E: From<ManifestError> + Send,
     F: Fn(u64, &[u8], &Digest) -> Result<(), E> + Sync,
 {
+    scan_prefix_with(path, None, chunk_size, algo, on_chunk)
+}
+
+/// `scan_with` over the first `limit` bytes only (a replica on a block device larger than its
+/// source holds the source's bytes first); `None` reads to the end.
+pub fn scan_prefix_with<E, F>(
+    path: &Path,
+    limit: Option<u64>,
+    chunk_size: u32,
+    algo: HashAlgo,
+    on_chunk: F,
+) -> Result<(Manifest, ScanStats), E>
+where
+    E: From<ManifestError> + Send,
+    F: Fn(u64, &[u8], &Digest) -> Result<(), E> + Sync,
+{
     check_chunk_size(chunk_size)?;
     let started = Instant::now();
     let io = |source| ManifestError::Io {
@@ -55,6 +71,18 @@ where
     };
     let mut file = File::open(path).map_err(io)?;
     let size = file.seek(SeekFrom::End(0)).map_err(io)?;
+    let size = match limit {
+        Some(l) if l > size => {
+            return Err(ManifestError::SourceShrank {
+                path: path.to_path_buf(),
+                expected: l,
+                got: size,
+            }
+            .into())
+        }
+        Some(l) => l,
+        None => size,
+    };
     let chunk = u64::from(chunk_size);
     let seg = (SEGMENT / chunk).max(1) * chunk;
     let segments = size.div_ceil(seg);

@@ -76,6 +76,10 @@ pub enum Action {
         /// Roll back changes made on the destination by hand (zfs receive -F)
         #[arg(long)]
         force: bool,
+        /// Block volumes: reread the replica, compare it with the source chunk by chunk (hashes
+        /// only over the wire) and resend what differs
+        #[arg(long, conflicts_with = "all")]
+        repair: bool,
     },
     /// One line per pair: state, lag, flags, status, runtime
     Status {
@@ -105,6 +109,9 @@ pub enum Action {
     Verify { dest: String },
     /// Print pair fingerprints
     Fingerprint { dest: Option<String> },
+    /// The far end of a block pair, started by ferry over SSH on the other host (not for people)
+    #[command(hide = true, subcommand)]
+    Peer(PeerAction),
     /// Prometheus text format for node_exporter's textfile collector: lag, last success, bytes, running, state
     Metrics { dest: Option<String> },
     /// Convert another tool's config to ferry TOML on stdout: `ferry import zettabee FILE`
@@ -149,6 +156,7 @@ impl Action {
             Action::Console => "console",
             Action::Completions { .. } => "completions",
             Action::Man => "man",
+            Action::Peer(_) => "peer",
         }
     }
 
@@ -184,9 +192,51 @@ impl Action {
             | Action::Metrics { dest }
             | Action::Update { dest, .. } => dest.as_deref(),
             Action::Check | Action::Console | Action::Import { .. } => None,
-            Action::Completions { .. } | Action::Man => None,
+            Action::Completions { .. } | Action::Man | Action::Peer(_) => None,
         }
     }
+}
+
+/// What a block peer does on its host; the job builds these command lines (driver::block).
+#[derive(Debug, Subcommand)]
+pub enum PeerAction {
+    /// Print the software and block protocol version (setup checks it on both hosts)
+    Version,
+    /// Send the changed chunks of a source (stdin/stdout speak the block protocol)
+    BlockSend {
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        chunk: u32,
+        #[arg(long, default_value = "xxh3")]
+        algo: String,
+        #[arg(long)]
+        reflink: bool,
+        #[arg(long)]
+        compress: bool,
+    },
+    /// Journal and apply what the sender sends into a replica
+    BlockReceive {
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Reread a replica and compare it with its checkpoint; one JSON line
+    BlockVerify {
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long)]
+        state: PathBuf,
+    },
 }
 
 #[cfg(test)]

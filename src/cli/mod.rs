@@ -83,6 +83,16 @@ pub fn main() -> i32 {
         }
     }
     let action = cli.action.as_ref().expect("set above");
+    if let Action::Peer(what) = action {
+        // no config, no runtime: a peer speaks on stdin/stdout and its errors go to stderr
+        return match peer(what) {
+            Ok(()) => 0,
+            Err(e) => {
+                errln!("ferry peer: {e:#}");
+                1
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -291,7 +301,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             Ok(0)
         }
         // answered in `run` before any config is read
-        Action::Completions { .. } | Action::Man => Ok(0),
+        Action::Completions { .. } | Action::Man | Action::Peer(_) => Ok(0),
         Action::Fingerprint { dest } => {
             let pairs: Vec<&Pair> = match dest {
                 Some(d) => vec![one(engine, d)?],
@@ -360,12 +370,22 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             print::setup(p, &items, &setup::next_step(engine, p, &items), cli.json);
             Ok(if items.iter().all(|i| i.ok) { 0 } else { 1 })
         }
-        Action::Update { dest: None, all, force } => {
+        Action::Update {
+            dest: None, all, force, ..
+        } => {
             if !*all {
                 anyhow::bail!("give DEST, or --all for every pair");
             }
             let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
-            let results = fleet::update_all(engine, &pairs, replicate::Options { force: *force }).await;
+            let results = fleet::update_all(
+                engine,
+                &pairs,
+                replicate::Options {
+                    force: *force,
+                    repair: false,
+                },
+            )
+            .await;
             let mut failed = 0;
             let mut failed_names: Vec<String> = Vec::new();
             let mut rows = Vec::new();
@@ -417,6 +437,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                     action,
                     Action::Update { force: true, .. } | Action::Initialize { force: true, .. }
                 ),
+                repair: matches!(action, Action::Update { repair: true, .. }),
             };
             let watch = bar::wanted(cli.nagios, cli.json)
                 .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));
@@ -537,4 +558,46 @@ fn import(format: &str, file: &std::path::Path, adopt: bool) -> Result<String> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
     let options = config::import::Options { adopt };
     config::import::zettabee(file, &text, &nsca::local_host_name(), options).map_err(|e| anyhow!(e))
+}
+
+/// Runs one peer action (`ferry peer ...`): the block module does the work.
+fn peer(what: &args::PeerAction) -> anyhow::Result<()> {
+    use crate::block::peer;
+    use args::PeerAction;
+    match what {
+        PeerAction::Version => {
+            println!("{}", peer::software());
+            Ok(())
+        }
+        PeerAction::BlockSend {
+            path,
+            state,
+            name,
+            chunk,
+            algo,
+            reflink,
+            compress,
+        } => peer::send::run(&peer::send::SendArgs {
+            path: path.clone(),
+            state: state.clone(),
+            name: name.clone(),
+            chunk: *chunk,
+            algo: crate::block::HashAlgo::from_name(algo)
+                .ok_or_else(|| anyhow::anyhow!("unknown hash {algo:?} (xxh3, blake3)"))?,
+            reflink: *reflink,
+            compress: *compress,
+        }),
+        PeerAction::BlockReceive {
+            path,
+            state,
+            name,
+            repair,
+        } => peer::receive::run(&peer::receive::ReceiveArgs {
+            path: path.clone(),
+            state: state.clone(),
+            name: name.clone(),
+            repair: *repair,
+        }),
+        PeerAction::BlockVerify { path, state } => peer::verify::run(path.clone(), state.clone()),
+    }
 }

@@ -32,6 +32,8 @@ const ENTRY_KEYS: &[&str] = &[
     "adopt",
     "snapshot_dir",
     "recursive",
+    "snapshot",
+    "chunk",
 ];
 
 /// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in defaults.
@@ -56,6 +58,8 @@ pub(super) struct RawEntry {
     pub(super) adopt: Option<Spanned<String>>,
     pub(super) snapshot_dir: Option<Spanned<String>>,
     pub(super) recursive: Option<Spanned<bool>>,
+    pub(super) snapshot: Option<Spanned<String>>,
+    pub(super) chunk: Option<Spanned<Scalar>>,
 }
 
 impl RawEntry {
@@ -80,6 +84,8 @@ impl RawEntry {
             adopt: t.str("adopt"),
             snapshot_dir: t.str("snapshot_dir"),
             recursive: t.bool("recursive"),
+            snapshot: t.str("snapshot"),
+            chunk: t.scalar("chunk"),
         }
     }
 }
@@ -98,6 +104,7 @@ const HOST_KEYS: &[&str] = &[
     "connect_timeout",
     "keepalive_interval",
     "keepalive_count",
+    "ferry_path",
 ];
 
 fn is_ipv6(address: &str) -> bool {
@@ -402,8 +409,19 @@ impl Cx<'_> {
             }
             None => DEFAULT_KEEPALIVE_COUNT,
         };
+        let ferry_path = match t.str("ferry_path") {
+            Some(f) => match names::check_command_path(f.get_ref()) {
+                Ok(()) => f.get_ref().clone(),
+                Err(m) => {
+                    self.report(self.err(f.span(), "ferry_path", &m));
+                    "ferry".to_string()
+                }
+            },
+            None => "ferry".to_string(),
+        };
         let host = HostConfig {
             name: name.to_string(),
+            ferry_path,
             address,
             port,
             user,
@@ -426,7 +444,7 @@ impl Cx<'_> {
     pub(super) fn snapshot_dir(&self, e: &RawEntry, kind: crate::model::Kind, source: &Endpoint) -> Option<String> {
         use crate::model::Kind;
         match (kind, &e.snapshot_dir) {
-            (Kind::Btrfs, Some(d)) => match crate::model::names::check_btrfs_path(d.get_ref()) {
+            (Kind::Btrfs | Kind::Block, Some(d)) => match crate::model::names::check_btrfs_path(d.get_ref()) {
                 Ok(()) => Some(d.get_ref().clone()),
                 Err(m) => {
                     self.report(self.err(d.span(), "snapshot_dir", &m));
@@ -442,7 +460,7 @@ impl Cx<'_> {
                     d.span(),
                     "snapshot_dir",
                     &format!(
-                        "snapshot_dir applies to btrfs pairs; a {} pair keeps its snapshots with the volume",
+                        "snapshot_dir applies to btrfs and block pairs; a {} pair keeps its snapshots with the volume",
                         other.word()
                     ),
                 ));
@@ -475,5 +493,109 @@ impl Cx<'_> {
         }
         kind.check_path(&path).map_err(|m| self.err(s.span(), key, &m))?;
         Ok(Endpoint::new(host, path))
+    }
+}
+
+impl Cx<'_> {
+    /// A block pair's sides: `snapshot` and `chunk` read and checked, each side's ferry and state
+    /// directory placed. Other kinds refuse the two keys.
+    pub(super) fn block_sides(
+        &self,
+        e: &RawEntry,
+        kind: crate::model::Kind,
+        pair: &mut Pair,
+        hosts: &BTreeMap<String, HostConfig>,
+    ) {
+        use crate::model::Kind;
+        if kind != Kind::Block {
+            for (key, span) in [
+                ("snapshot", e.snapshot.as_ref().map(|s| s.span())),
+                ("chunk", e.chunk.as_ref().map(|s| s.span())),
+            ] {
+                if let Some(span) = span {
+                    self.report(self.err(
+                        span,
+                        key,
+                        &format!("{key} applies to block pairs; this pair's kind is {}", kind.word()),
+                    ));
+                }
+            }
+            return;
+        }
+        let reflink = match &e.snapshot {
+            None => false,
+            Some(s) => match s.get_ref().as_str() {
+                "none" => false,
+                "reflink" => true,
+                other => {
+                    self.report(self.err(
+                        s.span(),
+                        "snapshot",
+                        &format!("unknown snapshot {other:?} (none, reflink; LVM snapshots are not built)"),
+                    ));
+                    false
+                }
+            },
+        };
+        let chunk = match &e.chunk {
+            None => crate::block::DEFAULT_CHUNK,
+            Some(c) => {
+                let parsed = match c.get_ref() {
+                    Scalar::Int(n) => units::parse_size(&n.to_string()),
+                    Scalar::Str(s) => units::parse_size(s),
+                };
+                match parsed.and_then(|n| {
+                    u32::try_from(n)
+                        .ok()
+                        .filter(|n| crate::block::check_chunk_size(*n).is_ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "chunk must be a multiple of 4K between 4K and {}M",
+                                crate::block::MAX_CHUNK >> 20
+                            )
+                        })
+                }) {
+                    Ok(n) => n,
+                    Err(m) => {
+                        self.report(self.err(c.span(), "chunk", &m));
+                        crate::block::DEFAULT_CHUNK
+                    }
+                }
+            }
+        };
+        if pair.options.transport == TransportKind::Mbuffer {
+            let span = e.transport.as_ref().map(|t| t.span()).unwrap_or(e.span.clone());
+            self.report(self.err(
+                span,
+                "transport",
+                "transport \"mbuffer\" carries one-way streams; a block pair's two ferry peers talk both ways: use ssh (or local)",
+            ));
+        }
+        let ferry = |host: &str| match hosts.get(host) {
+            Some(h) => h.ferry_path.clone(),
+            // this machine's peer is this very binary
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|p| p.to_str().map(str::to_string))
+                .unwrap_or_else(|| "ferry".to_string()),
+        };
+        let fp = pair.fingerprint();
+        let compress = pair.options.compress == Compress::Zstd;
+        pair.source.block = Some(BlockSide {
+            source: true,
+            ferry: ferry(&pair.source.host),
+            state: crate::model::names::block_source_state(&pair.source.path, pair.source.snapshot_dir.as_deref(), &fp),
+            chunk,
+            reflink,
+            compress,
+        });
+        pair.destination.block = Some(BlockSide {
+            source: false,
+            ferry: ferry(&pair.destination.host),
+            state: crate::model::names::block_replica_state(&pair.destination.path),
+            chunk,
+            reflink: false,
+            compress,
+        });
     }
 }

@@ -419,7 +419,7 @@ fn build(cx: &Cx) -> Option<Config> {
             }
             None => None,
         };
-        pairs.push(Pair {
+        let mut pair = Pair {
             kind,
             source,
             destination,
@@ -428,7 +428,9 @@ fn build(cx: &Cx) -> Option<Config> {
             line,
             adopt,
             recursive,
-        });
+        };
+        cx.block_sides(&e, kind, &mut pair, &hosts);
+        pairs.push(pair);
     }
     overlap::check_pairs(cx, &pairs, &spans);
 
@@ -520,11 +522,11 @@ fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
         return Ok(kind);
     }
     match k.get_ref().as_str() {
-        "block" | "object" => Err(cx.err(
+        "object" => Err(cx.err(
             k.span(),
             "kind",
             &format!(
-                "kind {:?} is not supported by this version of ferry yet (only \"zfs\" and \"btrfs\")",
+                "kind {:?} is not supported by this version of ferry yet (only \"zfs\", \"btrfs\" and \"block\")",
                 k.get_ref()
             ),
         )),

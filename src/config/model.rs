@@ -47,6 +47,8 @@ pub struct HostConfig {
     pub known_hosts: PathBuf,
     /// Accept and record an unknown host key on first contact. A changed key is refused regardless.
     pub trust_on_first_use: bool,
+    /// ferry on this host, for kinds that run it there (block): `ferry_path`, default "ferry".
+    pub ferry_path: String,
     /// Reach this host through another configured host (OpenSSH's ProxyJump). Validated at load:
     /// a defined host, never `local`, no cycle.
     pub jump: Option<String>,
@@ -119,13 +121,60 @@ impl Default for PairOptions {
 }
 
 /// One side of a pair: a host as the config names it (`local` for this machine) and a path on it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Two endpoints are the same volume when host and path are (what else they carry is how the
+/// pair uses it).
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     pub host: String,
     pub path: String,
     /// Where this volume's snapshots are kept when not under the volume itself (a btrfs source's
     /// `snapshot_dir`); `None` for kinds and sides that keep them with the volume.
     pub snapshot_dir: Option<String>,
+    /// A block volume's side: the ferry that runs there and what it is asked to do.
+    pub block: Option<BlockSide>,
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.host, &self.path) == (&other.host, &other.path)
+    }
+}
+
+impl Eq for Endpoint {}
+
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.host, &self.path).hash(state)
+    }
+}
+
+impl PartialOrd for Endpoint {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Endpoint {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.host, &self.path).cmp(&(&other.host, &other.path))
+    }
+}
+
+/// What a block volume's side needs beyond its path (built at load from the pair and its host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockSide {
+    /// The source's side (else the replica's).
+    pub source: bool,
+    /// ferry on the volume's host (the host's `ferry_path`; this very binary for `local`).
+    pub ferry: String,
+    /// The side's state directory: manifests, journal, the point-in-time copy.
+    pub state: String,
+    /// Change-detection granularity in bytes (`chunk`).
+    pub chunk: u32,
+    /// Read a reflink copy of the source (`snapshot = "reflink"`) instead of the live source.
+    pub reflink: bool,
+    /// zstd-compress changed chunks on the wire.
+    pub compress: bool,
 }
 
 impl Endpoint {
@@ -134,6 +183,7 @@ impl Endpoint {
             host: host.into(),
             path: path.into(),
             snapshot_dir: None,
+            block: None,
         }
     }
 

@@ -57,6 +57,24 @@ pub fn check_user(user: &str) -> Result<(), String> {
     }
 }
 
+/// A program on a host (`ferry_path`): a bare name looked up in PATH or an absolute path, of
+/// characters that need no quoting.
+pub fn check_command_path(path: &str) -> Result<(), String> {
+    let ok = !path.is_empty()
+        && !path.starts_with('-')
+        && (path.starts_with('/') || !path.contains('/'))
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path:?} is not a program path: an absolute path or a bare name, of letters, digits and _ - . / +"
+        ))
+    }
+}
+
 /// Quotes one word for a POSIX shell. Names are validated before this; quoting keeps it safe anyway.
 pub fn shell_quote(word: &str) -> String {
     if !word.is_empty()

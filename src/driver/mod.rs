@@ -3,6 +3,7 @@
 //! The engine reaches a kind only through the object-safe `Driver` trait and `for_kind`, so a new
 //! kind is a driver module, a `Kind` variant and its name rule, and nothing in engine, cli or tui.
 
+pub mod block;
 pub mod btrfs;
 pub mod error;
 pub mod zfs;
@@ -73,6 +74,9 @@ pub struct VolumeInfo {
     pub referenced: Option<u64>,
     /// Snapshots oldest first.
     pub snapshots: Vec<Snapshot>,
+    /// Why the volume is not at a consistent checkpoint until the next run brings it there (a
+    /// block replica with an apply cut halfway): never Synchronized meanwhile.
+    pub interrupted: Option<String>,
 }
 
 /// What became of one snapshot `destroy_snapshots` was asked to destroy.
@@ -181,6 +185,20 @@ pub trait Driver: Send + Sync {
     /// The script that receives the stream of `snap` into the volume; `force` rolls back (or
     /// removes) what was changed there by hand, which otherwise makes the receive refuse.
     fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool) -> Result<String>;
+    /// `update --repair`: the receive that first rereads the replica and has everything it does
+    /// not hold as the checkpoint says resent. Kinds whose receive proves the replica refuse.
+    fn repair_script(&self, vol: &Endpoint, snap: &str) -> Result<String> {
+        let _ = snap;
+        anyhow::bail!(
+            "{vol}: update --repair is for block volumes; a {} receive already checks what it applies to",
+            self.kind().word()
+        )
+    }
+    /// Whether the send and receive scripts talk both ways (two ferry peers negotiating what to
+    /// send), so the transport joins them in both directions instead of piping one into the other.
+    fn duplex(&self) -> bool {
+        false
+    }
     /// The script that records the checkpoint with the data.
     fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String>;
     /// After the first recording: makes the replica visible where the kind needs it (ZFS: mount).
@@ -256,5 +274,6 @@ pub fn for_kind(kind: Kind) -> &'static dyn Driver {
     match kind {
         Kind::Zfs => &zfs::Zfs,
         Kind::Btrfs => &btrfs::Btrfs,
+        Kind::Block => &block::Block,
     }
 }

@@ -49,6 +49,9 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> State {
             return State::Inconsistent("destination exists but is not a ferry replica (no ferry fingerprint)".into())
         }
     }
+    if let Some(why) = &dest.interrupted {
+        return State::Inconsistent(why.clone());
+    }
     let src = ours(source, fp);
     let dst = ours(dest, fp);
     let common = dst
@@ -121,6 +124,7 @@ mod tests {
             lastsnap: None,
             referenced: None,
             snapshots: snaps.iter().map(|(n, t)| snap(n, *t)).collect(),
+            interrupted: None,
         }
     }
 

@@ -25,6 +25,9 @@ struct Shared {
     transfer_start: Option<Instant>,
     /// Meter reading when the transfer began.
     base: u64,
+    /// The sender's read of a source it reads whole: (read, total), and its rates.
+    read: Option<(u64, u64)>,
+    read_tracker: RateTracker,
 }
 
 pub struct Job {
@@ -68,6 +71,8 @@ impl Job {
             tracker: RateTracker::new(),
             transfer_start: None,
             base: 0,
+            read: None,
+            read_tracker: RateTracker::new(),
         }));
         let meter = Meter::new();
         let path = state.progress_path(&fp);
@@ -119,6 +124,12 @@ impl Job {
         self.shared.lock().unwrap().progress.set_phase(phase);
     }
 
+    /// How far the sender has read a source it reads whole (block volumes): `read` of `total`.
+    pub fn read_progress(&self, read: u64, total: u64) {
+        let mut s = self.shared.lock().unwrap();
+        s.read = Some((read, total));
+    }
+
     /// Marks the start of the byte stream; `expected` is the driver's estimate, if any.
     pub fn begin_transfer(&self, expected: Option<u64>) {
         let mut s = self.shared.lock().unwrap();
@@ -127,6 +138,8 @@ impl Job {
         s.transfer_start = Some(Instant::now());
         s.base = self.meter.get();
         s.tracker = RateTracker::new();
+        s.read = None;
+        s.read_tracker = RateTracker::new();
     }
 
     /// Records the outcome, writes the final progress and last result, and releases the lock.
@@ -214,4 +227,12 @@ fn refresh(s: &mut Shared, meter: u64) {
     }
     p.eta_secs = s.tracker.eta(p.expected);
     p.history = s.tracker.history();
+    if let Some((read, total)) = s.read {
+        // the read decides how long is left: the stream only carries what changed
+        s.read_tracker.sample(t, read);
+        let p = &mut s.progress;
+        p.read = Some(read);
+        p.read_total = Some(total);
+        p.eta_secs = s.read_tracker.eta(Some(total));
+    }
 }

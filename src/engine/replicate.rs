@@ -30,6 +30,8 @@ pub struct Replicated {
 pub struct Options {
     /// Receive with -F: roll back changes made on the destination by hand.
     pub force: bool,
+    /// Reread the replica and resend whatever differs from the source (block volumes).
+    pub repair: bool,
 }
 
 struct Sides {
@@ -107,10 +109,14 @@ async fn transfer(
     sides: &Sides,
     snap: &str,
     from: Option<&str>,
-    force: bool,
+    opts: Options,
 ) -> Result<transport::Transferred> {
     let (src, dst) = (&pair.source, &pair.destination);
     let driver = sides.driver;
+    if driver.duplex() {
+        return transfer_duplex(pair, job, sides, snap, from, opts).await;
+    }
+    let force = opts.force;
     let expected = if sides.src_caps.send_estimate {
         // the sender can tell the size: snapshot first, ask for it, then send (one more round trip, worth it)
         driver.snapshot(&sides.src, src, snap).await?;
@@ -152,6 +158,48 @@ async fn transfer(
     let send = sides.src.spawn(&send_cmd).await?;
     job.begin_transfer(expected);
     transport::pipe(send, recv, &job.meter, pair.options.bwlimit).await
+}
+
+/// Two peers that agree between them what to send (block volumes): the receiver first, so it
+/// has recovered any interrupted apply before the sender asks what it holds; the sender's read
+/// progress drives the job's fraction and ETA. Compression is the peers' own (per chunk).
+async fn transfer_duplex(
+    pair: &Pair,
+    job: &Job,
+    sides: &Sides,
+    snap: &str,
+    from: Option<&str>,
+    opts: Options,
+) -> Result<transport::Transferred> {
+    let (src, dst) = (&pair.source, &pair.destination);
+    let driver = sides.driver;
+    let recv_cmd = if opts.repair {
+        driver.repair_script(dst, snap)?
+    } else {
+        driver.receive_script(dst, snap, opts.force)?
+    };
+    let send_cmd = driver.send_script(src, snap, from, false)?;
+    job.log.line(&format!("on {}: {recv_cmd}", sides.dst.host()));
+    let recv = sides.dst.spawn(&recv_cmd).await?;
+    job.log.line(&format!("on {}: {send_cmd}", sides.src.host()));
+    let send = sides.src.spawn(&send_cmd).await?;
+    job.begin_transfer(None);
+    let on_progress = |payload: &[u8]| {
+        if let (Some(r), Some(t)) = (payload.get(..8), payload.get(8..16)) {
+            let read = u64::from_be_bytes(r.try_into().unwrap_or_default());
+            let total = u64::from_be_bytes(t.try_into().unwrap_or_default());
+            job.read_progress(read, total);
+        }
+    };
+    transport::duplex::duplex(
+        send,
+        recv,
+        &job.meter,
+        pair.options.bwlimit,
+        crate::block::proto::T_PROGRESS,
+        &on_progress,
+    )
+    .await
 }
 
 /// Best effort: a snapshot that never reached the destination is removed again. The sender may
@@ -330,7 +378,11 @@ async fn first_replica(
 ) -> Result<Replicated> {
     job.phase(Phase::Transfer, Some(what));
     // into an existing copy, changes made there since the base are rolled back
-    let moved = match transfer(pair, job, sides, snap, from, from.is_some()).await {
+    let opts = Options {
+        force: from.is_some(),
+        repair: false,
+    };
+    let moved = match transfer(pair, job, sides, snap, from, opts).await {
         Ok(m) => m,
         Err(e) => {
             drop_orphan(job, sides.driver, &sides.src, &pair.source, snap).await;
@@ -415,7 +467,17 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
             pair.source
         );
     }
-    let a = assess(&fp, &sides.src_info, &sides.dst_info);
+    // an apply cut halfway is finished by the receiver before anything else: the checkpoint
+    // under it is where this run starts from
+    let a = match &sides.dst_info.interrupted {
+        Some(why) if sides.driver.duplex() => {
+            job.log.line(&format!("destination: {why}"));
+            let mut settled = sides.dst_info.clone();
+            settled.interrupted = None;
+            assess(&fp, &sides.src_info, &settled)
+        }
+        _ => assess(&fp, &sides.src_info, &sides.dst_info),
+    };
     // adopting another tool's replica: its base instead of a checkpoint, ferry's marks set after
     let adopting = adopt::wanted(pair, &sides.src_info, &sides.dst_info);
     let checkpoint = match a {
@@ -454,7 +516,7 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
         Phase::Transfer,
         Some(&format!("incremental {}..{snap}", checkpoint.name)),
     );
-    let moved = match transfer(pair, job, &sides, &snap, Some(&checkpoint.name), opts.force).await {
+    let moved = match transfer(pair, job, &sides, &snap, Some(&checkpoint.name), opts).await {
         Ok(m) => m,
         Err(e) => {
             drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;

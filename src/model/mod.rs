@@ -16,6 +16,8 @@ pub use state::{Checkpoint, State};
 pub enum Kind {
     Zfs,
     Btrfs,
+    /// A file (a VM image) or a block device, replicated by changed chunks.
+    Block,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
         match self {
             Kind::Zfs => "zfs",
             Kind::Btrfs => "btrfs",
+            Kind::Block => "block",
         }
     }
 
@@ -35,6 +38,7 @@ impl Kind {
         match word {
             "zfs" => Some(Kind::Zfs),
             "btrfs" => Some(Kind::Btrfs),
+            "block" => Some(Kind::Block),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl Kind {
         match self {
             Kind::Zfs => names::check_pair_dataset(path),
             Kind::Btrfs => names::check_btrfs_path(path),
+            Kind::Block => names::check_block_path(path),
         }
     }
 }

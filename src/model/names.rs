@@ -60,38 +60,77 @@ pub fn check_pair_dataset(name: &str) -> Result<(), String> {
 /// `.` or `..` component, no trailing `/`), each at most 255 bytes, leaving room for ferry's
 /// snapshot names under it (`/ferry.<fingerprint>.<time>`) within PATH_MAX.
 pub fn check_btrfs_path(path: &str) -> Result<(), String> {
+    check_path("btrfs path", path)
+}
+
+/// A block volume: a file or a block device, by the same path rule as btrfs.
+pub fn check_block_path(path: &str) -> Result<(), String> {
+    check_path("block volume path", path)
+}
+
+fn check_path(what: &str, path: &str) -> Result<(), String> {
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(format!("btrfs path {path:?} must be absolute (start with '/')"));
+        return Err(format!("{what} {path:?} must be absolute (start with '/')"));
     };
     if rest.is_empty() {
-        return Err("btrfs path \"/\" names the root directory, not a subvolume".into());
+        return Err(format!("{what} \"/\" names the root directory"));
     }
     let max = 4095 - SNAPSHOT_SUFFIX_LEN;
     if path.len() > max {
-        return Err(format!("btrfs path is {} characters: at most {max}", path.len()));
+        return Err(format!("{what} is {} characters: at most {max}", path.len()));
     }
     for comp in rest.split('/') {
         if comp.is_empty() {
             return Err(format!(
-                "btrfs path {path:?} has an empty component (trailing or double '/')"
+                "{what} {path:?} has an empty component (trailing or double '/')"
             ));
         }
         if comp == "." || comp == ".." {
-            return Err(format!("btrfs path {path:?} has a {comp:?} component"));
+            return Err(format!("{what} {path:?} has a {comp:?} component"));
         }
         if comp.len() > 255 {
-            return Err(format!("btrfs path {path:?} has a component longer than 255 bytes"));
+            return Err(format!("{what} {path:?} has a component longer than 255 bytes"));
         }
         if let Some(c) = comp
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '+' | '@' | ',' | '=' | ' ')))
         {
             return Err(format!(
-                "btrfs path {path:?} contains {c:?}; allowed are letters, digits, space and _ - . : + @ , ="
+                "{what} {path:?} contains {c:?}; allowed are letters, digits, space and _ - . : + @ , ="
             ));
         }
     }
     Ok(())
+}
+
+/// Where a block pair keeps its files on the source's host: its own directory in the snapshot
+/// directory (`snapshot_dir`, default `.ferry-snapshots` beside the source, which a reflink copy
+/// needs: the same filesystem; for a device, `/var/lib/ferry/snapshots`).
+pub fn block_source_state(source: &str, snapshot_dir: Option<&str>, fp: &str) -> String {
+    let dir = match snapshot_dir {
+        Some(d) => d.to_string(),
+        None if source.starts_with("/dev/") => "/var/lib/ferry/snapshots".to_string(),
+        None => match source.rsplit_once('/') {
+            Some(("", _)) | None => "/.ferry-snapshots".to_string(),
+            Some((parent, _)) => format!("{parent}/.ferry-snapshots"),
+        },
+    };
+    format!("{dir}/block.{fp}")
+}
+
+/// Where a block replica's checkpoint and journal live: beside a file, `.<name>.ferry` (it
+/// travels with the data); for a device, under `/var/lib/ferry/replicas`.
+pub fn block_replica_state(destination: &str) -> String {
+    match destination.rsplit_once('/') {
+        _ if destination.starts_with("/dev/") => {
+            format!(
+                "/var/lib/ferry/replicas/{}",
+                destination.trim_start_matches('/').replace('/', "_")
+            )
+        }
+        Some((parent, name)) => format!("{parent}/.{name}.ferry"),
+        None => format!(".{destination}.ferry"),
+    }
 }
 
 #[cfg(test)]

@@ -492,6 +492,7 @@ mod tests {
 
     fn host(dir: &Path, tofu: bool) -> HostConfig {
         HostConfig {
+            ferry_path: "ferry".into(),
             name: "store1".into(),
             address: "127.0.0.1".into(),
             port: 2222,

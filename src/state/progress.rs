@@ -40,6 +40,13 @@ pub struct Progress {
     pub history: Vec<f64>,
     pub finished: bool,
     pub error: Option<String>,
+    /// Bytes of the source read so far, where the job reads the whole source to find what to
+    /// send (block volumes): then the read, not the stream, is what the fraction and ETA follow.
+    #[serde(default)]
+    pub read: Option<u64>,
+    /// The source's size, of which `read` is read.
+    #[serde(default)]
+    pub read_total: Option<u64>,
 }
 
 impl Progress {
@@ -72,6 +79,9 @@ impl Progress {
 
     /// Fraction done in 0..=1 when the size is known.
     pub fn fraction(&self) -> Option<f64> {
+        if let (Some(r), Some(t)) = (self.read, self.read_total) {
+            return Some(if t == 0 { 1.0 } else { (r as f64 / t as f64).min(1.0) });
+        }
         self.expected
             .filter(|e| *e > 0)
             .map(|e| (self.bytes as f64 / e as f64).min(1.0))

@@ -2,6 +2,7 @@
 //! bandwidth limit. Where the streams run (here or on a host) is the exec layer's business.
 
 pub mod codec;
+pub mod duplex;
 pub mod mbuffer;
 pub mod meter;
 
@@ -64,6 +65,13 @@ pub async fn pipe(mut send: Process, mut recv: Process, meter: &Meter, bwlimit: 
     }
     drop(from);
     let (s, r) = tokio::join!(send.wait(), recv.wait());
+    judge(s, r, Transferred { bytes: total, seconds })
+}
+
+/// The outcome of a transfer whose streams both ended: which side failed and why. The receiver's
+/// complaint wins when both fail and the sender only died of the broken pipe.
+fn judge(s: Result<Finished>, r: Result<Finished>, moved: Transferred) -> Result<Transferred> {
+    let Transferred { bytes: total, seconds } = moved;
     match (s, r) {
         (Ok(s), Ok(r)) if s.success() && r.success() => Ok(Transferred { bytes: total, seconds }),
         (Ok(s), Ok(r)) if !s.success() && !r.success() => {

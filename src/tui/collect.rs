@@ -153,7 +153,9 @@ async fn config_loop(path: PathBuf, loaded: Arc<Mutex<Arc<Vec<u8>>>>, tx: Unboun
     loop {
         tick.tick().await;
         let current = loaded.lock().unwrap().clone();
-        let meta = std::fs::metadata(&path).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+        let meta = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
         let key = (meta, Arc::as_ptr(&current) as usize);
         if seen == Some(key) {
             continue;

@@ -221,6 +221,7 @@ impl Sshd {
 
     pub fn host_with_known_hosts(&self, name: &str, known_hosts: &Path) -> HostConfig {
         HostConfig {
+            ferry_path: "ferry".into(),
             name: name.to_string(),
             address: self.address.clone(),
             port: self.port,

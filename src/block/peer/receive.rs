@@ -1,0 +1,240 @@
+//! `ferry peer block-receive`: the destination's end of a block update. Brings the target to a
+//! consistent checkpoint first (replays a sealed journal, keeps an unsealed one to resume), tells
+//! the sender its base, journals the chunks it is sent (hashing each itself), and on the commit
+//! checks that base plus chunks is exactly the sender's manifest before it seals, applies and
+//! swaps the checkpoint in.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::names::Named;
+use super::{software, state_dir, SYNC_EVERY};
+use crate::block::apply::{Dest, Plan, Recovered, Unsealed};
+use crate::block::proto::{self, Message, MAX_HELD};
+use crate::block::scan::scan_prefix_with;
+use crate::block::{chunk_count, Digest, Manifest, ManifestError};
+
+/// What the job asks of the receiver.
+#[derive(Debug, Clone)]
+pub struct ReceiveArgs {
+    /// The target: a file (made on the first run) or a block device.
+    pub path: PathBuf,
+    /// The replica's state directory on this host.
+    pub state: PathBuf,
+    /// The checkpoint this run makes.
+    pub name: String,
+    /// Reread the target and take what it really holds as the base (resends what differs).
+    pub repair: bool,
+}
+
+/// Runs the receiver on stdin/stdout.
+pub fn run(a: &ReceiveArgs) -> Result<()> {
+    state_dir(&a.state)?;
+    let stdin = std::io::stdin();
+    let mut input = BufReader::with_capacity(1 << 20, stdin.lock());
+    let mut out = BufWriter::new(std::io::stdout());
+    let result = receive(a, &mut input, &mut out);
+    if let Err(e) = &result {
+        let _ = proto::write_sync(
+            &mut out,
+            &Message::Error {
+                message: format!("{e:#}"),
+            },
+        );
+        let _ = out.flush();
+    }
+    result
+}
+
+/// Brings the destination to a consistent checkpoint: a sealed journal is replayed, an unsealed
+/// one kept (`keep`) or dropped, and a name file left by a cut commit settled. Every start of a
+/// receive (and verify) runs it first.
+pub fn recover(dest: &Dest, keep: bool) -> Result<Recovered> {
+    let r = dest
+        .recover(if keep { Unsealed::Keep } else { Unsealed::Discard })
+        .context("recovering the interrupted apply")?;
+    settle_name(dest)?;
+    Ok(r)
+}
+
+/// A `next.name` belongs to the checkpoint once its manifest was swapped in; otherwise it names
+/// an apply that never finished and goes.
+fn settle_name(dest: &Dest) -> Result<()> {
+    let next = dest.state.join("next.name");
+    let Some(named) = Named::read(&next)? else {
+        return Ok(());
+    };
+    let applied = dest.checkpoint()?.is_some_and(|m| m.id() == named.id) && !dest.next_path().exists();
+    if applied {
+        std::fs::rename(&next, dest.state.join("checkpoint.name"))?;
+    } else if !dest.next_path().exists() {
+        std::fs::remove_file(&next)?;
+    }
+    std::fs::File::open(&dest.state)?.sync_all()?;
+    Ok(())
+}
+
+fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Result<()> {
+    let dest = Dest::new(&a.path, &a.state);
+    let recovered = recover(&dest, !a.repair)?;
+    proto::handshake_sync(input, out, &software()).context("handshake with the source")?;
+    let checkpoint = dest.checkpoint()?;
+    let held: BTreeMap<u64, Digest> = match recovered {
+        Recovered::Kept { held } => held,
+        _ => BTreeMap::new(),
+    };
+    // a repair applies over what the target really holds, found by reading it
+    let rebase = match (&checkpoint, a.repair) {
+        (Some(cp), true) => Some(rescan(&a.path, cp)?),
+        (None, true) => bail!(
+            "nothing to repair: {} has no checkpoint yet (initialize it)",
+            a.path.display()
+        ),
+        (_, false) => None,
+    };
+    let base = rebase.as_ref().or(checkpoint.as_ref());
+    proto::write_sync(
+        out,
+        &Message::Base {
+            id: base.map(|m| m.id()).unwrap_or([0; 32]),
+            held: held.iter().take(MAX_HELD).map(|(i, d)| (*i, *d)).collect(),
+        },
+    )?;
+    out.flush()?;
+    let plan = loop {
+        match proto::read_sync(input)? {
+            Message::ManifestRequest { .. } => match base {
+                Some(m) => proto::send_manifest_sync(out, m)?,
+                None => bail!("the source asked for a manifest, and this replica has none"),
+            },
+            Message::Begin {
+                algo,
+                chunk_size,
+                source_size,
+            } => {
+                break Plan {
+                    algo,
+                    chunk_size,
+                    source_size,
+                }
+            }
+            Message::Error { message } => bail!("{message}"),
+            other => bail!("expected the source's plan, got {}", other.word()),
+        }
+    };
+    let mut session = dest.begin_from(plan, rebase.clone())?;
+    let count = chunk_count(plan.source_size, plan.chunk_size);
+    let chunk = u64::from(plan.chunk_size);
+    let mut buf = Vec::new();
+    let mut unsynced = 0u64;
+    let mut received = 0u64;
+    let (manifest_id, size) = loop {
+        let msg = match proto::read_sync(input) {
+            Ok(m) => m,
+            Err(e) => {
+                // a cut link or a killed sender: what was journaled is kept for the next run
+                session.sync()?;
+                bail!(
+                    "the stream ended before the commit ({e}); {received} chunks journaled this run are kept, \
+                     and the next update resumes from them"
+                );
+            }
+        };
+        let (index, data): (u64, &[u8]) = match msg {
+            Message::Chunk { index, data } => {
+                buf = data;
+                (index, &buf)
+            }
+            Message::Zero { index, len } => {
+                buf.clear();
+                buf.resize(len as usize, 0);
+                (index, &buf)
+            }
+            Message::ChunkZstd { index, len, data } => {
+                buf = zstd::bulk::decompress(&data, len as usize)
+                    .map_err(|e| anyhow!("chunk {index}: the compressed data does not decompress: {e}"))?;
+                if buf.len() != len as usize {
+                    bail!("chunk {index}: decompressed to {} bytes, not {len}", buf.len());
+                }
+                (index, &buf)
+            }
+            Message::Progress { .. } => continue,
+            Message::Commit {
+                manifest_id,
+                source_size,
+            } => break (manifest_id, source_size),
+            Message::Error { message } => {
+                session.sync()?;
+                bail!("{message}");
+            }
+            other => bail!("expected a chunk or the commit, got {}", other.word()),
+        };
+        let want = if index < count {
+            (plan.source_size - index * chunk).min(chunk) as usize
+        } else {
+            0
+        };
+        if data.len() != want {
+            bail!(
+                "chunk {index} has {} bytes; a source of {} bytes in chunks of {chunk} has {want} there",
+                data.len(),
+                plan.source_size
+            );
+        }
+        let digest = plan.algo.hash(data);
+        session.add(index, data, &digest)?;
+        received += 1;
+        unsynced += data.len() as u64;
+        if unsynced >= SYNC_EVERY {
+            session.sync()?;
+            unsynced = 0;
+        }
+    };
+    if size != plan.source_size {
+        bail!(
+            "the commit names a source of {size} bytes, the plan {}",
+            plan.source_size
+        );
+    }
+    let next = expected(session.base(), session.held(), &plan)?;
+    if next.id() != manifest_id {
+        session.sync()?;
+        bail!("the chunks received do not add up to the source's manifest (a chunk changed on the way?); nothing was applied");
+    }
+    Named::new(&a.name, next.id()).write(&a.state.join("next.name"))?;
+    session.commit(&next)?;
+    settle_name(&dest)?;
+    proto::write_sync(out, &Message::Ok)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The manifest base + journaled chunks make: what the target holds once the journal is applied.
+fn expected(base: &Manifest, held: &BTreeMap<u64, Digest>, plan: &Plan) -> Result<Manifest> {
+    let count = chunk_count(plan.source_size, plan.chunk_size);
+    let mut digests = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        match held.get(&i).or_else(|| base.digests.get(i as usize)) {
+            Some(d) => digests.push(*d),
+            None => bail!("chunk {i} of the grown source was never sent; nothing was applied"),
+        }
+    }
+    Ok(Manifest {
+        algo: plan.algo,
+        chunk_size: plan.chunk_size,
+        source_size: plan.source_size,
+        digests,
+    })
+}
+
+/// A manifest of what the target holds over the checkpoint's size (a device may be larger).
+pub fn rescan(target: &Path, cp: &Manifest) -> Result<Manifest> {
+    let (m, _) = scan_prefix_with(target, Some(cp.source_size), cp.chunk_size, cp.algo, |_, _, _| {
+        Ok::<(), ManifestError>(())
+    })
+    .with_context(|| format!("reading the replica {}", target.display()))?;
+    Ok(m)
+}
