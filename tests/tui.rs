@@ -134,6 +134,8 @@ fn progress(c: &Config, i: usize, bytes: u64, expected: Option<u64>, rate: f64) 
         history: (0..60).map(|s| rate * (0.5 + (s % 7) as f64 / 10.0)).collect(),
         finished: false,
         error: None,
+        read: None,
+        read_total: None,
     }
 }
 
@@ -771,4 +773,21 @@ fn a_changed_config_stops_jobs_until_f5_reads_it_again() {
             dest: "backup/data".into()
         }]
     );
+}
+
+#[test]
+fn a_block_update_shows_its_read_and_what_it_sent() {
+    let mut a = app();
+    let c = a.config.clone();
+    let mut p = progress(&c, 3, 3 << 20, None, (2u64 << 20) as f64);
+    p.read = Some(256 << 20);
+    p.read_total = Some(1024 << 20);
+    p.eta_secs = Some(6);
+    let run1 = a.runs[1].clone().unwrap();
+    a.handle(Event::Runs(vec![idle(), run1, a.runs[2].clone().unwrap(), running(p)]));
+    let s = render(&mut a, 130, 32);
+    // the read is the progress (a quarter), the wire carries only the changed chunks
+    assert!(s.contains("read 256.0 MiB of 1.0 GiB, sent 3.0 MiB"), "{s}");
+    assert!(s.contains("ETA 6s"), "{s}");
+    assert!(s.contains("25%"), "{s}");
 }

@@ -44,18 +44,29 @@ pub fn shape(p: &Progress) -> Shape {
         format_bytes(p.rate as u64),
         format_bytes(p.avg_rate as u64)
     );
+    let eta = p
+        .eta_secs
+        .map(|s| format!(", ETA {}", format_duration(Duration::from_secs(s))))
+        .unwrap_or_default();
+    if let (Some(read), Some(total)) = (p.read, p.read_total) {
+        // the whole source is read to find what changed: the read is the progress
+        return Shape::Bar {
+            pos: read.min(total),
+            len: total.max(1),
+            msg: format!(
+                "read {} of {}, sent {} ({rates}){eta}",
+                format_bytes(read),
+                format_bytes(total),
+                format_bytes(p.bytes)
+            ),
+        };
+    }
     match p.expected.filter(|e| *e > 0) {
-        Some(e) if p.bytes <= e => {
-            let eta = p
-                .eta_secs
-                .map(|s| format!(", ETA {}", format_duration(Duration::from_secs(s))))
-                .unwrap_or_default();
-            Shape::Bar {
-                pos: p.bytes,
-                len: e,
-                msg: format!("{} of {}, {rates}{eta}", format_bytes(p.bytes), format_bytes(e)),
-            }
-        }
+        Some(e) if p.bytes <= e => Shape::Bar {
+            pos: p.bytes,
+            len: e,
+            msg: format!("{} of {}, {rates}{eta}", format_bytes(p.bytes), format_bytes(e)),
+        },
         Some(e) => Shape::Spinner {
             msg: format!(
                 "{} (past the {} estimate), {rates}",
@@ -168,6 +179,21 @@ mod tests {
             eta_secs: Some(2),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_source_read_whole_shows_the_read_and_what_was_sent() {
+        let mut q = p(3 << 20, None);
+        q.read = Some(256 << 20);
+        q.read_total = Some(1024 << 20);
+        assert_eq!(
+            shape(&q),
+            Shape::Bar {
+                pos: 256 << 20,
+                len: 1024 << 20,
+                msg: "read 256.0 MiB of 1.0 GiB, sent 3.0 MiB (10.0 MiB/s now, 8.0 MiB/s avg), ETA 2s".into()
+            }
+        );
     }
 
     #[test]

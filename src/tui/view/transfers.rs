@@ -54,9 +54,16 @@ fn pane_for(f: &mut Frame, app: &App, i: usize, area: Rect, extra: &str) {
             Constraint::Min(1),
         ])
         .split(inner);
-    let size = match p.expected {
-        Some(e) => format!("{} of {}", format_bytes(p.bytes), format_bytes(e)),
-        None => format!("{} (size unknown)", format_bytes(p.bytes)),
+    let size = match (p.read.zip(p.read_total), p.expected) {
+        // a block source is read whole; what changed goes on the wire
+        (Some((r, total)), _) => format!(
+            "read {} of {}, sent {}",
+            format_bytes(r),
+            format_bytes(total),
+            format_bytes(p.bytes)
+        ),
+        (None, Some(e)) => format!("{} of {}", format_bytes(p.bytes), format_bytes(e)),
+        (None, None) => format!("{} (size unknown)", format_bytes(p.bytes)),
     };
     f.render_widget(
         Paragraph::new(Line::from(vec![
