@@ -9,7 +9,7 @@ export PATH=$HOME/.cargo/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin
 bash scripts/deps.sh
 cargo build --release --quiet
 ferry=$PWD/target/release/ferry
-cfg=$(bash scripts/lab.sh up lab)
+cfg=$(LAB_BLOCK=1 bash scripts/lab.sh up lab)
 f() { echo "\$ ferry -c lab/ferry.toml $*"; "$ferry" -c "$cfg" "$@"; }
 
 f check
@@ -24,6 +24,10 @@ done
 src=$(awk -F'"' '/^source/ {print $2; exit}' "$cfg" | cut -d: -f2 | cut -d/ -f1)
 head -c 24M /dev/urandom > "lab/mnt/$src/vm/disk-$(date +%s).img"
 date >> "lab/mnt/$src/home/notes.txt"
+# and rewrite 64 scattered 4 KiB blocks of the VM image the block pair replicates
+python3 -c 'import os,random
+f=open("lab/images/vm1.img","r+b")
+for b in random.sample(range(os.path.getsize("lab/images/vm1.img")//4096),64): f.seek(b*4096); f.write(os.urandom(4096))'
 for d in $pairs; do
     f -v update "$d"
 done

@@ -150,4 +150,19 @@ wlag = "10m"
 source = "store1:$src/db"
 destination = "$dst/replica/db"
 EOF
+# LAB_BLOCK=1 (the demo) adds a block pair: a VM image on store1 replicated by changed chunks,
+# with this checkout's release ferry as the peer on both ends
+if [ "${LAB_BLOCK:-0}" = 1 ]; then
+    mkdir -p "$dir/images" "$dir/replicas"
+    [ -f "$dir/images/vm1.img" ] || head -c 32M /dev/urandom > "$dir/images/vm1.img"
+    # the peer's path goes into store1's table, after its known_hosts line
+    sed -i "s|^known_hosts = \"$ssh/known_hosts\"\$|&\nferry_path = \"$(cd "$(dirname "$0")/.." && pwd)/target/release/ferry\"|" "$dir/ferry.toml"
+    cat >> "$dir/ferry.toml" <<EOF
+
+[[pair]]
+kind = "block"
+source = "store1:$dir/images/vm1.img"
+destination = "$dir/replicas/vm1.img"
+EOF
+fi
 echo "$dir/ferry.toml"
