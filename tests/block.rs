@@ -302,7 +302,11 @@ fn config_rules_for_block_pairs() {
     for what in ["transport", "chunk", "snapshot", "LVM"] {
         assert!(r.stderr.contains(what), "{what} not named: {}", r.stderr);
     }
-    assert!(r.stderr.contains("ferry.toml:9: key `chunk`"), "errors name file, line and key: {}", r.stderr);
+    assert!(
+        r.stderr.contains("ferry.toml:9: key `chunk`"),
+        "errors name file, line and key: {}",
+        r.stderr
+    );
     let zfs = Lab::new("tank/a", "tank/b", "chunk = \"64K\"", None);
     let text = std::fs::read_to_string(&zfs.config)
         .unwrap()

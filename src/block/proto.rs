@@ -424,6 +424,120 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Message, ProtoError> {
     Ok(msg)
 }
 
+/// Our hello.
+fn hello(software: &str) -> Message {
+    Message::Hello {
+        version: PROTOCOL_VERSION,
+        software: software.into(),
+    }
+}
+
+/// The peer's answer to our hello: its own hello in our version, else why not.
+fn accept_hello(msg: Message) -> Result<(), ProtoError> {
+    match msg {
+        Message::Hello { version, .. } if version == PROTOCOL_VERSION => Ok(()),
+        Message::Hello { version, software } => Err(ProtoError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: version,
+            software,
+        }),
+        Message::Error { message } => Err(ProtoError::Remote(message)),
+        other => Err(ProtoError::Unexpected {
+            want: "hello",
+            got: other.name(),
+        }),
+    }
+}
+
+/// A frame's length, checked before anything is allocated for it.
+fn frame_len(len: [u8; 4]) -> Result<usize, ProtoError> {
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME {
+        return Err(ProtoError::FrameTooLarge { len, max: MAX_FRAME });
+    }
+    if len == 0 {
+        return Err(ProtoError::Malformed { what: "empty frame" });
+    }
+    Ok(len as usize)
+}
+
+/// The messages that carry a manifest: its header, then its digests in parts.
+fn manifest_messages(m: &Manifest) -> impl Iterator<Item = Message> + '_ {
+    let header = Message::ManifestHeader {
+        algo: m.algo,
+        chunk_size: m.chunk_size,
+        source_size: m.source_size,
+        count: m.digests.len() as u64,
+    };
+    std::iter::once(header).chain(m.digests.chunks(DIGESTS_PER_PART).enumerate().map(|(i, part)| {
+        Message::ManifestPart {
+            first: (i * DIGESTS_PER_PART) as u64,
+            digests: part.to_vec(),
+        }
+    }))
+}
+
+/// A manifest being received: parts must arrive in order and add up to the header's count
+/// (memory grows only with what the peer actually sends).
+struct Assembly {
+    manifest: Manifest,
+    count: u64,
+}
+
+impl Assembly {
+    fn start(msg: Message) -> Result<Assembly, ProtoError> {
+        match msg {
+            Message::ManifestHeader {
+                algo,
+                chunk_size,
+                source_size,
+                count,
+            } => Ok(Assembly {
+                manifest: Manifest {
+                    algo,
+                    chunk_size,
+                    source_size,
+                    digests: Vec::new(),
+                },
+                count,
+            }),
+            Message::Error { message } => Err(ProtoError::Remote(message)),
+            other => Err(ProtoError::Unexpected {
+                want: "manifest header",
+                got: other.name(),
+            }),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.manifest.digests.len() as u64 >= self.count
+    }
+
+    fn add(&mut self, msg: Message) -> Result<(), ProtoError> {
+        let digests = &mut self.manifest.digests;
+        match msg {
+            Message::ManifestPart { first, digests: part } => {
+                let end = first + part.len() as u64;
+                if first != digests.len() as u64 || end > self.count || part.is_empty() {
+                    return Err(ProtoError::Malformed { what: "manifest part" });
+                }
+                // Digests beyond the algorithm's length must be zero, as scans make them.
+                let len = self.manifest.algo.digest_len();
+                if part.iter().any(|d| d.0[len..].iter().any(|&b| b != 0)) {
+                    return Err(ProtoError::Malformed { what: "manifest part" });
+                }
+                digests.extend(part);
+                Ok(())
+            }
+            Message::Error { message } => Err(ProtoError::Remote(message)),
+            other => Err(ProtoError::Unexpected {
+                want: "manifest part",
+                got: other.name(),
+            }),
+        }
+    }
+}
+
 /// Writes one message (not flushed: callers flush when they wait for an answer).
 pub async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, msg: &Message) -> Result<(), ProtoError> {
     w.write_all(&encode(msg)).await?;
@@ -452,19 +566,10 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Message, Pr
     if !fill(r, &mut len, 4).await? {
         return Err(ProtoError::Closed);
     }
-    let len = u32::from_be_bytes(len);
-    if len > MAX_FRAME {
-        return Err(ProtoError::FrameTooLarge { len, max: MAX_FRAME });
-    }
-    if len == 0 {
-        return Err(ProtoError::Malformed { what: "empty frame" });
-    }
-    let mut frame = vec![0u8; len as usize];
-    if !fill(r, &mut frame, len as usize).await? {
-        return Err(ProtoError::Truncated {
-            got: 4,
-            want: 4 + len as usize,
-        });
+    let len = frame_len(len)?;
+    let mut frame = vec![0u8; len];
+    if !fill(r, &mut frame, len).await? {
+        return Err(ProtoError::Truncated { got: 4, want: 4 + len });
     }
     decode(frame[0], &frame[1..])
 }
@@ -475,101 +580,27 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    write_message(
-        w,
-        &Message::Hello {
-            version: PROTOCOL_VERSION,
-            software: software.into(),
-        },
-    )
-    .await?;
+    write_message(w, &hello(software)).await?;
     w.flush().await?;
-    match read_message(r).await? {
-        Message::Hello { version, .. } if version == PROTOCOL_VERSION => Ok(()),
-        Message::Hello { version, software } => Err(ProtoError::VersionMismatch {
-            ours: PROTOCOL_VERSION,
-            theirs: version,
-            software,
-        }),
-        Message::Error { message } => Err(ProtoError::Remote(message)),
-        other => Err(ProtoError::Unexpected {
-            want: "hello",
-            got: other.name(),
-        }),
-    }
+    accept_hello(read_message(r).await?)
 }
 
 /// Sends a manifest as a header and parts.
 pub async fn send_manifest<W: AsyncWrite + Unpin>(w: &mut W, m: &Manifest) -> Result<(), ProtoError> {
-    let header = Message::ManifestHeader {
-        algo: m.algo,
-        chunk_size: m.chunk_size,
-        source_size: m.source_size,
-        count: m.digests.len() as u64,
-    };
-    write_message(w, &header).await?;
-    for (i, part) in m.digests.chunks(DIGESTS_PER_PART).enumerate() {
-        let first = (i * DIGESTS_PER_PART) as u64;
-        write_message(
-            w,
-            &Message::ManifestPart {
-                first,
-                digests: part.to_vec(),
-            },
-        )
-        .await?;
+    for msg in manifest_messages(m) {
+        write_message(w, &msg).await?;
     }
     w.flush().await?;
     Ok(())
 }
 
-/// Receives a manifest sent by `send_manifest`, checking that parts arrive in order and add up
-/// to the header's count (memory grows only with what the peer actually sends).
+/// Receives a manifest sent by `send_manifest`.
 pub async fn recv_manifest<R: AsyncRead + Unpin>(r: &mut R) -> Result<Manifest, ProtoError> {
-    let (algo, chunk_size, source_size, count) = match read_message(r).await? {
-        Message::ManifestHeader {
-            algo,
-            chunk_size,
-            source_size,
-            count,
-        } => (algo, chunk_size, source_size, count),
-        Message::Error { message } => return Err(ProtoError::Remote(message)),
-        other => {
-            return Err(ProtoError::Unexpected {
-                want: "manifest header",
-                got: other.name(),
-            })
-        }
-    };
-    let mut digests: Vec<Digest> = Vec::new();
-    while (digests.len() as u64) < count {
-        match read_message(r).await? {
-            Message::ManifestPart { first, digests: part } => {
-                let end = first + part.len() as u64;
-                if first != digests.len() as u64 || end > count || part.is_empty() {
-                    return Err(ProtoError::Malformed { what: "manifest part" });
-                }
-                // Digests beyond the algorithm's length must be zero, as scans make them.
-                if part.iter().any(|d| d.0[algo.digest_len()..].iter().any(|&b| b != 0)) {
-                    return Err(ProtoError::Malformed { what: "manifest part" });
-                }
-                digests.extend(part);
-            }
-            Message::Error { message } => return Err(ProtoError::Remote(message)),
-            other => {
-                return Err(ProtoError::Unexpected {
-                    want: "manifest part",
-                    got: other.name(),
-                })
-            }
-        }
+    let mut a = Assembly::start(read_message(r).await?)?;
+    while !a.done() {
+        a.add(read_message(r).await?)?;
     }
-    Ok(Manifest {
-        algo,
-        chunk_size,
-        source_size,
-        digests,
-    })
+    Ok(a.manifest)
 }
 
 /// The most `held` entries one `Base` frame carries (40 bytes each, inside `MAX_FRAME`); a
@@ -607,19 +638,10 @@ pub fn read_sync<R: std::io::Read>(r: &mut R) -> Result<Message, ProtoError> {
     if !fill_sync(r, &mut len, 4)? {
         return Err(ProtoError::Closed);
     }
-    let len = u32::from_be_bytes(len);
-    if len > MAX_FRAME {
-        return Err(ProtoError::FrameTooLarge { len, max: MAX_FRAME });
-    }
-    if len == 0 {
-        return Err(ProtoError::Malformed { what: "empty frame" });
-    }
-    let mut frame = vec![0u8; len as usize];
-    if !fill_sync(r, &mut frame, len as usize)? {
-        return Err(ProtoError::Truncated {
-            got: 4,
-            want: 4 + len as usize,
-        });
+    let len = frame_len(len)?;
+    let mut frame = vec![0u8; len];
+    if !fill_sync(r, &mut frame, len)? {
+        return Err(ProtoError::Truncated { got: 4, want: 4 + len });
     }
     decode(frame[0], &frame[1..])
 }
@@ -630,49 +652,15 @@ pub fn handshake_sync<R: std::io::Read, W: std::io::Write>(
     w: &mut W,
     software: &str,
 ) -> Result<(), ProtoError> {
-    write_sync(
-        w,
-        &Message::Hello {
-            version: PROTOCOL_VERSION,
-            software: software.into(),
-        },
-    )?;
+    write_sync(w, &hello(software))?;
     w.flush()?;
-    match read_sync(r)? {
-        Message::Hello { version, .. } if version == PROTOCOL_VERSION => Ok(()),
-        Message::Hello { version, software } => Err(ProtoError::VersionMismatch {
-            ours: PROTOCOL_VERSION,
-            theirs: version,
-            software,
-        }),
-        Message::Error { message } => Err(ProtoError::Remote(message)),
-        other => Err(ProtoError::Unexpected {
-            want: "hello",
-            got: other.name(),
-        }),
-    }
+    accept_hello(read_sync(r)?)
 }
 
 /// Sends a manifest as a header and parts on a blocking writer, then flushes.
 pub fn send_manifest_sync<W: std::io::Write>(w: &mut W, m: &Manifest) -> Result<(), ProtoError> {
-    write_sync(
-        w,
-        &Message::ManifestHeader {
-            algo: m.algo,
-            chunk_size: m.chunk_size,
-            source_size: m.source_size,
-            count: m.digests.len() as u64,
-        },
-    )?;
-    for (i, part) in m.digests.chunks(DIGESTS_PER_PART).enumerate() {
-        let first = (i * DIGESTS_PER_PART) as u64;
-        write_sync(
-            w,
-            &Message::ManifestPart {
-                first,
-                digests: part.to_vec(),
-            },
-        )?;
+    for msg in manifest_messages(m) {
+        write_sync(w, &msg)?;
     }
     w.flush()?;
     Ok(())
@@ -680,49 +668,11 @@ pub fn send_manifest_sync<W: std::io::Write>(w: &mut W, m: &Manifest) -> Result<
 
 /// Receives a manifest sent by `send_manifest_sync` (the same checks as `recv_manifest`).
 pub fn recv_manifest_sync<R: std::io::Read>(r: &mut R) -> Result<Manifest, ProtoError> {
-    let (algo, chunk_size, source_size, count) = match read_sync(r)? {
-        Message::ManifestHeader {
-            algo,
-            chunk_size,
-            source_size,
-            count,
-        } => (algo, chunk_size, source_size, count),
-        Message::Error { message } => return Err(ProtoError::Remote(message)),
-        other => {
-            return Err(ProtoError::Unexpected {
-                want: "manifest header",
-                got: other.name(),
-            })
-        }
-    };
-    let mut digests: Vec<Digest> = Vec::new();
-    while (digests.len() as u64) < count {
-        match read_sync(r)? {
-            Message::ManifestPart { first, digests: part } => {
-                let end = first + part.len() as u64;
-                if first != digests.len() as u64 || end > count || part.is_empty() {
-                    return Err(ProtoError::Malformed { what: "manifest part" });
-                }
-                if part.iter().any(|d| d.0[algo.digest_len()..].iter().any(|&b| b != 0)) {
-                    return Err(ProtoError::Malformed { what: "manifest part" });
-                }
-                digests.extend(part);
-            }
-            Message::Error { message } => return Err(ProtoError::Remote(message)),
-            other => {
-                return Err(ProtoError::Unexpected {
-                    want: "manifest part",
-                    got: other.name(),
-                })
-            }
-        }
+    let mut a = Assembly::start(read_sync(r)?)?;
+    while !a.done() {
+        a.add(read_sync(r)?)?;
     }
-    Ok(Manifest {
-        algo,
-        chunk_size,
-        source_size,
-        digests,
-    })
+    Ok(a.manifest)
 }
 
 impl Message {

@@ -232,7 +232,16 @@ pub trait Driver: Send + Sync {
 
     /// The snapshot an adopting update sends from, after proving the destination is a replica
     /// of the source; `notes` gets what the log should say.
-    fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot>;
+    fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
+        let _ = notes;
+        async move {
+            anyhow::bail!(
+                "{}: ferry adopts zettabee's ZFS replicas only",
+                adoption.pair.destination
+            )
+        }
+        .boxed()
+    }
     /// `verify`: what differs between the destination and the checkpoint `snap` both sides hold
     /// (empty: exactly the checkpoint). Kinds that cannot tell refuse.
     fn verify<'a>(
@@ -266,7 +275,10 @@ pub trait Driver: Send + Sync {
         .boxed()
     }
     /// For a destination that is not ferry's: a hint when another tool made it and it can be adopted.
-    fn adopt_hint<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> BoxFuture<'a, Option<String>>;
+    fn adopt_hint<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> BoxFuture<'a, Option<String>> {
+        let _ = (ex, vol);
+        async { None }.boxed()
+    }
 }
 
 /// The driver of a kind.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{judge, Meter, Transferred, CHUNK};
+use super::{judge, throttle, Meter, Transferred, CHUNK};
 use crate::exec::Process;
 
 /// The longest frame payload the relay keeps to hand over (progress frames are 16 bytes).
@@ -97,13 +97,7 @@ async fn copy(
         to.write_all(&buf[..n]).await?;
         total += n as u64;
         meter.add(n as u64);
-        if bwlimit > 0 {
-            let due = total as f64 / bwlimit as f64;
-            let now = started.elapsed().as_secs_f64();
-            if due > now {
-                tokio::time::sleep(std::time::Duration::from_secs_f64(due - now)).await;
-            }
-        }
+        throttle(started, total, bwlimit).await;
     }
     to.shutdown().await?;
     Ok(total)

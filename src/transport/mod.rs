@@ -17,6 +17,18 @@ pub use meter::Meter;
 /// Chunk size of the copy loop: large enough that per-chunk work is noise at 1 GB/s.
 const CHUNK: usize = 256 * 1024;
 
+/// Holds a bandwidth limit: sleeps until the average since `started` is back under `bwlimit`
+/// bytes per second (0: no limit).
+async fn throttle(started: Instant, total: u64, bwlimit: u64) {
+    if bwlimit > 0 {
+        let due = total as f64 / bwlimit as f64;
+        let now = started.elapsed().as_secs_f64();
+        if due > now {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(due - now)).await;
+        }
+    }
+}
+
 /// What a finished transfer moved.
 #[derive(Debug, Clone, Copy)]
 pub struct Transferred {
@@ -41,14 +53,7 @@ pub async fn pipe(mut send: Process, mut recv: Process, meter: &Meter, bwlimit: 
             to.write_all(&buf[..n]).await?;
             total += n as u64;
             meter.add(n as u64);
-            if bwlimit > 0 {
-                // sleep until the average since the start is back under the limit
-                let due = total as f64 / bwlimit as f64;
-                let now = started.elapsed().as_secs_f64();
-                if due > now {
-                    tokio::time::sleep(std::time::Duration::from_secs_f64(due - now)).await;
-                }
-            }
+            throttle(started, total, bwlimit).await;
         }
         to.shutdown().await?;
         Ok(())

@@ -7,7 +7,6 @@ pub mod commands;
 pub mod parse;
 
 use anyhow::{bail, Result};
-use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::block::peer::verify::Verdict;
@@ -15,8 +14,7 @@ use crate::block::proto::PROTOCOL_VERSION;
 use crate::config::units::format_bytes;
 use crate::config::Endpoint;
 use crate::driver::{
-    Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Snapshot, Storage, Under,
-    VolumeInfo,
+    Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Storage, Under, VolumeInfo,
 };
 use crate::exec::{describe_failure, Executor};
 use crate::model::Kind;
@@ -354,19 +352,5 @@ impl Driver for Block {
         snap: &'a str,
     ) -> Fut<'a, Vec<String>> {
         Block::verify(self, dst, d, snap).boxed()
-    }
-
-    fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, _notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
-        async move {
-            bail!(
-                "{}: ferry adopts zettabee's ZFS replicas only",
-                adoption.pair.destination
-            )
-        }
-        .boxed()
-    }
-
-    fn adopt_hint<'a>(&'a self, _ex: &'a Executor, _vol: &'a Endpoint) -> BoxFuture<'a, Option<String>> {
-        async { None }.boxed()
     }
 }

@@ -6,13 +6,10 @@ pub mod commands;
 pub mod parse;
 
 use anyhow::{bail, Result};
-use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::config::Endpoint;
-use crate::driver::{
-    Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Snapshot, Storage, VolumeInfo,
-};
+use crate::driver::{Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Storage, VolumeInfo};
 use crate::exec::{describe_failure, Executor};
 use crate::model::Kind;
 
@@ -390,20 +387,6 @@ impl Driver for Btrfs {
                 .collect())
         }
         .boxed()
-    }
-
-    fn adopt_base<'a>(&'a self, adoption: Adoption<'a>, _notes: &'a mut Vec<String>) -> Fut<'a, Snapshot> {
-        async move {
-            bail!(
-                "{}: ferry adopts zettabee's ZFS replicas only",
-                adoption.pair.destination
-            )
-        }
-        .boxed()
-    }
-
-    fn adopt_hint<'a>(&'a self, _ex: &'a Executor, _vol: &'a Endpoint) -> BoxFuture<'a, Option<String>> {
-        async { None }.boxed()
     }
 }
 
