@@ -340,7 +340,7 @@ fn config_rules_for_btrfs_pairs() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("snapshot_dir applies to btrfs pairs"), "{err}");
+    assert!(err.contains("snapshot_dir applies to btrfs"), "{err}");
 }
 
 /// Pids of `btrfs send|receive` processes working on paths under `root`.
