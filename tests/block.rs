@@ -282,6 +282,19 @@ fn local_image_initialize_scattered_update_grow_shrink_verify_repair() {
         "{names:?}"
     );
 
+    // the source side loses its state (a reinstalled host): the sender fetches the replica's
+    // manifest and still sends only what changed
+    std::fs::remove_dir_all(&snapdir).unwrap();
+    let changed = scatter_writes(&src, 20, 31);
+    next_second();
+    lab.ok(&["update", &d]);
+    assert!(same(&src, &dst, size(&src)));
+    let sent = lab.last_bytes();
+    assert!(
+        sent < chunks * 32 + changed + 64 * 1024,
+        "manifest back + changes only: {sent}"
+    );
+
     // purge --all removes the replica file and its state, not the source
     lab.ok(&["purge", "--all", "--yes", &d]);
     assert!(!dst.exists(), "the replica file went");

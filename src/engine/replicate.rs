@@ -478,6 +478,21 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
         }
         _ => assess(&fp, &sides.src_info, &sides.dst_info),
     };
+    let a = match a {
+        // peers that agree on the base themselves start from the replica's own checkpoint when
+        // the source side lost its record of it (the sender asks the receiver for its manifest)
+        State::Inconsistent(why) if sides.driver.duplex() => match replica_checkpoint(&fp, &sides.dst_info) {
+            Some(cp) => {
+                job.log.line(&format!(
+                    "{why}: the sender takes the replica's checkpoint {} from the destination",
+                    cp.name
+                ));
+                State::Synchronized(cp)
+            }
+            None => State::Inconsistent(why),
+        },
+        a => a,
+    };
     // adopting another tool's replica: its base instead of a checkpoint, ferry's marks set after
     let adopting = adopt::wanted(pair, &sides.src_info, &sides.dst_info);
     let checkpoint = match a {
@@ -546,6 +561,19 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
         bytes: moved.bytes,
         seconds: moved.seconds,
         pruned,
+    })
+}
+
+/// The checkpoint a replica of this pair records, when it is ours and has one.
+fn replica_checkpoint(fp: &str, dst: &VolumeInfo) -> Option<crate::model::Checkpoint> {
+    if dst.fingerprint.as_deref() != Some(fp) {
+        return None;
+    }
+    let name = dst.lastsnap.as_deref()?;
+    let snap = dst.snapshots.iter().find(|s| s.name == name)?;
+    Some(crate::model::Checkpoint {
+        name: snap.name.clone(),
+        created: snap.created,
     })
 }
 
