@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::receive::{recover, rescan};
+use super::receive::rescan;
 use crate::block::apply::Dest;
 use crate::block::diff;
 
@@ -33,8 +33,14 @@ pub fn run(path: PathBuf, state: PathBuf) -> Result<()> {
             state.display()
         );
     }
-    // an interrupted apply is finished first, as an update would: verify the state it leads to
-    recover(&dest, true)?;
+    // read-only: an update may be running (verify takes no lock), and a journal is its business.
+    // A sealed apply pending means the target is partly written: nothing to compare yet.
+    if dest.next_path().exists() {
+        bail!(
+            "{} has an apply pending (interrupted or running): run `ferry update` to finish it, then verify",
+            path.display()
+        );
+    }
     let Some(cp) = dest.checkpoint()? else {
         bail!("{} has no checkpoint yet: nothing to verify against", path.display());
     };
