@@ -738,3 +738,37 @@ fn sigkill_at_random_points_always_recovers_to_an_equal_replica() {
     );
     assert_eq!(lab.ok(&["verify", &d]).code, 0);
 }
+
+#[test]
+fn remote_destination_push_over_ssh_with_verify_and_repair_there() {
+    let Some(sshd) = Sshd::start() else { return };
+    let work = tempfile::Builder::new().prefix("ferry-block-push-").tempdir().unwrap();
+    let src = work.path().join("disk.raw");
+    random_file(&src, 8 << 20, 41);
+    let dst = work.path().join("far/disk.raw");
+    let d = format!("store1:{}", dst.display());
+    let lab = Lab::new(&src.display().to_string(), &d, "", Some(&sshd));
+    lab.ok(&["setup", &d]);
+    lab.ok(&["initialize", &d]);
+    assert!(same(&src, &dst, size(&src)));
+    let changed = scatter_writes(&src, 64, 5);
+    next_second();
+    lab.ok(&["update", &d]);
+    assert!(same(&src, &dst, size(&src)));
+    assert!(lab.last_bytes() as f64 <= 1.25 * changed as f64);
+    // the far replica damaged: verify runs there and names the range, repair fixes it
+    {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&dst).unwrap();
+        f.seek(SeekFrom::Start(4096 * 3 + 7)).unwrap();
+        f.write_all(b"\x00\x01").unwrap();
+    }
+    let v = lab.ferry(&["verify", &d]);
+    assert_eq!(v.code, 1, "{} {}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("bytes 12288..16384"), "{}", v.stdout);
+    next_second();
+    lab.ok(&["update", "--repair", &d]);
+    assert!(same(&src, &dst, size(&src)));
+    assert_eq!(lab.ok(&["verify", &d]).code, 0);
+    let st = lab.status();
+    assert_eq!(st["state"], "Synchronized", "{st}");
+}
