@@ -573,7 +573,8 @@ fn reflink_snapshots_on_btrfs_and_xfs_and_refused_elsewhere() {
     assert!(r.stderr.contains("reflink"), "{}", r.stderr);
 }
 
-/// Bytes the pair's running job reports moved (progress.json), 0 before it writes one.
+/// Bytes the pair's running update reports moved (progress.json), 0 before it writes one (a
+/// finished initialize's figures do not count).
 fn progress_bytes(lab: &Lab) -> u64 {
     let Ok(entries) = std::fs::read_dir(lab.path("state")) else {
         return 0;
@@ -582,6 +583,7 @@ fn progress_bytes(lab: &Lab) -> u64 {
         .filter_map(|e| e.ok())
         .find_map(|e| std::fs::read(e.path().join("progress.json")).ok())
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|v| v["action"] == "update" && v["finished"] == false)
         .and_then(|v| v["bytes"].as_u64())
         .unwrap_or(0)
 }
@@ -771,4 +773,59 @@ fn remote_destination_push_over_ssh_with_verify_and_repair_there() {
     assert_eq!(lab.ok(&["verify", &d]).code, 0);
     let st = lab.status();
     assert_eq!(st["state"], "Synchronized", "{st}");
+}
+
+#[test]
+fn purge_drops_a_cut_transfers_journal_and_the_next_update_sends_everything_again() {
+    let work = tempfile::Builder::new().prefix("ferry-block-purge-").tempdir().unwrap();
+    let src = work.path().join("vm.img");
+    random_file(&src, 32 << 20, 51);
+    let dst = work.path().join("replica/vm.img");
+    let d = dst.display().to_string();
+    let slow = Lab::new(&src.display().to_string(), &d, "bwlimit = \"8M\"", None);
+    slow.ok(&["setup", &d]);
+    slow.ok(&["initialize", &d]);
+    let changed = scatter_writes(&src, 4096, 19);
+    next_second();
+    let mut job = slow
+        .command(&["update", &d])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while progress_bytes(&slow) < changed / 2 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    job.kill().unwrap();
+    job.wait().unwrap();
+    // the peers end when their streams close; the receiver keeps what it journaled
+    let state = dst.parent().unwrap().join(".vm.img.ferry");
+    let t0 = Instant::now();
+    while !leftovers(&d).is_empty() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(state.join("journal").exists(), "a cut transfer keeps its journal");
+    slow.ok(&["unlock", &d]);
+    let listing = slow.ok(&["purge", &d]);
+    assert!(
+        listing.stdout.contains("@journal"),
+        "purge lists the journal: {}",
+        listing.stdout
+    );
+    slow.ok(&["purge", "--yes", &d]);
+    assert!(!state.join("journal").exists(), "purge --yes removed it");
+    assert_eq!(
+        slow.ok(&["verify", &d]).code,
+        0,
+        "the replica is still at its checkpoint"
+    );
+    let fast = Lab::new(&src.display().to_string(), &d, "", None);
+    next_second();
+    fast.ok(&["update", &d]);
+    assert!(same(&src, &dst, size(&src)));
+    assert!(
+        fast.last_bytes() >= changed,
+        "without the journal every change travels again"
+    );
 }

@@ -77,6 +77,10 @@ pub struct VolumeInfo {
     /// Why the volume is not at a consistent checkpoint until the next run brings it there (a
     /// block replica with an apply cut halfway): never Synchronized meanwhile.
     pub interrupted: Option<String>,
+    /// What runs left behind that is no snapshot but is this pair's (a block transfer's
+    /// resumable journal, a point-in-time clone of a killed run): `purge` removes it whatever
+    /// `keep` says, through `destroy_snapshots`.
+    pub leftovers: Vec<String>,
 }
 
 /// What became of one snapshot `destroy_snapshots` was asked to destroy.

@@ -125,6 +125,7 @@ mod tests {
             referenced: None,
             snapshots: snaps.iter().map(|(n, t)| snap(n, *t)).collect(),
             interrupted: None,
+            leftovers: Vec::new(),
         }
     }
 

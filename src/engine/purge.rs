@@ -98,8 +98,8 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
         destination: pair.destination.to_string(),
         source_at,
         destination_at,
-        source_snapshots: beyond_keep(&s, &fp, keep, Some(&checkpoint)),
-        destination_snapshots: beyond_keep(&d, &fp, keep, Some(&checkpoint)),
+        source_snapshots: [beyond_keep(&s, &fp, keep, Some(&checkpoint)), s.leftovers.clone()].concat(),
+        destination_snapshots: [beyond_keep(&d, &fp, keep, Some(&checkpoint)), d.leftovers.clone()].concat(),
         checkpoint: Some(checkpoint),
         ..Default::default()
     };

@@ -16,6 +16,10 @@ pub const PEER: &str = "#peer ";
 pub const FS: &str = "#fs ";
 pub const FREE: &str = "#free ";
 pub const SECTION: &str = "#--\n";
+/// Leftovers `purge` removes: a cut transfer's unsealed journal (the chunks a resume would not
+/// send again), the point-in-time clone of a killed run.
+pub const JOURNAL: &str = "journal";
+pub const CLONE: &str = "clone";
 
 /// The block side of a volume (config load gives every block pair's endpoints one).
 pub fn side(vol: &Endpoint) -> Result<&BlockSide> {
@@ -57,7 +61,8 @@ pub fn inspect(vols: &[&Endpoint]) -> Result<String> {
              elif [ -e {p} ]; then echo '{VOL}{i} other'; else echo '{VOL}{i} missing'; fi; \
              for f in checkpoint source planned; do [ -f {s}/$f.name ] && echo '{NAME}{i}' $f $(head -c 300 {s}/$f.name); done; \
              [ -f {s}/next.manifest ] && echo '{NAME}{i} sealed -'; \
-             [ -f {s}/journal ] && echo '{NAME}{i} journal -'; "
+             [ -f {s}/journal ] && [ ! -f {s}/next.manifest ] && echo '{NAME}{i} {JOURNAL} -'; \
+             [ -f {s}/snapshot ] && echo '{NAME}{i} {CLONE} -'; "
         ));
     }
     script.push_str("true");
@@ -132,6 +137,24 @@ pub fn destroy(vol: &Endpoint) -> Result<String> {
         return Ok(format!("rm -rf {s}"));
     }
     Ok(format!("if [ -f {p} ]; then rm -f {p} || exit 1; fi; rm -rf {s}"))
+}
+
+/// Removes one leftover, printing `destroyed|absent <name>`: an unsealed journal only (a sealed
+/// one is an apply to finish, never to drop), the clone.
+pub fn remove_leftover(vol: &Endpoint, name: &str) -> Result<String> {
+    let s = checked(&side(vol)?.state)?;
+    let (file, guard) = match name {
+        JOURNAL => (
+            format!("{s}/journal"),
+            format!(" && [ ! -f {} ]", q(&format!("{s}/next.manifest"))),
+        ),
+        CLONE => (format!("{s}/snapshot"), String::new()),
+        other => return Ok(format!("echo absent {}", q(other))),
+    };
+    Ok(format!(
+        "if [ -f {f} ]{guard}; then rm -f {f} && echo destroyed {name}; else echo absent {name}; fi",
+        f = q(&file)
+    ))
 }
 
 /// Whether the directory that will hold the destination file exists (a device: yes).

@@ -195,14 +195,24 @@ impl Driver for Block {
         async { Ok(()) }.boxed()
     }
 
-    /// A block volume holds one checkpoint, replaced by each update: older names are gone.
+    /// A block volume holds one checkpoint, replaced by each update: older names are gone. What
+    /// can go is a run's leftovers (`VolumeInfo::leftovers`): a resumable journal, a clone.
     fn destroy_snapshots<'a>(
         &'a self,
-        _ex: &'a Executor,
-        _vol: &'a Endpoint,
+        ex: &'a Executor,
+        vol: &'a Endpoint,
         snaps: &'a [String],
     ) -> Fut<'a, Vec<(String, Destroy)>> {
-        async move { Ok(snaps.iter().map(|s| (s.clone(), Destroy::Absent)).collect()) }.boxed()
+        async move {
+            let mut out = Vec::new();
+            for s in snaps {
+                let done = ex.run_ok(&commands::remove_leftover(vol, s)?).await?;
+                let gone = done.stdout_text().starts_with("destroyed");
+                out.push((s.clone(), if gone { Destroy::Destroyed } else { Destroy::Absent }));
+            }
+            Ok(out)
+        }
+        .boxed()
     }
 
     fn destroy_volume<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, ()> {

@@ -1,6 +1,6 @@
 //! Reading the block driver's script output into volumes and capabilities. Pure.
 
-use super::commands::{FREE, FS, NAME, PEER, VOL};
+use super::commands::{CLONE, FREE, FS, JOURNAL, NAME, PEER, VOL};
 use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
 /// What `inspect` printed, per volume; `sources[i]` says whether volume i is a pair's source.
@@ -46,7 +46,7 @@ pub fn inspect(text: &str, sources: &[bool]) -> Vec<VolumeInfo> {
                             .into(),
                     )
                 }
-                Some("journal") => {}
+                Some(w @ (JOURNAL | CLONE)) => v.leftovers.push(w.to_string()),
                 Some(which) if f.len() >= 5 => {
                     let (name, created, id) = (f[2], f[3].parse::<i64>().unwrap_or(0), f[4]);
                     if !v.snapshots.iter().any(|s| s.name == name) {
@@ -117,6 +117,8 @@ mod tests {
         assert_eq!(v[1].fingerprint.as_deref(), Some("ab"));
         assert_eq!(v[1].referenced, Some(1048576));
         assert!(v[1].interrupted.is_some());
+        let v = inspect("#vol 0 file 1\n#name 0 journal -\n#name 0 clone -\n", &[false]);
+        assert_eq!(v[0].leftovers, vec!["journal".to_string(), "clone".to_string()]);
     }
 
     #[test]
