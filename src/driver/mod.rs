@@ -198,10 +198,17 @@ pub trait Driver: Send + Sync {
             self.kind().word()
         )
     }
+    /// What status should always say about a pair reading this source, whatever its state (a
+    /// block source read live is not point-in-time).
+    fn notes(&self, source: &Endpoint) -> Vec<String> {
+        let _ = source;
+        Vec::new()
+    }
     /// Whether the send and receive scripts talk both ways (two ferry peers negotiating what to
-    /// send), so the transport joins them in both directions instead of piping one into the other.
-    fn duplex(&self) -> bool {
-        false
+    /// send), so the transport joins them in both directions instead of piping one into the
+    /// other: then the type of the sender's progress frames, which the relay hands to the job.
+    fn duplex(&self) -> Option<u8> {
+        None
     }
     /// The script that records the checkpoint with the data.
     fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String>;

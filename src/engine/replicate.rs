@@ -113,8 +113,8 @@ async fn transfer(
 ) -> Result<transport::Transferred> {
     let (src, dst) = (&pair.source, &pair.destination);
     let driver = sides.driver;
-    if driver.duplex() {
-        return transfer_duplex(pair, job, sides, snap, from, opts).await;
+    if let Some(progress_frame) = driver.duplex() {
+        return transfer_duplex(pair, job, sides, (snap, from), opts, progress_frame).await;
     }
     let force = opts.force;
     let expected = if sides.src_caps.send_estimate {
@@ -167,9 +167,9 @@ async fn transfer_duplex(
     pair: &Pair,
     job: &Job,
     sides: &Sides,
-    snap: &str,
-    from: Option<&str>,
+    (snap, from): (&str, Option<&str>),
     opts: Options,
+    progress_frame: u8,
 ) -> Result<transport::Transferred> {
     let (src, dst) = (&pair.source, &pair.destination);
     let driver = sides.driver;
@@ -196,7 +196,7 @@ async fn transfer_duplex(
         recv,
         &job.meter,
         pair.options.bwlimit,
-        crate::block::proto::T_PROGRESS,
+        progress_frame,
         &on_progress,
     )
     .await
@@ -470,7 +470,7 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
     // an apply cut halfway is finished by the receiver before anything else: the checkpoint
     // under it is where this run starts from
     let a = match &sides.dst_info.interrupted {
-        Some(why) if sides.driver.duplex() => {
+        Some(why) if sides.driver.duplex().is_some() => {
             job.log.line(&format!("destination: {why}"));
             let mut settled = sides.dst_info.clone();
             settled.interrupted = None;
@@ -481,7 +481,7 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
     let a = match a {
         // peers that agree on the base themselves start from the replica's own checkpoint when
         // the source side lost its record of it (the sender asks the receiver for its manifest)
-        State::Inconsistent(why) if sides.driver.duplex() => match replica_checkpoint(&fp, &sides.dst_info) {
+        State::Inconsistent(why) if sides.driver.duplex().is_some() => match replica_checkpoint(&fp, &sides.dst_info) {
             Some(cp) => {
                 job.log.line(&format!(
                     "{why}: the sender takes the replica's checkpoint {} from the destination",

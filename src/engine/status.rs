@@ -290,13 +290,7 @@ pub fn compose_tree(
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
     };
     let mut warnings = Vec::new();
-    if pair.source.block.as_ref().is_some_and(|b| !b.reflink) {
-        warnings.push(
-            "not point-in-time: snapshot = \"none\" reads the live source, so a replica of a volume in use \
-             may mix moments (snapshot = \"reflink\" on btrfs or xfs fixes that)"
-                .to_string(),
-        );
-    }
+    warnings.extend(crate::driver::for_kind(pair.kind).notes(&pair.source));
     let mut children = Vec::new();
     // a tree is as good as its worst member, and as old as its oldest checkpoint
     let mut lag_from = checkpoint.clone();

@@ -182,8 +182,19 @@ impl Driver for Block {
         commands::receive(vol, snap, true)
     }
 
-    fn duplex(&self) -> bool {
-        true
+    fn duplex(&self) -> Option<u8> {
+        Some(crate::block::proto::T_PROGRESS)
+    }
+
+    fn notes(&self, source: &Endpoint) -> Vec<String> {
+        match source.block.as_ref() {
+            Some(b) if !b.reflink => vec![
+                "not point-in-time: snapshot = \"none\" reads the live source, so a replica of a volume in use \
+                 may mix moments (snapshot = \"reflink\" on btrfs or xfs fixes that)"
+                    .to_string(),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     /// The receiver records the checkpoint with the data, atomically with applying it.
