@@ -40,7 +40,7 @@ fn good_config_is_understood() {
     );
     assert!(out.contains("bwlimit 50.0 MiB/s"), "{out}");
     assert!(out.contains("keep 5"), "{out}");
-    assert!(out.contains("store1:tank/s  listen=true update=false"), "{out}");
+    assert!(out.contains("store1:tank/s (zfs)  listen=true update=false"), "{out}");
 }
 
 #[test]
@@ -48,7 +48,18 @@ fn bad_configs_name_file_line_and_key() {
     let pair =
         |extra: &str| format!("{HOST}[[pair]]\nsource = \"store1:tank/data\"\ndestination = \"backup/data\"\n{extra}");
     // (config, expected fragments of the error)
+    let cluster =
+        |extra: &str| format!("{HOST}[[cluster]]\nname = \"c\"\npersist_path = \"/var/lib/ferry/c\"\n{extra}");
     let cases: Vec<(String, Vec<&str>)> = vec![
+        (cluster("settle = \"soon\"\n"), vec!["FILE:6:", "key `settle`"]),
+        (
+            cluster("coordination = \"etcd\"\n"),
+            vec!["FILE:6:", "key `coordination`", "not built yet"],
+        ),
+        (
+            cluster("volumes = [{ at = \"store1:tank/x\", kind = \"btrfs\", listen = true }]\n"),
+            vec!["FILE:6:", "key `at`", "must be absolute"],
+        ),
         (
             pair("colour = \"blue\"\n"),
             vec!["FILE:6:", "key `colour`", "unknown key"],

@@ -1,4 +1,5 @@
-//! `ferry import zettabee FILE`: zettabee pair lines become a ferry config that `ferry check` accepts.
+//! `ferry import zettabee FILE` and `ferry import copycat FILE`: another tool's config becomes a
+//! ferry config that `ferry check` accepts.
 
 use std::process::Command;
 
@@ -172,4 +173,52 @@ fn import_errors_name_the_zettabee_line() {
             "{extra}: {err}"
         );
     }
+}
+
+#[test]
+fn a_copycat_config_becomes_a_cluster_ferry_accepts_without_its_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("config.json");
+    std::fs::write(
+        &c,
+        r#"{
+"persist-path" : "/var/lib/copycat",
+"debug" : true,
+"servers" : [ {
+"port" : 6442,
+"host": "sdfs1.dc1.example.com",
+"password" : "hunter2",
+"volumeid" : 272362632702517055,
+"listen" : true,
+"update" : true
+},
+{
+"port" : 6443,
+"host": "10.0.0.12",
+"password" : "hunter2",
+"volumeid" : 1900326592403395044,
+"listen" : true,
+"update" : true
+}]
+}"#,
+    )
+    .unwrap();
+    let (code, toml, err) = ferry(&["import", "copycat", c.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(!toml.contains("hunter2"), "a password never reaches the output: {toml}");
+    assert!(toml.contains("`password`") && toml.contains("`port`"), "{toml}");
+    let cfg = dir.path().join("ferry.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let (code, out, err) = ferry(&["-c", cfg.to_str().unwrap(), "check"], dir.path());
+    assert_eq!(code, 0, "{err}\n{toml}");
+    assert!(out.contains("persist_path /var/lib/copycat"), "{out}");
+    assert!(
+        out.contains("sdfs1:sdfs/272362632702517055 (zfs)  listen=true update=true"),
+        "{out}"
+    );
+    // a broken file: the line of the JSON error
+    std::fs::write(&c, "{\n\"persist-path\": \"/x\",\n\"servers\": [ {\"host\": }\n]}").unwrap();
+    let (code, _, err) = ferry(&["import", "copycat", c.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("config.json:3"), "{err}");
 }

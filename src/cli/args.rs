@@ -114,9 +114,10 @@ pub enum Action {
     Peer(PeerAction),
     /// Prometheus text format for node_exporter's textfile collector: lag, last success, bytes, running, state
     Metrics { dest: Option<String> },
-    /// Convert another tool's config to ferry TOML on stdout: `ferry import zettabee FILE`
+    /// Convert another tool's config to ferry TOML on stdout: `ferry import zettabee FILE`,
+    /// `ferry import copycat config.json`
     Import {
-        /// The tool whose config FILE is (zettabee)
+        /// The tool whose config FILE is (zettabee, copycat)
         format: String,
         file: PathBuf,
         /// Mark every pair `adopt = "zettabee"`: its first update takes over zettabee's replica

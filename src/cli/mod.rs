@@ -552,10 +552,17 @@ async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
 }
 
 fn import(format: &str, file: &std::path::Path, adopt: bool) -> Result<String> {
-    if format != "zettabee" {
-        anyhow::bail!("unknown format {format:?} (ferry imports: zettabee)");
-    }
     let text = std::fs::read_to_string(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
+    match format {
+        "zettabee" => {}
+        "copycat" => {
+            if adopt {
+                anyhow::bail!("--adopt takes over zettabee's replicas; a CopyCat cluster has none");
+            }
+            return config::copycat::copycat(file, &text).map_err(|e| anyhow!(e));
+        }
+        other => anyhow::bail!("unknown format {other:?} (ferry imports: zettabee, copycat)"),
+    }
     let options = config::import::Options { adopt };
     config::import::zettabee(file, &text, &nsca::local_host_name(), options).map_err(|e| anyhow!(e))
 }

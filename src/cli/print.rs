@@ -214,7 +214,8 @@ pub fn config(c: &Config, json: bool) {
             .collect();
         let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts, "pairs": pairs,
             "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
-                "volumes": k.volumes.iter().map(|v| serde_json::json!({"at": v.at.to_string(), "listen": v.listen, "update": v.update})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
+                "settle_secs": k.settle.as_secs(),
+                "volumes": k.volumes.iter().map(|v| serde_json::json!({"at": v.at.to_string(), "kind": v.kind, "listen": v.listen, "update": v.update})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
         outln!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
         return;
     }
@@ -298,9 +299,20 @@ pub fn config(c: &Config, json: bool) {
     if !c.clusters.is_empty() {
         outln!("clusters: {}", c.clusters.len());
         for k in &c.clusters {
-            outln!("  {}  persist_path {}", k.name, k.persist_path.display());
+            outln!(
+                "  {}  persist_path {}  settle {}",
+                k.name,
+                k.persist_path.display(),
+                crate::config::units::format_duration(k.settle)
+            );
             for v in &k.volumes {
-                outln!("    {}  listen={} update={}", v.at, v.listen, v.update);
+                outln!(
+                    "    {} ({})  listen={} update={}",
+                    v.at,
+                    v.kind.word(),
+                    v.listen,
+                    v.update
+                );
             }
         }
     }

@@ -48,7 +48,7 @@ fn is_local(host: &str, this: &str) -> bool {
         && (!this.contains('.') || !host.contains('.'))
 }
 
-fn toml_str(s: &str) -> String {
+pub(super) fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

@@ -437,7 +437,7 @@ fn build(cx: &Cx) -> Option<Config> {
     let mut clusters = Vec::new();
     let mut seen_cluster: HashMap<String, usize> = HashMap::new();
     for c in root.tables("cluster") {
-        c.unknown_keys(&["name", "persist_path", "volumes"]);
+        c.unknown_keys(&["name", "persist_path", "settle", "coordination", "volumes"]);
         let name = match c.str("name") {
             Some(n) => {
                 if let Err(m) = names::check_host_name(n.get_ref()) {
@@ -468,25 +468,51 @@ fn build(cx: &Cx) -> Option<Config> {
                 PathBuf::new()
             }
         };
+        let settle = match c.scalar("settle") {
+            Some(v) => cx.ok(cx.duration(&v, "settle")).unwrap_or(DEFAULT_SETTLE),
+            None => DEFAULT_SETTLE,
+        };
+        if let Some(k) = c.str("coordination") {
+            if k.get_ref() != "local" {
+                cx.report(cx.err(
+                    k.span(),
+                    "coordination",
+                    &format!(
+                        "coordination {:?} is not built yet: \"local\" (one instance, a lock in persist_path) is",
+                        k.get_ref()
+                    ),
+                ));
+            }
+        }
         let mut volumes = Vec::new();
         for v in c.tables("volumes") {
-            v.unknown_keys(&["at", "listen", "update"]);
+            v.unknown_keys(&["at", "kind", "listen", "update"]);
             let listen = v.bool("listen").is_some_and(|b| *b.get_ref());
             let update = v.bool("update").is_some_and(|b| *b.get_ref());
+            let kind = match v.str("kind") {
+                Some(k) => cx.ok(parse_kind(cx, &k)).unwrap_or(Kind::DEFAULT),
+                None => Kind::DEFAULT,
+            };
             let at = match v.str("at") {
-                Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts, Kind::DEFAULT)),
+                Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts, kind)),
                 None => {
                     cx.report(cx.err(v.span.clone(), "at", "a volume needs `at`"));
                     None
                 }
             };
             if let Some(at) = at {
-                volumes.push(ClusterVolume { at, listen, update });
+                volumes.push(ClusterVolume {
+                    at,
+                    kind,
+                    listen,
+                    update,
+                });
             }
         }
         clusters.push(Cluster {
             name,
             persist_path,
+            settle,
             volumes,
         });
     }
@@ -516,6 +542,9 @@ fn build(cx: &Cx) -> Option<Config> {
         max_jobs_per_host,
     })
 }
+
+/// How long a cluster's changes settle before they fan out when `settle` is not set.
+pub const DEFAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
     if let Some(kind) = Kind::from_word(k.get_ref()) {

@@ -1,5 +1,6 @@
 //! Configuration: the TOML model, its validation, and the units and names it accepts.
 
+pub mod copycat;
 mod fields;
 pub mod import;
 mod load;

@@ -242,6 +242,7 @@ impl Pair {
 #[derive(Debug, Clone)]
 pub struct ClusterVolume {
     pub at: Endpoint,
+    pub kind: Kind,
     pub listen: bool,
     pub update: bool,
 }
@@ -250,6 +251,8 @@ pub struct ClusterVolume {
 pub struct Cluster {
     pub name: String,
     pub persist_path: PathBuf,
+    /// How long changes settle before they fan out (`settle`, default 5 s).
+    pub settle: Duration,
     pub volumes: Vec<ClusterVolume>,
 }
 
