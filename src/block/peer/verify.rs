@@ -35,7 +35,7 @@ pub fn run(path: PathBuf, state: PathBuf) -> Result<()> {
     }
     // read-only: an update may be running (verify takes no lock), and a journal is its business.
     // A sealed apply pending means the target is partly written: nothing to compare yet.
-    if dest.next_path().exists() {
+    if dest.next_path().exists() || state.join("next.name").exists() {
         bail!(
             "{} has an apply pending (interrupted or running): run `ferry update` to finish it, then verify",
             path.display()

@@ -48,8 +48,9 @@ fn checked_snap(snap: &str) -> Result<&str> {
 const PATH: &str = "PATH=$PATH:/usr/sbin:/sbin; ";
 
 /// For each volume: `#vol N file|device|other|missing [size]`, then `#name N <file> <name file>`
-/// for each name file its state directory holds, and `#name N sealed|journal -` where an apply
-/// is pending or a cut transfer left chunks to resume from.
+/// for each name file its state directory holds, `#name N sealed -` where an apply or the
+/// recording of its checkpoint is unfinished (a next manifest or name: until the next receive
+/// settles it, the checkpoint on record may not be what the replica holds), and the leftovers.
 pub fn inspect(vols: &[&Endpoint]) -> Result<String> {
     let mut script = String::from(PATH);
     for (i, v) in vols.iter().enumerate() {
@@ -60,7 +61,7 @@ pub fn inspect(vols: &[&Endpoint]) -> Result<String> {
              elif [ -b {p} ]; then echo '{VOL}{i} device' $(blockdev --getsize64 {p} 2>/dev/null); \
              elif [ -e {p} ]; then echo '{VOL}{i} other'; else echo '{VOL}{i} missing'; fi; \
              for f in checkpoint source planned; do [ -f {s}/$f.name ] && echo '{NAME}{i}' $f $(head -c 300 {s}/$f.name); done; \
-             [ -f {s}/next.manifest ] && echo '{NAME}{i} sealed -'; \
+             if [ -f {s}/next.manifest ] || [ -f {s}/next.name ]; then echo '{NAME}{i} sealed -'; fi; \
              [ -f {s}/journal ] && [ ! -f {s}/next.manifest ] && echo '{NAME}{i} {JOURNAL} -'; \
              [ -f {s}/snapshot ] && echo '{NAME}{i} {CLONE} -'; "
         ));

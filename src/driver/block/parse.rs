@@ -41,8 +41,8 @@ pub fn inspect(text: &str, sources: &[bool]) -> Vec<VolumeInfo> {
             match f.get(1).copied() {
                 Some("sealed") => {
                     v.interrupted = Some(
-                        "an apply was interrupted (its journal sealed, the replica partly written): \
-                         the next update finishes it before anything else"
+                        "an apply was interrupted (the replica partly written, or its checkpoint not yet \
+                         recorded): the next update finishes it before anything else"
                             .into(),
                     )
                 }
