@@ -588,6 +588,21 @@ fn progress_bytes(lab: &Lab) -> u64 {
         .unwrap_or(0)
 }
 
+/// Starts an update in the background and returns once it has moved half of `changed`.
+fn update_until_half(lab: &Lab, dest: &str, changed: u64) -> std::process::Child {
+    let job = lab
+        .command(&["update", dest])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while progress_bytes(lab) < changed / 2 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    job
+}
+
 #[test]
 fn a_link_cut_halfway_resumes_from_the_journaled_chunks() {
     let Some(sshd) = Sshd::start() else { return };
@@ -609,16 +624,7 @@ fn a_link_cut_halfway_resumes_from_the_journaled_chunks() {
     fast.ok(&["initialize", &d]);
     let changed = scatter_writes(&src, 16384, 13);
     next_second();
-    let mut job = lab
-        .command(&["update", &d])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while progress_bytes(&lab) < changed / 2 && t0.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut job = update_until_half(&lab, &d, changed);
     let at_cut = progress_bytes(&lab);
     let cut = sshd.cut_connections();
     let status = job.wait().unwrap();
@@ -802,16 +808,7 @@ fn purge_drops_a_cut_transfers_journal_and_the_next_update_sends_everything_agai
     slow.ok(&["initialize", &d]);
     let changed = scatter_writes(&src, 4096, 19);
     next_second();
-    let mut job = slow
-        .command(&["update", &d])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while progress_bytes(&slow) < changed / 2 && t0.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut job = update_until_half(&slow, &d, changed);
     job.kill().unwrap();
     job.wait().unwrap();
     // the peers end when their streams close; the receiver keeps what it journaled

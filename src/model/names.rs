@@ -103,6 +103,20 @@ fn check_path(what: &str, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A snapshot's or checkpoint's own name before it reaches a command line: ferry's snapshot
+/// alphabet (`ferry.<fp>.<time>` and the names other tools gave theirs), not starting with `.`.
+pub fn check_snapshot_name(snap: &str) -> Result<(), String> {
+    if snap.is_empty()
+        || snap.starts_with('.')
+        || !snap
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+    {
+        return Err(format!("invalid snapshot name {snap:?}"));
+    }
+    Ok(())
+}
+
 /// Where a block pair keeps its files on the source's host: its own directory in the snapshot
 /// directory (`snapshot_dir`, default `.ferry-snapshots` beside the source, which a reflink copy
 /// needs: the same filesystem; for a device, `/var/lib/ferry/snapshots`).

@@ -2,7 +2,7 @@
 //! state directory, and the `ferry peer` lines that do the work on each host. Every path is
 //! validated, then quoted.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 
 use crate::config::names::shell_quote as q;
 use crate::config::{BlockSide, Endpoint};
@@ -33,14 +33,7 @@ fn checked(path: &str) -> Result<&str> {
 
 /// A checkpoint's name: ferry's snapshot alphabet.
 fn checked_snap(snap: &str) -> Result<&str> {
-    if snap.is_empty()
-        || snap.starts_with('.')
-        || !snap
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
-    {
-        bail!("invalid checkpoint name {snap:?}");
-    }
+    crate::model::names::check_snapshot_name(snap).map_err(|m| anyhow!(m))?;
     Ok(snap)
 }
 

@@ -28,14 +28,7 @@ pub fn checked(path: &str) -> Result<&str> {
 
 /// A snapshot's own name: one path component of ferry's snapshot alphabet.
 fn checked_snap(snap: &str) -> Result<&str> {
-    if snap.is_empty()
-        || snap.starts_with('.')
-        || !snap
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
-    {
-        bail!("invalid snapshot name {snap:?}");
-    }
+    crate::model::names::check_snapshot_name(snap).map_err(|m| anyhow!(m))?;
     Ok(snap)
 }
 
