@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{judge, throttle, Meter, Transferred, CHUNK};
+use super::{judge, Meter, Throttle, Transferred, CHUNK};
 use crate::exec::Process;
 
 /// The longest frame payload the relay keeps to hand over (progress frames are 16 bytes).
@@ -83,7 +83,7 @@ async fn copy(
     bwlimit: u64,
     mut frames: Option<(Frames, &(dyn Fn(&[u8]) + Sync))>,
 ) -> Result<u64> {
-    let started = Instant::now();
+    let mut throttle = Throttle::new(bwlimit);
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -97,7 +97,7 @@ async fn copy(
         to.write_all(&buf[..n]).await?;
         total += n as u64;
         meter.add(n as u64);
-        throttle(started, total, bwlimit).await;
+        throttle.pace(total).await;
     }
     to.shutdown().await?;
     Ok(total)

@@ -17,14 +17,41 @@ pub use meter::Meter;
 /// Chunk size of the copy loop: large enough that per-chunk work is noise at 1 GB/s.
 const CHUNK: usize = 256 * 1024;
 
-/// Holds a bandwidth limit: sleeps until the average since `started` is back under `bwlimit`
-/// bytes per second (0: no limit).
-async fn throttle(started: Instant, total: u64, bwlimit: u64) {
-    if bwlimit > 0 {
-        let due = total as f64 / bwlimit as f64;
-        let now = started.elapsed().as_secs_f64();
+/// Holds a bandwidth limit (bytes per second, 0: none): after each write, sleeps until the bytes
+/// since its origin are back under the limit. A stream that fell behind (a stalled link, a
+/// loaded machine) may not make up for it in a burst above the limit: the credit it can save up
+/// is capped at `CREDIT`, so the rate over any few seconds stays at the limit.
+pub(crate) struct Throttle {
+    limit: u64,
+    origin: Instant,
+    base: u64,
+}
+
+/// The most time a throttled stream may be behind its limit and catch up on.
+const CREDIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Throttle {
+    pub(crate) fn new(limit: u64) -> Throttle {
+        Throttle {
+            limit,
+            origin: Instant::now(),
+            base: 0,
+        }
+    }
+
+    /// Called with the stream's running total after each write.
+    pub(crate) async fn pace(&mut self, total: u64) {
+        if self.limit == 0 {
+            return;
+        }
+        let due = std::time::Duration::from_secs_f64(total.saturating_sub(self.base) as f64 / self.limit as f64);
+        let now = self.origin.elapsed();
         if due > now {
-            tokio::time::sleep(std::time::Duration::from_secs_f64(due - now)).await;
+            tokio::time::sleep(due - now).await;
+        } else if now - due > CREDIT {
+            // behind by more than the credit: start counting again from here, CREDIT behind
+            self.origin = Instant::now() - CREDIT;
+            self.base = total;
         }
     }
 }
@@ -44,6 +71,7 @@ pub async fn pipe(mut send: Process, mut recv: Process, meter: &Meter, bwlimit: 
     let started = Instant::now();
     let mut buf = vec![0u8; CHUNK];
     let mut total: u64 = 0;
+    let mut throttle = Throttle::new(bwlimit);
     let copied: Result<()> = async {
         loop {
             let n = from.read(&mut buf).await?;
@@ -53,7 +81,7 @@ pub async fn pipe(mut send: Process, mut recv: Process, meter: &Meter, bwlimit: 
             to.write_all(&buf[..n]).await?;
             total += n as u64;
             meter.add(n as u64);
-            throttle(started, total, bwlimit).await;
+            throttle.pace(total).await;
         }
         to.shutdown().await?;
         Ok(())
@@ -103,5 +131,28 @@ fn failure(side: &str, r: Result<Finished>, other: Option<anyhow::Error>) -> any
             None => anyhow!("stream broke"),
         },
         Err(e) => e.context(format!("{side} failed")),
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_that_fell_behind_does_not_burst_above_the_limit() {
+        let mut t = Throttle::new(1_000_000);
+        t.pace(100_000).await; // 0.1 s at the limit
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await; // a stall
+        let start = Instant::now();
+        for total in (200_000..=600_000).step_by(100_000) {
+            t.pace(total).await;
+        }
+        // 500 KB after the stall: at most CREDIT (0.25 s) of it free, the rest at the limit;
+        // averaging since the start would have let all of it through at once
+        assert!(
+            start.elapsed() >= std::time::Duration::from_millis(150),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }
