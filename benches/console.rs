@@ -81,6 +81,8 @@ fn running(c: &Config, i: usize, rate: f64) -> RunInfo {
             history: (0..180).map(|s| rate * (0.5 + (s % 7) as f64 / 10.0)).collect(),
             finished: false,
             error: None,
+            read: None,
+            read_total: None,
         }),
     }
 }

@@ -355,7 +355,7 @@ fn remote_source_over_ssh_with_compression_and_a_missing_peer() {
     {
         let mut f = std::fs::OpenOptions::new().append(true).open(&src).unwrap();
         for i in 0..(16 << 20) / 64 {
-            write!(f, "{:063}\n", i).unwrap();
+            writeln!(f, "{:063}", i).unwrap();
         }
     }
     let dst = work.path().join("replica/vm.img");

@@ -11,6 +11,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::{judge, Meter, Throttle, Transferred, CHUNK};
 use crate::exec::Process;
 
+/// What the relay hands a watched frame's payload to.
+type OnFrame<'a> = &'a (dyn Fn(&[u8]) + Sync);
+
 /// The longest frame payload the relay keeps to hand over (progress frames are 16 bytes).
 const WATCHED_MAX: usize = 64;
 
@@ -37,7 +40,7 @@ impl Frames {
     }
 
     /// Walks `buf`, calling `on_frame` with the payload of each complete watched frame.
-    fn feed(&mut self, mut buf: &[u8], on_frame: &(dyn Fn(&[u8]) + Sync)) {
+    fn feed(&mut self, mut buf: &[u8], on_frame: OnFrame<'_>) {
         while !buf.is_empty() {
             if self.have < 5 {
                 let take = (5 - self.have).min(buf.len());
@@ -67,7 +70,7 @@ impl Frames {
         }
     }
 
-    fn end(&mut self, on_frame: &(dyn Fn(&[u8]) + Sync)) {
+    fn end(&mut self, on_frame: OnFrame<'_>) {
         if self.watched {
             on_frame(&self.payload);
         }
@@ -81,7 +84,7 @@ async fn copy(
     mut to: impl AsyncWrite + Unpin,
     meter: &Meter,
     bwlimit: u64,
-    mut frames: Option<(Frames, &(dyn Fn(&[u8]) + Sync))>,
+    mut frames: Option<(Frames, OnFrame<'_>)>,
 ) -> Result<u64> {
     let mut throttle = Throttle::new(bwlimit);
     let mut buf = vec![0u8; CHUNK];
@@ -111,7 +114,7 @@ pub async fn duplex(
     meter: &Meter,
     bwlimit: u64,
     watch: u8,
-    on_frame: &(dyn Fn(&[u8]) + Sync),
+    on_frame: OnFrame<'_>,
 ) -> Result<Transferred> {
     let started = Instant::now();
     let s_out = send.stdout.take().ok_or_else(|| anyhow!("sender has no stdout"))?;

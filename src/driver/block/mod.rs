@@ -27,24 +27,33 @@ fn speaks_ours(version: &str) -> bool {
     version.ends_with(&format!("block protocol {PROTOCOL_VERSION}"))
 }
 
+/// Which of the volumes are a pair's source (the listing reads differently for those).
+fn sources(vols: &[&Endpoint]) -> Vec<bool> {
+    vols.iter()
+        .map(|v| v.block.as_ref().is_some_and(|b| b.source))
+        .collect()
+}
+
+/// Runs a listing script on the host; its output, or why it failed.
+async fn listing(ex: &Executor, script: &str) -> Result<String> {
+    let out = ex.run(script).await?;
+    if !out.success() {
+        bail!(
+            "on {}: reading block volumes failed: {}",
+            ex.host(),
+            describe_failure(out.code, &out.stderr)
+        );
+    }
+    Ok(out.stdout_text())
+}
+
 impl Block {
     async fn inspect(&self, ex: &Executor, vols: &[&Endpoint]) -> Result<Vec<VolumeInfo>> {
         if vols.is_empty() {
             return Ok(Vec::new());
         }
-        let out = ex.run(&commands::inspect(vols)?).await?;
-        if !out.success() {
-            bail!(
-                "on {}: reading block volumes failed: {}",
-                ex.host(),
-                describe_failure(out.code, &out.stderr)
-            );
-        }
-        let sources: Vec<bool> = vols
-            .iter()
-            .map(|v| v.block.as_ref().is_some_and(|b| b.source))
-            .collect();
-        Ok(parse::inspect(&out.stdout_text(), &sources))
+        let text = listing(ex, &commands::inspect(vols)?).await?;
+        Ok(parse::inspect(&text, &sources(vols)))
     }
 
     async fn probe_and_inspect(&self, ex: &Executor, vols: &[&Endpoint]) -> Result<(Capabilities, Vec<VolumeInfo>)> {
@@ -57,22 +66,10 @@ impl Block {
             commands::SECTION,
             commands::inspect(vols)?
         );
-        let out = ex.run(&script).await?;
-        if !out.success() {
-            bail!(
-                "on {}: reading block volumes failed: {}",
-                ex.host(),
-                describe_failure(out.code, &out.stderr)
-            );
-        }
-        let text = out.stdout_text();
-        let (probe, listing) = text.split_once(commands::SECTION).unwrap_or(("", text.as_str()));
+        let text = listing(ex, &script).await?;
+        let (probe, list) = text.split_once(commands::SECTION).unwrap_or(("", text.as_str()));
         let (mut caps, _) = parse::capabilities(probe);
-        let sources: Vec<bool> = vols
-            .iter()
-            .map(|v| v.block.as_ref().is_some_and(|b| b.source))
-            .collect();
-        let info = parse::inspect(listing, &sources);
+        let info = parse::inspect(list, &sources(vols));
         caps.used_bytes = info.first().and_then(|i| i.referenced);
         Ok((caps, info))
     }
