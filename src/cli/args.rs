@@ -77,7 +77,8 @@ pub enum Action {
         #[arg(long)]
         force: bool,
         /// Block volumes: reread the replica, compare it with the source chunk by chunk (hashes
-        /// only over the wire) and resend what differs
+        /// only over the wire) and resend what differs. Object pairs: list both sides and mend
+        /// what was changed on the destination behind ferry's back
         #[arg(long, conflicts_with = "all")]
         repair: bool,
     },
@@ -109,6 +110,16 @@ pub enum Action {
     Verify { dest: String },
     /// Print pair fingerprints
     Fingerprint { dest: Option<String> },
+    /// Object pairs: each key's replication status (PENDING, COMPLETED, FAILED with reason and
+    /// retries), from the pair's journal
+    Objects {
+        dest: String,
+        /// Only the FAILED changes
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Object pairs: retry every FAILED change now (not waiting for its backoff), then a pass
+    Retry { dest: String },
     /// The far end of a block pair, started by ferry over SSH on the other host (not for people)
     #[command(hide = true, subcommand)]
     Peer(PeerAction),
@@ -151,6 +162,8 @@ impl Action {
             Action::Logfile { .. } => "logfile",
             Action::Verify { .. } => "verify",
             Action::Fingerprint { .. } => "fingerprint",
+            Action::Objects { .. } => "objects",
+            Action::Retry { .. } => "retry",
             Action::Check => "check",
             Action::Import { .. } => "import",
             Action::Metrics { .. } => "metrics",
@@ -169,6 +182,7 @@ impl Action {
             Action::Initialize { .. } => Some(JobAction::Initialize),
             Action::Update { .. } => Some(JobAction::Update),
             Action::Unlock { .. } => Some(JobAction::Unlock),
+            Action::Retry { .. } => Some(JobAction::Retry),
             Action::Purge {
                 all: true, yes: true, ..
             } => Some(JobAction::PurgeAll),
@@ -187,6 +201,8 @@ impl Action {
             | Action::Unlock { dest }
             | Action::Purge { dest, .. }
             | Action::Logfile { dest }
+            | Action::Objects { dest, .. }
+            | Action::Retry { dest }
             | Action::Verify { dest } => Some(dest),
             Action::Status { dest, .. }
             | Action::Fingerprint { dest }

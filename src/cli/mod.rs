@@ -330,6 +330,42 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             }
             Ok(if ok { 0 } else { 1 })
         }
+        Action::Objects { dest, failed } => {
+            let p = one(engine, dest)?;
+            if p.kind.has_snapshots() {
+                anyhow::bail!("{} is a {} pair: `objects` lists the keys of object pairs", Engine::dest_name(p), p.kind.word());
+            }
+            let list = crate::engine::objects::objects(engine, p, *failed)?;
+            print::objects(&list, cli.json);
+            Ok(0)
+        }
+        Action::Retry { dest } => {
+            let p = one(engine, dest)?;
+            if p.kind.has_snapshots() {
+                anyhow::bail!(
+                    "{} is a {} pair: `retry` is for object pairs' FAILED changes (run `update`)",
+                    Engine::dest_name(p),
+                    p.kind.word()
+                );
+            }
+            let watch = bar::wanted(cli.nagios, cli.json)
+                .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));
+            let result = crate::engine::objects::retry(engine, p).await;
+            if let Some(w) = watch {
+                w.finish().await;
+            }
+            let done = result?;
+            if cli.json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"action": "retry", "destination": p.destination.to_string(),
+                        "checkpoint": done.snapshot, "bytes": done.bytes, "seconds": done.seconds})
+                );
+            } else if cli.verbose || cli.debug {
+                outln!("{}", print::replicated("retry", p, &done));
+            }
+            Ok(0)
+        }
         Action::Logfile { dest } => {
             let p = one(engine, dest)?;
             outln!("{}", engine.state.log_path(&p.fingerprint()).display());

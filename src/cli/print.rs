@@ -94,6 +94,31 @@ pub fn status(st: &[PairStatus], full: bool, json: bool, unlock: impl Fn(&PairSt
     }
 }
 
+/// `objects DEST`: one line per key (state, op, retries, why), or a JSON array.
+pub fn objects(list: &[crate::engine::objects::ObjectStatus], json: bool) {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(list).unwrap_or_else(|_| "[]".into()));
+        return;
+    }
+    if list.is_empty() {
+        outln!("no objects");
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|o| {
+            let state = o.state.word().to_string();
+            let op = o.op.map_or("-", |op| op.word()).to_string();
+            let mut why = o.reason.clone().unwrap_or_default();
+            if let Some(next) = o.next_retry_ms {
+                why = format!("retry {} at {}: {why}", o.retries + 1, format_time((next / 1000) as i64));
+            }
+            vec![state, op, o.key.clone(), why]
+        })
+        .collect();
+    out!("{}", table(&rows));
+}
+
 pub fn fingerprints(pairs: &[&Pair], single: bool, json: bool) {
     if json {
         let v: Vec<_> = pairs

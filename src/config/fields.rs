@@ -107,6 +107,8 @@ const HOST_KEYS: &[&str] = &[
     "ferry_path",
 ];
 
+const OBJECT_HOST_KEYS: &[&str] = &["endpoint", "region", "credentials", "profile"];
+
 fn is_ipv6(address: &str) -> bool {
     address.parse::<std::net::Ipv6Addr>().is_ok()
 }
@@ -436,6 +438,84 @@ impl Cx<'_> {
         (host, jump)
     }
 
+    /// A `[hosts.NAME]` table with `endpoint`: an S3 endpoint. SSH keys there are refused by
+    /// name (an object-store host is reached over its S3 API, not SSH).
+    pub(super) fn object_host(&self, name: &str, t: &Table) -> ObjectHost {
+        for k in HOST_KEYS {
+            if let Some(v) = t.scalar(k) {
+                self.report(self.err(
+                    v.span(),
+                    k,
+                    &format!(
+                        "host {name:?} has an endpoint (an object store reached over S3); {k} belongs to SSH hosts (an object-store host takes {})",
+                        OBJECT_HOST_KEYS.join(", ")
+                    ),
+                ));
+            }
+        }
+        t.unknown_keys(&[HOST_KEYS, OBJECT_HOST_KEYS].concat());
+        let endpoint = match t.str("endpoint") {
+            Some(e) => {
+                if let Err(m) = names::check_endpoint_url(e.get_ref()) {
+                    self.report(self.err(e.span(), "endpoint", &m));
+                }
+                e.get_ref().trim_end_matches('/').to_string()
+            }
+            None => String::new(),
+        };
+        let region = match t.str("region") {
+            Some(r) if !r.get_ref().is_empty()
+                && r.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+            {
+                r.get_ref().clone()
+            }
+            Some(r) => {
+                self.report(self.err(
+                    r.span(),
+                    "region",
+                    &format!("region {:?}: letters, digits and '-' only (as us-east-1)", r.get_ref()),
+                ));
+                "us-east-1".to_string()
+            }
+            None => "us-east-1".to_string(),
+        };
+        let profile = t.str("profile").map(|p| {
+            if p.get_ref().is_empty() || p.get_ref().contains([']', '[', '\n']) {
+                self.report(self.err(p.span(), "profile", "a profile name: not empty, no brackets"));
+            }
+            p.get_ref().clone()
+        });
+        ObjectHost {
+            name: name.to_string(),
+            endpoint,
+            region,
+            credentials: t.str("credentials").map(|c| expand_home(c.get_ref())),
+            profile,
+        }
+    }
+
+    /// An object pair refuses, by name, the keys that shape a snapshot stream (set on the pair;
+    /// inherited defaults do not apply to it).
+    pub(super) fn object_pair_keys(&self, e: &RawEntry) {
+        let spans = [
+            ("transport", e.transport.as_ref().map(|s| s.span())),
+            ("compress", e.compress.as_ref().map(|s| s.span())),
+            ("keep", e.keep.as_ref().map(|s| s.span())),
+            ("port", e.port.as_ref().map(|s| s.span())),
+            ("mbuffer_address", e.mbuffer_address.as_ref().map(|s| s.span())),
+            ("mbuffer_timeout", e.mbuffer_timeout.as_ref().map(|s| s.span())),
+        ];
+        for (key, span) in spans {
+            if let Some(span) = span {
+                self.report(self.err(
+                    span,
+                    key,
+                    &format!("{key} shapes a snapshot stream; an object pair copies objects over the S3 API (its keys: wlag, clag, wrun, crun, bwlimit)"),
+                ));
+            }
+        }
+    }
+
     /// Where a btrfs source's snapshots go: `snapshot_dir`, else `.ferry-snapshots` beside the
     /// source (in its parent directory, as btrbk keeps them in the volume, not inside the
     /// subvolume: snapshots nested in the source would leave placeholders in every later snapshot
@@ -477,6 +557,7 @@ impl Cx<'_> {
         s: &Spanned<String>,
         key: &str,
         hosts: &BTreeMap<String, HostConfig>,
+        objects: &BTreeMap<String, ObjectHost>,
         kind: crate::model::Kind,
     ) -> Result<Endpoint, ConfigError> {
         let text = s.get_ref();
@@ -484,11 +565,32 @@ impl Cx<'_> {
             Some((h, p)) if !h.contains('/') => (h.to_string(), p.to_string()),
             _ => (LOCAL.to_string(), text.clone()),
         };
-        if host != LOCAL && !hosts.contains_key(&host) {
+        let object_host = objects.contains_key(&host);
+        if host != LOCAL && !hosts.contains_key(&host) && !object_host {
             return Err(self.err(
                 s.span(),
                 key,
                 &format!("undefined host {host:?} (add a [hosts.{host}] table)"),
+            ));
+        }
+        if kind.has_snapshots() && object_host {
+            return Err(self.err(
+                s.span(),
+                key,
+                &format!(
+                    "host {host:?} is an object-store endpoint: a {} volume lives on an SSH host or local (kind = \"object\" for buckets)",
+                    kind.word()
+                ),
+            ));
+        }
+        if !kind.has_snapshots() && !object_host {
+            return Err(self.err(
+                s.span(),
+                key,
+                &format!(
+                    "an object volume is host:bucket[/prefix] on a host with an endpoint; {host:?} is {}",
+                    if host == LOCAL { "this machine (no S3 endpoint)".to_string() } else { "an SSH host".to_string() }
+                ),
             ));
         }
         kind.check_path(&path).map_err(|m| self.err(s.span(), key, &m))?;

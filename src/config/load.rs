@@ -256,6 +256,7 @@ fn build(cx: &Cx) -> Option<Config> {
     };
 
     let mut hosts = BTreeMap::new();
+    let mut object_hosts = BTreeMap::new();
     let mut host_lines: HashMap<String, usize> = HashMap::new();
     let mut jumps: BTreeMap<String, Spanned<String>> = BTreeMap::new();
     if let Some(ht) = root.table("hosts") {
@@ -270,6 +271,10 @@ fn build(cx: &Cx) -> Option<Config> {
             }
             if name == LOCAL {
                 cx.report(cx.err(t.span.clone(), &key, "`local` is reserved for this machine"));
+            }
+            if t.str("endpoint").is_some() {
+                object_hosts.insert(name.clone(), cx.object_host(&name, &t));
+                continue;
             }
             let (host, jump) = cx.host(&name, &t);
             if let Some(j) = jump {
@@ -293,14 +298,14 @@ fn build(cx: &Cx) -> Option<Config> {
             None => Some(Kind::DEFAULT),
         };
         let source = match &e.source {
-            Some(s) => cx.ok(cx.endpoint(s, "source", &hosts, kind.unwrap_or(Kind::DEFAULT))),
+            Some(s) => cx.ok(cx.endpoint(s, "source", &hosts, &object_hosts, kind.unwrap_or(Kind::DEFAULT))),
             None => {
                 cx.report(cx.err_line(line, "source", "a [[pair]] needs a source"));
                 None
             }
         };
         let destination = match &e.destination {
-            Some(s) => cx.ok(cx.endpoint(s, "destination", &hosts, kind.unwrap_or(Kind::DEFAULT))),
+            Some(s) => cx.ok(cx.endpoint(s, "destination", &hosts, &object_hosts, kind.unwrap_or(Kind::DEFAULT))),
             None => {
                 cx.report(cx.err_line(line, "destination", "a [[pair]] needs a destination"));
                 None
@@ -326,7 +331,13 @@ fn build(cx: &Cx) -> Option<Config> {
             }
             None => None,
         };
-        let options = cx.options(&e, &defaults);
+        let mut options = cx.options(&e, &defaults);
+        // an object pair moves objects over the S3 API: the stream keys mean nothing to it
+        if kind.is_some_and(|k| !k.has_snapshots()) {
+            cx.object_pair_keys(&e);
+            options.transport = TransportKind::Ssh;
+            options.compress = Compress::None;
+        }
         if options.transport == TransportKind::Local && options.compress != Compress::None {
             if let Some(c) = &e.compress {
                 cx.report(cx.err(
@@ -367,7 +378,6 @@ fn build(cx: &Cx) -> Option<Config> {
                 "transport \"local\" needs a local source and destination",
             ));
         }
-        let mut options = options;
         if options.transport == TransportKind::Mbuffer && options.mbuffer_address.is_none() {
             // a local destination has none: the source host tells at run time ($SSH_CONNECTION)
             if let Some(h) = hosts.get(&destination.host) {
@@ -494,7 +504,7 @@ fn build(cx: &Cx) -> Option<Config> {
                 None => Kind::DEFAULT,
             };
             let at = match v.str("at") {
-                Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts, kind)),
+                Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts, &object_hosts, kind)),
                 None => {
                     cx.report(cx.err(v.span.clone(), "at", "a volume needs `at`"));
                     None
@@ -535,6 +545,7 @@ fn build(cx: &Cx) -> Option<Config> {
         state_dir,
         defaults,
         hosts,
+        object_hosts,
         pairs,
         clusters,
         console,
@@ -550,21 +561,11 @@ fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
     if let Some(kind) = Kind::from_word(k.get_ref()) {
         return Ok(kind);
     }
-    match k.get_ref().as_str() {
-        "object" => Err(cx.err(
-            k.span(),
-            "kind",
-            &format!(
-                "kind {:?} is not supported by this version of ferry yet (only \"zfs\", \"btrfs\" and \"block\")",
-                k.get_ref()
-            ),
-        )),
-        other => Err(cx.err(
-            k.span(),
-            "kind",
-            &format!("unknown kind {other:?} (zfs, btrfs, block, object)"),
-        )),
-    }
+    Err(cx.err(
+        k.span(),
+        "kind",
+        &format!("unknown kind {:?} (zfs, btrfs, block, object)", k.get_ref()),
+    ))
 }
 
 /// Expands a leading `~/` to the home directory.

@@ -14,6 +14,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub defaults: PairOptions,
     pub hosts: BTreeMap<String, HostConfig>,
+    /// `[hosts.NAME]` tables with an `endpoint`: S3 endpoints, which object pairs name as hosts.
+    pub object_hosts: BTreeMap<String, ObjectHost>,
     pub pairs: Vec<Pair>,
     pub clusters: Vec<Cluster>,
     pub console: ConsoleConfig,
@@ -58,6 +60,35 @@ pub struct HostConfig {
     pub keepalive_interval: Duration,
     /// Unanswered keepalives after which the connection is dead (default [`DEFAULT_KEEPALIVE_COUNT`]).
     pub keepalive_count: u32,
+}
+
+/// An object-store endpoint (`[hosts.NAME]` with `endpoint`): no SSH, an S3 API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHost {
+    pub name: String,
+    /// `http://host:port` or `https://…`.
+    pub endpoint: String,
+    pub region: String,
+    /// An AWS shared-credentials file; `None`: the AWS_* environment variables. Only the path is
+    /// kept here: the keys are read when a job starts and never printed.
+    pub credentials: Option<PathBuf>,
+    /// The profile in `credentials` (default "default").
+    pub profile: Option<String>,
+}
+
+impl ObjectHost {
+    /// Plain http to anything but this machine: keys are signed, but the objects travel readable.
+    pub fn unencrypted(&self) -> bool {
+        let Some(rest) = self.endpoint.strip_prefix("http://") else {
+            return false;
+        };
+        let host = rest.split(['/', '?']).next().unwrap_or("");
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        !matches!(host, "localhost" | "127.0.0.1" | "[::1]") && !host.starts_with("127.")
+    }
 }
 
 /// `connect_timeout` when a host does not set it: room for a slow WAN handshake.

@@ -22,6 +22,36 @@ pub fn check_host_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An S3 endpoint: `http://` or `https://`, a host (name, IPv4, `[IPv6]`), an optional port, no
+/// path, query or credentials in it (keys go in the credentials file, never in the config).
+pub fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("endpoint {url:?} must start with http:// or https://"))?;
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('@') {
+        return Err(format!(
+            "endpoint {url:?} carries credentials: put keys in the `credentials` file"
+        ));
+    }
+    if rest.contains(['/', '?', '#']) {
+        return Err(format!("endpoint {url:?}: scheme, host and port only (the bucket goes in the pair's path)"));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (rest, None),
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |n| n == 0) {
+            return Err(format!("endpoint {url:?}: port {p:?} is not in 1..65535"));
+        }
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    check_address(bare).map_err(|m| format!("endpoint {url:?}: {m}"))
+}
+
 /// A network address: a DNS name, an IPv4 literal or an IPv6 literal.
 pub fn check_address(addr: &str) -> Result<(), String> {
     if addr.parse::<std::net::IpAddr>().is_ok() {

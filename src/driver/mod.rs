@@ -6,6 +6,7 @@
 pub mod block;
 pub mod btrfs;
 pub mod error;
+pub mod object;
 pub mod zfs;
 
 use anyhow::Result;
@@ -298,5 +299,6 @@ pub fn for_kind(kind: Kind) -> &'static dyn Driver {
         Kind::Zfs => &zfs::Zfs,
         Kind::Btrfs => &btrfs::Btrfs,
         Kind::Block => &block::Block,
+        Kind::Object => &object::Object,
     }
 }

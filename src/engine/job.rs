@@ -28,6 +28,9 @@ struct Shared {
     /// The sender's read of a source it reads whole: (read, total), and its rates.
     read: Option<(u64, u64)>,
     read_tracker: RateTracker,
+    /// An object pair's pass: changes applied of those found, and its byte figures.
+    objects: Option<crate::object::sync::PassProgress>,
+    objects_tracker: RateTracker,
 }
 
 pub struct Job {
@@ -73,6 +76,8 @@ impl Job {
             base: 0,
             read: None,
             read_tracker: RateTracker::new(),
+            objects: None,
+            objects_tracker: RateTracker::new(),
         }));
         let meter = Meter::new();
         let path = state.progress_path(&fp);
@@ -128,6 +133,12 @@ impl Job {
     pub fn read_progress(&self, read: u64, total: u64) {
         let mut s = self.shared.lock().unwrap();
         s.read = Some((read, total));
+    }
+
+    /// Follows an object pair's pass: the transfer begins when its changes are journaled, its
+    /// bytes are counted on the job's meter (the pass's `bytes` must be `self.meter`).
+    pub fn follow_objects(&self, feed: crate::object::sync::PassProgress) {
+        self.shared.lock().unwrap().objects = Some(feed);
     }
 
     /// Marks the start of the byte stream; `expected` is the driver's estimate, if any.
@@ -212,6 +223,23 @@ async fn stopped(sig: &str) -> anyhow::Error {
 
 fn refresh(s: &mut Shared, meter: u64) {
     s.progress.updated_ms = chrono::Utc::now().timestamp_millis();
+    let applying = s
+        .objects
+        .as_ref()
+        .is_some_and(|f| f.applying.load(std::sync::atomic::Ordering::Relaxed));
+    if applying && s.transfer_start.is_none() {
+        // the listings took their time; rates count from the first copy
+        s.progress.set_phase(Phase::Transfer);
+        s.transfer_start = Some(Instant::now());
+        s.base = meter;
+    }
+    if let (Some(f), Some(_)) = (&s.objects, s.transfer_start) {
+        let (done, total) = f.objects();
+        let expected = f.expected.load(std::sync::atomic::Ordering::Relaxed);
+        s.progress.objects = Some(done);
+        s.progress.objects_total = Some(total);
+        s.progress.expected = Some(expected);
+    }
     let Some(start) = s.transfer_start else { return };
     let t = start.elapsed().as_secs_f64();
     let bytes = meter.saturating_sub(s.base);
@@ -227,6 +255,10 @@ fn refresh(s: &mut Shared, meter: u64) {
     }
     p.eta_secs = s.tracker.eta(p.expected);
     p.history = s.tracker.history();
+    if let Some(done) = p.objects {
+        s.objects_tracker.sample(t, done);
+        s.progress.objects_rate = Some(s.objects_tracker.current());
+    }
     if let Some((read, total)) = s.read {
         // the read decides how long is left: the stream only carries what changed
         s.read_tracker.sample(t, read);

@@ -6,6 +6,7 @@ pub mod assess;
 pub mod fleet;
 pub mod hosts;
 pub mod job;
+pub mod objects;
 pub mod observe;
 pub mod purge;
 pub mod replicate;

@@ -79,6 +79,16 @@ async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sid
 
 /// `purge DEST [--yes]`: lists (and with `yes` destroys) this pair's snapshots beyond `keep`.
 pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
+    if !pair.kind.has_snapshots() {
+        // no snapshots to keep or prune: nothing beyond `keep`, ever
+        let _ = yes;
+        return Ok(Purge {
+            source: pair.source.to_string(),
+            destination: pair.destination.to_string(),
+            done: true,
+            ..Purge::default()
+        });
+    }
     let fp = pair.fingerprint();
     let (src, dst, s, d) = read(engine, pair).await?;
     let a = assess_pair(pair, &s, &d);
@@ -156,6 +166,9 @@ fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
 /// success and retention records go; the log stays, and the job's result says it was purged. Refused while a job runs, and refused when
 /// the destination belongs to something else (another pair, or a dataset ferry never wrote).
 pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
+    if !pair.kind.has_snapshots() {
+        return super::objects::purge_all(engine, pair, yes).await;
+    }
     let fp = pair.fingerprint();
     if pair.recursive {
         bail!(

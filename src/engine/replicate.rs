@@ -214,6 +214,9 @@ async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, vol: &Endpoi
 }
 
 pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
+    if !pair.kind.has_snapshots() {
+        return super::objects::initialize(engine, pair, opts).await;
+    }
     let job = Job::start(engine, pair, JobAction::Initialize)?;
     let work = async {
         if pair.recursive {
@@ -437,6 +440,9 @@ async fn take_over_copy(pair: &Pair, job: &Job, sides: &Sides) -> Result<Replica
 }
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
+    if !pair.kind.has_snapshots() {
+        return super::objects::update(engine, pair, opts).await;
+    }
     let job = Job::start(engine, pair, JobAction::Update)?;
     let work = async {
         if pair.recursive {

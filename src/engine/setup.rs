@@ -55,6 +55,9 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
         },
         Err(e) => item(false, "state dir", format!("{e:#}")),
     });
+    if !pair.kind.has_snapshots() {
+        return super::objects::setup(engine, pair, items).await;
+    }
     async fn side<'a>(
         engine: &'a Engine,
         pair: &'a Pair,

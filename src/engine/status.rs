@@ -420,8 +420,26 @@ type TreeListing = Result<(Vec<Pair>, Vec<String>), String>;
 /// What one host's listing said about each volume asked about.
 type Listing<'a> = HashMap<&'a crate::config::Endpoint, VolumeInfo>;
 
-/// Status of the given pairs with one listing per host, all hosts at once.
+/// Status of the given pairs, in their order: snapshot kinds with one listing per host, all
+/// hosts at once; object pairs from their state dirs.
 pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
+    let snapshots: Vec<&Pair> = pairs.iter().copied().filter(|p| p.kind.has_snapshots()).collect();
+    let mut listed = snapshot_status(engine, &snapshots).await.into_iter();
+    pairs
+        .iter()
+        .map(|p| match p.kind.has_snapshots() {
+            true => listed.next(),
+            false => None,
+        })
+        .zip(pairs)
+        .map(|(s, p)| s.unwrap_or_else(|| super::objects::status(engine, p)))
+        .collect()
+}
+
+async fn snapshot_status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
+    if pairs.is_empty() {
+        return Vec::new();
+    }
     // recursive pairs: their members, listed on each side (all trees at once)
     let trees: Vec<Option<TreeListing>> = futures::future::join_all(pairs.iter().map(|p| async move {
         if !p.recursive {

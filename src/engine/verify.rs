@@ -29,6 +29,9 @@ impl Verified {
 
 /// Verifies the pair (each member of a tree).
 pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
+    if !pair.kind.has_snapshots() {
+        return super::objects::verify(engine, pair).await;
+    }
     let members = tree::members(engine, pair).await?;
     let (src, dst) = engine.executors(pair).await?;
     let driver = for_kind(pair.kind);

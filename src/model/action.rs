@@ -12,16 +12,19 @@ pub enum JobAction {
     Purge,
     /// `purge --all --yes`: the whole replica, so the pair starts over.
     PurgeAll,
+    /// `retry`: an object pair's FAILED changes made due now, then a pass.
+    Retry,
 }
 
 impl JobAction {
-    pub const ALL: [JobAction; 6] = [
+    pub const ALL: [JobAction; 7] = [
         JobAction::Setup,
         JobAction::Initialize,
         JobAction::Update,
         JobAction::Unlock,
         JobAction::Purge,
         JobAction::PurgeAll,
+        JobAction::Retry,
     ];
 
     /// The CLI action that runs it.
@@ -32,6 +35,7 @@ impl JobAction {
             JobAction::Update => "update",
             JobAction::Unlock => "unlock",
             JobAction::Purge | JobAction::PurgeAll => "purge",
+            JobAction::Retry => "retry",
         }
     }
 
@@ -50,7 +54,7 @@ impl JobAction {
 
     /// Whether a good run of it moves the checkpoint (its success is the pair's last success).
     pub fn moves_checkpoint(self) -> bool {
-        matches!(self, JobAction::Initialize | JobAction::Update)
+        matches!(self, JobAction::Initialize | JobAction::Update | JobAction::Retry)
     }
 
     /// The arguments after DEST (the console asked already, so `--yes`).

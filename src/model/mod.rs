@@ -18,6 +18,8 @@ pub enum Kind {
     Btrfs,
     /// A file (a VM image) or a block device, replicated by changed chunks.
     Block,
+    /// An S3 bucket (optionally a prefix in it), replicated object by object.
+    Object,
 }
 
 impl Kind {
@@ -30,7 +32,15 @@ impl Kind {
             Kind::Zfs => "zfs",
             Kind::Btrfs => "btrfs",
             Kind::Block => "block",
+            Kind::Object => "object",
         }
+    }
+
+    /// Whether the kind's checkpoint is a snapshot both sides hold, replicated through a
+    /// `driver::Driver` on SSH hosts; the object kind keeps a per-key journal instead and goes
+    /// through `engine::objects` against object-store endpoints.
+    pub fn has_snapshots(self) -> bool {
+        !matches!(self, Kind::Object)
     }
 
     /// The kind a config word names; `None` for a word that names no kind this build supports.
@@ -39,6 +49,7 @@ impl Kind {
             "zfs" => Some(Kind::Zfs),
             "btrfs" => Some(Kind::Btrfs),
             "block" => Some(Kind::Block),
+            "object" => Some(Kind::Object),
             _ => None,
         }
     }
@@ -50,6 +61,7 @@ impl Kind {
             Kind::Zfs => names::check_pair_dataset(path),
             Kind::Btrfs => names::check_btrfs_path(path),
             Kind::Block => names::check_block_path(path),
+            Kind::Object => names::check_bucket_path(path),
         }
     }
 }

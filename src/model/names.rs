@@ -68,6 +68,41 @@ pub fn check_block_path(path: &str) -> Result<(), String> {
     check_path("block volume path", path)
 }
 
+/// An object pair's side: `bucket[/prefix][/]`. The bucket follows S3's naming rules (3–63
+/// lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit); the
+/// prefix is key text: no control characters, no empty, `.` or `..` segment.
+pub fn check_bucket_path(path: &str) -> Result<(), String> {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let (bucket, prefix) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let what = format!("object location {path:?}");
+    if path.starts_with('/') {
+        return Err(format!("{what} starts with '/': write bucket[/prefix], as in \"photos/2026/\""));
+    }
+    if !(3..=63).contains(&bucket.len()) {
+        return Err(format!("{what}: bucket {bucket:?} must have 3 to 63 characters"));
+    }
+    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !bucket.chars().all(|c| edge(c) || c == '.' || c == '-')
+        || !bucket.starts_with(edge)
+        || !bucket.ends_with(edge)
+        || bucket.contains("..")
+    {
+        return Err(format!(
+            "{what}: bucket {bucket:?} may hold only lowercase letters, digits, '.' and '-', and starts and ends with a letter or digit"
+        ));
+    }
+    if prefix.len() > 900 {
+        return Err(format!("{what}: the prefix is {} bytes (at most 900)", prefix.len()));
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err(format!("{what}: the prefix has a control character"));
+    }
+    if !prefix.is_empty() && prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(format!("{what}: the prefix has an empty, '.' or '..' segment"));
+    }
+    Ok(())
+}
+
 fn check_path(what: &str, path: &str) -> Result<(), String> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err(format!("{what} {path:?} must be absolute (start with '/')"));
@@ -150,6 +185,17 @@ pub fn block_replica_state(destination: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_paths_follow_s3_rules() {
+        for ok in ["photos", "photos/2026/", "photos-dr/2026", "a.b-c/x/y z/"] {
+            assert!(check_bucket_path(ok).is_ok(), "{ok}");
+        }
+        for bad in ["/photos", "ph", "Photos", "-photos", "photos-", "a..b", "photos//x", "photos/../x", "photos/a\nb"] {
+            let e = check_bucket_path(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn btrfs_paths() {

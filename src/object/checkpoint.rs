@@ -15,6 +15,10 @@ pub struct Copied {
     /// Source last-modified, Unix milliseconds (changes on a metadata-only rewrite).
     pub src_modified_ms: i64,
     pub dst_etag: Option<String>,
+    /// The source's size then (a same-second rewrite on a server that lists no ETags still
+    /// shows when the size changed). Absent in checkpoints written before it was kept.
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +33,18 @@ pub enum CheckpointError {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub keys: BTreeMap<String, Copied>,
+    /// Unix milliseconds when the last finished pass listed the source: what the source held
+    /// then is on the destination, but for the journal's unfinished entries.
+    #[serde(default)]
+    pub listed_ms: Option<u64>,
 }
 
 impl Checkpoint {
+    /// Whether a pass has finished into `path` (the pair is initialized).
+    pub fn exists(path: &Path) -> bool {
+        path.is_file()
+    }
+
     /// Loads `path`; a missing file is an empty checkpoint (every key gets compared).
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         match std::fs::read(path) {

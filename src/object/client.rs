@@ -240,6 +240,18 @@ impl Client {
         Ok(out)
     }
 
+    /// One listing request at the prefix's top level (no continuation): the bucket answers with
+    /// these keys; how many objects and common prefixes it showed.
+    pub async fn probe(&self) -> Result<usize, ClientError> {
+        let prefix = (!self.location.prefix.is_empty()).then(|| StorePath::from(self.location.prefix.as_str()));
+        let top = self
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| self.err("", "list", e))?;
+        Ok(top.objects.len() + top.common_prefixes.len())
+    }
+
     /// Content type and user metadata of `key` (a HEAD request).
     pub async fn attrs(&self, key: &str) -> Result<ObjectAttrs, ClientError> {
         Ok(self.head(key).await?.1)

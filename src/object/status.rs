@@ -27,6 +27,15 @@ pub enum Op {
     Delete,
 }
 
+impl Op {
+    pub fn word(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Delete => "delete",
+        }
+    }
+}
+
 /// Backbeat's replication states.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -34,6 +43,16 @@ pub enum State {
     Pending,
     Completed,
     Failed,
+}
+
+impl State {
+    pub fn word(&self) -> &'static str {
+        match self {
+            State::Pending => "PENDING",
+            State::Completed => "COMPLETED",
+            State::Failed => "FAILED",
+        }
+    }
 }
 
 /// One change of one key.

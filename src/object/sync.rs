@@ -1,9 +1,15 @@
-//! One replication pass between two buckets/prefixes: list both, decide copy/delete/skip,
-//! journal each change PENDING before acting, copy (streaming, multipart when large) or delete,
-//! then mark COMPLETED or FAILED. Journal entries left from an earlier pass run first, FIFO per key.
+//! One replication pass between two buckets/prefixes: decide copy/delete/skip per key, journal
+//! each change PENDING before acting, copy (streaming, multipart when large) or delete, then mark
+//! COMPLETED or FAILED. Journal entries left from an earlier pass run first, FIFO per key.
+//!
+//! A pass after the first reads the source's listing against the checkpoint (what the last
+//! copies saw) and never lists the destination, so a destination that is down gives FAILED
+//! entries to retry rather than no pass at all. The first pass, and a full one (`--repair`),
+//! list both sides and compare them, HEAD-ing keys whose listings cannot tell.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
@@ -25,6 +31,37 @@ pub struct SyncOptions {
     pub parallel_objects: usize,
     /// Shared byte-rate limit over every copy stream.
     pub bwlimit: Option<Arc<RateLimit>>,
+    /// Where the pass counts what it moves, for a job's progress.
+    pub progress: PassProgress,
+}
+
+/// A pass's figures as it goes: bytes copied, and changes applied of those to apply.
+#[derive(Debug, Clone, Default)]
+pub struct PassProgress {
+    pub bytes: crate::transport::Meter,
+    pub done: Arc<AtomicU64>,
+    pub total: Arc<AtomicU64>,
+    /// Bytes the copies found to do will move (their sizes in the source's listing).
+    pub expected: Arc<AtomicU64>,
+    /// The listings are read and the changes journaled: copying has begun.
+    pub applying: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PassProgress {
+    /// (changes applied, changes to apply) so far.
+    pub fn objects(&self) -> (u64, u64) {
+        (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+    }
+}
+
+/// Which listings a pass compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The source against the checkpoint (the first pass of a pair compares both sides).
+    Changes,
+    /// Both sides' listings, whatever the checkpoint says: finds what changed on the destination
+    /// behind ferry's back.
+    Full,
 }
 
 impl Default for SyncOptions {
@@ -35,6 +72,7 @@ impl Default for SyncOptions {
             parallel_parts: 4,
             parallel_objects: 16,
             bwlimit: None,
+            progress: PassProgress::default(),
         }
     }
 }
@@ -81,7 +119,8 @@ fn checkpoint_path(state_dir: &Path) -> PathBuf {
 }
 
 enum Decision {
-    Same,
+    /// Equal on both sides; what to record in the checkpoint when it does not say so yet.
+    Same(Option<Copied>),
     Change(Op),
 }
 
@@ -92,6 +131,21 @@ impl Pair {
         self.pass().await
     }
 
+    /// Whether a pass has finished for this pair (it is initialized).
+    pub fn initialized(&self) -> bool {
+        Checkpoint::exists(&checkpoint_path(&self.state_dir))
+    }
+
+    /// The checkpoint as the last pass left it.
+    pub fn checkpoint(&self) -> Result<Checkpoint, SyncError> {
+        Ok(Checkpoint::load(&checkpoint_path(&self.state_dir))?)
+    }
+
+    /// The status journal, opened (and replayed) for reading.
+    pub fn journal(&self) -> Result<Journal, SyncError> {
+        self.open_journal()
+    }
+
     fn open_journal(&self) -> Result<Journal, SyncError> {
         std::fs::create_dir_all(&self.state_dir).map_err(|source| SyncError::Dir {
             path: self.state_dir.clone(),
@@ -100,31 +154,57 @@ impl Pair {
         Ok(Journal::open(&journal_path(&self.state_dir))?)
     }
 
-    /// One pass; FAILED entries are counted in the report, not returned as an error.
+    /// One pass: changes since the checkpoint, or a full comparison for a pair's first pass.
+    /// FAILED entries are counted in the report, not returned as an error.
     pub async fn pass(&self) -> Result<PassReport, SyncError> {
+        self.pass_scoped(Scope::Changes).await
+    }
+
+    pub async fn pass_scoped(&self, scope: Scope) -> Result<PassReport, SyncError> {
         let mut journal = self.open_journal()?;
         let cp_path = checkpoint_path(&self.state_dir);
+        let first = !Checkpoint::exists(&cp_path);
         let mut checkpoint = Checkpoint::load(&cp_path)?;
-        let (src, dst) = futures::try_join!(self.src.list(), self.dst.list()).map_err(SyncError::List)?;
+        let listed_ms = now_ms();
+        let full = first || scope == Scope::Full;
+        let (src, dst) = if full {
+            let (s, d) = futures::try_join!(self.src.list(), self.dst.list()).map_err(SyncError::List)?;
+            (s, Some(d))
+        } else {
+            (self.src.list().await.map_err(SyncError::List)?, None)
+        };
         let src: BTreeMap<String, ObjectInfo> = src.into_iter().map(|o| (o.key.clone(), o)).collect();
-        let dst: BTreeMap<String, ObjectInfo> = dst.into_iter().map(|o| (o.key.clone(), o)).collect();
         let mut report = PassReport::default();
 
-        let decisions = self.decide(&src, &dst, &checkpoint).await;
+        let decisions = match dst {
+            Some(dst) => {
+                let dst: BTreeMap<String, ObjectInfo> = dst.into_iter().map(|o| (o.key.clone(), o)).collect();
+                self.compare(&src, &dst, &checkpoint).await
+            }
+            None => changes(&src, &checkpoint),
+        };
         let unfinished = journal.unfinished();
         let covered: HashSet<(&str, Op)> = unfinished.iter().map(|e| (e.key.as_str(), e.op)).collect();
         let mut batch = Vec::new();
-        for (key, d) in &decisions {
+        let mut same = Vec::new();
+        for (key, d) in decisions {
             match d {
-                Decision::Same => report.unchanged += 1,
+                Decision::Same(record) => {
+                    report.unchanged += 1;
+                    if let Some(r) = record {
+                        same.push((key, r));
+                    }
+                }
                 // An unfinished entry of the same op already covers this change.
-                Decision::Change(op) if covered.contains(&(key.as_str(), *op)) => {}
-                Decision::Change(op) => batch.push((key.clone(), *op)),
+                Decision::Change(op) if covered.contains(&(key.as_str(), op)) => {}
+                Decision::Change(op) => batch.push((key, op)),
             }
         }
         drop(covered);
         drop(unfinished);
+        checkpoint.keys.extend(same);
         journal.enqueue_many(&batch)?;
+        self.options.progress.applying.store(true, Ordering::Relaxed);
 
         let journal = Mutex::new(journal);
         let mut attempted: HashSet<u64> = HashSet::new();
@@ -138,6 +218,14 @@ impl Pair {
                 break;
             }
             attempted.extend(ready.iter().map(|e| e.seq));
+            let p = &self.options.progress;
+            p.total.fetch_add(ready.len() as u64, Ordering::Relaxed);
+            let sizes: u64 = ready
+                .iter()
+                .filter(|e| e.op == Op::Put)
+                .filter_map(|e| src.get(&e.key).map(|o| o.size))
+                .sum();
+            p.expected.fetch_add(sizes, Ordering::Relaxed);
             let results: Vec<(Entry, Result<Outcome, ClientError>)> = futures::stream::iter(ready)
                 .map(|e| {
                     let src = &src;
@@ -151,6 +239,7 @@ impl Pair {
                 .await;
             let mut j = lock(&journal);
             for (e, r) in results {
+                self.options.progress.done.fetch_add(1, Ordering::Relaxed);
                 match r {
                     Ok(Outcome::Copied { bytes, record }) => {
                         report.copied += 1;
@@ -166,8 +255,9 @@ impl Pair {
                         checkpoint.keys.remove(&e.key);
                         j.complete_lazy(e.seq)?;
                     }
+                    // the checkpoint keeps what the destination last got: if that is an older
+                    // version, the next pass sees the key gone from the source and deletes it
                     Ok(Outcome::Gone) => {
-                        checkpoint.keys.remove(&e.key);
                         j.complete_lazy(e.seq)?;
                     }
                     Err(err) => {
@@ -179,6 +269,7 @@ impl Pair {
         }
         let mut journal = journal.into_inner().unwrap_or_else(|p| p.into_inner());
         journal.sync()?;
+        checkpoint.listed_ms = Some(listed_ms);
         checkpoint.save(&cp_path)?;
         // Completed history is dead weight; keep the file near the size of what is unfinished.
         if journal.file_len()? > 1 << 20 {
@@ -187,9 +278,9 @@ impl Pair {
         Ok(report)
     }
 
-    /// Decides per key; keys of equal size whose checkpoint is stale get a HEAD on both sides
-    /// (content type and user metadata are compared, not only bytes).
-    async fn decide(
+    /// Decides per key from both listings; keys of equal size whose checkpoint is stale get a
+    /// HEAD on both sides (content type and user metadata are compared, not only bytes).
+    async fn compare(
         &self,
         src: &BTreeMap<String, ObjectInfo>,
         dst: &BTreeMap<String, ObjectInfo>,
@@ -201,25 +292,29 @@ impl Pair {
             match dst.get(key) {
                 None => out.push((key.clone(), Decision::Change(Op::Put))),
                 Some(d) if d.size != s.size => out.push((key.clone(), Decision::Change(Op::Put))),
-                Some(d) if unchanged_since_copy(s, d, cp.keys.get(key)) => out.push((key.clone(), Decision::Same)),
-                Some(_) => compare.push(key.clone()),
+                Some(d) if unchanged_since_copy(s, d, cp.keys.get(key)) => out.push((key.clone(), Decision::Same(None))),
+                Some(d) => compare.push((key.clone(), s, d)),
             }
         }
         for key in dst.keys().filter(|k| !src.contains_key(*k)) {
             out.push((key.clone(), Decision::Change(Op::Delete)));
         }
         let compared: Vec<(String, Decision)> = futures::stream::iter(compare)
-            .map(|key| async move {
+            .map(|(key, s, d)| async move {
                 let heads = futures::try_join!(self.src.head(&key), self.dst.head(&key));
                 let same = matches!(heads, Ok(((Some(se), sa), (Some(de), da))) if se == de && sa == da);
-                (
-                    key,
-                    if same {
-                        Decision::Same
-                    } else {
-                        Decision::Change(Op::Put)
-                    },
-                )
+                let decision = if same {
+                    // equal now: the checkpoint learns it, so the next pass needs no HEAD
+                    Decision::Same(Some(Copied {
+                        src_etag: s.etag.clone(),
+                        src_modified_ms: s.last_modified.timestamp_millis(),
+                        dst_etag: d.etag.clone(),
+                        size: Some(s.size),
+                    }))
+                } else {
+                    Decision::Change(Op::Put)
+                };
+                (key, decision)
             })
             .buffer_unordered(self.options.parallel_objects.max(1))
             .collect()
@@ -260,6 +355,7 @@ impl Pair {
                 if let Some(l) = &limit {
                     l.take(chunk.len()).await;
                 }
+                self.options.progress.bytes.add(chunk.len() as u64);
                 w.write(&chunk).await?;
             }
             w.finish().await?
@@ -269,6 +365,7 @@ impl Pair {
                 if let Some(l) = &limit {
                     l.take(chunk.len()).await;
                 }
+                self.options.progress.bytes.add(chunk.len() as u64);
                 buf.extend_from_slice(&chunk);
             }
             self.dst.put(key, buf.into(), &attrs).await?
@@ -277,6 +374,7 @@ impl Pair {
             src_etag: l.etag.clone(),
             src_modified_ms: l.last_modified.timestamp_millis(),
             dst_etag,
+            size: Some(l.size),
         });
         Ok(Outcome::Copied { bytes: size, record })
     }
@@ -292,6 +390,31 @@ enum Outcome {
     Gone,
 }
 
+/// The source's listing against the checkpoint: a key whose version is not the one last copied
+/// is put, a key the checkpoint holds and the source no longer has is deleted.
+fn changes(src: &BTreeMap<String, ObjectInfo>, cp: &Checkpoint) -> Vec<(String, Decision)> {
+    let mut out: Vec<(String, Decision)> = src
+        .iter()
+        .map(|(key, s)| {
+            let same = cp.keys.get(key).is_some_and(|c| source_is(s, c));
+            let d = if same { Decision::Same(None) } else { Decision::Change(Op::Put) };
+            (key.clone(), d)
+        })
+        .collect();
+    out.extend(
+        cp.keys
+            .keys()
+            .filter(|k| !src.contains_key(*k))
+            .map(|k| (k.clone(), Decision::Change(Op::Delete))),
+    );
+    out
+}
+
+/// The listed source object is the version the copy recorded saw.
+fn source_is(s: &ObjectInfo, c: &Copied) -> bool {
+    s.etag == c.src_etag && s.last_modified.timestamp_millis() == c.src_modified_ms && c.size.map_or(true, |n| n == s.size)
+}
+
 /// The source is the version last copied (ETag when listed, and last-modified) and the
 /// destination still holds what the copy wrote: its ETag when listed; a server that lists no
 /// ETags (s3s-fs) leaves only the size, already compared, to judge the destination by.
@@ -302,7 +425,7 @@ fn unchanged_since_copy(s: &ObjectInfo, d: &ObjectInfo, c: Option<&Copied>) -> b
         (Some(_), None) => false,
         (None, _) => true,
     };
-    s.etag == c.src_etag && s.last_modified.timestamp_millis() == c.src_modified_ms && dst_same
+    source_is(s, c) && dst_same
 }
 
 fn lock(j: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {

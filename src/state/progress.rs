@@ -47,6 +47,14 @@ pub struct Progress {
     /// The source's size, of which `read` is read.
     #[serde(default)]
     pub read_total: Option<u64>,
+    /// Object pairs: changes applied so far (copies and deletes) of `objects_total` found.
+    #[serde(default)]
+    pub objects: Option<u64>,
+    #[serde(default)]
+    pub objects_total: Option<u64>,
+    /// Object pairs: changes applied per second over the last few seconds.
+    #[serde(default)]
+    pub objects_rate: Option<f64>,
 }
 
 impl Progress {

@@ -1,0 +1,481 @@
+//! Object pairs through the engine: the same jobs (lock, log, progress, last result), statuses,
+//! verify, purge and setup as every pair, over `crate::object`'s passes instead of snapshots. The
+//! pair's state (status journal, checkpoint) lives in its state-dir folder under `objects/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::config::Pair;
+use crate::driver::object as endpoints;
+use crate::model::{Checkpoint, JobAction, Phase};
+use crate::object::bwlimit::RateLimit;
+use crate::object::client::ObjectInfo;
+use crate::object::status::{Entry, State as EntryState};
+use crate::object::sync::{self, PassProgress, PassReport, Scope, SyncOptions};
+use crate::state::lock::{self, LockState};
+
+use super::assess::State;
+use super::job::Job;
+use super::replicate::{Options, Replicated};
+use super::setup::Item;
+use super::status::{compose, run_info, PairStatus};
+use super::verify::Verified;
+use super::Engine;
+
+/// Most differences `verify` names one by one before it counts the rest.
+const SHOWN: usize = 50;
+
+/// The pair's object state: `<state>/<fp>/objects/`.
+pub fn state_dir(engine: &Engine, pair: &Pair) -> PathBuf {
+    engine.state.pair_dir(&pair.fingerprint()).join("objects")
+}
+
+fn sync_pair(engine: &Engine, pair: &Pair, progress: PassProgress) -> Result<sync::Pair> {
+    let src = endpoints::open(&engine.config, &pair.source).context("source")?;
+    let dst = endpoints::open(&engine.config, &pair.destination).context("destination")?;
+    let bw = pair.options.bwlimit;
+    Ok(sync::Pair {
+        src,
+        dst,
+        state_dir: state_dir(engine, pair),
+        options: SyncOptions {
+            bwlimit: (bw > 0).then(|| Arc::new(RateLimit::new(bw))),
+            progress,
+            ..SyncOptions::default()
+        },
+    })
+}
+
+/// The pair's checkpoint from local state alone: when the last finished pass listed the source,
+/// held back to the oldest change not yet applied (what the destination is sure to hold).
+fn checkpoint(engine: &Engine, pair: &Pair) -> Result<Option<Checkpoint>> {
+    let dir = state_dir(engine, pair);
+    let cp_path = dir.join("checkpoint.json");
+    if !crate::object::checkpoint::Checkpoint::exists(&cp_path) {
+        return Ok(None);
+    }
+    let cp = crate::object::checkpoint::Checkpoint::load(&cp_path)?;
+    let journal = crate::object::status::Journal::open(&sync::journal_path(&dir))?;
+    let listed = cp.listed_ms.unwrap_or(0);
+    let oldest = journal.unfinished().iter().map(|e| e.enqueued_ms).min();
+    let at_ms = oldest.map_or(listed, |o| o.min(listed));
+    let at = chrono::DateTime::from_timestamp_millis(at_ms as i64).unwrap_or_default();
+    Ok(Some(Checkpoint {
+        name: format!("pass {}", at.format("%Y-%m-%dT%H:%M:%SZ")),
+        created: at_ms as i64 / 1000,
+    }))
+}
+
+/// Runs one pass as the job's work; a pass with failed changes is a failed run that says how to
+/// see and retry them.
+async fn pass(engine: &Engine, pair: &Pair, job: &Job, scope: Scope, retry: bool) -> Result<Replicated> {
+    let started = std::time::Instant::now();
+    job.phase(Phase::Inspecting, Some("listing the source"));
+    let feed = PassProgress {
+        bytes: job.meter.clone(),
+        ..PassProgress::default()
+    };
+    job.follow_objects(feed.clone());
+    let p = sync_pair(engine, pair, feed)?;
+    let r = if retry { p.retry().await } else { p.pass_scoped(scope).await }.map_err(anyhow::Error::new)?;
+    job.log.line(&summary(&r));
+    if r.failed > 0 {
+        let journal = p.journal()?;
+        let first = journal.failed().first().map(|e| {
+            format!(
+                " (first: {:?}: {})",
+                e.key,
+                e.reason.as_deref().unwrap_or("no reason recorded")
+            )
+        });
+        bail!(
+            "{} change(s) FAILED{}; they are retried with backoff by the next update, or now by `{}`; list them with `{}`",
+            r.failed,
+            first.unwrap_or_default(),
+            engine.command("retry", Some(pair)),
+            engine.command("objects --failed", Some(pair)),
+        );
+    }
+    Ok(Replicated {
+        snapshot: checkpoint(engine, pair)?.map(|c| c.name).unwrap_or_default(),
+        bytes: r.bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        pruned: Default::default(),
+    })
+}
+
+fn summary(r: &PassReport) -> String {
+    format!(
+        "pass: {} copied ({} bytes), {} deleted, {} unchanged, {} failed",
+        r.copied, r.bytes, r.deleted, r.unchanged, r.failed
+    )
+}
+
+/// `initialize`: the first pass, comparing both sides. A destination that holds objects ferry
+/// did not put there is refused without `--force` (the pass would delete what the source lacks).
+pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
+    let job = Job::start(engine, pair, JobAction::Initialize)?;
+    let work = async {
+        if let Some(cp) = checkpoint(engine, pair)? {
+            bail!(
+                "pair is already initialized (checkpoint {}); use `{}`",
+                cp.name,
+                engine.command("update", Some(pair))
+            );
+        }
+        if !opts.force {
+            job.phase(Phase::Inspecting, Some("is the destination empty?"));
+            let dst = endpoints::open(&engine.config, &pair.destination).context("destination")?;
+            let found = dst.probe().await?;
+            if found > 0 {
+                bail!(
+                    "destination {} is not empty: initialize makes it equal to the source, deleting what the source does not have; check it, then `{}`",
+                    pair.destination,
+                    engine.command("initialize --force", Some(pair))
+                );
+            }
+        }
+        pass(engine, pair, &job, Scope::Full, false).await
+    };
+    let result = job.guard(work).await;
+    job.finish(&result);
+    result
+}
+
+/// `update`: what changed on the source since the checkpoint (`--repair`: both sides compared,
+/// mending what was changed on the destination behind ferry's back).
+pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
+    let job = Job::start(engine, pair, JobAction::Update)?;
+    let work = async {
+        if checkpoint(engine, pair)?.is_none() {
+            bail!(
+                "pair is Uninitialized: run `{}` first",
+                engine.command("initialize", Some(pair))
+            );
+        }
+        let scope = if opts.repair || opts.force { Scope::Full } else { Scope::Changes };
+        pass(engine, pair, &job, scope, false).await
+    };
+    let result = job.guard(work).await;
+    job.finish(&result);
+    result
+}
+
+/// `retry`: every FAILED change made due now, then a pass.
+pub async fn retry(engine: &Engine, pair: &Pair) -> Result<Replicated> {
+    let job = Job::start(engine, pair, JobAction::Retry)?;
+    let work = async {
+        if checkpoint(engine, pair)?.is_none() {
+            bail!(
+                "pair is Uninitialized: run `{}` first",
+                engine.command("initialize", Some(pair))
+            );
+        }
+        pass(engine, pair, &job, Scope::Changes, true).await
+    };
+    let result = job.guard(work).await;
+    job.finish(&result);
+    result
+}
+
+/// One key's replication status, as `ferry objects` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectStatus {
+    pub key: String,
+    /// PENDING, COMPLETED or FAILED.
+    pub state: EntryState,
+    /// What the change does: "put" or "delete" (none for a COMPLETED key at rest).
+    pub op: Option<crate::object::status::Op>,
+    pub retries: u32,
+    pub reason: Option<String>,
+    /// Unix milliseconds: when the change was journaled; when a FAILED one is retried next.
+    pub enqueued_ms: Option<u64>,
+    pub next_retry_ms: Option<u64>,
+}
+
+impl ObjectStatus {
+    fn of(e: &Entry) -> ObjectStatus {
+        ObjectStatus {
+            key: e.key.clone(),
+            state: e.state.clone(),
+            op: Some(e.op),
+            retries: e.retries,
+            reason: e.reason.clone(),
+            enqueued_ms: Some(e.enqueued_ms),
+            next_retry_ms: (e.state == EntryState::Failed).then_some(e.next_retry_ms),
+        }
+    }
+}
+
+/// `objects DEST [--failed]`: every key the checkpoint holds (COMPLETED) and every change not yet
+/// applied (PENDING, FAILED), sorted by key; from local state, no request to either side.
+pub fn objects(engine: &Engine, pair: &Pair, failed_only: bool) -> Result<Vec<ObjectStatus>> {
+    let dir = state_dir(engine, pair);
+    let cp_path = dir.join("checkpoint.json");
+    if !crate::object::checkpoint::Checkpoint::exists(&cp_path) && !sync::journal_path(&dir).exists() {
+        bail!(
+            "pair is Uninitialized: no object has been replicated yet (`{}`)",
+            engine.command("initialize", Some(pair))
+        );
+    }
+    let journal = crate::object::status::Journal::open(&sync::journal_path(&dir))?;
+    let unfinished = journal.unfinished();
+    let mut out: Vec<ObjectStatus> = unfinished
+        .iter()
+        .filter(|e| !failed_only || e.state == EntryState::Failed)
+        .map(|e| ObjectStatus::of(e))
+        .collect();
+    if !failed_only {
+        let cp = crate::object::checkpoint::Checkpoint::load(&cp_path)?;
+        let busy: std::collections::HashSet<&str> = unfinished.iter().map(|e| e.key.as_str()).collect();
+        out.extend(
+            cp.keys
+                .keys()
+                .filter(|k| !busy.contains(k.as_str()))
+                .map(|k| ObjectStatus {
+                    key: k.clone(),
+                    state: EntryState::Completed,
+                    op: None,
+                    retries: 0,
+                    reason: None,
+                    enqueued_ms: None,
+                    next_retry_ms: None,
+                }),
+        );
+    }
+    // FIFO per key: a key's changes stay in journal order
+    out.sort_by(|a, b| a.key.cmp(&b.key).then(a.enqueued_ms.cmp(&b.enqueued_ms)));
+    Ok(out)
+}
+
+/// An object pair's status from its state dir alone (journal, checkpoint, lock): no request goes
+/// to either endpoint, so a status of many pairs stays fast. FAILED changes are a warning; the
+/// lag runs from the oldest change not yet applied.
+pub fn status(engine: &Engine, pair: &Pair) -> PairStatus {
+    let run = run_info(&engine.state, pair);
+    let (state, failed, pending) = match checkpoint(engine, pair) {
+        Ok(Some(cp)) => {
+            let dir = state_dir(engine, pair);
+            let (failed, pending) = match crate::object::status::Journal::open(&sync::journal_path(&dir)) {
+                Ok(j) => (j.failed().len(), j.pending().len()),
+                Err(_) => (0, 0),
+            };
+            (State::Synchronized(cp), failed, pending)
+        }
+        Ok(None) => (State::Uninitialized, 0, 0),
+        Err(e) => (State::Unknown(format!("{e:#}")), 0, 0),
+    };
+    let mut st = compose_state(pair, state, run);
+    if failed > 0 {
+        st.warnings.push(format!(
+            "{failed} object change(s) FAILED: `{}`",
+            engine.command("objects --failed", Some(pair))
+        ));
+        st.level = st.level.worst(crate::monitor::Level::Warning);
+    }
+    if pending > 0 {
+        st.warnings.push(format!("{pending} object change(s) PENDING"));
+    }
+    for vol in [&pair.source, &pair.destination] {
+        if let Ok(h) = endpoints::host(&engine.config, vol) {
+            if h.unencrypted() {
+                st.warnings.push(format!(
+                    "host {} is reached over plain http ({}): objects cross the network unencrypted",
+                    h.name, h.endpoint
+                ));
+            }
+        }
+    }
+    st
+}
+
+/// `compose` with the state already decided: object pairs have no volume listings to assess.
+fn compose_state(pair: &Pair, state: State, run: super::status::RunInfo) -> PairStatus {
+    use crate::driver::{Snapshot, VolumeInfo};
+    let fp = pair.fingerprint();
+    match state {
+        State::Synchronized(cp) => {
+            // one snapshot named as the checkpoint on both sides reads as Synchronized at it
+            let side = VolumeInfo {
+                exists: true,
+                fingerprint: Some(fp.clone()),
+                lastsnap: Some(cp.name.clone()),
+                snapshots: vec![Snapshot {
+                    name: format!("{}{}", crate::model::snapshot_prefix(&fp), cp.name),
+                    created: cp.created,
+                    id: None,
+                }],
+                ..VolumeInfo::default()
+            };
+            let mut st = compose(pair, Ok(&side), Ok(&side), run);
+            st.checkpoint = Some(cp.name.clone());
+            st.assessed = State::Synchronized(cp);
+            st.source_over_keep = None;
+            st.destination_over_keep = None;
+            st
+        }
+        State::Uninitialized => {
+            let src = VolumeInfo {
+                exists: true,
+                ..VolumeInfo::default()
+            };
+            compose(pair, Ok(&src), Ok(&VolumeInfo::default()), run)
+        }
+        other => {
+            let why = other.reason().unwrap_or("unknown").to_string();
+            compose(pair, Err(&why), Err(&why), run)
+        }
+    }
+}
+
+/// `verify DEST`: lists the destination and compares it with the checkpoint: every key there
+/// with the size and ETag the copy left, nothing else; changes not yet applied are named too.
+pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
+    let dir = state_dir(engine, pair);
+    let mut v = Verified {
+        destination: pair.destination.to_string(),
+        checkpoint: None,
+        differences: Vec::new(),
+    };
+    let Some(cp_name) = checkpoint(engine, pair)? else {
+        v.differences
+            .push("the pair is Uninitialized: there is no checkpoint to verify".into());
+        return Ok(vec![v]);
+    };
+    v.checkpoint = Some(cp_name.name);
+    let cp = crate::object::checkpoint::Checkpoint::load(&dir.join("checkpoint.json"))?;
+    let dst = endpoints::open(&engine.config, &pair.destination).context("destination")?;
+    let listed: std::collections::BTreeMap<String, ObjectInfo> =
+        dst.list().await?.into_iter().map(|o| (o.key.clone(), o)).collect();
+    let mut diffs = Vec::new();
+    for (key, c) in &cp.keys {
+        match listed.get(key) {
+            None => diffs.push(format!("{key}: missing on the destination")),
+            Some(o) if c.size.is_some_and(|n| n != o.size) => diffs.push(format!(
+                "{key}: {} bytes on the destination, the copy wrote {}",
+                o.size,
+                c.size.unwrap_or(0)
+            )),
+            Some(o) if o.etag.is_some() && c.dst_etag.is_some() && o.etag != c.dst_etag => {
+                diffs.push(format!("{key}: changed on the destination since the copy (ETag differs)"))
+            }
+            Some(_) => {}
+        }
+    }
+    for key in listed.keys().filter(|k| !cp.keys.contains_key(*k)) {
+        diffs.push(format!("{key}: on the destination, not in the checkpoint"));
+    }
+    let journal = crate::object::status::Journal::open(&sync::journal_path(&dir))?;
+    let (pending, failed) = (journal.pending().len(), journal.failed().len());
+    if pending + failed > 0 {
+        diffs.push(format!(
+            "{pending} change(s) PENDING and {failed} FAILED not yet applied (`{}`)",
+            engine.command("objects", Some(pair))
+        ));
+    }
+    let more = diffs.len().saturating_sub(SHOWN);
+    diffs.truncate(SHOWN);
+    if more > 0 {
+        diffs.push(format!("and {more} more"));
+    }
+    v.differences = diffs;
+    Ok(vec![v])
+}
+
+/// `purge --all DEST [--yes]`: every object under the destination prefix and the pair's object
+/// state go, so the pair can be initialized again. Refused while a job runs. (Plain `purge` has
+/// nothing to do: object pairs keep no snapshots.)
+pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super::purge::Purge> {
+    let fp = pair.fingerprint();
+    if let LockState::Running(i) = lock::inspect(&engine.state.lock_path(&fp)) {
+        bail!(
+            "already running: {} (pid {}): purge --all refuses while a job runs",
+            i.action,
+            i.pid
+        );
+    }
+    let dst = endpoints::open(&engine.config, &pair.destination).context("destination")?;
+    let keys: Vec<String> = dst.list().await?.into_iter().map(|o| o.key).collect();
+    let mut plan = super::purge::Purge {
+        source: pair.source.to_string(),
+        destination: pair.destination.to_string(),
+        source_at: String::new(),
+        destination_at: format!("{}:{}", pair.destination.host, crate::driver::Driver::snapshot_at(&endpoints::Object, &pair.destination)),
+        destination_snapshots: keys.clone(),
+        destroy_destination: true,
+        ..Default::default()
+    };
+    if !yes {
+        return Ok(plan);
+    }
+    let job = Job::start(engine, pair, JobAction::PurgeAll)?;
+    let work = async {
+        job.phase(Phase::Destroying, Some(&format!("{} object(s) under {}", keys.len(), pair.destination)));
+        for k in &keys {
+            if let Err(e) = dst.delete(k).await {
+                plan.left.push(format!("{k}: {e}"));
+            }
+        }
+        if plan.left.is_empty() {
+            let dir = state_dir(engine, pair);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            }
+            let _ = std::fs::remove_file(engine.state.success_path(&fp));
+        } else {
+            bail!("{} object(s) could not be deleted: {}", plan.left.len(), plan.left.join("; "));
+        }
+        plan.done = true;
+        Ok(())
+    };
+    let result = job.guard(work).await;
+    job.finish(&result);
+    result?;
+    Ok(plan)
+}
+
+/// `setup DEST`: the state dir, each side's credentials and bucket (one listing request), and
+/// whether the objects cross the network unencrypted.
+pub async fn setup(engine: &Engine, pair: &Pair, mut items: Vec<Item>) -> Vec<Item> {
+    for (label, vol) in [("source", &pair.source), ("destination", &pair.destination)] {
+        let what = format!("{label} bucket {vol}");
+        let item = |ok: bool, detail: String| Item {
+            ok,
+            what: what.clone(),
+            detail,
+            initialized: false,
+        };
+        let client = match endpoints::open(&engine.config, vol) {
+            Ok(c) => c,
+            Err(e) => {
+                items.push(item(false, format!("{e:#}")));
+                continue;
+            }
+        };
+        let host = endpoints::host(&engine.config, vol).ok();
+        let plain = host.is_some_and(|h| h.unencrypted());
+        match client.probe().await {
+            Ok(n) => items.push(item(
+                true,
+                format!(
+                    "reachable at {}{}; {n} object(s) or prefix(es) at the top",
+                    host.map(|h| h.endpoint.as_str()).unwrap_or(""),
+                    if plain { " (plain http: objects cross the network unencrypted)" } else { "" }
+                ),
+            )),
+            Err(e) => items.push(item(false, e.to_string())),
+        }
+    }
+    if let Ok(Some(cp)) = checkpoint(engine, pair) {
+        items.push(Item {
+            ok: true,
+            what: "checkpoint".into(),
+            detail: cp.name,
+            initialized: true,
+        });
+    }
+    items
+}
