@@ -83,6 +83,9 @@ fn running(c: &Config, i: usize, rate: f64) -> RunInfo {
             error: None,
             read: None,
             read_total: None,
+            objects: None,
+            objects_total: None,
+            objects_rate: None,
         }),
     }
 }

@@ -333,7 +333,11 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         Action::Objects { dest, failed } => {
             let p = one(engine, dest)?;
             if p.kind.has_snapshots() {
-                anyhow::bail!("{} is a {} pair: `objects` lists the keys of object pairs", Engine::dest_name(p), p.kind.word());
+                anyhow::bail!(
+                    "{} is a {} pair: `objects` lists the keys of object pairs",
+                    Engine::dest_name(p),
+                    p.kind.word()
+                );
             }
             let list = crate::engine::objects::objects(engine, p, *failed)?;
             print::objects(&list, cli.json);

@@ -111,7 +111,11 @@ pub fn objects(list: &[crate::engine::objects::ObjectStatus], json: bool) {
             let op = o.op.map_or("-", |op| op.word()).to_string();
             let mut why = o.reason.clone().unwrap_or_default();
             if let Some(next) = o.next_retry_ms {
-                why = format!("retry {} at {}: {why}", o.retries + 1, format_time((next / 1000) as i64));
+                why = format!(
+                    "retry {} at {}: {why}",
+                    o.retries + 1,
+                    format_time((next / 1000) as i64)
+                );
             }
             vec![state, op, o.key.clone(), why]
         })
@@ -237,7 +241,17 @@ pub fn config(c: &Config, json: bool) {
                 "keepalive_interval": h.keepalive_interval.as_secs(), "keepalive_count": h.keepalive_count})
             })
             .collect();
-        let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts, "pairs": pairs,
+        // the credentials file's path only: its keys are read when a job starts, never shown
+        let object_hosts: Vec<_> = c
+            .object_hosts
+            .values()
+            .map(|h| {
+                serde_json::json!({"name": h.name, "endpoint": h.endpoint, "region": h.region,
+                "credentials": h.credentials, "profile": h.profile, "unencrypted": h.unencrypted()})
+            })
+            .collect();
+        let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts,
+            "object_hosts": object_hosts, "pairs": pairs,
             "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
                 "settle_secs": k.settle.as_secs(),
                 "volumes": k.volumes.iter().map(|v| serde_json::json!({"at": v.at.to_string(), "kind": v.kind, "listen": v.listen, "update": v.update})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
@@ -272,9 +286,52 @@ pub fn config(c: &Config, json: bool) {
             h.keepalive_count
         );
     }
+    if !c.object_hosts.is_empty() {
+        outln!("object-store hosts: {}", c.object_hosts.len());
+    }
+    for h in c.object_hosts.values() {
+        outln!(
+            "  {}  {}  region {}  credentials {}{}",
+            h.name,
+            h.endpoint,
+            h.region,
+            h.credentials
+                .as_ref()
+                .map(|p| format!(
+                    "{}{}",
+                    p.display(),
+                    h.profile.as_ref().map(|x| format!(" [{x}]")).unwrap_or_default()
+                ))
+                .unwrap_or_else(|| "from AWS_* environment".into()),
+            if h.unencrypted() {
+                "  warning: plain http: objects cross the network unencrypted"
+            } else {
+                ""
+            }
+        );
+    }
     outln!("pairs: {}", c.pairs.len());
     for p in &c.pairs {
         let o = &p.options;
+        if !p.kind.has_snapshots() {
+            outln!(
+                "  {}  {} -> {}  {}  wlag {} clag {} wrun {} crun {}  bwlimit {}",
+                &p.fingerprint()[..12],
+                p.source,
+                p.destination,
+                p.kind.word(),
+                format_duration(o.wlag),
+                format_duration(o.clag),
+                format_duration(o.wrun),
+                format_duration(o.crun),
+                if o.bwlimit == 0 {
+                    "none".to_string()
+                } else {
+                    format!("{}/s", format_bytes(o.bwlimit))
+                },
+            );
+            continue;
+        }
         outln!(
             "  {}  {} -> {}  {}/{}{}  wlag {} clag {} wrun {} crun {}  bwlimit {}  compress {}  keep {}",
             &p.fingerprint()[..12],

@@ -464,8 +464,8 @@ impl Cx<'_> {
             None => String::new(),
         };
         let region = match t.str("region") {
-            Some(r) if !r.get_ref().is_empty()
-                && r.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+            Some(r)
+                if !r.get_ref().is_empty() && r.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
             {
                 r.get_ref().clone()
             }
@@ -589,7 +589,11 @@ impl Cx<'_> {
                 key,
                 &format!(
                     "an object volume is host:bucket[/prefix] on a host with an endpoint; {host:?} is {}",
-                    if host == LOCAL { "this machine (no S3 endpoint)".to_string() } else { "an SSH host".to_string() }
+                    if host == LOCAL {
+                        "this machine (no S3 endpoint)".to_string()
+                    } else {
+                        "an SSH host".to_string()
+                    }
                 ),
             ));
         }

@@ -36,7 +36,9 @@ pub fn check_endpoint_url(url: &str) -> Result<(), String> {
         ));
     }
     if rest.contains(['/', '?', '#']) {
-        return Err(format!("endpoint {url:?}: scheme, host and port only (the bucket goes in the pair's path)"));
+        return Err(format!(
+            "endpoint {url:?}: scheme, host and port only (the bucket goes in the pair's path)"
+        ));
     }
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, _)) if !h.ends_with(']') && h.contains(':') => (rest, None),

@@ -80,7 +80,12 @@ async fn pass(engine: &Engine, pair: &Pair, job: &Job, scope: Scope, retry: bool
     };
     job.follow_objects(feed.clone());
     let p = sync_pair(engine, pair, feed)?;
-    let r = if retry { p.retry().await } else { p.pass_scoped(scope).await }.map_err(anyhow::Error::new)?;
+    let r = if retry {
+        p.retry().await
+    } else {
+        p.pass_scoped(scope).await
+    }
+    .map_err(anyhow::Error::new)?;
     job.log.line(&summary(&r));
     if r.failed > 0 {
         let journal = p.journal()?;
@@ -156,7 +161,11 @@ pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Repli
                 engine.command("initialize", Some(pair))
             );
         }
-        let scope = if opts.repair || opts.force { Scope::Full } else { Scope::Changes };
+        let scope = if opts.repair || opts.force {
+            Scope::Full
+        } else {
+            Scope::Changes
+        };
         pass(engine, pair, &job, scope, false).await
     };
     let result = job.guard(work).await;
@@ -359,9 +368,9 @@ pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
                 o.size,
                 c.size.unwrap_or(0)
             )),
-            Some(o) if o.etag.is_some() && c.dst_etag.is_some() && o.etag != c.dst_etag => {
-                diffs.push(format!("{key}: changed on the destination since the copy (ETag differs)"))
-            }
+            Some(o) if o.etag.is_some() && c.dst_etag.is_some() && o.etag != c.dst_etag => diffs.push(format!(
+                "{key}: changed on the destination since the copy (ETag differs)"
+            )),
             Some(_) => {}
         }
     }
@@ -403,7 +412,11 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super:
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),
         source_at: String::new(),
-        destination_at: format!("{}:{}", pair.destination.host, crate::driver::Driver::snapshot_at(&endpoints::Object, &pair.destination)),
+        destination_at: format!(
+            "{}:{}",
+            pair.destination.host,
+            crate::driver::Driver::snapshot_at(&endpoints::Object, &pair.destination)
+        ),
         destination_snapshots: keys.clone(),
         destroy_destination: true,
         ..Default::default()
@@ -413,7 +426,10 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super:
     }
     let job = Job::start(engine, pair, JobAction::PurgeAll)?;
     let work = async {
-        job.phase(Phase::Destroying, Some(&format!("{} object(s) under {}", keys.len(), pair.destination)));
+        job.phase(
+            Phase::Destroying,
+            Some(&format!("{} object(s) under {}", keys.len(), pair.destination)),
+        );
         for k in &keys {
             if let Err(e) = dst.delete(k).await {
                 plan.left.push(format!("{k}: {e}"));
@@ -426,7 +442,11 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super:
             }
             let _ = std::fs::remove_file(engine.state.success_path(&fp));
         } else {
-            bail!("{} object(s) could not be deleted: {}", plan.left.len(), plan.left.join("; "));
+            bail!(
+                "{} object(s) could not be deleted: {}",
+                plan.left.len(),
+                plan.left.join("; ")
+            );
         }
         plan.done = true;
         Ok(())
@@ -463,7 +483,11 @@ pub async fn setup(engine: &Engine, pair: &Pair, mut items: Vec<Item>) -> Vec<It
                 format!(
                     "reachable at {}{}; {n} object(s) or prefix(es) at the top",
                     host.map(|h| h.endpoint.as_str()).unwrap_or(""),
-                    if plain { " (plain http: objects cross the network unencrypted)" } else { "" }
+                    if plain {
+                        " (plain http: objects cross the network unencrypted)"
+                    } else {
+                        ""
+                    }
                 ),
             )),
             Err(e) => items.push(item(false, e.to_string())),

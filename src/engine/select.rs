@@ -10,10 +10,18 @@ pub fn select<'a>(config: &'a Config, dest: &str) -> Result<&'a Pair, String> {
         return Err("empty DEST".into());
     }
     let by = |f: &dyn Fn(&Pair) -> bool| -> Vec<&'a Pair> { config.pairs.iter().filter(|p| f(p)).collect() };
+    // a trailing '/' names the same thing (an object prefix is written either way)
+    let bare = |s: &str| {
+        s.strip_suffix('/')
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .unwrap_or(s.to_string())
+    };
+    let want = bare(dest);
     let tiers: [Vec<&Pair>; 4] = [
-        by(&|p| p.destination.to_string() == dest),
-        by(&|p| p.destination.path == dest),
-        by(&|p| p.destination.path.rsplit('/').next() == Some(dest)),
+        by(&|p| bare(&p.destination.to_string()) == want),
+        by(&|p| bare(&p.destination.path) == want),
+        by(&|p| bare(&p.destination.path).rsplit('/').next() == Some(want.as_str())),
         if dest.len() >= 4 && dest.chars().all(|c| c.is_ascii_hexdigit()) {
             by(&|p| p.fingerprint().starts_with(&dest.to_ascii_lowercase()))
         } else {
@@ -64,5 +72,22 @@ destination = "other/web"
         let fp = c.pairs[2].fingerprint();
         assert_eq!(select(&c, &fp[..6]).unwrap().source.path, "tank/web2");
         assert!(select(&c, "nothing").unwrap_err().contains("no pair"));
+        assert_eq!(select(&c, "backup/web/").unwrap().source.path, "tank/web");
+    }
+
+    #[test]
+    fn object_prefixes_with_or_without_their_slash() {
+        let text = "[hosts.s3b]\nendpoint = \"http://127.0.0.1:9000\"\n[hosts.s3a]\nendpoint = \"https://s3.example.com\"\n\
+                    [[pair]]\nkind = \"object\"\nsource = \"s3a:photos/2026/\"\ndestination = \"s3b:photos-dr/2026/\"\n";
+        let c = crate::config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        for dest in [
+            "s3b:photos-dr/2026/",
+            "s3b:photos-dr/2026",
+            "photos-dr/2026",
+            "photos-dr/2026/",
+            "2026",
+        ] {
+            assert!(select(&c, dest).is_ok(), "{dest}");
+        }
     }
 }

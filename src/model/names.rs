@@ -76,7 +76,9 @@ pub fn check_bucket_path(path: &str) -> Result<(), String> {
     let (bucket, prefix) = trimmed.split_once('/').unwrap_or((trimmed, ""));
     let what = format!("object location {path:?}");
     if path.starts_with('/') {
-        return Err(format!("{what} starts with '/': write bucket[/prefix], as in \"photos/2026/\""));
+        return Err(format!(
+            "{what} starts with '/': write bucket[/prefix], as in \"photos/2026/\""
+        ));
     }
     if !(3..=63).contains(&bucket.len()) {
         return Err(format!("{what}: bucket {bucket:?} must have 3 to 63 characters"));
@@ -191,7 +193,17 @@ mod tests {
         for ok in ["photos", "photos/2026/", "photos-dr/2026", "a.b-c/x/y z/"] {
             assert!(check_bucket_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["/photos", "ph", "Photos", "-photos", "photos-", "a..b", "photos//x", "photos/../x", "photos/a\nb"] {
+        for bad in [
+            "/photos",
+            "ph",
+            "Photos",
+            "-photos",
+            "photos-",
+            "a..b",
+            "photos//x",
+            "photos/../x",
+            "photos/a\nb",
+        ] {
             let e = check_bucket_path(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
         }

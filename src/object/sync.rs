@@ -292,7 +292,9 @@ impl Pair {
             match dst.get(key) {
                 None => out.push((key.clone(), Decision::Change(Op::Put))),
                 Some(d) if d.size != s.size => out.push((key.clone(), Decision::Change(Op::Put))),
-                Some(d) if unchanged_since_copy(s, d, cp.keys.get(key)) => out.push((key.clone(), Decision::Same(None))),
+                Some(d) if unchanged_since_copy(s, d, cp.keys.get(key)) => {
+                    out.push((key.clone(), Decision::Same(None)))
+                }
                 Some(d) => compare.push((key.clone(), s, d)),
             }
         }
@@ -397,7 +399,11 @@ fn changes(src: &BTreeMap<String, ObjectInfo>, cp: &Checkpoint) -> Vec<(String, 
         .iter()
         .map(|(key, s)| {
             let same = cp.keys.get(key).is_some_and(|c| source_is(s, c));
-            let d = if same { Decision::Same(None) } else { Decision::Change(Op::Put) };
+            let d = if same {
+                Decision::Same(None)
+            } else {
+                Decision::Change(Op::Put)
+            };
             (key.clone(), d)
         })
         .collect();
@@ -412,7 +418,9 @@ fn changes(src: &BTreeMap<String, ObjectInfo>, cp: &Checkpoint) -> Vec<(String, 
 
 /// The listed source object is the version the copy recorded saw.
 fn source_is(s: &ObjectInfo, c: &Copied) -> bool {
-    s.etag == c.src_etag && s.last_modified.timestamp_millis() == c.src_modified_ms && c.size.map_or(true, |n| n == s.size)
+    s.etag == c.src_etag
+        && s.last_modified.timestamp_millis() == c.src_modified_ms
+        && c.size.is_none_or(|n| n == s.size)
 }
 
 /// The source is the version last copied (ETag when listed, and last-modified) and the

@@ -1,0 +1,185 @@
+//! An object pair lab: two s3s-fs servers on loopback (sites a and b), each with a credentials
+//! file, a config naming them as object-store hosts, the ferry binary, and rclone (Debian's) as
+//! the independent client that writes and reads the buckets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use super::S3Server;
+
+pub struct ObjectLab {
+    pub a: S3Server,
+    pub b: S3Server,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ObjectLab {
+    /// Site a serves bucket `photos`, site b `photos-dr`; the pair replicates
+    /// `a:photos/2026/` to `b:photos-dr/2026/` with `pair_extra` added to its table.
+    pub fn start(bin: &Path, pair_extra: &str) -> ObjectLab {
+        let a = S3Server::start(bin, "sitea", &["photos"]);
+        let b = S3Server::start(bin, "siteb", &["photos-dr"]);
+        let dir = tempfile::tempdir().expect("lab dir");
+        let config = dir.path().join("ferry.toml");
+        let lab = ObjectLab { a, b, dir, config };
+        for (name, s) in [("a", &lab.a), ("b", &lab.b)] {
+            let cred = format!(
+                "# site {name}\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                s.access_key, s.secret_key
+            );
+            std::fs::write(lab.dir.path().join(format!("{name}.cred")), cred).expect("cred file");
+        }
+        lab.write_config(pair_extra);
+        lab
+    }
+
+    pub fn write_config(&self, pair_extra: &str) {
+        let d = self.dir.path();
+        let text = format!(
+            "state_dir = \"{state}\"\n\n\
+             [hosts.s3a]\nendpoint = \"{ea}\"\nregion = \"us-east-1\"\ncredentials = \"{d}/a.cred\"\n\n\
+             [hosts.s3b]\nendpoint = \"{eb}\"\ncredentials = \"{d}/b.cred\"\n\n\
+             [[pair]]\nkind = \"object\"\nsource = \"s3a:photos/2026/\"\ndestination = \"s3b:photos-dr/2026/\"\n{pair_extra}\n",
+            state = self.state_dir().display(),
+            ea = self.a.endpoint(),
+            eb = self.b.endpoint(),
+            d = d.display(),
+        );
+        std::fs::write(&self.config, text).expect("config");
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn ferry(&self, args: &[&str]) -> Run {
+        let out: Output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("FERRY_CONFIG")
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ferry");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs ferry and panics with its output unless it exits 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.ferry(args);
+        assert_eq!(r.code, 0, "ferry {args:?}\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        r
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = self.ferry(&all);
+        serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("ferry {all:?}: {e}\nstdout: {}\nstderr: {}", r.stdout, r.stderr))
+    }
+
+    /// rclone with remotes `a` and `b` (the two sites) from the environment; panics on failure.
+    pub fn rclone(&self, args: &[&str]) -> String {
+        let mut c = Command::new("rclone");
+        for (name, s) in [("A", &self.a), ("B", &self.b)] {
+            c.env(format!("RCLONE_CONFIG_{name}_TYPE"), "s3")
+                .env(format!("RCLONE_CONFIG_{name}_PROVIDER"), "Other")
+                .env(format!("RCLONE_CONFIG_{name}_ENDPOINT"), s.endpoint())
+                .env(format!("RCLONE_CONFIG_{name}_ACCESS_KEY_ID"), &s.access_key)
+                .env(format!("RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY"), &s.secret_key)
+                .env(format!("RCLONE_CONFIG_{name}_FORCE_PATH_STYLE"), "true");
+        }
+        let out = c
+            .env_remove("AWS_CA_BUNDLE")
+            .env("RCLONE_CONFIG", "/dev/null")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("rclone (Debian package rclone) runs");
+        assert!(
+            out.status.success(),
+            "rclone {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Writes `data` as `remote:path` with a content type and one user metadata pair.
+    pub fn put(&self, remote_path: &str, data: &[u8], content_type: &str, meta: (&str, &str)) {
+        let f = self.dir.path().join("upload.tmp");
+        std::fs::write(&f, data).expect("upload file");
+        let ct = format!("Content-Type: {content_type}");
+        let m = format!("{}={}", meta.0, meta.1);
+        self.rclone(&[
+            "copyto",
+            &f.display().to_string(),
+            remote_path,
+            "--header-upload",
+            &ct,
+            "--metadata",
+            "--metadata-set",
+            &m,
+        ]);
+    }
+
+    /// Every object under `remote:path` as (key, size, content type, user metadata without
+    /// rclone's own mtime/atime/btime/mode/uid/gid, content md5 read through rclone).
+    pub fn listing(&self, remote_path: &str) -> Vec<(String, u64, String, Vec<(String, String)>)> {
+        let text = self.rclone(&["lsjson", "-R", "--files-only", "--metadata", remote_path]);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("lsjson");
+        let mut out: Vec<_> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|o| {
+                let mut meta: Vec<(String, String)> = o["Metadata"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(k, _)| !["atime", "btime", "mtime", "mode", "uid", "gid"].contains(&k.as_str()))
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                meta.sort();
+                (
+                    o["Path"].as_str().unwrap_or("").to_string(),
+                    o["Size"].as_u64().unwrap_or(0),
+                    o["MimeType"].as_str().unwrap_or("").to_string(),
+                    meta,
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Content hashes of every object under `remote:path`, read by rclone (`hashsum md5
+    /// --download`: the bytes themselves, whatever the server lists).
+    pub fn sums(&self, remote_path: &str) -> Vec<String> {
+        let text = self.rclone(&["hashsum", "md5", "--download", remote_path]);
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        lines.sort();
+        lines
+    }
+
+    /// Both sides hold the same keys, bytes, content types and user metadata.
+    pub fn assert_same(&self) {
+        let (src, dst) = ("a:photos/2026/", "b:photos-dr/2026/");
+        assert_eq!(self.listing(src), self.listing(dst), "listings differ");
+        assert_eq!(self.sums(src), self.sums(dst), "contents differ");
+    }
+}
