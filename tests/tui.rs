@@ -136,6 +136,9 @@ fn progress(c: &Config, i: usize, bytes: u64, expected: Option<u64>, rate: f64) 
         error: None,
         read: None,
         read_total: None,
+        objects: None,
+        objects_total: None,
+        objects_rate: None,
     }
 }
 

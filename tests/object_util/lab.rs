@@ -14,6 +14,9 @@ pub struct ObjectLab {
     pub config: PathBuf,
 }
 
+/// One listed object: key, size, content type, user metadata (sorted).
+pub type Listed = (String, u64, String, Vec<(String, String)>);
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -137,7 +140,7 @@ impl ObjectLab {
 
     /// Every object under `remote:path` as (key, size, content type, user metadata without
     /// rclone's own mtime/atime/btime/mode/uid/gid, content md5 read through rclone).
-    pub fn listing(&self, remote_path: &str) -> Vec<(String, u64, String, Vec<(String, String)>)> {
+    pub fn listing(&self, remote_path: &str) -> Vec<Listed> {
         let text = self.rclone(&["lsjson", "-R", "--files-only", "--metadata", remote_path]);
         let v: serde_json::Value = serde_json::from_str(&text).expect("lsjson");
         let mut out: Vec<_> = v
