@@ -794,3 +794,18 @@ fn a_block_update_shows_its_read_and_what_it_sent() {
     assert!(s.contains("ETA 6s"), "{s}");
     assert!(s.contains("25%"), "{s}");
 }
+
+#[test]
+fn an_object_pass_shows_objects_per_second_beside_bytes() {
+    let mut a = app();
+    let c = a.config.clone();
+    let mut p = progress(&c, 3, 48 << 20, Some(96 << 20), (4u64 << 20) as f64);
+    p.objects = Some(1200);
+    p.objects_total = Some(2400);
+    p.objects_rate = Some(310.5);
+    let run1 = a.runs[1].clone().unwrap();
+    a.handle(Event::Runs(vec![idle(), run1, a.runs[2].clone().unwrap(), running(p)]));
+    let s = render(&mut a, 130, 32);
+    assert!(s.contains("48.0 MiB of 96.0 MiB, objects 1200 of 2400, 310.5/s"), "{s}");
+    assert!(s.contains("4.0 MiB/s now"), "{s}");
+}

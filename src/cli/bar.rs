@@ -48,6 +48,10 @@ pub fn shape(p: &Progress) -> Shape {
         .eta_secs
         .map(|s| format!(", ETA {}", format_duration(Duration::from_secs(s))))
         .unwrap_or_default();
+    let rates = match p.objects_line() {
+        Some(o) => format!("{rates}, {o}"),
+        None => rates,
+    };
     if let (Some(read), Some(total)) = (p.read, p.read_total) {
         // the whole source is read to find what changed: the read is the progress
         return Shape::Bar {

@@ -25,6 +25,9 @@ pub fn progress_line(p: &Progress) -> String {
         format_bytes(p.rate as u64),
         format_bytes(p.avg_rate as u64)
     ));
+    if let Some(o) = p.objects_line() {
+        s.push_str(&format!(", {o}"));
+    }
     match p.eta_secs {
         Some(eta) if !p.finished => s.push_str(&format!(
             ", ETA {}",

@@ -67,6 +67,19 @@ impl Progress {
         self.phase = phase.word().to_string();
     }
 
+    /// An object pair's count: "objects 12 of 40, 35.2/s"; `None` for other kinds.
+    pub fn objects_line(&self) -> Option<String> {
+        let done = self.objects?;
+        let mut s = format!("objects {done}");
+        if let Some(total) = self.objects_total {
+            s.push_str(&format!(" of {total}"));
+        }
+        if let Some(r) = self.objects_rate {
+            s.push_str(&format!(", {r:.1}/s"));
+        }
+        Some(s)
+    }
+
     /// Still before the byte stream: nothing moved, not finished, not transferring.
     pub fn before_transfer(&self) -> bool {
         self.current_phase() != Some(Phase::Transfer) && self.bytes == 0 && !self.finished

@@ -65,6 +65,10 @@ fn pane_for(f: &mut Frame, app: &App, i: usize, area: Rect, extra: &str) {
         (None, Some(e)) => format!("{} of {}", format_bytes(p.bytes), format_bytes(e)),
         (None, None) => format!("{} (size unknown)", format_bytes(p.bytes)),
     };
+    let size = match p.objects_line() {
+        Some(o) => format!("{size}, {o}"),
+        None => size,
+    };
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(size, t.base),
