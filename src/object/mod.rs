@@ -5,5 +5,6 @@ pub mod bwlimit;
 pub mod checkpoint;
 pub mod client;
 pub mod creds;
+pub mod records;
 pub mod status;
 pub mod sync;

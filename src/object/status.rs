@@ -1,18 +1,18 @@
 //! Per-object replication status as Backbeat keeps it (PENDING, COMPLETED, FAILED with reason,
 //! retry count and backoff), kept as a durable, crash-safe journal on local disk.
 //!
-//! The journal is an append-only file of lines `<xxh3-64 hex> <json record>\n`; every append is
+//! The journal is an append-only file of checksummed records (`records`); every append is
 //! fsynced before the call returns, so an entry a caller was told about survives a crash. A torn
 //! last line (a crash mid-write) is dropped on open; a bad line anywhere else is an error naming
 //! the file and line. Entries are ordered per key by sequence number: `ready` hands out only the
 //! oldest unfinished entry of each key, so a newer version of a key never lands before an older.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::records::{Records, RecordsError};
 
 /// First retry delay; each further failure doubles it up to [`BACKOFF_CAP_MS`].
 pub const BACKOFF_BASE_MS: u64 = 1_000;
@@ -103,10 +103,8 @@ enum Record {
 /// Errors of the status journal; each names the journal file.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("object status journal {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("object status journal {path} line {line}: {what}")]
-    Corrupt { path: PathBuf, line: usize, what: String },
+    #[error("object status journal {0}")]
+    Records(#[from] RecordsError),
     #[error("object status journal {path}: no entry {seq}")]
     NoEntry { path: PathBuf, seq: u64 },
 }
@@ -114,15 +112,9 @@ pub enum JournalError {
 /// The journal: in-memory view of every unfinished entry plus the open file to append to.
 pub struct Journal {
     path: PathBuf,
-    file: File,
+    records: Records,
     entries: BTreeMap<u64, Entry>,
     next_seq: u64,
-}
-
-fn line_for(rec: &Record) -> String {
-    // Serializing these plain records cannot fail.
-    let json = serde_json::to_string(rec).unwrap_or_default();
-    format!("{:016x} {}\n", xxhash_rust::xxh3::xxh3_64(json.as_bytes()), json)
 }
 
 /// Backoff before retry number `retries` (1 = first retry).
@@ -139,80 +131,16 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-impl Journal {
-    /// Opens (or creates) the journal at `path`, replaying it; a torn last line is cut off.
-    pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        let io = |source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
-        let mut j = Journal {
-            path: path.to_path_buf(),
-            file: file.try_clone().map_err(io)?,
-            entries: BTreeMap::new(),
-            next_seq: 1,
-        };
-        let mut reader = BufReader::new(&mut file);
-        let (mut good_len, mut lineno) = (0u64, 0usize);
-        let mut buf = Vec::new();
-        let mut torn = false;
-        loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            lineno += 1;
-            let complete = buf.last() == Some(&b'\n');
-            match parse_line(&buf) {
-                Ok(rec) if complete => {
-                    j.apply(rec, lineno)?;
-                    good_len += n as u64;
-                }
-                Ok(_) => {
-                    torn = true;
-                    break;
-                }
-                Err(what) => {
-                    // Only the last line may be torn by a crash; anything earlier is damage.
-                    let more = reader
-                        .fill_buf()
-                        .map_err(io)?
-                        .iter()
-                        .any(|b| !b.is_ascii_whitespace() && *b != 0);
-                    if complete && more {
-                        return Err(JournalError::Corrupt {
-                            path: path.to_path_buf(),
-                            line: lineno,
-                            what,
-                        });
-                    }
-                    torn = true;
-                    break;
-                }
-            }
-        }
-        drop(reader);
-        if torn || file.metadata().map_err(io)?.len() != good_len {
-            file.set_len(good_len).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        j.file.seek(SeekFrom::End(0)).map_err(io)?;
-        Ok(j)
-    }
+/// What replaying records builds: the unfinished entries and the next sequence number.
+#[derive(Default)]
+struct View {
+    entries: BTreeMap<u64, Entry>,
+    next_seq: u64,
+}
 
-    fn apply(&mut self, rec: Record, line: usize) -> Result<(), JournalError> {
-        let missing = |seq| JournalError::Corrupt {
-            path: self.path.clone(),
-            line,
-            what: format!("entry {seq} unknown"),
-        };
+impl View {
+    fn apply(&mut self, rec: Record) -> Result<(), String> {
+        let missing = |seq| format!("entry {seq} unknown");
         match rec {
             Record::Next { seq } => self.next_seq = self.next_seq.max(seq),
             Record::Enq { seq, key, op, at } => {
@@ -252,114 +180,121 @@ impl Journal {
         }
         Ok(())
     }
+}
 
-    fn append(&mut self, rec: Record) -> Result<(), JournalError> {
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
+impl Journal {
+    /// Opens (or creates) the journal at `path`, replaying it; a torn last line is cut off.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let mut view = View {
+            next_seq: 1,
+            ..View::default()
         };
-        self.file.write_all(line_for(&rec).as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.apply(rec, 0)
+        let records = Records::open(path, |rec, _line| view.apply(rec))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            records,
+            entries: view.entries,
+            next_seq: view.next_seq,
+        })
+    }
+
+    /// Applies records already written to the file to the in-memory view.
+    fn view(&mut self, recs: Vec<Record>) -> Result<(), JournalError> {
+        let mut view = View {
+            entries: std::mem::take(&mut self.entries),
+            next_seq: self.next_seq,
+        };
+        let mut r = Ok(());
+        for rec in recs {
+            if let Err(what) = view.apply(rec) {
+                r = Err(JournalError::Records(RecordsError::Corrupt {
+                    path: self.path.clone(),
+                    line: 0,
+                    what,
+                }));
+                break;
+            }
+        }
+        self.entries = view.entries;
+        self.next_seq = view.next_seq;
+        r
+    }
+
+    fn append(&mut self, recs: Vec<Record>) -> Result<(), JournalError> {
+        self.records.append(&recs)?;
+        self.view(recs)
     }
 
     /// Journals a change of `key` as PENDING (durable on return) and gives its sequence number.
     pub fn enqueue(&mut self, key: &str, op: Op) -> Result<u64, JournalError> {
         let seq = self.next_seq;
-        self.append(Record::Enq {
+        self.append(vec![Record::Enq {
             seq,
             key: key.to_string(),
             op,
             at: now_ms(),
-        })?;
+        }])?;
         Ok(seq)
     }
 
     /// Journals several changes with one fsync; durable on return, sequence numbers in order.
     pub fn enqueue_many(&mut self, changes: &[(String, Op)]) -> Result<Vec<u64>, JournalError> {
         let at = now_ms();
-        let mut text = String::new();
-        let mut recs = Vec::new();
-        for (i, (key, op)) in changes.iter().enumerate() {
-            let rec = Record::Enq {
-                seq: self.next_seq + i as u64,
+        let first = self.next_seq;
+        let recs: Vec<Record> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, (key, op))| Record::Enq {
+                seq: first + i as u64,
                 key: key.clone(),
                 op: *op,
                 at,
-            };
-            text.push_str(&line_for(&rec));
-            recs.push(rec);
-        }
-        if recs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(text.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        let mut seqs = Vec::new();
-        for rec in recs {
-            if let Record::Enq { seq, .. } = rec {
-                seqs.push(seq);
-            }
-            self.apply(rec, 0)?;
-        }
-        Ok(seqs)
+            })
+            .collect();
+        self.append(recs)?;
+        Ok((first..first + changes.len() as u64).collect())
     }
 
     /// Marks an entry COMPLETED without an fsync: losing it in a crash only repeats an
     /// idempotent copy or delete. Call [`Journal::sync`] when a batch is done.
     pub fn complete_lazy(&mut self, seq: u64) -> Result<(), JournalError> {
         self.entry(seq)?;
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file
-            .write_all(line_for(&Record::Done { seq }).as_bytes())
-            .map_err(io)?;
-        self.apply(Record::Done { seq }, 0)
+        self.records.append_lazy(&Record::Done { seq })?;
+        self.view(vec![Record::Done { seq }])
     }
 
     /// Makes every earlier append durable.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        self.file.sync_data().map_err(|source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        Ok(self.records.sync()?)
     }
 
     /// Marks an entry COMPLETED (it leaves the view).
     pub fn complete(&mut self, seq: u64) -> Result<(), JournalError> {
         self.entry(seq)?;
-        self.append(Record::Done { seq })
+        self.append(vec![Record::Done { seq }])
     }
 
     /// Marks an entry FAILED with `reason`; its next retry waits the backoff after `now_ms`.
     pub fn fail(&mut self, seq: u64, reason: &str, now_ms: u64) -> Result<(), JournalError> {
         let retries = self.entry(seq)?.retries + 1;
         let next = now_ms.saturating_add(backoff_ms(retries));
-        self.append(Record::Fail {
+        self.append(vec![Record::Fail {
             seq,
             reason: reason.to_string(),
             retries,
             next,
-        })
+        }])
     }
 
     /// Makes every failed entry due now (operator `retry`); gives how many.
     pub fn retry_all_now(&mut self) -> Result<usize, JournalError> {
-        let due: Vec<u64> = self
+        let due: Vec<Record> = self
             .failed()
             .iter()
             .filter(|e| e.next_retry_ms > 0)
-            .map(|e| e.seq)
+            .map(|e| Record::Due { seq: e.seq })
             .collect();
-        for seq in &due {
-            self.append(Record::Due { seq: *seq })?;
-        }
+        self.append(due)?;
         Ok(self.failed().len())
     }
 
@@ -414,71 +349,33 @@ impl Journal {
             .unwrap_or(0)
     }
 
-    /// Rewrites the journal with only unfinished entries (atomic: temp file, fsync, rename,
-    /// fsync of the directory), so completed history does not grow the file forever.
+    /// Rewrites the journal with only unfinished entries (atomic), so completed history does
+    /// not grow the file forever.
     pub fn compact(&mut self) -> Result<(), JournalError> {
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let tmp = self.path.with_extension("compact");
-        let mut out = String::new();
-        out.push_str(&line_for(&Record::Next { seq: self.next_seq }));
+        let mut recs = vec![Record::Next { seq: self.next_seq }];
         for e in self.entries.values() {
-            out.push_str(&line_for(&Record::Enq {
+            recs.push(Record::Enq {
                 seq: e.seq,
                 key: e.key.clone(),
                 op: e.op,
                 at: e.enqueued_ms,
-            }));
+            });
             if e.state == State::Failed {
-                let reason = e.reason.clone().unwrap_or_default();
-                let rec = Record::Fail {
+                recs.push(Record::Fail {
                     seq: e.seq,
-                    reason,
+                    reason: e.reason.clone().unwrap_or_default(),
                     retries: e.retries,
                     next: e.next_retry_ms,
-                };
-                out.push_str(&line_for(&rec));
+                });
             }
         }
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(out.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        self.file = OpenOptions::new().append(true).open(&self.path).map_err(io)?;
-        Ok(())
+        Ok(self.records.rewrite(&recs)?)
     }
 
     /// Size of the journal file in bytes.
     pub fn file_len(&self) -> Result<u64, JournalError> {
-        self.file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                source,
-            })
+        Ok(self.records.len()?)
     }
-}
-
-fn parse_line(buf: &[u8]) -> Result<Record, String> {
-    let text = std::str::from_utf8(buf).map_err(|_| "not UTF-8".to_string())?;
-    let text = text.trim_end_matches('\n');
-    let (sum, json) = text.split_once(' ').ok_or("no checksum")?;
-    let want = u64::from_str_radix(sum, 16).map_err(|_| "bad checksum field".to_string())?;
-    if xxhash_rust::xxh3::xxh3_64(json.as_bytes()) != want {
-        return Err("checksum mismatch".into());
-    }
-    serde_json::from_str(json).map_err(|e| format!("bad record: {e}"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,173 @@
+//! An append-only file of checksummed JSON records, the durable form of ferry's journals (an
+//! object pair's status journal, a cluster's change journal).
+//!
+//! Each line is `<xxh3-64 hex> <json>\n`. An append writes its records in one write and syncs
+//! before it returns, so a record a caller was told about survives a crash. On open a torn last
+//! line (a crash mid-write) is cut off; a bad line anywhere else is an error naming the file and
+//! line. `rewrite` replaces the whole file atomically (temp file, fsync, rename, fsync of the
+//! directory), for compaction.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} line {line}: {what}")]
+    Corrupt { path: PathBuf, line: usize, what: String },
+}
+
+/// The open file, positioned at its end for appends.
+pub struct Records {
+    path: PathBuf,
+    file: File,
+}
+
+/// One record's line.
+pub fn line_for<R: Serialize>(rec: &R) -> String {
+    // serializing plain records cannot fail
+    let json = serde_json::to_string(rec).unwrap_or_default();
+    format!("{:016x} {}\n", xxhash_rust::xxh3::xxh3_64(json.as_bytes()), json)
+}
+
+fn parse_line<R: DeserializeOwned>(buf: &[u8]) -> Result<R, String> {
+    let text = std::str::from_utf8(buf).map_err(|_| "not UTF-8".to_string())?;
+    let text = text.trim_end_matches('\n');
+    let (sum, json) = text.split_once(' ').ok_or("no checksum")?;
+    let want = u64::from_str_radix(sum, 16).map_err(|_| "bad checksum field".to_string())?;
+    if xxhash_rust::xxh3::xxh3_64(json.as_bytes()) != want {
+        return Err("checksum mismatch".into());
+    }
+    serde_json::from_str(json).map_err(|e| format!("bad record: {e}"))
+}
+
+impl Records {
+    /// Opens (or creates) `path` and hands every good record to `apply` in order, with its line
+    /// number; an `Err` from `apply` is reported as damage at that line.
+    pub fn open<R: DeserializeOwned>(
+        path: &Path,
+        mut apply: impl FnMut(R, usize) -> Result<(), String>,
+    ) -> Result<Records, RecordsError> {
+        let io = |source| RecordsError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        let corrupt = |line, what| RecordsError::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            what,
+        };
+        let mut reader = BufReader::new(&mut file);
+        let (mut good_len, mut lineno) = (0u64, 0usize);
+        let mut buf = Vec::new();
+        let mut torn = false;
+        loop {
+            buf.clear();
+            let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            let complete = buf.last() == Some(&b'\n');
+            match parse_line::<R>(&buf) {
+                Ok(rec) if complete => {
+                    apply(rec, lineno).map_err(|what| corrupt(lineno, what))?;
+                    good_len += n as u64;
+                }
+                Ok(_) => {
+                    torn = true;
+                    break;
+                }
+                Err(what) => {
+                    // only the last line may be torn by a crash; anything earlier is damage
+                    let more = reader
+                        .fill_buf()
+                        .map_err(io)?
+                        .iter()
+                        .any(|b| !b.is_ascii_whitespace() && *b != 0);
+                    if complete && more {
+                        return Err(corrupt(lineno, what));
+                    }
+                    torn = true;
+                    break;
+                }
+            }
+        }
+        drop(reader);
+        if torn || file.metadata().map_err(io)?.len() != good_len {
+            file.set_len(good_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        Ok(Records {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn io(&self) -> impl Fn(std::io::Error) -> RecordsError + '_ {
+        |source| RecordsError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Appends `recs` with one write and one sync; durable on return.
+    pub fn append<R: Serialize>(&mut self, recs: &[R]) -> Result<(), RecordsError> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let text: String = recs.iter().map(line_for).collect();
+        self.file.write_all(text.as_bytes()).map_err(self.io())?;
+        self.file.sync_data().map_err(self.io())
+    }
+
+    /// Appends without syncing (a later `sync` or `append` makes it durable).
+    pub fn append_lazy<R: Serialize>(&mut self, rec: &R) -> Result<(), RecordsError> {
+        self.file.write_all(line_for(rec).as_bytes()).map_err(self.io())
+    }
+
+    pub fn sync(&mut self) -> Result<(), RecordsError> {
+        self.file.sync_data().map_err(self.io())
+    }
+
+    /// Replaces the file's content with `recs`, atomically and durably.
+    pub fn rewrite<R: Serialize>(&mut self, recs: &[R]) -> Result<(), RecordsError> {
+        let tmp = self.path.with_extension("compact");
+        let text: String = recs.iter().map(line_for).collect();
+        let mut f = File::create(&tmp).map_err(self.io())?;
+        f.write_all(text.as_bytes()).map_err(self.io())?;
+        f.sync_all().map_err(self.io())?;
+        std::fs::rename(&tmp, &self.path).map_err(self.io())?;
+        if let Some(dir) = self.path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            File::open(dir).and_then(|d| d.sync_all()).map_err(self.io())?;
+        }
+        self.file = OpenOptions::new().append(true).open(&self.path).map_err(self.io())?;
+        Ok(())
+    }
+
+    /// Size of the file in bytes.
+    pub fn len(&self) -> Result<u64, RecordsError> {
+        self.file.metadata().map(|m| m.len()).map_err(self.io())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
