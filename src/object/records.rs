@@ -163,7 +163,7 @@ impl Records {
     }
 
     /// Size of the file in bytes.
-    pub fn len(&self) -> Result<u64, RecordsError> {
+    pub fn file_len(&self) -> Result<u64, RecordsError> {
         self.file.metadata().map(|m| m.len()).map_err(self.io())
     }
 

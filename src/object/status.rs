@@ -374,7 +374,7 @@ impl Journal {
 
     /// Size of the journal file in bytes.
     pub fn file_len(&self) -> Result<u64, JournalError> {
-        Ok(self.records.len()?)
+        Ok(self.records.file_len()?)
     }
 }
 
