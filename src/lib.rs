@@ -7,6 +7,7 @@
 
 pub mod block;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod engine;

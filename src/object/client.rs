@@ -271,6 +271,28 @@ impl Client {
         Ok((r.meta.e_tag.clone(), ObjectAttrs::from_store(&r.attributes)))
     }
 
+    /// What `key` is now (size, last-modified, ETag as HEAD gives them) and its attributes;
+    /// `None` when there is no such key.
+    pub async fn stat(&self, key: &str) -> Result<Option<(ObjectInfo, ObjectAttrs)>, ClientError> {
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        match self.store.get_opts(&self.path(key), opts).await {
+            Ok(r) => Ok(Some((
+                ObjectInfo {
+                    key: key.to_string(),
+                    size: r.meta.size,
+                    etag: r.meta.e_tag.clone(),
+                    last_modified: r.meta.last_modified,
+                },
+                ObjectAttrs::from_store(&r.attributes),
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, "head", e)),
+        }
+    }
+
     /// Opens `key` for streaming: its size, attributes and bytes.
     pub async fn get_stream(&self, key: &str) -> Result<(u64, ObjectAttrs, ByteStream), ClientError> {
         let r = self

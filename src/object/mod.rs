@@ -4,6 +4,7 @@
 pub mod bwlimit;
 pub mod checkpoint;
 pub mod client;
+pub mod copy;
 pub mod creds;
 pub mod records;
 pub mod status;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::bwlimit::RateLimit;
 use super::checkpoint::{Checkpoint, CheckpointError, Copied};
@@ -340,38 +340,7 @@ impl Pair {
 
     /// Streams `key` from source to destination, multipart when large, through the bwlimit.
     async fn copy(&self, key: &str, listed: Option<&ObjectInfo>) -> Result<Outcome, ClientError> {
-        let (size, attrs, mut stream) = self.src.get_stream(key).await?;
-        let limit = self.options.bwlimit.clone();
-        let dst_etag = if size >= self.options.multipart_threshold {
-            let o = &self.options;
-            let mut w = self.dst.multipart(key, &attrs, o.part_size, o.parallel_parts).await?;
-            loop {
-                let chunk = match stream.try_next().await {
-                    Ok(Some(c)) => c,
-                    Ok(None) => break,
-                    Err(err) => {
-                        w.abort().await;
-                        return Err(err);
-                    }
-                };
-                if let Some(l) = &limit {
-                    l.take(chunk.len()).await;
-                }
-                self.options.progress.bytes.add(chunk.len() as u64);
-                w.write(&chunk).await?;
-            }
-            w.finish().await?
-        } else {
-            let mut buf = Vec::with_capacity(size as usize);
-            while let Some(chunk) = stream.try_next().await? {
-                if let Some(l) = &limit {
-                    l.take(chunk.len()).await;
-                }
-                self.options.progress.bytes.add(chunk.len() as u64);
-                buf.extend_from_slice(&chunk);
-            }
-            self.dst.put(key, buf.into(), &attrs).await?
-        };
+        let (size, dst_etag) = super::copy::copy(&self.src, &self.dst, key, &self.options, None).await?;
         let record = listed.map(|l| Copied {
             src_etag: l.etag.clone(),
             src_modified_ms: l.last_modified.timestamp_millis(),

@@ -1,0 +1,488 @@
+//! A cluster's durable change journal (`<persist_path>/journal`): every change a listener sees is
+//! written here, synced, before anything acts on it; each change's fan-out to each target volume
+//! is marked done or failed here; and what each volume was last seen holding is kept here too, so
+//! a restart knows what is new and what the cluster wrote itself.
+//!
+//! Coalescing per key: a change supersedes every unfinished change of the same key that is not
+//! newer than it (by the version's modification time, a delete by when it was seen), whatever
+//! volume it came from; a change older than one already waiting is superseded on arrival. Each
+//! target then gets only the newest state of a key, and a newer version never lands before an
+//! older one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::object::records::{Records, RecordsError};
+use crate::object::status::{backoff_ms, Op, State};
+
+/// A journal bigger than this after a cycle is compacted to what is unfinished plus what each
+/// volume was seen holding.
+const COMPACT_OVER: u64 = 8 << 20;
+
+/// What one listing (or a HEAD) says about one object: enough to tell a new version from a known one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub size: u64,
+    /// Last-modified, Unix milliseconds.
+    pub modified_ms: i64,
+    /// Where the server gives one (some list without ETags; HEAD has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl Version {
+    /// The same version as far as both sides can tell: sizes equal, last-modified equal to the
+    /// second (a HEAD's Last-Modified header has no milliseconds, a listing may), ETags equal
+    /// where both have one.
+    pub fn same_as(&self, other: &Version) -> bool {
+        let etags = match (&self.etag, &other.etag) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        self.size == other.size && self.modified_ms.div_euclid(1000) == other.modified_ms.div_euclid(1000) && etags
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "lowercase")]
+enum Record {
+    /// Sequence numbers start here (written by compaction).
+    Next { seq: u64 },
+    /// A change seen on `origin`, to be applied to each of `targets`.
+    Change {
+        seq: u64,
+        origin: String,
+        key: String,
+        op: Op,
+        /// Unix milliseconds it was seen.
+        at: u64,
+        #[serde(default)]
+        ver: Option<Version>,
+        targets: Vec<String>,
+    },
+    /// The change is done on `target`: applied, found there already, or superseded.
+    Done { seq: u64, target: String },
+    Fail {
+        seq: u64,
+        target: String,
+        reason: String,
+        retries: u32,
+        next: u64,
+    },
+    /// A failed fan-out made due now (operator retry).
+    Due { seq: u64, target: String },
+    /// What `vol` holds for `key` as the cluster last knew it; `None`: absent.
+    Seen {
+        vol: String,
+        key: String,
+        #[serde(default)]
+        ver: Option<Version>,
+    },
+}
+
+/// Where one change stands on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fanout {
+    pub state: State,
+    pub retries: u32,
+    pub reason: Option<String>,
+    pub next_retry_ms: u64,
+}
+
+/// One unfinished change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub seq: u64,
+    pub origin: String,
+    pub key: String,
+    pub op: Op,
+    pub at_ms: u64,
+    pub ver: Option<Version>,
+    /// Targets not yet done.
+    pub targets: BTreeMap<String, Fanout>,
+}
+
+impl Change {
+    /// When the change happened, for "newer beats older": a version's modification time, a
+    /// delete's sighting.
+    pub fn time_ms(&self) -> i64 {
+        match (&self.op, &self.ver) {
+            (Op::Put, Some(v)) => v.modified_ms,
+            _ => self.at_ms as i64,
+        }
+    }
+}
+
+/// A change as a listener hands it in.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub origin: String,
+    pub key: String,
+    pub op: Op,
+    pub ver: Option<Version>,
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cluster journal {0}")]
+    Records(#[from] RecordsError),
+}
+
+#[derive(Default)]
+struct View {
+    changes: BTreeMap<u64, Change>,
+    seen: HashMap<String, HashMap<String, Version>>,
+    next_seq: u64,
+}
+
+impl View {
+    fn apply(&mut self, rec: Record) -> Result<(), String> {
+        match rec {
+            Record::Next { seq } => self.next_seq = self.next_seq.max(seq),
+            Record::Change {
+                seq,
+                origin,
+                key,
+                op,
+                at,
+                ver,
+                targets,
+            } => {
+                self.next_seq = self.next_seq.max(seq + 1);
+                let targets = targets
+                    .into_iter()
+                    .map(|t| {
+                        let f = Fanout {
+                            state: State::Pending,
+                            retries: 0,
+                            reason: None,
+                            next_retry_ms: 0,
+                        };
+                        (t, f)
+                    })
+                    .collect::<BTreeMap<_, _>>();
+                if !targets.is_empty() {
+                    let c = Change {
+                        seq,
+                        origin,
+                        key,
+                        op,
+                        at_ms: at,
+                        ver,
+                        targets,
+                    };
+                    self.changes.insert(seq, c);
+                }
+            }
+            // done twice (a superseded change whose apply also finished) is no damage
+            Record::Done { seq, target } => {
+                if let Some(c) = self.changes.get_mut(&seq) {
+                    c.targets.remove(&target);
+                    if c.targets.is_empty() {
+                        self.changes.remove(&seq);
+                    }
+                }
+            }
+            Record::Fail {
+                seq,
+                target,
+                reason,
+                retries,
+                next,
+            } => {
+                if let Some(f) = self.changes.get_mut(&seq).and_then(|c| c.targets.get_mut(&target)) {
+                    f.state = State::Failed;
+                    f.reason = Some(reason);
+                    f.retries = retries;
+                    f.next_retry_ms = next;
+                }
+            }
+            Record::Due { seq, target } => {
+                if let Some(f) = self.changes.get_mut(&seq).and_then(|c| c.targets.get_mut(&target)) {
+                    f.next_retry_ms = 0;
+                }
+            }
+            Record::Seen { vol, key, ver } => {
+                let m = self.seen.entry(vol).or_default();
+                match ver {
+                    Some(v) => {
+                        m.insert(key, v);
+                    }
+                    None => {
+                        m.remove(&key);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The open journal with its in-memory view.
+pub struct Journal {
+    records: Records,
+    view: View,
+}
+
+/// The journal's file in a cluster's persist path.
+pub fn path_in(persist: &Path) -> PathBuf {
+    persist.join("journal")
+}
+
+impl Journal {
+    /// Opens (or creates) the journal, replaying it.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let mut view = View {
+            next_seq: 1,
+            ..View::default()
+        };
+        let records = Records::open(path, |rec, _| view.apply(rec))?;
+        Ok(Journal { records, view })
+    }
+
+    fn write(&mut self, recs: Vec<Record>, durable: bool) -> Result<(), JournalError> {
+        if durable {
+            self.records.append(&recs)?;
+        } else {
+            for r in &recs {
+                self.records.append_lazy(r)?;
+            }
+        }
+        for r in recs {
+            // replaying our own records cannot fail
+            let _ = self.view.apply(r);
+        }
+        Ok(())
+    }
+
+    /// What `vol` was last known to hold for `key`.
+    pub fn seen(&self, vol: &str, key: &str) -> Option<&Version> {
+        self.view.seen.get(vol).and_then(|m| m.get(key))
+    }
+
+    /// Every key `vol` was last known to hold.
+    pub fn seen_keys(&self, vol: &str) -> Vec<String> {
+        self.view
+            .seen
+            .get(vol)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a change of `key` is still to be applied to `vol` (the cluster is about to write
+    /// it there: a listing of it says nothing yet).
+    pub fn busy(&self, vol: &str, key: &str) -> bool {
+        self.view
+            .changes
+            .values()
+            .any(|c| c.key == key && c.targets.contains_key(vol))
+    }
+
+    /// Journals what the listeners saw, with what each volume now holds, in one synced write:
+    /// durable on return. Each change is coalesced against the unfinished ones of its key.
+    pub fn record(&mut self, changes: Vec<Seen>, seen: Vec<(String, String, Option<Version>)>) -> Result<usize, JournalError> {
+        let mut recs = Vec::new();
+        let at = crate::object::status::now_ms();
+        let mut journaled = 0;
+        // the unfinished changes of each key, kept current through this batch
+        let mut by_key: HashMap<String, Vec<(u64, i64, Vec<String>)>> = HashMap::new();
+        for c in self.view.changes.values() {
+            by_key
+                .entry(c.key.clone())
+                .or_default()
+                .push((c.seq, c.time_ms(), c.targets.keys().cloned().collect()));
+        }
+        let mut seq = self.view.next_seq;
+        for s in changes {
+            let time = match (&s.op, &s.ver) {
+                (Op::Put, Some(v)) => v.modified_ms,
+                _ => at as i64,
+            };
+            let waiting = by_key.entry(s.key.clone()).or_default();
+            if waiting.iter().any(|(_, t, _)| *t > time) {
+                // a newer change of the key is on its way, to this change's origin too
+                continue;
+            }
+            for (old, _, targets) in waiting.drain(..) {
+                for target in targets {
+                    recs.push(Record::Done { seq: old, target });
+                }
+            }
+            waiting.push((seq, time, s.targets.clone()));
+            recs.push(Record::Change {
+                seq,
+                origin: s.origin,
+                key: s.key,
+                op: s.op,
+                at,
+                ver: s.ver,
+                targets: s.targets,
+            });
+            seq += 1;
+            journaled += 1;
+        }
+        recs.extend(seen.into_iter().map(|(vol, key, ver)| Record::Seen { vol, key, ver }));
+        self.write(recs, true)?;
+        Ok(journaled)
+    }
+
+    /// Records, durably, what `vol` holds for `key` now (before the cluster deletes it there, so a
+    /// restart does not take the deletion for a change made on `vol`).
+    pub fn set_seen(&mut self, vol: &str, key: &str, ver: Option<Version>) -> Result<(), JournalError> {
+        let rec = Record::Seen {
+            vol: vol.into(),
+            key: key.into(),
+            ver,
+        };
+        self.write(vec![rec], true)
+    }
+
+    /// What is ready to apply now: per (key, target), the oldest unfinished fan-out, if it has
+    /// settled (seen at least `settle_ms` ago) and is pending or past its backoff.
+    pub fn ready(&self, now_ms: u64, settle_ms: u64) -> Vec<(Change, String)> {
+        let mut heads: BTreeMap<(&str, &str), (&Change, &str)> = BTreeMap::new();
+        for c in self.view.changes.values() {
+            for t in c.targets.keys() {
+                heads.entry((c.key.as_str(), t.as_str())).or_insert((c, t.as_str()));
+            }
+        }
+        let mut out: Vec<(Change, String)> = heads
+            .into_values()
+            .filter(|(c, t)| {
+                let f = &c.targets[*t];
+                c.at_ms.saturating_add(settle_ms) <= now_ms
+                    && (f.state == State::Pending || f.next_retry_ms <= now_ms)
+            })
+            .map(|(c, t)| (c.clone(), t.to_string()))
+            .collect();
+        out.sort_by_key(|(c, t)| (c.seq, t.clone()));
+        out
+    }
+
+    /// Marks fan-outs done, without a sync each (`sync` after the batch): redoing one after a
+    /// crash copies the same object again, which changes nothing.
+    pub fn done(&mut self, done: &[(u64, String)]) -> Result<(), JournalError> {
+        let recs = done
+            .iter()
+            .map(|(seq, target)| Record::Done {
+                seq: *seq,
+                target: target.clone(),
+            })
+            .collect();
+        self.write(recs, false)
+    }
+
+    /// Records what the cluster wrote: `vol` now holds `ver` of `key` (not synced: a lost record
+    /// costs one HEAD on the next listing, which finds the replica mark).
+    pub fn wrote(&mut self, vol: &str, key: &str, ver: Option<Version>) -> Result<(), JournalError> {
+        let rec = Record::Seen {
+            vol: vol.into(),
+            key: key.into(),
+            ver,
+        };
+        self.write(vec![rec], false)
+    }
+
+    /// Marks a fan-out FAILED; its next try waits the backoff.
+    pub fn fail(&mut self, seq: u64, target: &str, reason: &str, now_ms: u64) -> Result<(), JournalError> {
+        let retries = self
+            .view
+            .changes
+            .get(&seq)
+            .and_then(|c| c.targets.get(target))
+            .map_or(0, |f| f.retries)
+            + 1;
+        let rec = Record::Fail {
+            seq,
+            target: target.into(),
+            reason: reason.into(),
+            retries,
+            next: now_ms.saturating_add(backoff_ms(retries)),
+        };
+        self.write(vec![rec], false)
+    }
+
+    /// Every failed fan-out due now; gives how many.
+    pub fn retry_all_now(&mut self) -> Result<usize, JournalError> {
+        let due: Vec<Record> = self
+            .view
+            .changes
+            .values()
+            .flat_map(|c| {
+                c.targets
+                    .iter()
+                    .filter(|(_, f)| f.state == State::Failed)
+                    .map(|(t, _)| Record::Due {
+                        seq: c.seq,
+                        target: t.clone(),
+                    })
+            })
+            .collect();
+        let n = due.len();
+        self.write(due, true)?;
+        Ok(n)
+    }
+
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        Ok(self.records.sync()?)
+    }
+
+    /// Every unfinished change, oldest first.
+    pub fn unfinished(&self) -> impl Iterator<Item = &Change> {
+        self.view.changes.values()
+    }
+
+    /// Rewrites the journal to its live content when it has grown past the threshold.
+    pub fn maybe_compact(&mut self) -> Result<bool, JournalError> {
+        if self.records.file_len()? <= COMPACT_OVER {
+            return Ok(false);
+        }
+        let mut recs = vec![Record::Next {
+            seq: self.view.next_seq,
+        }];
+        for (vol, m) in &self.view.seen {
+            for (key, v) in m {
+                recs.push(Record::Seen {
+                    vol: vol.clone(),
+                    key: key.clone(),
+                    ver: Some(v.clone()),
+                });
+            }
+        }
+        for c in self.view.changes.values() {
+            recs.push(Record::Change {
+                seq: c.seq,
+                origin: c.origin.clone(),
+                key: c.key.clone(),
+                op: c.op,
+                at: c.at_ms,
+                ver: c.ver.clone(),
+                targets: c.targets.keys().cloned().collect(),
+            });
+            for (t, f) in &c.targets {
+                if f.state == State::Failed {
+                    recs.push(Record::Fail {
+                        seq: c.seq,
+                        target: t.clone(),
+                        reason: f.reason.clone().unwrap_or_default(),
+                        retries: f.retries,
+                        next: f.next_retry_ms,
+                    });
+                }
+            }
+        }
+        self.records.rewrite(&recs)?;
+        Ok(true)
+    }
+
+    pub fn file_len(&self) -> Result<u64, JournalError> {
+        Ok(self.records.file_len()?)
+    }
+}
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

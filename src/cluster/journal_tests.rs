@@ -1,0 +1,133 @@
+use super::*;
+
+fn v(size: u64, modified_ms: i64) -> Option<Version> {
+    Some(Version {
+        size,
+        modified_ms,
+        etag: None,
+    })
+}
+
+fn put(origin: &str, key: &str, ver: Option<Version>, targets: &[&str]) -> Seen {
+    Seen {
+        origin: origin.into(),
+        key: key.into(),
+        op: Op::Put,
+        ver,
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+fn keys(j: &Journal) -> Vec<(String, String, Vec<String>)> {
+    j.unfinished()
+        .map(|c| (c.origin.clone(), c.key.clone(), c.targets.keys().cloned().collect()))
+        .collect()
+}
+
+#[test]
+fn journaled_changes_survive_a_reopen_and_done_ones_do_not_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    let mut j = Journal::open(&p).unwrap();
+    let n = j
+        .record(
+            vec![put("a", "k1", v(1, 1000), &["b", "c"]), put("a", "k2", v(2, 1000), &["b", "c"])],
+            vec![("a".into(), "k1".into(), v(1, 1000)), ("a".into(), "k2".into(), v(2, 1000))],
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    let first = j.unfinished().next().unwrap().seq;
+    j.done(&[(first, "b".into())]).unwrap();
+    j.sync().unwrap();
+    drop(j);
+    let j = Journal::open(&p).unwrap();
+    assert_eq!(
+        keys(&j),
+        vec![
+            ("a".into(), "k1".into(), vec!["c".into()]),
+            ("a".into(), "k2".into(), vec!["b".into(), "c".into()])
+        ]
+    );
+    assert_eq!(j.seen("a", "k2"), v(2, 1000).as_ref());
+    assert!(j.busy("c", "k1") && !j.busy("b", "k1"));
+}
+
+#[test]
+fn newer_beats_older_from_any_origin_and_an_older_arrival_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&path_in(dir.path())).unwrap();
+    j.record(vec![put("a", "k", v(1, 1000), &["b", "c"])], vec![]).unwrap();
+    // b wrote k later: a's change is superseded on every target, b's goes to a and c
+    j.record(vec![put("b", "k", v(2, 2000), &["a", "c"])], vec![]).unwrap();
+    assert_eq!(keys(&j), vec![("b".into(), "k".into(), vec!["a".into(), "c".into()])]);
+    // c's version is older than b's: it never lands anywhere
+    assert_eq!(j.record(vec![put("c", "k", v(3, 1500), &["a", "b"])], vec![]).unwrap(), 0);
+    assert_eq!(keys(&j), vec![("b".into(), "k".into(), vec!["a".into(), "c".into()])]);
+    // a delete seen now is newer than every write before it
+    let del = Seen {
+        origin: "a".into(),
+        key: "k".into(),
+        op: Op::Delete,
+        ver: None,
+        targets: vec!["b".into(), "c".into()],
+    };
+    j.record(vec![del], vec![]).unwrap();
+    let left: Vec<_> = j.unfinished().map(|c| (c.origin.clone(), c.op)).collect();
+    assert_eq!(left, vec![("a".to_string(), Op::Delete)]);
+}
+
+#[test]
+fn ready_waits_for_settle_keeps_fifo_per_target_and_backs_off_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&path_in(dir.path())).unwrap();
+    j.record(
+        vec![put("a", "k", v(1, 1000), &["b"]), put("a", "other", v(1, 1000), &["b"])],
+        vec![],
+    )
+    .unwrap();
+    let now = crate::object::status::now_ms();
+    assert!(j.ready(now, 60_000).is_empty(), "not settled yet");
+    let ready = j.ready(now + 60_000, 60_000);
+    assert_eq!(ready.len(), 2);
+    let (c, t) = &ready[0];
+    j.fail(c.seq, t, "S3 down", now).unwrap();
+    let again = j.ready(now + 100, 0);
+    assert_eq!(again.len(), 1, "the failed one waits its backoff");
+    assert_eq!(j.ready(now + 1_000, 0).len(), 2);
+    assert_eq!(j.retry_all_now().unwrap(), 1);
+    assert_eq!(j.ready(now, 0).len(), 2);
+}
+
+#[test]
+fn compaction_keeps_what_is_unfinished_and_what_each_volume_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    let mut j = Journal::open(&p).unwrap();
+    // enough churn to pass the threshold: changes made and done
+    let mut n = 0u64;
+    while j.file_len().unwrap() <= COMPACT_OVER {
+        let batch: Vec<Seen> = (0..500)
+            .map(|i| put("a", &format!("k{}", n + i), v(i, 1000), &["b"]))
+            .collect();
+        j.record(batch, vec![]).unwrap();
+        let done: Vec<(u64, String)> = j.unfinished().map(|c| (c.seq, "b".to_string())).collect();
+        j.done(&done).unwrap();
+        n += 500;
+    }
+    j.record(vec![put("a", "last", v(9, 9000), &["b"])], vec![("a".into(), "last".into(), v(9, 9000))])
+        .unwrap();
+    let c = j.unfinished().next().unwrap().clone();
+    j.fail(c.seq, "b", "boom", 5).unwrap();
+    assert!(j.maybe_compact().unwrap());
+    assert!(j.file_len().unwrap() < 4096, "{}", j.file_len().unwrap());
+    drop(j);
+    let j = Journal::open(&p).unwrap();
+    let left: Vec<&Change> = j.unfinished().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].seq, c.seq);
+    assert_eq!(left[0].targets["b"].retries, 1);
+    assert_eq!(j.seen("a", "last"), v(9, 9000).as_ref());
+    let mut j = j;
+    j.record(vec![put("a", "after", v(1, 1), &["b"])], vec![]).unwrap();
+    assert!(j.unfinished().any(|x| x.key == "after" && x.seq > c.seq), "sequence numbers never repeat");
+}
