@@ -7,7 +7,6 @@
 
 pub mod block;
 pub mod cli;
-pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod engine;

@@ -120,6 +120,9 @@ pub enum Action {
     },
     /// Object pairs: retry every FAILED change now (not waiting for its backoff), then a pass
     Retry { dest: String },
+    /// Volume clusters ([[cluster]]): run, status, diverge, reconcile
+    #[command(subcommand)]
+    Cluster(ClusterAction),
     /// The far end of a block pair, started by ferry over SSH on the other host (not for people)
     #[command(hide = true, subcommand)]
     Peer(PeerAction),
@@ -164,6 +167,7 @@ impl Action {
             Action::Fingerprint { .. } => "fingerprint",
             Action::Objects { .. } => "objects",
             Action::Retry { .. } => "retry",
+            Action::Cluster(_) => "cluster",
             Action::Check => "check",
             Action::Import { .. } => "import",
             Action::Metrics { .. } => "metrics",
@@ -208,8 +212,37 @@ impl Action {
             | Action::Fingerprint { dest }
             | Action::Metrics { dest }
             | Action::Update { dest, .. } => dest.as_deref(),
-            Action::Check | Action::Console | Action::Import { .. } => None,
+            Action::Check | Action::Console | Action::Import { .. } | Action::Cluster(_) => None,
             Action::Completions { .. } | Action::Man | Action::Peer(_) => None,
+        }
+    }
+}
+
+/// What `ferry cluster` does.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Work the cluster (every cluster without NAME) in the foreground until SIGTERM: listen,
+    /// journal, settle, apply
+    Run { name: Option<String> },
+    /// Journal depth, pending and failed changes, per-volume lag, who works the cluster
+    Status { name: Option<String> },
+    /// List what differs between the cluster's volumes (exit 1 if anything does)
+    Diverge { name: String },
+    /// Repair what differs: `--policy newest` copies each differing key's newest version to the
+    /// volumes that differ; `--policy report` only lists (exit 1 if anything differs)
+    Reconcile {
+        name: String,
+        #[arg(long, value_enum)]
+        policy: crate::engine::cluster::diverge::Policy,
+    },
+}
+
+impl ClusterAction {
+    /// The cluster it names, if one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            ClusterAction::Run { name } | ClusterAction::Status { name } => name.as_deref(),
+            ClusterAction::Diverge { name } | ClusterAction::Reconcile { name, .. } => Some(name),
         }
     }
 }

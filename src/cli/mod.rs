@@ -64,7 +64,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use clap::{CommandFactory, Parser};
 
-pub use args::{Action, Cli};
+pub use args::{Action, Cli, ClusterAction};
 
 use crate::config::{self, Config, Pair};
 use crate::engine::status::RunState;
@@ -282,6 +282,60 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
     code
 }
 
+/// The clusters a `cluster` action names: NAME's, or every one.
+fn clusters_of<'a>(engine: &'a Engine, name: Option<&str>) -> Result<Vec<&'a crate::config::Cluster>> {
+    let all = &engine.config.clusters;
+    if all.is_empty() {
+        anyhow::bail!("{} has no [[cluster]]", engine.config.path.display());
+    }
+    match name {
+        None => Ok(all.iter().collect()),
+        Some(n) => match all.iter().find(|c| c.name == n) {
+            Some(c) => Ok(vec![c]),
+            None => anyhow::bail!(
+                "no cluster named {n:?} (clusters: {})",
+                all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        },
+    }
+}
+
+async fn cluster(cli: &Cli, action: &ClusterAction, engine: &Engine) -> Result<i32> {
+    use crate::engine::cluster::{diverge, report, run};
+    let clusters = clusters_of(engine, action.name())?;
+    match action {
+        ClusterAction::Run { .. } => {
+            let runs = clusters.iter().map(|c| run::run(engine, c));
+            for r in futures::future::join_all(runs).await {
+                r?;
+            }
+            Ok(0)
+        }
+        ClusterAction::Status { .. } => {
+            let mut all = Vec::new();
+            for c in &clusters {
+                all.push(report::status(c)?);
+            }
+            print::clusters(&all, cli.json);
+            Ok(i32::from(all.iter().any(|s| s.failed > 0)))
+        }
+        ClusterAction::Diverge { .. } => {
+            let found = diverge::diverge(engine, clusters[0]).await?;
+            print::differences(&found, cli.json);
+            Ok(i32::from(!found.is_empty()))
+        }
+        ClusterAction::Reconcile { policy, .. } => {
+            let done = diverge::reconcile(engine, clusters[0], *policy).await?;
+            print::reconciled(&done, *policy, cli.json);
+            let left = match policy {
+                diverge::Policy::Report => !done.differences.is_empty(),
+                diverge::Policy::Newest => !done.failed.is_empty(),
+            };
+            Ok(i32::from(left))
+        }
+    }
+}
+
 fn one<'a>(engine: &'a Engine, dest: &str) -> Result<&'a Pair> {
     select::select(&engine.config, dest).map_err(|m| anyhow!(m))
 }
@@ -330,6 +384,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             }
             Ok(if ok { 0 } else { 1 })
         }
+        Action::Cluster(c) => cluster(cli, c, engine).await,
         Action::Objects { dest, failed } => {
             let p = one(engine, dest)?;
             if p.kind.has_snapshots() {

@@ -438,3 +438,109 @@ pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
         outln!("(nothing destroyed: add --yes to do it)");
     }
 }
+
+/// `cluster status`: one block per cluster, a line per volume.
+pub fn clusters(all: &[crate::engine::cluster::report::ClusterStatus], json: bool) {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(all).unwrap_or_else(|_| "[]".into()));
+        return;
+    }
+    for c in all {
+        let worker = match (&c.worker, c.since) {
+            (Some(w), Some(t)) => format!("worked by {w} since {}", format_time(t)),
+            _ => "not worked by any instance".to_string(),
+        };
+        outln!(
+            "cluster {}: {worker}; journal {} change(s) unfinished ({} pending, {} failed fan-outs), {}",
+            c.name,
+            c.depth,
+            c.pending,
+            c.failed,
+            format_bytes(c.journal_bytes)
+        );
+        if let (Some(f), Some(age)) = (&c.figures, c.last_cycle_age_secs) {
+            outln!(
+                "  last cycle {} ago ({:.1}s); since start: {} journaled, {} applied, {} failed attempts",
+                format_duration(Duration::from_secs(age)),
+                f.cycle_secs,
+                f.journaled,
+                f.applied,
+                f.failed
+            );
+        }
+        let rows: Vec<Vec<String>> = std::iter::once(
+            ["VOLUME", "KIND", "ROLE", "OBJECTS", "PENDING", "FAILED", "LAG", "ERROR"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .chain(c.volumes.iter().map(|v| {
+            let role = match (v.listen, v.update) {
+                (true, true) => "listen+update",
+                (true, false) => "listen",
+                (false, true) => "update",
+                (false, false) => "-",
+            };
+            vec![
+                format!("  {}", v.at),
+                v.kind.word().to_string(),
+                role.to_string(),
+                v.objects.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+                v.pending.to_string(),
+                v.failed.to_string(),
+                format_duration(Duration::from_secs(v.lag_secs)),
+                v.error.clone().unwrap_or_default(),
+            ]
+        }))
+        .collect();
+        out!("{}", table(&rows));
+    }
+}
+
+/// `cluster diverge`: a line per differing key.
+pub fn differences(found: &[crate::engine::cluster::diverge::Difference], json: bool) {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(found).unwrap_or_else(|_| "[]".into())
+        );
+        return;
+    }
+    if found.is_empty() {
+        outln!("no differences");
+        return;
+    }
+    for d in found {
+        use crate::engine::cluster::diverge::Differs;
+        let what = match d.differs {
+            Differs::Missing => format!("missing on {}", d.missing.join(", ")),
+            Differs::Content => "different content".to_string(),
+            Differs::Metadata => "different metadata (content type or user metadata)".to_string(),
+        };
+        outln!("{}: {what}; newest on {}", d.key, d.newest);
+    }
+}
+
+/// `cluster reconcile`.
+pub fn reconciled(
+    done: &crate::engine::cluster::diverge::Reconciled,
+    policy: crate::engine::cluster::diverge::Policy,
+    json: bool,
+) {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(done).unwrap_or_else(|_| "{}".into()));
+        return;
+    }
+    if policy == crate::engine::cluster::diverge::Policy::Report {
+        differences(&done.differences, false);
+        return;
+    }
+    for (key, from, to) in &done.copied {
+        outln!("{key}: copied {from} -> {to}");
+    }
+    for (key, to, why) in &done.failed {
+        outln!("{key}: copy to {to} FAILED: {why}");
+    }
+    if done.differences.is_empty() {
+        outln!("no differences");
+    }
+}

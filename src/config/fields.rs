@@ -234,16 +234,8 @@ impl Cx<'_> {
             }
         }
         if let Some(b) = &e.bwlimit {
-            let parsed = match b.get_ref() {
-                Scalar::Int(0) => Ok(0),
-                Scalar::Int(n) if *n < 0 => Err(format!("bad size {n}: must not be negative")),
-                // a bare number is refused the same way as the string form, with what to write
-                Scalar::Int(n) => units::parse_size(&n.to_string()),
-                Scalar::Str(s) => units::parse_size(s),
-            };
-            match parsed {
-                Ok(v) => o.bwlimit = v,
-                Err(m) => self.report(self.err(b.span(), "bwlimit", &m)),
+            if let Some(v) = self.bwlimit(b) {
+                o.bwlimit = v;
             }
         }
         if let Some(c) = &e.compress {
@@ -491,6 +483,24 @@ impl Cx<'_> {
             region,
             credentials: t.str("credentials").map(|c| expand_home(c.get_ref())),
             profile,
+        }
+    }
+
+    /// A `bwlimit` value in bytes per second ("50M" style; 0 = none); `None` after reporting a bad one.
+    pub(super) fn bwlimit(&self, b: &Spanned<Scalar>) -> Option<u64> {
+        let parsed = match b.get_ref() {
+            Scalar::Int(0) => Ok(0),
+            Scalar::Int(n) if *n < 0 => Err(format!("bad size {n}: must not be negative")),
+            // a bare number is refused the same way as the string form, with what to write
+            Scalar::Int(n) => units::parse_size(&n.to_string()),
+            Scalar::Str(s) => units::parse_size(s),
+        };
+        match parsed {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.report(self.err(b.span(), "bwlimit", &m));
+                None
+            }
         }
     }
 

@@ -447,7 +447,15 @@ fn build(cx: &Cx) -> Option<Config> {
     let mut clusters = Vec::new();
     let mut seen_cluster: HashMap<String, usize> = HashMap::new();
     for c in root.tables("cluster") {
-        c.unknown_keys(&["name", "persist_path", "settle", "coordination", "volumes"]);
+        c.unknown_keys(&[
+            "name",
+            "persist_path",
+            "settle",
+            "poll",
+            "bwlimit",
+            "coordination",
+            "volumes",
+        ]);
         let name = match c.str("name") {
             Some(n) => {
                 if let Err(m) = names::check_host_name(n.get_ref()) {
@@ -482,6 +490,20 @@ fn build(cx: &Cx) -> Option<Config> {
             Some(v) => cx.ok(cx.duration(&v, "settle")).unwrap_or(DEFAULT_SETTLE),
             None => DEFAULT_SETTLE,
         };
+        let poll = match c.scalar("poll") {
+            Some(v) => cx
+                .ok(cx.duration(&v, "poll"))
+                .filter(|d| {
+                    let ok = *d >= std::time::Duration::from_millis(100) && *d <= std::time::Duration::from_secs(3600);
+                    if !ok {
+                        cx.report(cx.err(v.span(), "poll", "poll must be between 100ms and 1h"));
+                    }
+                    ok
+                })
+                .unwrap_or(DEFAULT_POLL),
+            None => DEFAULT_POLL,
+        };
+        let bwlimit = c.scalar("bwlimit").and_then(|b| cx.bwlimit(&b)).unwrap_or(0);
         if let Some(k) = c.str("coordination") {
             if k.get_ref() != "local" {
                 cx.report(cx.err(
@@ -501,7 +523,18 @@ fn build(cx: &Cx) -> Option<Config> {
             let update = v.bool("update").is_some_and(|b| *b.get_ref());
             let kind = match v.str("kind") {
                 Some(k) => cx.ok(parse_kind(cx, &k)).unwrap_or(Kind::DEFAULT),
-                None => Kind::DEFAULT,
+                // a volume on an object-store host is an object volume without saying so
+                None => match v.str("at") {
+                    Some(at)
+                        if at
+                            .get_ref()
+                            .split_once(':')
+                            .is_some_and(|(h, _)| object_hosts.contains_key(h)) =>
+                    {
+                        Kind::Object
+                    }
+                    _ => Kind::DEFAULT,
+                },
             };
             let at = match v.str("at") {
                 Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts, &object_hosts, kind)),
@@ -523,6 +556,8 @@ fn build(cx: &Cx) -> Option<Config> {
             name,
             persist_path,
             settle,
+            poll,
+            bwlimit,
             volumes,
         });
     }
@@ -553,6 +588,9 @@ fn build(cx: &Cx) -> Option<Config> {
         max_jobs_per_host,
     })
 }
+
+/// How often `cluster run` lists a cluster's listen volumes when `poll` is not set.
+pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a cluster's changes settle before they fan out when `settle` is not set.
 pub const DEFAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -284,6 +284,10 @@ pub struct Cluster {
     pub persist_path: PathBuf,
     /// How long changes settle before they fan out (`settle`, default 5 s).
     pub settle: Duration,
+    /// How often `cluster run` lists its listen volumes (`poll`, default 1 s).
+    pub poll: Duration,
+    /// Bytes per second over all of the cluster's copies (`bwlimit`); 0 = none.
+    pub bwlimit: u64,
     pub volumes: Vec<ClusterVolume>,
 }
 

@@ -11,20 +11,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
+    // in milliseconds, so "500ms" and "1m30s" both read
     let mut total: u64 = 0;
     let mut digits = String::new();
-    for c in t.chars() {
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
         }
-        let mult = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            'w' => 7 * 86400,
-            _ => return Err(format!("bad duration {text:?}: unknown unit {c:?} (use s, m, h, d, w)")),
+        let mult: u64 = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            'w' => 7 * 86_400_000,
+            _ => {
+                return Err(format!(
+                    "bad duration {text:?}: unknown unit {c:?} (use ms, s, m, h, d, w)"
+                ))
+            }
         };
         if digits.is_empty() {
             return Err(format!("bad duration {text:?}: unit {c:?} without a number"));
@@ -39,7 +49,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !digits.is_empty() {
         return Err(format!("bad duration {text:?}: number {digits} without a unit"));
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total))
 }
 
 /// Parses a byte count or rate: "0", "50K", "50M", "1.5G", "2T", "20B" (binary multiples).
@@ -97,7 +107,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Formats a duration the way status prints lag: "45s", "12m", "3h05m", "2d04h".
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s < 60 {
+    if s == 0 && d.subsec_millis() > 0 {
+        format!("{}ms", d.subsec_millis())
+    } else if s < 60 {
         format!("{s}s")
     } else if s < 3600 {
         format!("{}m{:02}s", s / 60, s % 60)
@@ -134,6 +146,16 @@ pub fn format_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_read_and_print() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2s250ms").unwrap(), Duration::from_millis(2250));
+        assert!(parse_duration("ms").is_err());
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
 
     #[test]
     fn durations() {

@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod assess;
+pub mod cluster;
 pub mod fleet;
 pub mod hosts;
 pub mod job;

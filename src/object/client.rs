@@ -66,6 +66,9 @@ pub struct ObjectInfo {
     pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
+/// What a HEAD says of an object: as a listing would, and its attributes.
+pub type Stat = (ObjectInfo, ObjectAttrs);
+
 /// What a copy must keep besides the bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectAttrs {
@@ -273,7 +276,7 @@ impl Client {
 
     /// What `key` is now (size, last-modified, ETag as HEAD gives them) and its attributes;
     /// `None` when there is no such key.
-    pub async fn stat(&self, key: &str) -> Result<Option<(ObjectInfo, ObjectAttrs)>, ClientError> {
+    pub async fn stat(&self, key: &str) -> Result<Option<Stat>, ClientError> {
         let opts = GetOptions {
             head: true,
             ..Default::default()

@@ -283,7 +283,11 @@ impl Journal {
 
     /// Journals what the listeners saw, with what each volume now holds, in one synced write:
     /// durable on return. Each change is coalesced against the unfinished ones of its key.
-    pub fn record(&mut self, changes: Vec<Seen>, seen: Vec<(String, String, Option<Version>)>) -> Result<usize, JournalError> {
+    pub fn record(
+        &mut self,
+        changes: Vec<Seen>,
+        seen: Vec<(String, String, Option<Version>)>,
+    ) -> Result<usize, JournalError> {
         let mut recs = Vec::new();
         let at = crate::object::status::now_ms();
         let mut journaled = 0;
@@ -353,8 +357,7 @@ impl Journal {
             .into_values()
             .filter(|(c, t)| {
                 let f = &c.targets[*t];
-                c.at_ms.saturating_add(settle_ms) <= now_ms
-                    && (f.state == State::Pending || f.next_retry_ms <= now_ms)
+                c.at_ms.saturating_add(settle_ms) <= now_ms && (f.state == State::Pending || f.next_retry_ms <= now_ms)
             })
             .map(|(c, t)| (c.clone(), t.to_string()))
             .collect();

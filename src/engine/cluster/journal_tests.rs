@@ -31,8 +31,14 @@ fn journaled_changes_survive_a_reopen_and_done_ones_do_not_come_back() {
     let mut j = Journal::open(&p).unwrap();
     let n = j
         .record(
-            vec![put("a", "k1", v(1, 1000), &["b", "c"]), put("a", "k2", v(2, 1000), &["b", "c"])],
-            vec![("a".into(), "k1".into(), v(1, 1000)), ("a".into(), "k2".into(), v(2, 1000))],
+            vec![
+                put("a", "k1", v(1, 1000), &["b", "c"]),
+                put("a", "k2", v(2, 1000), &["b", "c"]),
+            ],
+            vec![
+                ("a".into(), "k1".into(), v(1, 1000)),
+                ("a".into(), "k2".into(), v(2, 1000)),
+            ],
         )
         .unwrap();
     assert_eq!(n, 2);
@@ -61,7 +67,10 @@ fn newer_beats_older_from_any_origin_and_an_older_arrival_is_dropped() {
     j.record(vec![put("b", "k", v(2, 2000), &["a", "c"])], vec![]).unwrap();
     assert_eq!(keys(&j), vec![("b".into(), "k".into(), vec!["a".into(), "c".into()])]);
     // c's version is older than b's: it never lands anywhere
-    assert_eq!(j.record(vec![put("c", "k", v(3, 1500), &["a", "b"])], vec![]).unwrap(), 0);
+    assert_eq!(
+        j.record(vec![put("c", "k", v(3, 1500), &["a", "b"])], vec![]).unwrap(),
+        0
+    );
     assert_eq!(keys(&j), vec![("b".into(), "k".into(), vec!["a".into(), "c".into()])]);
     // a delete seen now is newer than every write before it
     let del = Seen {
@@ -114,8 +123,11 @@ fn compaction_keeps_what_is_unfinished_and_what_each_volume_holds() {
         j.done(&done).unwrap();
         n += 500;
     }
-    j.record(vec![put("a", "last", v(9, 9000), &["b"])], vec![("a".into(), "last".into(), v(9, 9000))])
-        .unwrap();
+    j.record(
+        vec![put("a", "last", v(9, 9000), &["b"])],
+        vec![("a".into(), "last".into(), v(9, 9000))],
+    )
+    .unwrap();
     let c = j.unfinished().next().unwrap().clone();
     j.fail(c.seq, "b", "boom", 5).unwrap();
     assert!(j.maybe_compact().unwrap());
@@ -129,5 +141,8 @@ fn compaction_keeps_what_is_unfinished_and_what_each_volume_holds() {
     assert_eq!(j.seen("a", "last"), v(9, 9000).as_ref());
     let mut j = j;
     j.record(vec![put("a", "after", v(1, 1), &["b"])], vec![]).unwrap();
-    assert!(j.unfinished().any(|x| x.key == "after" && x.seq > c.seq), "sequence numbers never repeat");
+    assert!(
+        j.unfinished().any(|x| x.key == "after" && x.seq > c.seq),
+        "sequence numbers never repeat"
+    );
 }

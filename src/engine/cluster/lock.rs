@@ -1,0 +1,55 @@
+//! The cluster's lock in `persist_path` (coordination "local"): one instance works a cluster at
+//! a time. A lock a dead instance left is taken over: unlike a pair's, the cluster's state is all
+//! in its journal, which a restart replays.
+
+use anyhow::{anyhow, Result};
+
+use crate::config::Cluster;
+use crate::state::lock::{self, Lock, LockError, LockState};
+
+/// The lock file in a cluster's persist path.
+pub fn path(cluster: &Cluster) -> std::path::PathBuf {
+    cluster.persist_path.join("lock")
+}
+
+/// What the lock's holder is called in status: `cluster run on HOST`.
+pub fn label() -> String {
+    let host = sysinfo::System::host_name()
+        .ok()
+        .unwrap_or_else(|| String::from("this host"));
+    format!("cluster run on {host}")
+}
+
+/// Takes the cluster's lock, taking over one a dead instance left.
+pub fn take(cluster: &Cluster) -> Result<Lock> {
+    std::fs::create_dir_all(&cluster.persist_path).map_err(|e| {
+        anyhow!(
+            "cluster {}: persist_path {}: {e}",
+            cluster.name,
+            cluster.persist_path.display()
+        )
+    })?;
+    let p = path(cluster);
+    match lock::acquire(&p, &label()) {
+        Ok(l) => Ok(l),
+        Err(LockError::Stale(_)) => {
+            lock::unlock(&p).map_err(|e| anyhow!("cluster {}: {e}", cluster.name))?;
+            lock::acquire(&p, &label()).map_err(|e| anyhow!("cluster {}: {e}", cluster.name))
+        }
+        Err(LockError::Running(i)) => Err(anyhow!(
+            "cluster {} is worked by another instance: {} (pid {}); one instance works a cluster at a time",
+            cluster.name,
+            i.action,
+            i.pid
+        )),
+        Err(e) => Err(anyhow!("cluster {}: {e}", cluster.name)),
+    }
+}
+
+/// Who works the cluster now, if anyone.
+pub fn holder(cluster: &Cluster) -> Option<lock::LockInfo> {
+    match lock::inspect(&path(cluster)) {
+        LockState::Running(i) => Some(i),
+        _ => None,
+    }
+}

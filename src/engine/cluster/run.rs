@@ -1,0 +1,435 @@
+//! `cluster run`: one cluster worked in cycles until a signal stops it. A cycle lists every
+//! `listen` object volume, journals what changed there (a HEAD tells a replica the cluster wrote,
+//! marked `ferry-cluster`, from a change made on that volume), then applies every settled change
+//! to every `update` volume but its origin, newest first by version time, and records what it
+//! wrote so the writing is not seen as a change again (no echo).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+
+use crate::config::Cluster;
+use crate::object::bwlimit::RateLimit;
+use crate::object::client::{Client, ClientError, ObjectAttrs, ObjectInfo, Stat};
+use crate::object::status::{now_ms, Op};
+use crate::object::sync::SyncOptions;
+
+use super::journal::{Change, Journal, Seen, Version};
+use super::report::{CycleFigures, Report};
+use super::{Engine, MARK};
+
+/// HEADs and copies in flight at once.
+const PARALLEL: usize = 16;
+
+/// One object volume of the cluster, opened.
+pub struct Volume {
+    pub name: String,
+    pub client: Client,
+    pub listen: bool,
+    pub update: bool,
+}
+
+impl Version {
+    pub fn of(o: &ObjectInfo) -> Version {
+        Version {
+            size: o.size,
+            modified_ms: o.last_modified.timestamp_millis(),
+            etag: o.etag.clone(),
+        }
+    }
+}
+
+/// The cluster's object volumes, each with a client (credentials read now, never printed).
+pub fn open_volumes(engine: &Engine, cluster: &Cluster) -> Result<Vec<Volume>> {
+    cluster
+        .volumes
+        .iter()
+        .filter(|v| !v.kind.has_snapshots())
+        .map(|v| {
+            let client = crate::driver::object::open(&engine.config, &v.at)
+                .with_context(|| format!("cluster {}: volume {}", cluster.name, v.at))?;
+            Ok(Volume {
+                name: v.at.to_string(),
+                client,
+                listen: v.listen,
+                update: v.update,
+            })
+        })
+        .collect()
+}
+
+/// How a fan-out ended.
+enum Done {
+    Copied(Version),
+    Deleted,
+    Skipped(&'static str),
+}
+
+/// What a target should get of a change, decided against what it holds now.
+enum Apply {
+    /// Nothing to do (gone at the origin, already there, or a newer write on the target).
+    Skip(&'static str),
+    Copy,
+    Delete,
+}
+
+fn is_replica(attrs: &ObjectAttrs, cluster: &str) -> bool {
+    attrs.metadata.get(MARK).is_some_and(|v| v == cluster)
+}
+
+fn without_mark(a: &ObjectAttrs) -> ObjectAttrs {
+    let mut a = a.clone();
+    a.metadata.remove(MARK);
+    a
+}
+
+/// A write made on a volume by someone else beats a change of `time` from `origin` when it is
+/// newer (ties go to the greater volume name, so two sites agree on one winner).
+fn target_wins(held: &ObjectInfo, target: &str, time_ms: i64, origin: &str) -> bool {
+    (held.last_modified.timestamp_millis(), target) > (time_ms, origin)
+}
+
+pub struct Runner<'a> {
+    pub cluster: &'a Cluster,
+    pub log: crate::state::log::PairLog,
+    pub journal: Journal,
+    pub volumes: Vec<Volume>,
+    pub options: SyncOptions,
+    pub report: Report,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(engine: &Engine, cluster: &'a Cluster) -> Result<Runner<'a>> {
+        let volumes = open_volumes(engine, cluster)?;
+        std::fs::create_dir_all(&cluster.persist_path).with_context(|| {
+            format!(
+                "cluster {}: persist_path {}",
+                cluster.name,
+                cluster.persist_path.display()
+            )
+        })?;
+        let journal = Journal::open(&super::journal::path_in(&cluster.persist_path))?;
+        let bw = cluster.bwlimit;
+        Ok(Runner {
+            cluster,
+            log: crate::state::log::PairLog::new(&cluster.persist_path.join("log"), engine.verbose),
+            journal,
+            volumes,
+            options: SyncOptions {
+                bwlimit: (bw > 0).then(|| Arc::new(RateLimit::new(bw))),
+                ..SyncOptions::default()
+            },
+            report: Report::new(cluster),
+        })
+    }
+
+    fn volume(&self, name: &str) -> Option<&Volume> {
+        self.volumes.iter().find(|v| v.name == name)
+    }
+
+    fn targets(&self, origin: &str) -> Vec<String> {
+        self.volumes
+            .iter()
+            .filter(|v| v.update && v.name != origin)
+            .map(|v| v.name.clone())
+            .collect()
+    }
+
+    /// One listing of every listen volume, journaled; gives how many changes were journaled.
+    pub async fn listen(&mut self, figures: &mut CycleFigures) -> Result<usize> {
+        let listeners: Vec<&Volume> = self.volumes.iter().filter(|v| v.listen).collect();
+        let listings = futures::future::join_all(
+            listeners
+                .iter()
+                .map(|v| async move { (v.name.clone(), v.client.list().await) }),
+        )
+        .await;
+        let mut changes = Vec::new();
+        let mut seen = Vec::new();
+        for (name, listing) in listings {
+            let listing = match listing {
+                Ok(l) => {
+                    figures.errors.remove(&name);
+                    l
+                }
+                Err(e) => {
+                    // a volume that cannot be listed says nothing: in particular no deletes
+                    figures.errors.insert(name, e.to_string());
+                    continue;
+                }
+            };
+            figures.listed.insert(name.clone(), listing.len());
+            let (c, s) = self.diff(&name, listing).await;
+            changes.extend(c);
+            seen.extend(s);
+        }
+        let n = self.journal.record(changes, seen)?;
+        Ok(n)
+    }
+
+    /// What changed on `vol` since the cluster last knew it.
+    async fn diff(&self, vol: &str, listing: Vec<ObjectInfo>) -> (Vec<Seen>, Vec<(String, String, Option<Version>)>) {
+        let Some(v) = self.volume(vol) else {
+            return (Vec::new(), Vec::new());
+        };
+        let targets = self.targets(vol);
+        let mut unknown = Vec::new();
+        let listed: BTreeMap<&str, &ObjectInfo> = listing.iter().map(|o| (o.key.as_str(), o)).collect();
+        for o in &listing {
+            let ver = Version::of(o);
+            if self.journal.seen(vol, &o.key).is_some_and(|s| s.same_as(&ver)) || self.journal.busy(vol, &o.key) {
+                continue;
+            }
+            unknown.push((o.key.clone(), ver));
+        }
+        let heads: Vec<(String, Version, Result<Option<Stat>, ClientError>)> = futures::stream::iter(unknown)
+            .map(|(key, ver)| async move {
+                let r = v.client.stat(&key).await;
+                (key, ver, r)
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        let mut changes = Vec::new();
+        let mut seen = Vec::new();
+        for (key, ver, head) in heads {
+            match head {
+                // written by this cluster: known now, not a change made here
+                Ok(Some((_, attrs))) if is_replica(&attrs, &self.cluster.name) => {
+                    seen.push((vol.to_string(), key, Some(ver)));
+                }
+                Ok(Some(_)) => {
+                    seen.push((vol.to_string(), key.clone(), Some(ver.clone())));
+                    changes.push(Seen {
+                        origin: vol.to_string(),
+                        key,
+                        op: Op::Put,
+                        ver: Some(ver),
+                        targets: targets.clone(),
+                    });
+                }
+                // gone since the listing, or unreadable now: the next cycle looks again
+                Ok(None) | Err(_) => {}
+            }
+        }
+        for key in self.journal.seen_keys(vol) {
+            if listed.contains_key(key.as_str()) || self.journal.busy(vol, &key) {
+                continue;
+            }
+            seen.push((vol.to_string(), key.clone(), None));
+            changes.push(Seen {
+                origin: vol.to_string(),
+                key,
+                op: Op::Delete,
+                ver: None,
+                targets: targets.clone(),
+            });
+        }
+        (changes, seen)
+    }
+
+    /// Applies every settled change to its targets; gives (applied, skipped, failed).
+    pub async fn apply(&mut self) -> Result<(usize, usize, usize)> {
+        let settle = self.cluster.settle.as_millis() as u64;
+        let ready = self.journal.ready(now_ms(), settle);
+        if ready.is_empty() {
+            return Ok((0, 0, 0));
+        }
+        // deletes first record, durably, that the target will not hold the key (a restart must
+        // not take the cluster's own delete for one made on the target)
+        let mut plans = Vec::new();
+        for (c, t) in ready {
+            let plan = self.plan(&c, &t).await;
+            if let Ok(Apply::Delete) = plan {
+                self.journal.set_seen(&t, &c.key, None)?;
+            }
+            plans.push((c, t, plan));
+        }
+        let me = &*self;
+        let results: Vec<(Change, String, Result<Done, String>)> = futures::stream::iter(plans)
+            .map(|(c, t, plan)| async move {
+                let r = match plan {
+                    Err(e) => Err(e),
+                    Ok(Apply::Skip(why)) => Ok(Done::Skipped(why)),
+                    Ok(Apply::Delete) => me.delete(&c, &t).await.map(|()| Done::Deleted),
+                    Ok(Apply::Copy) => me.copy(&c, &t).await.map(Done::Copied),
+                };
+                (c, t, r)
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        let (mut applied, mut skipped, mut failed) = (0, 0, 0);
+        let mut done = Vec::new();
+        for (c, t, r) in results {
+            match r {
+                Ok(d) => {
+                    match d {
+                        Done::Copied(ver) => {
+                            self.journal.wrote(&t, &c.key, Some(ver))?;
+                            applied += 1;
+                        }
+                        Done::Deleted => applied += 1,
+                        Done::Skipped(why) => {
+                            self.log
+                                .line(&format!("{} -> {t}: {:?} not applied: {why}", c.origin, c.key));
+                            skipped += 1;
+                        }
+                    }
+                    done.push((c.seq, t));
+                }
+                Err(e) => {
+                    self.log.line(&format!("{} -> {t}: {:?} FAILED: {e}", c.origin, c.key));
+                    self.journal.fail(c.seq, &t, &e, now_ms())?;
+                    failed += 1;
+                }
+            }
+        }
+        self.journal.done(&done)?;
+        self.journal.sync()?;
+        self.journal.maybe_compact()?;
+        Ok((applied, skipped, failed))
+    }
+
+    /// Decides what `target` gets of change `c` from what it and the origin hold now.
+    async fn plan(&self, c: &Change, target: &str) -> Result<Apply, String> {
+        let (Some(t), Some(o)) = (self.volume(target), self.volume(&c.origin)) else {
+            // a volume taken out of the config: its changes have nowhere to go
+            return Ok(Apply::Skip("volume no longer in the cluster"));
+        };
+        let held = t.client.stat(&c.key).await.map_err(|e| e.to_string())?;
+        match c.op {
+            Op::Delete => match held {
+                None => Ok(Apply::Skip("already absent")),
+                Some((info, attrs))
+                    if !is_replica(&attrs, &self.cluster.name)
+                        && target_wins(&info, target, c.time_ms(), &c.origin) =>
+                {
+                    Ok(Apply::Skip("written on the target after the delete"))
+                }
+                Some(_) => Ok(Apply::Delete),
+            },
+            Op::Put => {
+                let Some((src, src_attrs)) = o.client.stat(&c.key).await.map_err(|e| e.to_string())? else {
+                    return Ok(Apply::Skip("gone at the origin (its delete follows)"));
+                };
+                if let Some((info, attrs)) = held {
+                    let replica = is_replica(&attrs, &self.cluster.name);
+                    if !replica && target_wins(&info, target, src.last_modified.timestamp_millis(), &c.origin) {
+                        return Ok(Apply::Skip("a newer write on the target"));
+                    }
+                    let same_bytes = info.size == src.size && info.etag.is_some() && info.etag == src.etag;
+                    if same_bytes && without_mark(&attrs) == without_mark(&src_attrs) {
+                        return Ok(Apply::Skip("already there"));
+                    }
+                }
+                Ok(Apply::Copy)
+            }
+        }
+    }
+
+    async fn copy(&self, c: &Change, target: &str) -> Result<Version, String> {
+        let (Some(t), Some(o)) = (self.volume(target), self.volume(&c.origin)) else {
+            return Err("volume no longer in the cluster".into());
+        };
+        let mark = Some((MARK, self.cluster.name.as_str()));
+        crate::object::copy::copy(&o.client, &t.client, &c.key, &self.options, mark)
+            .await
+            .map_err(|e| e.to_string())?;
+        match t.client.stat(&c.key).await {
+            Ok(Some((info, _))) => Ok(Version::of(&info)),
+            Ok(None) => Err(format!("{} on {target}: gone right after the copy", c.key)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn delete(&self, c: &Change, target: &str) -> Result<(), String> {
+        let Some(t) = self.volume(target) else {
+            return Err("volume no longer in the cluster".into());
+        };
+        t.client.delete(&c.key).await.map_err(|e| e.to_string())
+    }
+
+    /// One cycle: listen, journal, apply, report.
+    pub async fn cycle(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let mut figures = std::mem::take(&mut self.report.figures);
+        let journaled = self.listen(&mut figures).await?;
+        let (applied, skipped, failed) = self.apply().await?;
+        if journaled + applied + skipped + failed > 0 {
+            self.log.line(&format!(
+                "cycle: {journaled} change(s) journaled, {applied} applied, {skipped} not needed, {failed} failed"
+            ));
+        }
+        figures.cycles += 1;
+        figures.journaled += journaled as u64;
+        figures.applied += applied as u64;
+        figures.failed += failed as u64;
+        figures.last_cycle_ms = now_ms();
+        figures.cycle_secs = started.elapsed().as_secs_f64();
+        self.report.figures = figures;
+        self.report.write(&self.cluster.persist_path, &self.journal);
+        Ok(())
+    }
+}
+
+/// Works `cluster` until SIGTERM/SIGINT: takes its lock (a dead instance's lock is taken over:
+/// the journal holds all it knew), then cycles every `poll`.
+pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
+    if cluster.volumes.iter().any(|v| v.kind.has_snapshots()) {
+        bail!(
+            "cluster {}: `cluster run` works object volumes; its {} volumes are not built yet (replicate them with [[pair]]s)",
+            cluster.name,
+            cluster
+                .volumes
+                .iter()
+                .filter(|v| v.kind.has_snapshots())
+                .map(|v| v.kind.word())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let lock = super::lock::take(cluster)?;
+    let mut runner = Runner::new(engine, cluster)?;
+    runner.log.line(&format!(
+        "cluster run started (pid {}): {} volume(s), settle {}, poll {}",
+        std::process::id(),
+        runner.volumes.len(),
+        crate::config::units::format_duration(cluster.settle),
+        crate::config::units::format_duration(cluster.poll)
+    ));
+    let poll = cluster.poll;
+    let work = async {
+        loop {
+            let next = Instant::now() + poll;
+            runner.cycle().await?;
+            tokio::time::sleep_until(next.into()).await;
+        }
+    };
+    let r: Result<()> = tokio::select! {
+        r = work => r,
+        _ = stop_signal() => Ok(()),
+    };
+    match &r {
+        Ok(()) => runner.log.line("cluster run stopped by a signal"),
+        Err(e) => runner.log.line(&format!("cluster run FAILED: {e:#}")),
+    }
+    lock.release();
+    r
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
