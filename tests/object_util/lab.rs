@@ -94,8 +94,14 @@ impl ObjectLab {
             .unwrap_or_else(|e| panic!("ferry {all:?}: {e}\nstdout: {}\nstderr: {}", r.stdout, r.stderr))
     }
 
-    /// rclone with remotes `a` and `b` (the two sites) from the environment; panics on failure.
+    /// rclone's output as text; panics on failure.
     pub fn rclone(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.rclone_bytes(args)).into_owned()
+    }
+
+    /// rclone with remotes `a` and `b` (the two sites) from the environment: its output as
+    /// bytes (`cat` of binary objects); panics on failure.
+    pub fn rclone_bytes(&self, args: &[&str]) -> Vec<u8> {
         let mut c = Command::new("rclone");
         for (name, s) in [("A", &self.a), ("B", &self.b)] {
             c.env(format!("RCLONE_CONFIG_{name}_TYPE"), "s3")
@@ -108,6 +114,8 @@ impl ObjectLab {
         let out = c
             .env_remove("AWS_CA_BUNDLE")
             .env("RCLONE_CONFIG", "/dev/null")
+            // s3s-fs answers a recursive listing's empty delimiter with nothing: walk directories
+            .env("RCLONE_DISABLE", "ListR")
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -117,7 +125,7 @@ impl ObjectLab {
             "rclone {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        out.stdout
     }
 
     /// Writes `data` as `remote:path` with a content type and one user metadata pair.
@@ -128,6 +136,8 @@ impl ObjectLab {
         let m = format!("{}={}", meta.0, meta.1);
         self.rclone(&[
             "copyto",
+            // same bytes with new metadata is a new write too (rclone would only touch its mtime)
+            "--ignore-times",
             &f.display().to_string(),
             remote_path,
             "--header-upload",
@@ -179,10 +189,25 @@ impl ObjectLab {
         lines
     }
 
-    /// Both sides hold the same keys, bytes, content types and user metadata.
+    /// Both sides of the pair hold the same keys, bytes, content types and user metadata.
     pub fn assert_same(&self) {
-        let (src, dst) = ("a:photos/2026/", "b:photos-dr/2026/");
-        assert_eq!(self.listing(src), self.listing(dst), "listings differ");
-        assert_eq!(self.sums(src), self.sums(dst), "contents differ");
+        self.assert_same_at("a:photos/2026/", "b:photos-dr/2026/");
+    }
+
+    /// `a` and `b` (rclone remote paths) hold the same keys, bytes, content types and user
+    /// metadata (a cluster's replica mark aside).
+    pub fn assert_same_at(&self, a: &str, b: &str) {
+        let strip = |l: Vec<Listed>| -> Vec<Listed> {
+            l.into_iter()
+                .map(|(k, n, ct, m)| (k, n, ct, m.into_iter().filter(|(k, _)| k != "ferry-cluster").collect()))
+                .collect()
+        };
+        let listed = strip(self.listing(a));
+        assert!(
+            !listed.is_empty(),
+            "{a} lists nothing: a comparison of nothing proves nothing"
+        );
+        assert_eq!(listed, strip(self.listing(b)), "listings differ");
+        assert_eq!(self.sums(a), self.sums(b), "contents differ");
     }
 }
