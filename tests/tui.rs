@@ -454,7 +454,43 @@ fn hosts_and_clusters_views() {
     insta::assert_snapshot!("hosts", s);
     key(&mut a, KeyCode::Tab);
     assert_eq!(a.view, View::Clusters);
-    insta::assert_snapshot!("clusters", render(&mut a, 110, 24));
+    use ferry::engine::cluster::report::{ClusterStatus, CycleFigures, VolumeStatus};
+    let vol = |at: &str, listen: bool, update: bool, pending: usize, failed: usize, lag_secs: u64| VolumeStatus {
+        at: at.into(),
+        kind: ferry::model::Kind::Zfs,
+        listen,
+        update,
+        pending,
+        failed,
+        lag_secs,
+        objects: None,
+        error: None,
+    };
+    a.handle(Event::Clusters(vec![ClusterStatus {
+        name: "shared".into(),
+        persist_path: "/var/lib/ferry/clusters/shared".into(),
+        worker: Some("cluster run on backup1 (pid 4242)".into()),
+        since: Some(1_795_003_000),
+        depth: 3,
+        pending: 3,
+        failed: 1,
+        journal_bytes: 48 << 10,
+        volumes: vec![
+            vol("store1:tank/shared", true, false, 0, 0, 0),
+            vol("store2:tank/shared", false, true, 3, 1, 42),
+        ],
+        figures: Some(CycleFigures {
+            cycles: 100,
+            journaled: 1200,
+            applied: 1197,
+            ..Default::default()
+        }),
+        last_cycle_age_secs: Some(1),
+    }]));
+    let s = render(&mut a, 110, 24);
+    assert!(s.contains("worked by cluster run on backup1 (pid 4242)"), "{s}");
+    assert!(s.contains("3 pending  1 failed  lag 42s"), "{s}");
+    insta::assert_snapshot!("clusters", s);
 }
 
 #[test]

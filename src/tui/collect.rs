@@ -45,6 +45,34 @@ fn start_collectors(engine: &Arc<Engine>, tx: &UnboundedSender<Event>, refresh: 
     tokio::spawn(status_loop(engine.clone(), tx.clone(), refresh.clone(), stop.clone()));
     tokio::spawn(runs_loop(engine.clone(), tx.clone(), stop.clone()));
     tokio::spawn(hosts_loop(engine.clone(), tx.clone(), stop.clone()));
+    if !engine.config.clusters.is_empty() {
+        tokio::spawn(clusters_loop(engine.clone(), tx.clone(), stop.clone()));
+    }
+}
+
+/// How often the clusters' journals are read (each read replays the journal).
+const CLUSTERS_EVERY: Duration = Duration::from_secs(2);
+
+/// Reads every cluster's status from its persist path (journal, lock, the instance's report).
+async fn clusters_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, stop: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(CLUSTERS_EVERY);
+    loop {
+        tick.tick().await;
+        let engine2 = engine.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            engine2
+                .config
+                .clusters
+                .iter()
+                .filter_map(|c| crate::engine::cluster::report::status(c).ok())
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(all) = res else { return };
+        if stop.load(Ordering::Relaxed) || tx.send(Event::Clusters(all)).is_err() {
+            return;
+        }
+    }
 }
 
 /// The config file's bytes (empty when it cannot be read: that differs from any real content).

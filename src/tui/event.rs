@@ -58,6 +58,8 @@ pub enum Event {
     /// Lock and progress of every pair (config order), from the state dir: cheap, frequent.
     Runs(Vec<RunInfo>),
     Hosts(Vec<HostView>),
+    /// Each `[[cluster]]`'s status (config order), from its persist path.
+    Clusters(Vec<crate::engine::cluster::report::ClusterStatus>),
     System(SystemView),
     /// Last lines of a pair's log, for the detail view.
     LogTail {

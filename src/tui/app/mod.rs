@@ -83,6 +83,8 @@ pub struct App {
     pub help: bool,
     pub dialog: Option<Dialog>,
     pub hosts: Vec<HostView>,
+    /// What each cluster's persist path says (config order), once read.
+    pub clusters: Vec<crate::engine::cluster::report::ClusterStatus>,
     pub system: Option<SystemView>,
     pub log_tail: HashMap<String, Vec<String>>,
     pub flash: Option<(String, Instant)>,
@@ -138,6 +140,7 @@ impl App {
             help: false,
             dialog: None,
             hosts: Vec::new(),
+            clusters: Vec::new(),
             system: None,
             log_tail: HashMap::new(),
             flash: None,
@@ -272,6 +275,7 @@ impl App {
                 }
             }
             Event::Hosts(h) => self.hosts = h,
+            Event::Clusters(c) => self.clusters = c,
             Event::ConfigChanged => self.config_changed(),
             Event::ConfigUnchanged => {
                 if std::mem::take(&mut self.stale) {
