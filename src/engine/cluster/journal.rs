@@ -136,6 +136,20 @@ struct View {
     changes: BTreeMap<u64, Change>,
     seen: HashMap<String, HashMap<String, Version>>,
     next_seq: u64,
+    /// (target, key) -> unfinished fan-outs of the key to the target (`busy` in constant time).
+    busy: HashMap<(String, String), u32>,
+}
+
+impl View {
+    fn unbusy(&mut self, target: &str, key: &str) {
+        let k = (target.to_string(), key.to_string());
+        if let Some(n) = self.busy.get_mut(&k) {
+            *n -= 1;
+            if *n == 0 {
+                self.busy.remove(&k);
+            }
+        }
+    }
 }
 
 impl View {
@@ -164,6 +178,9 @@ impl View {
                         (t, f)
                     })
                     .collect::<BTreeMap<_, _>>();
+                for t in targets.keys() {
+                    *self.busy.entry((t.clone(), key.clone())).or_default() += 1;
+                }
                 if !targets.is_empty() {
                     let c = Change {
                         seq,
@@ -179,11 +196,17 @@ impl View {
             }
             // done twice (a superseded change whose apply also finished) is no damage
             Record::Done { seq, target } => {
+                let mut unbusy = None;
                 if let Some(c) = self.changes.get_mut(&seq) {
-                    c.targets.remove(&target);
+                    if c.targets.remove(&target).is_some() {
+                        unbusy = Some(c.key.clone());
+                    }
                     if c.targets.is_empty() {
                         self.changes.remove(&seq);
                     }
+                }
+                if let Some(key) = unbusy {
+                    self.unbusy(&target, &key);
                 }
             }
             Record::Fail {
@@ -275,10 +298,7 @@ impl Journal {
     /// Whether a change of `key` is still to be applied to `vol` (the cluster is about to write
     /// it there: a listing of it says nothing yet).
     pub fn busy(&self, vol: &str, key: &str) -> bool {
-        self.view
-            .changes
-            .values()
-            .any(|c| c.key == key && c.targets.contains_key(vol))
+        self.view.busy.contains_key(&(vol.to_string(), key.to_string()))
     }
 
     /// Journals what the listeners saw, with what each volume now holds, in one synced write:
