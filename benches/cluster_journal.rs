@@ -53,7 +53,7 @@ fn main() {
         n += changes.len();
         journaled += j.record(changes, seen).expect("record");
         // the apply half of a cycle, every other batch (changes wait a cycle, as under settle)
-        if (n / batch) % 2 == 0 {
+        if (n / batch).is_multiple_of(2) {
             let ready = j.ready(u64::MAX / 2, 0);
             let done: Vec<(u64, String)> = ready.iter().map(|(c, t)| (c.seq, t.clone())).collect();
             applied += done.len();
