@@ -253,7 +253,7 @@ pub fn config(c: &Config, json: bool) {
         let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts,
             "object_hosts": object_hosts, "pairs": pairs,
             "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
-                "settle_secs": k.settle.as_secs(),
+                "settle_secs": k.settle.as_secs(), "poll_ms": k.poll.as_millis() as u64, "bwlimit": k.bwlimit,
                 "volumes": k.volumes.iter().map(|v| serde_json::json!({"at": v.at.to_string(), "kind": v.kind, "listen": v.listen, "update": v.update})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
         outln!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
         return;
@@ -382,10 +382,16 @@ pub fn config(c: &Config, json: bool) {
         outln!("clusters: {}", c.clusters.len());
         for k in &c.clusters {
             outln!(
-                "  {}  persist_path {}  settle {}",
+                "  {}  persist_path {}  settle {}  poll {}  bwlimit {}",
                 k.name,
                 k.persist_path.display(),
-                crate::config::units::format_duration(k.settle)
+                crate::config::units::format_duration(k.settle),
+                crate::config::units::format_duration(k.poll),
+                if k.bwlimit == 0 {
+                    "none".to_string()
+                } else {
+                    format!("{}/s", format_bytes(k.bwlimit))
+                }
             );
             for v in &k.volumes {
                 outln!(
