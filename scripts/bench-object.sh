@@ -98,6 +98,8 @@ PY
 rclone copy --transfers 16 "$WORK/data" SA:src-bucket
 row "1% changed" update 0.5
 row no-op update 0.5
+echo "== ferry's pair log (where its time went)"
+grep -h "" "$WORK"/state/*/log | sed 's/^/  /'
 # the bytes themselves (multipart ETags differ between uploaders)
 if rclone check --download --checkers 16 SA:src-bucket SB:ferry-dst 2>/dev/null; then
     echo "ferry's destination holds the source's bytes (rclone check --download)"

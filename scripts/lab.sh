@@ -34,6 +34,7 @@ destroy_pool() {
 if [ "$cmd" = down ]; then
     pid=$(sshd_pid || true)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    for f in "$dir"/s3/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     ok=1
     destroy_pool "$src" || ok=0
     destroy_pool "$dst" || ok=0
@@ -163,6 +164,51 @@ if [ "${LAB_BLOCK:-0}" = 1 ]; then
 kind = "block"
 source = "store1:$dir/images/vm1.img"
 destination = "$dir/replicas/vm1.img"
+EOF
+fi
+# LAB_OBJECT=1 (the demo) adds two S3 sites (s3s-fs on loopback, file-backed under $dir/s3):
+# an object pair and a two-site object cluster
+if [ "${LAB_OBJECT:-0}" = 1 ]; then
+    export PATH="$PATH:$HOME/.cargo/bin"
+    mkdir -p "$dir/s3"
+    for site in a b; do
+        root="$dir/s3/$site"
+        mkdir -p "$root/photos" "$root/photos-dr" "$root/shared"
+        pidf="$dir/s3/$site.pid" portf="$dir/s3/$site.port"
+        if ! { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }; then
+            port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+            s3s-fs --host 127.0.0.1 --port "$port" --access-key "LAB${site^^}" --secret-key "lab-$site-secret" "$root" \
+                >"$dir/s3/$site.log" 2>&1 &
+            echo $! >"$pidf"
+            echo "$port" >"$portf"
+            for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+        fi
+        printf '[default]\naws_access_key_id = LAB%s\naws_secret_access_key = lab-%s-secret\n' "${site^^}" "$site" >"$dir/s3/$site.cred"
+        chmod 600 "$dir/s3/$site.cred"
+    done
+    cat >> "$dir/ferry.toml" <<EOF
+
+[hosts.s3a]
+endpoint = "http://127.0.0.1:$(cat "$dir/s3/a.port")"
+credentials = "$dir/s3/a.cred"
+
+[hosts.s3b]
+endpoint = "http://127.0.0.1:$(cat "$dir/s3/b.port")"
+credentials = "$dir/s3/b.cred"
+
+[[pair]]
+kind = "object"
+source = "s3a:photos/2026/"
+destination = "s3b:photos-dr/2026/"
+
+[[cluster]]
+name = "shared"
+persist_path = "$dir/state/clusters/shared"
+settle = "1s"
+volumes = [
+  { at = "s3a:shared", listen = true, update = true },
+  { at = "s3b:shared", listen = true, update = true },
+]
 EOF
 fi
 echo "$dir/ferry.toml"

@@ -32,7 +32,34 @@ fn cluster_lab(bin: &std::path::Path) -> ObjectLab {
     lab
 }
 
-fn start_run(lab: &ObjectLab) -> Child {
+/// A running `cluster run`, killed if the test ends without stopping it (a failed assertion must
+/// not leave it polling dead servers).
+struct Running(Option<Child>);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, |c| c.id())
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start_run(lab: &ObjectLab) -> Running {
+    Running(Some(spawn_run(lab)))
+}
+
+fn spawn_run(lab: &ObjectLab) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("-c")
         .arg(&lab.config)
@@ -45,7 +72,8 @@ fn start_run(lab: &ObjectLab) -> Child {
         .expect("cluster run")
 }
 
-fn stop(c: Child) -> String {
+fn stop(mut r: Running) -> String {
+    let Some(c) = r.0.take() else { return String::new() };
     // SIGTERM: a clean stop
     unsafe {
         libc::kill(c.id() as i32, libc::SIGTERM);
@@ -237,8 +265,7 @@ fn one_instance_at_a_time_and_a_dead_ones_lock_is_taken_over() {
         st["worker"].as_str().unwrap().contains(&format!("pid {}", first.id())),
         "{st}"
     );
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
     let again = start_run(&lab);
     lab.put(&format!("{B}y.txt"), b"y", "text/plain", ("k", "v"));
     converged(&lab, Duration::from_secs(30));
@@ -308,8 +335,7 @@ fn sigkill_in_a_loop_loses_nothing() {
         }
         let mut run = start_run(&lab);
         std::thread::sleep(Duration::from_millis(200 + next() % 1800));
-        run.kill().unwrap();
-        run.wait().unwrap();
+        run.kill();
         let st = status(&lab);
         if st["depth"].as_u64().unwrap_or(0) > 0 {
             killed_mid_apply += 1;

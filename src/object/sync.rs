@@ -70,7 +70,7 @@ impl Default for SyncOptions {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             parallel_parts: 4,
-            parallel_objects: 16,
+            parallel_objects: 32,
             bwlimit: None,
             progress: PassProgress::default(),
         }
