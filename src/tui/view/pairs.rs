@@ -53,8 +53,8 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     }
     let wide = area.width >= 110;
     // fixed columns: state 13, lag 7, flags 5, status 12, runtime 7, one space between; a wide
-    // screen adds kind 5 and rate 12
-    let fixed = 13 + 7 + 5 + 12 + 7 + 6 + if wide { 6 + 13 } else { 0 };
+    // screen adds kind 6 and rate 12
+    let fixed = 13 + 7 + 5 + 12 + 7 + 6 + if wide { 7 + 13 } else { 0 };
     let avail = (area.width as usize).saturating_sub(2 + fixed).max(10);
     let src_w = avail / 2;
     let dst_w = avail - src_w;
@@ -136,7 +136,8 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
     let mut widths = vec![Constraint::Length(src_w as u16), Constraint::Length(dst_w as u16)];
     let mut header = vec!["SOURCE", "DESTINATION"];
     if wide {
-        widths.push(Constraint::Length(5));
+        // the longest kind word ("object")
+        widths.push(Constraint::Length(6));
         header.push("KIND");
     }
     widths.extend([
