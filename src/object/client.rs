@@ -107,20 +107,46 @@ impl ObjectAttrs {
 /// Client errors name the location and key; the S3 library's text never carries the secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("S3 {location}: cannot configure client: {source}")]
+    // the library's error is shown once, in the message (not chained: its own chain repeats it)
+    #[error("S3 {location}: cannot configure client: {cause}")]
     Setup {
         location: String,
-        source: Box<object_store::Error>,
+        cause: Box<object_store::Error>,
     },
-    #[error("S3 {location} key {key:?}: {op}: {source}")]
+    #[error("S3 {location}{}: {op}: {}{cause}", key_part(.key), why(.cause))]
     Op {
         location: String,
         key: String,
         op: &'static str,
-        source: Box<object_store::Error>,
+        cause: Box<object_store::Error>,
     },
     #[error("S3 {location} key {key:?}: not found")]
     NotFound { location: String, key: String },
+}
+
+fn key_part(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!(" key {key:?}")
+    }
+}
+
+/// What an S3 error code means for the operator, before the server's own words.
+fn why(e: &object_store::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("NoSuchBucket") {
+        "the bucket does not exist: "
+    } else if ["SignatureDoesNotMatch", "InvalidAccessKeyId", "NotSignedUp"]
+        .iter()
+        .any(|c| text.contains(c))
+    {
+        "the credentials were refused (check the host's credentials file and profile): "
+    } else if text.contains("AccessDenied") {
+        "access denied: "
+    } else {
+        ""
+    }
 }
 
 /// The client for one location.
@@ -175,7 +201,7 @@ impl Client {
         }
         let store = b.build().map_err(|source| ClientError::Setup {
             location: location.to_string(),
-            source: Box::new(source),
+            cause: Box::new(source),
         })?;
         Ok(Client {
             store: Arc::new(store),
@@ -206,7 +232,7 @@ impl Client {
                 location: self.location.to_string(),
                 key: key.to_string(),
                 op,
-                source: Box::new(source),
+                cause: Box::new(source),
             },
         }
     }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 /// Errors reading credentials; they name the file, line or variable, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum CredsError {
-    #[error("credentials file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("credentials file {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("credentials file {path}: profile [{profile}] not found")]
     NoProfile { path: PathBuf, profile: String },
     #[error("credentials file {path} profile [{profile}]: {key} missing")]
@@ -60,10 +60,7 @@ impl Credentials {
     /// Reads `profile` (default `default`) of an AWS shared-credentials file (INI).
     pub fn from_file(path: &Path, profile: Option<&str>) -> Result<Credentials, CredsError> {
         let profile = profile.unwrap_or("default");
-        let text = std::fs::read_to_string(path).map_err(|source| CredsError::Io {
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|err| CredsError::Io { path: path.into(), err })?;
         let (mut found, mut inside) = (false, false);
         let (mut id, mut secret, mut token) = (None, None, None);
         for (i, raw) in text.lines().enumerate() {
