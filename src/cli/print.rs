@@ -94,6 +94,27 @@ pub fn status(st: &[PairStatus], full: bool, json: bool, unlock: impl Fn(&PairSt
     }
 }
 
+/// A bwlimit as `check` shows it: "none" or "50.0 MiB/s".
+fn per_second(bwlimit: u64) -> String {
+    if bwlimit == 0 {
+        "none".to_string()
+    } else {
+        format!("{}/s", format_bytes(bwlimit))
+    }
+}
+
+/// A pair's thresholds and bwlimit as `check` shows them.
+fn thresholds(o: &crate::config::PairOptions) -> String {
+    format!(
+        "wlag {} clag {} wrun {} crun {}  bwlimit {}",
+        format_duration(o.wlag),
+        format_duration(o.clag),
+        format_duration(o.wrun),
+        format_duration(o.crun),
+        per_second(o.bwlimit)
+    )
+}
+
 /// `objects DEST`: one line per key (state, op, retries, why), or a JSON array.
 pub fn objects(list: &[crate::engine::objects::ObjectStatus], json: bool) {
     if json {
@@ -315,25 +336,17 @@ pub fn config(c: &Config, json: bool) {
         let o = &p.options;
         if !p.kind.has_snapshots() {
             outln!(
-                "  {}  {} -> {}  {}  wlag {} clag {} wrun {} crun {}  bwlimit {}",
+                "  {}  {} -> {}  {}  {}",
                 &p.fingerprint()[..12],
                 p.source,
                 p.destination,
                 p.kind.word(),
-                format_duration(o.wlag),
-                format_duration(o.clag),
-                format_duration(o.wrun),
-                format_duration(o.crun),
-                if o.bwlimit == 0 {
-                    "none".to_string()
-                } else {
-                    format!("{}/s", format_bytes(o.bwlimit))
-                },
+                thresholds(o)
             );
             continue;
         }
         outln!(
-            "  {}  {} -> {}  {}/{}{}  wlag {} clag {} wrun {} crun {}  bwlimit {}  compress {}  keep {}",
+            "  {}  {} -> {}  {}/{}{}  {}  compress {}  keep {}",
             &p.fingerprint()[..12],
             p.source,
             p.destination,
@@ -344,15 +357,7 @@ pub fn config(c: &Config, json: bool) {
                 crate::config::TransportKind::Local => "local",
             },
             p.port.map(|x| format!(" port {x}")).unwrap_or_default(),
-            format_duration(o.wlag),
-            format_duration(o.clag),
-            format_duration(o.wrun),
-            format_duration(o.crun),
-            if o.bwlimit == 0 {
-                "none".to_string()
-            } else {
-                format!("{}/s", format_bytes(o.bwlimit))
-            },
+            thresholds(o),
             if o.compress == Compress::Zstd { "zstd" } else { "none" },
             o.keep
         );
