@@ -4,6 +4,7 @@
 //! it, `cluster status` reads it, `cluster diverge` / `reconcile` compare the volumes themselves.
 
 pub mod diverge;
+pub mod fanout;
 pub mod journal;
 pub mod lock;
 pub mod report;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use futures::StreamExt;
 
 use crate::config::Cluster;
@@ -93,7 +93,10 @@ fn target_wins(held: &ObjectInfo, target: &str, time_ms: i64, origin: &str) -> b
 }
 
 pub struct Runner<'a> {
+    pub engine: &'a Engine,
     pub cluster: &'a Cluster,
+    /// When the snapshot volumes' last fan-out round was journaled.
+    last_round: Option<Instant>,
     pub log: crate::state::log::PairLog,
     pub journal: Journal,
     pub volumes: Vec<Volume>,
@@ -102,7 +105,7 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    pub fn new(engine: &Engine, cluster: &'a Cluster) -> Result<Runner<'a>> {
+    pub fn new(engine: &'a Engine, cluster: &'a Cluster) -> Result<Runner<'a>> {
         let volumes = open_volumes(engine, cluster)?;
         std::fs::create_dir_all(&cluster.persist_path).with_context(|| {
             format!(
@@ -114,7 +117,9 @@ impl<'a> Runner<'a> {
         let journal = Journal::open(&super::journal::path_in(&cluster.persist_path))?;
         let bw = cluster.bwlimit;
         Ok(Runner {
+            engine,
             cluster,
+            last_round: None,
             log: crate::state::log::PairLog::new(&cluster.persist_path.join("log"), engine.verbose),
             journal,
             volumes,
@@ -234,7 +239,13 @@ impl<'a> Runner<'a> {
     /// Applies every settled change to its targets; gives (applied, skipped, failed).
     pub async fn apply(&mut self) -> Result<(usize, usize, usize)> {
         let settle = self.cluster.settle.as_millis() as u64;
-        let ready = self.journal.ready(now_ms(), settle);
+        // the snapshot volumes' fan-outs are run by `fanout`
+        let ready: Vec<(Change, String)> = self
+            .journal
+            .ready(now_ms(), settle)
+            .into_iter()
+            .filter(|(c, _)| c.key != super::fanout::CHECKPOINT_KEY || self.volume(&c.origin).is_some())
+            .collect();
         if ready.is_empty() {
             return Ok((0, 0, 0));
         }
@@ -357,8 +368,19 @@ impl<'a> Runner<'a> {
     pub async fn cycle(&mut self) -> Result<()> {
         let started = Instant::now();
         let mut figures = std::mem::take(&mut self.report.figures);
-        let journaled = self.listen(&mut figures).await?;
-        let (applied, skipped, failed) = self.apply().await?;
+        let mut journaled = self.listen(&mut figures).await?;
+        let (mut applied, skipped, mut failed) = self.apply().await?;
+        let (j, a, f) = super::fanout::cycle(
+            self.engine,
+            self.cluster,
+            &mut self.journal,
+            &mut self.last_round,
+            &self.log,
+        )
+        .await?;
+        journaled += j;
+        applied += a;
+        failed += f;
         if journaled + applied + skipped + failed > 0 {
             self.log.line(&format!(
                 "cycle: {journaled} change(s) journaled, {applied} applied, {skipped} not needed, {failed} failed"
@@ -379,19 +401,6 @@ impl<'a> Runner<'a> {
 /// Works `cluster` until SIGTERM/SIGINT: takes its lock (a dead instance's lock is taken over:
 /// the journal holds all it knew), then cycles every `poll`.
 pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
-    if cluster.volumes.iter().any(|v| v.kind.has_snapshots()) {
-        bail!(
-            "cluster {}: `cluster run` works object volumes; its {} volumes are not built yet (replicate them with [[pair]]s)",
-            cluster.name,
-            cluster
-                .volumes
-                .iter()
-                .filter(|v| v.kind.has_snapshots())
-                .map(|v| v.kind.word())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
     let lock = super::lock::take(cluster)?;
     let mut runner = Runner::new(engine, cluster)?;
     runner.log.line(&format!(
