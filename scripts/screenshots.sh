@@ -5,6 +5,7 @@
 #   console-transfer.png  pairs view, an update of vm running (rate pane with its history)
 #   console-detail.png    the selected pair's detail (enter)
 #   console-hosts.png     hosts view (tab)
+#   console-clusters.png  clusters view (tab tab): the lab's two-site object cluster, worked
 #   console-light.png     the light theme (t), transfer still running
 #   console-help.png      the key help (?)
 #
@@ -42,6 +43,7 @@ ferry=$PWD/target/release/ferry
 
 tm() { tmux -L "$sock" "$@"; }
 cleanup() {
+    [ -n "${crun:-}" ] && kill "$crun" 2>/dev/null || true
     if [ -z "${KEEP_LAB:-}" ]; then
         tm kill-server 2>/dev/null || true
         bash scripts/lab.sh down "$lab" >/dev/null 2>&1 || true
@@ -53,7 +55,7 @@ trap cleanup EXIT
 # --- the lab: three pairs initialized, then a bandwidth-limited increment on vm ---------------
 tm kill-server 2>/dev/null || true
 bash scripts/lab.sh down "$lab" >/dev/null 2>&1 || true
-cfg=$(bash scripts/lab.sh up "$lab")
+cfg=$(LAB_OBJECT=1 bash scripts/lab.sh up "$lab")
 tmp=$lab/captures
 mkdir -p "$tmp" "$out"
 src=$(awk -F'"' '/^source/ {print $2; exit}' "$cfg" | cut -d: -f2 | cut -d/ -f1)
@@ -61,6 +63,14 @@ for d in home vm db; do
     "$ferry" -c "$cfg" setup "$d" >/dev/null
     "$ferry" -c "$cfg" initialize "$d"
 done
+# the object pair, and the object cluster worked in the background with an object on each site
+# (s3s-fs serves the files under its root as objects)
+for site in a b; do date > "$lab/s3/$site/shared/from-$site.txt"; done
+mkdir -p "$lab/s3/a/photos/2026"
+for i in 1 2 3; do head -c 64K /dev/urandom > "$lab/s3/a/photos/2026/img$i.jpg"; done
+"$ferry" -c "$cfg" initialize photos-dr/2026
+"$ferry" -c "$cfg" cluster run shared >/dev/null 2>&1 &
+crun=$!
 # a few changes on every source, replicated, so lags and checkpoints are fresh
 date >> "$lab/mnt/$src/home/notes.txt"
 head -c 2M /dev/urandom > "$lab/mnt/$src/db/wal.dat"
@@ -115,10 +125,11 @@ shot() {
 }
 
 # every pair's status read from the hosts
-wait_for '3 pairs: 3 synchronized'
+wait_for '4 pairs: 4 synchronized'
 wait_gone 'reading hosts'
-# select vm (the last by destination) and update it from the keyboard
-keys End
+# select vm (the last zfs pair by destination; the object pair's s3b: sorts after it) and
+# update it from the keyboard
+keys End Up
 sleep 0.5
 keys u
 wait_for '/s now'
@@ -138,7 +149,10 @@ wait_for ' [0-9]+ ms '
 wait_for 'cpu '
 sleep 1
 shot console-hosts
-keys Tab Tab # clusters, back to pairs
+keys Tab
+wait_for 'worked by cluster run'
+shot console-clusters
+keys Tab # back to pairs
 sleep 0.3
 
 keys t # the light theme
