@@ -58,7 +58,7 @@ fn checkpoint(engine: &Engine, pair: &Pair) -> Result<Option<Checkpoint>> {
         return Ok(None);
     }
     let cp = crate::object::checkpoint::Checkpoint::load(&cp_path)?;
-    let journal = crate::object::status::Journal::open(&sync::journal_path(&dir))?;
+    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
     let listed = cp.listed_ms.unwrap_or(0);
     let oldest = journal.unfinished().iter().map(|e| e.enqueued_ms).min();
     let at_ms = oldest.map_or(listed, |o| o.min(listed));
@@ -230,7 +230,7 @@ pub fn objects(engine: &Engine, pair: &Pair, failed_only: bool) -> Result<Vec<Ob
             engine.command("initialize", Some(pair))
         );
     }
-    let journal = crate::object::status::Journal::open(&sync::journal_path(&dir))?;
+    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
     let unfinished = journal.unfinished();
     let mut out: Vec<ObjectStatus> = unfinished
         .iter()
@@ -268,7 +268,7 @@ pub fn status(engine: &Engine, pair: &Pair) -> PairStatus {
     let (state, failed, pending) = match checkpoint(engine, pair) {
         Ok(Some(cp)) => {
             let dir = state_dir(engine, pair);
-            let (failed, pending) = match crate::object::status::Journal::open(&sync::journal_path(&dir)) {
+            let (failed, pending) = match crate::object::status::Journal::open_read(&sync::journal_path(&dir)) {
                 Ok(j) => (j.failed().len(), j.pending().len()),
                 Err(_) => (0, 0),
             };
@@ -377,7 +377,7 @@ pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
     for key in listed.keys().filter(|k| !cp.keys.contains_key(*k)) {
         diffs.push(format!("{key}: on the destination, not in the checkpoint"));
     }
-    let journal = crate::object::status::Journal::open(&sync::journal_path(&dir))?;
+    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
     let (pending, failed) = (journal.pending().len(), journal.failed().len());
     if pending + failed > 0 {
         diffs.push(format!(

@@ -26,6 +26,9 @@ pub enum RecordsError {
 pub struct Records {
     path: PathBuf,
     file: File,
+    /// Opened by a reader beside the writer (`open_read`): appends are refused, and a torn last
+    /// line is the writer's append in progress, not to be cut.
+    read_only: bool,
 }
 
 /// One record's line.
@@ -51,18 +54,44 @@ impl Records {
     /// number; an `Err` from `apply` is reported as damage at that line.
     pub fn open<R: DeserializeOwned>(
         path: &Path,
+        apply: impl FnMut(R, usize) -> Result<(), String>,
+    ) -> Result<Records, RecordsError> {
+        Records::open_as(path, apply, false)
+    }
+
+    /// Reads `path` as `open` does, for an observer while the writer may be appending (a status
+    /// read): nothing is created or cut, a torn last line ends the replay, appends are refused.
+    pub fn open_read<R: DeserializeOwned>(
+        path: &Path,
+        apply: impl FnMut(R, usize) -> Result<(), String>,
+    ) -> Result<Records, RecordsError> {
+        Records::open_as(path, apply, true)
+    }
+
+    fn open_as<R: DeserializeOwned>(
+        path: &Path,
         mut apply: impl FnMut(R, usize) -> Result<(), String>,
+        read_only: bool,
     ) -> Result<Records, RecordsError> {
         let io = |source| RecordsError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let mut file = if read_only {
+            match OpenOptions::new().read(true).open(path) {
+                Ok(f) => f,
+                // not written yet: nothing to read
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::open("/dev/null").map_err(io)?,
+                Err(e) => return Err(io(e)),
+            }
+        } else {
+            OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(path)
+                .map_err(io)?
+        };
         let corrupt = |line, what| RecordsError::Corrupt {
             path: path.to_path_buf(),
             line,
@@ -105,7 +134,7 @@ impl Records {
             }
         }
         drop(reader);
-        if torn || file.metadata().map_err(io)?.len() != good_len {
+        if !read_only && (torn || file.metadata().map_err(io)?.len() != good_len) {
             file.set_len(good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
@@ -113,7 +142,18 @@ impl Records {
         Ok(Records {
             path: path.to_path_buf(),
             file,
+            read_only,
         })
+    }
+
+    fn writable(&self) -> Result<(), RecordsError> {
+        if self.read_only {
+            return Err(RecordsError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other("opened for reading only"),
+            });
+        }
+        Ok(())
     }
 
     fn io(&self) -> impl Fn(std::io::Error) -> RecordsError + '_ {
@@ -128,6 +168,7 @@ impl Records {
         if recs.is_empty() {
             return Ok(());
         }
+        self.writable()?;
         let text: String = recs.iter().map(line_for).collect();
         self.file.write_all(text.as_bytes()).map_err(self.io())?;
         self.file.sync_data().map_err(self.io())
@@ -135,6 +176,7 @@ impl Records {
 
     /// Appends without syncing (a later `sync` or `append` makes it durable).
     pub fn append_lazy<R: Serialize>(&mut self, rec: &R) -> Result<(), RecordsError> {
+        self.writable()?;
         self.file.write_all(line_for(rec).as_bytes()).map_err(self.io())
     }
 
@@ -144,6 +186,7 @@ impl Records {
 
     /// Replaces the file's content with `recs`, atomically and durably.
     pub fn rewrite<R: Serialize>(&mut self, recs: &[R]) -> Result<(), RecordsError> {
+        self.writable()?;
         let tmp = self.path.with_extension("compact");
         let text: String = recs.iter().map(line_for).collect();
         let mut f = File::create(&tmp).map_err(self.io())?;
@@ -169,5 +212,50 @@ impl Records {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_leaves_the_writers_torn_tail_alone_and_the_writer_cuts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let mut w = Records::open::<u32>(&p, |_, _| Ok(())).unwrap();
+        w.append(&[1u32, 2]).unwrap();
+        // an append in progress: half a line
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"0123")
+            .unwrap();
+        let len = std::fs::metadata(&p).unwrap().len();
+        let mut seen = Vec::new();
+        let mut r = Records::open_read::<u32>(&p, |v, _| {
+            seen.push(v);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![1, 2]);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), len, "the reader cut the file");
+        assert!(r.append(&[3u32]).is_err(), "a reader cannot write");
+        let mut n = 0;
+        Records::open::<u32>(&p, |_, _| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 2);
+        assert!(
+            std::fs::metadata(&p).unwrap().len() < len,
+            "the writer cuts a torn tail"
+        );
+        // a reader of a journal not written yet reads nothing and creates nothing
+        let missing = dir.path().join("none");
+        Records::open_read::<u32>(&missing, |_, _| Ok(())).unwrap();
+        assert!(!missing.exists());
     }
 }

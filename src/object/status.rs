@@ -185,11 +185,26 @@ impl View {
 impl Journal {
     /// Opens (or creates) the journal at `path`, replaying it; a torn last line is cut off.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        Journal::open_as(path, false)
+    }
+
+    /// Reads the journal beside a job that may be appending to it (status, `objects`): nothing
+    /// is created or cut; writing through it is refused.
+    pub fn open_read(path: &Path) -> Result<Journal, JournalError> {
+        Journal::open_as(path, true)
+    }
+
+    fn open_as(path: &Path, read_only: bool) -> Result<Journal, JournalError> {
         let mut view = View {
             next_seq: 1,
             ..View::default()
         };
-        let records = Records::open(path, |rec, _line| view.apply(rec))?;
+        let apply = |rec, _line| view.apply(rec);
+        let records = if read_only {
+            Records::open_read(path, apply)?
+        } else {
+            Records::open(path, apply)?
+        };
         Ok(Journal {
             path: path.to_path_buf(),
             records,

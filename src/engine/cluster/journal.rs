@@ -258,11 +258,26 @@ pub fn path_in(persist: &Path) -> PathBuf {
 impl Journal {
     /// Opens (or creates) the journal, replaying it.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        Journal::open_as(path, false)
+    }
+
+    /// Reads the journal beside a `cluster run` that may be appending (status, the console):
+    /// nothing is created or cut; writing through it is refused.
+    pub fn open_read(path: &Path) -> Result<Journal, JournalError> {
+        Journal::open_as(path, true)
+    }
+
+    fn open_as(path: &Path, read_only: bool) -> Result<Journal, JournalError> {
         let mut view = View {
             next_seq: 1,
             ..View::default()
         };
-        let records = Records::open(path, |rec, _| view.apply(rec))?;
+        let apply = |rec, _| view.apply(rec);
+        let records = if read_only {
+            Records::open_read(path, apply)?
+        } else {
+            Records::open(path, apply)?
+        };
         Ok(Journal { records, view })
     }
 

@@ -107,7 +107,7 @@ pub struct ClusterStatus {
 pub fn status(cluster: &Cluster) -> anyhow::Result<ClusterStatus> {
     let jpath = super::journal::path_in(&cluster.persist_path);
     let journal = if jpath.exists() {
-        Some(Journal::open(&jpath)?)
+        Some(Journal::open_read(&jpath)?)
     } else {
         None
     };
