@@ -56,7 +56,7 @@ impl Records {
         path: &Path,
         apply: impl FnMut(R, usize) -> Result<(), String>,
     ) -> Result<Records, RecordsError> {
-        Records::open_as(path, apply, false)
+        Records::open_with(path, false, apply)
     }
 
     /// Reads `path` as `open` does, for an observer while the writer may be appending (a status
@@ -65,13 +65,14 @@ impl Records {
         path: &Path,
         apply: impl FnMut(R, usize) -> Result<(), String>,
     ) -> Result<Records, RecordsError> {
-        Records::open_as(path, apply, true)
+        Records::open_with(path, true, apply)
     }
 
-    fn open_as<R: DeserializeOwned>(
+    /// `open` (the writer) or `open_read` (an observer), chosen by `read_only`.
+    pub fn open_with<R: DeserializeOwned>(
         path: &Path,
-        mut apply: impl FnMut(R, usize) -> Result<(), String>,
         read_only: bool,
+        mut apply: impl FnMut(R, usize) -> Result<(), String>,
     ) -> Result<Records, RecordsError> {
         let io = |source| RecordsError::Io {
             path: path.to_path_buf(),

@@ -199,12 +199,7 @@ impl Journal {
             next_seq: 1,
             ..View::default()
         };
-        let apply = |rec, _line| view.apply(rec);
-        let records = if read_only {
-            Records::open_read(path, apply)?
-        } else {
-            Records::open(path, apply)?
-        };
+        let records = Records::open_with(path, read_only, |rec, _line| view.apply(rec))?;
         Ok(Journal {
             path: path.to_path_buf(),
             records,

@@ -272,12 +272,7 @@ impl Journal {
             next_seq: 1,
             ..View::default()
         };
-        let apply = |rec, _| view.apply(rec);
-        let records = if read_only {
-            Records::open_read(path, apply)?
-        } else {
-            Records::open(path, apply)?
-        };
+        let records = Records::open_with(path, read_only, |rec, _| view.apply(rec))?;
         Ok(Journal { records, view })
     }
 

@@ -1,3 +1,6 @@
+//! Unit tests of the cluster journal: replay, coalescing per key, settle and FIFO per target,
+//! backoff, compaction.
+
 use super::*;
 
 fn v(size: u64, modified_ms: i64) -> Option<Version> {

@@ -53,7 +53,7 @@ impl Report {
     }
 
     /// Written after each cycle (not synced: a lost one is rewritten by the next cycle).
-    pub fn write(&self, persist: &Path, _journal: &Journal) {
+    pub fn write(&self, persist: &Path) {
         if let Ok(json) = serde_json::to_vec_pretty(self) {
             let _ = crate::state::write_atomic(&path(persist), &json, false);
         }

@@ -393,7 +393,7 @@ impl<'a> Runner<'a> {
         figures.last_cycle_ms = now_ms();
         figures.cycle_secs = started.elapsed().as_secs_f64();
         self.report.figures = figures;
-        self.report.write(&self.cluster.persist_path, &self.journal);
+        self.report.write(&self.cluster.persist_path);
         Ok(())
     }
 }
