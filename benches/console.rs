@@ -59,6 +59,7 @@ fn running(c: &Config, i: usize, rate: f64) -> RunInfo {
             pid: 4242 + i as u32,
             action: "update".into(),
             started: 1_795_003_000,
+            host: None,
         }),
         runtime_secs: Some(30),
         last: None,

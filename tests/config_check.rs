@@ -41,6 +41,24 @@ fn good_config_is_understood() {
     assert!(out.contains("bwlimit 50.0 MiB/s"), "{out}");
     assert!(out.contains("keep 5"), "{out}");
     assert!(out.contains("store1:tank/s (zfs)  listen=true update=false"), "{out}");
+    assert!(out.contains("coordination local"), "{out}");
+}
+
+#[test]
+fn coordination_through_etcd_is_shown_with_a_warning_for_plain_http_beyond_this_host() {
+    let text = format!(
+        "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://etcd1.example.net:2379\", \"http://127.0.0.1:2379/\"]\nlease = \"10s\"\n\
+         {HOST}[[cluster]]\nname = \"shared\"\npersist_path = \"/srv/shared\"\ncoordination = \"etcd\"\n\
+         volumes = [{{ at = \"store1:tank/s\", listen = true }}]\n"
+    );
+    let (code, out, err) = check(&text);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(
+        out.contains("coordination: etcd http://etcd1.example.net:2379, http://127.0.0.1:2379  lease 10s  prefix /ferry"),
+        "{out}"
+    );
+    assert!(out.contains("warning: plain http"), "{out}");
+    assert!(out.contains("coordination etcd"), "{out}");
 }
 
 #[test]
@@ -54,7 +72,39 @@ fn bad_configs_name_file_line_and_key() {
         (cluster("settle = \"soon\"\n"), vec!["FILE:6:", "key `settle`"]),
         (
             cluster("coordination = \"etcd\"\n"),
-            vec!["FILE:6:", "key `coordination`", "not built yet"],
+            vec!["FILE:6:", "key `coordination`", "needs a [coordination] table"],
+        ),
+        (
+            cluster("coordination = \"zookeeper\"\n"),
+            vec!["FILE:6:", "key `coordination`", "\"local\"", "\"etcd\""],
+        ),
+        (
+            "[coordination]\nengine = \"nats\"\nendpoints = [\"http://127.0.0.1:2379\"]\n".to_string(),
+            vec!["FILE:2:", "key `engine`", "not supported"],
+        ),
+        (
+            "[coordination]\nengine = \"etcd\"\n".to_string(),
+            vec!["FILE:1:", "key `endpoints`", "needs endpoints"],
+        ),
+        (
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"https://etcd1.example.net:2379\"]\n".to_string(),
+            vec!["FILE:3:", "key `endpoints`", "TLS"],
+        ),
+        (
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://etcd1.example.net:2379/v3\"]\n".to_string(),
+            vec!["FILE:3:", "key `endpoints`", "host and port only"],
+        ),
+        (
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nlease = \"1s\"\n".to_string(),
+            vec!["FILE:4:", "key `lease`", "from 2s"],
+        ),
+        (
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nlease = \"2500ms\"\n".to_string(),
+            vec!["FILE:4:", "key `lease`", "whole seconds"],
+        ),
+        (
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nttl = \"5s\"\n".to_string(),
+            vec!["FILE:4:", "key `ttl`", "unknown key"],
         ),
         (
             cluster("volumes = [{ at = \"store1:tank/x\", kind = \"btrfs\", listen = true }]\n"),

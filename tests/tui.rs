@@ -149,6 +149,7 @@ fn running(p: Progress) -> RunInfo {
             pid: p.pid,
             action: "update".into(),
             started: 1_795_003_000,
+            host: None,
         }),
         runtime_secs: Some(30),
         last: None,
@@ -167,6 +168,7 @@ fn app() -> App {
             pid: 999,
             action: "update".into(),
             started: 1_795_000_500,
+            host: None,
         }),
         runtime_secs: None,
         last: Some(LastResult {

@@ -434,10 +434,10 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             let p = one(engine, dest)?;
             match crate::engine::unlock::unlock(engine, p)? {
                 Some(i) => outln!(
-                    "unlocked {} (lock of {} by pid {} started {})",
+                    "unlocked {} (lock of {} by {} started {})",
                     Engine::dest_name(p),
                     i.action,
-                    i.pid,
+                    i.who(),
                     crate::config::units::format_time(i.started)
                 ),
                 None => outln!("{} was not locked", Engine::dest_name(p)),

@@ -273,8 +273,11 @@ pub fn config(c: &Config, json: bool) {
             .collect();
         let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts,
             "object_hosts": object_hosts, "pairs": pairs,
+            "coordination": c.coordination.as_ref().map(|k| serde_json::json!({"engine": "etcd", "endpoints": k.endpoints,
+                "lease_secs": k.lease.as_secs(), "prefix": k.prefix, "unencrypted": k.unencrypted()})),
             "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
                 "settle_secs": k.settle.as_secs(), "poll_ms": k.poll.as_millis() as u64, "bwlimit": k.bwlimit,
+                "coordination": match k.coordination { crate::config::Coordination::Local => "local", crate::config::Coordination::Engine(_) => "etcd" },
                 "volumes": k.volumes.iter().map(|v| serde_json::json!({"at": v.at.to_string(), "kind": v.kind, "listen": v.listen, "update": v.update})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
         outln!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
         return;
@@ -383,11 +386,24 @@ pub fn config(c: &Config, json: bool) {
             );
         }
     }
+    if let Some(k) = &c.coordination {
+        outln!(
+            "coordination: etcd {}  lease {}  prefix {}  (pair locks are leases there too){}",
+            k.endpoints.join(", "),
+            format_duration(k.lease),
+            k.prefix,
+            if k.unencrypted() {
+                "  warning: plain http: lock holders' names cross the network unencrypted"
+            } else {
+                ""
+            }
+        );
+    }
     if !c.clusters.is_empty() {
         outln!("clusters: {}", c.clusters.len());
         for k in &c.clusters {
             outln!(
-                "  {}  persist_path {}  settle {}  poll {}  bwlimit {}",
+                "  {}  persist_path {}  settle {}  poll {}  bwlimit {}  coordination {}",
                 k.name,
                 k.persist_path.display(),
                 crate::config::units::format_duration(k.settle),
@@ -396,6 +412,10 @@ pub fn config(c: &Config, json: bool) {
                     "none".to_string()
                 } else {
                     format!("{}/s", format_bytes(k.bwlimit))
+                },
+                match k.coordination {
+                    crate::config::Coordination::Local => "local",
+                    crate::config::Coordination::Engine(_) => "etcd",
                 }
             );
             for v in &k.volumes {

@@ -125,6 +125,7 @@ const TOP_KEYS: &[&str] = &[
     "hosts",
     "pair",
     "cluster",
+    "coordination",
     "console",
 ];
 
@@ -444,6 +445,7 @@ fn build(cx: &Cx) -> Option<Config> {
     }
     overlap::check_pairs(cx, &pairs, &spans);
 
+    let coordination = root.table("coordination").and_then(|t| coordination(cx, &t));
     let mut clusters = Vec::new();
     let mut seen_cluster: HashMap<String, usize> = HashMap::new();
     for c in root.tables("cluster") {
@@ -504,18 +506,29 @@ fn build(cx: &Cx) -> Option<Config> {
             None => DEFAULT_POLL,
         };
         let bwlimit = c.scalar("bwlimit").and_then(|b| cx.bwlimit(&b)).unwrap_or(0);
-        if let Some(k) = c.str("coordination") {
-            if k.get_ref() != "local" {
-                cx.report(cx.err(
-                    k.span(),
-                    "coordination",
-                    &format!(
-                        "coordination {:?} is not built yet: \"local\" (one instance, a lock in persist_path) is",
-                        k.get_ref()
-                    ),
-                ));
-            }
-        }
+        let coord = match c.str("coordination") {
+            None => Coordination::Local,
+            Some(k) => match (k.get_ref().as_str(), &coordination) {
+                ("local", _) => Coordination::Local,
+                ("etcd", Some(e)) if e.engine == CoordEngine::Etcd => Coordination::Engine(e.clone()),
+                ("etcd", _) => {
+                    cx.report(cx.err(
+                        k.span(),
+                        "coordination",
+                        "coordination \"etcd\" needs a [coordination] table with engine = \"etcd\" and its endpoints",
+                    ));
+                    Coordination::Local
+                }
+                (other, _) => {
+                    cx.report(cx.err(
+                        k.span(),
+                        "coordination",
+                        &format!("coordination {other:?}: \"local\" (one instance, a lock in persist_path) or \"etcd\" (the [coordination] engine)"),
+                    ));
+                    Coordination::Local
+                }
+            },
+        };
         let mut volumes = Vec::new();
         for v in c.tables("volumes") {
             v.unknown_keys(&["at", "kind", "listen", "update"]);
@@ -558,6 +571,7 @@ fn build(cx: &Cx) -> Option<Config> {
             settle,
             poll,
             bwlimit,
+            coordination: coord,
             volumes,
         });
     }
@@ -583,11 +597,85 @@ fn build(cx: &Cx) -> Option<Config> {
         object_hosts,
         pairs,
         clusters,
+        coordination,
         console,
         max_jobs,
         max_jobs_per_host,
     })
 }
+
+/// The `[coordination]` table: the engine, its endpoints, the lease and ferry's key prefix.
+fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
+    t.unknown_keys(&["engine", "endpoints", "lease", "prefix"]);
+    let engine = match t.str("engine") {
+        Some(e) if e.get_ref() == "etcd" => Some(CoordEngine::Etcd),
+        Some(e) => {
+            cx.report(cx.err(
+                e.span(),
+                "engine",
+                &format!("engine {:?} is not supported: \"etcd\" (etcd 3.4 or later, its JSON gateway) is", e.get_ref()),
+            ));
+            None
+        }
+        None => {
+            cx.report(cx.err_line(t.line(), "engine", "[coordination] needs engine = \"etcd\""));
+            None
+        }
+    };
+    let mut endpoints = Vec::new();
+    match t.strs("endpoints") {
+        Some(list) if !list.is_empty() => {
+            for e in list {
+                let url = e.get_ref().trim_end_matches('/').to_string();
+                if url.starts_with("https://") {
+                    cx.report(cx.err(
+                        e.span(),
+                        "endpoints",
+                        &format!("{url:?}: TLS to etcd is not built yet: use http:// on a trusted network or a local proxy"),
+                    ));
+                } else if let Err(m) = names::check_endpoint_url(&url) {
+                    cx.report(cx.err(e.span(), "endpoints", &m));
+                } else {
+                    endpoints.push(url);
+                }
+            }
+        }
+        Some(_) => cx.report(cx.err_line(t.line(), "endpoints", "endpoints must list at least one http://host:port")),
+        None => cx.report(cx.err_line(t.line(), "endpoints", "[coordination] needs endpoints = [\"http://host:2379\"]")),
+    }
+    let lease = match t.scalar("lease") {
+        Some(v) => cx
+            .ok(cx.duration(&v, "lease"))
+            .filter(|d| {
+                let ok = d.subsec_nanos() == 0 && d.as_secs() >= 2 && d.as_secs() <= 300;
+                if !ok {
+                    cx.report(cx.err(v.span(), "lease", "lease must be whole seconds from 2s (etcd's least) to 5min"));
+                }
+                ok
+            })
+            .unwrap_or(DEFAULT_LEASE),
+        None => DEFAULT_LEASE,
+    };
+    let prefix = match t.str("prefix") {
+        Some(p) => {
+            let v = p.get_ref().trim_end_matches('/').to_string();
+            if !v.starts_with('/') || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                cx.report(cx.err(p.span(), "prefix", "prefix must start with / and hold no spaces or control characters"));
+            }
+            v
+        }
+        None => "/ferry".to_string(),
+    };
+    Some(CoordConfig {
+        engine: engine?,
+        endpoints,
+        lease,
+        prefix,
+    })
+}
+
+/// The lease when `[coordination]` sets none.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often `cluster run` lists a cluster's listen volumes when `poll` is not set.
 pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_secs(1);

@@ -18,6 +18,8 @@ pub struct Config {
     pub object_hosts: BTreeMap<String, ObjectHost>,
     pub pairs: Vec<Pair>,
     pub clusters: Vec<Cluster>,
+    /// `[coordination]`, when instances coordinate through an engine.
+    pub coordination: Option<CoordConfig>,
     pub console: ConsoleConfig,
     /// `update --all`: most jobs at once overall (top-level `max_jobs`, default 4).
     pub max_jobs: usize,
@@ -79,15 +81,28 @@ pub struct ObjectHost {
 impl ObjectHost {
     /// Plain http to anything but this machine: keys are signed, but the objects travel readable.
     pub fn unencrypted(&self) -> bool {
-        let Some(rest) = self.endpoint.strip_prefix("http://") else {
-            return false;
-        };
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-            _ => host,
-        };
-        !matches!(host, "localhost" | "127.0.0.1" | "[::1]") && !host.starts_with("127.")
+        plain_http_beyond_loopback(&self.endpoint)
+    }
+}
+
+/// True for an `http://` URL to anything but this machine: what travels there is readable.
+pub fn plain_http_beyond_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    !matches!(host, "localhost" | "127.0.0.1" | "[::1]") && !host.starts_with("127.")
+}
+
+impl CoordConfig {
+    /// Plain http to an etcd member beyond this machine (lock names and hosts travel readable;
+    /// no secret does).
+    pub fn unencrypted(&self) -> bool {
+        self.endpoints.iter().any(|e| plain_http_beyond_loopback(e))
     }
 }
 
@@ -288,7 +303,37 @@ pub struct Cluster {
     pub poll: Duration,
     /// Bytes per second over all of the cluster's copies (`bwlimit`); 0 = none.
     pub bwlimit: u64,
+    /// Who may work it: one local instance, or whoever holds its lease in the engine.
+    pub coordination: Coordination,
     pub volumes: Vec<ClusterVolume>,
+}
+
+/// The engine several instances coordinate through (`[coordination]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordEngine {
+    Etcd,
+}
+
+/// `[coordination]`: an existing distributed engine that instances sharing this config agree
+/// through. With it, a pair's lock is a lease there too, and clusters may say `coordination = "etcd"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordConfig {
+    pub engine: CoordEngine,
+    /// `http://host:port` of each member, tried in order.
+    pub endpoints: Vec<String>,
+    /// The lease (whole seconds, 2 s to 5 min): a dead holder's work is taken over within it.
+    pub lease: Duration,
+    /// Where ferry's keys live in the engine (`/ferry` unless set).
+    pub prefix: String,
+}
+
+/// How a cluster's instances agree on who works it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coordination {
+    /// One instance, a lock in `persist_path`.
+    Local,
+    /// Whoever holds the cluster's lease in the engine; the others stand by.
+    Engine(CoordConfig),
 }
 
 impl Config {

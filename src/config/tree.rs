@@ -204,6 +204,23 @@ impl<'c, 'a, 'i> Table<'c, 'a, 'i> {
         }
     }
 
+    /// An array of strings (`endpoints = ["http://a:2379", ...]`), each with its span.
+    pub fn strs(&self, key: &str) -> Option<Vec<Spanned<String>>> {
+        let v = self.get(key)?;
+        let DeValue::Array(a) = v.get_ref() else {
+            self.wrong(key, v, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in a.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
+                _ => self.wrong(key, item, "a string"),
+            }
+        }
+        Some(out)
+    }
+
     /// A sub-table (`[defaults]`, `[hosts.x]`, an inline `{ ... }`).
     pub fn table(&self, key: &str) -> Option<Table<'c, 'a, 'i>> {
         let v = self.get(key)?;

@@ -35,6 +35,8 @@ struct Shared {
 
 pub struct Job {
     lock: Option<Lock>,
+    /// The pair's lock in the coordination engine, when one is configured.
+    lease: Option<crate::coord::pair_lock::PairLease>,
     pub log: PairLog,
     pub meter: Meter,
     shared: Arc<Mutex<Shared>>,
@@ -57,6 +59,16 @@ impl Job {
             lock::LockError::Stale(_) => anyhow!("{e}: check it, then run `{}`", engine.command("unlock", Some(pair))),
             e => anyhow!("{e}"),
         })?;
+        let lease = match &engine.config.coordination {
+            None => None,
+            Some(coord) => match coordinated(engine, coord, pair, &held.info) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    held.release();
+                    return Err(e);
+                }
+            },
+        };
         let log = PairLog::new(&state.log_path(&fp), engine.verbose);
         log.line(&format!("{label} {} -> {} started", pair.source, pair.destination));
         let progress = Progress {
@@ -100,6 +112,7 @@ impl Job {
         };
         Ok(Job {
             lock: Some(held),
+            lease,
             log,
             meter,
             shared,
@@ -192,10 +205,42 @@ impl Job {
             None => self.log.line(&format!("{label} done in {seconds:.1}s")),
             Some(e) => self.log.line(&format!("{label} FAILED: {e}")),
         }
+        if let Some(l) = self.lease.take() {
+            l.release();
+        }
         if let Some(l) = self.lock.take() {
             l.release();
         }
     }
+}
+
+/// Takes the pair's lock in the coordination engine too, as `host`'s job: refused when a job on
+/// any instance holds it, when a dead one left it, or when the engine cannot be asked (another
+/// instance might be running the pair).
+fn coordinated(
+    engine: &super::Engine,
+    coord: &crate::config::CoordConfig,
+    pair: &Pair,
+    local: &lock::LockInfo,
+) -> Result<crate::coord::pair_lock::PairLease> {
+    use crate::coord::pair_lock::{self, PairLockError};
+    let info = lock::LockInfo {
+        host: Some(crate::coord::this_host()),
+        ..local.clone()
+    };
+    pair_lock::acquire(coord, &pair.fingerprint(), &info).map_err(|e| match e {
+        PairLockError::Running(i) => anyhow!("{}", lock::LockError::Running(i)),
+        PairLockError::Stale(i) => anyhow!(
+            "{} (lease expired in etcd): check it, then run `{}`",
+            lock::LockError::Stale(i),
+            engine.command("unlock", Some(pair))
+        ),
+        PairLockError::Etcd(e) => anyhow!(
+            "coordination: {e}; not running {} -> {} (an instance elsewhere may be running it)",
+            pair.source,
+            pair.destination
+        ),
+    })
 }
 
 /// Resolves when the process is asked to stop (SIGINT from a terminal's ctrl-c, SIGTERM from a

@@ -21,7 +21,7 @@ use super::assess::State;
 use super::job::Job;
 use super::replicate::{Options, Replicated};
 use super::setup::Item;
-use super::status::{compose, run_info, PairStatus};
+use super::status::{compose, PairStatus};
 use super::verify::Verified;
 use super::Engine;
 
@@ -263,8 +263,8 @@ pub fn objects(engine: &Engine, pair: &Pair, failed_only: bool) -> Result<Vec<Ob
 /// An object pair's status from its state dir alone (journal, checkpoint, lock): no request goes
 /// to either endpoint, so a status of many pairs stays fast. FAILED changes are a warning; the
 /// lag runs from the oldest change not yet applied.
-pub fn status(engine: &Engine, pair: &Pair) -> PairStatus {
-    let run = run_info(&engine.state, pair);
+pub fn status(engine: &Engine, pair: &Pair, locks: &std::collections::HashMap<String, LockState>) -> PairStatus {
+    let run = super::status::run_info_with(&engine.state, pair, locks);
     let (state, failed, pending) = match checkpoint(engine, pair) {
         Ok(Some(cp)) => {
             let dir = state_dir(engine, pair);

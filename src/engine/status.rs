@@ -103,6 +103,48 @@ pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
     }
 }
 
+/// The pairs' locks in the coordination engine, by fingerprint (jobs of every instance); empty
+/// when none is configured. An engine that cannot be asked is said on stderr: status then shows
+/// this host's locks only.
+pub fn engine_locks(engine: &Engine) -> HashMap<String, LockState> {
+    let Some(coord) = &engine.config.coordination else {
+        return HashMap::new();
+    };
+    match crate::coord::pair_lock::all(coord) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("ferry: warning: coordination: {e}; locks shown are this host's only");
+            HashMap::new()
+        }
+    }
+}
+
+/// `run_info` with the engine's view: a pair idle here may be run, or left locked, by another
+/// instance.
+pub fn run_info_with(state: &StateDir, pair: &Pair, engine_locks: &HashMap<String, LockState>) -> RunInfo {
+    let mut run = run_info(state, pair);
+    if run.status != RunState::Idle {
+        return run;
+    }
+    match engine_locks.get(&pair.fingerprint()) {
+        Some(LockState::Running(i)) => {
+            run.status = if JobAction::from_label(&i.action) == Some(JobAction::Initialize) {
+                RunState::Initializing
+            } else {
+                RunState::Running
+            };
+            run.runtime_secs = (i.started > 0).then(|| (now_unix() - i.started).max(0) as u64);
+            run.lock = Some(i.clone());
+        }
+        Some(LockState::Stale(i)) => {
+            run.status = RunState::Locked;
+            run.lock = i.clone();
+        }
+        _ => {}
+    }
+    run
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PairStatus {
     pub fingerprint: String,
@@ -423,8 +465,9 @@ type Listing<'a> = HashMap<&'a crate::config::Endpoint, VolumeInfo>;
 /// Status of the given pairs, in their order: snapshot kinds with one listing per host, all
 /// hosts at once; object pairs from their state dirs.
 pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
+    let locks = engine_locks(engine);
     let snapshots: Vec<&Pair> = pairs.iter().copied().filter(|p| p.kind.has_snapshots()).collect();
-    let mut listed = snapshot_status(engine, &snapshots).await.into_iter();
+    let mut listed = snapshot_status(engine, &snapshots, &locks).await.into_iter();
     pairs
         .iter()
         .map(|p| match p.kind.has_snapshots() {
@@ -432,11 +475,11 @@ pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
             false => None,
         })
         .zip(pairs)
-        .map(|(s, p)| s.unwrap_or_else(|| super::objects::status(engine, p)))
+        .map(|(s, p)| s.unwrap_or_else(|| super::objects::status(engine, p, &locks)))
         .collect()
 }
 
-async fn snapshot_status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
+async fn snapshot_status(engine: &Engine, pairs: &[&Pair], locks: &HashMap<String, LockState>) -> Vec<PairStatus> {
     if pairs.is_empty() {
         return Vec::new();
     }
@@ -500,7 +543,7 @@ async fn snapshot_status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
         .iter()
         .zip(&trees)
         .map(|(p, t)| {
-            let run = run_info(&engine.state, p);
+            let run = run_info_with(&engine.state, p, locks);
             let tree = t.as_ref().map(|t| match t {
                 Ok((members, vanished)) => {
                     let each: Vec<(PairStatus, Option<Checkpoint>)> = members

@@ -175,10 +175,14 @@ impl Records {
         self.file.sync_data().map_err(self.io())
     }
 
-    /// Appends without syncing (a later `sync` or `append` makes it durable).
-    pub fn append_lazy<R: Serialize>(&mut self, rec: &R) -> Result<(), RecordsError> {
+    /// Appends `recs` with one write and no sync (a later `sync` or `append` makes them durable).
+    pub fn append_lazy<R: Serialize>(&mut self, recs: &[R]) -> Result<(), RecordsError> {
+        if recs.is_empty() {
+            return Ok(());
+        }
         self.writable()?;
-        self.file.write_all(line_for(rec).as_bytes()).map_err(self.io())
+        let text: String = recs.iter().map(line_for).collect();
+        self.file.write_all(text.as_bytes()).map_err(self.io())
     }
 
     pub fn sync(&mut self) -> Result<(), RecordsError> {

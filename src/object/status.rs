@@ -269,7 +269,7 @@ impl Journal {
     /// idempotent copy or delete. Call [`Journal::sync`] when a batch is done.
     pub fn complete_lazy(&mut self, seq: u64) -> Result<(), JournalError> {
         self.entry(seq)?;
-        self.records.append_lazy(&Record::Done { seq })?;
+        self.records.append_lazy(&[Record::Done { seq }])?;
         self.view(vec![Record::Done { seq }])
     }
 

@@ -21,6 +21,20 @@ pub struct LockInfo {
     pub action: String,
     /// Unix seconds.
     pub started: i64,
+    /// The host the job runs on, where that is not this one to every reader (a lock held in the
+    /// coordination engine); the local lock file leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl LockInfo {
+    /// `pid N` or `pid N on HOST`.
+    pub fn who(&self) -> String {
+        match &self.host {
+            Some(h) => format!("pid {} on {h}", self.pid),
+            None => format!("pid {}", self.pid),
+        }
+    }
 }
 
 /// The lock's state as another process sees it.
@@ -42,7 +56,7 @@ pub struct Lock {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("already running: {} (pid {}) since {}", .0.action, .0.pid, fmt_time(.0.started))]
+    #[error("already running: {} ({}) since {}", .0.action, .0.who(), fmt_time(.0.started))]
     Running(LockInfo),
     #[error("locked by a job that did not finish{}; the pair may be inconsistent", stale_detail(.0))]
     Stale(Option<LockInfo>),
@@ -55,7 +69,7 @@ pub enum LockError {
 
 fn stale_detail(i: &Option<LockInfo>) -> String {
     match i {
-        Some(i) => format!(" ({} by pid {} at {})", i.action, i.pid, fmt_time(i.started)),
+        Some(i) => format!(" ({} by {} at {})", i.action, i.who(), fmt_time(i.started)),
         None => String::new(),
     }
 }
@@ -130,6 +144,7 @@ pub fn acquire(path: &Path, action: &str) -> Result<Lock, LockError> {
         pid: std::process::id(),
         action: action.to_string(),
         started: super::now_unix(),
+        host: None,
     };
     let body = serde_json::to_vec(&info).expect("lock info serializes");
     let name = path
@@ -181,6 +196,7 @@ fn state_of(mut f: File, path: &Path) -> LockState {
             pid: 0,
             action: "unknown".into(),
             started: 0,
+            host: None,
         }))
     }
 }

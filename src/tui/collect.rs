@@ -275,14 +275,21 @@ fn poll_runs(
     cache: &mut HashMap<String, (std::time::SystemTime, Option<LastResult>)>,
 ) -> Vec<RunInfo> {
     let locked = engine.state.locked_pairs();
+    // other instances' jobs, when instances coordinate; the engine down shows this host's only
+    let remote = engine
+        .config
+        .coordination
+        .as_ref()
+        .and_then(|c| crate::coord::pair_lock::all(c).ok())
+        .unwrap_or_default();
     engine
         .config
         .pairs
         .iter()
         .map(|p| {
             let fp = p.fingerprint();
-            if locked.contains(&fp) {
-                return status::run_info(&engine.state, p);
+            if locked.contains(&fp) || remote.contains_key(&fp) {
+                return status::run_info_with(&engine.state, p, &remote);
             }
             let path = engine.state.last_path(&fp);
             let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();

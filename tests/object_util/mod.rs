@@ -2,6 +2,7 @@
 //! its own root directory and keys, killed on drop. Under CI=true a missing s3s-fs fails.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod lab;
 
 use std::net::{TcpListener, TcpStream};

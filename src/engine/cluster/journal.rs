@@ -8,6 +8,11 @@
 //! volume it came from; a change older than one already waiting is superseded on arrival. Each
 //! target then gets only the newest state of a key, and a newer version never lands before an
 //! older one.
+//!
+//! Fencing (several instances, one worker at a time through an engine): each write of a worker
+//! starts with its epoch, and a replay skips any write of an epoch older than one already seen.
+//! A worker that lost its lease but was paused past its own check cannot change what the journal
+//! says after its successor's first write; and it checks its lease before each write anyway.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -50,6 +55,8 @@ impl Version {
 enum Record {
     /// Sequence numbers start here (written by compaction).
     Next { seq: u64 },
+    /// The records that follow, up to the next epoch, are the writes of the worker of this epoch.
+    Epoch { epoch: i64 },
     /// A change seen on `origin`, to be applied to each of `targets`.
     Change {
         seq: u64,
@@ -129,6 +136,15 @@ pub struct Seen {
 pub enum JournalError {
     #[error("cluster journal {0}")]
     Records(#[from] RecordsError),
+    /// The worker's lease ran out: it no longer works the cluster, and wrote nothing more.
+    #[error("this instance no longer holds the cluster's lease (epoch {0}); nothing more was journaled")]
+    Fenced(i64),
+}
+
+/// What lets a worker write: its epoch, and the check that its lease still holds.
+pub struct Fence {
+    pub epoch: i64,
+    pub holds: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 #[derive(Default)]
@@ -138,6 +154,9 @@ struct View {
     next_seq: u64,
     /// (target, key) -> unfinished fan-outs of the key to the target (`busy` in constant time).
     busy: HashMap<(String, String), u32>,
+    /// The epoch of the write being replayed, and the newest epoch seen (fencing).
+    epoch_cur: i64,
+    epoch_max: i64,
 }
 
 impl View {
@@ -154,7 +173,17 @@ impl View {
 
 impl View {
     fn apply(&mut self, rec: Record) -> Result<(), String> {
+        if let Record::Epoch { epoch } = rec {
+            self.epoch_cur = epoch;
+            self.epoch_max = self.epoch_max.max(epoch);
+            return Ok(());
+        }
+        if self.epoch_cur < self.epoch_max {
+            // a deposed worker's write, made after its successor's: not the journal's
+            return Ok(());
+        }
         match rec {
+            Record::Epoch { .. } => {}
             Record::Next { seq } => self.next_seq = self.next_seq.max(seq),
             Record::Change {
                 seq,
@@ -248,6 +277,7 @@ impl View {
 pub struct Journal {
     records: Records,
     view: View,
+    fence: Option<Fence>,
 }
 
 /// The journal's file in a cluster's persist path.
@@ -273,16 +303,46 @@ impl Journal {
             ..View::default()
         };
         let records = Records::open_with(path, read_only, |rec, _| view.apply(rec))?;
-        Ok(Journal { records, view })
+        Ok(Journal {
+            records,
+            view,
+            fence: None,
+        })
     }
 
-    fn write(&mut self, recs: Vec<Record>, durable: bool) -> Result<(), JournalError> {
+    /// Opens the journal for the worker of `fence.epoch`: its epoch is written first, so whatever
+    /// an earlier worker writes from now on is fenced out, then the journal is read again with
+    /// everything written before that.
+    pub fn open_fenced(path: &Path, fence: Fence) -> Result<Journal, JournalError> {
+        if !(fence.holds)() {
+            return Err(JournalError::Fenced(fence.epoch));
+        }
+        let mut first = Journal::open(path)?;
+        first.records.append(&[Record::Epoch { epoch: fence.epoch }])?;
+        drop(first);
+        let mut j = Journal::open(path)?;
+        j.fence = Some(fence);
+        Ok(j)
+    }
+
+    fn write(&mut self, mut recs: Vec<Record>, durable: bool) -> Result<(), JournalError> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        if let Some(f) = &self.fence {
+            if !(f.holds)() {
+                return Err(JournalError::Fenced(f.epoch));
+            }
+            recs.insert(0, Record::Epoch { epoch: f.epoch });
+        } else if self.view.epoch_max > 0 {
+            // a single instance after workers: its writes continue the newest epoch
+            recs.insert(0, Record::Epoch { epoch: self.view.epoch_max });
+        }
+        // one write(2) either way, so a fenced write's records stay behind its epoch
         if durable {
             self.records.append(&recs)?;
         } else {
-            for r in &recs {
-                self.records.append_lazy(r)?;
-            }
+            self.records.append_lazy(&recs)?;
         }
         for r in recs {
             // replaying our own records cannot fail
@@ -473,9 +533,17 @@ impl Journal {
         if self.records.file_len()? <= COMPACT_OVER {
             return Ok(false);
         }
-        let mut recs = vec![Record::Next {
-            seq: self.view.next_seq,
-        }];
+        let epoch = match &self.fence {
+            Some(f) if !(f.holds)() => return Err(JournalError::Fenced(f.epoch)),
+            Some(f) => f.epoch.max(self.view.epoch_max),
+            None => self.view.epoch_max,
+        };
+        let mut recs = vec![
+            Record::Epoch { epoch },
+            Record::Next {
+                seq: self.view.next_seq,
+            },
+        ];
         for (vol, m) in &self.view.seen {
             for (key, v) in m {
                 recs.push(Record::Seen {

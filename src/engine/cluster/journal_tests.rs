@@ -149,3 +149,47 @@ fn compaction_keeps_what_is_unfinished_and_what_each_volume_holds() {
         "sequence numbers never repeat"
     );
 }
+
+fn fence(epoch: i64, holds: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Fence {
+    Fence {
+        epoch,
+        holds: Box::new(move || holds.load(std::sync::atomic::Ordering::SeqCst)),
+    }
+}
+
+#[test]
+fn a_deposed_worker_cannot_change_the_journal_after_its_successor_opened_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    let old_holds = Arc::new(AtomicBool::new(true));
+    let mut old = Journal::open_fenced(&p, fence(5, old_holds.clone())).unwrap();
+    old.record(vec![put("a", "k1", v(1, 1000), &["b"])], Vec::new()).unwrap();
+
+    // the successor (a newer epoch) takes over while the old worker still believes it holds
+    let mut new = Journal::open_fenced(&p, fence(9, Arc::new(AtomicBool::new(true)))).unwrap();
+    assert_eq!(keys(&new).len(), 1, "the successor replays what came before it");
+    // the old worker, paused past its check, writes anyway: a change and a done
+    old.record(vec![put("a", "k2", v(2, 2000), &["b"])], Vec::new()).unwrap();
+    old.done(&[(1, "b".into())]).unwrap();
+    old.sync().unwrap();
+    new.record(vec![put("a", "k3", v(3, 3000), &["b"])], Vec::new()).unwrap();
+
+    // every later reader sees the successor's journal: k1 still pending, k3 added, no k2
+    let r = Journal::open_read(&p).unwrap();
+    let ks: Vec<String> = keys(&r).into_iter().map(|(_, k, _)| k).collect();
+    assert_eq!(ks, vec!["k1".to_string(), "k3".to_string()]);
+    // so does a single instance that continues after the workers, and a compaction keeps it so
+    let mut local = Journal::open(&p).unwrap();
+    local.record(vec![put("a", "k4", v(4, 4000), &["b"])], Vec::new()).unwrap();
+    let ks: Vec<String> = keys(&Journal::open_read(&p).unwrap()).into_iter().map(|(_, k, _)| k).collect();
+    assert_eq!(ks, vec!["k1", "k3", "k4"]);
+
+    // and the old worker, once it sees its lease gone, writes nothing at all
+    old_holds.store(false, Ordering::SeqCst);
+    let len = std::fs::metadata(&p).unwrap().len();
+    let e = old.record(vec![put("a", "k5", v(5, 5000), &["b"])], Vec::new());
+    assert!(matches!(e, Err(JournalError::Fenced(5))), "{:?}", e.err());
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), len);
+}

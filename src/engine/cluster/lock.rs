@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Result};
 
-use crate::config::Cluster;
+use crate::config::{Cluster, Coordination};
 use crate::state::lock::{self, Lock, LockError, LockState};
 
 /// The lock file in a cluster's persist path.
@@ -46,10 +46,17 @@ pub fn take(cluster: &Cluster) -> Result<Lock> {
     }
 }
 
-/// Who works the cluster now, if anyone.
-pub fn holder(cluster: &Cluster) -> Option<lock::LockInfo> {
-    match lock::inspect(&path(cluster)) {
-        LockState::Running(i) => Some(i),
-        _ => None,
+/// Who works the cluster now, if anyone: the local lock's holder, or the lease's in the engine
+/// (an engine that cannot be asked says so in place of a name).
+pub fn holder(cluster: &Cluster) -> Option<String> {
+    match &cluster.coordination {
+        Coordination::Local => match lock::inspect(&path(cluster)) {
+            LockState::Running(i) => Some(format!("{} ({})", i.action, i.who())),
+            _ => None,
+        },
+        Coordination::Engine(coord) => match crate::coord::worker::holder(coord, &cluster.name) {
+            Ok(h) => h.map(|i| format!("{} ({})", i.action, i.who())),
+            Err(e) => Some(format!("unknown: {e}")),
+        },
     }
 }

@@ -151,8 +151,8 @@ pub fn status(cluster: &Cluster) -> anyhow::Result<ClusterStatus> {
     Ok(ClusterStatus {
         name: cluster.name.clone(),
         persist_path: cluster.persist_path.display().to_string(),
-        worker: holder.as_ref().map(|h| format!("{} (pid {})", h.action, h.pid)),
-        since: holder.as_ref().map(|h| h.started),
+        since: holder.as_ref().and(report.as_ref()).map(|r| r.started),
+        worker: holder,
         depth,
         pending: volumes.iter().map(|v| v.pending).sum(),
         failed: volumes.iter().map(|v| v.failed).sum(),

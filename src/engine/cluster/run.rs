@@ -11,13 +11,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use futures::StreamExt;
 
-use crate::config::Cluster;
+use crate::config::{Cluster, Coordination};
+use crate::coord::worker;
+use crate::state::lock::LockInfo;
 use crate::object::bwlimit::RateLimit;
 use crate::object::client::{Client, ClientError, ObjectAttrs, ObjectInfo, Stat};
 use crate::object::status::{now_ms, Op};
 use crate::object::sync::SyncOptions;
 
-use super::journal::{Change, Journal, Seen, Version};
+use super::journal::{Change, Fence, Journal, JournalError, Seen, Version};
 use super::report::{CycleFigures, Report};
 use super::{Engine, MARK};
 
@@ -105,7 +107,8 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    pub fn new(engine: &'a Engine, cluster: &'a Cluster) -> Result<Runner<'a>> {
+    /// Opens the cluster's volumes and its journal, fenced with `fence` when instances coordinate.
+    pub fn new(engine: &'a Engine, cluster: &'a Cluster, fence: Option<Fence>) -> Result<Runner<'a>> {
         let volumes = open_volumes(engine, cluster)?;
         std::fs::create_dir_all(&cluster.persist_path).with_context(|| {
             format!(
@@ -114,7 +117,11 @@ impl<'a> Runner<'a> {
                 cluster.persist_path.display()
             )
         })?;
-        let journal = Journal::open(&super::journal::path_in(&cluster.persist_path))?;
+        let path = super::journal::path_in(&cluster.persist_path);
+        let journal = match fence {
+            Some(f) => Journal::open_fenced(&path, f)?,
+            None => Journal::open(&path)?,
+        };
         let bw = cluster.bwlimit;
         Ok(Runner {
             engine,
@@ -398,36 +405,144 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// Works `cluster` until SIGTERM/SIGINT: takes its lock (a dead instance's lock is taken over:
-/// the journal holds all it knew), then cycles every `poll`.
+/// Works `cluster` until SIGTERM/SIGINT. Alone (`coordination = "local"`): takes its lock (a dead
+/// instance's lock is taken over: the journal holds all it knew), then cycles every `poll`. Under
+/// an engine: stands by until it holds the cluster's lease, works it while the lease holds, and
+/// stands by again if it loses it.
 pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
-    let lock = super::lock::take(cluster)?;
-    let mut runner = Runner::new(engine, cluster)?;
-    runner.log.line(&format!(
-        "cluster run started (pid {}): {} volume(s), settle {}, poll {}",
-        std::process::id(),
-        runner.volumes.len(),
-        crate::config::units::format_duration(cluster.settle),
-        crate::config::units::format_duration(cluster.poll)
-    ));
-    let poll = cluster.poll;
-    let work = async {
-        loop {
-            let next = Instant::now() + poll;
-            runner.cycle().await?;
-            tokio::time::sleep_until(next.into()).await;
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let coord = match &cluster.coordination {
+        Coordination::Engine(c) => c.clone(),
+        Coordination::Local => {
+            let lock = super::lock::take(cluster)?;
+            let r = match Runner::new(engine, cluster, None) {
+                Ok(mut runner) => {
+                    runner.log.line(&started_line(&runner, "cluster run started"));
+                    work(&mut runner, &mut stop).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            };
+            lock.release();
+            return r;
         }
     };
-    let r: Result<()> = tokio::select! {
-        r = work => r,
-        _ = stop_signal() => Ok(()),
+    std::fs::create_dir_all(&cluster.persist_path)
+        .with_context(|| format!("cluster {}: persist_path {}", cluster.name, cluster.persist_path.display()))?;
+    let log = crate::state::log::PairLog::new(&cluster.persist_path.join("log"), engine.verbose);
+    let me = LockInfo {
+        pid: std::process::id(),
+        action: "cluster run".into(),
+        started: crate::state::now_unix(),
+        host: Some(crate::coord::this_host()),
     };
-    match &r {
-        Ok(()) => runner.log.line("cluster run stopped by a signal"),
-        Err(e) => runner.log.line(&format!("cluster run FAILED: {e:#}")),
+    let mut said = String::new();
+    loop {
+        // standing by: one look each quarter lease until the cluster is free to take
+        let worker = loop {
+            let (c, name, m) = (coord.clone(), cluster.name.clone(), me.clone());
+            let tried = tokio::task::spawn_blocking(move || worker::try_take(&c, &name, &m)).await?;
+            let line = match tried {
+                Ok(Ok(w)) => break w,
+                Ok(Err(h)) => format!("standing by: the cluster is worked by {} ({})", h.action, h.who()),
+                Err(e) => format!("standing by: coordination: {e}"),
+            };
+            if line != said {
+                log.line(&line);
+                said = line;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(coord.lease / 4) => {}
+                _ = &mut stop => {
+                    log.line("cluster run stopped by a signal (standing by)");
+                    return Ok(());
+                }
+            }
+        };
+        said.clear();
+        let epoch = worker.epoch;
+        let fence = Fence {
+            epoch,
+            holds: Box::new(worker.fence()),
+        };
+        let mut runner = match Runner::new(engine, cluster, Some(fence)) {
+            Ok(r) => r,
+            Err(e) if fenced(&e) => {
+                log.line(&format!("lost the cluster's lease before working it (epoch {epoch}): standing by"));
+                continue;
+            }
+            Err(e) => {
+                log.line(&format!("cluster run FAILED: {e:#}"));
+                worker.release();
+                return Err(e);
+            }
+        };
+        runner.log.line(&started_line(&runner, &format!("working the cluster (epoch {epoch})")));
+        match work(&mut runner, &mut stop).await {
+            Ok(Stopped::Signal) => {
+                worker.release();
+                return Ok(());
+            }
+            Ok(Stopped::Deposed) => {
+                runner.log.line(&format!("lost the cluster's lease (epoch {epoch}): standing by"));
+                drop(worker);
+            }
+            Err(e) => {
+                worker.release();
+                return Err(e);
+            }
+        }
     }
-    lock.release();
-    r
+}
+
+/// How a worker's cycles ended without an error.
+enum Stopped {
+    Signal,
+    /// Its lease ran out (another instance may work the cluster now).
+    Deposed,
+}
+
+fn fenced(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<JournalError>(), Some(JournalError::Fenced(_)))
+}
+
+fn started_line(runner: &Runner, what: &str) -> String {
+    format!(
+        "{what} (pid {}): {} volume(s), settle {}, poll {}",
+        std::process::id(),
+        runner.volumes.len(),
+        crate::config::units::format_duration(runner.cluster.settle),
+        crate::config::units::format_duration(runner.cluster.poll)
+    )
+}
+
+/// Cycles every `poll` until a signal, a lost lease or an error.
+async fn work(runner: &mut Runner<'_>, stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>) -> Result<Stopped> {
+    let poll = runner.cluster.poll;
+    let r = {
+        let cycles = async {
+            loop {
+                let next = Instant::now() + poll;
+                runner.cycle().await?;
+                tokio::time::sleep_until(next.into()).await;
+            }
+        };
+        tokio::select! {
+            r = cycles => r,
+            _ = stop => Ok(Stopped::Signal),
+        }
+    };
+    match r {
+        Ok(s) => {
+            runner.log.line("cluster run stopped by a signal");
+            Ok(s)
+        }
+        Err(e) if fenced(&e) => Ok(Stopped::Deposed),
+        Err(e) => {
+            runner.log.line(&format!("cluster run FAILED: {e:#}"));
+            Err(e)
+        }
+    }
 }
 
 async fn stop_signal() {

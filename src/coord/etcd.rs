@@ -1,0 +1,233 @@
+//! The one place ferry speaks to etcd: its v3 JSON gateway (`/v3/...`, plain HTTP POSTs), which
+//! Debian's etcd-server 3.4 serves on the client port. Leases, a create-if-absent transaction,
+//! reads and deletes: what a lease lock needs, nothing more.
+//!
+//! Calls are blocking with a short timeout; async callers run them on a blocking thread. Each call
+//! tries the endpoints in order until one answers, so one etcd member down is not an outage.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+/// A failed call, typed so callers branch on what happened rather than on message text.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// No endpoint answered (each one's error, joined).
+    #[error("etcd unreachable: {0}")]
+    Unreachable(String),
+    /// An endpoint answered with an error (etcd's message).
+    #[error("etcd at {endpoint}: {message}")]
+    Refused { endpoint: String, message: String },
+    /// The lease is gone (expired or revoked).
+    #[error("etcd lease {0:x} expired")]
+    LeaseExpired(i64),
+}
+
+/// A key's value with the revisions and lease etcd keeps for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kv {
+    pub value: Vec<u8>,
+    pub create_revision: i64,
+    pub lease: i64,
+}
+
+/// The outcome of `create`: made (with the store's revision then, a fencing token that grows with
+/// every takeover), or already held, with what each compared key holds.
+#[derive(Debug)]
+pub enum Created {
+    Made { revision: i64 },
+    Held(Vec<Option<Kv>>),
+}
+
+/// A client for a list of endpoints (`http://host:port`).
+#[derive(Debug, Clone)]
+pub struct Etcd {
+    endpoints: Vec<String>,
+    agent: ureq::Agent,
+}
+
+/// How long one call may take on one endpoint.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn num(v: &Value) -> i64 {
+    match v {
+        // the gateway prints int64 as strings
+        Value::String(s) => s.parse().unwrap_or(0),
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn b64(s: &[u8]) -> String {
+    B64.encode(s)
+}
+
+fn kv_of(v: &Value) -> Option<Kv> {
+    Some(Kv {
+        value: B64.decode(v.get("value").and_then(Value::as_str).unwrap_or("")).ok()?,
+        create_revision: num(v.get("create_revision")?),
+        lease: v.get("lease").map(num).unwrap_or(0),
+    })
+}
+
+impl Etcd {
+    pub fn new(endpoints: &[String]) -> Etcd {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(CALL_TIMEOUT)
+            .timeout_connect(CALL_TIMEOUT)
+            .build();
+        Etcd {
+            endpoints: endpoints.iter().map(|e| e.trim_end_matches('/').to_string()).collect(),
+            agent,
+        }
+    }
+
+    /// POSTs `body` to `/v3/<path>` on the first endpoint that answers.
+    fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        let mut errs = Vec::new();
+        for ep in &self.endpoints {
+            let url = format!("{ep}/v3/{path}");
+            match self.agent.post(&url).send_string(&body.to_string()) {
+                Ok(resp) => {
+                    let text = resp.into_string().map_err(|e| EtcdError::Unreachable(format!("{ep}: {e}")))?;
+                    return serde_json::from_str(&text).map_err(|e| EtcdError::Refused {
+                        endpoint: ep.clone(),
+                        message: format!("not etcd's JSON gateway ({e})"),
+                    });
+                }
+                Err(ureq::Error::Status(code, resp)) => {
+                    let text = resp.into_string().unwrap_or_default();
+                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let message = v
+                        .get("message")
+                        .or_else(|| v.get("error"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("HTTP {code}"));
+                    return Err(EtcdError::Refused {
+                        endpoint: ep.clone(),
+                        message,
+                    });
+                }
+                Err(e) => errs.push(format!("{ep}: {e}")),
+            }
+        }
+        Err(EtcdError::Unreachable(errs.join("; ")))
+    }
+
+    /// A new lease of `ttl` seconds; gives its id.
+    pub fn grant(&self, ttl: u64) -> Result<i64, EtcdError> {
+        let v = self.call("lease/grant", &json!({ "TTL": ttl }))?;
+        Ok(num(&v["ID"]))
+    }
+
+    /// Renews the lease; gives the seconds it now has, or `LeaseExpired`.
+    pub fn keepalive(&self, id: i64) -> Result<i64, EtcdError> {
+        let v = self.call("lease/keepalive", &json!({ "ID": id.to_string() }))?;
+        let ttl = v.get("result").and_then(|r| r.get("TTL")).map(num).unwrap_or(0);
+        if ttl <= 0 {
+            return Err(EtcdError::LeaseExpired(id));
+        }
+        Ok(ttl)
+    }
+
+    /// Ends the lease now; the keys attached to it go with it.
+    pub fn revoke(&self, id: i64) -> Result<(), EtcdError> {
+        match self.call("lease/revoke", &json!({ "ID": id.to_string() })) {
+            Ok(_) => Ok(()),
+            // already gone is what we wanted
+            Err(EtcdError::Refused { message, .. }) if message.contains("lease not found") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts every `(key, value, lease)` in one transaction if none of `absent` exists (lease 0:
+    /// the key outlives every lease). Otherwise changes nothing and gives what `absent` holds.
+    pub fn create(&self, absent: &[&str], puts: &[(&str, &[u8], i64)]) -> Result<Created, EtcdError> {
+        let compare: Vec<Value> = absent
+            .iter()
+            .map(|k| json!({ "key": b64(k.as_bytes()), "target": "CREATE", "create_revision": "0" }))
+            .collect();
+        let success: Vec<Value> = puts
+            .iter()
+            .map(|(k, v, lease)| {
+                let mut put = json!({ "key": b64(k.as_bytes()), "value": b64(v) });
+                if *lease != 0 {
+                    put["lease"] = json!(lease.to_string());
+                }
+                json!({ "request_put": put })
+            })
+            .collect();
+        let failure: Vec<Value> = absent
+            .iter()
+            .map(|k| json!({ "request_range": { "key": b64(k.as_bytes()) } }))
+            .collect();
+        let v = self.call(
+            "kv/txn",
+            &json!({ "compare": compare, "success": success, "failure": failure }),
+        )?;
+        if v.get("succeeded").and_then(Value::as_bool) == Some(true) {
+            return Ok(Created::Made {
+                revision: num(&v["header"]["revision"]),
+            });
+        }
+        let held = v
+            .get("responses")
+            .and_then(Value::as_array)
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| {
+                        r.pointer("/response_range/kvs/0").and_then(kv_of)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Created::Held(held))
+    }
+
+    /// The key's value, if it exists.
+    pub fn get(&self, key: &str) -> Result<Option<Kv>, EtcdError> {
+        let v = self.call("kv/range", &json!({ "key": b64(key.as_bytes()) }))?;
+        Ok(v.pointer("/kvs/0").and_then(kv_of))
+    }
+
+    /// Every key under `prefix`, with its value.
+    pub fn range_prefix(&self, prefix: &str) -> Result<Vec<(String, Kv)>, EtcdError> {
+        let mut end = prefix.as_bytes().to_vec();
+        // the first key past every key that starts with `prefix`
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let v = self.call(
+            "kv/range",
+            &json!({ "key": b64(prefix.as_bytes()), "range_end": b64(&end) }),
+        )?;
+        Ok(v.get("kvs")
+            .and_then(Value::as_array)
+            .map(|kvs| {
+                kvs.iter()
+                    .filter_map(|kv| {
+                        let key = B64.decode(kv.get("key")?.as_str()?).ok()?;
+                        Some((String::from_utf8(key).ok()?, kv_of(kv)?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Deletes `key` only while it is still the one made at `create_revision` (never a key
+    /// someone else made after ours went); gives whether it did.
+    pub fn delete_if(&self, key: &str, create_revision: i64) -> Result<bool, EtcdError> {
+        let k = b64(key.as_bytes());
+        let v = self.call(
+            "kv/txn",
+            &json!({
+                "compare": [{ "key": k, "target": "CREATE", "create_revision": create_revision.to_string() }],
+                "success": [{ "request_delete_range": { "key": k } }],
+            }),
+        )?;
+        Ok(v.get("succeeded").and_then(Value::as_bool) == Some(true))
+    }
+}

@@ -1,0 +1,13 @@
+//! Coordination through an existing engine (etcd) when several ferry instances share one config:
+//! a pair's lock held as a lease beside the local lock file, and the one worker of a cluster.
+//! Nothing here names a volume kind; the engine layer decides what a lock guards.
+
+pub mod etcd;
+pub mod lease;
+pub mod pair_lock;
+pub mod worker;
+
+/// This host's name as other instances see it in a lock.
+pub fn this_host() -> String {
+    sysinfo::System::host_name().ok().unwrap_or_else(|| "unknown host".to_string())
+}

@@ -1,0 +1,381 @@
+//! High availability through etcd (Debian's etcd-server on loopback): three `cluster run`
+//! instances with one config, exactly one working the cluster; the worker SIGKILLed in a loop and
+//! replaced within the lease (takeover times measured and printed); a paused worker fenced out
+//! when it wakes; and a pair's lock held as a lease, so two instances never run one pair at once
+//! and a dead holder's lease expires into Locked. Real s3s-fs servers and rclone as in
+//! tests/cluster.rs.
+
+mod object_util;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use object_util::etcd::{require_etcd, EtcdServer};
+use object_util::lab::ObjectLab;
+use object_util::{bytes, require_s3s_fs};
+
+const A: &str = "a:photos/shared/";
+const B: &str = "b:photos-dr/shared/";
+const LEASE: Duration = Duration::from_secs(2);
+
+/// The object lab with etcd as the coordination engine and cluster `shared` coordinated by it.
+fn ha_lab(bin: &std::path::Path, etcd: &EtcdServer) -> ObjectLab {
+    let lab = ObjectLab::start(bin, "");
+    let d = lab.dir.path();
+    let text = format!(
+        "state_dir = \"{state}\"\n\n\
+         [coordination]\nengine = \"etcd\"\nendpoints = [\"{etcd}\"]\nlease = \"{lease}s\"\n\n\
+         [hosts.s3a]\nendpoint = \"{ea}\"\ncredentials = \"{d}/a.cred\"\n\n\
+         [hosts.s3b]\nendpoint = \"{eb}\"\ncredentials = \"{d}/b.cred\"\n\n\
+         [[cluster]]\nname = \"shared\"\npersist_path = \"{d}/persist\"\nsettle = \"500ms\"\npoll = \"300ms\"\n\
+         coordination = \"etcd\"\n\
+         volumes = [\n  {{ at = \"s3a:photos/shared\", listen = true, update = true }},\n  \
+         {{ at = \"s3b:photos-dr/shared\", listen = true, update = true }},\n]\n",
+        state = lab.state_dir().display(),
+        etcd = etcd.endpoint(),
+        lease = LEASE.as_secs(),
+        ea = lab.a.endpoint(),
+        eb = lab.b.endpoint(),
+        d = d.display(),
+    );
+    std::fs::write(&lab.config, text).unwrap();
+    lab
+}
+
+/// Instances of `cluster run`, killed when the test ends however it ends.
+struct Instances(Vec<Child>);
+
+impl Instances {
+    fn spawn(&mut self, lab: &ObjectLab) {
+        let c = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("-c")
+            .arg(&lab.config)
+            .args(["cluster", "run", "shared"])
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cluster run");
+        self.0.push(c);
+    }
+
+    fn signal(&mut self, pid: u32, sig: i32) {
+        assert!(self.0.iter().any(|c| c.id() == pid), "pid {pid} is not one of ours");
+        // SAFETY: a signal to our own child
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
+    }
+
+    /// SIGKILLs `pid` and reaps it.
+    fn kill(&mut self, pid: u32) {
+        self.signal(pid, libc::SIGKILL);
+        if let Some(i) = self.0.iter().position(|c| c.id() == pid) {
+            let mut c = self.0.remove(i);
+            let _ = c.wait();
+        }
+    }
+
+    /// Every instance still running (none exited on its own).
+    fn all_alive(&mut self) -> bool {
+        self.0.iter_mut().all(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn log(lab: &ObjectLab) -> String {
+    std::fs::read_to_string(lab.dir.path().join("persist/log")).unwrap_or_default()
+}
+
+/// Each "working the cluster (epoch E) (pid P)" line of the shared log, in order.
+fn workers(lab: &ObjectLab) -> Vec<(i64, u32)> {
+    log(lab)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("working the cluster (epoch ").nth(1)?;
+            let (epoch, rest) = rest.split_once(") (pid ")?;
+            let (pid, _) = rest.split_once(')')?;
+            Some((epoch.parse().ok()?, pid.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits for the n-th worker line; gives it and how long it took.
+fn wait_worker(lab: &ObjectLab, n: usize, within: Duration) -> ((i64, u32), Duration) {
+    let t0 = Instant::now();
+    loop {
+        let w = workers(lab);
+        if w.len() >= n {
+            return (w[n - 1], t0.elapsed());
+        }
+        assert!(t0.elapsed() < within, "no worker #{n} within {within:?}; log:\n{}", log(lab));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn status(lab: &ObjectLab) -> serde_json::Value {
+    lab.json(&["cluster", "status", "shared"])[0].clone()
+}
+
+fn converged(lab: &ObjectLab, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let st = status(lab);
+        if st["depth"] == 0 && lab.sums(A) == lab.sums(B) {
+            return;
+        }
+        assert!(start.elapsed() < within, "not converged in {within:?}: {st}\nlog:\n{}", log(lab));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Every object on both sites is exactly `want`.
+fn assert_content(lab: &ObjectLab, want: &std::collections::BTreeMap<String, Vec<u8>>) {
+    for site in [A, B] {
+        let keys: Vec<String> = lab.listing(site).into_iter().map(|o| o.0).collect();
+        assert_eq!(keys, want.keys().cloned().collect::<Vec<_>>(), "keys on {site}");
+        for (k, v) in want {
+            assert_eq!(&lab.rclone_bytes(&["cat", &format!("{site}{k}")]), v, "{site}{k}");
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[test]
+fn three_instances_one_worker_a_killed_worker_is_replaced_within_the_lease() {
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else { return };
+    let etcd = EtcdServer::start(&etcd_bin);
+    let lab = ha_lab(&bin, &etcd);
+    let trials: usize = std::env::var("FERRY_HA_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut inst = Instances(Vec::new());
+    for _ in 0..3 {
+        inst.spawn(&lab);
+    }
+    let ((mut epoch, mut pid), _) = wait_worker(&lab, 1, Duration::from_secs(20));
+    // the other two stand by, naming the worker
+    let t0 = Instant::now();
+    while log(&lab)
+        .lines()
+        .filter(|l| l.contains("standing by: the cluster is worked by") && l.contains(&format!("pid {pid} ")))
+        .count()
+        < 2
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "two instances do not stand by:\n{}", log(&lab));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = status(&lab);
+    assert!(
+        st["worker"].as_str().unwrap_or("").contains(&format!("pid {pid} on ")),
+        "status names the worker: {st}"
+    );
+
+    let mut want = std::collections::BTreeMap::new();
+    let mut takeovers = Vec::new();
+    for t in 0..trials {
+        for (w, site) in [A, B, A].into_iter().enumerate() {
+            let key = format!("t{t}/{w}.bin");
+            let data = bytes((t * 10 + w) as u64, 1000 + t * 37 + w * 500);
+            lab.put(&format!("{site}{key}"), &data, "application/octet-stream", ("t", &t.to_string()));
+            want.insert(key, data);
+        }
+        // some trials kill while the writes are being journaled or applied, some after
+        std::thread::sleep(Duration::from_millis(200 + (t as u64 * 389) % 1500));
+        let before = workers(&lab).len();
+        assert_eq!(before, t + 1, "an instance took over while the worker lived:\n{}", log(&lab));
+        inst.kill(pid);
+        let ((e, p), took) = wait_worker(&lab, before + 1, Duration::from_secs(20));
+        assert!(e > epoch, "epochs grow: {e} after {epoch}");
+        assert_ne!(p, pid, "the killed worker came back");
+        assert!(
+            took <= 2 * LEASE,
+            "trial {t}: takeover took {took:?}, over twice the lease ({:?})",
+            2 * LEASE
+        );
+        takeovers.push(took);
+        (epoch, pid) = (e, p);
+        inst.spawn(&lab);
+    }
+    converged(&lab, Duration::from_secs(60));
+    assert_content(&lab, &want);
+    assert!(inst.all_alive(), "an instance exited on its own:\n{}", log(&lab));
+    assert!(!log(&lab).contains("FAILED"), "{}", log(&lab));
+    eprintln!(
+        "takeover after SIGKILL of the worker, lease {:?}, {} trials: min {:?}, median {:?}, max {:?}",
+        LEASE,
+        takeovers.len(),
+        takeovers.iter().min().unwrap(),
+        median(takeovers.clone()),
+        takeovers.iter().max().unwrap()
+    );
+}
+
+#[test]
+fn a_paused_worker_is_fenced_out_when_it_wakes() {
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else { return };
+    let etcd = EtcdServer::start(&etcd_bin);
+    let lab = ha_lab(&bin, &etcd);
+    let mut inst = Instances(Vec::new());
+    inst.spawn(&lab);
+    inst.spawn(&lab);
+    let ((e1, p1), _) = wait_worker(&lab, 1, Duration::from_secs(20));
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..3 {
+        let data = bytes(i, 2000);
+        lab.put(&format!("{A}before/{i}"), &data, "text/plain", ("i", &i.to_string()));
+        want.insert(format!("before/{i}"), data);
+    }
+    converged(&lab, Duration::from_secs(30));
+    // paused, not dead: its lease runs out and the other instance takes over
+    inst.signal(p1, libc::SIGSTOP);
+    let ((e2, p2), took) = wait_worker(&lab, 2, Duration::from_secs(20));
+    assert!(e2 > e1 && p2 != p1);
+    assert!(took <= 2 * LEASE, "takeover of a paused worker took {took:?}");
+    for i in 0..3 {
+        let data = bytes(100 + i, 3000);
+        lab.put(&format!("{B}during/{i}"), &data, "text/plain", ("i", &i.to_string()));
+        want.insert(format!("during/{i}"), data);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    // it wakes believing it works the cluster; its first journal write finds the lease gone
+    inst.signal(p1, libc::SIGCONT);
+    let t0 = Instant::now();
+    let lost = format!("lost the cluster's lease (epoch {e1}): standing by");
+    while !log(&lab).contains(&lost) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the woken worker did not step down:\n{}", log(&lab));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    converged(&lab, Duration::from_secs(30));
+    assert_content(&lab, &want);
+    assert_eq!(workers(&lab).len(), 2, "no third takeover:\n{}", log(&lab));
+    let st = status(&lab);
+    assert!(st["worker"].as_str().unwrap_or("").contains(&format!("pid {p2} on ")), "{st}");
+    assert!(inst.all_alive());
+}
+
+fn ferry_with(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env_remove("FERRY_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Two configs for one block pair (a VM image), one per site: each its own state dir, both the
+/// same etcd. `extra` goes into the pair's table.
+fn two_sites(dir: &std::path::Path, etcd: &EtcdServer, extra: &str) -> [std::path::PathBuf; 2] {
+    [1, 2].map(|site| {
+        let text = format!(
+            "state_dir = \"{d}/state{site}\"\n\n\
+             [coordination]\nengine = \"etcd\"\nendpoints = [\"{e}\"]\nlease = \"{lease}s\"\n\n\
+             [[pair]]\nkind = \"block\"\nsource = \"{d}/a/vm.img\"\ndestination = \"{d}/b/vm.img\"\n{extra}\n",
+            d = dir.display(),
+            e = etcd.endpoint(),
+            lease = LEASE.as_secs(),
+        );
+        let p = dir.join(format!("site{site}.toml"));
+        std::fs::write(&p, text).unwrap();
+        p
+    })
+}
+
+#[test]
+fn a_pairs_lock_is_a_lease_two_instances_never_run_it_at_once() {
+    let Some(etcd_bin) = require_etcd() else { return };
+    let etcd = EtcdServer::start(&etcd_bin);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("a")).unwrap();
+    std::fs::create_dir_all(d.join("b")).unwrap();
+    let img = d.join("a/vm.img");
+    std::fs::write(&img, bytes(1, 32 << 20)).unwrap();
+    let dest = d.join("b/vm.img").display().to_string();
+    let [site1, site2] = two_sites(d, &etcd, "");
+    let (code, out, err) = ferry_with(&site1, &["initialize", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    // 16 MiB changed; under a 4 MiB/s limit the update runs about four seconds
+    let [site1, site2] = {
+        let _ = (site1, site2);
+        two_sites(d, &etcd, "bwlimit = \"4M\"")
+    };
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        f.seek(SeekFrom::Start(8 << 20)).unwrap();
+        f.write_all(&bytes(2, 16 << 20)).unwrap();
+    }
+    let mut job = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("-c")
+        .arg(&site1)
+        .args(["update", &dest])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let (_, out, _) = ferry_with(&site2, &["--json", "status", &dest]);
+        if out.contains("\"Running\"") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "site 2 never saw the job run: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // site 2's run of the same pair is refused, naming the job and its host
+    let (code, _, err) = ferry_with(&site2, &["update", &dest]);
+    assert_ne!(code, 0);
+    assert!(err.contains("already running: update (pid ") && err.contains(" on "), "{err}");
+    // the holder dies: once its lease expires the pair is Locked everywhere, not free
+    unsafe {
+        libc::kill(job.id() as i32, libc::SIGKILL);
+    }
+    let _ = job.wait();
+    std::thread::sleep(LEASE + Duration::from_millis(1500));
+    let (_, out, _) = ferry_with(&site2, &["--json", "status", &dest]);
+    assert!(out.contains("\"Locked\""), "site 2 status after the holder died: {out}");
+    let (code, _, err) = ferry_with(&site2, &["update", &dest]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("did not finish") && err.contains("lease expired") && err.contains("unlock"),
+        "{err}"
+    );
+    // an operator checks and unlocks at site 2; the pair runs there, from the replica's checkpoint
+    let (code, out, err) = ferry_with(&site2, &["unlock", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("unlocked") && out.contains(" on "), "{out}");
+    let (code, out, err) = ferry_with(&site2, &["update", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::read(&img).unwrap() == std::fs::read(&dest).unwrap(), "replica differs");
+    // site 1 still has its dead job's lock file: its unlock clears it; nothing is left in etcd
+    let (code, out, err) = ferry_with(&site1, &["unlock", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("unlocked"), "{out}");
+    let (code, out, err) = ferry_with(&site1, &["update", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    let left = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]).range_prefix("/ferry/").unwrap();
+    assert!(left.is_empty(), "keys left in etcd: {left:?}");
+}
