@@ -51,18 +51,28 @@ f objects photos-dr/2026 | tail -3
 # the object cluster: both sites write, cluster run keeps them one namespace
 date > lab/site-a.txt; rclone copyto lab/site-a.txt SA:shared/from-a.txt
 date > lab/site-b.txt; rclone copyto lab/site-b.txt SB:shared/from-b.txt
-echo "\$ ferry -c lab/ferry.toml cluster run shared   (in the background for 5 s)"
-"$ferry" -c "$cfg" cluster run shared & crun=$!
+echo "\$ ferry -c lab/ferry.toml cluster run shared   (twice, in the background: one works, one stands by)"
+"$ferry" -c "$cfg" cluster run shared & c1=$!
+sleep 0.5
+"$ferry" -c "$cfg" cluster run shared & c2=$!
 sleep 5
 f cluster status shared
+# the working instance dies: the other takes over within the lease (3 s in the lab)
+worker=$("$ferry" -c "$cfg" --json cluster status shared | python3 -c 'import json,re,sys; print(re.search(r"pid (\d+)", json.load(sys.stdin)[0]["worker"] or "").group(1))')
+echo "\$ kill -9 $worker   (the working instance)"
+kill -9 "$worker"; wait "$worker" 2>/dev/null || true
+date > lab/site-a2.txt; rclone copyto lab/site-a2.txt SA:shared/after-failover.txt
+sleep 7
+f cluster status shared
 f cluster diverge shared
-kill "$crun"; wait "$crun" || true
+grep -E "working the cluster|standing by" "$(dirname "$cfg")/state/clusters/shared/log" | tail -4
+kill "$c1" "$c2" 2>/dev/null || true; wait "$c1" "$c2" 2>/dev/null || true
 cat <<EOF
 
 The lab is up: try
   $ferry -c $cfg                       (the console: u update, ? keys, q quit)
   $ferry -c $cfg status
   $ferry -c $cfg update vm &  $ferry -c $cfg runstatus vm
-  $ferry -c $cfg cluster run shared     (SIGTERM or ctrl-c stops it)
+  $ferry -c $cfg cluster run shared     (start two: one works, one stands by; ctrl-c stops it)
 Remove it with: bash scripts/lab.sh down lab
 EOF

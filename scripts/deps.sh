@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
-PACKAGES=(zfs-fuse openssh-server openssh-client mbuffer zstd sanoid tmux pv bc python3 nsca-client nsca systemd btrfs-progs btrbk xfsprogs rsync rclone etcd-server)
+PACKAGES=(zfs-fuse openssh-server openssh-client mbuffer zstd sanoid tmux pv bc python3 nsca-client nsca systemd btrfs-progs btrbk xfsprogs rsync rclone etcd-server curl)
 
 SUDO=()
 if [ "$(id -u)" != 0 ]; then

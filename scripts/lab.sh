@@ -35,6 +35,7 @@ if [ "$cmd" = down ]; then
     pid=$(sshd_pid || true)
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     for f in "$dir"/s3/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+    [ -d "$dir/etcd" ] && bash scripts/etcd.sh down "$dir/etcd"
     ok=1
     destroy_pool "$src" || ok=0
     destroy_pool "$dst" || ok=0
@@ -167,8 +168,11 @@ destination = "$dir/replicas/vm1.img"
 EOF
 fi
 # LAB_OBJECT=1 (the demo) adds two S3 sites (s3s-fs on loopback, file-backed under $dir/s3):
-# an object pair and a two-site object cluster
+# an object pair and a two-site object cluster; and etcd on loopback ($dir/etcd) as the
+# coordination engine, so several `cluster run` instances can share the cluster and every pair's
+# lock is a lease there too
 if [ "${LAB_OBJECT:-0}" = 1 ]; then
+    etcd_url=$(bash scripts/etcd.sh up "$dir/etcd")
     export PATH="$PATH:$HOME/.cargo/bin"
     mkdir -p "$dir/s3"
     for site in a b; do
@@ -188,6 +192,11 @@ if [ "${LAB_OBJECT:-0}" = 1 ]; then
     done
     cat >> "$dir/ferry.toml" <<EOF
 
+[coordination]
+engine = "etcd"
+endpoints = ["$etcd_url"]
+lease = "3s"
+
 [hosts.s3a]
 endpoint = "http://127.0.0.1:$(cat "$dir/s3/a.port")"
 credentials = "$dir/s3/a.cred"
@@ -205,6 +214,7 @@ destination = "s3b:photos-dr/2026/"
 name = "shared"
 persist_path = "$dir/state/clusters/shared"
 settle = "1s"
+coordination = "etcd"
 volumes = [
   { at = "s3a:shared", listen = true, update = true },
   { at = "s3b:shared", listen = true, update = true },

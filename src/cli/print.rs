@@ -479,7 +479,8 @@ pub fn clusters(all: &[crate::engine::cluster::report::ClusterStatus], json: boo
     for c in all {
         let worker = match (&c.worker, c.since) {
             (Some(w), Some(t)) => format!("worked by {w} since {}", format_time(t)),
-            _ => "not worked by any instance".to_string(),
+            (Some(w), None) => format!("worked by {w}"),
+            (None, _) => "not worked by any instance".to_string(),
         };
         outln!(
             "cluster {}: {worker}; journal {} change(s) unfinished ({} pending, {} failed fan-outs), {}",

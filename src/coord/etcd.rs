@@ -111,7 +111,12 @@ impl Etcd {
                         message,
                     });
                 }
-                Err(e) => errs.push(format!("{ep}: {e}")),
+                // ureq names the URL first; the endpoint is named once
+                Err(e) => {
+                    let text = e.to_string();
+                    let text = text.strip_prefix(&format!("{url}: ")).unwrap_or(&text).to_string();
+                    errs.push(format!("{ep}: {text}"));
+                }
             }
         }
         Err(EtcdError::Unreachable(errs.join("; ")))

@@ -16,14 +16,26 @@ use super::etcd::{Etcd, EtcdError};
 pub struct HeldLease {
     etcd: Etcd,
     id: i64,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the holder and its renewing thread both see.
+struct Shared {
     ttl: Duration,
     base: Instant,
     /// Milliseconds after `base` at which the last acknowledged renewal was sent.
-    last_ok_ms: Arc<AtomicU64>,
+    last_ok_ms: AtomicU64,
     /// The engine said the lease is gone.
-    lost: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    lost: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn valid(&self) -> bool {
+        let last = Duration::from_millis(self.last_ok_ms.load(Ordering::SeqCst));
+        !self.lost.load(Ordering::SeqCst) && self.base.elapsed() < last + self.ttl - margin(self.ttl)
+    }
 }
 
 /// How much of the lease the holder keeps in hand: it stops a quarter of the lease early.
@@ -36,24 +48,24 @@ impl HeldLease {
     pub fn grant(etcd: &Etcd, ttl: Duration) -> Result<HeldLease, EtcdError> {
         let base = Instant::now();
         let id = etcd.grant(ttl.as_secs().max(1))?;
-        let last_ok_ms = Arc::new(AtomicU64::new(0));
-        let lost = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            ttl,
+            base,
+            last_ok_ms: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
         let thread = {
-            let (etcd, last_ok_ms, lost, stop) = (etcd.clone(), last_ok_ms.clone(), lost.clone(), stop.clone());
+            let (etcd, shared) = (etcd.clone(), shared.clone());
             std::thread::Builder::new()
                 .name("ferry-lease".into())
-                .spawn(move || renew(etcd, id, ttl, base, last_ok_ms, lost, stop))
+                .spawn(move || renew(etcd, id, shared))
                 .ok()
         };
         Ok(HeldLease {
             etcd: etcd.clone(),
             id,
-            ttl,
-            base,
-            last_ok_ms,
-            lost,
-            stop,
+            shared,
             thread,
         })
     }
@@ -64,16 +76,13 @@ impl HeldLease {
 
     /// True while the lease certainly still holds (see the module doc).
     pub fn valid(&self) -> bool {
-        (self.watch())()
+        self.shared.valid()
     }
 
     /// `valid` as a closure that outlives this borrow (for a journal's fence).
     pub fn watch(&self) -> impl Fn() -> bool + Send + Sync + 'static {
-        let (lost, last_ok_ms, base, ttl) = (self.lost.clone(), self.last_ok_ms.clone(), self.base, self.ttl);
-        move || {
-            !lost.load(Ordering::SeqCst)
-                && base.elapsed() < Duration::from_millis(last_ok_ms.load(Ordering::SeqCst)) + ttl - margin(ttl)
-        }
+        let shared = self.shared.clone();
+        move || shared.valid()
     }
 
     /// Stops renewing and ends the lease in the engine (its keys go with it).
@@ -83,7 +92,7 @@ impl HeldLease {
     }
 
     fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -98,31 +107,23 @@ impl Drop for HeldLease {
     }
 }
 
-fn renew(
-    etcd: Etcd,
-    id: i64,
-    ttl: Duration,
-    base: Instant,
-    last_ok_ms: Arc<AtomicU64>,
-    lost: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-) {
-    let every = ttl / 3;
+fn renew(etcd: Etcd, id: i64, shared: Arc<Shared>) {
+    let every = shared.ttl / 3;
     let mut next = Instant::now() + every;
-    while !stop.load(Ordering::SeqCst) {
+    while !shared.stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         if now < next {
             std::thread::sleep((next - now).min(Duration::from_millis(50)));
             continue;
         }
-        let sent = base.elapsed();
+        let sent = shared.base.elapsed();
         match etcd.keepalive(id) {
             Ok(_) => {
-                last_ok_ms.store(sent.as_millis() as u64, Ordering::SeqCst);
+                shared.last_ok_ms.store(sent.as_millis() as u64, Ordering::SeqCst);
                 next = Instant::now() + every;
             }
             Err(EtcdError::LeaseExpired(_)) => {
-                lost.store(true, Ordering::SeqCst);
+                shared.lost.store(true, Ordering::SeqCst);
                 return;
             }
             // unreachable for now: try again soon; `valid` runs out on its own if this lasts

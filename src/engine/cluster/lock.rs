@@ -46,17 +46,16 @@ pub fn take(cluster: &Cluster) -> Result<Lock> {
     }
 }
 
-/// Who works the cluster now, if anyone: the local lock's holder, or the lease's in the engine
-/// (an engine that cannot be asked says so in place of a name).
-pub fn holder(cluster: &Cluster) -> Option<String> {
+/// Who works the cluster now, if anyone: the local lock's holder, or the lease's in the engine;
+/// an error when the engine cannot be asked.
+pub fn holder(cluster: &Cluster) -> Result<Option<String>, String> {
     match &cluster.coordination {
-        Coordination::Local => match lock::inspect(&path(cluster)) {
+        Coordination::Local => Ok(match lock::inspect(&path(cluster)) {
             LockState::Running(i) => Some(format!("{} ({})", i.action, i.who())),
             _ => None,
-        },
-        Coordination::Engine(coord) => match crate::coord::worker::holder(coord, &cluster.name) {
-            Ok(h) => h.map(|i| format!("{} ({})", i.action, i.who())),
-            Err(e) => Some(format!("unknown: {e}")),
-        },
+        }),
+        Coordination::Engine(coord) => crate::coord::worker::holder(coord, &cluster.name)
+            .map(|h| h.map(|i| format!("{} ({})", i.action, i.who())))
+            .map_err(|e| e.to_string()),
     }
 }

@@ -151,8 +151,14 @@ pub fn status(cluster: &Cluster) -> anyhow::Result<ClusterStatus> {
     Ok(ClusterStatus {
         name: cluster.name.clone(),
         persist_path: cluster.persist_path.display().to_string(),
-        since: holder.as_ref().and(report.as_ref()).map(|r| r.started),
-        worker: holder,
+        since: match &holder {
+            Ok(Some(_)) => report.as_ref().map(|r| r.started),
+            _ => None,
+        },
+        worker: match holder {
+            Ok(h) => h,
+            Err(e) => Some(format!("unknown ({e})")),
+        },
         depth,
         pending: volumes.iter().map(|v| v.pending).sum(),
         failed: volumes.iter().map(|v| v.failed).sum(),
