@@ -162,7 +162,7 @@ fn three_instances_one_worker_a_killed_worker_is_replaced_within_the_lease() {
     let trials: usize = std::env::var("FERRY_HA_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(24);
     let mut inst = Instances(Vec::new());
     for _ in 0..3 {
         inst.spawn(&lab);
