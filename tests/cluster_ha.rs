@@ -379,3 +379,30 @@ fn a_pairs_lock_is_a_lease_two_instances_never_run_it_at_once() {
     let left = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]).range_prefix("/ferry/").unwrap();
     assert!(left.is_empty(), "keys left in etcd: {left:?}");
 }
+
+#[test]
+fn the_etcd_client_against_a_real_etcd() {
+    use ferry::coord::etcd::{Created, Etcd, EtcdError};
+    let Some(etcd_bin) = require_etcd() else { return };
+    let server = EtcdServer::start(&etcd_bin);
+    // one member down first in the list: the next one answers
+    let etcd = Etcd::new(&["http://127.0.0.1:1".to_string(), server.endpoint()]);
+    let lease = etcd.grant(2).unwrap();
+    let made = etcd.create(&["/t/k"], &[("/t/k", b"one", lease)]).unwrap();
+    let Created::Made { revision } = made else { panic!("{made:?}") };
+    match etcd.create(&["/t/k"], &[("/t/k", b"two", 0)]).unwrap() {
+        Created::Held(kvs) => assert_eq!(kvs[0].as_ref().unwrap().value, b"one"),
+        other => panic!("a second create made the key: {other:?}"),
+    }
+    assert!(!etcd.delete_if("/t/k", revision + 100).unwrap(), "deleted someone else's key");
+    assert!(etcd.keepalive(lease).unwrap() > 0);
+    // renewals stop: the key goes with the lease
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(etcd.get("/t/k").unwrap().is_none());
+    assert!(matches!(etcd.keepalive(lease), Err(EtcdError::LeaseExpired(_))));
+    etcd.revoke(lease).expect("revoking a lease that is gone is no error");
+    // nothing answers: the error names every endpoint
+    let down = Etcd::new(&["http://127.0.0.1:1".to_string()]);
+    let e = down.get("/t/k").unwrap_err().to_string();
+    assert!(e.contains("unreachable") && e.contains("http://127.0.0.1:1"), "{e}");
+}

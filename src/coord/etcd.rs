@@ -17,9 +17,9 @@ pub enum EtcdError {
     /// No endpoint answered (each one's error, joined).
     #[error("etcd unreachable: {0}")]
     Unreachable(String),
-    /// An endpoint answered with an error (etcd's message).
+    /// An endpoint answered with an error (etcd's message and its gRPC status code).
     #[error("etcd at {endpoint}: {message}")]
-    Refused { endpoint: String, message: String },
+    Refused { endpoint: String, message: String, code: i64 },
     /// The lease is gone (expired or revoked).
     #[error("etcd lease {0:x} expired")]
     LeaseExpired(i64),
@@ -48,6 +48,9 @@ pub struct Etcd {
     agent: ureq::Agent,
 }
 
+/// gRPC's NotFound, which etcd answers for a lease that is gone.
+const GRPC_NOT_FOUND: i64 = 5;
+
 /// How long one call may take on one endpoint.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -72,6 +75,22 @@ fn kv_of(v: &Value) -> Option<Kv> {
     })
 }
 
+/// The response's body as far as it can be read: the gateway ends error bodies with HTTP trailers
+/// that ureq cannot parse, after the complete JSON.
+fn read_body(resp: ureq::Response) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut r = resp.into_reader().take(1 << 20);
+    let mut chunk = [0u8; 8192];
+    loop {
+        match r.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 impl Etcd {
     pub fn new(endpoints: &[String]) -> Etcd {
         let agent = ureq::AgentBuilder::new()
@@ -91,14 +110,15 @@ impl Etcd {
             let url = format!("{ep}/v3/{path}");
             match self.agent.post(&url).send_string(&body.to_string()) {
                 Ok(resp) => {
-                    let text = resp.into_string().map_err(|e| EtcdError::Unreachable(format!("{ep}: {e}")))?;
+                    let text = read_body(resp);
                     return serde_json::from_str(&text).map_err(|e| EtcdError::Refused {
                         endpoint: ep.clone(),
                         message: format!("not etcd's JSON gateway ({e})"),
+                        code: 0,
                     });
                 }
                 Err(ureq::Error::Status(code, resp)) => {
-                    let text = resp.into_string().unwrap_or_default();
+                    let text = read_body(resp);
                     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     let message = v
                         .get("message")
@@ -109,6 +129,7 @@ impl Etcd {
                     return Err(EtcdError::Refused {
                         endpoint: ep.clone(),
                         message,
+                        code: v.get("code").map(num).unwrap_or(0),
                     });
                 }
                 // ureq names the URL first; the endpoint is named once
@@ -142,8 +163,8 @@ impl Etcd {
     pub fn revoke(&self, id: i64) -> Result<(), EtcdError> {
         match self.call("lease/revoke", &json!({ "ID": id.to_string() })) {
             Ok(_) => Ok(()),
-            // already gone is what we wanted
-            Err(EtcdError::Refused { message, .. }) if message.contains("lease not found") => Ok(()),
+            // already gone (gRPC NotFound) is what we wanted
+            Err(EtcdError::Refused { code: GRPC_NOT_FOUND, .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -11,3 +11,13 @@ pub mod worker;
 pub fn this_host() -> String {
     sysinfo::System::host_name().ok().unwrap_or_else(|| "unknown host".to_string())
 }
+
+/// A lock whose holder's description cannot be read (written by another version, or damaged).
+pub fn unknown_holder() -> crate::state::lock::LockInfo {
+    crate::state::lock::LockInfo {
+        pid: 0,
+        action: "a job".into(),
+        started: 0,
+        host: None,
+    }
+}

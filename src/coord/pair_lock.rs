@@ -63,7 +63,7 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
         Ok(Created::Held(kvs)) => {
             lease.release();
             match (kvs.first().cloned().flatten(), kvs.get(1).cloned().flatten()) {
-                (Some(r), _) => Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(unknown))),
+                (Some(r), _) => Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder))),
                 (None, h) => Err(PairLockError::Stale(h.and_then(|h| info_of(&h.value)))),
             }
         }
@@ -74,21 +74,13 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
     }
 }
 
-fn unknown() -> LockInfo {
-    LockInfo {
-        pid: 0,
-        action: "a job".into(),
-        started: 0,
-        host: None,
-    }
-}
 
 /// The pair's lock as the engine has it.
 pub fn inspect(coord: &CoordConfig, fp: &str) -> Result<LockState, EtcdError> {
     let etcd = Etcd::new(&coord.endpoints);
     let (run, held) = keys(coord, fp);
     if let Some(r) = etcd.get(&run)? {
-        return Ok(LockState::Running(info_of(&r.value).unwrap_or_else(unknown)));
+        return Ok(LockState::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder)));
     }
     Ok(match etcd.get(&held)? {
         Some(h) => LockState::Stale(info_of(&h.value)),
@@ -112,7 +104,7 @@ pub fn all(coord: &CoordConfig) -> Result<std::collections::HashMap<String, Lock
                 continue;
             }
             let state = match which {
-                "run" => LockState::Running(info_of(&kv.value).unwrap_or_else(unknown)),
+                "run" => LockState::Running(info_of(&kv.value).unwrap_or_else(super::unknown_holder)),
                 _ => LockState::Stale(info_of(&kv.value)),
             };
             out.insert(fp.to_string(), state);
@@ -126,12 +118,12 @@ pub fn unlock(coord: &CoordConfig, fp: &str) -> Result<Option<LockInfo>, PairLoc
     let etcd = Etcd::new(&coord.endpoints);
     let (run, held) = keys(coord, fp);
     if let Some(r) = etcd.get(&run)? {
-        return Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(unknown)));
+        return Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder)));
     }
     match etcd.get(&held)? {
         Some(h) => {
             etcd.delete_if(&held, h.create_revision)?;
-            Ok(Some(info_of(&h.value).unwrap_or_else(unknown)))
+            Ok(Some(info_of(&h.value).unwrap_or_else(super::unknown_holder)))
         }
         None => Ok(None),
     }

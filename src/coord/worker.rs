@@ -47,7 +47,7 @@ pub fn try_take(coord: &CoordConfig, cluster: &str, me: &LockInfo) -> Result<Res
                 .flatten()
                 .next()
                 .and_then(|kv| serde_json::from_slice(&kv.value).ok());
-            Ok(Err(h.unwrap_or_else(|| me.clone())))
+            Ok(Err(h.unwrap_or_else(super::unknown_holder)))
         }
         Err(e) => {
             lease.release();

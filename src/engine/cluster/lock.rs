@@ -14,10 +14,7 @@ pub fn path(cluster: &Cluster) -> std::path::PathBuf {
 
 /// What the lock's holder is called in status: `cluster run on HOST`.
 pub fn label() -> String {
-    let host = sysinfo::System::host_name()
-        .ok()
-        .unwrap_or_else(|| String::from("this host"));
-    format!("cluster run on {host}")
+    format!("cluster run on {}", crate::coord::this_host())
 }
 
 /// Takes the cluster's lock, taking over one a dead instance left.
