@@ -456,6 +456,9 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                     None => "ferry unlock".into(),
                 };
             print::status(&st, *full, cli.json, unlock);
+            if let Some(w) = engine.coordination_warning.lock().unwrap().take() {
+                eprintln!("ferry: warning: {w}");
+            }
             // a pair that cannot be read or is inconsistent makes status fail, for scripts
             Ok(status::exit_code(&st))
         }

@@ -46,12 +46,17 @@ pub enum Created {
 pub struct Etcd {
     endpoints: Vec<String>,
     agent: ureq::Agent,
+    /// The endpoint that answered last, tried first (a dead member costs one timeout, once).
+    first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// gRPC's NotFound, which etcd answers for a lease that is gone.
 const GRPC_NOT_FOUND: i64 = 5;
+/// gRPC codes after which another member may do better: DeadlineExceeded, Unavailable (a
+/// member cut off from its quorum answers "no leader").
+const GRPC_TRY_ANOTHER: [i64; 2] = [4, 14];
 
-/// How long one call may take on one endpoint.
+/// How long one call may take on one endpoint at most.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn num(v: &Value) -> i64 {
@@ -91,25 +96,59 @@ fn read_body(resp: ureq::Response) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// etcd's error body: `{"message", "code"}`, or a stream's `{"error": {"message", "grpc_code"}}`.
+fn refusal(endpoint: &str, status: u16, text: &str) -> EtcdError {
+    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let inner = v.get("error").filter(|e| e.is_object()).unwrap_or(&v);
+    let message = inner
+        .get("message")
+        .or_else(|| inner.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    let code = inner.get("code").or_else(|| inner.get("grpc_code")).map(num).unwrap_or(0);
+    EtcdError::Refused {
+        endpoint: endpoint.to_string(),
+        message,
+        code,
+    }
+}
+
 impl Etcd {
+    /// A client whose calls each take at most `timeout` on one endpoint (2 s at most).
     pub fn new(endpoints: &[String]) -> Etcd {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(CALL_TIMEOUT)
-            .timeout_connect(CALL_TIMEOUT)
-            .build();
+        Etcd::with_timeout(endpoints, CALL_TIMEOUT)
+    }
+
+    /// A client for a holder of `lease`: a call gives up on a member after a quarter of the
+    /// lease, so trying another still leaves time before the holder must stop.
+    pub fn for_lease(endpoints: &[String], lease: Duration) -> Etcd {
+        Etcd::with_timeout(endpoints, (lease / 4).clamp(Duration::from_millis(250), CALL_TIMEOUT))
+    }
+
+    fn with_timeout(endpoints: &[String], timeout: Duration) -> Etcd {
+        let agent = ureq::AgentBuilder::new().timeout(timeout).timeout_connect(timeout).build();
         Etcd {
             endpoints: endpoints.iter().map(|e| e.trim_end_matches('/').to_string()).collect(),
             agent,
+            first: Default::default(),
         }
     }
 
-    /// POSTs `body` to `/v3/<path>` on the first endpoint that answers.
+    /// POSTs `body` to `/v3/<path>`: the member that answered last first, then the others, on to
+    /// the next one when a member cannot be reached or has no quorum.
     fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        use std::sync::atomic::Ordering;
         let mut errs = Vec::new();
-        for ep in &self.endpoints {
+        let n = self.endpoints.len();
+        let start = self.first.load(Ordering::Relaxed) % n.max(1);
+        let mut refused = None;
+        for i in (0..n).map(|k| (start + k) % n) {
+            let ep = &self.endpoints[i];
             let url = format!("{ep}/v3/{path}");
-            match self.agent.post(&url).send_string(&body.to_string()) {
+            let err = match self.agent.post(&url).send_string(&body.to_string()) {
                 Ok(resp) => {
+                    self.first.store(i, Ordering::Relaxed);
                     let text = read_body(resp);
                     return serde_json::from_str(&text).map_err(|e| EtcdError::Refused {
                         endpoint: ep.clone(),
@@ -117,36 +156,48 @@ impl Etcd {
                         code: 0,
                     });
                 }
-                Err(ureq::Error::Status(code, resp)) => {
-                    let text = read_body(resp);
-                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    let message = v
-                        .get("message")
-                        .or_else(|| v.get("error"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("HTTP {code}"));
-                    return Err(EtcdError::Refused {
-                        endpoint: ep.clone(),
-                        message,
-                        code: v.get("code").map(num).unwrap_or(0),
-                    });
+                Err(ureq::Error::Status(status, resp)) => {
+                    let e = refusal(ep, status, &read_body(resp));
+                    match &e {
+                        EtcdError::Refused { code, .. } if GRPC_TRY_ANOTHER.contains(code) || status == 503 => e,
+                        _ => {
+                            self.first.store(i, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
                 }
                 // ureq names the URL first; the endpoint is named once
                 Err(e) => {
                     let text = e.to_string();
                     let text = text.strip_prefix(&format!("{url}: ")).unwrap_or(&text).to_string();
-                    errs.push(format!("{ep}: {text}"));
+                    EtcdError::Unreachable(format!("{ep}: {text}"))
+                }
+            };
+            match err {
+                EtcdError::Unreachable(m) => errs.push(m),
+                other => {
+                    errs.push(other.to_string());
+                    refused = Some(other);
                 }
             }
         }
-        Err(EtcdError::Unreachable(errs.join("; ")))
+        Err(match (refused, errs.len()) {
+            (Some(r), 1) => r,
+            _ => EtcdError::Unreachable(errs.join("; ")),
+        })
     }
 
     /// A new lease of `ttl` seconds; gives its id.
     pub fn grant(&self, ttl: u64) -> Result<i64, EtcdError> {
         let v = self.call("lease/grant", &json!({ "TTL": ttl }))?;
-        Ok(num(&v["ID"]))
+        match num(&v["ID"]) {
+            0 => Err(EtcdError::Refused {
+                endpoint: self.endpoints.join(", "),
+                message: "a lease was granted without an ID".into(),
+                code: 0,
+            }),
+            id => Ok(id),
+        }
     }
 
     /// Renews the lease; gives the seconds it now has, or `LeaseExpired`.
@@ -246,11 +297,22 @@ impl Etcd {
     /// Deletes `key` only while it is still the one made at `create_revision` (never a key
     /// someone else made after ours went); gives whether it did.
     pub fn delete_if(&self, key: &str, create_revision: i64) -> Result<bool, EtcdError> {
+        self.delete_if_absent(key, create_revision, &[])
+    }
+
+    /// `delete_if`, and only while none of `absent` exists (all in one transaction).
+    pub fn delete_if_absent(&self, key: &str, create_revision: i64, absent: &[&str]) -> Result<bool, EtcdError> {
         let k = b64(key.as_bytes());
+        let mut compare = vec![json!({ "key": k, "target": "CREATE", "create_revision": create_revision.to_string() })];
+        compare.extend(
+            absent
+                .iter()
+                .map(|a| json!({ "key": b64(a.as_bytes()), "target": "CREATE", "create_revision": "0" })),
+        );
         let v = self.call(
             "kv/txn",
             &json!({
-                "compare": [{ "key": k, "target": "CREATE", "create_revision": create_revision.to_string() }],
+                "compare": compare,
                 "success": [{ "request_delete_range": { "key": k } }],
             }),
         )?;

@@ -20,10 +20,20 @@ pub struct HeldLease {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Time since boot, counting suspend (CLOCK_BOOTTIME): a host that slept through its lease must
+/// not find it still valid when it wakes, as a monotonic clock that stops in suspend would say.
+fn boot_now() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we own; CLOCK_BOOTTIME exists on every Linux ferry runs on
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// What the holder and its renewing thread both see.
 struct Shared {
     ttl: Duration,
-    base: Instant,
+    /// `boot_now()` when the lease was asked for.
+    base: Duration,
     /// Milliseconds after `base` at which the last acknowledged renewal was sent.
     last_ok_ms: AtomicU64,
     /// The engine said the lease is gone.
@@ -34,7 +44,7 @@ struct Shared {
 impl Shared {
     fn valid(&self) -> bool {
         let last = Duration::from_millis(self.last_ok_ms.load(Ordering::SeqCst));
-        !self.lost.load(Ordering::SeqCst) && self.base.elapsed() < last + self.ttl - margin(self.ttl)
+        !self.lost.load(Ordering::SeqCst) && boot_now().saturating_sub(self.base) < last + self.ttl - margin(self.ttl)
     }
 }
 
@@ -46,7 +56,7 @@ fn margin(ttl: Duration) -> Duration {
 impl HeldLease {
     /// Grants a lease of `ttl` (whole seconds) and starts renewing it every third of it.
     pub fn grant(etcd: &Etcd, ttl: Duration) -> Result<HeldLease, EtcdError> {
-        let base = Instant::now();
+        let base = boot_now();
         let id = etcd.grant(ttl.as_secs().max(1))?;
         let shared = Arc::new(Shared {
             ttl,
@@ -116,11 +126,12 @@ fn renew(etcd: Etcd, id: i64, shared: Arc<Shared>) {
             std::thread::sleep((next - now).min(Duration::from_millis(50)));
             continue;
         }
-        let sent = shared.base.elapsed();
+        let (sent, sent_at) = (boot_now().saturating_sub(shared.base), Instant::now());
         match etcd.keepalive(id) {
             Ok(_) => {
                 shared.last_ok_ms.store(sent.as_millis() as u64, Ordering::SeqCst);
-                next = Instant::now() + every;
+                // a third of the lease after the renewal was sent, however long it took
+                next = sent_at + every;
             }
             Err(EtcdError::LeaseExpired(_)) => {
                 shared.lost.store(true, Ordering::SeqCst);

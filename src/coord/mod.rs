@@ -21,3 +21,12 @@ pub fn unknown_holder() -> crate::state::lock::LockInfo {
         host: None,
     }
 }
+
+/// Runs a blocking engine call from synchronous code that may be on a runtime thread: under the
+/// multi-threaded runtime the thread is handed over meanwhile, so other tasks keep running.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

@@ -10,7 +10,7 @@
 use crate::config::CoordConfig;
 use crate::state::lock::{LockInfo, LockState};
 
-use super::etcd::{Created, Etcd, EtcdError};
+use super::etcd::{Created, Etcd, EtcdError, Kv};
 use super::lease::HeldLease;
 
 /// Why the engine refused the pair's lock.
@@ -45,7 +45,7 @@ fn info_of(v: &[u8]) -> Option<LockInfo> {
 
 /// Takes the pair's lock in the engine for the job `info` describes.
 pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLease, PairLockError> {
-    let etcd = Etcd::new(&coord.endpoints);
+    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
     let (run, held) = keys(coord, fp);
     let lease = HeldLease::grant(&etcd, coord.lease)?;
     let value = serde_json::to_vec(info).unwrap_or_default();
@@ -53,6 +53,20 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
         &[run.as_str(), held.as_str()],
         &[(run.as_str(), &value, lease.id()), (held.as_str(), &value, 0)],
     );
+    // A transaction whose answer was lost (a timeout, then another member) may have been made
+    // all the same: `run` on our own lease says it was, and its revision is `held`'s too.
+    let ours = |kv: Option<Kv>| kv.filter(|kv| kv.lease == lease.id()).map(|kv| kv.create_revision);
+    let made = match made {
+        Ok(Created::Held(kvs)) => match ours(kvs.first().cloned().flatten()) {
+            Some(revision) => Ok(Created::Made { revision }),
+            None => Ok(Created::Held(kvs)),
+        },
+        Err(e) => match etcd.get(&run).map(ours) {
+            Ok(Some(revision)) => Ok(Created::Made { revision }),
+            _ => Err(e),
+        },
+        ok => ok,
+    };
     match made {
         Ok(Created::Made { revision }) => Ok(PairLease {
             etcd,
@@ -74,23 +88,9 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
     }
 }
 
-
-/// The pair's lock as the engine has it.
-pub fn inspect(coord: &CoordConfig, fp: &str) -> Result<LockState, EtcdError> {
-    let etcd = Etcd::new(&coord.endpoints);
-    let (run, held) = keys(coord, fp);
-    if let Some(r) = etcd.get(&run)? {
-        return Ok(LockState::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder)));
-    }
-    Ok(match etcd.get(&held)? {
-        Some(h) => LockState::Stale(info_of(&h.value)),
-        None => LockState::Free,
-    })
-}
-
 /// Every pair's lock the engine holds, by fingerprint, in one request (status of many pairs).
 pub fn all(coord: &CoordConfig) -> Result<std::collections::HashMap<String, LockState>, EtcdError> {
-    let etcd = Etcd::new(&coord.endpoints);
+    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
     let base = format!("{}/pairs/", coord.prefix);
     let mut out = std::collections::HashMap::new();
     let kvs = etcd.range_prefix(&base)?;
@@ -113,26 +113,45 @@ pub fn all(coord: &CoordConfig) -> Result<std::collections::HashMap<String, Lock
     Ok(out)
 }
 
-/// Removes a dead job's lock from the engine: refused while the job's lease lives.
+/// Removes a dead job's lock from the engine: refused while the job's lease lives. The delete
+/// happens only while `run` is absent and `held` is the one read (one transaction), so it never
+/// removes the lock of a job that started meanwhile.
 pub fn unlock(coord: &CoordConfig, fp: &str) -> Result<Option<LockInfo>, PairLockError> {
-    let etcd = Etcd::new(&coord.endpoints);
+    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
     let (run, held) = keys(coord, fp);
-    if let Some(r) = etcd.get(&run)? {
-        return Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder)));
-    }
-    match etcd.get(&held)? {
-        Some(h) => {
-            etcd.delete_if(&held, h.create_revision)?;
-            Ok(Some(info_of(&h.value).unwrap_or_else(super::unknown_holder)))
+    for _ in 0..5 {
+        if let Some(r) = etcd.get(&run)? {
+            return Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder)));
         }
-        None => Ok(None),
+        let Some(h) = etcd.get(&held)? else {
+            return Ok(None);
+        };
+        if etcd.delete_if_absent(&held, h.create_revision, &[run.as_str()])? {
+            return Ok(Some(info_of(&h.value).unwrap_or_else(super::unknown_holder)));
+        }
+        // a job took the pair between the reads and the delete: look again
     }
+    Err(PairLockError::Etcd(EtcdError::Refused {
+        endpoint: coord.endpoints.join(", "),
+        message: "the pair's lock kept changing: try again".into(),
+        code: 0,
+    }))
 }
 
 impl PairLease {
-    /// Ends the job normally: `held` goes (only our own), then the lease and `run` with it.
-    pub fn release(self) {
-        let _ = self.etcd.delete_if(&self.held_key, self.held_rev);
+    /// Ends the job normally: `held` goes (only our own), then the lease and `run` with it. An
+    /// engine that cannot be reached then leaves `held`: the pair shows Locked until `unlock`,
+    /// and the error says so for the job's log.
+    pub fn release(self) -> Result<(), EtcdError> {
+        let mut last = Ok(false);
+        for _ in 0..3 {
+            last = self.etcd.delete_if(&self.held_key, self.held_rev);
+            if last.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         self.lease.release();
+        last.map(|_| ())
     }
 }

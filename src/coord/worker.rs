@@ -25,7 +25,7 @@ fn key(coord: &CoordConfig, cluster: &str) -> String {
 
 /// Takes the cluster if nobody works it; otherwise gives who does.
 pub fn try_take(coord: &CoordConfig, cluster: &str, me: &LockInfo) -> Result<Result<Worker, LockInfo>, EtcdError> {
-    let etcd = Etcd::new(&coord.endpoints);
+    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
     let key = key(coord, cluster);
     // a look first: standing by costs one read, not a lease granted and revoked
     if let Some(h) = holder(coord, cluster)? {
@@ -33,7 +33,21 @@ pub fn try_take(coord: &CoordConfig, cluster: &str, me: &LockInfo) -> Result<Res
     }
     let lease = HeldLease::grant(&etcd, coord.lease)?;
     let value = serde_json::to_vec(me).unwrap_or_default();
-    match etcd.create(&[key.as_str()], &[(key.as_str(), &value, lease.id())]) {
+    let made = etcd.create(&[key.as_str()], &[(key.as_str(), &value, lease.id())]);
+    // an answer lost after the key was made (a timeout, then another member): ours all the same
+    let ours = |kv: Option<super::etcd::Kv>| kv.filter(|kv| kv.lease == lease.id()).map(|kv| kv.create_revision);
+    let made = match made {
+        Ok(Created::Held(kvs)) => match ours(kvs.first().cloned().flatten()) {
+            Some(revision) => Ok(Created::Made { revision }),
+            None => Ok(Created::Held(kvs)),
+        },
+        Err(e) => match etcd.get(&key).map(ours) {
+            Ok(Some(revision)) => Ok(Created::Made { revision }),
+            _ => Err(e),
+        },
+        ok => ok,
+    };
+    match made {
         Ok(Created::Made { revision }) => Ok(Ok(Worker {
             etcd,
             lease,
@@ -58,7 +72,7 @@ pub fn try_take(coord: &CoordConfig, cluster: &str, me: &LockInfo) -> Result<Res
 
 /// Who works the cluster now, if anyone.
 pub fn holder(coord: &CoordConfig, cluster: &str) -> Result<Option<LockInfo>, EtcdError> {
-    let etcd = Etcd::new(&coord.endpoints);
+    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
     Ok(etcd
         .get(&key(coord, cluster))?
         .and_then(|kv| serde_json::from_slice(&kv.value).ok()))

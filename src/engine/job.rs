@@ -61,7 +61,7 @@ impl Job {
         })?;
         let lease = match &engine.config.coordination {
             None => None,
-            Some(coord) => match coordinated(engine, coord, pair, &held.info) {
+            Some(coord) => match crate::coord::blocking(|| coordinated(engine, coord, pair, &held.info)) {
                 Ok(l) => Some(l),
                 Err(e) => {
                     held.release();
@@ -206,7 +206,11 @@ impl Job {
             Some(e) => self.log.line(&format!("{label} FAILED: {e}")),
         }
         if let Some(l) = self.lease.take() {
-            l.release();
+            if let Err(e) = crate::coord::blocking(|| l.release()) {
+                self.log.line(&format!(
+                    "coordination: the pair's lock in etcd could not be released ({e}): other instances see it Locked until `ferry unlock`"
+                ));
+            }
         }
         if let Some(l) = self.lock.take() {
             l.release();

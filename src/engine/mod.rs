@@ -34,6 +34,9 @@ pub struct Engine {
     pub hosts: Hosts,
     /// Echo the pair log to stderr (-v).
     pub verbose: bool,
+    /// Why the coordination engine could not be asked at the last status, for the CLI to say
+    /// (the console shows this host's locks and says nothing on its screen).
+    pub coordination_warning: std::sync::Mutex<Option<String>>,
 }
 
 impl Engine {
@@ -45,6 +48,7 @@ impl Engine {
             state,
             hosts,
             verbose,
+            coordination_warning: Default::default(),
         }
     }
 

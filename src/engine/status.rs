@@ -104,19 +104,21 @@ pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
 }
 
 /// The pairs' locks in the coordination engine, by fingerprint (jobs of every instance); empty
-/// when none is configured. An engine that cannot be asked is said on stderr: status then shows
-/// this host's locks only.
-pub fn engine_locks(engine: &Engine) -> HashMap<String, LockState> {
-    let Some(coord) = &engine.config.coordination else {
+/// when none is configured. An engine that cannot be asked leaves its reason in
+/// `engine.coordination_warning`: status then shows this host's locks only.
+pub async fn engine_locks(engine: &Engine) -> HashMap<String, LockState> {
+    let Some(coord) = engine.config.coordination.clone() else {
         return HashMap::new();
     };
-    match crate::coord::pair_lock::all(coord) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("ferry: warning: coordination: {e}; locks shown are this host's only");
-            HashMap::new()
-        }
-    }
+    // blocking HTTP: off the runtime's threads
+    let got = tokio::task::spawn_blocking(move || crate::coord::pair_lock::all(&coord)).await;
+    let (locks, warning) = match got {
+        Ok(Ok(m)) => (m, None),
+        Ok(Err(e)) => (HashMap::new(), Some(format!("coordination: {e}; locks shown are this host's only"))),
+        Err(e) => (HashMap::new(), Some(format!("coordination: {e}"))),
+    };
+    *engine.coordination_warning.lock().unwrap() = warning;
+    locks
 }
 
 /// `run_info` with the engine's view: a pair idle here may be run, or left locked, by another
@@ -465,7 +467,7 @@ type Listing<'a> = HashMap<&'a crate::config::Endpoint, VolumeInfo>;
 /// Status of the given pairs, in their order: snapshot kinds with one listing per host, all
 /// hosts at once; object pairs from their state dirs.
 pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
-    let locks = engine_locks(engine);
+    let locks = engine_locks(engine).await;
     let snapshots: Vec<&Pair> = pairs.iter().copied().filter(|p| p.kind.has_snapshots()).collect();
     let mut listed = snapshot_status(engine, &snapshots, &locks).await.into_iter();
     pairs

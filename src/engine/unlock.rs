@@ -15,7 +15,7 @@ pub fn unlock(engine: &Engine, pair: &Pair) -> Result<Option<LockInfo>> {
     let mut removed = lock::unlock(&engine.state.lock_path(&fp)).map_err(|e| anyhow!("{e}"))?;
     if let Some(coord) = &engine.config.coordination {
         use crate::coord::pair_lock::{self, PairLockError};
-        match pair_lock::unlock(coord, &fp) {
+        match crate::coord::blocking(|| pair_lock::unlock(coord, &fp)) {
             Ok(r) => removed = removed.or(r),
             Err(PairLockError::Running(i)) => return Err(anyhow!("{}", lock::LockError::Running(i))),
             Err(PairLockError::Stale(_)) => {}

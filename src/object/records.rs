@@ -29,6 +29,8 @@ pub struct Records {
     /// Opened by a reader beside the writer (`open_read`): appends are refused, and a torn last
     /// line is the writer's append in progress, not to be cut.
     read_only: bool,
+    /// The file's length after this handle's last write: more at the path means another writer.
+    known_len: u64,
 }
 
 /// One record's line.
@@ -139,11 +141,12 @@ impl Records {
             file.set_len(good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
-        file.seek(SeekFrom::End(0)).map_err(io)?;
+        let known_len = file.seek(SeekFrom::End(0)).map_err(io)?;
         Ok(Records {
             path: path.to_path_buf(),
             file,
             read_only,
+            known_len,
         })
     }
 
@@ -172,6 +175,7 @@ impl Records {
         self.writable()?;
         let text: String = recs.iter().map(line_for).collect();
         self.file.write_all(text.as_bytes()).map_err(self.io())?;
+        self.known_len += text.len() as u64;
         self.file.sync_data().map_err(self.io())
     }
 
@@ -182,7 +186,22 @@ impl Records {
         }
         self.writable()?;
         let text: String = recs.iter().map(line_for).collect();
-        self.file.write_all(text.as_bytes()).map_err(self.io())
+        self.file.write_all(text.as_bytes()).map_err(self.io())?;
+        self.known_len += text.len() as u64;
+        Ok(())
+    }
+
+    /// True while nobody else has written the file since this handle's last write: the path is
+    /// still the file this handle has open (no one renamed another over it) and it is as long as
+    /// this handle left it (no one appended).
+    pub fn untouched(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(mine), Ok(there)) => {
+                mine.ino() == there.ino() && mine.dev() == there.dev() && there.len() == self.known_len
+            }
+            _ => false,
+        }
     }
 
     pub fn sync(&mut self) -> Result<(), RecordsError> {
@@ -191,12 +210,24 @@ impl Records {
 
     /// Replaces the file's content with `recs`, atomically and durably.
     pub fn rewrite<R: Serialize>(&mut self, recs: &[R]) -> Result<(), RecordsError> {
+        self.rewrite_if(recs, |_| true).map(|_| ())
+    }
+
+    /// `rewrite`, made only if `still` holds once the new content is on disk, just before it
+    /// replaces the old (a writer that may have lost its right to write checks it there); gives
+    /// whether it replaced the file.
+    pub fn rewrite_if<R: Serialize>(&mut self, recs: &[R], still: impl FnOnce(&Records) -> bool) -> Result<bool, RecordsError> {
         self.writable()?;
-        let tmp = self.path.with_extension("compact");
+        // one temporary name per process: two writers never write into one
+        let tmp = self.path.with_extension(format!("compact.{}", std::process::id()));
         let text: String = recs.iter().map(line_for).collect();
         let mut f = File::create(&tmp).map_err(self.io())?;
         f.write_all(text.as_bytes()).map_err(self.io())?;
         f.sync_all().map_err(self.io())?;
+        if !still(self) {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(false);
+        }
         std::fs::rename(&tmp, &self.path).map_err(self.io())?;
         if let Some(dir) = self.path.parent() {
             let dir = if dir.as_os_str().is_empty() {
@@ -207,7 +238,8 @@ impl Records {
             File::open(dir).and_then(|d| d.sync_all()).map_err(self.io())?;
         }
         self.file = OpenOptions::new().append(true).open(&self.path).map_err(self.io())?;
-        Ok(())
+        self.known_len = text.len() as u64;
+        Ok(true)
     }
 
     /// Size of the file in bytes.

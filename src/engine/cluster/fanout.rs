@@ -86,6 +86,8 @@ pub async fn cycle(
         .collect();
     let (mut applied, mut failed) = (0, 0);
     for (c, target) in ready {
+        // a worker that lost its lease runs no more replicas' jobs
+        journal.check_fence()?;
         let Some(pair) = pair_of(engine, cluster, &c.origin, &target) else {
             // a volume taken out of the config: nowhere to go
             journal.done(&[(c.seq, target)])?;

@@ -139,6 +139,12 @@ pub enum JournalError {
     /// The worker's lease ran out: it no longer works the cluster, and wrote nothing more.
     #[error("this instance no longer holds the cluster's lease (epoch {0}); nothing more was journaled")]
     Fenced(i64),
+    /// The journal has seen a newer worker than the engine's lease says: the engine lost history.
+    #[error(
+        "the journal was written by a worker of epoch {journal}, newer than this lease's {ours}: was etcd restored or replaced? \
+         Move the journal aside only after checking the volumes (cluster diverge)"
+    )]
+    EpochBehind { journal: i64, ours: i64 },
 }
 
 /// What lets a worker write: its epoch, and the check that its lease still holds.
@@ -318,6 +324,13 @@ impl Journal {
             return Err(JournalError::Fenced(fence.epoch));
         }
         let mut first = Journal::open(path)?;
+        if first.view.epoch_max > fence.epoch {
+            // every write of ours would be skipped as a deposed worker's
+            return Err(JournalError::EpochBehind {
+                journal: first.view.epoch_max,
+                ours: fence.epoch,
+            });
+        }
         first.records.append(&[Record::Epoch { epoch: fence.epoch }])?;
         drop(first);
         let mut j = Journal::open(path)?;
@@ -325,14 +338,27 @@ impl Journal {
         Ok(j)
     }
 
+    /// For a worker: its lease still holds and nobody else wrote the journal since its last
+    /// write (a successor's append or compaction shows as a longer or another file).
+    pub fn check_fence(&self) -> Result<(), JournalError> {
+        match &self.fence {
+            Some(f) if !(f.holds)() || !self.records.untouched() => Err(JournalError::Fenced(f.epoch)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `check_fence` as a yes or no, for work done between writes (a copy about to start).
+    pub fn may_act(&self) -> bool {
+        self.check_fence().is_ok()
+    }
+
     fn write(&mut self, mut recs: Vec<Record>, durable: bool) -> Result<(), JournalError> {
+        // checked with nothing to write too: a deposed worker learns it at its first step
+        self.check_fence()?;
         if recs.is_empty() {
             return Ok(());
         }
         if let Some(f) = &self.fence {
-            if !(f.holds)() {
-                return Err(JournalError::Fenced(f.epoch));
-            }
             recs.insert(0, Record::Epoch { epoch: f.epoch });
         } else if self.view.epoch_max > 0 {
             // a single instance after workers: its writes continue the newest epoch
@@ -533,8 +559,8 @@ impl Journal {
         if self.records.file_len()? <= COMPACT_OVER {
             return Ok(false);
         }
+        self.check_fence()?;
         let epoch = match &self.fence {
-            Some(f) if !(f.holds)() => return Err(JournalError::Fenced(f.epoch)),
             Some(f) => f.epoch.max(self.view.epoch_max),
             None => self.view.epoch_max,
         };
@@ -575,7 +601,15 @@ impl Journal {
                 }
             }
         }
-        self.records.rewrite(&recs)?;
+        // checked again once the new file is on disk, just before it replaces the journal
+        let fence = self.fence.as_ref().map(|f| (&f.holds, f.epoch));
+        let replaced = self.records.rewrite_if(&recs, |r| match fence {
+            Some((holds, _)) => holds() && r.untouched(),
+            None => true,
+        })?;
+        if let (false, Some((_, epoch))) = (replaced, fence) {
+            return Err(JournalError::Fenced(epoch));
+        }
         Ok(true)
     }
 

@@ -159,37 +159,70 @@ fn fence(epoch: i64, holds: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Fe
 
 #[test]
 fn a_deposed_worker_cannot_change_the_journal_after_its_successor_opened_it() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let p = path_in(dir.path());
-    let old_holds = Arc::new(AtomicBool::new(true));
-    let mut old = Journal::open_fenced(&p, fence(5, old_holds.clone())).unwrap();
+    let yes = || Arc::new(AtomicBool::new(true));
+    let mut old = Journal::open_fenced(&p, fence(5, yes())).unwrap();
     old.record(vec![put("a", "k1", v(1, 1000), &["b"])], Vec::new()).unwrap();
 
     // the successor (a newer epoch) takes over while the old worker still believes it holds
-    let mut new = Journal::open_fenced(&p, fence(9, Arc::new(AtomicBool::new(true)))).unwrap();
+    let mut new = Journal::open_fenced(&p, fence(9, yes())).unwrap();
     assert_eq!(keys(&new).len(), 1, "the successor replays what came before it");
-    // the old worker, paused past its check, writes anyway: a change and a done
-    old.record(vec![put("a", "k2", v(2, 2000), &["b"])], Vec::new()).unwrap();
-    old.done(&[(1, "b".into())]).unwrap();
-    old.sync().unwrap();
-    new.record(vec![put("a", "k3", v(3, 3000), &["b"])], Vec::new()).unwrap();
+    // the old worker's next write is refused: the journal changed since its last write
+    let len = std::fs::metadata(&p).unwrap().len();
+    let e = old.record(vec![put("a", "k2", v(2, 2000), &["b"])], Vec::new());
+    assert!(matches!(e, Err(JournalError::Fenced(5))), "{:?}", e.err());
+    assert!(!old.may_act());
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), len);
 
-    // every later reader sees the successor's journal: k1 still pending, k3 added, no k2
-    let r = Journal::open_read(&p).unwrap();
-    let ks: Vec<String> = keys(&r).into_iter().map(|(_, k, _)| k).collect();
-    assert_eq!(ks, vec!["k1".to_string(), "k3".to_string()]);
-    // so does a single instance that continues after the workers, and a compaction keeps it so
+    // a write that slipped past that check (paused between the check and the write): a change
+    // and a done, behind the old epoch
+    let mut raw = Records::open::<Record>(&p, |_, _| Ok(())).unwrap();
+    raw.append(&[
+        Record::Epoch { epoch: 5 },
+        Record::Change {
+            seq: 7,
+            origin: "a".into(),
+            key: "k2".into(),
+            op: Op::Put,
+            at: 2000,
+            ver: v(2, 2000),
+            targets: vec!["b".into()],
+        },
+        Record::Done {
+            seq: 1,
+            target: "b".into(),
+        },
+    ])
+    .unwrap();
+    // the successor sees someone else wrote and stops too; nobody replays the stale records
+    assert!(matches!(
+        new.record(vec![put("a", "k3", v(3, 3000), &["b"])], Vec::new()),
+        Err(JournalError::Fenced(9))
+    ));
+    let ks = |p: &Path| -> Vec<String> { keys(&Journal::open_read(p).unwrap()).into_iter().map(|(_, k, _)| k).collect() };
+    assert_eq!(ks(&p), vec!["k1"]);
+
+    // the next worker replays the same and works; a local instance after the workers too
+    let mut newer = Journal::open_fenced(&p, fence(12, yes())).unwrap();
+    newer.record(vec![put("a", "k3", v(3, 3000), &["b"])], Vec::new()).unwrap();
+    assert_eq!(ks(&p), vec!["k1", "k3"]);
+    drop(newer);
     let mut local = Journal::open(&p).unwrap();
     local.record(vec![put("a", "k4", v(4, 4000), &["b"])], Vec::new()).unwrap();
-    let ks: Vec<String> = keys(&Journal::open_read(&p).unwrap()).into_iter().map(|(_, k, _)| k).collect();
-    assert_eq!(ks, vec!["k1", "k3", "k4"]);
+    assert_eq!(ks(&p), vec!["k1", "k3", "k4"]);
 
-    // and the old worker, once it sees its lease gone, writes nothing at all
-    old_holds.store(false, Ordering::SeqCst);
+    // a lease older than the journal's newest worker (etcd restored): refused, named
+    let e = Journal::open_fenced(&p, fence(7, yes())).err().unwrap();
+    assert!(matches!(e, JournalError::EpochBehind { journal: 12, ours: 7 }), "{e}");
+
+    // and a worker that sees its lease gone writes nothing at all
+    let lost = Arc::new(AtomicBool::new(true));
+    let mut last = Journal::open_fenced(&p, fence(20, lost.clone())).unwrap();
+    lost.store(false, std::sync::atomic::Ordering::SeqCst);
     let len = std::fs::metadata(&p).unwrap().len();
-    let e = old.record(vec![put("a", "k5", v(5, 5000), &["b"])], Vec::new());
-    assert!(matches!(e, Err(JournalError::Fenced(5))), "{:?}", e.err());
+    assert!(matches!(last.done(&[]), Err(JournalError::Fenced(20))), "an empty write checks too");
     assert_eq!(std::fs::metadata(&p).unwrap().len(), len);
 }

@@ -270,6 +270,8 @@ impl<'a> Runner<'a> {
         let results: Vec<(Change, String, Result<Done, String>)> = futures::stream::iter(plans)
             .map(|(c, t, plan)| async move {
                 let r = match plan {
+                    // the lease lost meanwhile: the failure's journal write ends this worker
+                    _ if !me.journal.may_act() => Err("this instance no longer works the cluster".to_string()),
                     Err(e) => Err(e),
                     Ok(Apply::Skip(why)) => Ok(Done::Skipped(why)),
                     Ok(Apply::Delete) => me.delete(&c, &t).await.map(|()| Done::Deleted),
@@ -374,6 +376,7 @@ impl<'a> Runner<'a> {
     /// One cycle: listen, journal, apply, report.
     pub async fn cycle(&mut self) -> Result<()> {
         let started = Instant::now();
+        self.journal.check_fence()?;
         let mut figures = std::mem::take(&mut self.report.figures);
         let mut journaled = self.listen(&mut figures).await?;
         let (mut applied, skipped, mut failed) = self.apply().await?;
@@ -485,7 +488,8 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
             }
             Ok(Stopped::Deposed) => {
                 runner.log.line(&format!("lost the cluster's lease (epoch {epoch}): standing by"));
-                drop(worker);
+                // our key only (made at our epoch): a successor's is never touched
+                worker.release();
             }
             Err(e) => {
                 worker.release();
