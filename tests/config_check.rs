@@ -59,6 +59,13 @@ fn coordination_through_etcd_is_shown_with_a_warning_for_plain_http_beyond_this_
     );
     assert!(out.contains("warning: plain http"), "{out}");
     assert!(out.contains("coordination etcd"), "{out}");
+    // a wrong type is said once, where it is
+    for (value, says) in [("[2379]", "expected a string"), ("\"http://127.0.0.1:2379\"", "expected an array")] {
+        let (code, _, err) = check(&format!("[coordination]\nengine = \"etcd\"\nendpoints = {value}\n"));
+        assert_eq!(code, 1);
+        assert!(err.contains("FILE:3: key `endpoints`") && err.contains(says), "{err}");
+        assert_eq!(err.matches("key `endpoints`").count(), 1, "{err}");
+    }
 }
 
 #[test]

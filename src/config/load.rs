@@ -641,6 +641,8 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
             }
         }
         Some(_) => cx.report(cx.err_line(t.line(), "endpoints", "endpoints must list at least one http://host:port")),
+        // set, but not an array of strings: said already
+        None if t.has("endpoints") => {}
         None => cx.report(cx.err_line(t.line(), "endpoints", "[coordination] needs endpoints = [\"http://host:2379\"]")),
     }
     let lease = match t.scalar("lease") {

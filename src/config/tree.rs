@@ -204,7 +204,8 @@ impl<'c, 'a, 'i> Table<'c, 'a, 'i> {
         }
     }
 
-    /// An array of strings (`endpoints = ["http://a:2379", ...]`), each with its span.
+    /// An array of strings (`endpoints = ["http://a:2379", ...]`), each with its span; `None`
+    /// when absent or when something in it is not a string (reported).
     pub fn strs(&self, key: &str) -> Option<Vec<Spanned<String>>> {
         let v = self.get(key)?;
         let DeValue::Array(a) = v.get_ref() else {
@@ -212,13 +213,22 @@ impl<'c, 'a, 'i> Table<'c, 'a, 'i> {
             return None;
         };
         let mut out = Vec::new();
+        let mut ok = true;
         for item in a.iter() {
             match item.get_ref() {
                 DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
-                _ => self.wrong(key, item, "a string"),
+                _ => {
+                    self.wrong(key, item, "a string");
+                    ok = false;
+                }
             }
         }
-        Some(out)
+        ok.then_some(out)
+    }
+
+    /// Whether `key` is set at all (whatever its type).
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
     }
 
     /// A sub-table (`[defaults]`, `[hosts.x]`, an inline `{ ... }`).
