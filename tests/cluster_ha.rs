@@ -117,7 +117,11 @@ fn wait_worker(lab: &ObjectLab, n: usize, within: Duration) -> ((i64, u32), Dura
         if w.len() >= n {
             return (w[n - 1], t0.elapsed());
         }
-        assert!(t0.elapsed() < within, "no worker #{n} within {within:?}; log:\n{}", log(lab));
+        assert!(
+            t0.elapsed() < within,
+            "no worker #{n} within {within:?}; log:\n{}",
+            log(lab)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -133,7 +137,11 @@ fn converged(lab: &ObjectLab, within: Duration) {
         if st["depth"] == 0 && lab.sums(A) == lab.sums(B) {
             return;
         }
-        assert!(start.elapsed() < within, "not converged in {within:?}: {st}\nlog:\n{}", log(lab));
+        assert!(
+            start.elapsed() < within,
+            "not converged in {within:?}: {st}\nlog:\n{}",
+            log(lab)
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -156,7 +164,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn three_instances_one_worker_a_killed_worker_is_replaced_within_the_lease() {
-    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else { return };
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else {
+        return;
+    };
     let etcd = EtcdServer::start(&etcd_bin);
     let lab = ha_lab(&bin, &etcd);
     let trials: usize = std::env::var("FERRY_HA_KILLS")
@@ -176,7 +186,11 @@ fn three_instances_one_worker_a_killed_worker_is_replaced_within_the_lease() {
         .count()
         < 2
     {
-        assert!(t0.elapsed() < Duration::from_secs(10), "two instances do not stand by:\n{}", log(&lab));
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "two instances do not stand by:\n{}",
+            log(&lab)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let st = status(&lab);
@@ -191,13 +205,23 @@ fn three_instances_one_worker_a_killed_worker_is_replaced_within_the_lease() {
         for (w, site) in [A, B, A].into_iter().enumerate() {
             let key = format!("t{t}/{w}.bin");
             let data = bytes((t * 10 + w) as u64, 1000 + t * 37 + w * 500);
-            lab.put(&format!("{site}{key}"), &data, "application/octet-stream", ("t", &t.to_string()));
+            lab.put(
+                &format!("{site}{key}"),
+                &data,
+                "application/octet-stream",
+                ("t", &t.to_string()),
+            );
             want.insert(key, data);
         }
         // some trials kill while the writes are being journaled or applied, some after
         std::thread::sleep(Duration::from_millis(200 + (t as u64 * 389) % 1500));
         let before = workers(&lab).len();
-        assert_eq!(before, t + 1, "an instance took over while the worker lived:\n{}", log(&lab));
+        assert_eq!(
+            before,
+            t + 1,
+            "an instance took over while the worker lived:\n{}",
+            log(&lab)
+        );
         inst.kill(pid);
         let ((e, p), took) = wait_worker(&lab, before + 1, Duration::from_secs(20));
         assert!(e > epoch, "epochs grow: {e} after {epoch}");
@@ -227,7 +251,9 @@ fn three_instances_one_worker_a_killed_worker_is_replaced_within_the_lease() {
 
 #[test]
 fn a_paused_worker_is_fenced_out_when_it_wakes() {
-    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else { return };
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else {
+        return;
+    };
     let etcd = EtcdServer::start(&etcd_bin);
     let lab = ha_lab(&bin, &etcd);
     let mut inst = Instances(Vec::new());
@@ -257,14 +283,21 @@ fn a_paused_worker_is_fenced_out_when_it_wakes() {
     let t0 = Instant::now();
     let lost = format!("lost the cluster's lease (epoch {e1}): standing by");
     while !log(&lab).contains(&lost) {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the woken worker did not step down:\n{}", log(&lab));
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the woken worker did not step down:\n{}",
+            log(&lab)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     converged(&lab, Duration::from_secs(30));
     assert_content(&lab, &want);
     assert_eq!(workers(&lab).len(), 2, "no third takeover:\n{}", log(&lab));
     let st = status(&lab);
-    assert!(st["worker"].as_str().unwrap_or("").contains(&format!("pid {p2} on ")), "{st}");
+    assert!(
+        st["worker"].as_str().unwrap_or("").contains(&format!("pid {p2} on ")),
+        "{st}"
+    );
     assert!(inst.all_alive());
 }
 
@@ -342,13 +375,19 @@ fn a_pairs_lock_is_a_lease_two_instances_never_run_it_at_once() {
         if out.contains("\"Running\"") {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "site 2 never saw the job run: {out}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "site 2 never saw the job run: {out}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // site 2's run of the same pair is refused, naming the job and its host
     let (code, _, err) = ferry_with(&site2, &["update", &dest]);
     assert_ne!(code, 0);
-    assert!(err.contains("already running: update (pid ") && err.contains(" on "), "{err}");
+    assert!(
+        err.contains("already running: update (pid ") && err.contains(" on "),
+        "{err}"
+    );
     // the holder dies: once its lease expires the pair is Locked everywhere, not free
     unsafe {
         libc::kill(job.id() as i32, libc::SIGKILL);
@@ -369,14 +408,19 @@ fn a_pairs_lock_is_a_lease_two_instances_never_run_it_at_once() {
     assert!(out.contains("unlocked") && out.contains(" on "), "{out}");
     let (code, out, err) = ferry_with(&site2, &["update", &dest]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(std::fs::read(&img).unwrap() == std::fs::read(&dest).unwrap(), "replica differs");
+    assert!(
+        std::fs::read(&img).unwrap() == std::fs::read(&dest).unwrap(),
+        "replica differs"
+    );
     // site 1 still has its dead job's lock file: its unlock clears it; nothing is left in etcd
     let (code, out, err) = ferry_with(&site1, &["unlock", &dest]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("unlocked"), "{out}");
     let (code, out, err) = ferry_with(&site1, &["update", &dest]);
     assert_eq!(code, 0, "{out}{err}");
-    let left = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]).range_prefix("/ferry/").unwrap();
+    let left = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()])
+        .range_prefix("/ferry/")
+        .unwrap();
     assert!(left.is_empty(), "keys left in etcd: {left:?}");
 }
 
@@ -389,12 +433,17 @@ fn the_etcd_client_against_a_real_etcd() {
     let etcd = Etcd::new(&["http://127.0.0.1:1".to_string(), server.endpoint()]);
     let lease = etcd.grant(2).unwrap();
     let made = etcd.create(&["/t/k"], &[("/t/k", b"one", lease)]).unwrap();
-    let Created::Made { revision } = made else { panic!("{made:?}") };
+    let Created::Made { revision } = made else {
+        panic!("{made:?}")
+    };
     match etcd.create(&["/t/k"], &[("/t/k", b"two", 0)]).unwrap() {
         Created::Held(kvs) => assert_eq!(kvs[0].as_ref().unwrap().value, b"one"),
         other => panic!("a second create made the key: {other:?}"),
     }
-    assert!(!etcd.delete_if("/t/k", revision + 100).unwrap(), "deleted someone else's key");
+    assert!(
+        !etcd.delete_if("/t/k", revision + 100).unwrap(),
+        "deleted someone else's key"
+    );
     assert!(etcd.keepalive(lease).unwrap() > 0);
     // renewals stop: the key goes with the lease
     std::thread::sleep(Duration::from_millis(3500));

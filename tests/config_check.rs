@@ -54,13 +54,18 @@ fn coordination_through_etcd_is_shown_with_a_warning_for_plain_http_beyond_this_
     let (code, out, err) = check(&text);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(
-        out.contains("coordination: etcd http://etcd1.example.net:2379, http://127.0.0.1:2379  lease 10s  prefix /ferry"),
+        out.contains(
+            "coordination: etcd http://etcd1.example.net:2379, http://127.0.0.1:2379  lease 10s  prefix /ferry"
+        ),
         "{out}"
     );
     assert!(out.contains("warning: plain http"), "{out}");
     assert!(out.contains("coordination etcd"), "{out}");
     // a wrong type is said once, where it is
-    for (value, says) in [("[2379]", "expected a string"), ("\"http://127.0.0.1:2379\"", "expected an array")] {
+    for (value, says) in [
+        ("[2379]", "expected a string"),
+        ("\"http://127.0.0.1:2379\"", "expected an array"),
+    ] {
         let (code, _, err) = check(&format!("[coordination]\nengine = \"etcd\"\nendpoints = {value}\n"));
         assert_eq!(code, 1);
         assert!(err.contains("FILE:3: key `endpoints`") && err.contains(says), "{err}");
@@ -106,7 +111,8 @@ fn bad_configs_name_file_line_and_key() {
             vec!["FILE:4:", "key `lease`", "from 2s"],
         ),
         (
-            "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nlease = \"2500ms\"\n".to_string(),
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nlease = \"2500ms\"\n"
+                .to_string(),
             vec!["FILE:4:", "key `lease`", "whole seconds"],
         ),
         (

@@ -613,7 +613,10 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
             cx.report(cx.err(
                 e.span(),
                 "engine",
-                &format!("engine {:?} is not supported: \"etcd\" (etcd 3.4 or later, its JSON gateway) is", e.get_ref()),
+                &format!(
+                    "engine {:?} is not supported: \"etcd\" (etcd 3.4 or later, its JSON gateway) is",
+                    e.get_ref()
+                ),
             ));
             None
         }
@@ -631,7 +634,9 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
                     cx.report(cx.err(
                         e.span(),
                         "endpoints",
-                        &format!("{url:?}: TLS to etcd is not built yet: use http:// on a trusted network or a local proxy"),
+                        &format!(
+                            "{url:?}: TLS to etcd is not built yet: use http:// on a trusted network or a local proxy"
+                        ),
                     ));
                 } else if let Err(m) = names::check_endpoint_url(&url) {
                     cx.report(cx.err(e.span(), "endpoints", &m));
@@ -640,10 +645,18 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
                 }
             }
         }
-        Some(_) => cx.report(cx.err_line(t.line(), "endpoints", "endpoints must list at least one http://host:port")),
+        Some(_) => cx.report(cx.err_line(
+            t.line(),
+            "endpoints",
+            "endpoints must list at least one http://host:port",
+        )),
         // set, but not an array of strings: said already
         None if t.has("endpoints") => {}
-        None => cx.report(cx.err_line(t.line(), "endpoints", "[coordination] needs endpoints = [\"http://host:2379\"]")),
+        None => cx.report(cx.err_line(
+            t.line(),
+            "endpoints",
+            "[coordination] needs endpoints = [\"http://host:2379\"]",
+        )),
     }
     let lease = match t.scalar("lease") {
         Some(v) => cx
@@ -651,7 +664,11 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
             .filter(|d| {
                 let ok = d.subsec_nanos() == 0 && d.as_secs() >= 2 && d.as_secs() <= 300;
                 if !ok {
-                    cx.report(cx.err(v.span(), "lease", "lease must be whole seconds from 2s (etcd's least) to 5min"));
+                    cx.report(cx.err(
+                        v.span(),
+                        "lease",
+                        "lease must be whole seconds from 2s (etcd's least) to 5min",
+                    ));
                 }
                 ok
             })
@@ -662,7 +679,11 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
         Some(p) => {
             let v = p.get_ref().trim_end_matches('/').to_string();
             if !v.starts_with('/') || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                cx.report(cx.err(p.span(), "prefix", "prefix must start with / and hold no spaces or control characters"));
+                cx.report(cx.err(
+                    p.span(),
+                    "prefix",
+                    "prefix must start with / and hold no spaces or control characters",
+                ));
             }
             v
         }

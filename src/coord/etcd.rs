@@ -19,7 +19,11 @@ pub enum EtcdError {
     Unreachable(String),
     /// An endpoint answered with an error (etcd's message and its gRPC status code).
     #[error("etcd at {endpoint}: {message}")]
-    Refused { endpoint: String, message: String, code: i64 },
+    Refused {
+        endpoint: String,
+        message: String,
+        code: i64,
+    },
     /// The lease is gone (expired or revoked).
     #[error("etcd lease {0:x} expired")]
     LeaseExpired(i64),
@@ -106,7 +110,11 @@ fn refusal(endpoint: &str, status: u16, text: &str) -> EtcdError {
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| format!("HTTP {status}"));
-    let code = inner.get("code").or_else(|| inner.get("grpc_code")).map(num).unwrap_or(0);
+    let code = inner
+        .get("code")
+        .or_else(|| inner.get("grpc_code"))
+        .map(num)
+        .unwrap_or(0);
     EtcdError::Refused {
         endpoint: endpoint.to_string(),
         message,
@@ -127,7 +135,10 @@ impl Etcd {
     }
 
     fn with_timeout(endpoints: &[String], timeout: Duration) -> Etcd {
-        let agent = ureq::AgentBuilder::new().timeout(timeout).timeout_connect(timeout).build();
+        let agent = ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .timeout_connect(timeout)
+            .build();
         Etcd {
             endpoints: endpoints.iter().map(|e| e.trim_end_matches('/').to_string()).collect(),
             agent,
@@ -215,7 +226,9 @@ impl Etcd {
         match self.call("lease/revoke", &json!({ "ID": id.to_string() })) {
             Ok(_) => Ok(()),
             // already gone (gRPC NotFound) is what we wanted
-            Err(EtcdError::Refused { code: GRPC_NOT_FOUND, .. }) => Ok(()),
+            Err(EtcdError::Refused {
+                code: GRPC_NOT_FOUND, ..
+            }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -255,9 +268,7 @@ impl Etcd {
             .and_then(Value::as_array)
             .map(|rs| {
                 rs.iter()
-                    .map(|r| {
-                        r.pointer("/response_range/kvs/0").and_then(kv_of)
-                    })
+                    .map(|r| r.pointer("/response_range/kvs/0").and_then(kv_of))
                     .collect()
             })
             .unwrap_or_default();

@@ -9,7 +9,9 @@ pub mod worker;
 
 /// This host's name as other instances see it in a lock.
 pub fn this_host() -> String {
-    sysinfo::System::host_name().ok().unwrap_or_else(|| "unknown host".to_string())
+    sysinfo::System::host_name()
+        .ok()
+        .unwrap_or_else(|| "unknown host".to_string())
 }
 
 /// A lock whose holder's description cannot be read (written by another version, or damaged).

@@ -77,7 +77,9 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
         Ok(Created::Held(kvs)) => {
             lease.release();
             match (kvs.first().cloned().flatten(), kvs.get(1).cloned().flatten()) {
-                (Some(r), _) => Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder))),
+                (Some(r), _) => Err(PairLockError::Running(
+                    info_of(&r.value).unwrap_or_else(super::unknown_holder),
+                )),
                 (None, h) => Err(PairLockError::Stale(h.and_then(|h| info_of(&h.value)))),
             }
         }
@@ -121,7 +123,9 @@ pub fn unlock(coord: &CoordConfig, fp: &str) -> Result<Option<LockInfo>, PairLoc
     let (run, held) = keys(coord, fp);
     for _ in 0..5 {
         if let Some(r) = etcd.get(&run)? {
-            return Err(PairLockError::Running(info_of(&r.value).unwrap_or_else(super::unknown_holder)));
+            return Err(PairLockError::Running(
+                info_of(&r.value).unwrap_or_else(super::unknown_holder),
+            ));
         }
         let Some(h) = etcd.get(&held)? else {
             return Ok(None);

@@ -114,7 +114,10 @@ pub async fn engine_locks(engine: &Engine) -> HashMap<String, LockState> {
     let got = tokio::task::spawn_blocking(move || crate::coord::pair_lock::all(&coord)).await;
     let (locks, warning) = match got {
         Ok(Ok(m)) => (m, None),
-        Ok(Err(e)) => (HashMap::new(), Some(format!("coordination: {e}; locks shown are this host's only"))),
+        Ok(Err(e)) => (
+            HashMap::new(),
+            Some(format!("coordination: {e}; locks shown are this host's only")),
+        ),
         Err(e) => (HashMap::new(), Some(format!("coordination: {e}"))),
     };
     *engine.coordination_warning.lock().unwrap() = warning;

@@ -22,7 +22,11 @@ pub fn unlock(engine: &Engine, pair: &Pair) -> Result<Option<LockInfo>> {
             Err(PairLockError::Etcd(e)) => {
                 return Err(anyhow!(
                     "coordination: {e}; the pair's lock in etcd stays (the local lock {})",
-                    if removed.is_some() { "was removed" } else { "was not there" }
+                    if removed.is_some() {
+                        "was removed"
+                    } else {
+                        "was not there"
+                    }
                 ))
             }
         }

@@ -216,7 +216,11 @@ impl Records {
     /// `rewrite`, made only if `still` holds once the new content is on disk, just before it
     /// replaces the old (a writer that may have lost its right to write checks it there); gives
     /// whether it replaced the file.
-    pub fn rewrite_if<R: Serialize>(&mut self, recs: &[R], still: impl FnOnce(&Records) -> bool) -> Result<bool, RecordsError> {
+    pub fn rewrite_if<R: Serialize>(
+        &mut self,
+        recs: &[R],
+        still: impl FnOnce(&Records) -> bool,
+    ) -> Result<bool, RecordsError> {
         self.writable()?;
         // one temporary name per process: two writers never write into one
         let tmp = self.path.with_extension(format!("compact.{}", std::process::id()));

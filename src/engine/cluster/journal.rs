@@ -362,7 +362,12 @@ impl Journal {
             recs.insert(0, Record::Epoch { epoch: f.epoch });
         } else if self.view.epoch_max > 0 {
             // a single instance after workers: its writes continue the newest epoch
-            recs.insert(0, Record::Epoch { epoch: self.view.epoch_max });
+            recs.insert(
+                0,
+                Record::Epoch {
+                    epoch: self.view.epoch_max,
+                },
+            );
         }
         // one write(2) either way, so a fenced write's records stay behind its epoch
         if durable {

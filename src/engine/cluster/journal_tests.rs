@@ -165,7 +165,8 @@ fn a_deposed_worker_cannot_change_the_journal_after_its_successor_opened_it() {
     let p = path_in(dir.path());
     let yes = || Arc::new(AtomicBool::new(true));
     let mut old = Journal::open_fenced(&p, fence(5, yes())).unwrap();
-    old.record(vec![put("a", "k1", v(1, 1000), &["b"])], Vec::new()).unwrap();
+    old.record(vec![put("a", "k1", v(1, 1000), &["b"])], Vec::new())
+        .unwrap();
 
     // the successor (a newer epoch) takes over while the old worker still believes it holds
     let mut new = Journal::open_fenced(&p, fence(9, yes())).unwrap();
@@ -202,16 +203,25 @@ fn a_deposed_worker_cannot_change_the_journal_after_its_successor_opened_it() {
         new.record(vec![put("a", "k3", v(3, 3000), &["b"])], Vec::new()),
         Err(JournalError::Fenced(9))
     ));
-    let ks = |p: &Path| -> Vec<String> { keys(&Journal::open_read(p).unwrap()).into_iter().map(|(_, k, _)| k).collect() };
+    let ks = |p: &Path| -> Vec<String> {
+        keys(&Journal::open_read(p).unwrap())
+            .into_iter()
+            .map(|(_, k, _)| k)
+            .collect()
+    };
     assert_eq!(ks(&p), vec!["k1"]);
 
     // the next worker replays the same and works; a local instance after the workers too
     let mut newer = Journal::open_fenced(&p, fence(12, yes())).unwrap();
-    newer.record(vec![put("a", "k3", v(3, 3000), &["b"])], Vec::new()).unwrap();
+    newer
+        .record(vec![put("a", "k3", v(3, 3000), &["b"])], Vec::new())
+        .unwrap();
     assert_eq!(ks(&p), vec!["k1", "k3"]);
     drop(newer);
     let mut local = Journal::open(&p).unwrap();
-    local.record(vec![put("a", "k4", v(4, 4000), &["b"])], Vec::new()).unwrap();
+    local
+        .record(vec![put("a", "k4", v(4, 4000), &["b"])], Vec::new())
+        .unwrap();
     assert_eq!(ks(&p), vec!["k1", "k3", "k4"]);
 
     // a lease older than the journal's newest worker (etcd restored): refused, named
@@ -223,6 +233,9 @@ fn a_deposed_worker_cannot_change_the_journal_after_its_successor_opened_it() {
     let mut last = Journal::open_fenced(&p, fence(20, lost.clone())).unwrap();
     lost.store(false, std::sync::atomic::Ordering::SeqCst);
     let len = std::fs::metadata(&p).unwrap().len();
-    assert!(matches!(last.done(&[]), Err(JournalError::Fenced(20))), "an empty write checks too");
+    assert!(
+        matches!(last.done(&[]), Err(JournalError::Fenced(20))),
+        "an empty write checks too"
+    );
     assert_eq!(std::fs::metadata(&p).unwrap().len(), len);
 }

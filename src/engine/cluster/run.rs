@@ -13,11 +13,11 @@ use futures::StreamExt;
 
 use crate::config::{Cluster, Coordination};
 use crate::coord::worker;
-use crate::state::lock::LockInfo;
 use crate::object::bwlimit::RateLimit;
 use crate::object::client::{Client, ClientError, ObjectAttrs, ObjectInfo, Stat};
 use crate::object::status::{now_ms, Op};
 use crate::object::sync::SyncOptions;
+use crate::state::lock::LockInfo;
 
 use super::journal::{Change, Fence, Journal, JournalError, Seen, Version};
 use super::report::{CycleFigures, Report};
@@ -430,8 +430,13 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
             return r;
         }
     };
-    std::fs::create_dir_all(&cluster.persist_path)
-        .with_context(|| format!("cluster {}: persist_path {}", cluster.name, cluster.persist_path.display()))?;
+    std::fs::create_dir_all(&cluster.persist_path).with_context(|| {
+        format!(
+            "cluster {}: persist_path {}",
+            cluster.name,
+            cluster.persist_path.display()
+        )
+    })?;
     let log = crate::state::log::PairLog::new(&cluster.persist_path.join("log"), engine.verbose);
     let me = LockInfo {
         pid: std::process::id(),
@@ -471,7 +476,9 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
         let mut runner = match Runner::new(engine, cluster, Some(fence)) {
             Ok(r) => r,
             Err(e) if fenced(&e) => {
-                log.line(&format!("lost the cluster's lease before working it (epoch {epoch}): standing by"));
+                log.line(&format!(
+                    "lost the cluster's lease before working it (epoch {epoch}): standing by"
+                ));
                 continue;
             }
             Err(e) => {
@@ -480,14 +487,18 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
                 return Err(e);
             }
         };
-        runner.log.line(&started_line(&runner, &format!("working the cluster (epoch {epoch})")));
+        runner
+            .log
+            .line(&started_line(&runner, &format!("working the cluster (epoch {epoch})")));
         match work(&mut runner, &mut stop).await {
             Ok(Stopped::Signal) => {
                 worker.release();
                 return Ok(());
             }
             Ok(Stopped::Deposed) => {
-                runner.log.line(&format!("lost the cluster's lease (epoch {epoch}): standing by"));
+                runner
+                    .log
+                    .line(&format!("lost the cluster's lease (epoch {epoch}): standing by"));
                 // our key only (made at our epoch): a successor's is never touched
                 worker.release();
             }
@@ -521,7 +532,10 @@ fn started_line(runner: &Runner, what: &str) -> String {
 }
 
 /// Cycles every `poll` until a signal, a lost lease or an error.
-async fn work(runner: &mut Runner<'_>, stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>) -> Result<Stopped> {
+async fn work(
+    runner: &mut Runner<'_>,
+    stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<Stopped> {
     let poll = runner.cluster.poll;
     let r = {
         let cycles = async {
