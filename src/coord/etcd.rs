@@ -233,6 +233,29 @@ impl Etcd {
         }
     }
 
+    /// `create` for a lock whose first `absent` key is put on `lease`: a transaction whose answer
+    /// was lost (a timeout, then another member) may have been made all the same, and that key
+    /// on our own lease says it was (its revision is every put's).
+    pub fn create_leased(
+        &self,
+        absent: &[&str],
+        puts: &[(&str, &[u8], i64)],
+        lease: i64,
+    ) -> Result<Created, EtcdError> {
+        let ours = |kv: Option<Kv>| kv.filter(|kv| kv.lease == lease).map(|kv| kv.create_revision);
+        match self.create(absent, puts) {
+            Ok(Created::Held(kvs)) => match ours(kvs.first().cloned().flatten()) {
+                Some(revision) => Ok(Created::Made { revision }),
+                None => Ok(Created::Held(kvs)),
+            },
+            Err(e) => match absent.first().map(|k| self.get(k).map(ours)) {
+                Some(Ok(Some(revision))) => Ok(Created::Made { revision }),
+                _ => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
     /// Puts every `(key, value, lease)` in one transaction if none of `absent` exists (lease 0:
     /// the key outlives every lease). Otherwise changes nothing and gives what `absent` holds.
     pub fn create(&self, absent: &[&str], puts: &[(&str, &[u8], i64)]) -> Result<Created, EtcdError> {

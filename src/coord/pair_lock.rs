@@ -10,7 +10,7 @@
 use crate::config::CoordConfig;
 use crate::state::lock::{LockInfo, LockState};
 
-use super::etcd::{Created, Etcd, EtcdError, Kv};
+use super::etcd::{Created, Etcd, EtcdError};
 use super::lease::HeldLease;
 
 /// Why the engine refused the pair's lock.
@@ -49,24 +49,11 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
     let (run, held) = keys(coord, fp);
     let lease = HeldLease::grant(&etcd, coord.lease)?;
     let value = serde_json::to_vec(info).unwrap_or_default();
-    let made = etcd.create(
+    let made = etcd.create_leased(
         &[run.as_str(), held.as_str()],
         &[(run.as_str(), &value, lease.id()), (held.as_str(), &value, 0)],
+        lease.id(),
     );
-    // A transaction whose answer was lost (a timeout, then another member) may have been made
-    // all the same: `run` on our own lease says it was, and its revision is `held`'s too.
-    let ours = |kv: Option<Kv>| kv.filter(|kv| kv.lease == lease.id()).map(|kv| kv.create_revision);
-    let made = match made {
-        Ok(Created::Held(kvs)) => match ours(kvs.first().cloned().flatten()) {
-            Some(revision) => Ok(Created::Made { revision }),
-            None => Ok(Created::Held(kvs)),
-        },
-        Err(e) => match etcd.get(&run).map(ours) {
-            Ok(Some(revision)) => Ok(Created::Made { revision }),
-            _ => Err(e),
-        },
-        ok => ok,
-    };
     match made {
         Ok(Created::Made { revision }) => Ok(PairLease {
             etcd,

@@ -33,20 +33,7 @@ pub fn try_take(coord: &CoordConfig, cluster: &str, me: &LockInfo) -> Result<Res
     }
     let lease = HeldLease::grant(&etcd, coord.lease)?;
     let value = serde_json::to_vec(me).unwrap_or_default();
-    let made = etcd.create(&[key.as_str()], &[(key.as_str(), &value, lease.id())]);
-    // an answer lost after the key was made (a timeout, then another member): ours all the same
-    let ours = |kv: Option<super::etcd::Kv>| kv.filter(|kv| kv.lease == lease.id()).map(|kv| kv.create_revision);
-    let made = match made {
-        Ok(Created::Held(kvs)) => match ours(kvs.first().cloned().flatten()) {
-            Some(revision) => Ok(Created::Made { revision }),
-            None => Ok(Created::Held(kvs)),
-        },
-        Err(e) => match etcd.get(&key).map(ours) {
-            Ok(Some(revision)) => Ok(Created::Made { revision }),
-            _ => Err(e),
-        },
-        ok => ok,
-    };
+    let made = etcd.create_leased(&[key.as_str()], &[(key.as_str(), &value, lease.id())], lease.id());
     match made {
         Ok(Created::Made { revision }) => Ok(Ok(Worker {
             etcd,

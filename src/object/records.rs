@@ -172,11 +172,8 @@ impl Records {
         if recs.is_empty() {
             return Ok(());
         }
-        self.writable()?;
-        let text: String = recs.iter().map(line_for).collect();
-        self.file.write_all(text.as_bytes()).map_err(self.io())?;
-        self.known_len += text.len() as u64;
-        self.file.sync_data().map_err(self.io())
+        self.append_lazy(recs)?;
+        self.sync()
     }
 
     /// Appends `recs` with one write and no sync (a later `sync` or `append` makes them durable).
