@@ -43,6 +43,7 @@ fn main() {
                         etag: None,
                     }),
                     targets: targets.clone(),
+                    round: false,
                 }
             })
             .collect();

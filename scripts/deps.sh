@@ -75,5 +75,13 @@ fi
 # s3s-fs: a file-backed S3 server for the object-store tests (not packaged in Debian)
 bash scripts/s3s-fs.sh >/dev/null
 
+# moto: a second S3 implementation (and boto3, an S3 client no one here wrote) for the key
+# tests; from PyPI, for the python3 the tests run
+if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
+    echo "deps: installing moto[server] (PyPI)"
+    python3 -m pip install -q --disable-pip-version-check 'moto[server]' >/dev/null
+    python3 -c 'import moto.server, boto3' || { echo "deps: moto did not install" >&2; exit 1; }
+fi
+
 pools=$(zpool list -H -o name 2>/dev/null | wc -l)
 echo "deps: ok: ${#PACKAGES[@]} packages present (${#missing[@]} installed now), /dev/fuse ok, zfs-fuse answering ($pools pools), $(cargo --version)"

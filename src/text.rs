@@ -56,8 +56,21 @@ pub fn describe_failure(code: Option<i32>, stderr: &str) -> String {
         status
     } else {
         // stderr is the remote's to choose: never let it reach a terminal raw
-        format!("{status}: {}", escape_controls(&msg.join("; ")))
+        format!("{status}: {}", escape_controls(&clip(&msg.join("; "), 1024)))
     }
+}
+
+/// At most `max` bytes of `s` (cut at a character boundary), saying how much was cut: text a
+/// remote chose (an error body) must not grow a journal, a log or a status file without bound.
+pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}... ({} more bytes cut)", &s[..end], s.len() - end))
 }
 
 #[cfg(test)]
@@ -76,6 +89,13 @@ mod tests {
         assert_eq!(escape_controls("x\u{202e}y"), "x\\u202ey");
         assert_eq!(escape_controls("two\nlines\tand tab"), "two\nlines\tand tab");
         assert_eq!(one_line("two\nlines"), "two\\u000alines");
+    }
+
+    #[test]
+    fn clips_long_text_at_a_character_boundary() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("ééé", 3), "é... (4 more bytes cut)");
+        assert!(clip(&"x".repeat(4 << 20), 1024).len() < 1100);
     }
 
     #[test]

@@ -386,3 +386,49 @@ fn sigkill_in_a_loop_loses_nothing() {
     eprintln!("{trials} kills, {killed_mid_apply} with changes unfinished in the journal");
     assert!(killed_mid_apply > 0, "no kill landed while changes were unfinished");
 }
+
+/// Keys outside plain ASCII and an object named like the fan-out's journal key: each reaches
+/// the other site (the bug: `café.txt` never did, and no line said so), and the object named
+/// `@checkpoint` is an object, not a fan-out round (it made the run start object pair jobs).
+#[test]
+fn every_key_crosses_and_an_object_named_like_a_round_is_an_object() {
+    let Some(bin) = require_s3s_fs() else { return };
+    let lab = cluster_lab(&bin);
+    let keys = [
+        "café.txt",
+        "@checkpoint",
+        "100%.txt",
+        "photo[1].jpg",
+        "q?x#y",
+        "日本語.txt",
+        "a b/c d.txt",
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        lab.put(
+            &format!("{A}{k}"),
+            &bytes(i as u64, 700 + i),
+            "text/plain",
+            ("n", &i.to_string()),
+        );
+    }
+    let run = start_run(&lab);
+    converged(&lab, Duration::from_secs(30));
+    lab.assert_same_at(A, B);
+    let b: Vec<String> = lab.listing(B).into_iter().map(|o| o.0).collect();
+    for k in keys {
+        assert!(b.iter().any(|x| x == k), "{k:?} did not reach site b: {b:?}");
+    }
+    let log = stop(run);
+    // no pair job ran: a job leaves its pair's folder (named by fingerprint) in the state dir
+    let jobs: Vec<String> = std::fs::read_dir(lab.state_dir())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.len() == 32 && n.chars().all(|c| c.is_ascii_hexdigit()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(jobs.is_empty(), "the cluster ran pair jobs {jobs:?}: {log}");
+    let st = status(&lab);
+    assert_eq!(st["figures"]["journaled"], keys.len() as u64, "{st}");
+}

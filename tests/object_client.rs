@@ -55,7 +55,7 @@ async fn put_get_list_multipart_delete() {
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let listed = c.list().await.unwrap();
+    let listed = c.list().await.unwrap().objects;
     assert_eq!(listed.len(), n + 1, "listing follows continuation");
     assert_eq!(listed[0].key, "dir/one.jpg");
     // s3s-fs 0.14 lists without ETags; HEAD has one.
@@ -76,6 +76,7 @@ async fn put_get_list_multipart_delete() {
     let listed_big = c
         .list()
         .await
+        .map(|l| l.objects)
         .unwrap()
         .into_iter()
         .find(|o| o.key == "big.bin")

@@ -46,7 +46,7 @@ async fn put_many(c: &Client, n: usize, size: usize, seed: u64) {
 
 /// Destination holds exactly the source's keys with equal bytes and attributes.
 async fn assert_same(src: &Client, dst: &Client) {
-    let (s, d) = (src.list().await.unwrap(), dst.list().await.unwrap());
+    let (s, d) = (src.list().await.unwrap().objects, dst.list().await.unwrap().objects);
     let keys =
         |v: &Vec<ferry::object::client::ObjectInfo>| v.iter().map(|o| (o.key.clone(), o.size)).collect::<Vec<_>>();
     assert_eq!(keys(&s), keys(&d));

@@ -110,10 +110,19 @@ pub fn main() -> i32 {
     code
 }
 
+/// An error chain as printed: bounded, whatever a remote put in it.
+fn error_text(cli: &Cli, e: &anyhow::Error) -> String {
+    let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
+    crate::text::clip(&msg, ERROR_CAP).into_owned()
+}
+
+/// The longest error printed or kept for a job (last.json, progress, the log).
+pub const ERROR_CAP: usize = 8 << 10;
+
 /// What went wrong, in the shape the contract wants.
 fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
     let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
-    let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
+    let msg = error_text(cli, e);
     if cli.nagios {
         plugin_line(&format!(
             "FERRY CRITICAL - {}{dest}: {}",
@@ -500,7 +509,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                     }
                     Err(e) => {
                         failed += 1;
-                        let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
+                        let msg = error_text(cli, e);
                         if cli.json {
                             rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": false, "error": msg}));
                         }

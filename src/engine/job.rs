@@ -172,7 +172,11 @@ impl Job {
     pub fn finish<T>(mut self, result: &Result<T>) {
         self.reporter.abort();
         let seconds = self.started.elapsed().as_secs_f64();
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        // bounded: the chain may carry a remote's words (its own parts are clipped too)
+        let error = result
+            .as_ref()
+            .err()
+            .map(|e| crate::text::clip(&format!("{e:#}"), 8 << 10).into_owned());
         let bytes = {
             let mut s = self.shared.lock().unwrap();
             refresh(&mut s, self.meter.get());

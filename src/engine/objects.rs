@@ -52,6 +52,11 @@ fn sync_pair(engine: &Engine, pair: &Pair, progress: PassProgress) -> Result<syn
 /// The pair's checkpoint from local state alone: when the last finished pass listed the source,
 /// held back to the oldest change not yet applied (what the destination is sure to hold).
 fn checkpoint(engine: &Engine, pair: &Pair) -> Result<Option<Checkpoint>> {
+    Ok(checkpoint_and_unlisted(engine, pair)?.map(|(c, _)| c))
+}
+
+/// `checkpoint`, and the names the last pass's listings gave that cannot be keys.
+fn checkpoint_and_unlisted(engine: &Engine, pair: &Pair) -> Result<Option<(Checkpoint, Vec<String>)>> {
     let dir = state_dir(engine, pair);
     let cp_path = dir.join("checkpoint.json");
     if !crate::object::checkpoint::Checkpoint::exists(&cp_path) {
@@ -63,10 +68,11 @@ fn checkpoint(engine: &Engine, pair: &Pair) -> Result<Option<Checkpoint>> {
     let oldest = journal.unfinished().iter().map(|e| e.enqueued_ms).min();
     let at_ms = oldest.map_or(listed, |o| o.min(listed));
     let at = chrono::DateTime::from_timestamp_millis(at_ms as i64).unwrap_or_default();
-    Ok(Some(Checkpoint {
+    let named = Checkpoint {
         name: format!("pass {}", at.format("%Y-%m-%dT%H:%M:%SZ")),
         created: at_ms as i64 / 1000,
-    }))
+    };
+    Ok(Some((named, cp.unlisted)))
 }
 
 /// Runs one pass as the job's work; a pass with failed changes is a failed run that says how to
@@ -113,10 +119,18 @@ async fn pass(engine: &Engine, pair: &Pair, job: &Job, scope: Scope, retry: bool
 }
 
 fn summary(r: &PassReport) -> String {
-    format!(
-        "pass: {} copied ({} bytes), {} deleted, {} unchanged, {} failed",
-        r.copied, r.bytes, r.deleted, r.unchanged, r.failed
-    )
+    let mut s = format!(
+        "pass: {} copied ({} bytes), {} deleted, {} unchanged, {} gone from the source, {} failed",
+        r.copied, r.bytes, r.deleted, r.unchanged, r.gone, r.failed
+    );
+    if !r.unlisted.is_empty() {
+        s.push_str(&format!(
+            "; {} name(s) listed that cannot be keys: {}",
+            r.unlisted.len(),
+            r.unlisted.join("; ")
+        ));
+    }
+    s
 }
 
 /// `initialize`: the first pass, comparing both sides. A destination that holds objects ferry
@@ -265,8 +279,10 @@ pub fn objects(engine: &Engine, pair: &Pair, failed_only: bool) -> Result<Vec<Ob
 /// lag runs from the oldest change not yet applied.
 pub fn status(engine: &Engine, pair: &Pair, locks: &std::collections::HashMap<String, LockState>) -> PairStatus {
     let run = super::status::run_info_with(&engine.state, pair, locks);
-    let (state, failed, pending) = match checkpoint(engine, pair) {
-        Ok(Some(cp)) => {
+    let mut unlisted = Vec::new();
+    let (state, failed, pending) = match checkpoint_and_unlisted(engine, pair) {
+        Ok(Some((cp, odd))) => {
+            unlisted = odd;
             let dir = state_dir(engine, pair);
             let (failed, pending) = match crate::object::status::Journal::open_read(&sync::journal_path(&dir)) {
                 Ok(j) => (j.failed().len(), j.pending().len()),
@@ -287,6 +303,14 @@ pub fn status(engine: &Engine, pair: &Pair, locks: &std::collections::HashMap<St
     }
     if pending > 0 {
         st.warnings.push(format!("{pending} object change(s) PENDING"));
+    }
+    if !unlisted.is_empty() {
+        st.warnings.push(format!(
+            "{} name(s) in the last listing cannot be keys and are not replicated: {}",
+            unlisted.len(),
+            crate::text::clip(&unlisted.join("; "), 512)
+        ));
+        st.level = st.level.worst(crate::monitor::Level::Warning);
     }
     for vol in [&pair.source, &pair.destination] {
         if let Ok(h) = endpoints::host(&engine.config, vol) {
@@ -356,9 +380,14 @@ pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
     };
     v.checkpoint = Some(cp_name.name);
     let cp = crate::object::checkpoint::Checkpoint::load(&dir.join("checkpoint.json"))?;
+    let src = endpoints::open(&engine.config, &pair.source).context("source")?;
     let dst = endpoints::open(&engine.config, &pair.destination).context("destination")?;
+    let (src_listing, dst_listing) = futures::try_join!(src.list(), dst.list())?;
     let listed: std::collections::BTreeMap<String, ObjectInfo> =
-        dst.list().await?.into_iter().map(|o| (o.key.clone(), o)).collect();
+        dst_listing.objects.into_iter().map(|o| (o.key.clone(), o)).collect();
+    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
+    let unfinished = journal.unfinished();
+    let busy: std::collections::HashSet<&str> = unfinished.iter().map(|e| e.key.as_str()).collect();
     let mut diffs = Vec::new();
     for (key, c) in &cp.keys {
         match listed.get(key) {
@@ -377,8 +406,39 @@ pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
     for key in listed.keys().filter(|k| !cp.keys.contains_key(*k)) {
         diffs.push(format!("{key}: on the destination, not in the checkpoint"));
     }
-    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
+    // The source's listing as well: a key the last pass should have copied but that neither the
+    // checkpoint nor the destination holds (a key no request named, taken for gone) is found
+    // here. Keys written since the last pass listed the source are the next pass's to copy.
+    let listed_at = cp.listed_ms.unwrap_or(0) as i64;
+    for o in &src_listing.objects {
+        let before_pass = o.last_modified.timestamp_millis() <= listed_at;
+        if !before_pass || busy.contains(o.key.as_str()) || cp.keys.contains_key(&o.key) {
+            continue;
+        }
+        match listed.get(&o.key) {
+            None => diffs.push(format!(
+                "{}: on the source, not on the destination, and no change of it is journaled",
+                o.key
+            )),
+            Some(d) if d.size != o.size => diffs.push(format!(
+                "{}: {} bytes on the source, {} on the destination",
+                o.key, o.size, d.size
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in src_listing.odd.iter().chain(&cp.unlisted) {
+        diffs.push(format!("cannot be replicated: {name}"));
+    }
     let (pending, failed) = (journal.pending().len(), journal.failed().len());
+    for e in journal.failed().iter().take(SHOWN) {
+        diffs.push(format!(
+            "{}: {} FAILED: {}",
+            e.key,
+            e.op.word(),
+            e.reason.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
     if pending + failed > 0 {
         diffs.push(format!(
             "{pending} change(s) PENDING and {failed} FAILED not yet applied (`{}`)",
@@ -407,7 +467,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super:
         );
     }
     let dst = endpoints::open(&engine.config, &pair.destination).context("destination")?;
-    let keys: Vec<String> = dst.list().await?.into_iter().map(|o| o.key).collect();
+    let keys: Vec<String> = dst.list().await?.objects.into_iter().map(|o| o.key).collect();
     let mut plan = super::purge::Purge {
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),

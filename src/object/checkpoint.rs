@@ -37,6 +37,9 @@ pub struct Checkpoint {
     /// then is on the destination, but for the journal's unfinished entries.
     #[serde(default)]
     pub listed_ms: Option<u64>,
+    /// What the last pass's listings named that cannot be a key here (status warns of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlisted: Vec<String>,
 }
 
 impl Checkpoint {

@@ -108,12 +108,12 @@ impl ObjectAttrs {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     // the library's error is shown once, in the message (not chained: its own chain repeats it)
-    #[error("S3 {location}: cannot configure client: {cause}")]
+    #[error("S3 {location}: cannot configure client: {}", crate::text::clip(&.cause.to_string(), CAUSE_CAP))]
     Setup {
         location: String,
         cause: Box<object_store::Error>,
     },
-    #[error("S3 {location}{}: {op}: {}{cause}", key_part(.key), why(.cause))]
+    #[error("S3 {location}{}: {op}: {}{}", key_part(.key), why(.cause), crate::text::clip(&.cause.to_string(), CAUSE_CAP))]
     Op {
         location: String,
         key: String,
@@ -122,7 +122,25 @@ pub enum ClientError {
     },
     #[error("S3 {location} key {key:?}: not found")]
     NotFound { location: String, key: String },
+    /// A request made by hand (see `raw`): the server's words, already clipped.
+    #[error("S3 {location}{}: {op}: {}{cause}", key_part(.key), why_text(&.cause.message))]
+    Raw {
+        location: String,
+        key: String,
+        op: &'static str,
+        cause: super::raw::RawError,
+    },
+    /// A key no request can name (a `.` or `..` segment): listed, never copied.
+    #[error("S3 {location} key {key:?}: cannot be replicated: {reason}")]
+    Unrepresentable {
+        location: String,
+        key: String,
+        reason: &'static str,
+    },
 }
+
+/// The longest piece of a library error's text kept (a server's error body is in it).
+const CAUSE_CAP: usize = 1024;
 
 fn key_part(key: &str) -> String {
     if key.is_empty() {
@@ -134,7 +152,10 @@ fn key_part(key: &str) -> String {
 
 /// What an S3 error code means for the operator, before the server's own words.
 fn why(e: &object_store::Error) -> &'static str {
-    let text = e.to_string();
+    why_text(&e.to_string())
+}
+
+fn why_text(text: &str) -> &'static str {
     if text.contains("NoSuchBucket") {
         "the bucket does not exist: "
     } else if ["SignatureDoesNotMatch", "InvalidAccessKeyId", "NotSignedUp"]
@@ -153,6 +174,8 @@ fn why(e: &object_store::Error) -> &'static str {
 #[derive(Clone)]
 pub struct Client {
     store: Arc<AmazonS3>,
+    /// Hand-made requests: the listing, and keys the library's paths cannot name.
+    raw: Arc<super::raw::Raw>,
     location: Location,
     access_key_id: String,
 }
@@ -187,6 +210,21 @@ impl Client {
             .with_allow_http(location.endpoint.starts_with("http://"))
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(300));
+        let raw = super::raw::Raw::new(
+            &options,
+            &location.endpoint,
+            &location.region,
+            &location.bucket,
+            &creds.access_key_id,
+            creds.secret(),
+            creds.token(),
+        )
+        .map_err(|cause| ClientError::Raw {
+            location: location.to_string(),
+            key: String::new(),
+            op: "configure client",
+            cause,
+        })?;
         let mut b = AmazonS3Builder::new()
             .with_endpoint(&location.endpoint)
             .with_region(&location.region)
@@ -194,7 +232,7 @@ impl Client {
             .with_access_key_id(&creds.access_key_id)
             .with_secret_access_key(creds.secret())
             .with_virtual_hosted_style_request(false)
-            .with_client_options(options)
+            .with_client_options(options.clone())
             .with_retry(retry);
         if let Some(t) = creds.token() {
             b = b.with_token(t);
@@ -205,6 +243,7 @@ impl Client {
         })?;
         Ok(Client {
             store: Arc::new(store),
+            raw: Arc::new(raw),
             location: location.clone(),
             access_key_id: creds.access_key_id.clone(),
         })
@@ -214,12 +253,37 @@ impl Client {
         &self.location
     }
 
-    fn path(&self, key: &str) -> StorePath {
+    /// The key as the bucket stores it: the location's prefix, then `key`.
+    fn full(&self, key: &str) -> String {
         if self.location.prefix.is_empty() {
-            StorePath::from(key)
+            key.to_string()
         } else {
-            StorePath::from(format!("{}/{}", self.location.prefix, key))
+            format!("{}/{}", self.location.prefix, key)
         }
+    }
+
+    /// How requests for `key` are made. The library's paths are used where they name the key
+    /// exactly (`Path::from` would percent-encode `café.txt` into another key, so a key is only
+    /// ever parsed, never rebuilt); anything else goes by hand-made request, and a key no request
+    /// can name is an error saying so.
+    fn route(&self, key: &str) -> Result<Route, ClientError> {
+        let full = self.full(key);
+        if let Some(reason) = unrepresentable(key) {
+            return Err(ClientError::Unrepresentable {
+                location: self.location.to_string(),
+                key: key.to_string(),
+                reason,
+            });
+        }
+        match StorePath::parse(&full) {
+            Ok(p) if p.as_ref() == full => Ok(Route::Library(p)),
+            _ => Ok(Route::Raw(full)),
+        }
+    }
+
+    /// Whether `key` can be written in parts (the library's multipart upload names it).
+    pub fn can_multipart(&self, key: &str) -> bool {
+        matches!(self.route(key), Ok(Route::Library(_)))
     }
 
     fn err(&self, key: &str, op: &'static str, source: object_store::Error) -> ClientError {
@@ -237,48 +301,91 @@ impl Client {
         }
     }
 
-    /// Every object under the prefix (the library follows continuation tokens), sorted by key.
-    pub async fn list(&self) -> Result<Vec<ObjectInfo>, ClientError> {
-        let prefix = (!self.location.prefix.is_empty()).then(|| StorePath::from(self.location.prefix.as_str()));
+    fn raw_err(&self, key: &str, op: &'static str, cause: super::raw::RawError) -> ClientError {
+        if cause.not_found() {
+            return ClientError::NotFound {
+                location: self.location.to_string(),
+                key: key.to_string(),
+            };
+        }
+        ClientError::Raw {
+            location: self.location.to_string(),
+            key: key.to_string(),
+            op,
+            cause,
+        }
+    }
+
+    /// Every object under the prefix, sorted by key, each key exactly as the bucket stores it.
+    /// The listing is read page by page by hand: each key is taken on its own, so one odd key
+    /// cannot fail the whole listing (the library refused every listing holding `x/../y`).
+    pub async fn list(&self) -> Result<Listing, ClientError> {
         let strip = if self.location.prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", self.location.prefix)
         };
-        let metas: Vec<_> = self
-            .store
-            .list(prefix.as_ref())
-            .try_collect()
-            .await
-            .map_err(|e| self.err("", "list", e))?;
-        let mut out: Vec<ObjectInfo> = metas
-            .into_iter()
-            .map(|m| ObjectInfo {
-                key: m
-                    .location
-                    .as_ref()
-                    .strip_prefix(&strip)
-                    .unwrap_or(m.location.as_ref())
-                    .to_string(),
-                size: m.size,
-                etag: m.e_tag,
-                last_modified: m.last_modified,
-            })
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        let mut listing = Listing::default();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .raw
+                .list_page(&strip, token.as_deref(), false)
+                .await
+                .map_err(|e| self.raw_err("", "list", e))?;
+            for o in page.objects {
+                match o.key.strip_prefix(&strip) {
+                    // the prefix's own folder marker (`photos/` for prefix `photos`) is not under it
+                    Some("") => {}
+                    Some(key) => listing.objects.push(ObjectInfo {
+                        key: key.to_string(),
+                        size: o.size,
+                        etag: o.etag,
+                        last_modified: o.last_modified,
+                    }),
+                    None => listing
+                        .odd
+                        .push(format!("{:?}: listed under the prefix but not in it", o.key)),
+                }
+            }
+            listing.odd.extend(
+                page.unreadable
+                    .into_iter()
+                    .map(|k| format!("{k:?}: not UTF-8 once decoded")),
+            );
+            match page.next {
+                Some(t) if token.as_ref() != Some(&t) => token = Some(t),
+                Some(_) => {
+                    return Err(self.raw_err(
+                        "",
+                        "list",
+                        super::raw::RawError {
+                            status: None,
+                            message: "the server repeated a continuation token".into(),
+                        },
+                    ))
+                }
+                None => break,
+            }
+        }
+        listing.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(listing)
     }
 
     /// One listing request at the prefix's top level (no continuation): the bucket answers with
     /// these keys; how many objects and common prefixes it showed.
     pub async fn probe(&self) -> Result<usize, ClientError> {
-        let prefix = (!self.location.prefix.is_empty()).then(|| StorePath::from(self.location.prefix.as_str()));
-        let top = self
-            .store
-            .list_with_delimiter(prefix.as_ref())
+        let prefix = if self.location.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.location.prefix)
+        };
+        let page = self
+            .raw
+            .list_page(&prefix, None, true)
             .await
-            .map_err(|e| self.err("", "list", e))?;
-        Ok(top.objects.len() + top.common_prefixes.len())
+            .map_err(|e| self.raw_err("", "list", e))?;
+        Ok(page.objects.len() + page.prefixes + page.unreadable.len())
     }
 
     /// Content type and user metadata of `key` (a HEAD request).
@@ -288,16 +395,13 @@ impl Client {
 
     /// ETag (some servers, s3s-fs among them, list without ETags) and attributes of `key`.
     pub async fn head(&self, key: &str) -> Result<(Option<String>, ObjectAttrs), ClientError> {
-        let opts = GetOptions {
-            head: true,
-            ..Default::default()
-        };
-        let r = self
-            .store
-            .get_opts(&self.path(key), opts)
-            .await
-            .map_err(|e| self.err(key, "head", e))?;
-        Ok((r.meta.e_tag.clone(), ObjectAttrs::from_store(&r.attributes)))
+        match self.stat(key).await? {
+            Some((info, attrs)) => Ok((info.etag, attrs)),
+            None => Err(ClientError::NotFound {
+                location: self.location.to_string(),
+                key: key.to_string(),
+            }),
+        }
     }
 
     /// What `key` is now (size, last-modified, ETag as HEAD gives them) and its attributes;
@@ -307,7 +411,14 @@ impl Client {
             head: true,
             ..Default::default()
         };
-        match self.store.get_opts(&self.path(key), opts).await {
+        let path = match self.route(key)? {
+            Route::Library(p) => p,
+            Route::Raw(full) => {
+                let head = self.raw.head(&full).await.map_err(|e| self.raw_err(key, "head", e))?;
+                return Ok(head.map(|h| self.stat_of(key, h)));
+            }
+        };
+        match self.store.get_opts(&path, opts).await {
             Ok(r) => Ok(Some((
                 ObjectInfo {
                     key: key.to_string(),
@@ -322,11 +433,36 @@ impl Client {
         }
     }
 
+    fn stat_of(&self, key: &str, h: super::raw::Head) -> Stat {
+        (
+            ObjectInfo {
+                key: key.to_string(),
+                size: h.size,
+                etag: h.etag,
+                last_modified: h.last_modified.unwrap_or_default(),
+            },
+            ObjectAttrs {
+                content_type: h.content_type,
+                metadata: h.metadata,
+            },
+        )
+    }
+
     /// Opens `key` for streaming: its size, attributes and bytes.
     pub async fn get_stream(&self, key: &str) -> Result<(u64, ObjectAttrs, ByteStream), ClientError> {
+        let path = match self.route(key)? {
+            Route::Library(p) => p,
+            Route::Raw(full) => {
+                let (head, stream) = self.raw.get(&full).await.map_err(|e| self.raw_err(key, "get", e))?;
+                let (me, k) = (self.clone(), key.to_string());
+                let stream = stream.map_err(move |e| me.raw_err(&k, "get", e)).boxed();
+                let (info, attrs) = self.stat_of(key, head);
+                return Ok((info.size, attrs, stream));
+            }
+        };
         let r = self
             .store
-            .get_opts(&self.path(key), GetOptions::default())
+            .get_opts(&path, GetOptions::default())
             .await
             .map_err(|e| self.err(key, "get", e))?;
         let (size, attrs) = (r.meta.size, ObjectAttrs::from_store(&r.attributes));
@@ -344,19 +480,30 @@ impl Client {
 
     /// Writes `key` in one request; gives the new ETag when the server returns one.
     pub async fn put(&self, key: &str, data: Bytes, attrs: &ObjectAttrs) -> Result<Option<String>, ClientError> {
+        let path = match self.route(key)? {
+            Route::Library(p) => p,
+            Route::Raw(full) => {
+                return self
+                    .raw
+                    .put(&full, data, attrs.content_type.as_deref(), &attrs.metadata)
+                    .await
+                    .map_err(|e| self.raw_err(key, "put", e))
+            }
+        };
         let opts = PutOptions {
             attributes: attrs.to_store(),
             ..Default::default()
         };
         let r = self
             .store
-            .put_opts(&self.path(key), PutPayload::from(data), opts)
+            .put_opts(&path, PutPayload::from(data), opts)
             .await
             .map_err(|e| self.err(key, "put", e))?;
         Ok(r.e_tag)
     }
 
     /// Starts a multipart upload of `key`: parts of `part_size` bytes, up to `parallel` in flight.
+    /// Only for keys the library names (`can_multipart`).
     pub async fn multipart(
         &self,
         key: &str,
@@ -364,13 +511,21 @@ impl Client {
         part_size: usize,
         parallel: usize,
     ) -> Result<MultipartWriter, ClientError> {
+        let Route::Library(path) = self.route(key)? else {
+            return Err(ClientError::Unrepresentable {
+                location: self.location.to_string(),
+                key: key.to_string(),
+                reason:
+                    "a key the S3 library cannot name is written in one request, and this object is too large for one",
+            });
+        };
         let opts = PutMultipartOptions {
             attributes: attrs.to_store(),
             ..Default::default()
         };
         let upload = self
             .store
-            .put_multipart_opts(&self.path(key), opts)
+            .put_multipart_opts(&path, opts)
             .await
             .map_err(|e| self.err(key, "multipart", e))?;
         let writer = WriteMultipart::new_with_chunk_size(upload, part_size);
@@ -384,10 +539,42 @@ impl Client {
 
     /// Deletes `key`; deleting a missing key is not an error (S3 semantics).
     pub async fn delete(&self, key: &str) -> Result<(), ClientError> {
-        match self.store.delete(&self.path(key)).await {
+        let path = match self.route(key)? {
+            Route::Library(p) => p,
+            Route::Raw(full) => return self.raw.delete(&full).await.map_err(|e| self.raw_err(key, "delete", e)),
+        };
+        match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(key, "delete", e)),
         }
+    }
+}
+
+/// A bucket's listing: its objects, and what it named that cannot be a key here, with why.
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    pub objects: Vec<ObjectInfo>,
+    /// Each: the name as the server wrote it, and why it is not listed.
+    pub odd: Vec<String>,
+}
+
+/// How requests for one key are made.
+enum Route {
+    /// The library's path names the key exactly.
+    Library(StorePath),
+    /// Only a hand-made request names it (a trailing `/`, an empty segment, a control
+    /// character); the full key.
+    Raw(String),
+}
+
+/// Why no request can name `key`, if none can.
+fn unrepresentable(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("an empty key")
+    } else if key.split('/').any(|s| s == "." || s == "..") {
+        Some("a `.` or `..` segment, which every URL resolves away")
+    } else {
+        None
     }
 }
 

@@ -7,6 +7,9 @@ use futures::TryStreamExt;
 use super::client::{Client, ClientError};
 use super::sync::SyncOptions;
 
+/// The largest object copied in one request (held in memory) when its key cannot go multipart.
+const ONE_REQUEST_MAX: u64 = 256 << 20;
+
 /// Copies `key`; gives the bytes moved and the destination's new ETag where the server says.
 pub async fn copy(
     src: &Client,
@@ -20,7 +23,15 @@ pub async fn copy(
         attrs.metadata.insert(k.to_string(), v.to_string());
     }
     let limit = o.bwlimit.clone();
-    let etag = if size >= o.multipart_threshold {
+    let parts = size >= o.multipart_threshold;
+    if parts && !dst.can_multipart(key) && size > ONE_REQUEST_MAX {
+        return Err(ClientError::Unrepresentable {
+            location: dst.location().to_string(),
+            key: key.to_string(),
+            reason: "its key cannot be written in parts (a trailing `/`, an empty segment or a control character) and it is over 256 MiB, the most copied in one request",
+        });
+    }
+    let etag = if parts && dst.can_multipart(key) {
         let mut w = dst.multipart(key, &attrs, o.part_size, o.parallel_parts).await?;
         loop {
             let chunk = match stream.try_next().await {

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{Records, RecordsError};
 
+/// The longest failure reason kept per entry.
+pub const REASON_CAP: usize = 1024;
+
 /// First retry delay; each further failure doubles it up to [`BACKOFF_CAP_MS`].
 pub const BACKOFF_BASE_MS: u64 = 1_000;
 /// Longest delay between two retries of one entry.
@@ -290,7 +293,8 @@ impl Journal {
         let next = now_ms.saturating_add(backoff_ms(retries));
         self.append(vec![Record::Fail {
             seq,
-            reason: reason.to_string(),
+            // a remote's words: bounded, so a hostile error body cannot grow the journal
+            reason: crate::text::clip(reason, REASON_CAP).into_owned(),
             retries,
             next,
         }])

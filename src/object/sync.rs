@@ -86,7 +86,11 @@ pub struct PassReport {
     pub unchanged: usize,
     /// Entries that failed in this pass (now FAILED in the journal).
     pub failed: usize,
+    /// Puts whose source key was gone when the copy came to it (a delete follows).
+    pub gone: usize,
     pub bytes: u64,
+    /// Names a listing gave that cannot be keys here, each with why (never copied: shown).
+    pub unlisted: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,16 +177,38 @@ impl Pair {
         } else {
             (self.src.list().await.map_err(SyncError::List)?, None)
         };
-        let src: BTreeMap<String, ObjectInfo> = src.into_iter().map(|o| (o.key.clone(), o)).collect();
         let mut report = PassReport::default();
+        report
+            .unlisted
+            .extend(src.odd.iter().map(|n| format!("source {}: {n}", self.src.location())));
+        if let Some(d) = &dst {
+            report.unlisted.extend(
+                d.odd
+                    .iter()
+                    .map(|n| format!("destination {}: {n}", self.dst.location())),
+            );
+        }
+        let src: BTreeMap<String, ObjectInfo> = src.objects.into_iter().map(|o| (o.key.clone(), o)).collect();
 
         let decisions = match dst {
             Some(dst) => {
-                let dst: BTreeMap<String, ObjectInfo> = dst.into_iter().map(|o| (o.key.clone(), o)).collect();
+                let dst: BTreeMap<String, ObjectInfo> = dst.objects.into_iter().map(|o| (o.key.clone(), o)).collect();
                 self.compare(&src, &dst, &checkpoint).await
             }
             None => changes(&src, &checkpoint),
         };
+        // A put whose key the source no longer lists has nothing to copy: done now, whatever its
+        // backoff (a FAILED put of a key deleted since must not wait, or fail, forever).
+        let moot: Vec<u64> = journal
+            .unfinished()
+            .iter()
+            .filter(|e| e.op == Op::Put && !src.contains_key(&e.key))
+            .map(|e| e.seq)
+            .collect();
+        for seq in moot {
+            journal.complete_lazy(seq)?;
+            report.gone += 1;
+        }
         let unfinished = journal.unfinished();
         let covered: HashSet<(&str, Op)> = unfinished.iter().map(|e| (e.key.as_str(), e.op)).collect();
         let mut batch = Vec::new();
@@ -258,6 +284,7 @@ impl Pair {
                     // the checkpoint keeps what the destination last got: if that is an older
                     // version, the next pass sees the key gone from the source and deletes it
                     Ok(Outcome::Gone) => {
+                        report.gone += 1;
                         j.complete_lazy(e.seq)?;
                     }
                     Err(err) => {
@@ -270,6 +297,7 @@ impl Pair {
         let mut journal = journal.into_inner().unwrap_or_else(|p| p.into_inner());
         journal.sync()?;
         checkpoint.listed_ms = Some(listed_ms);
+        checkpoint.unlisted = report.unlisted.clone();
         checkpoint.save(&cp_path)?;
         // Completed history is dead weight; keep the file near the size of what is unfinished.
         if journal.file_len()? > 1 << 20 {
@@ -329,9 +357,22 @@ impl Pair {
         match e.op {
             Op::Delete => self.dst.delete(&e.key).await.map(|()| Outcome::Deleted),
             Op::Put => match self.copy(&e.key, listed).await {
-                // Gone from the source since it was journaled: a later delete entry follows.
                 Err(ClientError::NotFound { ref location, .. }) if *location == self.src.location().to_string() => {
-                    Ok(Outcome::Gone)
+                    // Gone from the source since it was listed (a later pass deletes it on the
+                    // destination), unless a HEAD still finds it: then the GET asked for another
+                    // key, and saying "gone" would drop the key silently.
+                    match self.src.stat(&e.key).await? {
+                        None => Ok(Outcome::Gone),
+                        Some(_) => Err(ClientError::Raw {
+                            location: location.clone(),
+                            key: e.key.clone(),
+                            op: "get",
+                            cause: super::raw::RawError {
+                                status: Some(404),
+                                message: "the GET answered not found for a key that HEAD finds".into(),
+                            },
+                        }),
+                    }
                 }
                 r => r,
             },

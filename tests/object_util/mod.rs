@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod lab;
+pub mod moto;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -45,7 +46,7 @@ pub struct S3Server {
     pub secret_key: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
     l.local_addr().expect("local addr").port()
 }

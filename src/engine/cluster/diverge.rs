@@ -93,7 +93,10 @@ async fn diverge_volumes(vols: &[Volume]) -> Result<Vec<Difference>> {
         let l = v.client.list().await?;
         anyhow::Ok((
             v.name.clone(),
-            l.into_iter().map(|o| (o.key.clone(), o)).collect::<BTreeMap<_, _>>(),
+            l.objects
+                .into_iter()
+                .map(|o| (o.key.clone(), o))
+                .collect::<BTreeMap<_, _>>(),
         ))
     }))
     .await?;

@@ -14,11 +14,25 @@ use crate::config::{Cluster, Pair};
 use crate::model::Kind;
 use crate::object::status::{now_ms, Op};
 
-use super::journal::{Journal, Seen};
+use super::journal::{Change, Journal, Seen};
 use super::Engine;
 
-/// The journal key a snapshot source's changes go under.
+/// The key a fan-out round is journaled under: for people reading the journal only. A round is
+/// told from an object's change by its `round` mark, never by its key (an object may be named
+/// anything, this too).
 pub const CHECKPOINT_KEY: &str = "@checkpoint";
+
+/// Whether `c` is a fan-out round of one of `cluster`'s snapshot sources. Journals written before
+/// rounds were marked hold them unmarked under [`CHECKPOINT_KEY`]; an unmarked one counts only
+/// from a snapshot source, which never journals object changes.
+pub fn is_round(cluster: &Cluster, c: &Change) -> bool {
+    c.round
+        || (c.key == CHECKPOINT_KEY
+            && cluster
+                .volumes
+                .iter()
+                .any(|v| v.at.to_string() == c.origin && v.kind.has_snapshots()))
+}
 
 /// The pair that replicates `source` into `replica` (the config's defaults as its options).
 pub fn pair_of(engine: &Engine, cluster: &Cluster, source: &str, replica: &str) -> Option<Pair> {
@@ -75,6 +89,7 @@ pub async fn cycle(
                 op: Op::Put,
                 ver: None,
                 targets: replicas,
+                round: true,
             })
             .collect();
         journaled = journal.record(changes, Vec::new())?;
@@ -82,7 +97,7 @@ pub async fn cycle(
     let ready: Vec<_> = journal
         .ready(now_ms(), 0)
         .into_iter()
-        .filter(|(c, _)| c.key == CHECKPOINT_KEY)
+        .filter(|(c, _)| is_round(cluster, c))
         .collect();
     let (mut applied, mut failed) = (0, 0);
     for (c, target) in ready {

@@ -68,6 +68,10 @@ enum Record {
         #[serde(default)]
         ver: Option<Version>,
         targets: Vec<String>,
+        /// A snapshot source's fan-out round, not an object's change: kept out of the object
+        /// key space (an object named like a round's key is an object).
+        #[serde(default, skip_serializing_if = "is_false")]
+        round: bool,
     },
     /// The change is done on `target`: applied, found there already, or superseded.
     Done { seq: u64, target: String },
@@ -87,6 +91,10 @@ enum Record {
         #[serde(default)]
         ver: Option<Version>,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Where one change stands on one target.
@@ -109,6 +117,8 @@ pub struct Change {
     pub ver: Option<Version>,
     /// Targets not yet done.
     pub targets: BTreeMap<String, Fanout>,
+    /// A fan-out round of a snapshot source (its key means nothing); else an object's change.
+    pub round: bool,
 }
 
 impl Change {
@@ -130,6 +140,8 @@ pub struct Seen {
     pub op: Op,
     pub ver: Option<Version>,
     pub targets: Vec<String>,
+    /// A snapshot source's fan-out round rather than an object's change.
+    pub round: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +211,7 @@ impl View {
                 at,
                 ver,
                 targets,
+                round,
             } => {
                 self.next_seq = self.next_seq.max(seq + 1);
                 let targets = targets
@@ -213,8 +226,10 @@ impl View {
                         (t, f)
                     })
                     .collect::<BTreeMap<_, _>>();
-                for t in targets.keys() {
-                    *self.busy.entry((t.clone(), key.clone())).or_default() += 1;
+                if !round {
+                    for t in targets.keys() {
+                        *self.busy.entry((t.clone(), key.clone())).or_default() += 1;
+                    }
                 }
                 if !targets.is_empty() {
                     let c = Change {
@@ -225,6 +240,7 @@ impl View {
                         at_ms: at,
                         ver,
                         targets,
+                        round,
                     };
                     self.changes.insert(seq, c);
                 }
@@ -233,7 +249,7 @@ impl View {
             Record::Done { seq, target } => {
                 let mut unbusy = None;
                 if let Some(c) = self.changes.get_mut(&seq) {
-                    if c.targets.remove(&target).is_some() {
+                    if c.targets.remove(&target).is_some() && !c.round {
                         unbusy = Some(c.key.clone());
                     }
                     if c.targets.is_empty() {
@@ -278,6 +294,9 @@ impl View {
         Ok(())
     }
 }
+
+/// An unfinished change as coalescing weighs it: sequence number, time, targets.
+type Waiting = (u64, i64, Vec<String>);
 
 /// The open journal with its in-memory view.
 pub struct Journal {
@@ -413,12 +432,13 @@ impl Journal {
         let at = crate::object::status::now_ms();
         let mut journaled = 0;
         // the unfinished changes of each key, kept current through this batch
-        let mut by_key: HashMap<String, Vec<(u64, i64, Vec<String>)>> = HashMap::new();
+        let mut by_key: HashMap<(bool, String), Vec<Waiting>> = HashMap::new();
         for c in self.view.changes.values() {
-            by_key
-                .entry(c.key.clone())
-                .or_default()
-                .push((c.seq, c.time_ms(), c.targets.keys().cloned().collect()));
+            by_key.entry((c.round, c.key.clone())).or_default().push((
+                c.seq,
+                c.time_ms(),
+                c.targets.keys().cloned().collect(),
+            ));
         }
         let mut seq = self.view.next_seq;
         for s in changes {
@@ -426,7 +446,7 @@ impl Journal {
                 (Op::Put, Some(v)) => v.modified_ms,
                 _ => at as i64,
             };
-            let waiting = by_key.entry(s.key.clone()).or_default();
+            let waiting = by_key.entry((s.round, s.key.clone())).or_default();
             if waiting.iter().any(|(_, t, _)| *t > time) {
                 // a newer change of the key is on its way, to this change's origin too
                 continue;
@@ -445,6 +465,7 @@ impl Journal {
                 at,
                 ver: s.ver,
                 targets: s.targets,
+                round: s.round,
             });
             seq += 1;
             journaled += 1;
@@ -468,10 +489,12 @@ impl Journal {
     /// What is ready to apply now: per (key, target), the oldest unfinished fan-out, if it has
     /// settled (seen at least `settle_ms` ago) and is pending or past its backoff.
     pub fn ready(&self, now_ms: u64, settle_ms: u64) -> Vec<(Change, String)> {
-        let mut heads: BTreeMap<(&str, &str), (&Change, &str)> = BTreeMap::new();
+        let mut heads: BTreeMap<(bool, &str, &str), (&Change, &str)> = BTreeMap::new();
         for c in self.view.changes.values() {
             for t in c.targets.keys() {
-                heads.entry((c.key.as_str(), t.as_str())).or_insert((c, t.as_str()));
+                heads
+                    .entry((c.round, c.key.as_str(), t.as_str()))
+                    .or_insert((c, t.as_str()));
             }
         }
         let mut out: Vec<(Change, String)> = heads
@@ -522,7 +545,7 @@ impl Journal {
         let rec = Record::Fail {
             seq,
             target: target.into(),
-            reason: reason.into(),
+            reason: crate::text::clip(reason, crate::object::status::REASON_CAP).into_owned(),
             retries,
             next: now_ms.saturating_add(backoff_ms(retries)),
         };
@@ -593,6 +616,7 @@ impl Journal {
                 at: c.at_ms,
                 ver: c.ver.clone(),
                 targets: c.targets.keys().cloned().collect(),
+                round: c.round,
             });
             for (t, f) in &c.targets {
                 if f.state == State::Failed {

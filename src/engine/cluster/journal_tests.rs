@@ -18,6 +18,7 @@ fn put(origin: &str, key: &str, ver: Option<Version>, targets: &[&str]) -> Seen 
         op: Op::Put,
         ver,
         targets: targets.iter().map(|t| t.to_string()).collect(),
+        round: false,
     }
 }
 
@@ -82,6 +83,7 @@ fn newer_beats_older_from_any_origin_and_an_older_arrival_is_dropped() {
         op: Op::Delete,
         ver: None,
         targets: vec!["b".into(), "c".into()],
+        round: false,
     };
     j.record(vec![del], vec![]).unwrap();
     let left: Vec<_> = j.unfinished().map(|c| (c.origin.clone(), c.op)).collect();
@@ -191,6 +193,7 @@ fn a_deposed_worker_cannot_change_the_journal_after_its_successor_opened_it() {
             at: 2000,
             ver: v(2, 2000),
             targets: vec!["b".into()],
+            round: false,
         },
         Record::Done {
             seq: 1,
@@ -238,4 +241,43 @@ fn a_deposed_worker_cannot_change_the_journal_after_its_successor_opened_it() {
         "an empty write checks too"
     );
     assert_eq!(std::fs::metadata(&p).unwrap().len(), len);
+}
+
+/// A fan-out round and an object of the same key are two things: neither supersedes the other,
+/// and an object's change is not busy-marked as a round (the bug: an object named `@checkpoint`
+/// was taken for a round).
+#[test]
+fn a_round_and_an_object_named_like_it_are_kept_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("journal")).unwrap();
+    let round = Seen {
+        origin: "store1:tank/x".into(),
+        key: crate::engine::cluster::fanout::CHECKPOINT_KEY.into(),
+        op: Op::Put,
+        ver: None,
+        targets: vec!["store2:tank/x".into()],
+        round: true,
+    };
+    j.record(vec![round], vec![]).unwrap();
+    // an object of that name, written later (newer by every measure)
+    let object = put(
+        "s3a:shared",
+        crate::engine::cluster::fanout::CHECKPOINT_KEY,
+        v(3, i64::MAX / 2),
+        &["s3b:shared"],
+    );
+    j.record(vec![object], vec![]).unwrap();
+    let j = Journal::open(&dir.path().join("journal")).unwrap();
+    let left: Vec<(bool, String)> = j.unfinished().map(|c| (c.round, c.origin.clone())).collect();
+    assert_eq!(
+        left,
+        vec![(true, "store1:tank/x".to_string()), (false, "s3a:shared".to_string())],
+        "both are waiting, each marked for what it is"
+    );
+    assert!(j.busy("s3b:shared", crate::engine::cluster::fanout::CHECKPOINT_KEY));
+    assert!(
+        !j.busy("store2:tank/x", crate::engine::cluster::fanout::CHECKPOINT_KEY),
+        "a round marks no object busy"
+    );
+    assert_eq!(j.ready(u64::MAX, 0).len(), 2);
 }

@@ -27,6 +27,9 @@ pub struct CycleFigures {
     pub listed: BTreeMap<String, usize>,
     /// Why a volume could not be listed in the last cycle.
     pub errors: BTreeMap<String, String>,
+    /// Names a volume's last listing gave that cannot be keys, each with why (never applied).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unlisted: BTreeMap<String, Vec<String>>,
 }
 
 /// The instance's report file.

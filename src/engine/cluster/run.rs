@@ -173,8 +173,14 @@ impl<'a> Runner<'a> {
                     continue;
                 }
             };
-            figures.listed.insert(name.clone(), listing.len());
-            let (c, s) = self.diff(&name, listing).await;
+            figures.listed.insert(name.clone(), listing.objects.len());
+            let (c, s, mut odd) = self.diff(&name, listing.objects).await;
+            odd.extend(listing.odd);
+            if odd.is_empty() {
+                figures.unlisted.remove(&name);
+            } else {
+                figures.unlisted.insert(name.clone(), odd);
+            }
             changes.extend(c);
             seen.extend(s);
         }
@@ -183,9 +189,15 @@ impl<'a> Runner<'a> {
     }
 
     /// What changed on `vol` since the cluster last knew it.
-    async fn diff(&self, vol: &str, listing: Vec<ObjectInfo>) -> (Vec<Seen>, Vec<(String, String, Option<Version>)>) {
+    /// Also gives the keys that could not be read (each with why).
+    async fn diff(
+        &self,
+        vol: &str,
+        listing: Vec<ObjectInfo>,
+    ) -> (Vec<Seen>, Vec<(String, String, Option<Version>)>, Vec<String>) {
+        let mut unreadable = Vec::new();
         let Some(v) = self.volume(vol) else {
-            return (Vec::new(), Vec::new());
+            return (Vec::new(), Vec::new(), unreadable);
         };
         let targets = self.targets(vol);
         let mut unknown = Vec::new();
@@ -221,10 +233,13 @@ impl<'a> Runner<'a> {
                         op: Op::Put,
                         ver: Some(ver),
                         targets: targets.clone(),
+                        round: false,
                     });
                 }
-                // gone since the listing, or unreadable now: the next cycle looks again
-                Ok(None) | Err(_) => {}
+                // gone since the listing: the next cycle looks again
+                Ok(None) => {}
+                // unreadable now, or a key no request can name: said, and looked at again
+                Err(e) => unreadable.push(format!("{key:?}: {}", crate::text::one_line(&e.to_string()))),
             }
         }
         for key in self.journal.seen_keys(vol) {
@@ -238,9 +253,10 @@ impl<'a> Runner<'a> {
                 op: Op::Delete,
                 ver: None,
                 targets: targets.clone(),
+                round: false,
             });
         }
-        (changes, seen)
+        (changes, seen, unreadable)
     }
 
     /// Applies every settled change to its targets; gives (applied, skipped, failed).
@@ -251,7 +267,7 @@ impl<'a> Runner<'a> {
             .journal
             .ready(now_ms(), settle)
             .into_iter()
-            .filter(|(c, _)| c.key != super::fanout::CHECKPOINT_KEY || self.volume(&c.origin).is_some())
+            .filter(|(c, _)| !super::fanout::is_round(self.cluster, c) && self.volume(&c.origin).is_some())
             .collect();
         if ready.is_empty() {
             return Ok((0, 0, 0));
