@@ -81,7 +81,7 @@ fn status(c: &Config, i: usize, state: &str, lag: Option<u64>, lag_level: Level,
         fingerprint: fp,
         source: p.source.to_string(),
         destination: p.destination.to_string(),
-        state: state.into(),
+        state: state.parse().expect("a state word"),
         reason: (state == "Inconsistent").then(|| "checkpoint ferry.x is missing on the source".to_string()),
         checkpoint: (state == "Synchronized").then_some(cp.clone()),
         lag_secs: lag,
@@ -587,7 +587,7 @@ async fn a_dead_host_shows_as_such_and_input_keeps_working() {
         key(&mut a, KeyCode::Char('s'));
     }
     let st = a.statuses[0].as_ref().unwrap();
-    assert_eq!(st.state, "Unknown");
+    assert_eq!(st.state, ferry::model::StateKind::Unknown);
     assert!(
         st.reason.as_deref().unwrap_or("").contains("host dead"),
         "{:?}",

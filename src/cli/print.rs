@@ -65,7 +65,7 @@ pub fn status(st: &[PairStatus], full: bool, json: bool, unlock: impl Fn(&PairSt
         let mut row = vec![
             s.source.clone(),
             s.destination.clone(),
-            s.state.clone(),
+            s.state.word().to_string(),
             s.lag_secs.map(secs).unwrap_or_else(|| "-".into()),
             s.flags.clone(),
             status,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::Pair;
 use crate::driver::for_kind;
 use crate::driver::{Snapshot, VolumeInfo};
-use crate::model::{Checkpoint, JobAction, Kind};
+use crate::model::{Checkpoint, JobAction, Kind, StateKind};
 use crate::monitor::{self, nagios::Check, Level};
 use crate::state::last::LastResult;
 use crate::state::lock::{self, LockInfo, LockState};
@@ -156,8 +156,8 @@ pub struct PairStatus {
     pub kind: Kind,
     pub source: String,
     pub destination: String,
-    /// "Synchronized", "Uninitialized", "Inconsistent", "Unknown".
-    pub state: String,
+    /// Serialised as "Synchronized", "Uninitialized", "Inconsistent", "Unknown".
+    pub state: StateKind,
     pub reason: Option<String>,
     pub checkpoint: Option<String>,
     pub lag_secs: Option<u64>,
@@ -198,7 +198,7 @@ pub struct PairStatus {
 impl PairStatus {
     pub fn check(&self, pair: &Pair) -> Check {
         let o = &pair.options;
-        let mut summary = self.state.clone();
+        let mut summary = self.state.word().to_string();
         if let Some(r) = &self.reason {
             summary.push_str(&format!(" ({r})"));
         }
@@ -233,7 +233,7 @@ impl PairStatus {
 pub struct ChildStatus {
     pub source: String,
     pub destination: String,
-    pub state: String,
+    pub state: StateKind,
     pub reason: Option<String>,
     pub checkpoint: Option<String>,
     pub lag_secs: Option<u64>,
@@ -276,7 +276,7 @@ impl Tree {
             t.children.push(ChildStatus {
                 source: s.source.clone(),
                 destination: s.destination.clone(),
-                state: s.state.clone(),
+                state: s.state,
                 reason: s.reason.clone(),
                 checkpoint: s.checkpoint.clone(),
                 lag_secs: s.lag_secs,
@@ -430,7 +430,7 @@ pub fn compose_tree(
         fingerprint: fp,
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),
-        state: state.word().to_string(),
+        state: state.kind(),
         reason: state.reason().map(String::from),
         checkpoint: checkpoint.map(|c| c.name),
         lag_secs: lag,
@@ -584,7 +584,7 @@ pub fn metrics(state: &StateDir, s: &PairStatus) -> monitor::metrics::PairMetric
         fingerprint: s.fingerprint.clone(),
         source: s.source.clone(),
         destination: s.destination.clone(),
-        state: s.state.clone(),
+        state: s.state,
         lag_secs: s.lag_secs,
         last_success: success.map(|l| l.finished),
         last_bytes: s.run.last.as_ref().map(|l| l.bytes),

@@ -8,7 +8,7 @@ pub mod state;
 
 pub use action::{ConsoleAction, JobAction};
 pub use phase::Phase;
-pub use state::{Checkpoint, State};
+pub use state::{Checkpoint, State, StateKind};
 
 /// A volume kind: which driver a pair's volumes go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -21,14 +21,72 @@ pub enum State {
     Unknown(String),
 }
 
-impl State {
-    pub fn word(&self) -> &'static str {
+/// Which of the four states, without what it carries: what status, the console, metrics and
+/// Nagios branch on. Serialised as its word (`"Synchronized"`, …), as the JSON contract has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum StateKind {
+    Synchronized,
+    Uninitialized,
+    Inconsistent,
+    /// Nothing read yet counts as not known.
+    #[default]
+    Unknown,
+}
+
+impl StateKind {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [StateKind; 4] = [
+        StateKind::Synchronized,
+        StateKind::Uninitialized,
+        StateKind::Inconsistent,
+        StateKind::Unknown,
+    ];
+
+    pub fn word(self) -> &'static str {
         match self {
-            State::Synchronized(_) => "Synchronized",
-            State::Uninitialized => "Uninitialized",
-            State::Inconsistent(_) => "Inconsistent",
-            State::Unknown(_) => "Unknown",
+            StateKind::Synchronized => "Synchronized",
+            StateKind::Uninitialized => "Uninitialized",
+            StateKind::Inconsistent => "Inconsistent",
+            StateKind::Unknown => "Unknown",
         }
+    }
+
+    /// A pair needing an operator's look (Inconsistent or Unknown).
+    pub fn needs_attention(self) -> bool {
+        matches!(self, StateKind::Inconsistent | StateKind::Unknown)
+    }
+}
+
+impl std::str::FromStr for StateKind {
+    type Err = String;
+
+    /// The word as serialised (`"Synchronized"`, …).
+    fn from_str(s: &str) -> Result<StateKind, String> {
+        StateKind::ALL
+            .into_iter()
+            .find(|k| k.word() == s)
+            .ok_or_else(|| format!("not a state: {s:?}"))
+    }
+}
+
+impl std::fmt::Display for StateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.word())
+    }
+}
+
+impl State {
+    pub fn kind(&self) -> StateKind {
+        match self {
+            State::Synchronized(_) => StateKind::Synchronized,
+            State::Uninitialized => StateKind::Uninitialized,
+            State::Inconsistent(_) => StateKind::Inconsistent,
+            State::Unknown(_) => StateKind::Unknown,
+        }
+    }
+
+    pub fn word(&self) -> &'static str {
+        self.kind().word()
     }
 
     pub fn reason(&self) -> Option<&str> {

@@ -3,14 +3,15 @@
 
 use std::fmt::Write as _;
 
+use crate::model::StateKind;
+
 /// One pair's figures as the metrics page shows them.
 #[derive(Debug, Clone, Default)]
 pub struct PairMetrics {
     pub fingerprint: String,
     pub source: String,
     pub destination: String,
-    /// "Synchronized", "Uninitialized", "Inconsistent" or "Unknown".
-    pub state: String,
+    pub state: StateKind,
     pub lag_secs: Option<u64>,
     /// Unix seconds of the last successful initialize/update.
     pub last_success: Option<i64>,
@@ -26,9 +27,6 @@ pub struct PairMetrics {
     /// Retention has left snapshots behind on more than one run in a row.
     pub retention_failing: bool,
 }
-
-/// The states `ferry_state` reports, one series each (1 for the pair's state, 0 for the others).
-pub const STATES: [&str; 4] = ["Synchronized", "Uninitialized", "Inconsistent", "Unknown"];
 
 /// A label value escaped as the format wants: backslash, double quote and newline.
 fn escape(v: &str) -> String {
@@ -116,7 +114,7 @@ pub fn render(pairs: &[PairMetrics]) -> String {
         "# HELP ferry_state 1 for the pair's replication state, 0 for the others.\n# TYPE ferry_state gauge"
     );
     for p in pairs {
-        for s in STATES {
+        for s in StateKind::ALL {
             let _ = writeln!(
                 out,
                 "ferry_state{{{},state=\"{s}\"}} {}",
@@ -138,7 +136,7 @@ mod tests {
             fingerprint: "ab".into(),
             source: "s1:tank/a\"b".into(),
             destination: "local:backup/a".into(),
-            state: "Synchronized".into(),
+            state: StateKind::Synchronized,
             lag_secs: Some(42),
             running: true,
             over_keep: Some((3, 0)),

@@ -130,7 +130,9 @@ pub async fn cycle(
 async fn replicate(engine: &Engine, pair: &Pair) -> Result<String> {
     use crate::engine::replicate::{initialize, update, Options};
     let st = crate::engine::status::status(engine, &[pair]).await;
-    let uninitialized = st.first().is_some_and(|s| s.state == "Uninitialized");
+    let uninitialized = st
+        .first()
+        .is_some_and(|s| s.state == crate::model::StateKind::Uninitialized);
     let done = if uninitialized {
         initialize(engine, pair, Options::default()).await?
     } else {

@@ -2,6 +2,7 @@
 //! it returns `Command`s that the run loop hands to the background layer. The pairs table's
 //! sort and filter are in `table`, the dialogs in `dialog`, when to draw in `render`.
 
+use crate::model::StateKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -206,10 +207,10 @@ impl App {
     fn recount(&mut self) {
         let mut c = Counts::default();
         for s in self.statuses.iter().flatten() {
-            match s.state.as_str() {
-                "Synchronized" => c.synchronized += 1,
-                "Inconsistent" | "Unknown" => c.attention += 1,
-                _ => {}
+            if s.state == StateKind::Synchronized {
+                c.synchronized += 1;
+            } else if s.state.needs_attention() {
+                c.attention += 1;
             }
         }
         c.locked = (0..self.runs.len())
@@ -480,7 +481,7 @@ impl App {
             Act::Initialize => {
                 // a full send that may take hours: ask first, saying how much it moves
                 let st = self.statuses[i].as_ref();
-                if st.is_some_and(|s| s.state == "Synchronized") {
+                if st.is_some_and(|s| s.state == StateKind::Synchronized) {
                     self.say(format!("{dest} is initialized already: u updates it"));
                     return Vec::new();
                 }

@@ -51,7 +51,7 @@ impl App {
                 let p = self.pair(i);
                 let state = self.statuses[i]
                     .as_ref()
-                    .map(|s| s.state.to_lowercase())
+                    .map(|s| s.state.word().to_lowercase())
                     .unwrap_or_default();
                 p.source.to_string().to_lowercase().contains(&needle)
                     || p.destination.to_string().to_lowercase().contains(&needle)

@@ -1,6 +1,7 @@
 //! The selected pair's detail: fingerprint, checkpoint, snapshots on both sides, last result and
 //! the tail of its log.
 
+use crate::model::StateKind;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
@@ -146,7 +147,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Some(s) => {
             let mut state = vec![
                 Span::styled("state        ", t.dim),
-                Span::styled(s.state.clone(), level_style(app, s.level)),
+                Span::styled(s.state.word(), level_style(app, s.level)),
             ];
             if let Some(r) = &s.reason {
                 state.push(Span::styled(format!(" — {r}"), t.warn));
@@ -203,7 +204,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     if let Some(s) = st {
         let cp = s.checkpoint.as_deref();
         lines.push(Line::raw(""));
-        if s.state == "Unknown" {
+        if s.state == StateKind::Unknown {
             // no listing came back: "0 snapshots" would be a claim about the data
             lines.push(Line::from(Span::styled("snapshots    not read", t.header)));
             lines.push(Line::from(Span::styled(
@@ -219,10 +220,10 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     t.header,
                 )));
                 for c in s.children.iter().take(8) {
-                    let style = match c.state.as_str() {
-                        "Synchronized" => t.base,
-                        "Uninitialized" => t.warn,
-                        _ => t.crit,
+                    let style = match c.state {
+                        StateKind::Synchronized => t.base,
+                        StateKind::Uninitialized => t.warn,
+                        StateKind::Inconsistent | StateKind::Unknown => t.crit,
                     };
                     lines.push(Line::from(vec![
                         Span::styled(format!("  {:<13} ", c.state), style),

@@ -1,6 +1,7 @@
 //! The pairs table: every pair with state, lag, flags, status, runtime and current rate, coloured
 //! by threshold. Only the visible rows are built, so ten thousand pairs cost what a screenful does.
 
+use crate::model::StateKind;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
@@ -73,13 +74,13 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
         let run = app.run(i);
         let (state, state_style) = match st {
             Some(s) => {
-                let l = match s.state.as_str() {
-                    "Synchronized" => Level::Ok,
-                    "Uninitialized" => Level::Warning,
-                    "Unknown" => Level::Unknown,
-                    _ => Level::Critical,
+                let l = match s.state {
+                    StateKind::Synchronized => Level::Ok,
+                    StateKind::Uninitialized => Level::Warning,
+                    StateKind::Unknown => Level::Unknown,
+                    StateKind::Inconsistent => Level::Critical,
                 };
-                (s.state.clone(), level_style(app, l))
+                (s.state.word().to_string(), level_style(app, l))
             }
             None => ("…".to_string(), t.dim),
         };
