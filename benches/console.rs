@@ -121,7 +121,7 @@ fn status(c: &Config, i: usize, run: RunInfo) -> PairStatus {
         fingerprint: fp,
         source: p.source.to_string(),
         destination: p.destination.to_string(),
-        state: state.into(),
+        state: state.parse().expect("a state word"),
         reason: (state == "Inconsistent").then(|| "checkpoint missing on the source".into()),
         checkpoint: (state == "Synchronized").then_some(cp.clone()),
         lag_secs: lag,
