@@ -9,6 +9,7 @@
 pub mod app;
 pub mod collect;
 pub mod event;
+pub mod format;
 pub mod keys;
 pub mod launch;
 pub mod theme;

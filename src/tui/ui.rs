@@ -1,36 +1,13 @@
-//! Painting: the screen layout and the shared formatting helpers. Each area is drawn by one
+//! Painting: the screen layout (the formatting helpers are in `format`). Each area is drawn by one
 //! component in `view`, all reading the same `App`.
 
-use std::time::Duration;
-
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use crate::config::units::{format_bytes, format_duration};
-use crate::monitor::Level;
-
 use super::app::{App, View};
 use super::view;
-
-pub fn secs(s: u64) -> String {
-    format_duration(Duration::from_secs(s))
-}
-
-pub fn rate(bps: f64) -> String {
-    format!("{}/s", format_bytes(bps.max(0.0) as u64))
-}
-
-pub fn level_style(app: &App, l: Level) -> Style {
-    match l {
-        Level::Ok => app.theme.ok,
-        Level::Warning => app.theme.warn,
-        Level::Critical => app.theme.crit,
-        Level::Unknown => app.theme.warn,
-    }
-}
 
 /// The whole screen.
 pub fn draw(f: &mut Frame, app: &mut App) {

@@ -33,7 +33,7 @@ impl App {
     fn clock(&self) -> Clock {
         Clock {
             lags: (0..self.statuses.len())
-                .map(|i| (self.lag_now(i).map(crate::tui::ui::secs), self.lag_level_now(i)))
+                .map(|i| (self.lag_now(i).map(crate::tui::format::secs), self.lag_level_now(i)))
                 .collect(),
             flash: self.flash_text().is_some(),
         }

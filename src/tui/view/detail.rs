@@ -13,7 +13,7 @@ use crate::engine::retention::Record;
 use crate::engine::status::PairStatus;
 
 use super::super::app::App;
-use super::super::ui::{level_style, secs};
+use super::super::format::{level_style, secs};
 use super::{fit, pane};
 use crate::config::units::format_time;
 
@@ -147,7 +147,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Some(s) => {
             let mut state = vec![
                 Span::styled("state        ", t.dim),
-                Span::styled(s.state.word(), level_style(app, s.level)),
+                Span::styled(s.state.word(), level_style(&app.theme, s.level)),
             ];
             if let Some(r) = &s.reason {
                 state.push(Span::styled(format!(" — {r}"), t.warn));
@@ -158,7 +158,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 Span::styled(s.checkpoint.as_deref().map(short).unwrap_or_else(|| "-".into()), t.base),
                 Span::styled(
                     app.lag_now(i).map(|l| format!("  lag {}", secs(l))).unwrap_or_default(),
-                    level_style(app, app.lag_level_now(i).unwrap_or(s.lag_level)),
+                    level_style(&app.theme, app.lag_level_now(i).unwrap_or(s.lag_level)),
                 ),
             ]));
         }

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::config::units::format_bytes;
 
 use super::super::app::App;
-use super::super::ui::rate;
+use super::super::format::rate;
 use super::{fit, pane};
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {

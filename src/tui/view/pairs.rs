@@ -11,7 +11,7 @@ use crate::engine::status::RunState;
 use crate::monitor::Level;
 
 use super::super::app::App;
-use super::super::ui::{level_style, rate, secs};
+use super::super::format::{level_style, rate, secs};
 use super::{fit_tails_distinct, pane};
 
 pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
@@ -80,14 +80,14 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
                     StateKind::Unknown => Level::Unknown,
                     StateKind::Inconsistent => Level::Critical,
                 };
-                (s.state.word().to_string(), level_style(app, l))
+                (s.state.word().to_string(), level_style(&app.theme, l))
             }
             None => ("…".to_string(), t.dim),
         };
         let lag = app.lag_now(i).map(secs).unwrap_or_else(|| "-".into());
         let lag_style = match (st, app.lag_level_now(i)) {
-            (Some(_), Some(l)) => level_style(app, l),
-            (Some(s), None) => level_style(app, s.lag_level),
+            (Some(_), Some(l)) => level_style(&app.theme, l),
+            (Some(s), None) => level_style(&app.theme, s.lag_level),
             (None, _) => t.dim,
         };
         let flags = st.map(|s| s.flags.clone()).unwrap_or_else(|| "---".into());
@@ -103,7 +103,7 @@ pub fn draw(f: &mut Frame, app: &mut App, area: Rect) {
             }
             None => ("…".into(), t.dim, String::new()),
         };
-        let run_style = st.map(|s| level_style(app, s.run_level)).unwrap_or(t.dim);
+        let run_style = st.map(|s| level_style(&app.theme, s.run_level)).unwrap_or(t.dim);
         let cur = run
             .and_then(|r| r.progress.as_ref())
             .map(|p| rate(p.rate))

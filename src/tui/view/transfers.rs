@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::config::units::format_bytes;
 
 use super::super::app::App;
-use super::super::ui::{rate, secs};
+use super::super::format::{rate, secs};
 use super::{fit, pane};
 
 /// At most this many panes side by side; more jobs are summarized in the last one's title.
