@@ -51,7 +51,6 @@ const KNOWN_CIRCLES: &[&[&str]] = &[
         "engine::verify",
     ],
     &["config::fields", "config::load", "config::overlap", "config::tree"],
-    &["object::copy", "object::sync"],
     &["ssh::auth", "ssh::connect"],
 ];
 

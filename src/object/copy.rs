@@ -5,7 +5,7 @@
 use futures::TryStreamExt;
 
 use super::client::{Client, ClientError};
-use super::sync::SyncOptions;
+use super::options::SyncOptions;
 
 /// The largest object copied in one request (held in memory) when its key cannot go multipart.
 const ONE_REQUEST_MAX: u64 = 256 << 20;

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod copy;
 pub mod creds;
+pub mod options;
 pub mod raw;
 pub mod records;
 pub mod status;
