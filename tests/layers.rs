@@ -51,7 +51,6 @@ const KNOWN_CIRCLES: &[&[&str]] = &[
         "engine::verify",
     ],
     &["config::fields", "config::load", "config::overlap", "config::tree"],
-    &["ssh::auth", "ssh::connect"],
 ];
 
 /// Imports against the order that the redesign removes; same rule as the circles.

@@ -9,9 +9,10 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 
-use super::connect::{russh_message, Session};
 use super::files::{self, FileError};
+use super::message::russh_message;
 use crate::config::HostConfig;
+use russh::client::{Handle, Handler};
 
 /// Default identity files tried (in `~/.ssh`) when no key is configured and the agent did not do.
 pub const DEFAULT_KEYS: &[&str] = &["id_ed25519", "id_ecdsa", "id_rsa"];
@@ -56,7 +57,7 @@ pub fn key_file_message(path: &Path, e: &KeyFileError) -> String {
 }
 
 /// Authenticates `session` as `host.user`.
-pub async fn authenticate(session: &mut Session, host: &HostConfig) -> Result<()> {
+pub async fn authenticate<H: Handler>(session: &mut Handle<H>, host: &HostConfig) -> Result<()> {
     let mut tried: Vec<String> = Vec::new();
     if let Some(path) = &host.key {
         let key = load_key(path).map_err(|e| anyhow::anyhow!("host {}: {}", host.name, key_file_message(path, &e)))?;
@@ -108,14 +109,14 @@ fn failed(host: &HostConfig, tried: &[String]) -> anyhow::Error {
 }
 
 /// The hash to sign with for an RSA key: the best the server announces, else rsa-sha2-256.
-async fn rsa_hash(session: &Session) -> Option<HashAlg> {
+async fn rsa_hash<H: Handler>(session: &Handle<H>) -> Option<HashAlg> {
     match session.best_supported_rsa_hash().await {
         Ok(Some(h)) => h,
         _ => Some(HashAlg::Sha256),
     }
 }
 
-async fn try_key(session: &mut Session, host: &HostConfig, key: PrivateKey) -> Result<bool> {
+async fn try_key<H: Handler>(session: &mut Handle<H>, host: &HostConfig, key: PrivateKey) -> Result<bool> {
     let hash = if key.algorithm().is_rsa() {
         rsa_hash(session).await
     } else {
@@ -134,7 +135,7 @@ async fn try_key(session: &mut Session, host: &HostConfig, key: PrivateKey) -> R
 }
 
 /// Tries every plain key the agent holds. Returns (success, number of keys tried).
-async fn try_agent(session: &mut Session, host: &HostConfig) -> Result<(bool, usize), String> {
+async fn try_agent<H: Handler>(session: &mut Handle<H>, host: &HostConfig) -> Result<(bool, usize), String> {
     let mut agent = AgentClient::connect_env()
         .await
         .map_err(|e| format!("unreachable: {e}"))?;

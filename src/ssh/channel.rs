@@ -37,7 +37,7 @@ pub async fn start(
         anyhow::bail!(
             "{}: cannot start `{command}`: {}",
             HostLabel(host),
-            super::connect::russh_message(&e)
+            super::message::russh_message(&e)
         );
     }
     let (read, write) = channel.split();

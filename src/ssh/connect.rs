@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::auth;
 use super::known_hosts::{self, FirstUse, HostLabel, Trust};
+use super::message::{io_message, russh_message};
 use super::tunnel::Tunnel;
 use crate::config::HostConfig;
 
@@ -152,35 +153,5 @@ pub async fn open(host: &HostConfig, via: Option<(&HostConfig, &Session)>, notic
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Err(_) => anyhow::bail!("{label}: no ssh handshake within {}s", HANDSHAKE_TIMEOUT.as_secs()),
         Ok(r) => r,
-    }
-}
-
-/// "connection refused" rather than "Connection refused (os error 111)".
-fn io_message(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        TimedOut => "connection timed out".into(),
-        ConnectionReset => "connection reset".into(),
-        HostUnreachable => "host unreachable".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_lowercase(),
-                None => s,
-            }
-        }
-    }
-}
-
-pub(crate) fn russh_message(e: &russh::Error) -> String {
-    match e {
-        russh::Error::IO(io) => io_message(io),
-        russh::Error::Disconnect => "the server closed the connection".into(),
-        russh::Error::NoCommonAlgo { .. } => {
-            format!("no algorithm in common with the server ({e})")
-        }
-        other => other.to_string(),
     }
 }

@@ -22,6 +22,7 @@ mod channel;
 mod connect;
 pub mod files;
 pub mod known_hosts;
+mod message;
 mod tunnel;
 
 use std::collections::BTreeMap;
@@ -169,7 +170,7 @@ impl Connection {
                 Err(e) => anyhow::bail!(
                     "{}: cannot open a channel for `{command}`: {}",
                     HostLabel(&self.host),
-                    connect::russh_message(&e)
+                    message::russh_message(&e)
                 ),
             }
         }
