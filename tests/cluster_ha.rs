@@ -20,6 +20,11 @@ const LEASE: Duration = Duration::from_secs(2);
 
 /// The object lab with etcd as the coordination engine and cluster `shared` coordinated by it.
 fn ha_lab(bin: &std::path::Path, etcd: &EtcdServer) -> ObjectLab {
+    ha_lab_polling(bin, etcd, "300ms")
+}
+
+/// `ha_lab` with the cluster's `poll`.
+fn ha_lab_polling(bin: &std::path::Path, etcd: &EtcdServer, poll: &str) -> ObjectLab {
     let lab = ObjectLab::start(bin, "");
     let d = lab.dir.path();
     let text = format!(
@@ -27,7 +32,7 @@ fn ha_lab(bin: &std::path::Path, etcd: &EtcdServer) -> ObjectLab {
          [coordination]\nengine = \"etcd\"\nendpoints = [\"{etcd}\"]\nlease = \"{lease}s\"\n\n\
          [hosts.s3a]\nendpoint = \"{ea}\"\ncredentials = \"{d}/a.cred\"\n\n\
          [hosts.s3b]\nendpoint = \"{eb}\"\ncredentials = \"{d}/b.cred\"\n\n\
-         [[cluster]]\nname = \"shared\"\npersist_path = \"{d}/persist\"\nsettle = \"500ms\"\npoll = \"300ms\"\n\
+         [[cluster]]\nname = \"shared\"\npersist_path = \"{d}/persist\"\nsettle = \"500ms\"\npoll = \"{poll}\"\n\
          coordination = \"etcd\"\n\
          volumes = [\n  {{ at = \"s3a:photos/shared\", listen = true, update = true }},\n  \
          {{ at = \"s3b:photos-dr/shared\", listen = true, update = true }},\n]\n",
@@ -40,6 +45,20 @@ fn ha_lab(bin: &std::path::Path, etcd: &EtcdServer) -> ObjectLab {
     );
     std::fs::write(&lab.config, text).unwrap();
     lab
+}
+
+/// Waits until the shared log holds `what`; gives how long that took.
+fn wait_log(lab: &ObjectLab, what: &str, within: Duration) -> Duration {
+    let t0 = Instant::now();
+    while !log(lab).contains(what) {
+        assert!(
+            t0.elapsed() < within,
+            "no {what:?} within {within:?}; log:\n{}",
+            log(lab)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t0.elapsed()
 }
 
 /// Instances of `cluster run`, killed when the test ends however it ends.
@@ -454,4 +473,109 @@ fn the_etcd_client_against_a_real_etcd() {
     let down = Etcd::new(&["http://127.0.0.1:1".to_string()]);
     let e = down.get("/t/k").unwrap_err().to_string();
     assert!(e.contains("unreachable") && e.contains("http://127.0.0.1:1"), "{e}");
+}
+
+/// A job's description as ferry writes it, claiming pid 1 on a host that does not exist.
+const FORGED: &[u8] = br#"{"pid":1,"action":"update","started":0,"host":"nowhere"}"#;
+
+#[test]
+fn a_run_key_without_a_lease_is_no_running_job_and_unlock_clears_it() {
+    let Some(etcd_bin) = require_etcd() else { return };
+    let etcd = EtcdServer::start(&etcd_bin);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("a")).unwrap();
+    std::fs::create_dir_all(d.join("b")).unwrap();
+    std::fs::write(d.join("a/vm.img"), bytes(3, 4 << 20)).unwrap();
+    let dest = d.join("b/vm.img").display().to_string();
+    let [site1, _] = two_sites(d, &etcd, "");
+    let (code, fp, err) = ferry_with(&site1, &["fingerprint", &dest]);
+    assert_eq!(code, 0, "{err}");
+    let run = format!("/ferry/pairs/{}/run", fp.trim());
+    // anyone who reaches etcd writes the run key by hand, with no lease
+    let raw = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]);
+    raw.create(&[run.as_str()], &[(run.as_str(), FORGED, 0)]).unwrap();
+    let (code, out, err) = ferry_with(&site1, &["initialize", &dest]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&run) && err.contains("pid\\\":1") && err.contains("with no lease") && err.contains("unlock"),
+        "the job says what it found (key, value, no lease) and what to do: {err}"
+    );
+    assert!(
+        !err.contains("already running"),
+        "a key without a lease is no running job: {err}"
+    );
+    let (_, out, _) = ferry_with(&site1, &["--json", "status", &dest]);
+    assert!(
+        out.contains("\"Locked\"") && !out.contains("\"Running\""),
+        "status: {out}"
+    );
+    let (code, out, err) = ferry_with(&site1, &["unlock", &dest]);
+    assert_eq!(code, 0, "unlock clears the key: {out}{err}");
+    assert!(
+        out.contains(&format!("removed {run}")) && out.contains("with no lease"),
+        "unlock names what it found: {out}"
+    );
+    let (code, out, err) = ferry_with(&site1, &["initialize", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(raw.range_prefix("/ferry/").unwrap().is_empty());
+}
+
+#[test]
+fn a_worker_key_without_a_lease_is_cleared_and_the_cluster_taken() {
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else {
+        return;
+    };
+    let etcd = EtcdServer::start(&etcd_bin);
+    let lab = ha_lab(&bin, &etcd);
+    let key = "/ferry/clusters/shared/worker";
+    let raw = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]);
+    raw.create(&[key], &[(key, FORGED, 0)]).unwrap();
+    let mut inst = Instances(Vec::new());
+    inst.spawn(&lab);
+    wait_worker(&lab, 1, Duration::from_secs(20));
+    let l = log(&lab);
+    assert!(
+        l.contains(&format!("coordination: cleared {key} = ")) && l.contains("with no lease"),
+        "the standby names what it cleared:\n{l}"
+    );
+    assert!(
+        !l.contains("pid 1 on nowhere"),
+        "a key without a lease is no worker:\n{l}"
+    );
+}
+
+#[test]
+fn a_worker_whose_key_is_deleted_stops_within_a_renewal() {
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else {
+        return;
+    };
+    let etcd = EtcdServer::start(&etcd_bin);
+    // a long poll: an idle worker does not come to its next cycle's checks for a long time
+    let lab = ha_lab_polling(&bin, &etcd, "1m");
+    let mut inst = Instances(Vec::new());
+    inst.spawn(&lab);
+    inst.spawn(&lab);
+    let ((e1, _), _) = wait_worker(&lab, 1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    // anyone who reaches etcd deletes the worker's key; its lease still lives
+    let key = "/ferry/clusters/shared/worker";
+    let raw = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]);
+    let kv = raw.get(key).unwrap().expect("the worker's key");
+    let t0 = Instant::now();
+    assert!(raw.delete_if(key, kv.create_revision).unwrap());
+    let stopped = format!("lost the cluster (epoch {e1}): its worker key {key} was deleted in etcd: standing by");
+    let (took_stop, mut took_new) = (wait_log(&lab, &stopped, Duration::from_secs(10)), None);
+    let ((e2, _), _) = wait_worker(&lab, 2, Duration::from_secs(10));
+    assert!(e2 > e1);
+    if workers(&lab).len() >= 2 {
+        took_new = Some(t0.elapsed());
+    }
+    eprintln!("key deleted: old worker stopped after {took_stop:?}; successor working by {took_new:?}");
+    // a renewal every third of the lease reads the key: the old worker stops within about that
+    assert!(
+        took_stop <= LEASE,
+        "the old worker stopped {took_stop:?} after its key was deleted (lease {LEASE:?})"
+    );
+    assert!(inst.all_alive());
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -468,6 +468,11 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
             }
         };
         said.clear();
+        if let Some(o) = &worker.replaced {
+            log.line(&format!(
+                "coordination: cleared {o}: no live worker's (written by hand or by another program)"
+            ));
+        }
         let epoch = worker.epoch;
         let fence = Fence {
             epoch,
@@ -496,9 +501,10 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
                 return Ok(());
             }
             Ok(Stopped::Deposed) => {
-                runner
-                    .log
-                    .line(&format!("lost the cluster's lease (epoch {epoch}): standing by"));
+                runner.log.line(&match worker.key_lost() {
+                    Some(why) => format!("lost the cluster (epoch {epoch}): its worker key {why}: standing by"),
+                    None => format!("lost the cluster's lease (epoch {epoch}): standing by"),
+                });
                 // our key only (made at our epoch): a successor's is never touched
                 worker.release();
             }
@@ -509,6 +515,9 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
         }
     }
 }
+
+/// How often an idle worker looks at its fence between cycles.
+const FENCE_LOOK: Duration = Duration::from_millis(100);
 
 /// How a worker's cycles ended without an error.
 enum Stopped {
@@ -542,7 +551,11 @@ async fn work(
             loop {
                 let next = Instant::now() + poll;
                 runner.cycle().await?;
-                tokio::time::sleep_until(next.into()).await;
+                // between cycles too: a worker whose lease or key went stops now, not a poll later
+                while Instant::now() < next {
+                    runner.journal.check_fence()?;
+                    tokio::time::sleep_until(next.min(Instant::now() + FENCE_LOOK).into()).await;
+                }
             }
         };
         tokio::select! {
