@@ -579,3 +579,167 @@ fn a_worker_whose_key_is_deleted_stops_within_a_renewal() {
     );
     assert!(inst.all_alive());
 }
+
+/// A file holding `text`, only its owner may read it.
+fn secret_file(path: &std::path::Path, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_path_buf()
+}
+
+/// One block pair's config against `etcd` with `security` in its [coordination] table.
+fn secured_site(dir: &std::path::Path, endpoint: &str, security: &str) -> std::path::PathBuf {
+    let text = format!(
+        "state_dir = \"{d}/state\"\n\n\
+         [coordination]\nengine = \"etcd\"\nendpoints = [\"{endpoint}\"]\nlease = \"{lease}s\"\n{security}\n\
+         [[pair]]\nkind = \"block\"\nsource = \"{d}/a/vm.img\"\ndestination = \"{d}/b/vm.img\"\n",
+        d = dir.display(),
+        lease = LEASE.as_secs(),
+    );
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    if !dir.join("a/vm.img").exists() {
+        std::fs::write(dir.join("a/vm.img"), bytes(5, 2 << 20)).unwrap();
+    }
+    let p = dir.join("site.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn etcd_with_authentication_a_token_renewed_and_a_wrong_password_refused() {
+    use ferry::coord::etcd::{Created, Etcd, EtcdError};
+    let Some(etcd_bin) = require_etcd() else { return };
+    let server = EtcdServer::start_with(
+        &etcd_bin,
+        object_util::etcd::Options {
+            token_ttl: Some(2),
+            ..Default::default()
+        },
+    );
+    server.enable_auth("ferry-pw-1");
+    let dir = tempfile::tempdir().unwrap();
+    let good = secret_file(&dir.path().join("good.pw"), "ferry-pw-1\n");
+    let bad = secret_file(&dir.path().join("bad.pw"), "wrong-pw-2\n");
+    // without a user etcd refuses (so ferry's locks are its user's only)
+    let anon = Etcd::new(&[server.endpoint()]);
+    assert!(anon.get("/ferry/x").is_err(), "auth is not enforced");
+    // a wrong password: refused, saying so, never showing it
+    let wrong = Etcd::new(&[server.endpoint()]).with_auth("ferry", &bad);
+    match wrong.get("/ferry/x") {
+        Err(e @ EtcdError::Auth { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("authentication as user \"ferry\" refused") && m.contains("authentication failed"),
+                "{m}"
+            );
+            assert!(!m.contains("wrong-pw"), "the password is never in an error: {m}");
+        }
+        other => panic!("a wrong password was not refused as such: {other:?}"),
+    }
+    // the right one: locks work; keys outside the role's prefix do not
+    let etcd = Etcd::new(&[server.endpoint()]).with_auth("ferry", &good);
+    let lease = etcd.grant(5).unwrap();
+    let made = etcd.create(&["/ferry/t"], &[("/ferry/t", b"v", lease)]).unwrap();
+    assert!(matches!(made, Created::Made { .. }), "{made:?}");
+    assert!(etcd.lease_alive(lease).unwrap());
+    assert!(
+        matches!(etcd.get("/other"), Err(EtcdError::Refused { .. })),
+        "the role's prefix only"
+    );
+    let shown = format!("{etcd:?}");
+    assert!(
+        !shown.contains("ferry-pw") && shown.contains("<redacted>"),
+        "Debug redacts: {shown}"
+    );
+    // the token expires (2 s here): the client authenticates again on its own
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(etcd.get("/ferry/t").unwrap().map(|kv| kv.value), Some(b"v".to_vec()));
+    etcd.revoke(lease).unwrap();
+
+    // ferry itself, from a config: a job runs with the user; a wrong password stops it clearly
+    let user = |pw: &std::path::Path| format!("user = \"ferry\"\npassword_file = \"{}\"\n", pw.display());
+    let site = secured_site(dir.path(), &server.endpoint(), &user(&good));
+    let dest = dir.path().join("b/vm.img").display().to_string();
+    let (code, out, err) = ferry_with(&site, &["initialize", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = ferry_with(&site, &["check"]);
+    assert!(!out.contains("anyone who reaches etcd"), "{out}");
+    let site = secured_site(dir.path(), &server.endpoint(), &user(&bad));
+    let (code, out, err) = ferry_with(&site, &["update", &dest]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("authentication as user \"ferry\" refused"), "{err}");
+    assert!(!format!("{out}{err}").contains("wrong-pw"), "{out}{err}");
+}
+
+#[test]
+fn etcd_over_tls_with_client_certificates_and_a_wrong_ca_refused() {
+    use ferry::coord::etcd::{Etcd, EtcdError};
+    let Some(etcd_bin) = require_etcd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = EtcdServer::start_with(
+        &etcd_bin,
+        object_util::etcd::Options {
+            tls_in: Some(dir.path().join("certs")),
+            client_cert_auth: true,
+            ..Default::default()
+        },
+    );
+    let c = server.tls.as_ref().unwrap();
+    let ep = [server.endpoint()];
+    assert!(ep[0].starts_with("https://127.0.0.1:"));
+    // the right CA and a client certificate: it works
+    let etcd = server.client();
+    let lease = etcd.grant(5).unwrap();
+    assert!(etcd.lease_alive(lease).unwrap());
+    // a CA that did not sign etcd's certificate: refused as TLS, naming the endpoint
+    let wrong = Etcd::new(&ep)
+        .with_tls(Some(&c.other_ca), Some((&c.client, &c.client_key)))
+        .unwrap();
+    match wrong.get("/ferry/x") {
+        Err(EtcdError::Tls(m)) => assert!(m.contains(&ep[0]) && m.contains("certificate"), "{m}"),
+        other => panic!("a wrong CA was not refused as TLS: {other:?}"),
+    }
+    // no client certificate: etcd refuses the connection
+    let anon = Etcd::new(&ep).with_tls(Some(&c.ca), None).unwrap();
+    let e = anon.get("/ferry/x").expect_err("etcd requires a client certificate");
+    assert!(matches!(e, EtcdError::Tls(_) | EtcdError::Unreachable(_)), "{e:?}");
+    // a CA file that is no certificate: said when the client is made
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not PEM\n").unwrap();
+    match Etcd::new(&ep).with_tls(Some(&junk), None) {
+        Err(EtcdError::Setup(m)) => assert!(m.contains("ca_file") && m.contains("junk.pem"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+
+    // ferry itself, from a config
+    let files = |ca: &std::path::Path| {
+        format!(
+            "ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            ca.display(),
+            c.client.display(),
+            c.client_key.display()
+        )
+    };
+    let site = secured_site(dir.path(), &ep[0], &files(&c.ca));
+    let dest = dir.path().join("b/vm.img").display().to_string();
+    let (code, out, err) = ferry_with(&site, &["initialize", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = ferry_with(&site, &["check"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("tls: etcd's certificate checked against") && out.contains("client certificate"),
+        "{out}"
+    );
+    // no auth configured: check says so even over TLS
+    assert!(
+        out.contains("anyone who reaches etcd can take or break ferry's locks"),
+        "{out}"
+    );
+    let site = secured_site(dir.path(), &ep[0], &files(&c.other_ca));
+    let (code, out, err) = ferry_with(&site, &["update", &dest]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("etcd TLS:") && err.contains("certificate"), "{err}");
+    etcd.revoke(lease).unwrap();
+}
