@@ -464,8 +464,15 @@ fn the_etcd_client_against_a_real_etcd() {
         "deleted someone else's key"
     );
     assert!(etcd.keepalive(lease).unwrap() > 0);
+    // a lease is alive until it runs out, also in its last second; none (0) never is
+    for _ in 0..18 {
+        assert!(etcd.lease_alive(lease).unwrap(), "a live lease taken for dead");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!etcd.lease_alive(0).unwrap());
     // renewals stop: the key goes with the lease
-    std::thread::sleep(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(1700));
+    assert!(!etcd.lease_alive(lease).unwrap(), "an expired lease taken for alive");
     assert!(etcd.get("/t/k").unwrap().is_none());
     assert!(matches!(etcd.keepalive(lease), Err(EtcdError::LeaseExpired(_))));
     etcd.revoke(lease).expect("revoking a lease that is gone is no error");
@@ -546,7 +553,7 @@ fn a_worker_key_without_a_lease_is_cleared_and_the_cluster_taken() {
 }
 
 #[test]
-fn a_worker_whose_key_is_deleted_stops_within_a_renewal() {
+fn a_worker_whose_key_is_deleted_stops_within_a_renewal_before_its_successor_starts() {
     let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else {
         return;
     };
@@ -556,27 +563,44 @@ fn a_worker_whose_key_is_deleted_stops_within_a_renewal() {
     let mut inst = Instances(Vec::new());
     inst.spawn(&lab);
     inst.spawn(&lab);
-    let ((e1, _), _) = wait_worker(&lab, 1, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(500));
-    // anyone who reaches etcd deletes the worker's key; its lease still lives
     let key = "/ferry/clusters/shared/worker";
     let raw = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]);
-    let kv = raw.get(key).unwrap().expect("the worker's key");
-    let t0 = Instant::now();
-    assert!(raw.delete_if(key, kv.create_revision).unwrap());
-    let stopped = format!("lost the cluster (epoch {e1}): its worker key {key} was deleted in etcd: standing by");
-    let (took_stop, mut took_new) = (wait_log(&lab, &stopped, Duration::from_secs(10)), None);
-    let ((e2, _), _) = wait_worker(&lab, 2, Duration::from_secs(10));
-    assert!(e2 > e1);
-    if workers(&lab).len() >= 2 {
-        took_new = Some(t0.elapsed());
+    let ((mut epoch, mut pid), _) = wait_worker(&lab, 1, Duration::from_secs(20));
+    // the deletion falls at another point of the worker's renewal cycle each time
+    for t in 0..4u64 {
+        std::thread::sleep(Duration::from_millis(300 + 137 * t));
+        // anyone who reaches etcd deletes the worker's key; its lease still lives
+        let kv = raw.get(key).unwrap().expect("the worker's key");
+        let t0 = Instant::now();
+        assert!(raw.delete_if(key, kv.create_revision).unwrap());
+        let stopped =
+            format!("lost the cluster (epoch {epoch}): its worker key {key} was deleted in etcd: standing by");
+        let took_stop = wait_log(&lab, &stopped, Duration::from_secs(10));
+        let ((e2, p2), _) = wait_worker(&lab, t as usize + 2, Duration::from_secs(10));
+        let took_new = t0.elapsed();
+        assert!(e2 > epoch);
+        eprintln!("key deleted: old worker stopped after {took_stop:?}; successor working after {took_new:?}");
+        // a renewal every third of the lease reads the key: the old worker stops within about that
+        assert!(
+            took_stop <= LEASE,
+            "the old worker stopped {took_stop:?} after its key was deleted (lease {LEASE:?})"
+        );
+        // and its successor waited for its lease to end: never two workers at once
+        let l = log(&lab);
+        let working = format!("working the cluster (epoch {e2})");
+        assert!(
+            l.find(&stopped).unwrap() < l.find(&working).unwrap(),
+            "the successor started before the old worker stopped:\n{l}"
+        );
+        // (the deposed worker, once it let go, may win the cluster back itself)
+        if p2 != pid {
+            assert!(
+                l.contains("coordination: the worker's key was gone while its lease"),
+                "{l}"
+            );
+        }
+        (epoch, pid) = (e2, p2);
     }
-    eprintln!("key deleted: old worker stopped after {took_stop:?}; successor working by {took_new:?}");
-    // a renewal every third of the lease reads the key: the old worker stops within about that
-    assert!(
-        took_stop <= LEASE,
-        "the old worker stopped {took_stop:?} after its key was deleted (lease {LEASE:?})"
-    );
     assert!(inst.all_alive());
 }
 

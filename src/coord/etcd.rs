@@ -500,8 +500,9 @@ impl Etcd {
             return Ok(false);
         }
         match self.call("lease/timetolive", &json!({ "ID": id.to_string() })) {
-            // an expired or unknown lease: TTL -1 (or NotFound from some versions)
-            Ok(v) => Ok(num(&v["TTL"]) >= 0 && v.get("TTL").is_some()),
+            // an expired or unknown lease: TTL -1 (or NotFound from some versions); a lease in
+            // its last second has TTL 0, which the gateway leaves out (proto3's default)
+            Ok(v) => Ok(v.get("TTL").map_or(0, num) >= 0),
             Err(EtcdError::Refused {
                 code: GRPC_NOT_FOUND, ..
             }) => Ok(false),

@@ -445,14 +445,23 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
         host: Some(crate::coord::this_host()),
     };
     let mut said = String::new();
+    // the lease of the worker seen at the last look: a standby that finds its key deleted waits for it
+    let mut last = 0;
     loop {
         // standing by: one look each quarter lease until the cluster is free to take
         let worker = loop {
             let (c, name, m) = (coord.clone(), cluster.name.clone(), me.clone());
-            let tried = tokio::task::spawn_blocking(move || worker::try_take(&c, &name, &m)).await?;
+            let tried = tokio::task::spawn_blocking(move || worker::try_take(&c, &name, &m, last)).await?;
             let line = match tried {
                 Ok(Ok(w)) => break w,
-                Ok(Err(h)) => format!("standing by: the cluster is worked by {} ({})", h.action, h.who()),
+                Ok(Err(h)) => {
+                    last = h.lease;
+                    format!(
+                        "standing by: the cluster is worked by {} ({})",
+                        h.info.action,
+                        h.info.who()
+                    )
+                }
                 Err(e) => format!("standing by: coordination: {e}"),
             };
             if line != said {
@@ -468,6 +477,13 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
             }
         };
         said.clear();
+        last = 0;
+        if let Some((lease, took)) = worker.waited {
+            log.line(&format!(
+                "coordination: the worker's key was gone while its lease {lease:x} lived (deleted in etcd?): waited {:.1}s for it to end before taking over",
+                took.as_secs_f64()
+            ));
+        }
         if let Some(o) = &worker.replaced {
             log.line(&format!(
                 "coordination: cleared {o}: no live worker's (written by hand or by another program)"
