@@ -85,3 +85,28 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
         _ => f(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_orphan_is_named_on_one_line_escaped_and_cut() {
+        let kv = |value: &[u8], lease| etcd::Kv {
+            value: value.to_vec(),
+            create_revision: 5,
+            mod_revision: 6,
+            lease,
+        };
+        let o = Orphan::new("/ferry/pairs/ab/run", &kv(b"{\"pid\":1}\n\x1b]0;x\x07", 0));
+        let shown = o.to_string();
+        assert!(
+            shown.starts_with("/ferry/pairs/ab/run = ") && shown.ends_with("with no lease"),
+            "{shown}"
+        );
+        assert!(!shown.contains('\x1b') && !shown.contains('\n'), "{shown:?}");
+        let long = Orphan::new("/k", &kv(&[b'x'; 5000], 0x2a));
+        assert_eq!(long.value.chars().count(), ORPHAN_VALUE_CHARS + 1);
+        assert!(long.to_string().ends_with("on lease 2a, which is not alive"), "{long}");
+    }
+}

@@ -68,12 +68,11 @@ pub fn try_take(
                 lease: kv.lease,
             }));
         }
-        Some(kv) => {
-            // no live worker's: cleared only as read; if it changed meanwhile the create below says who
-            if etcd.delete_unchanged(&[(key.as_str(), kv.mod_revision)])? {
-                replaced = Some(Orphan::new(&key, &kv));
-            }
+        // no live worker's: cleared only as read; if it changed meanwhile the create below says who
+        Some(kv) if etcd.delete_unchanged(&[(key.as_str(), kv.mod_revision)])? => {
+            replaced = Some(Orphan::new(&key, &kv));
         }
+        Some(_) => {}
         // gone while the worker's lease lives: deleted under it (or it is handing over)
         None if last != 0 && etcd.lease_alive(last)? => {
             let t0 = Instant::now();
