@@ -688,6 +688,10 @@ fn etcd_with_authentication_a_token_renewed_and_a_wrong_password_refused() {
     // the token expires (2 s here): the client authenticates again on its own
     std::thread::sleep(Duration::from_millis(3500));
     assert_eq!(etcd.get("/ferry/t").unwrap().map(|kv| kv.value), Some(b"v".to_vec()));
+    assert!(etcd.keepalive(lease).unwrap() > 0);
+    std::thread::sleep(Duration::from_millis(2500));
+    // renewals too (a worker's lease thread) get a new token by themselves
+    assert!(etcd.keepalive(lease).unwrap() > 0);
     etcd.revoke(lease).unwrap();
 
     // ferry itself, from a config: a job runs with the user; a wrong password stops it clearly
