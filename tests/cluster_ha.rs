@@ -740,9 +740,12 @@ fn etcd_over_tls_with_client_certificates_and_a_wrong_ca_refused() {
     // no client certificate: etcd refuses the connection
     let anon = Etcd::new(&ep).with_tls(Some(&c.ca), None).unwrap();
     let e = anon.get("/ferry/x").expect_err("etcd requires a client certificate");
+    // TLS 1.3: the server refuses after the client's handshake is done, so the client sees
+    // etcd's BadCertificate alert, or a broken pipe when it was writing the request then
     assert!(
-        matches!(&e, EtcdError::Tls(m) if m.to_lowercase().contains("certificate")),
-        "refused as TLS, naming the certificate: {e:?}"
+        matches!(&e, EtcdError::Tls(m) if m.to_lowercase().contains("certificate"))
+            || matches!(&e, EtcdError::Unreachable(m) if m.contains(&ep[0])),
+        "refused, naming the certificate or the endpoint: {e:?}"
     );
     // a CA file that is no certificate: said when the client is made
     let junk = dir.path().join("junk.pem");
