@@ -20,6 +20,11 @@ const LEASE: Duration = Duration::from_secs(2);
 
 /// The object lab with etcd as the coordination engine and cluster `shared` coordinated by it.
 fn ha_lab(bin: &std::path::Path, etcd: &EtcdServer) -> ObjectLab {
+    ha_lab_polling(bin, etcd, "300ms")
+}
+
+/// `ha_lab` with the cluster's `poll`.
+fn ha_lab_polling(bin: &std::path::Path, etcd: &EtcdServer, poll: &str) -> ObjectLab {
     let lab = ObjectLab::start(bin, "");
     let d = lab.dir.path();
     let text = format!(
@@ -27,7 +32,7 @@ fn ha_lab(bin: &std::path::Path, etcd: &EtcdServer) -> ObjectLab {
          [coordination]\nengine = \"etcd\"\nendpoints = [\"{etcd}\"]\nlease = \"{lease}s\"\n\n\
          [hosts.s3a]\nendpoint = \"{ea}\"\ncredentials = \"{d}/a.cred\"\n\n\
          [hosts.s3b]\nendpoint = \"{eb}\"\ncredentials = \"{d}/b.cred\"\n\n\
-         [[cluster]]\nname = \"shared\"\npersist_path = \"{d}/persist\"\nsettle = \"500ms\"\npoll = \"300ms\"\n\
+         [[cluster]]\nname = \"shared\"\npersist_path = \"{d}/persist\"\nsettle = \"500ms\"\npoll = \"{poll}\"\n\
          coordination = \"etcd\"\n\
          volumes = [\n  {{ at = \"s3a:photos/shared\", listen = true, update = true }},\n  \
          {{ at = \"s3b:photos-dr/shared\", listen = true, update = true }},\n]\n",
@@ -40,6 +45,20 @@ fn ha_lab(bin: &std::path::Path, etcd: &EtcdServer) -> ObjectLab {
     );
     std::fs::write(&lab.config, text).unwrap();
     lab
+}
+
+/// Waits until the shared log holds `what`; gives how long that took.
+fn wait_log(lab: &ObjectLab, what: &str, within: Duration) -> Duration {
+    let t0 = Instant::now();
+    while !log(lab).contains(what) {
+        assert!(
+            t0.elapsed() < within,
+            "no {what:?} within {within:?}; log:\n{}",
+            log(lab)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t0.elapsed()
 }
 
 /// Instances of `cluster run`, killed when the test ends however it ends.
@@ -445,8 +464,15 @@ fn the_etcd_client_against_a_real_etcd() {
         "deleted someone else's key"
     );
     assert!(etcd.keepalive(lease).unwrap() > 0);
+    // a lease is alive until it runs out, also in its last second; none (0) never is
+    for _ in 0..18 {
+        assert!(etcd.lease_alive(lease).unwrap(), "a live lease taken for dead");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!etcd.lease_alive(0).unwrap());
     // renewals stop: the key goes with the lease
-    std::thread::sleep(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(1700));
+    assert!(!etcd.lease_alive(lease).unwrap(), "an expired lease taken for alive");
     assert!(etcd.get("/t/k").unwrap().is_none());
     assert!(matches!(etcd.keepalive(lease), Err(EtcdError::LeaseExpired(_))));
     etcd.revoke(lease).expect("revoking a lease that is gone is no error");
@@ -454,4 +480,308 @@ fn the_etcd_client_against_a_real_etcd() {
     let down = Etcd::new(&["http://127.0.0.1:1".to_string()]);
     let e = down.get("/t/k").unwrap_err().to_string();
     assert!(e.contains("unreachable") && e.contains("http://127.0.0.1:1"), "{e}");
+}
+
+/// A job's description as ferry writes it, claiming pid 1 on a host that does not exist.
+const FORGED: &[u8] = br#"{"pid":1,"action":"update","started":0,"host":"nowhere"}"#;
+
+#[test]
+fn a_run_key_without_a_lease_is_no_running_job_and_unlock_clears_it() {
+    let Some(etcd_bin) = require_etcd() else { return };
+    let etcd = EtcdServer::start(&etcd_bin);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("a")).unwrap();
+    std::fs::create_dir_all(d.join("b")).unwrap();
+    std::fs::write(d.join("a/vm.img"), bytes(3, 4 << 20)).unwrap();
+    let dest = d.join("b/vm.img").display().to_string();
+    let [site1, _] = two_sites(d, &etcd, "");
+    let (code, fp, err) = ferry_with(&site1, &["fingerprint", &dest]);
+    assert_eq!(code, 0, "{err}");
+    let run = format!("/ferry/pairs/{}/run", fp.trim());
+    // anyone who reaches etcd writes the run key by hand, with no lease
+    let raw = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]);
+    raw.create(&[run.as_str()], &[(run.as_str(), FORGED, 0)]).unwrap();
+    let (code, out, err) = ferry_with(&site1, &["initialize", &dest]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&run) && err.contains("pid\\\":1") && err.contains("with no lease") && err.contains("unlock"),
+        "the job says what it found (key, value, no lease) and what to do: {err}"
+    );
+    assert!(
+        !err.contains("already running"),
+        "a key without a lease is no running job: {err}"
+    );
+    let (_, out, _) = ferry_with(&site1, &["--json", "status", &dest]);
+    assert!(
+        out.contains("\"Locked\"") && !out.contains("\"Running\""),
+        "status: {out}"
+    );
+    let (code, out, err) = ferry_with(&site1, &["unlock", &dest]);
+    assert_eq!(code, 0, "unlock clears the key: {out}{err}");
+    assert!(
+        out.contains(&format!("removed {run}")) && out.contains("with no lease"),
+        "unlock names what it found: {out}"
+    );
+    let (code, out, err) = ferry_with(&site1, &["initialize", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(raw.range_prefix("/ferry/").unwrap().is_empty());
+}
+
+#[test]
+fn a_worker_key_without_a_lease_is_cleared_and_the_cluster_taken() {
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else {
+        return;
+    };
+    let etcd = EtcdServer::start(&etcd_bin);
+    let lab = ha_lab(&bin, &etcd);
+    let key = "/ferry/clusters/shared/worker";
+    let raw = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]);
+    raw.create(&[key], &[(key, FORGED, 0)]).unwrap();
+    let mut inst = Instances(Vec::new());
+    inst.spawn(&lab);
+    wait_worker(&lab, 1, Duration::from_secs(20));
+    let l = log(&lab);
+    assert!(
+        l.contains(&format!("coordination: cleared {key} = ")) && l.contains("with no lease"),
+        "the standby names what it cleared:\n{l}"
+    );
+    assert!(
+        !l.contains("pid 1 on nowhere"),
+        "a key without a lease is no worker:\n{l}"
+    );
+}
+
+#[test]
+fn a_worker_whose_key_is_deleted_stops_within_a_renewal_before_its_successor_starts() {
+    let (Some(bin), Some(etcd_bin)) = (require_s3s_fs(), require_etcd()) else {
+        return;
+    };
+    let etcd = EtcdServer::start(&etcd_bin);
+    // a long poll: an idle worker does not come to its next cycle's checks for a long time
+    let lab = ha_lab_polling(&bin, &etcd, "1m");
+    let mut inst = Instances(Vec::new());
+    inst.spawn(&lab);
+    inst.spawn(&lab);
+    let key = "/ferry/clusters/shared/worker";
+    let raw = ferry::coord::etcd::Etcd::new(&[etcd.endpoint()]);
+    let ((mut epoch, mut pid), _) = wait_worker(&lab, 1, Duration::from_secs(20));
+    // the deletion falls at another point of the worker's renewal cycle each time
+    for t in 0..4u64 {
+        std::thread::sleep(Duration::from_millis(300 + 137 * t));
+        // anyone who reaches etcd deletes the worker's key; its lease still lives
+        let kv = raw.get(key).unwrap().expect("the worker's key");
+        let t0 = Instant::now();
+        assert!(raw.delete_if(key, kv.create_revision).unwrap());
+        let stopped =
+            format!("lost the cluster (epoch {epoch}): its worker key {key} was deleted in etcd: standing by");
+        let took_stop = wait_log(&lab, &stopped, Duration::from_secs(10));
+        let ((e2, p2), _) = wait_worker(&lab, t as usize + 2, Duration::from_secs(10));
+        let took_new = t0.elapsed();
+        assert!(e2 > epoch);
+        eprintln!("key deleted: old worker stopped after {took_stop:?}; successor working after {took_new:?}");
+        // a renewal every third of the lease reads the key: the old worker stops within about that
+        assert!(
+            took_stop <= LEASE,
+            "the old worker stopped {took_stop:?} after its key was deleted (lease {LEASE:?})"
+        );
+        // and its successor waited for its lease to end: never two workers at once
+        let l = log(&lab);
+        let working = format!("working the cluster (epoch {e2})");
+        assert!(
+            l.find(&stopped).unwrap() < l.find(&working).unwrap(),
+            "the successor started before the old worker stopped:\n{l}"
+        );
+        // (the deposed worker, once it let go, may win the cluster back itself)
+        if p2 != pid {
+            assert!(
+                l.contains("coordination: the worker's key was gone while its lease"),
+                "{l}"
+            );
+        }
+        (epoch, pid) = (e2, p2);
+    }
+    assert!(inst.all_alive());
+}
+
+/// A file holding `text`, only its owner may read it.
+fn secret_file(path: &std::path::Path, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_path_buf()
+}
+
+/// One block pair's config against `etcd` with `security` in its [coordination] table.
+fn secured_site(dir: &std::path::Path, endpoint: &str, security: &str) -> std::path::PathBuf {
+    let text = format!(
+        "state_dir = \"{d}/state\"\n\n\
+         [coordination]\nengine = \"etcd\"\nendpoints = [\"{endpoint}\"]\nlease = \"{lease}s\"\n{security}\n\
+         [[pair]]\nkind = \"block\"\nsource = \"{d}/a/vm.img\"\ndestination = \"{d}/b/vm.img\"\n",
+        d = dir.display(),
+        lease = LEASE.as_secs(),
+    );
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    if !dir.join("a/vm.img").exists() {
+        std::fs::write(dir.join("a/vm.img"), bytes(5, 2 << 20)).unwrap();
+    }
+    let p = dir.join("site.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn etcd_with_authentication_a_token_renewed_and_a_wrong_password_refused() {
+    use ferry::coord::etcd::{Created, Etcd, EtcdError};
+    let Some(etcd_bin) = require_etcd() else { return };
+    let server = EtcdServer::start_with(
+        &etcd_bin,
+        object_util::etcd::Options {
+            token_ttl: Some(2),
+            ..Default::default()
+        },
+    );
+    server.enable_auth("ferry-pw-1");
+    let dir = tempfile::tempdir().unwrap();
+    let good = secret_file(&dir.path().join("good.pw"), "ferry-pw-1\n");
+    let bad = secret_file(&dir.path().join("bad.pw"), "wrong-pw-2\n");
+    // without a user etcd refuses (so ferry's locks are its user's only)
+    let anon = Etcd::new(&[server.endpoint()]);
+    assert!(anon.get("/ferry/x").is_err(), "auth is not enforced");
+    // a wrong password: refused, saying so, never showing it
+    let wrong = Etcd::new(&[server.endpoint()]).with_auth("ferry", &bad);
+    match wrong.get("/ferry/x") {
+        Err(e @ EtcdError::Auth { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("authentication as user \"ferry\" refused") && m.contains("authentication failed"),
+                "{m}"
+            );
+            assert!(!m.contains("wrong-pw"), "the password is never in an error: {m}");
+        }
+        other => panic!("a wrong password was not refused as such: {other:?}"),
+    }
+    // the right one: locks work; keys outside the role's prefix do not
+    let etcd = Etcd::new(&[server.endpoint()]).with_auth("ferry", &good);
+    let t0 = Instant::now();
+    let lease = etcd.grant(5).unwrap();
+    let first = t0.elapsed();
+    let t0 = Instant::now();
+    etcd.get("/ferry/none").unwrap();
+    eprintln!(
+        "etcd auth: first call (authenticate + grant) {first:?}, next call (token held) {:?}",
+        t0.elapsed()
+    );
+    let made = etcd.create(&["/ferry/t"], &[("/ferry/t", b"v", lease)]).unwrap();
+    assert!(matches!(made, Created::Made { .. }), "{made:?}");
+    assert!(etcd.lease_alive(lease).unwrap());
+    assert!(
+        matches!(etcd.get("/other"), Err(EtcdError::Refused { .. })),
+        "the role's prefix only"
+    );
+    let shown = format!("{etcd:?}");
+    assert!(
+        !shown.contains("ferry-pw") && shown.contains("<redacted>"),
+        "Debug redacts: {shown}"
+    );
+    // the token expires (2 s here): the client authenticates again on its own
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(etcd.get("/ferry/t").unwrap().map(|kv| kv.value), Some(b"v".to_vec()));
+    assert!(etcd.keepalive(lease).unwrap() > 0);
+    std::thread::sleep(Duration::from_millis(2500));
+    // renewals too (a worker's lease thread) get a new token by themselves
+    assert!(etcd.keepalive(lease).unwrap() > 0);
+    etcd.revoke(lease).unwrap();
+
+    // ferry itself, from a config: a job runs with the user; a wrong password stops it clearly
+    let user = |pw: &std::path::Path| format!("user = \"ferry\"\npassword_file = \"{}\"\n", pw.display());
+    let site = secured_site(dir.path(), &server.endpoint(), &user(&good));
+    let dest = dir.path().join("b/vm.img").display().to_string();
+    let (code, out, err) = ferry_with(&site, &["initialize", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = ferry_with(&site, &["check"]);
+    assert!(!out.contains("anyone who reaches etcd"), "{out}");
+    let site = secured_site(dir.path(), &server.endpoint(), &user(&bad));
+    let (code, out, err) = ferry_with(&site, &["update", &dest]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("authentication as user \"ferry\" refused"), "{err}");
+    assert!(!format!("{out}{err}").contains("wrong-pw"), "{out}{err}");
+}
+
+#[test]
+fn etcd_over_tls_with_client_certificates_and_a_wrong_ca_refused() {
+    use ferry::coord::etcd::{Etcd, EtcdError};
+    let Some(etcd_bin) = require_etcd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = EtcdServer::start_with(
+        &etcd_bin,
+        object_util::etcd::Options {
+            tls_in: Some(dir.path().join("certs")),
+            client_cert_auth: true,
+            ..Default::default()
+        },
+    );
+    let c = server.tls.as_ref().unwrap();
+    let ep = [server.endpoint()];
+    assert!(ep[0].starts_with("https://127.0.0.1:"));
+    // the right CA and a client certificate: it works
+    let etcd = server.client();
+    let lease = etcd.grant(5).unwrap();
+    assert!(etcd.lease_alive(lease).unwrap());
+    // a CA that did not sign etcd's certificate: refused as TLS, naming the endpoint
+    let wrong = Etcd::new(&ep)
+        .with_tls(Some(&c.other_ca), Some((&c.client, &c.client_key)))
+        .unwrap();
+    match wrong.get("/ferry/x") {
+        Err(EtcdError::Tls(m)) => assert!(m.contains(&ep[0]) && m.contains("certificate"), "{m}"),
+        other => panic!("a wrong CA was not refused as TLS: {other:?}"),
+    }
+    // no client certificate: etcd refuses the connection
+    let anon = Etcd::new(&ep).with_tls(Some(&c.ca), None).unwrap();
+    let e = anon.get("/ferry/x").expect_err("etcd requires a client certificate");
+    // TLS 1.3: the server refuses after the client's handshake is done, so the client sees
+    // etcd's BadCertificate alert, or a broken pipe when it was writing the request then
+    assert!(
+        matches!(&e, EtcdError::Tls(m) if m.to_lowercase().contains("certificate"))
+            || matches!(&e, EtcdError::Unreachable(m) if m.contains(&ep[0])),
+        "refused, naming the certificate or the endpoint: {e:?}"
+    );
+    // a CA file that is no certificate: said when the client is made
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not PEM\n").unwrap();
+    match Etcd::new(&ep).with_tls(Some(&junk), None) {
+        Err(EtcdError::Setup(m)) => assert!(m.contains("ca_file") && m.contains("junk.pem"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+
+    // ferry itself, from a config
+    let files = |ca: &std::path::Path| {
+        format!(
+            "ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            ca.display(),
+            c.client.display(),
+            c.client_key.display()
+        )
+    };
+    let site = secured_site(dir.path(), &ep[0], &files(&c.ca));
+    let dest = dir.path().join("b/vm.img").display().to_string();
+    let (code, out, err) = ferry_with(&site, &["initialize", &dest]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = ferry_with(&site, &["check"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("tls: etcd's certificate checked against") && out.contains("client certificate"),
+        "{out}"
+    );
+    // no auth configured: check says so even over TLS
+    assert!(
+        out.contains("anyone who reaches etcd can take or break ferry's locks"),
+        "{out}"
+    );
+    let site = secured_site(dir.path(), &ep[0], &files(&c.other_ca));
+    let (code, out, err) = ferry_with(&site, &["update", &dest]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("etcd TLS:") && err.contains("certificate"), "{err}");
+    etcd.revoke(lease).unwrap();
 }

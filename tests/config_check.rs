@@ -4,6 +4,9 @@
 use std::process::Command;
 
 const HOST: &str = "[hosts.store1]\naddress = \"192.0.2.10\"\n";
+/// `[coordination]` through plain http, and through https; keys to test follow on line 4.
+const ETCD: &str = "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n";
+const ETCDS: &str = "[coordination]\nengine = \"etcd\"\nendpoints = [\"https://etcd1.example.net:2379\"]\n";
 
 fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -61,6 +64,10 @@ fn coordination_through_etcd_is_shown_with_a_warning_for_plain_http_beyond_this_
     );
     assert!(out.contains("warning: plain http"), "{out}");
     assert!(out.contains("coordination etcd"), "{out}");
+    assert!(
+        out.contains("warning: no etcd authentication (user, password_file): anyone who reaches etcd can take or break ferry's locks"),
+        "{out}"
+    );
     // a wrong type is said once, where it is
     for (value, says) in [
         ("[2379]", "expected a string"),
@@ -99,8 +106,40 @@ fn bad_configs_name_file_line_and_key() {
             vec!["FILE:1:", "key `endpoints`", "needs endpoints"],
         ),
         (
-            "[coordination]\nengine = \"etcd\"\nendpoints = [\"https://etcd1.example.net:2379\"]\n".to_string(),
-            vec!["FILE:3:", "key `endpoints`", "TLS"],
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"https://etcd1.example.net:2379/v3\"]\n".to_string(),
+            vec!["FILE:3:", "key `endpoints`", "host and port only"],
+        ),
+        (
+            format!("{ETCD}user = \"ferry\"\n"),
+            vec!["FILE:4:", "key `user`", "needs password_file"],
+        ),
+        (
+            format!("{ETCD}password_file = \"/etc/ferry/etcd.pw\"\n"),
+            vec!["FILE:4:", "key `password_file`", "needs user"],
+        ),
+        (
+            format!("{ETCD}user = \"ferry\"\npassword_file = \"\"\n"),
+            vec!["FILE:5:", "key `password_file`", "must name a file"],
+        ),
+        (
+            format!("{ETCD}user = \"fer ry\"\npassword_file = \"/etc/ferry/etcd.pw\"\n"),
+            vec!["FILE:4:", "key `user`", "no spaces"],
+        ),
+        (
+            format!("{ETCD}user = \"ferry\"\npassword = \"hunter2-secret\"\n"),
+            vec!["FILE:5:", "key `password`", "never goes in the config", "password_file"],
+        ),
+        (
+            format!("{ETCD}ca_file = \"/etc/ferry/ca.pem\"\n"),
+            vec!["FILE:4:", "key `ca_file`", "for https endpoints"],
+        ),
+        (
+            format!("{ETCDS}cert_file = \"/etc/ferry/client.pem\"\n"),
+            vec!["FILE:4:", "key `cert_file`", "needs key_file"],
+        ),
+        (
+            format!("{ETCDS}key_file = \"/etc/ferry/client.key\"\n"),
+            vec!["FILE:4:", "key `key_file`", "needs cert_file"],
         ),
         (
             "[coordination]\nengine = \"etcd\"\nendpoints = [\"http://etcd1.example.net:2379/v3\"]\n".to_string(),
@@ -236,6 +275,10 @@ fn bad_configs_name_file_line_and_key() {
             );
         }
         assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a password in the config is never repeated: {err}"
+        );
     }
 }
 
@@ -601,5 +644,81 @@ fn invalid_utf8_names_its_line() {
     assert!(
         err.contains(&format!("{}:5:", path.display())) && err.contains("UTF-8"),
         "{err}"
+    );
+}
+
+#[test]
+fn etcd_authentication_and_tls_are_shown_and_their_files_checked_never_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("etcd.pw");
+    std::fs::write(&pw, "s3cret-pw\n").unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let text = |endpoint: &str, extra: &str| {
+        format!(
+            "[coordination]\nengine = \"etcd\"\nendpoints = [\"{endpoint}\"]\nuser = \"ferry\"\npassword_file = \"{}\"\n{extra}",
+            pw.display()
+        )
+    };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // authenticated, over https, to a member beyond this host: nothing to warn about but the CA file
+    let (code, out, err) = check(&text(
+        "https://etcd1.example.net:2379",
+        &format!("ca_file = \"{}\"\n", ca.display()),
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("etcd user ferry, password from {}", pw.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("tls: etcd's certificate checked against {}", ca.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: coordination: ca_file") && out.contains("no PEM certificate"),
+        "{out}"
+    );
+    assert!(!out.contains("anyone who") && !out.contains("plain http"), "{out}");
+    // plain http beyond loopback: the password would cross the network readable
+    let (code, out, _) = check(&text("http://etcd1.example.net:2379", ""));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("warning: plain http beyond loopback: the password and token cross the network readable"),
+        "{out}"
+    );
+    // a password file others can read is said; the password never is
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_, out, _) = check(&text("http://127.0.0.1:2379", ""));
+    assert!(
+        out.contains("readable or writable by group or others (mode 0644)"),
+        "{out}"
+    );
+    let (_, json, _) = {
+        let dir2 = tempfile::tempdir().unwrap();
+        let path = dir2.path().join("ferry.toml");
+        std::fs::write(&path, text("http://127.0.0.1:2379", "")).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("-c")
+            .arg(&path)
+            .args(["--json", "check"])
+            .output()
+            .unwrap();
+        (0, String::from_utf8_lossy(&o.stdout).into_owned(), ())
+    };
+    assert!(json.contains("\"user\": \"ferry\""), "{json}");
+    for shown in [&out, &json] {
+        assert!(!shown.contains("s3cret"), "the password is never shown: {shown}");
+    }
+    // a password file that is not there
+    std::fs::remove_file(&pw).unwrap();
+    let (_, out, _) = check(&text("http://127.0.0.1:2379", ""));
+    assert!(
+        out.contains(&format!(
+            "warning: coordination: password_file {}: it does not exist",
+            pw.display()
+        )),
+        "{out}"
     );
 }

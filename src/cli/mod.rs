@@ -441,7 +441,14 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Unlock { dest } => {
             let p = one(engine, dest)?;
-            match crate::engine::unlock::unlock(engine, p)? {
+            let u = crate::engine::unlock::unlock(engine, p)?;
+            if let Some(o) = &u.orphan {
+                outln!(
+                    "unlocked {}: removed {o} from etcd (no running job's: written by hand or by another program)",
+                    Engine::dest_name(p)
+                );
+            }
+            match u.lock {
                 Some(i) => outln!(
                     "unlocked {} (lock of {} by {} started {})",
                     Engine::dest_name(p),
@@ -449,7 +456,8 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                     i.who(),
                     crate::config::units::format_time(i.started)
                 ),
-                None => outln!("{} was not locked", Engine::dest_name(p)),
+                None if u.orphan.is_none() => outln!("{} was not locked", Engine::dest_name(p)),
+                None => {}
             }
             Ok(0)
         }

@@ -274,7 +274,11 @@ pub fn config(c: &Config, json: bool) {
         let v = serde_json::json!({"file": c.path, "state_dir": c.state_dir, "hosts": hosts,
             "object_hosts": object_hosts, "pairs": pairs,
             "coordination": c.coordination.as_ref().map(|k| serde_json::json!({"engine": "etcd", "endpoints": k.endpoints,
-                "lease_secs": k.lease.as_secs(), "prefix": k.prefix, "unencrypted": k.unencrypted()})),
+                "lease_secs": k.lease.as_secs(), "prefix": k.prefix, "unencrypted": k.unencrypted(),
+                // the password file's path only: the password is read when ferry authenticates
+                "user": k.auth.as_ref().map(|a| &a.user), "password_file": k.auth.as_ref().map(|a| &a.password_file),
+                "ca_file": k.tls.ca_file, "cert_file": k.tls.client.as_ref().map(|c| &c.0), "key_file": k.tls.client.as_ref().map(|c| &c.1),
+                "open_to_anyone": k.open_to_anyone(), "problems": crate::coord::etcd::file_problems(k)})),
             "clusters": c.clusters.iter().map(|k| serde_json::json!({"name": k.name, "persist_path": k.persist_path,
                 "settle_secs": k.settle.as_secs(), "poll_ms": k.poll.as_millis() as u64, "bwlimit": k.bwlimit,
                 "coordination": match k.coordination { crate::config::Coordination::Local => "local", crate::config::Coordination::Engine(_) => "etcd" },
@@ -398,6 +402,30 @@ pub fn config(c: &Config, json: bool) {
                 ""
             }
         );
+        match &k.auth {
+            Some(a) => outln!("  etcd user {}, password from {}", a.user, a.password_file.display()),
+            None => outln!("  etcd user: none"),
+        }
+        if k.endpoints.iter().any(|e| e.starts_with("https://")) {
+            outln!(
+                "  tls: etcd's certificate checked against {}{}",
+                k.tls
+                    .ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "the system's CA certificates".into()),
+                match &k.tls.client {
+                    Some((c, key)) => format!("; client certificate {} (key {})", c.display(), key.display()),
+                    None => String::new(),
+                }
+            );
+        }
+        if let Some(why) = k.open_to_anyone() {
+            outln!("  warning: {why}");
+        }
+        for p in crate::coord::etcd::file_problems(k) {
+            outln!("  warning: {p}");
+        }
     }
     if !c.clusters.is_empty() {
         outln!("clusters: {}", c.clusters.len());

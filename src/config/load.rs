@@ -604,9 +604,21 @@ fn build(cx: &Cx) -> Option<Config> {
     })
 }
 
-/// The `[coordination]` table: the engine, its endpoints, the lease and ferry's key prefix.
+/// The `[coordination]` table: the engine, its endpoints, the lease, ferry's key prefix, and how
+/// ferry authenticates to etcd (user, password file) and checks it (TLS files).
 fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
-    t.unknown_keys(&["engine", "endpoints", "lease", "prefix"]);
+    t.unknown_keys(&[
+        "engine",
+        "endpoints",
+        "lease",
+        "prefix",
+        "user",
+        "password",
+        "password_file",
+        "ca_file",
+        "cert_file",
+        "key_file",
+    ]);
     let engine = match t.str("engine") {
         Some(e) if e.get_ref() == "etcd" => Some(CoordEngine::Etcd),
         Some(e) => {
@@ -630,15 +642,7 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
         Some(list) if !list.is_empty() => {
             for e in list {
                 let url = e.get_ref().trim_end_matches('/').to_string();
-                if url.starts_with("https://") {
-                    cx.report(cx.err(
-                        e.span(),
-                        "endpoints",
-                        &format!(
-                            "{url:?}: TLS to etcd is not built yet: use http:// on a trusted network or a local proxy"
-                        ),
-                    ));
-                } else if let Err(m) = names::check_endpoint_url(&url) {
+                if let Err(m) = names::check_endpoint_url(&url) {
                     cx.report(cx.err(e.span(), "endpoints", &m));
                 } else {
                     endpoints.push(url);
@@ -648,7 +652,7 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
         Some(_) => cx.report(cx.err_line(
             t.line(),
             "endpoints",
-            "endpoints must list at least one http://host:port",
+            "endpoints must list at least one http://host:port or https://host:port",
         )),
         // set, but not an array of strings: said already
         None if t.has("endpoints") => {}
@@ -689,12 +693,115 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
         }
         None => "/ferry".to_string(),
     };
+    let auth = coord_auth(cx, t);
+    let tls = coord_tls(cx, t, &endpoints);
     Some(CoordConfig {
         engine: engine?,
         endpoints,
         lease,
         prefix,
+        auth,
+        tls,
     })
+}
+
+/// A path-valued key of `[coordination]` (`~/` expanded), refused when empty.
+fn coord_path(cx: &Cx, t: &Table, key: &str) -> Option<Spanned<PathBuf>> {
+    let v = t.str(key)?;
+    if v.get_ref().trim().is_empty() {
+        cx.report(cx.err(v.span(), key, &format!("{key} must name a file")));
+        return None;
+    }
+    Some(Spanned::new(v.span(), expand_home(v.get_ref())))
+}
+
+/// `user` and `password_file`: both or neither (the password itself is never in the config).
+fn coord_auth(cx: &Cx, t: &Table) -> Option<CoordAuth> {
+    if let Some((k, _)) = t.entries().find(|(k, _)| k.get_ref() == "password") {
+        // its value is never repeated: it is a secret put in the wrong place
+        cx.report(cx.err(
+            k.span(),
+            "password",
+            "the password never goes in the config: put it in a file only you can read and name it with password_file",
+        ));
+    }
+    let user = t.str("user");
+    let file = coord_path(cx, t, "password_file");
+    if let Some(u) = &user {
+        let name = u.get_ref();
+        if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            cx.report(cx.err(
+                u.span(),
+                "user",
+                "user must be etcd's user name: not empty, no spaces or control characters",
+            ));
+            return None;
+        }
+    }
+    match (user, file) {
+        (Some(u), Some(f)) => Some(CoordAuth {
+            user: u.into_inner(),
+            password_file: f.into_inner(),
+        }),
+        (Some(u), None) if !t.has("password_file") => {
+            cx.report(cx.err(
+                u.span(),
+                "user",
+                "user needs password_file = \"/path\": the file holding etcd's password (never the password in the config)",
+            ));
+            None
+        }
+        (None, Some(f)) => {
+            cx.report(cx.err(
+                f.span(),
+                "password_file",
+                "password_file needs user = \"name\" (etcd's user)",
+            ));
+            None
+        }
+        _ => None,
+    }
+}
+
+/// `ca_file`, `cert_file` and `key_file`: for https endpoints only; a certificate needs its key.
+fn coord_tls(cx: &Cx, t: &Table, endpoints: &[String]) -> CoordTls {
+    let ca = coord_path(cx, t, "ca_file");
+    let cert = coord_path(cx, t, "cert_file");
+    let key = coord_path(cx, t, "key_file");
+    let https = endpoints.iter().any(|e| e.starts_with("https://"));
+    for (name, v) in [("ca_file", &ca), ("cert_file", &cert), ("key_file", &key)] {
+        if let (Some(v), false, false) = (v, https, endpoints.is_empty()) {
+            cx.report(cx.err(
+                v.span(),
+                name,
+                &format!("{name} is for https endpoints, and every endpoint here is http://"),
+            ));
+        }
+    }
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c.into_inner(), k.into_inner())),
+        (Some(c), None) => {
+            cx.report(cx.err(
+                c.span(),
+                "cert_file",
+                "cert_file needs key_file (the certificate's private key)",
+            ));
+            None
+        }
+        (None, Some(k)) => {
+            cx.report(cx.err(
+                k.span(),
+                "key_file",
+                "key_file needs cert_file (the client certificate)",
+            ));
+            None
+        }
+        (None, None) => None,
+    };
+    CoordTls {
+        ca_file: ca.map(Spanned::into_inner),
+        client,
+    }
 }
 
 /// The lease when `[coordination]` sets none.

@@ -99,10 +99,20 @@ pub fn plain_http_beyond_loopback(url: &str) -> bool {
 }
 
 impl CoordConfig {
-    /// Plain http to an etcd member beyond this machine (lock names and hosts travel readable;
-    /// no secret does).
+    /// Plain http to an etcd member beyond this machine: lock names and hosts travel readable,
+    /// and so would the password and token when `auth` is set.
     pub fn unencrypted(&self) -> bool {
         self.endpoints.iter().any(|e| plain_http_beyond_loopback(e))
+    }
+
+    /// Why anyone who reaches etcd (or the network to it) could take or break ferry's locks, if
+    /// they can: `check` says it plainly.
+    pub fn open_to_anyone(&self) -> Option<&'static str> {
+        match (&self.auth, self.unencrypted()) {
+            (None, _) => Some("no etcd authentication (user, password_file): anyone who reaches etcd can take or break ferry's locks"),
+            (Some(_), true) => Some("plain http beyond loopback: the password and token cross the network readable, so whoever sees the traffic can take or break ferry's locks"),
+            (Some(_), false) => None,
+        }
     }
 }
 
@@ -325,6 +335,28 @@ pub struct CoordConfig {
     pub lease: Duration,
     /// Where ferry's keys live in the engine (`/ferry` unless set).
     pub prefix: String,
+    /// etcd's user and the file holding its password (`user`, `password_file`); `None`: no
+    /// authentication, so anyone who reaches etcd can take or break ferry's locks.
+    pub auth: Option<CoordAuth>,
+    /// How https endpoints are checked and how ferry proves itself to them.
+    pub tls: CoordTls,
+}
+
+/// etcd authentication: a user and the file its password is read from when ferry authenticates
+/// (only the path is in the config, so neither `Debug` nor `check` can show the password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordAuth {
+    pub user: String,
+    pub password_file: PathBuf,
+}
+
+/// TLS to https endpoints: the CA that signed etcd's certificate (`ca_file`; else the system's
+/// roots) and a client certificate with its key (`cert_file`, `key_file`) for etcd's
+/// `--client-cert-auth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoordTls {
+    pub ca_file: Option<PathBuf>,
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// How a cluster's instances agree on who works it.

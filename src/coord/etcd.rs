@@ -1,10 +1,16 @@
-//! The one place ferry speaks to etcd: its v3 JSON gateway (`/v3/...`, plain HTTP POSTs), which
-//! Debian's etcd-server 3.4 serves on the client port. Leases, a create-if-absent transaction,
-//! reads and deletes: what a lease lock needs, nothing more.
+//! The one place ferry speaks to etcd: its v3 JSON gateway (`/v3/...`, HTTP POSTs, over TLS for
+//! https endpoints), which Debian's etcd-server 3.4 serves on the client port. Leases, a
+//! create-if-absent transaction, reads and deletes: what a lease lock needs, nothing more.
 //!
 //! Calls are blocking with a short timeout; async callers run them on a blocking thread. Each call
 //! tries the endpoints in order until one answers, so one etcd member down is not an outage.
+//!
+//! With a user, each call carries etcd's token in the `Authorization` header; the token is got
+//! from `/v3/auth/authenticate` with the password read from its file then (never kept in the
+//! client, never in an error), and got again when etcd says it expired.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -27,6 +33,21 @@ pub enum EtcdError {
     /// The lease is gone (expired or revoked).
     #[error("etcd lease {0:x} expired")]
     LeaseExpired(i64),
+    /// etcd refused the user or its password (or has no authentication enabled): etcd's words.
+    #[error("etcd at {endpoint}: authentication as user {user:?} refused: {message}")]
+    Auth {
+        endpoint: String,
+        user: String,
+        message: String,
+    },
+    /// The TLS handshake failed (a certificate not signed by the CA, a name that does not match,
+    /// a client certificate etcd refused): each endpoint's error, joined.
+    #[error("etcd TLS: {0}")]
+    Tls(String),
+    /// A local file the connection needs (password, CA, client certificate or key) cannot be
+    /// used: the file and why, never its content.
+    #[error("coordination: {0}")]
+    Setup(String),
 }
 
 /// A key's value with the revisions and lease etcd keeps for it.
@@ -34,7 +55,178 @@ pub enum EtcdError {
 pub struct Kv {
     pub value: Vec<u8>,
     pub create_revision: i64,
+    /// The revision of its last put: two reads of one key with the same one saw the same put.
+    pub mod_revision: i64,
+    /// Its lease, 0 for none (a key that outlives every holder).
     pub lease: i64,
+}
+
+/// A secret read from a file; `Debug` never shows it.
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Who ferry says it is to etcd, and the token etcd gave for it (shared by every clone).
+struct Auth {
+    user: String,
+    password_file: PathBuf,
+    token: Mutex<Option<Secret>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("user", &self.user)
+            .field("password_file", &self.password_file)
+            .field(
+                "token",
+                &self.token.lock().ok().map(|t| t.as_ref().map(|_| "<redacted>")),
+            )
+            .finish()
+    }
+}
+
+/// A password file is a line or two at most.
+const PASSWORD_FILE_CAP: u64 = 4096;
+/// A PEM file of certificates (a CA bundle) or a key.
+const PEM_FILE_CAP: u64 = 1 << 20;
+
+/// The password in `path`: the file's first line (a trailing newline is not part of it).
+fn read_password(path: &Path) -> Result<Secret, EtcdError> {
+    let bytes = crate::safe_file::read_regular(path, PASSWORD_FILE_CAP)
+        .map_err(|e| EtcdError::Setup(format!("password_file {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| EtcdError::Setup(format!("password_file {}: not UTF-8 text", path.display())))?;
+    let pw = text.lines().next().unwrap_or("").to_string();
+    if pw.is_empty() {
+        return Err(EtcdError::Setup(format!(
+            "password_file {}: empty (the password is its first line)",
+            path.display()
+        )));
+    }
+    Ok(Secret(pw))
+}
+
+/// What `check` can say about the files `[coordination]` names without asking etcd: each one
+/// that cannot be used (why, never its content), and a password file others may read.
+pub fn file_problems(coord: &crate::config::CoordConfig) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    if let Some(a) = &coord.auth {
+        match read_password(&a.password_file) {
+            Err(e) => out.push(e.to_string()),
+            Ok(_) => {
+                let mode = std::fs::metadata(&a.password_file)
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
+                if mode & 0o077 != 0 {
+                    out.push(format!(
+                        "password_file {} is readable or writable by group or others (mode {:04o}): chmod 600 it",
+                        a.password_file.display(),
+                        mode & 0o7777
+                    ));
+                }
+            }
+        }
+    }
+    if coord.endpoints.iter().any(|e| e.starts_with("https://")) {
+        let client = coord.tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        if let Err(e) = tls_config(coord.tls.ca_file.as_deref(), client) {
+            out.push(e.to_string());
+        }
+    }
+    out
+}
+
+fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>, EtcdError> {
+    crate::safe_file::read_regular(path, PEM_FILE_CAP)
+        .map_err(|e| EtcdError::Setup(format!("{what} {}: {e}", path.display())))
+}
+
+/// The TLS settings of a client: the CA to check etcd's certificate against (else the system's
+/// roots) and the client certificate and key to show it.
+fn tls_config(ca_file: Option<&Path>, client: Option<(&Path, &Path)>) -> Result<Arc<rustls::ClientConfig>, EtcdError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = read_pem("ca_file", path)?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| EtcdError::Setup(format!("ca_file {}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| EtcdError::Setup(format!("ca_file {}: {e}", path.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(EtcdError::Setup(format!(
+                    "ca_file {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(EtcdError::Setup(
+                    "no system CA certificates found for https endpoints: set ca_file".into(),
+                ));
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| EtcdError::Setup(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert_file, key_file)) => {
+            let pem = read_pem("cert_file", cert_file)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| EtcdError::Setup(format!("cert_file {}: {e}", cert_file.display())))?;
+            if certs.is_empty() {
+                return Err(EtcdError::Setup(format!(
+                    "cert_file {}: no PEM certificate in it",
+                    cert_file.display()
+                )));
+            }
+            // the key's parse error says what is wrong with the PEM, never its bytes
+            let key = PrivateKeyDer::from_pem_slice(&read_pem("key_file", key_file)?)
+                .map_err(|e| EtcdError::Setup(format!("key_file {}: {e}", key_file.display())))?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                EtcdError::Setup(format!(
+                    "cert_file {} with key_file {}: {e}",
+                    cert_file.display(),
+                    key_file.display()
+                ))
+            })?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// A TLS failure somewhere in a transport error's causes (a handshake error comes wrapped in I/O).
+fn tls_failure(e: &ureq::Transport) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(t.to_string());
+            }
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The outcome of `create`: made (with the store's revision then, a fencing token that grows with
@@ -45,17 +237,21 @@ pub enum Created {
     Held(Vec<Option<Kv>>),
 }
 
-/// A client for a list of endpoints (`http://host:port`).
+/// A client for a list of endpoints (`http://host:port`, `https://host:port`).
 #[derive(Debug, Clone)]
 pub struct Etcd {
     endpoints: Vec<String>,
     agent: ureq::Agent,
+    timeout: Duration,
     /// The endpoint that answered last, tried first (a dead member costs one timeout, once).
-    first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    first: Arc<std::sync::atomic::AtomicUsize>,
+    auth: Option<Arc<Auth>>,
 }
 
 /// gRPC's NotFound, which etcd answers for a lease that is gone.
 const GRPC_NOT_FOUND: i64 = 5;
+/// gRPC's Unauthenticated: etcd's "invalid auth token" (expired, or etcd restarted).
+const GRPC_UNAUTHENTICATED: i64 = 16;
 /// gRPC codes after which another member may do better: DeadlineExceeded, Unavailable (a
 /// member cut off from its quorum answers "no leader").
 const GRPC_TRY_ANOTHER: [i64; 2] = [4, 14];
@@ -80,6 +276,7 @@ fn kv_of(v: &Value) -> Option<Kv> {
     Some(Kv {
         value: B64.decode(v.get("value").and_then(Value::as_str).unwrap_or("")).ok()?,
         create_revision: num(v.get("create_revision")?),
+        mod_revision: v.get("mod_revision").map(num).unwrap_or(0),
         lease: v.get("lease").map(num).unwrap_or(0),
     })
 }
@@ -135,29 +332,121 @@ impl Etcd {
     }
 
     fn with_timeout(endpoints: &[String], timeout: Duration) -> Etcd {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(timeout)
-            .timeout_connect(timeout)
-            .build();
         Etcd {
             endpoints: endpoints.iter().map(|e| e.trim_end_matches('/').to_string()).collect(),
-            agent,
+            agent: Etcd::agent(timeout, None),
+            timeout,
             first: Default::default(),
+            auth: None,
+        }
+    }
+
+    fn agent(timeout: Duration, tls: Option<Arc<rustls::ClientConfig>>) -> ureq::Agent {
+        let mut b = ureq::AgentBuilder::new().timeout(timeout).timeout_connect(timeout);
+        if let Some(tls) = tls {
+            b = b.tls_config(tls);
+        }
+        b.build()
+    }
+
+    /// The client `[coordination]` describes, for a holder of its lease: TLS files read and
+    /// checked now, the password when it first authenticates.
+    pub fn connect(coord: &crate::config::CoordConfig) -> Result<Etcd, EtcdError> {
+        let mut etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
+        if coord.endpoints.iter().any(|e| e.starts_with("https://")) {
+            let client = coord.tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            etcd = etcd.with_tls(coord.tls.ca_file.as_deref(), client)?;
+        }
+        if let Some(a) = &coord.auth {
+            etcd = etcd.with_auth(&a.user, &a.password_file);
+        }
+        Ok(etcd)
+    }
+
+    /// This client over TLS: etcd's certificate checked against `ca_file` (else the system's
+    /// roots), and `client` (certificate, key) shown to it.
+    pub fn with_tls(mut self, ca_file: Option<&Path>, client: Option<(&Path, &Path)>) -> Result<Etcd, EtcdError> {
+        self.agent = Etcd::agent(self.timeout, Some(tls_config(ca_file, client)?));
+        Ok(self)
+    }
+
+    /// This client as etcd's `user`, whose password is the first line of `password_file`.
+    pub fn with_auth(mut self, user: &str, password_file: &Path) -> Etcd {
+        self.auth = Some(Arc::new(Auth {
+            user: user.to_string(),
+            password_file: password_file.to_path_buf(),
+            token: Mutex::new(None),
+        }));
+        self
+    }
+
+    /// The token to send: the one etcd gave, or a new one (`fresh`: the one we had was refused).
+    fn token(&self, auth: &Auth, fresh: bool) -> Result<String, EtcdError> {
+        let mut held = auth.token.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(t), false) = (held.as_ref(), fresh) {
+            return Ok(t.0.clone());
+        }
+        *held = None;
+        let password = read_password(&auth.password_file)?;
+        let body = json!({ "name": auth.user, "password": password.0 });
+        let v = self.send("auth/authenticate", &body, None).map_err(|e| match e {
+            // every refusal of authenticate is about who we are (wrong password, unknown user,
+            // authentication not enabled): etcd's message, never the password
+            EtcdError::Refused { endpoint, message, .. } => EtcdError::Auth {
+                endpoint,
+                user: auth.user.clone(),
+                message,
+            },
+            e => e,
+        })?;
+        let token = v.get("token").and_then(Value::as_str).unwrap_or("").to_string();
+        if token.is_empty() {
+            return Err(EtcdError::Auth {
+                endpoint: self.endpoints.join(", "),
+                user: auth.user.clone(),
+                message: "etcd answered without a token".into(),
+            });
+        }
+        *held = Some(Secret(token.clone()));
+        Ok(token)
+    }
+
+    /// `send` with the token when a user is set, authenticating again once when etcd refuses
+    /// the token (it expired, or etcd restarted and forgot it).
+    fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        let Some(auth) = &self.auth else {
+            return self.send(path, body, None);
+        };
+        let token = self.token(auth, false)?;
+        match self.send(path, body, Some(&token)) {
+            Err(EtcdError::Refused {
+                code: GRPC_UNAUTHENTICATED,
+                ..
+            }) => {
+                let token = self.token(auth, true)?;
+                self.send(path, body, Some(&token))
+            }
+            r => r,
         }
     }
 
     /// POSTs `body` to `/v3/<path>`: the member that answered last first, then the others, on to
     /// the next one when a member cannot be reached or has no quorum.
-    fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+    fn send(&self, path: &str, body: &Value, token: Option<&str>) -> Result<Value, EtcdError> {
         use std::sync::atomic::Ordering;
         let mut errs = Vec::new();
         let n = self.endpoints.len();
         let start = self.first.load(Ordering::Relaxed) % n.max(1);
         let mut refused = None;
+        let mut tls = false;
         for i in (0..n).map(|k| (start + k) % n) {
             let ep = &self.endpoints[i];
             let url = format!("{ep}/v3/{path}");
-            let err = match self.agent.post(&url).send_string(&body.to_string()) {
+            let mut req = self.agent.post(&url);
+            if let Some(t) = token {
+                req = req.set("Authorization", t);
+            }
+            let err = match req.send_string(&body.to_string()) {
                 Ok(resp) => {
                     self.first.store(i, Ordering::Relaxed);
                     let text = read_body(resp);
@@ -177,6 +466,11 @@ impl Etcd {
                         }
                     }
                 }
+                Err(ureq::Error::Transport(t)) if tls_failure(&t).is_some() => {
+                    tls = true;
+                    errs.push(format!("{ep}: {}", tls_failure(&t).unwrap_or_default()));
+                    continue;
+                }
                 // ureq names the URL first; the endpoint is named once
                 Err(e) => {
                     let text = e.to_string();
@@ -194,8 +488,42 @@ impl Etcd {
         }
         Err(match (refused, errs.len()) {
             (Some(r), 1) => r,
+            _ if tls => EtcdError::Tls(errs.join("; ")),
             _ => EtcdError::Unreachable(errs.join("; ")),
         })
+    }
+
+    /// Whether lease `id` is alive in etcd now (0, no lease, never is): a lock key on a lease
+    /// that is not alive was not put by a live holder (by hand, or another program).
+    pub fn lease_alive(&self, id: i64) -> Result<bool, EtcdError> {
+        if id == 0 {
+            return Ok(false);
+        }
+        match self.call("lease/timetolive", &json!({ "ID": id.to_string() })) {
+            // an expired or unknown lease: TTL -1 (or NotFound from some versions); a lease in
+            // its last second has TTL 0, which the gateway leaves out (proto3's default)
+            Ok(v) => Ok(v.get("TTL").map_or(0, num) >= 0),
+            Err(EtcdError::Refused {
+                code: GRPC_NOT_FOUND, ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes each present key of `keys` only while each is still as read (its `mod_revision`;
+    /// 0: absent), all in one transaction; gives whether it did.
+    pub fn delete_unchanged(&self, keys: &[(&str, i64)]) -> Result<bool, EtcdError> {
+        let compare: Vec<Value> = keys
+            .iter()
+            .map(|(k, rev)| json!({ "key": b64(k.as_bytes()), "target": "MOD", "mod_revision": rev.to_string() }))
+            .collect();
+        let success: Vec<Value> = keys
+            .iter()
+            .filter(|(_, rev)| *rev != 0)
+            .map(|(k, _)| json!({ "request_delete_range": { "key": b64(k.as_bytes()) } }))
+            .collect();
+        let v = self.call("kv/txn", &json!({ "compare": compare, "success": success }))?;
+        Ok(v.get("succeeded").and_then(Value::as_bool) == Some(true))
     }
 
     /// A new lease of `ttl` seconds; gives its id.

@@ -5,6 +5,10 @@
 //! starts later), less a margin. A holder checks it before each step that others must not repeat
 //! (a journal append), so a holder that was paused or cut off stops itself before a successor
 //! can start.
+//!
+//! A lease may also guard a key (`guard`): each renewal then reads the key too, and the lease
+//! counts as lost once the key is gone or is not the one made (another create revision or
+//! lease): someone deleted it in etcd, and a standby may take it at its next look.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,6 +43,10 @@ struct Shared {
     /// The engine said the lease is gone.
     lost: AtomicBool,
     stop: AtomicBool,
+    /// The key this lease holds, and the create revision it was made at.
+    guard: std::sync::Mutex<Option<(String, i64)>>,
+    /// What a renewal found instead of the guarded key.
+    guard_lost: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -64,6 +72,8 @@ impl HeldLease {
             last_ok_ms: AtomicU64::new(0),
             lost: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            guard: Default::default(),
+            guard_lost: Default::default(),
         });
         let thread = {
             let (etcd, shared) = (etcd.clone(), shared.clone());
@@ -87,6 +97,17 @@ impl HeldLease {
     /// True while the lease certainly still holds (see the module doc).
     pub fn valid(&self) -> bool {
         self.shared.valid()
+    }
+
+    /// From now on each renewal also checks that `key` exists as made at `create_revision` on
+    /// this lease; when it does not, the lease counts as lost (see the module doc).
+    pub fn guard(&self, key: &str, create_revision: i64) {
+        *self.shared.guard.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.to_string(), create_revision));
+    }
+
+    /// What a renewal found instead of the guarded key, once it did.
+    pub fn guard_lost(&self) -> Option<String> {
+        self.shared.guard_lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// `valid` as a closure that outlives this borrow (for a journal's fence).
@@ -127,8 +148,13 @@ fn renew(etcd: Etcd, id: i64, shared: Arc<Shared>) {
             continue;
         }
         let (sent, sent_at) = (boot_now().saturating_sub(shared.base), Instant::now());
-        match etcd.keepalive(id) {
-            Ok(_) => {
+        match etcd.keepalive(id).and_then(|_| check_guard(&etcd, id, &shared)) {
+            Ok(Some(found)) => {
+                *shared.guard_lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(found);
+                shared.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(None) => {
                 shared.last_ok_ms.store(sent.as_millis() as u64, Ordering::SeqCst);
                 // a third of the lease after the renewal was sent, however long it took
                 next = sent_at + every;
@@ -141,4 +167,19 @@ fn renew(etcd: Etcd, id: i64, shared: Arc<Shared>) {
             Err(_) => next = Instant::now() + Duration::from_millis(200),
         }
     }
+}
+
+/// After a renewal: `None` while the guarded key (if any) is still ours, else what is there.
+fn check_guard(etcd: &Etcd, id: i64, shared: &Shared) -> Result<Option<String>, EtcdError> {
+    let Some((key, rev)) = shared.guard.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        return Ok(None);
+    };
+    Ok(match etcd.get(&key)? {
+        Some(kv) if kv.create_revision == rev && kv.lease == id => None,
+        Some(kv) => Some(format!(
+            "{key} was made again by someone else ({})",
+            super::Orphan::new(&key, &kv).value
+        )),
+        None => Some(format!("{key} was deleted in etcd")),
+    })
 }

@@ -6,12 +6,17 @@
 //! transaction when neither exists and removes both when it ends. A holder that dies leaves
 //! `held` without `run` once its lease expires: the pair shows Locked everywhere until an
 //! operator runs `unlock`, exactly as a dead job's lock file does on its own host.
+//!
+//! A `run` key is trusted only while its lease lives (etcd is asked): one without a live lease
+//! was not put by a running job (by hand, or by another program), so the job that finds it says
+//! what it found and `unlock` clears it.
 
 use crate::config::CoordConfig;
 use crate::state::lock::{LockInfo, LockState};
 
 use super::etcd::{Created, Etcd, EtcdError};
 use super::lease::HeldLease;
+use super::Orphan;
 
 /// Why the engine refused the pair's lock.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,18 @@ pub enum PairLockError {
     /// A job that died (its lease expired) left it.
     #[error("locked")]
     Stale(Option<LockInfo>),
+    /// A `run` key without a live lease: no running job's, whatever it says.
+    #[error("locked by a key no running job holds: {0}")]
+    Orphan(Orphan),
+}
+
+/// What `unlock` removed from the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlocked {
+    /// The `held` key's job (a job that did not finish).
+    pub held: Option<LockInfo>,
+    /// A `run` key without a live lease, as found.
+    pub orphan: Option<Orphan>,
 }
 
 /// The pair's lock, held.
@@ -45,7 +62,7 @@ fn info_of(v: &[u8]) -> Option<LockInfo> {
 
 /// Takes the pair's lock in the engine for the job `info` describes.
 pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLease, PairLockError> {
-    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
+    let etcd = super::client(coord)?;
     let (run, held) = keys(coord, fp);
     let lease = HeldLease::grant(&etcd, coord.lease)?;
     let value = serde_json::to_vec(info).unwrap_or_default();
@@ -64,9 +81,10 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
         Ok(Created::Held(kvs)) => {
             lease.release();
             match (kvs.first().cloned().flatten(), kvs.get(1).cloned().flatten()) {
-                (Some(r), _) => Err(PairLockError::Running(
+                (Some(r), _) if etcd.lease_alive(r.lease)? => Err(PairLockError::Running(
                     info_of(&r.value).unwrap_or_else(super::unknown_holder),
                 )),
+                (Some(r), _) => Err(PairLockError::Orphan(Orphan::new(&run, &r))),
                 (None, h) => Err(PairLockError::Stale(h.and_then(|h| info_of(&h.value)))),
             }
         }
@@ -77,9 +95,10 @@ pub fn acquire(coord: &CoordConfig, fp: &str, info: &LockInfo) -> Result<PairLea
     }
 }
 
-/// Every pair's lock the engine holds, by fingerprint, in one request (status of many pairs).
+/// Every pair's lock the engine holds, by fingerprint, in one request (status of many pairs), and
+/// one more for each `run` key's lease: one without a live lease shows Locked, not Running.
 pub fn all(coord: &CoordConfig) -> Result<std::collections::HashMap<String, LockState>, EtcdError> {
-    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
+    let etcd = super::client(coord)?;
     let base = format!("{}/pairs/", coord.prefix);
     let mut out = std::collections::HashMap::new();
     let kvs = etcd.range_prefix(&base)?;
@@ -93,7 +112,9 @@ pub fn all(coord: &CoordConfig) -> Result<std::collections::HashMap<String, Lock
                 continue;
             }
             let state = match which {
-                "run" => LockState::Running(info_of(&kv.value).unwrap_or_else(super::unknown_holder)),
+                "run" if etcd.lease_alive(kv.lease)? => {
+                    LockState::Running(info_of(&kv.value).unwrap_or_else(super::unknown_holder))
+                }
                 _ => LockState::Stale(info_of(&kv.value)),
             };
             out.insert(fp.to_string(), state);
@@ -102,23 +123,34 @@ pub fn all(coord: &CoordConfig) -> Result<std::collections::HashMap<String, Lock
     Ok(out)
 }
 
-/// Removes a dead job's lock from the engine: refused while the job's lease lives. The delete
-/// happens only while `run` is absent and `held` is the one read (one transaction), so it never
-/// removes the lock of a job that started meanwhile.
-pub fn unlock(coord: &CoordConfig, fp: &str) -> Result<Option<LockInfo>, PairLockError> {
-    let etcd = Etcd::for_lease(&coord.endpoints, coord.lease);
+/// Removes a dead job's lock from the engine: refused while a job's lease lives. A `run` key
+/// without a live lease goes too, named in what is returned. The delete happens only while both
+/// keys are as read (one transaction), so it never removes the lock of a job that started
+/// meanwhile.
+pub fn unlock(coord: &CoordConfig, fp: &str) -> Result<Option<Unlocked>, PairLockError> {
+    let etcd = super::client(coord)?;
     let (run, held) = keys(coord, fp);
     for _ in 0..5 {
-        if let Some(r) = etcd.get(&run)? {
-            return Err(PairLockError::Running(
-                info_of(&r.value).unwrap_or_else(super::unknown_holder),
-            ));
-        }
-        let Some(h) = etcd.get(&held)? else {
-            return Ok(None);
+        let r = etcd.get(&run)?;
+        let orphan = match &r {
+            Some(r) if etcd.lease_alive(r.lease)? => {
+                return Err(PairLockError::Running(
+                    info_of(&r.value).unwrap_or_else(super::unknown_holder),
+                ))
+            }
+            Some(r) => Some(Orphan::new(&run, r)),
+            None => None,
         };
-        if etcd.delete_if_absent(&held, h.create_revision, &[run.as_str()])? {
-            return Ok(Some(info_of(&h.value).unwrap_or_else(super::unknown_holder)));
+        let h = etcd.get(&held)?;
+        if r.is_none() && h.is_none() {
+            return Ok(None);
+        }
+        let rev = |kv: &Option<super::etcd::Kv>| kv.as_ref().map_or(0, |kv| kv.mod_revision);
+        if etcd.delete_unchanged(&[(run.as_str(), rev(&r)), (held.as_str(), rev(&h))])? {
+            return Ok(Some(Unlocked {
+                held: h.map(|h| info_of(&h.value).unwrap_or_else(super::unknown_holder)),
+                orphan,
+            }));
         }
         // a job took the pair between the reads and the delete: look again
     }

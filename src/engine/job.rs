@@ -243,6 +243,10 @@ fn coordinated(
             lock::LockError::Stale(i),
             engine.command("unlock", Some(pair))
         ),
+        PairLockError::Orphan(o) => anyhow!(
+            "locked in etcd, but by no running job: {o} (ferry puts its run key on the job's lease, so this one was written by hand or by another program): check it, then run `{}`",
+            engine.command("unlock", Some(pair))
+        ),
         PairLockError::Etcd(e) => anyhow!(
             "coordination: {e}; not running {} -> {} (an instance elsewhere may be running it)",
             pair.source,

@@ -52,7 +52,13 @@ pub fn holder(cluster: &Cluster) -> Result<Option<String>, String> {
             _ => None,
         }),
         Coordination::Engine(coord) => crate::coord::worker::holder(coord, &cluster.name)
-            .map(|h| h.map(|i| format!("{} ({})", i.action, i.who())))
+            .map(|h| {
+                h.map(|h| match h {
+                    Ok(i) => format!("{} ({})", i.action, i.who()),
+                    // the next standby to look clears it and takes over
+                    Err(o) => format!("nobody alive: {o}"),
+                })
+            })
             .map_err(|e| e.to_string()),
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -461,14 +461,23 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
         host: Some(crate::coord::this_host()),
     };
     let mut said = String::new();
+    // the lease of the worker seen at the last look: a standby that finds its key deleted waits for it
+    let mut last = 0;
     loop {
         // standing by: one look each quarter lease until the cluster is free to take
         let worker = loop {
             let (c, name, m) = (coord.clone(), cluster.name.clone(), me.clone());
-            let tried = tokio::task::spawn_blocking(move || worker::try_take(&c, &name, &m)).await?;
+            let tried = tokio::task::spawn_blocking(move || worker::try_take(&c, &name, &m, last)).await?;
             let line = match tried {
                 Ok(Ok(w)) => break w,
-                Ok(Err(h)) => format!("standing by: the cluster is worked by {} ({})", h.action, h.who()),
+                Ok(Err(h)) => {
+                    last = h.lease;
+                    format!(
+                        "standing by: the cluster is worked by {} ({})",
+                        h.info.action,
+                        h.info.who()
+                    )
+                }
                 Err(e) => format!("standing by: coordination: {e}"),
             };
             if line != said {
@@ -484,6 +493,18 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
             }
         };
         said.clear();
+        last = 0;
+        if let Some((lease, took)) = worker.waited {
+            log.line(&format!(
+                "coordination: the worker's key was gone while its lease {lease:x} lived (deleted in etcd?): waited {:.1}s for it to end before taking over",
+                took.as_secs_f64()
+            ));
+        }
+        if let Some(o) = &worker.replaced {
+            log.line(&format!(
+                "coordination: cleared {o}: no live worker's (written by hand or by another program)"
+            ));
+        }
         let epoch = worker.epoch;
         let fence = Fence {
             epoch,
@@ -512,9 +533,10 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
                 return Ok(());
             }
             Ok(Stopped::Deposed) => {
-                runner
-                    .log
-                    .line(&format!("lost the cluster's lease (epoch {epoch}): standing by"));
+                runner.log.line(&match worker.key_lost() {
+                    Some(why) => format!("lost the cluster (epoch {epoch}): its worker key {why}: standing by"),
+                    None => format!("lost the cluster's lease (epoch {epoch}): standing by"),
+                });
                 // our key only (made at our epoch): a successor's is never touched
                 worker.release();
             }
@@ -525,6 +547,9 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
         }
     }
 }
+
+/// How often an idle worker looks at its fence between cycles.
+const FENCE_LOOK: Duration = Duration::from_millis(100);
 
 /// How a worker's cycles ended without an error.
 enum Stopped {
@@ -558,7 +583,11 @@ async fn work(
             loop {
                 let next = Instant::now() + poll;
                 runner.cycle().await?;
-                tokio::time::sleep_until(next.into()).await;
+                // between cycles too: a worker whose lease or key went stops now, not a poll later
+                while Instant::now() < next {
+                    runner.journal.check_fence()?;
+                    tokio::time::sleep_until(next.min(Instant::now() + FENCE_LOOK).into()).await;
+                }
             }
         };
         tokio::select! {
