@@ -56,6 +56,26 @@ impl Throttle {
     }
 }
 
+/// A transfer that ended with a failed command: the text it always said, and the receiving
+/// command's end where it failed, kept whole so the driver can read why (a destination changed
+/// by hand) from the receiver's own words instead of from this text.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct StreamFailed {
+    pub text: String,
+    pub receiver: Option<Finished>,
+}
+
+impl StreamFailed {
+    fn new(text: String, receiver: Option<&Finished>) -> anyhow::Error {
+        StreamFailed {
+            text,
+            receiver: receiver.filter(|r| !r.success()).cloned(),
+        }
+        .into()
+    }
+}
+
 /// What a finished transfer moved.
 #[derive(Debug, Clone, Copy)]
 pub struct Transferred {
@@ -111,13 +131,25 @@ fn judge(s: Result<Finished>, r: Result<Finished>, moved: Transferred) -> Result
             let (sm, rm) = (describe_failure(s.code, &s.stderr), describe_failure(r.code, &r.stderr));
             // a sender killed by a broken pipe is the receiver's victim; otherwise the sender is the cause
             if s.code.is_none() || s.code == Some(141) || s.stderr.contains("Broken pipe") {
-                Err(anyhow!("receive failed: {rm} (send: {sm})"))
+                Err(StreamFailed::new(
+                    format!("receive failed: {rm} (send: {sm})"),
+                    Some(&r),
+                ))
             } else {
-                Err(anyhow!("send failed: {sm} (receive: {rm})"))
+                Err(StreamFailed::new(
+                    format!("send failed: {sm} (receive: {rm})"),
+                    Some(&r),
+                ))
             }
         }
-        (Ok(_), Ok(r)) if !r.success() => Err(anyhow!("receive failed: {}", describe_failure(r.code, &r.stderr))),
-        (Ok(s), Ok(_)) => Err(anyhow!("send failed: {}", describe_failure(s.code, &s.stderr))),
+        (Ok(_), Ok(r)) if !r.success() => Err(StreamFailed::new(
+            format!("receive failed: {}", describe_failure(r.code, &r.stderr)),
+            Some(&r),
+        )),
+        (Ok(s), Ok(_)) => Err(StreamFailed::new(
+            format!("send failed: {}", describe_failure(s.code, &s.stderr)),
+            None,
+        )),
         (Err(e), _) => Err(e.context("send")),
         (_, Err(e)) => Err(e.context("receive")),
     }
@@ -125,7 +157,10 @@ fn judge(s: Result<Finished>, r: Result<Finished>, moved: Transferred) -> Result
 
 fn failure(side: &str, r: Result<Finished>, other: Option<anyhow::Error>) -> anyhow::Error {
     match r {
-        Ok(f) if !f.success() => anyhow!("{side} failed: {}", describe_failure(f.code, &f.stderr)),
+        Ok(f) if !f.success() => StreamFailed::new(
+            format!("{side} failed: {}", describe_failure(f.code, &f.stderr)),
+            Some(&f),
+        ),
         Ok(_) => match other {
             Some(e) => anyhow!("stream broke: {e:#}"),
             None => anyhow!("stream broke"),
