@@ -18,7 +18,8 @@ fn complaint(line: &str) -> Option<Complaint<'_>> {
     let line = line.trim();
     // OpenZFS, destroying snapshots by list: `cannot destroy snapshot tank/x@s: dataset is busy`
     if let Some(rest) = line.strip_prefix("cannot destroy snapshot ") {
-        let (name, reason) = rest.split_once(": ")?;
+        // a name may hold `: ` (spaces and colons are allowed), zfs's reasons never do
+        let (name, reason) = rest.rsplit_once(": ")?;
         return Some(Complaint {
             name: Some(name),
             reason,
@@ -56,6 +57,9 @@ fn complaint(line: &str) -> Option<Complaint<'_>> {
 
 /// What a reason zfs gives means, where ferry acts on it.
 fn case(reason: &str) -> Option<fn(String) -> DriverError> {
+    // zfs's hint on the next line (`use '-R' to destroy the following datasets:`) comes on the
+    // same line where `destroy_each` folded the message onto one
+    let reason = reason.split(" use '-").next().unwrap_or(reason).trim();
     Some(match reason.trim_end_matches('.') {
         "dataset does not exist" => DriverError::DoesNotExist,
         // EBUSY: a send's hold, a mount, and (both zfs-fuse and OpenZFS) a user hold too, which
@@ -134,6 +138,11 @@ mod tests {
             ("tank/household@s", "cannot destroy snapshot tank/household@s: dataset is busy", "busy"),
             ("tank/a-b_c.d:e@s", "cannot destroy snapshot tank/a-b_c.d:e@s: dataset is busy", "busy"),
             ("tank/held@s", "cannot destroy snapshot tank/held@s: snapshot is cloned", "busy"),
+            // names may hold spaces and colons, even `: `
+            ("tank/my data:v1@s", "cannot destroy snapshot tank/my data:v1@s: dataset is busy", "busy"),
+            ("tank/a: it has holds@s", "cannot destroy snapshot tank/a: it has holds@s: dataset is busy", "busy"),
+            ("tank/a: it has holds@s", "cannot destroy 'tank/a: it has holds@s': dataset is busy", "busy"),
+            ("tank/x is held@s", "cannot open 'tank/x is held@s': dataset does not exist", "gone"),
             ("tank/x@s", "cannot destroy snapshot tank/x@s: it's being held", "held"),
             ("tank/x@s", "cannot destroy snapshot tank/x@s: snapshot is held", "held"),
             ("tank/household@s1", "cannot hold 'tank/household@s1': tag already exists on this dataset", "held"),
@@ -141,6 +150,12 @@ mod tests {
             (
                 "pool/busybox@s1",
                 "cannot destroy 'pool/busybox@s1': snapshot has dependent clones\nuse '-R' to destroy the following datasets:\npool/busyclone",
+                "busy",
+            ),
+            // the same, folded onto one line by `destroy_each`
+            (
+                "pool/busybox@s1",
+                "cannot destroy 'pool/busybox@s1': snapshot has dependent clones use '-R' to destroy the following datasets: pool/busyclone",
                 "busy",
             ),
             // not there: itself, or the dataset above it
