@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::config::{Endpoint, Pair};
-use crate::exec::Executor;
+use crate::exec::{ExecError, Executor};
 use crate::model::Kind;
 
 pub use error::DriverError;
@@ -239,8 +239,9 @@ pub trait Driver: Send + Sync {
     /// The host's storage for the hosts view.
     fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>>;
 
-    /// Reads a failed command's error into a case, or `None` when it is none of the known ones.
-    fn classify(&self, error: &str) -> Option<DriverError>;
+    /// Reads why a command on `vol` failed into a case, or `None` when it is none of the known
+    /// ones. Only what the tool said about `vol` itself counts (a word in a name is no reason).
+    fn classify(&self, vol: &Endpoint, failed: &ExecError) -> Option<DriverError>;
 
     /// The snapshot an adopting update sends from, after proving the destination is a replica
     /// of the source; `notes` gets what the log should say.

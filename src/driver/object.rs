@@ -126,7 +126,7 @@ impl Driver for Object {
     fn storage<'a>(&'a self, _ex: &'a Executor) -> Fut<'a, Vec<Storage>> {
         async { Ok(Vec::new()) }.boxed()
     }
-    fn classify(&self, _error: &str) -> Option<DriverError> {
+    fn classify(&self, _vol: &Endpoint, _failed: &crate::exec::ExecError) -> Option<DriverError> {
         None
     }
 }

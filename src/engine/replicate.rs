@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::{Compress, Endpoint, Pair, TransportKind};
 use crate::driver::{for_kind, Capabilities, Driver, DriverError, Marks, VolumeInfo};
-use crate::exec::Executor;
+use crate::exec::{ExecError, Executor};
 use crate::model::{snapshot_name, JobAction, Phase};
 use crate::transport::{self, codec, mbuffer};
 
@@ -541,8 +541,8 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
         Ok(m) => m,
         Err(e) => {
             drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;
-            let text = format!("{e:#}");
-            if let Some(DriverError::Modified(_)) = sides.driver.classify(&text) {
+            if let Some(DriverError::Modified(_)) = receiver_failure(pair, &sides, &snap, opts.force, &e) {
+                let text = format!("{e:#}");
                 bail!("{text}; the destination {dst_ds} was changed by hand since the checkpoint: rerun with --force to roll it back (losing those changes)");
             }
             return Err(e);
@@ -568,6 +568,26 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
         seconds: moved.seconds,
         pruned,
     })
+}
+
+/// Why the receiving command of a failed transfer failed, as the driver reads the receiver's own
+/// stderr about the destination (never the text of the whole error chain).
+fn receiver_failure(pair: &Pair, sides: &Sides, snap: &str, force: bool, e: &anyhow::Error) -> Option<DriverError> {
+    let f = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<transport::StreamFailed>())?
+        .receiver
+        .as_ref()?;
+    let failed = ExecError {
+        host: sides.dst.host().to_string(),
+        command: sides
+            .driver
+            .receive_script(&pair.destination, snap, force)
+            .unwrap_or_default(),
+        code: f.code,
+        stderr: f.stderr.clone(),
+    };
+    sides.driver.classify(&pair.destination, &failed)
 }
 
 /// The checkpoint a replica of this pair records, when it is ours and has one.

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Endpoint;
-use crate::driver::{Destroy, Driver, Snapshot, VolumeInfo};
+use crate::driver::{Destroy, Driver, DriverError, Snapshot, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::{now_unix, write_atomic, StateDir};
 
@@ -62,6 +62,9 @@ pub struct Pruned {
 pub struct Left {
     pub snapshot: String,
     pub error: String,
+    /// Kept on purpose (a user hold): retrying within the run is no use, it stays until released.
+    #[serde(skip)]
+    pub held: bool,
 }
 
 /// What retention did on both sides of a pair in one run.
@@ -107,8 +110,8 @@ impl Retention {
 }
 
 /// `prune`, trying again half a second apart (up to `attempts` in all) while some are still there:
-/// a sender that just ended may hold one (busy) a moment; a hold does not go away, and what it
-/// keeps is reported.
+/// a sender that just ended may hold one (busy) a moment. A held one (a user hold) is not tried
+/// again: a hold does not go away by waiting, and what it keeps is reported with its reason.
 pub async fn destroy_until_gone(
     driver: &dyn Driver,
     ex: &Executor,
@@ -117,7 +120,9 @@ pub async fn destroy_until_gone(
     attempts: usize,
 ) -> Pruned {
     let mut done = Pruned::default();
+    let mut held = Vec::new();
     let mut todo = snaps.to_vec();
+    let mut busy = Vec::new();
     for attempt in 0..attempts.max(1) {
         if todo.is_empty() {
             break;
@@ -127,9 +132,15 @@ pub async fn destroy_until_gone(
         }
         let p = prune(driver, ex, vol, &todo).await;
         done.destroyed.extend(p.destroyed);
-        todo = p.left.iter().map(|l| l.snapshot.clone()).collect();
-        done.left = p.left;
+        let (h, b): (Vec<Left>, Vec<Left>) = p.left.into_iter().partition(|l| l.held);
+        held.extend(h);
+        todo = b.iter().map(|l| l.snapshot.clone()).collect();
+        busy = b;
     }
+    // in the order asked, as one prune reports them
+    let mut left: Vec<Left> = held.into_iter().chain(busy).collect();
+    left.sort_by_key(|l| snaps.iter().position(|s| *s == l.snapshot));
+    done.left = left;
     done
 }
 
@@ -168,6 +179,7 @@ pub async fn prune(driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snaps: &[
                     Destroy::Absent => {}
                     Destroy::Failed(error) => p.left.push(Left {
                         snapshot: name,
+                        held: matches!(error, DriverError::Held(_)),
                         error: error.to_string(),
                     }),
                 }
@@ -181,6 +193,7 @@ pub async fn prune(driver: &dyn Driver, ex: &Executor, vol: &Endpoint, snaps: &[
                 .map(|s| Left {
                     snapshot: s.clone(),
                     error: format!("{e:#}"),
+                    held: false,
                 })
                 .collect(),
         },

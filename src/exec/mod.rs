@@ -35,6 +35,19 @@ impl Finished {
     }
 }
 
+/// A command that ran to its end and did not exit 0: where it ran, what it was, how it ended and
+/// what it said on stderr. Drivers read `stderr` into their own cases (`DriverError`), anchored
+/// to the name the command was given; the text shown is the one `run_ok` always gave.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("on {host}: `{command}` failed: {}", describe_failure(*code, stderr))]
+pub struct ExecError {
+    pub host: String,
+    pub command: String,
+    /// None when killed by a signal or the channel closed without an exit status.
+    pub code: Option<i32>,
+    pub stderr: String,
+}
+
 /// A finished command with its whole stdout.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -49,6 +62,15 @@ impl Output {
     }
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    /// This output as a failure of `command` on `host` (whatever its exit code).
+    pub fn failure(&self, host: &str, command: &str) -> ExecError {
+        ExecError {
+            host: host.to_string(),
+            command: command.to_string(),
+            code: self.code,
+            stderr: self.stderr.clone(),
+        }
     }
 }
 
@@ -167,16 +189,12 @@ impl Executor {
         })
     }
 
-    /// Runs `script` and fails with its stderr unless it exits 0.
+    /// Runs `script` and fails unless it exits 0; the failure is an `ExecError` (downcast it
+    /// to branch on what the command said).
     pub async fn run_ok(&self, script: &str) -> Result<Output> {
         let out = self.run(script).await?;
         if !out.success() {
-            anyhow::bail!(
-                "on {}: `{}` failed: {}",
-                self.host(),
-                script,
-                describe_failure(out.code, &out.stderr)
-            );
+            return Err(out.failure(self.host(), script).into());
         }
         Ok(out)
     }
@@ -255,6 +273,27 @@ mod tests {
             "{e}"
         );
         assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_failed_command_is_a_typed_error_with_its_words() {
+        let e = Executor::Local
+            .run_ok("echo \"cannot open 'tank/household': dataset does not exist\" >&2; exit 1")
+            .await
+            .unwrap_err();
+        let x = e.downcast_ref::<ExecError>().expect("run_ok fails with an ExecError");
+        assert_eq!((x.host.as_str(), x.code), ("local", Some(1)));
+        assert_eq!(x.stderr.trim(), "cannot open 'tank/household': dataset does not exist");
+        assert!(x.command.starts_with("echo "), "{x:?}");
+        // shown as it always was: host, command, exit code and stderr
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "on local: `{}` failed: {}",
+                x.command,
+                describe_failure(Some(1), &x.stderr)
+            )
+        );
     }
 
     #[tokio::test]

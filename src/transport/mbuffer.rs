@@ -457,7 +457,11 @@ pub async fn transfer(
         } else {
             format!(" (mbuffer: {})", errors.join("; "))
         };
-        bail!("receive failed: {}{extra}", describe_failure(r.code, &r.stderr));
+        return Err(super::StreamFailed {
+            text: format!("receive failed: {}{extra}", describe_failure(r.code, &r.stderr)),
+            receiver: Some(r),
+        }
+        .into());
     }
     if !s.success() {
         bail!("send failed: {}", describe_failure(s.code, &s.stderr));

@@ -56,6 +56,26 @@ impl Throttle {
     }
 }
 
+/// A transfer that ended with a failed command: the text it always said, and the receiving
+/// command's end where it failed, kept whole so the driver can read why (a destination changed
+/// by hand) from the receiver's own words instead of from this text.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct StreamFailed {
+    pub text: String,
+    pub receiver: Option<Finished>,
+}
+
+impl StreamFailed {
+    fn error(text: String, receiver: Option<&Finished>) -> anyhow::Error {
+        StreamFailed {
+            text,
+            receiver: receiver.filter(|r| !r.success()).cloned(),
+        }
+        .into()
+    }
+}
+
 /// What a finished transfer moved.
 #[derive(Debug, Clone, Copy)]
 pub struct Transferred {
@@ -111,13 +131,25 @@ fn judge(s: Result<Finished>, r: Result<Finished>, moved: Transferred) -> Result
             let (sm, rm) = (describe_failure(s.code, &s.stderr), describe_failure(r.code, &r.stderr));
             // a sender killed by a broken pipe is the receiver's victim; otherwise the sender is the cause
             if s.code.is_none() || s.code == Some(141) || s.stderr.contains("Broken pipe") {
-                Err(anyhow!("receive failed: {rm} (send: {sm})"))
+                Err(StreamFailed::error(
+                    format!("receive failed: {rm} (send: {sm})"),
+                    Some(&r),
+                ))
             } else {
-                Err(anyhow!("send failed: {sm} (receive: {rm})"))
+                Err(StreamFailed::error(
+                    format!("send failed: {sm} (receive: {rm})"),
+                    Some(&r),
+                ))
             }
         }
-        (Ok(_), Ok(r)) if !r.success() => Err(anyhow!("receive failed: {}", describe_failure(r.code, &r.stderr))),
-        (Ok(s), Ok(_)) => Err(anyhow!("send failed: {}", describe_failure(s.code, &s.stderr))),
+        (Ok(_), Ok(r)) if !r.success() => Err(StreamFailed::error(
+            format!("receive failed: {}", describe_failure(r.code, &r.stderr)),
+            Some(&r),
+        )),
+        (Ok(s), Ok(_)) => Err(StreamFailed::error(
+            format!("send failed: {}", describe_failure(s.code, &s.stderr)),
+            None,
+        )),
         (Err(e), _) => Err(e.context("send")),
         (_, Err(e)) => Err(e.context("receive")),
     }
@@ -125,7 +157,10 @@ fn judge(s: Result<Finished>, r: Result<Finished>, moved: Transferred) -> Result
 
 fn failure(side: &str, r: Result<Finished>, other: Option<anyhow::Error>) -> anyhow::Error {
     match r {
-        Ok(f) if !f.success() => anyhow!("{side} failed: {}", describe_failure(f.code, &f.stderr)),
+        Ok(f) if !f.success() => StreamFailed::error(
+            format!("{side} failed: {}", describe_failure(f.code, &f.stderr)),
+            Some(&f),
+        ),
         Ok(_) => match other {
             Some(e) => anyhow!("stream broke: {e:#}"),
             None => anyhow!("stream broke"),
@@ -153,6 +188,37 @@ mod throttle_tests {
             start.elapsed() >= std::time::Duration::from_millis(150),
             "{:?}",
             start.elapsed()
+        );
+    }
+}
+
+#[cfg(test)]
+mod judge_tests {
+    use super::*;
+
+    fn end(code: i32, stderr: &str) -> Result<Finished> {
+        Ok(Finished {
+            code: Some(code),
+            stderr: stderr.into(),
+        })
+    }
+
+    #[test]
+    fn only_the_receivers_own_failure_is_kept_for_the_driver() {
+        let moved = Transferred { bytes: 0, seconds: 0.0 };
+        let modified = "cannot receive incremental stream: destination b/household has been modified";
+        // the sender saying the words is not the receiver failing
+        let e = judge(end(1, modified), end(0, ""), moved).unwrap_err();
+        let f = e.downcast_ref::<StreamFailed>().expect("typed");
+        assert!(f.receiver.is_none(), "{f:?}");
+        assert_eq!(e.to_string(), format!("send failed: exit 1: {modified}"));
+        // the receiver's end is kept whole, the text is as it always was
+        let e = judge(end(141, ""), end(1, modified), moved).unwrap_err();
+        let f = e.downcast_ref::<StreamFailed>().expect("typed");
+        assert_eq!(f.receiver.as_ref().map(|r| r.stderr.as_str()), Some(modified));
+        assert_eq!(
+            e.to_string(),
+            format!("receive failed: exit 1: {modified} (send: exit 141)")
         );
     }
 }

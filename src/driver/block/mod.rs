@@ -352,9 +352,13 @@ impl Driver for Block {
         async { Ok(Vec::new()) }.boxed()
     }
 
-    fn classify(&self, error: &str) -> Option<DriverError> {
-        let lower = error.to_lowercase();
-        if lower.contains("no such file or directory") {
+    fn classify(&self, _vol: &Endpoint, failed: &crate::exec::ExecError) -> Option<DriverError> {
+        // the reason ends the line (`...: No such file or directory`); a path holding the words is none
+        let error = failed.stderr.trim();
+        if error
+            .lines()
+            .any(|l| l.trim_end().ends_with("No such file or directory"))
+        {
             Some(DriverError::DoesNotExist(error.to_string()))
         } else {
             None

@@ -10,26 +10,37 @@ use futures::FutureExt;
 
 use crate::config::Endpoint;
 use crate::driver::{Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Storage, VolumeInfo};
-use crate::exec::{describe_failure, Executor};
+use crate::exec::{describe_failure, ExecError, Executor};
 use crate::model::Kind;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Btrfs;
 
-/// Reads a btrfs error message into a case; the message stays what the case displays.
+/// Reads a btrfs error message into a case; the message stays what the case displays. A case
+/// counts only in the shape it is printed: btrfs-progs ends an error line with the system's
+/// reason (`ERROR: cannot delete '/b/busybox': Device or resource busy`), ferry's receive script
+/// starts its own with `ferry: destination snapshot`; a word in a path is never a reason.
 pub fn classify(text: &str) -> DriverError {
-    let text = text.to_string();
-    let lower = text.to_lowercase();
-    if text.contains(commands::CHANGED_BY_HAND) {
-        DriverError::Modified(text)
-    } else if lower.contains("no such file or directory") || lower.contains("not found") {
-        DriverError::DoesNotExist(text)
-    } else if lower.contains("busy") {
-        DriverError::Busy(text)
-    } else {
-        DriverError::Other(text)
+    let owned = text.trim().to_string();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with(MODIFIED_PREFIX) && line.contains(&format!(" {}: ", commands::CHANGED_BY_HAND)) {
+            return DriverError::Modified(owned);
+        }
+        if !line.starts_with("ERROR: ") {
+            continue;
+        }
+        if line.ends_with(": No such file or directory") {
+            return DriverError::DoesNotExist(owned);
+        }
+        if line.ends_with(": Device or resource busy") {
+            return DriverError::Busy(owned);
+        }
     }
+    DriverError::Other(owned)
 }
+
+/// How the receive script's line about a replica changed by hand begins (`commands::receive`).
+const MODIFIED_PREFIX: &str = "ferry: destination snapshot ";
 
 /// Where the scripts' output says which volume is a source (its snapshots live elsewhere).
 fn sources(vols: &[&Endpoint]) -> Vec<bool> {
@@ -329,9 +340,15 @@ impl Driver for Btrfs {
         self.filesystems(ex).boxed()
     }
 
-    fn classify(&self, error: &str) -> Option<DriverError> {
-        match classify(error) {
+    fn classify(&self, vol: &Endpoint, failed: &ExecError) -> Option<DriverError> {
+        match classify(&failed.stderr) {
             DriverError::Other(_) => None,
+            // the receive script's own refusal (exit 3), about a snapshot in this destination
+            DriverError::Modified(m) => {
+                let ours = format!("{MODIFIED_PREFIX}{}/", vol.path);
+                (failed.code == Some(3) && m.lines().any(|l| l.trim().starts_with(&ours)))
+                    .then_some(DriverError::Modified(m))
+            }
             e => Some(e),
         }
     }
@@ -401,7 +418,35 @@ mod tests {
         assert!(matches!(classify(busy), DriverError::Busy(_)));
         let gone = "ERROR: cannot access '/b/x': No such file or directory";
         assert!(matches!(classify(gone), DriverError::DoesNotExist(_)));
-        assert_eq!(Btrfs.classify("No space left on device"), None);
+        let failed = |code, stderr: &str| ExecError {
+            host: "local".into(),
+            command: "btrfs receive".into(),
+            code: Some(code),
+            stderr: stderr.into(),
+        };
+        assert_eq!(
+            Btrfs.classify(&Endpoint::local("/b"), &failed(1, "No space left on device")),
+            None
+        );
+        // a word in a path is no reason: only the reason ending the line counts
+        let named = "ERROR: cannot delete '/b/busybox/ferry.ab.1': Permission denied";
+        assert!(matches!(classify(named), DriverError::Other(_)), "{named}");
+        let named = "ERROR: cannot access '/b/not found/x': Operation not permitted";
+        assert!(matches!(classify(named), DriverError::Other(_)), "{named}");
+        // the receive script's refusal counts for the destination it names, and only from it
+        let changed = format!(
+            "ferry: destination snapshot /b/household/ferry.ab.1 {}: not received over",
+            commands::CHANGED_BY_HAND
+        );
+        let home = Endpoint::local("/b/household");
+        assert!(matches!(
+            Btrfs.classify(&home, &failed(3, &changed)),
+            Some(DriverError::Modified(_))
+        ));
+        assert_eq!(Btrfs.classify(&Endpoint::local("/b/house"), &failed(3, &changed)), None);
+        assert_eq!(Btrfs.classify(&home, &failed(1, &changed)), None);
+        let echoed = format!("ERROR: cannot open '/b/x {}: y'", commands::CHANGED_BY_HAND);
+        assert!(matches!(classify(&echoed), DriverError::Other(_)));
     }
 
     #[test]

@@ -123,9 +123,12 @@ pub fn set_properties(ds: &str, props: &[(&str, &str)]) -> anyhow::Result<String
 }
 
 /// The markers `destroy_each` prints per snapshot, one line each: `destroyed<TAB>ds@snap` or
-/// `failed<TAB>ds@snap<TAB>error text on one line`.
+/// `failed<TAB>ds@snap<TAB>error text on one line`, after a failure also
+/// `userrefs<TAB>ds@snap<TAB>count` (zfs says "busy" for a user hold and a send's alike: the
+/// snapshot's user references tell them apart).
 pub const DESTROYED: &str = "destroyed";
 pub const FAILED: &str = "failed";
+pub const USERREFS: &str = "userrefs";
 
 /// Destroys snapshots one by one (pool v23 has no `ds@a,b` list syntax), each independently of
 /// the others: one busy or held snapshot must not stop the rest. One exec for all; every
@@ -133,7 +136,8 @@ pub const FAILED: &str = "failed";
 pub fn destroy_each(ds: &str, snaps: &[String]) -> anyhow::Result<String> {
     let mut cmd = format!(
         "d() {{ if e=$(zfs destroy \"$1\" 2>&1); then printf '{DESTROYED}\\t%s\\n' \"$1\"; \
-         else printf '{FAILED}\\t%s\\t%s\\n' \"$1\" \"$(printf %s \"$e\" | tr '\\n\\t' '  ')\"; fi; }}"
+         else printf '{FAILED}\\t%s\\t%s\\n' \"$1\" \"$(printf %s \"$e\" | tr '\\n\\t' '  ')\"; \
+         printf '{USERREFS}\\t%s\\t%s\\n' \"$1\" \"$(zfs get -H -o value userrefs \"$1\" 2>/dev/null)\"; fi; }}"
     );
     for s in snaps {
         cmd.push_str("; d ");

@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod commands;
+pub mod errors;
 pub mod parse;
 pub mod zettabee;
 
@@ -14,27 +15,13 @@ use crate::config::Endpoint;
 use crate::driver::{
     Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Snapshot, Storage, VolumeInfo,
 };
-use crate::exec::{describe_failure, Executor};
+use crate::exec::{describe_failure, ExecError, Executor};
 use crate::model::Kind;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Zfs;
 
-/// Reads a zfs error message into a case; the message stays what the case displays.
-pub fn classify(text: &str) -> DriverError {
-    let text = text.to_string();
-    if text.contains("does not exist") {
-        DriverError::DoesNotExist(text)
-    } else if text.contains("has been modified") {
-        DriverError::Modified(text)
-    } else if text.contains("hold") || text.contains("held") {
-        DriverError::Held(text)
-    } else if text.contains("busy") {
-        DriverError::Busy(text)
-    } else {
-        DriverError::Other(text)
-    }
-}
+pub use errors::classify;
 
 impl Zfs {
     /// Destroys each snapshot independently in one exec and reports each one's outcome.
@@ -56,7 +43,7 @@ impl Zfs {
     /// Everything under `ds`, itself included (empty when it does not exist).
     pub async fn descendants(&self, ex: &Executor, ds: &str) -> Result<Vec<Descendant>> {
         let out = ex.run(&commands::descendants(ds)?).await?;
-        if !out.success() && !matches!(classify(&out.stderr), DriverError::DoesNotExist(_)) {
+        if !out.success() && !matches!(classify(ds, &out.stderr), DriverError::DoesNotExist(_)) {
             bail!(
                 "on {}: listing what is under {ds} failed: {}",
                 ex.host(),
@@ -91,7 +78,7 @@ impl Zfs {
         let out = ex.run(&commands::probe_and_inspect(volumes)?).await?;
         let text = out.stdout_text();
         let (probe, listing) = text.split_once(commands::SECTION).unwrap_or(("", text.as_str()));
-        check_inspect(ex, &out)?;
+        check_inspect(ex, &out, volumes)?;
         Ok((parse::capabilities(probe), parse::inspect(listing, volumes)))
     }
 
@@ -112,7 +99,7 @@ impl Zfs {
             return Ok(Vec::new());
         }
         let out = ex.run(&commands::inspect(volumes)?).await?;
-        check_inspect(ex, &out)?;
+        check_inspect(ex, &out, volumes)?;
         Ok(parse::inspect(&out.stdout_text(), volumes))
     }
 
@@ -141,7 +128,7 @@ impl Zfs {
     async fn destroy_dataset(&self, ex: &Executor, ds: &str) -> Result<()> {
         let cmd = commands::destroy_dataset(ds)?;
         let out = ex.run(&cmd).await?;
-        if out.success() || (out.code.is_some() && matches!(classify(&out.stderr), DriverError::DoesNotExist(_))) {
+        if out.success() || (out.code.is_some() && matches!(classify(ds, &out.stderr), DriverError::DoesNotExist(_))) {
             return Ok(());
         }
         bail!(
@@ -179,8 +166,9 @@ fn paths<'a>(vols: &[&'a Endpoint]) -> Vec<&'a str> {
     vols.iter().map(|v| v.path.as_str()).collect()
 }
 
-/// A listing may exit 1 because some datasets are missing; any other complaint is an error.
-fn check_inspect(ex: &Executor, out: &crate::exec::Output) -> Result<()> {
+/// A listing may exit 1 because some of the datasets it named are missing; any other complaint
+/// is an error.
+fn check_inspect(ex: &Executor, out: &crate::exec::Output, volumes: &[&str]) -> Result<()> {
     if out.success() {
         return Ok(());
     }
@@ -191,9 +179,7 @@ fn check_inspect(ex: &Executor, out: &crate::exec::Output) -> Result<()> {
     } else {
         out.stderr.as_str()
     };
-    let unexpected = whole
-        .lines()
-        .any(|l| !l.trim().is_empty() && !l.contains("dataset does not exist"));
+    let unexpected = !errors::only_missing(volumes, whole);
     if unexpected || out.code.is_none() {
         bail!(
             "on {}: reading datasets failed: {}",
@@ -352,8 +338,8 @@ impl Driver for Zfs {
         self.pools(ex).boxed()
     }
 
-    fn classify(&self, error: &str) -> Option<DriverError> {
-        match classify(error) {
+    fn classify(&self, vol: &Endpoint, failed: &ExecError) -> Option<DriverError> {
+        match classify(&vol.path, &failed.stderr) {
             DriverError::Other(_) => None,
             e => Some(e),
         }
@@ -404,7 +390,7 @@ impl Driver for Zfs {
         async move {
             let out = ex.run(&commands::tree(&vol.path)?).await?;
             if !out.success() {
-                if let DriverError::DoesNotExist(_) = classify(&out.stderr) {
+                if let DriverError::DoesNotExist(_) = classify(&vol.path, &out.stderr) {
                     return Ok(Vec::new());
                 }
                 bail!(
@@ -442,15 +428,21 @@ mod tests {
     #[test]
     fn errors_become_cases_that_keep_the_tool_words() {
         let gone = "cannot open 'p/d@x': dataset does not exist";
-        assert_eq!(classify(gone), DriverError::DoesNotExist(gone.into()));
-        assert_eq!(classify(gone).to_string(), gone);
+        assert_eq!(classify("p/d@x", gone), DriverError::DoesNotExist(gone.into()));
+        assert_eq!(classify("p/d@x", gone).to_string(), gone);
         let busy = "cannot destroy 'p/d@b': dataset is busy";
-        assert_eq!(classify(busy), DriverError::Busy(busy.into()));
+        assert_eq!(classify("p/d@b", busy), DriverError::Busy(busy.into()));
         let held = "cannot destroy snapshot p/d@b: it's being held";
-        assert!(matches!(classify(held), DriverError::Held(_)));
+        assert!(matches!(classify("p/d@b", held), DriverError::Held(_)));
         let modified = "cannot receive incremental stream: destination p/d has been modified";
-        assert!(matches!(classify(modified), DriverError::Modified(_)));
-        assert_eq!(Zfs.classify("out of space"), None);
+        assert!(matches!(classify("p/d", modified), DriverError::Modified(_)));
+        let failed = ExecError {
+            host: "local".into(),
+            command: "zfs receive p/d".into(),
+            code: Some(1),
+            stderr: "out of space".into(),
+        };
+        assert_eq!(Zfs.classify(&Endpoint::local("p/d"), &failed), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
 use super::classify;
-use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_SOURCE};
+use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_SOURCE, USERREFS};
 use crate::driver::{Descendant, Destroy, DriverError, Under};
 
 pub fn capabilities(out: &str) -> Capabilities {
@@ -129,9 +129,12 @@ pub fn estimate(out: &str) -> Option<u64> {
 }
 
 /// The outcome of each snapshot `destroy_each` was given, in the order given. A snapshot the
-/// output does not mention (the command was cut off) counts as failed.
+/// output does not mention (the command was cut off) counts as failed. Why one failed is read
+/// about that snapshot alone; a busy one with user references is held (`zfs hold`: it stays
+/// until released, so retrying is no use).
 pub fn destroyed(out: &str, ds: &str, snaps: &[String]) -> Vec<(String, Destroy)> {
     let mut said: BTreeMap<&str, Destroy> = BTreeMap::new();
+    let mut refs: BTreeMap<&str, u64> = BTreeMap::new();
     for line in out.lines() {
         let mut f = line.splitn(3, '\t');
         let (Some(word), Some(name)) = (f.next(), f.next()) else {
@@ -142,13 +145,15 @@ pub fn destroyed(out: &str, ds: &str, snaps: &[String]) -> Vec<(String, Destroy)
         };
         let outcome = match word {
             DESTROYED => Destroy::Destroyed,
-            FAILED => {
-                let why = f.next().unwrap_or("").trim().to_string();
-                if why.contains("does not exist") {
-                    Destroy::Absent
-                } else {
-                    Destroy::Failed(classify(&why))
+            FAILED => match classify(name, f.next().unwrap_or("")) {
+                DriverError::DoesNotExist(_) => Destroy::Absent,
+                e => Destroy::Failed(e),
+            },
+            USERREFS => {
+                if let Some(n) = f.next().and_then(|v| v.trim().parse().ok()) {
+                    refs.insert(snap, n);
                 }
+                continue;
             }
             _ => continue,
         };
@@ -157,9 +162,16 @@ pub fn destroyed(out: &str, ds: &str, snaps: &[String]) -> Vec<(String, Destroy)
     snaps
         .iter()
         .map(|s| {
-            let o = said
-                .remove(s.as_str())
-                .unwrap_or_else(|| Destroy::Failed(DriverError::Other("no answer from zfs destroy".into())));
+            let o = match said.remove(s.as_str()) {
+                Some(Destroy::Failed(DriverError::Busy(why))) if refs.get(s.as_str()).is_some_and(|n| *n > 0) => {
+                    let n = refs[s.as_str()];
+                    Destroy::Failed(DriverError::Held(format!(
+                        "{why} (held: {n} user reference(s); `zfs release` frees it)"
+                    )))
+                }
+                Some(o) => o,
+                None => Destroy::Failed(DriverError::Other("no answer from zfs destroy".into())),
+            };
             (s.clone(), o)
         })
         .collect()
