@@ -246,6 +246,8 @@ b_image() {
 cmd_build() {
     [ "${1:-}" = --force ] && force=1 || force=0
     mkdir -p "$CACHE"
+    # the host side first: `up` needs qemu even when the image comes from a cache
+    [ "$(id -u)" = 0 ] && cmd_deps
     if ! VERSIONS=$(resolve_versions); then
         # offline: an image that exists is good enough; none is an error
         if dir=$(image_dir); then log "cannot reach $MIRROR; using the cached image $dir"; return 0; fi
@@ -260,7 +262,6 @@ cmd_build() {
         return 0
     fi
     [ "$(id -u)" = 0 ] || die "building the image needs root (debootstrap, chroot)"
-    cmd_deps
     # one build at a time (test.sh of two clones on one machine)
     exec 9> "$CACHE/.build.lock"
     flock 9

@@ -17,7 +17,10 @@ fn tick() {
 
 /// ferry's snapshots (names after `@`) of `ds`, oldest first.
 fn ferry_snaps(vm: &OpenZfs, ds: &str) -> Vec<String> {
-    vm.snapshots(ds).into_iter().filter(|s| s.starts_with("ferry.")).collect()
+    vm.snapshots(ds)
+        .into_iter()
+        .filter(|s| s.starts_with("ferry."))
+        .collect()
 }
 
 /// Source pool with `<src>/data`, destination pool with `<dst>/rep`, and a config for the pair
@@ -39,7 +42,11 @@ fn lifecycle_setup_initialize_update_status_verify_retention_purge() {
     vm.write_random(&format!("/mnt/{src}/a.bin"), 4);
 
     let r = f.ok(&["setup", "data"]);
-    assert!(r.stdout.contains("source pool") && r.stdout.contains("feature-flag pool"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("source pool") && r.stdout.contains("feature-flag pool"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("ready:"), "{}", r.stdout);
 
     f.ok(&["initialize", "data"]);
@@ -63,7 +70,10 @@ fn lifecycle_setup_initialize_update_status_verify_retention_purge() {
     assert_eq!(st["state"], "Synchronized", "{st}");
     let text = f.ok(&["status"]).stdout;
     assert!(text.contains("Synchronized") && text.contains("LAG"), "{text}");
-    assert!(st["lag_secs"].as_u64().is_some_and(|l| l < 600), "status --json has a lag: {st}");
+    assert!(
+        st["lag_secs"].as_u64().is_some_and(|l| l < 600),
+        "status --json has a lag: {st}"
+    );
 
     // retention: keep = 2 on both sides (no kills: nothing is busy)
     let s = ferry_snaps(vm, &src);
@@ -76,12 +86,25 @@ fn lifecycle_setup_initialize_update_status_verify_retention_purge() {
     // `written`, which zfs-fuse lacks) must be caught
     let v = f.ok(&["verify", "data"]);
     assert!(v.stdout.contains("holds its checkpoint ferry."), "{}", v.stdout);
-    vm.sh(&format!("zfs set readonly=off {dst} && echo hand >/mnt/{dst}/hand.txt && sync && zpool sync {}", _p.dst));
+    vm.sh(&format!(
+        "zfs set readonly=off {dst} && echo hand >/mnt/{dst}/hand.txt && sync && zpool sync {}",
+        _p.dst
+    ));
     let v = f.run(&["verify", "data"]);
-    eprintln!("verify after a write into the replica: code {}\n{}{}", v.code, v.stdout, v.stderr);
-    assert_eq!(v.code, 1, "a replica written after its checkpoint is not intact: {}", v.stdout);
+    eprintln!(
+        "verify after a write into the replica: code {}\n{}{}",
+        v.code, v.stdout, v.stderr
+    );
+    assert_eq!(
+        v.code, 1,
+        "a replica written after its checkpoint is not intact: {}",
+        v.stdout
+    );
     // put it back: initialize --force is not the point here, a rollback is
-    vm.sh(&format!("zfs rollback {dst}@{} && zfs set readonly=on {dst}", d.last().unwrap()));
+    vm.sh(&format!(
+        "zfs rollback {dst}@{} && zfs set readonly=on {dst}",
+        d.last().unwrap()
+    ));
     f.ok(&["verify", "data"]);
 
     // purge: ferry's snapshots beyond keep (none now), then --all removes every ferry snapshot
@@ -138,7 +161,9 @@ fn recursive_tree() {
     let Some(vm) = OpenZfs::get() else { return };
     let t0 = Instant::now();
     let (_p, f, src, dst) = pair(vm, "rec", "recursive = true\nkeep = 2");
-    vm.sh(&format!("zfs create {src}/a && zfs create {src}/a/b && zfs create {src}/c"));
+    vm.sh(&format!(
+        "zfs create {src}/a && zfs create {src}/a/b && zfs create {src}/c"
+    ));
     for c in ["", "/a", "/a/b", "/c"] {
         vm.write_random(&format!("/mnt/{src}{c}/f.bin"), 1);
     }
@@ -205,7 +230,9 @@ fn kill_loop_leaves_keep_snapshots_and_no_processes() {
     f.ok(&["update", "data"]);
     let s = ferry_snaps(vm, &src);
     let d = ferry_snaps(vm, &dst);
-    let holds = vm.sh(&format!("zfs list -H -o name -t snapshot -r {src} {dst} | xargs -r zfs holds -H"));
+    let holds = vm.sh(&format!(
+        "zfs list -H -o name -t snapshot -r {src} {dst} | xargs -r zfs holds -H"
+    ));
     let procs = vm.sh("pgrep -a -f 'zfs (send|recv|receive)' || true");
     let tokens = vm.get_prop(&dst, "receive_resume_token");
     eprintln!(

@@ -63,7 +63,11 @@ impl OpenZfs {
     }
 
     fn boot() -> Option<OpenZfs> {
-        let image = Command::new("bash").arg(script()).arg("image").output().expect("running openzfs-lab.sh");
+        let image = Command::new("bash")
+            .arg(script())
+            .arg("image")
+            .output()
+            .expect("running openzfs-lab.sh");
         if !image.status.success() {
             let why = String::from_utf8_lossy(&image.stderr).trim().to_string();
             if in_ci() {
@@ -136,7 +140,14 @@ impl OpenZfs {
         c.arg("-i")
             .arg(&self.key)
             .args(["-p", &self.port.to_string()])
-            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ])
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
             .args(["-o", "StrictHostKeyChecking=yes"])
@@ -146,7 +157,12 @@ impl OpenZfs {
 
     /// Runs a shell command in the guest as root: (success, stdout, stderr).
     pub fn try_sh(&self, cmd: &str) -> (bool, String, String) {
-        let out = self.ssh_command("root").arg(cmd).stdin(Stdio::null()).output().expect("running ssh");
+        let out = self
+            .ssh_command("root")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ssh");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -293,7 +309,11 @@ impl Ferry {
     /// Runs ferry and panics with its output unless it exits 0.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
-        assert_eq!(r.code, 0, "ferry {args:?} failed\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code, 0,
+            "ferry {args:?} failed\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
         r
     }
 
