@@ -1,5 +1,6 @@
 //! Shared helpers for integration tests (`mod common;`).
 pub mod btrfs;
 pub mod lab;
+pub mod openzfs;
 pub mod sshd;
 pub mod zfs;
