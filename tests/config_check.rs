@@ -722,3 +722,40 @@ fn etcd_authentication_and_tls_are_shown_and_their_files_checked_never_the_passw
         "{out}"
     );
 }
+
+#[test]
+fn a_credentials_file_others_can_read_is_warned_about_naming_host_and_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cred = dir.path().join("a.cred");
+    std::fs::write(&cred, "[default]\naws_access_key_id = a\naws_secret_access_key = b\n").unwrap();
+    let path = dir.path().join("ferry.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[hosts.s3a]\nendpoint = \"https://s3.example.net\"\ncredentials = \"{}\"\n",
+            cred.display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("-c")
+            .arg(&path)
+            .arg("check")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run();
+    assert!(
+        out.contains("warning: object host s3a: credentials file")
+            && out.contains(&*cred.to_string_lossy())
+            && out.contains("every user"),
+        "{out}"
+    );
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(!run().contains("credentials file"), "0600 is not warned about");
+}

@@ -337,6 +337,13 @@ pub fn config(c: &Config, json: bool) {
                 ""
             }
         );
+        if let Some(w) = h
+            .credentials
+            .as_deref()
+            .and_then(crate::object::creds::Credentials::exposure)
+        {
+            outln!("  warning: object host {}: {w}", h.name);
+        }
     }
     outln!("pairs: {}", c.pairs.len());
     for p in &c.pairs {

@@ -33,6 +33,17 @@ pub fn open(config: &Config, vol: &Endpoint) -> Result<Client> {
     let h = host(config, vol)?;
     let creds = Credentials::load(h.credentials.as_deref(), h.profile.as_deref())
         .with_context(|| format!("host {}: credentials", h.name))?;
+    // said once a process per file (a job opens its clients many times); stderr is the job's log
+    static SAID: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    if let Some(path) = h.credentials.as_deref() {
+        if let Some(w) = Credentials::exposure(path) {
+            let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+            if !said.iter().any(|p| p == path) {
+                said.push(path.to_path_buf());
+                eprintln!("ferry: warning: host {}: {w}", h.name);
+            }
+        }
+    }
     Client::new(&location(config, vol)?, &creds).with_context(|| format!("{vol}"))
 }
 

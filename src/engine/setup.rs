@@ -46,7 +46,7 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
     let mut items = Vec::new();
     let fp = pair.fingerprint();
     items.push(match engine.state.ensure_pair_dir(&fp) {
-        Ok(dir) => match std::fs::write(dir.join(".write-test"), b"") {
+        Ok(dir) => match crate::state::files::write_atomic(&dir.join(".write-test"), b"", false) {
             Ok(()) => {
                 let _ = std::fs::remove_file(dir.join(".write-test"));
                 item(true, "state dir", dir.display().to_string())

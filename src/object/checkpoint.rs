@@ -2,10 +2,12 @@
 //! ETag it produced, so an update skips unchanged keys without a HEAD on either side.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// Most bytes a checkpoint may hold (a few hundred bytes a key: millions of keys fit).
+const CHECKPOINT_CAP: u64 = 4 << 30;
 
 /// What the last good copy of one key saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +52,10 @@ impl Checkpoint {
 
     /// Loads `path`; a missing file is an empty checkpoint (every key gets compared).
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        match std::fs::read(path) {
+        // no-follow, regular, capped: a planted symlink or FIFO is refused, not read
+        match crate::state::files::open_regular(path)
+            .and_then(|mut f| crate::state::files::read_capped(&mut f, path, CHECKPOINT_CAP))
+        {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Parse {
                 path: path.into(),
                 source,
@@ -68,14 +73,42 @@ impl Checkpoint {
             path: path.into(),
             source,
         };
-        let tmp = path.with_extension("tmp");
         let json = serde_json::to_vec(self).map_err(|source| CheckpointError::Parse {
             path: path.into(),
             source,
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&json).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        // the state layer's writer: unpredictable temp name, create-new, no-follow, fsync, rename
+        crate::state::files::write_atomic(path, &json, true).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_never_writes_through_a_planted_temp_symlink_and_load_refuses_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let p = dir.path().join("checkpoint.json");
+        std::os::unix::fs::symlink(&victim, p.with_extension("tmp")).unwrap();
+        let c = Checkpoint {
+            listed_ms: Some(7),
+            ..Checkpoint::default()
+        };
+        c.save(&p).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(Checkpoint::load(&p).unwrap().listed_ms, Some(7));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            3,
+            "a temp file was left"
+        );
+        let fifo = dir.path().join("fifo");
+        let cs = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(cs.as_ptr(), 0o644) }, 0);
+        assert!(Checkpoint::load(&fifo).unwrap_err().to_string().contains("FIFO"));
     }
 }

@@ -4,6 +4,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Errors reading credentials; they name the file, line or variable, never a secret.
+/// Most bytes a credentials file may hold (a few profiles are a few hundred bytes).
+const CREDS_CAP: u64 = 64 << 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CredsError {
     #[error("credentials file {path}: {err}")]
@@ -57,10 +60,32 @@ impl Credentials {
         self.session_token.as_deref()
     }
 
+    /// Why the secret in `path` is exposed to other users, if it is (readable by its group or by
+    /// everyone): `check` shows it naming the host, a job logs it.
+    pub fn exposure(path: &Path) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o044 != 0).then(|| {
+            format!(
+                "credentials file {} is readable by {} (mode {:o}): chmod 600 it",
+                path.display(),
+                if mode & 0o004 != 0 { "every user" } else { "its group" },
+                mode & 0o7777
+            )
+        })
+    }
+
     /// Reads `profile` (default `default`) of an AWS shared-credentials file (INI).
     pub fn from_file(path: &Path, profile: Option<&str>) -> Result<Credentials, CredsError> {
         let profile = profile.unwrap_or("default");
-        let text = std::fs::read_to_string(path).map_err(|err| CredsError::Io { path: path.into(), err })?;
+        // read as the config is: a regular file, capped, never blocking on a FIFO
+        let io = |err| CredsError::Io { path: path.into(), err };
+        let bytes = crate::safe_file::read_regular(path, CREDS_CAP).map_err(|e| match e {
+            crate::safe_file::FileError::Io(err) => io(err),
+            other => io(std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string())),
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| io(std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8")))?;
         let (mut found, mut inside) = (false, false);
         let (mut id, mut secret, mut token) = (None, None, None);
         for (i, raw) in text.lines().enumerate() {
@@ -151,5 +176,36 @@ mod tests {
         std::fs::write(&path, "[default]\nthis is not ini\n").unwrap();
         let err = Credentials::from_file(&path, None).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_and_open_modes_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("creds");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(Credentials::from_file(&f, None).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reading a FIFO hung")
+            .expect_err("a FIFO is not a credentials file");
+        assert!(err.contains("FIFO") && err.contains(&*fifo.to_string_lossy()), "{err}");
+
+        let file = dir.path().join("c");
+        std::fs::write(&file, "[default]\naws_access_key_id = a\naws_secret_access_key = b\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = Credentials::exposure(&file).expect("0644 is exposed");
+        assert!(w.contains(&*file.to_string_lossy()) && w.contains("every user"), "{w}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(Credentials::exposure(&file).unwrap().contains("its group"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(Credentials::exposure(&file), None);
+        Credentials::from_file(&file, None).unwrap();
     }
 }

@@ -4,10 +4,13 @@
 //! Each line is `<xxh3-64 hex> <json>\n`. An append writes its records in one write and syncs
 //! before it returns, so a record a caller was told about survives a crash. On open a torn last
 //! line (a crash mid-write) is cut off; a bad line anywhere else is an error naming the file and
-//! line. `rewrite` replaces the whole file atomically (temp file, fsync, rename, fsync of the
+//! line. A complete last line (ending in its newline) that fails its checksum is not a torn
+//! append but damage: the writer keeps a copy of the file beside it (`<name>.damaged.<unix
+//! time>.<random>`), reports it in `warnings` (and on stderr), and drops that line; damage
+//! before good lines stays an error. `rewrite` replaces the whole file atomically (temp file, fsync, rename, fsync of the
 //! directory), for compaction.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,8 @@ pub struct Records {
     read_only: bool,
     /// The file's length after this handle's last write: more at the path means another writer.
     known_len: u64,
+    /// What opening found and survived (a damaged last line dropped, where its copy is).
+    warnings: Vec<String>,
 }
 
 /// One record's line.
@@ -80,20 +85,20 @@ impl Records {
             path: path.to_path_buf(),
             source,
         };
+        // no-follow, regular files only: a symlink or FIFO planted at the journal's name is
+        // refused, never written through or blocked on
         let mut file = if read_only {
-            match OpenOptions::new().read(true).open(path) {
+            match crate::state::files::open_regular(path) {
                 Ok(f) => f,
                 // not written yet: nothing to read
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::open("/dev/null").map_err(io)?,
                 Err(e) => return Err(io(e)),
             }
         } else {
-            OpenOptions::new()
-                .create(true)
-                .read(true)
-                .append(true)
-                .open(path)
-                .map_err(io)?
+            // the writer trusts the journal's directory with its compactions and copies
+            let dir = path.parent().unwrap_or(Path::new("."));
+            crate::state::files::ensure_trusted_dir(dir, "journal directory").map_err(io)?;
+            crate::state::files::open_read_append(path).map_err(io)?
         };
         let corrupt = |line, what| RecordsError::Corrupt {
             path: path.to_path_buf(),
@@ -104,6 +109,7 @@ impl Records {
         let (mut good_len, mut lineno) = (0u64, 0usize);
         let mut buf = Vec::new();
         let mut torn = false;
+        let mut warnings = Vec::new();
         loop {
             buf.clear();
             let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
@@ -132,6 +138,32 @@ impl Records {
                         return Err(corrupt(lineno, what));
                     }
                     torn = true;
+                    if complete {
+                        // a whole line that fails its checksum was written whole and damaged
+                        // later: keep the evidence before cutting it. Dropping it is safe because
+                        // every record is idempotent to redo (a change journaled again, a state
+                        // the next pass or worker recomputes); damage before good lines is not.
+                        let what = format!("line {lineno}: {what}");
+                        if read_only {
+                            warnings.push(format!("{} {what} (damaged last line, not read)", path.display()));
+                        } else {
+                            let bytes = std::fs::read(path).map_err(io)?;
+                            let unix = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_secs())
+                                .unwrap_or(0);
+                            let copy = crate::state::files::write_copy(path, &format!("damaged.{unix}"), &bytes)
+                                .map_err(io)?;
+                            let w = format!(
+                                "{} {what}: damaged last line dropped (its change is redone); the file as found is kept at {}",
+                                path.display(),
+                                copy.display()
+                            );
+                            // stderr as last resort: a caller that logs `warnings` says it again
+                            eprintln!("warning: {w}");
+                            warnings.push(w);
+                        }
+                    }
                     break;
                 }
             }
@@ -147,7 +179,13 @@ impl Records {
             file,
             read_only,
             known_len,
+            warnings,
         })
+    }
+
+    /// What opening found and survived, for the caller's log (a damaged last line dropped).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     fn writable(&self) -> Result<(), RecordsError> {
@@ -219,26 +257,17 @@ impl Records {
         still: impl FnOnce(&Records) -> bool,
     ) -> Result<bool, RecordsError> {
         self.writable()?;
-        // one temporary name per process: two writers never write into one
-        let tmp = self.path.with_extension(format!("compact.{}", std::process::id()));
         let text: String = recs.iter().map(line_for).collect();
-        let mut f = File::create(&tmp).map_err(self.io())?;
-        f.write_all(text.as_bytes()).map_err(self.io())?;
-        f.sync_all().map_err(self.io())?;
-        if !still(self) {
-            let _ = std::fs::remove_file(&tmp);
+        // the state layer's writer: a fresh unpredictable temp name, create-new, no-follow
+        let mut still = Some(still);
+        let replaced = crate::state::files::write_atomic_if(&self.path, text.as_bytes(), true, || {
+            still.take().is_some_and(|f| f(self))
+        })
+        .map_err(self.io())?;
+        if !replaced {
             return Ok(false);
         }
-        std::fs::rename(&tmp, &self.path).map_err(self.io())?;
-        if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            File::open(dir).and_then(|d| d.sync_all()).map_err(self.io())?;
-        }
-        self.file = OpenOptions::new().append(true).open(&self.path).map_err(self.io())?;
+        self.file = crate::state::files::open_read_append(&self.path).map_err(self.io())?;
         self.known_len = text.len() as u64;
         Ok(true)
     }
@@ -295,5 +324,142 @@ mod tests {
         let missing = dir.path().join("none");
         Records::open_read::<u32>(&missing, |_, _| Ok(())).unwrap();
         assert!(!missing.exists());
+    }
+}
+
+#[cfg(test)]
+mod safety_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn compaction_and_open_never_write_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let p = dir.path().join("status.journal");
+        // the old fixed temp name, planted before the compaction
+        let fixed = p.with_extension(format!("compact.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &fixed).unwrap();
+        let mut w = Records::open::<u32>(&p, |_, _| Ok(())).unwrap();
+        w.append(&[1u32]).unwrap();
+        w.rewrite(&[2u32]).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let mut seen = Vec::new();
+        Records::open_read::<u32>(&p, |v, _| {
+            seen.push(v);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![2]);
+        // nothing left behind but the journal, the planted link and the victim
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        // a symlink at the journal's own name is refused, not followed
+        let j2 = dir.path().join("other.journal");
+        std::os::unix::fs::symlink(&victim, &j2).unwrap();
+        let e = Records::open::<u32>(&j2, |_, _| Ok(())).err().unwrap().to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[test]
+    fn a_journal_dir_others_can_write_or_a_symlinked_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("pair");
+        std::fs::create_dir(&d).unwrap();
+        for mode in [0o777, 0o775, 0o1777] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = Records::open::<u32>(&d.join("j"), |_, _| Ok(()))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(&d.display().to_string()) && e.contains("writable by"), "{e}");
+            assert!(!d.join("j").exists());
+        }
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        let e = Records::open::<u32>(&link.join("j"), |_, _| Ok(()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        Records::open::<u32>(&d.join("j"), |_, _| Ok(())).unwrap();
+    }
+
+    fn three(p: &Path) -> Vec<u8> {
+        let mut w = Records::open::<u32>(p, |_, _| Ok(())).unwrap();
+        w.append(&[1u32, 2, 3]).unwrap();
+        drop(w);
+        std::fs::read(p).unwrap()
+    }
+
+    fn replay(p: &Path) -> Result<(Vec<u32>, Vec<String>), RecordsError> {
+        let mut seen = Vec::new();
+        let r = Records::open::<u32>(p, |v, _| {
+            seen.push(v);
+            Ok(())
+        })?;
+        Ok((seen, r.warnings().to_vec()))
+    }
+
+    #[test]
+    fn a_complete_last_line_failing_its_checksum_is_damage_kept_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let mut bytes = three(&p);
+        let last = bytes.len() - 2; // inside the last record's JSON, newline kept
+        bytes[last] = b'9';
+        std::fs::write(&p, &bytes).unwrap();
+        let (seen, warnings) = replay(&p).unwrap();
+        assert_eq!(seen, vec![1, 2], "the records before it are intact");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("line 3") && warnings[0].contains("damaged"),
+            "{warnings:?}"
+        );
+        let copies: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|q| q.file_name().unwrap().to_string_lossy().starts_with("j.damaged."))
+            .collect();
+        assert_eq!(copies.len(), 1, "one copy kept beside it");
+        assert_eq!(
+            std::fs::read(&copies[0]).unwrap(),
+            bytes,
+            "the copy is the file as found"
+        );
+        assert!(warnings[0].contains(&*copies[0].to_string_lossy()), "{warnings:?}");
+        // the writer goes on: the file now ends after record 2
+        assert_eq!(replay(&p).unwrap(), (vec![1, 2], vec![]));
+    }
+
+    #[test]
+    fn damage_before_good_lines_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let mut bytes = three(&p);
+        let second = bytes.iter().position(|b| *b == b'\n').unwrap() + 3;
+        bytes[second] ^= 0x01;
+        std::fs::write(&p, &bytes).unwrap();
+        let err = replay(&p).expect_err("mid-file damage is an error").to_string();
+        assert!(err.contains("line 2") && err.contains(&*p.to_string_lossy()), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "nothing cut");
+    }
+
+    #[test]
+    fn a_torn_last_line_without_its_newline_is_cut_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j");
+        let bytes = three(&p);
+        std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
+        let (seen, warnings) = replay(&p).unwrap();
+        assert_eq!(seen, vec![1, 2]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no copy for a torn append"
+        );
     }
 }

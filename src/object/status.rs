@@ -211,6 +211,11 @@ impl Journal {
         })
     }
 
+    /// What opening found and survived (a damaged last line dropped, with its copy's path).
+    pub fn warnings(&self) -> &[String] {
+        self.records.warnings()
+    }
+
     /// Applies records already written to the file to the in-memory view.
     fn view(&mut self, recs: Vec<Record>) -> Result<(), JournalError> {
         let mut view = View {

@@ -108,6 +108,18 @@ pub fn open_append(path: &Path) -> std::io::Result<File> {
 /// readers never see half of it and concurrent writers never share a temp file. `durable` also
 /// syncs the file and its dir (for records a reader relies on after a crash).
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    write_atomic_if(path, bytes, durable, || true).map(|_| ())
+}
+
+/// `write_atomic`, made only if `still` holds once the new content is on disk, just before the
+/// rename (a writer that may have lost its right to write checks it there); gives whether it
+/// replaced the file. The temp file is removed whenever the rename is not made.
+pub fn write_atomic_if(
+    path: &Path,
+    bytes: &[u8],
+    durable: bool,
+    still: impl FnOnce() -> bool,
+) -> std::io::Result<bool> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -119,44 +131,125 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result
         if durable {
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, path)
+        if !still() {
+            return Ok(false);
+        }
+        std::fs::rename(&tmp, path).map(|_| true)
     })();
-    if written.is_err() {
+    if !matches!(written, Ok(true)) {
         let _ = std::fs::remove_file(&tmp);
         return written;
     }
     if durable {
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
+        sync_parent(path)?;
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Refuses a state dir (or a pair's folder in it) that another user could plant files in:
-/// owned by someone other than this user or root, or writable by every user.
-pub fn check_dir(path: &Path, meta: &Metadata) -> Result<()> {
+/// Syncs the directory holding `path` (a rename or a create in it survives a crash).
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => File::open(".")?.sync_all(),
+        Some(d) => File::open(d)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Writes a copy of `bytes` beside `path` under a new name `<name>.<what>.<random>` (never
+/// over anything), for keeping evidence (a damaged journal); gives the copy's path.
+pub fn write_copy(path: &Path, what: &str, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let copy = path.with_file_name(format!("{name}.{what}.{}", random_hex()));
+    let written = (|| {
+        let mut f = create_new(&copy)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        sync_parent(&copy)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&copy);
+        return Err(e);
+    }
+    Ok(copy)
+}
+
+/// Opens (creating if needed) a regular file for reading and appending; refuses a symlink or a
+/// FIFO (a journal, replayed then appended to).
+pub fn open_read_append(path: &Path) -> std::io::Result<File> {
+    open_checked(
+        OpenOptions::new().read(true).append(true).create(true).mode(FILE_MODE),
+        path,
+    )
+}
+
+/// What is wrong with a directory ferry would trust with its files, if anything: not a
+/// directory, owned by someone other than this user or root, or writable by its group or every
+/// user (another user could plant or swap files in it; a sticky bit does not make that safe for
+/// ferry's fixed names, so it is refused too).
+fn dir_problem(meta: &Metadata) -> Option<String> {
     if !meta.is_dir() {
-        bail!("state dir {} is {}, not a directory", path.display(), describe(meta));
+        return Some(format!("is {}, not a directory", describe(meta)));
     }
     // SAFETY: geteuid has no failure mode and touches no memory.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me && meta.uid() != 0 {
-        bail!(
-            "state dir {} is owned by uid {}, not by this user (uid {me}) or root: refusing it (chown it, or choose another with --state-dir)",
-            path.display(),
+        return Some(format!(
+            "is owned by uid {}, not by this user (uid {me}) or root",
             meta.uid()
-        );
+        ));
     }
     if meta.mode() & 0o002 != 0 {
-        bail!(
-            "state dir {} is writable by every user (mode {:o}): refusing it (chmod o-w {})",
-            path.display(),
-            meta.mode() & 0o7777,
-            path.display()
-        );
+        return Some(format!("is writable by every user (mode {:o})", meta.mode() & 0o7777));
     }
-    Ok(())
+    if meta.mode() & 0o020 != 0 {
+        return Some(format!("is writable by its group (mode {:o})", meta.mode() & 0o7777));
+    }
+    None
+}
+
+/// Refuses a state dir (or a pair's folder in it) that another user could plant files in:
+/// owned by someone other than this user or root, or writable by its group or every user.
+pub fn check_dir(path: &Path, meta: &Metadata) -> Result<()> {
+    match dir_problem(meta) {
+        Some(what) => bail!(
+            "state dir {} {what}: refusing it (chown/chmod go-w it, or choose another with --state-dir)",
+            path.display()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Creates `dir` (with missing parents) if absent, then refuses it unless it is a real directory
+/// (not a symlink) that only this user or root can write into: for directories named in the
+/// config (a cluster's persist_path) or holding a journal. `what` names it in the error.
+pub fn ensure_trusted_dir(dir: &Path, what: &str) -> std::io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if std::fs::symlink_metadata(dir).is_err() {
+        std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    let problem = if meta.file_type().is_symlink() {
+        Some("is a symlink".to_string())
+    } else {
+        dir_problem(&meta)
+    };
+    match problem {
+        Some(p) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} {p}: refusing it (another user could plant files there)",
+                dir.display()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Creates `path` (and missing parents) as a directory with `DIR_MODE`.

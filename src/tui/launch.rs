@@ -43,7 +43,10 @@ pub fn detached(exe: &Path, engine: &Engine, action: JobAction, dest: &str, tx: 
             return;
         }
     };
-    let out = match std::fs::File::create(&out_path) {
+    // the pair's folder is checked (ours, not writable by others); the last run's output is
+    // removed (a planted symlink with it, never followed) and a new file created, never opened
+    let _ = std::fs::remove_file(&out_path);
+    let out = match crate::state::files::create_new(&out_path) {
         Ok(f) => f,
         Err(e) => {
             let _ = tx.send(Event::Launched {

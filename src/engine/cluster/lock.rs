@@ -19,7 +19,9 @@ pub fn label() -> String {
 
 /// Takes the cluster's lock, taking over one a dead instance left.
 pub fn take(cluster: &Cluster) -> Result<Lock> {
-    std::fs::create_dir_all(&cluster.persist_path).map_err(|e| {
+    // created if missing, refused if a symlink or writable by another user: the lock, the
+    // journal and the log live there
+    crate::state::files::ensure_trusted_dir(&cluster.persist_path, "persist_path").map_err(|e| {
         anyhow!(
             "cluster {}: persist_path {}: {e}",
             cluster.name,

@@ -63,7 +63,7 @@ impl Report {
     }
 
     pub fn read(persist: &Path) -> Option<Report> {
-        serde_json::from_slice(&std::fs::read(path(persist)).ok()?).ok()
+        serde_json::from_slice(&crate::state::files::read_small(&path(persist)).ok()?).ok()
     }
 }
 
