@@ -405,3 +405,18 @@ fn a_declared_size_no_destination_can_hold_is_refused_before_anything_is_allocat
     let replica = dir.path().join("replica.img");
     assert!(!replica.exists() || std::fs::metadata(&replica).unwrap().len() == 0);
 }
+
+#[test]
+fn a_source_that_sends_a_begin_and_then_nothing_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = [Message::Begin {
+        algo: HashAlgo::Xxh3,
+        chunk_size: 4096,
+        source_size: 8192,
+    }];
+    let hold = std::time::Duration::from_secs(30);
+    let (status, stderr, took) = hostile_source(dir.path(), &["--idle-timeout", "2"], &frames, Some(hold));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}: {stderr}");
+    assert!(stderr.contains("sent nothing for 2s (idle timeout)"), "{stderr}");
+}

@@ -28,13 +28,46 @@ pub struct ReceiveArgs {
     pub name: String,
     /// Reread the target and take what it really holds as the base (resends what differs).
     pub repair: bool,
+    /// Seconds without a frame from the sender (progress counts) before giving up.
+    pub idle_timeout: u64,
+}
+
+/// Stdin that gives up when nothing arrives for `secs`: a sender that goes silent (not dead,
+/// which the pipe tells) would otherwise hold the receiver, the job and the pair's lock forever.
+struct Idle<R> {
+    inner: R,
+    secs: u64,
+}
+
+impl<R: Read> Read for Idle<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut fds = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(self.secs.saturating_mul(1000)).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut fds, 1, ms) };
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the source sent nothing for {}s (idle timeout)", self.secs),
+            ));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Runs the receiver on stdin/stdout.
 pub fn run(a: &ReceiveArgs) -> Result<()> {
     state_dir(&a.state)?;
     let stdin = std::io::stdin();
-    let mut input = BufReader::with_capacity(1 << 20, stdin.lock());
+    let idle = Idle {
+        inner: stdin.lock(),
+        secs: a.idle_timeout.max(1),
+    };
+    let mut input = BufReader::with_capacity(1 << 20, idle);
     let mut out = BufWriter::new(std::io::stdout());
     let result = receive(a, &mut input, &mut out);
     if let Err(e) = &result {
