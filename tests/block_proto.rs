@@ -317,3 +317,106 @@ async fn manifests_cross_in_parts_and_lies_are_caught() {
     let mut r = &header[..];
     assert!(matches!(recv_manifest(&mut r).await, Err(ProtoError::Closed)));
 }
+
+/// A hand-written hostile source talking to a real `ferry peer block-receive`: it writes
+/// `frames` (after its hello) to the receiver's stdin, then closes it or, with `hold`, keeps it
+/// open that long. Returns the exit status, stderr and the state dir's bytes on disk.
+fn hostile_source(
+    dir: &std::path::Path,
+    extra: &[&str],
+    frames: &[Message],
+    hold: Option<std::time::Duration>,
+) -> (std::process::ExitStatus, String, std::time::Duration) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["peer", "block-receive", "--path"])
+        .arg(dir.join("replica.img"))
+        .arg("--state")
+        .arg(dir.join("state"))
+        .args(["--name", "h1"])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut bytes = encode(&Message::Hello {
+        version: PROTOCOL_VERSION,
+        software: "hostile".into(),
+    });
+    for f in frames {
+        bytes.extend(encode(f));
+    }
+    // The receiver may refuse (and close) before reading everything: a broken pipe is fine.
+    let _ = stdin.write_all(&bytes);
+    let _ = stdin.flush();
+    let keep = match hold {
+        Some(d) => {
+            let deadline = std::time::Instant::now() + d;
+            while std::time::Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Some(stdin)
+        }
+        None => {
+            drop(stdin);
+            None
+        }
+    };
+    let out = child.wait_with_output().unwrap();
+    drop(keep);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn a_declared_size_no_destination_can_hold_is_refused_before_anything_is_allocated() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let huge = 1u64 << 62;
+    let frames = [
+        Message::Begin {
+            algo: HashAlgo::Xxh3,
+            chunk_size: ferry::block::MAX_CHUNK,
+            source_size: huge,
+        },
+        Message::Commit {
+            manifest_id: [0; 32],
+            source_size: huge,
+        },
+    ];
+    let (status, stderr, _) = hostile_source(dir.path(), &[], &frames, None);
+    assert_eq!(status.signal(), None, "the receiver died of a signal: {stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&huge.to_string()),
+        "the declared size is named: {stderr}"
+    );
+    assert!(stderr.contains("refus"), "{stderr}");
+    assert!(!dir.path().join("state/journal").exists(), "nothing journaled");
+    let replica = dir.path().join("replica.img");
+    assert!(!replica.exists() || std::fs::metadata(&replica).unwrap().len() == 0);
+}
+
+#[test]
+fn a_source_that_sends_a_begin_and_then_nothing_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = [Message::Begin {
+        algo: HashAlgo::Xxh3,
+        chunk_size: 4096,
+        source_size: 8192,
+    }];
+    let hold = std::time::Duration::from_secs(30);
+    let (status, stderr, took) = hostile_source(dir.path(), &["--idle-timeout", "2"], &frames, Some(hold));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}: {stderr}");
+    assert!(stderr.contains("sent nothing for 2s (idle timeout)"), "{stderr}");
+}

@@ -279,6 +279,9 @@ pub enum PeerAction {
         name: String,
         #[arg(long)]
         repair: bool,
+        /// Give up when the sender sends nothing (not even progress) for this many seconds
+        #[arg(long, default_value_t = 600)]
+        idle_timeout: u64,
     },
     /// Reread a replica and compare it with its checkpoint; one JSON line
     BlockVerify {

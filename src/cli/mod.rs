@@ -714,11 +714,13 @@ fn peer(what: &args::PeerAction) -> anyhow::Result<()> {
             state,
             name,
             repair,
+            idle_timeout,
         } => peer::receive::run(&peer::receive::ReceiveArgs {
             path: path.clone(),
             state: state.clone(),
             name: name.clone(),
             repair: *repair,
+            idle_timeout: *idle_timeout,
         }),
         PeerAction::BlockVerify { path, state } => peer::verify::run(path.clone(), state.clone()),
     }

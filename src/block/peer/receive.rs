@@ -28,13 +28,46 @@ pub struct ReceiveArgs {
     pub name: String,
     /// Reread the target and take what it really holds as the base (resends what differs).
     pub repair: bool,
+    /// Seconds without a frame from the sender (progress counts) before giving up.
+    pub idle_timeout: u64,
+}
+
+/// Stdin that gives up when nothing arrives for `secs`: a sender that goes silent (not dead,
+/// which the pipe tells) would otherwise hold the receiver, the job and the pair's lock forever.
+struct Idle<R> {
+    inner: R,
+    secs: u64,
+}
+
+impl<R: Read> Read for Idle<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut fds = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(self.secs.saturating_mul(1000)).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut fds, 1, ms) };
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the source sent nothing for {}s (idle timeout)", self.secs),
+            ));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Runs the receiver on stdin/stdout.
 pub fn run(a: &ReceiveArgs) -> Result<()> {
     state_dir(&a.state)?;
     let stdin = std::io::stdin();
-    let mut input = BufReader::with_capacity(1 << 20, stdin.lock());
+    let idle = Idle {
+        inner: stdin.lock(),
+        secs: a.idle_timeout.max(1),
+    };
+    let mut input = BufReader::with_capacity(1 << 20, idle);
     let mut out = BufWriter::new(std::io::stdout());
     let result = receive(a, &mut input, &mut out);
     if let Err(e) = &result {
@@ -125,6 +158,9 @@ fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Re
             other => bail!("expected the source's plan, got {}", other.word()),
         }
     };
+    // Bounded before anything is allocated or written: the declared size is untrusted.
+    bound(&a.path, &plan)?;
+    let mut room = Room::measure(&a.path, &a.state);
     let mut session = dest.begin_from(plan, rebase.clone())?;
     let count = chunk_count(plan.source_size, plan.chunk_size);
     let chunk = u64::from(plan.chunk_size);
@@ -184,6 +220,10 @@ fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Re
                 plan.source_size
             );
         }
+        if let Err(e) = room.take(data.len() as u64) {
+            session.sync()?;
+            return Err(e);
+        }
         let digest = plan.algo.hash(data);
         session.add(index, data, &digest)?;
         received += 1;
@@ -215,7 +255,11 @@ fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Re
 /// The manifest base + journaled chunks make: what the target holds once the journal is applied.
 fn expected(base: &Manifest, held: &BTreeMap<u64, Digest>, plan: &Plan) -> Result<Manifest> {
     let count = chunk_count(plan.source_size, plan.chunk_size);
-    let mut digests = Vec::with_capacity(count as usize);
+    let mut digests = Vec::new();
+    // never an abort: a count the host cannot hold is an error (bound() refuses it earlier)
+    digests
+        .try_reserve_exact(usize::try_from(count).unwrap_or(usize::MAX))
+        .map_err(|_| anyhow!("a manifest of {count} chunks does not fit in memory; nothing was applied"))?;
     for i in 0..count {
         match held.get(&i).or_else(|| base.digests.get(i as usize)) {
             Some(d) => digests.push(*d),
@@ -228,6 +272,130 @@ fn expected(base: &Manifest, held: &BTreeMap<u64, Digest>, plan: &Plan) -> Resul
         source_size: plan.source_size,
         digests,
     })
+}
+
+/// Bytes as a person reads them ("1.0 PiB").
+fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// Receiver memory per chunk of the source (manifests, the held map): measured at ~200 bytes
+/// (DESIGN, "Block volumes at size"), rounded up.
+const STATE_PER_CHUNK: u64 = 256;
+
+fn phys_mem() -> u64 {
+    // SAFETY: sysconf only reads system constants.
+    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    (pages.max(0) as u64).saturating_mul(size.max(0) as u64)
+}
+
+/// Refuses a declared source size the destination cannot hold: more than a block device's size,
+/// or more chunks than this host could keep per-chunk state for (its memory).
+fn bound(target: &Path, plan: &Plan) -> Result<()> {
+    use std::io::Seek;
+    use std::os::unix::fs::FileTypeExt;
+    let size = plan.source_size;
+    if let Ok(meta) = std::fs::metadata(target) {
+        if meta.file_type().is_block_device() {
+            let have = std::fs::File::open(target)
+                .and_then(|mut f| f.seek(std::io::SeekFrom::End(0)))
+                .with_context(|| format!("reading the size of {}", target.display()))?;
+            if size > have {
+                bail!(
+                    "refusing a source of {size} bytes ({}): the block device {} holds {have} bytes ({})",
+                    format_bytes(size),
+                    target.display(),
+                    format_bytes(have)
+                );
+            }
+        }
+    }
+    let count = chunk_count(size, plan.chunk_size);
+    let mem = phys_mem();
+    let max_chunks = mem / STATE_PER_CHUNK;
+    if count > max_chunks {
+        bail!(
+            "refusing a source of {size} bytes ({}): its {count} chunks of {} need per-chunk state beyond this host's memory ({}); the most this receiver takes at that chunk size is {} bytes ({})",
+            format_bytes(size),
+            format_bytes(u64::from(plan.chunk_size)),
+            format_bytes(mem),
+            max_chunks.saturating_mul(u64::from(plan.chunk_size)),
+            format_bytes(max_chunks.saturating_mul(u64::from(plan.chunk_size)))
+        );
+    }
+    Ok(())
+}
+
+/// Free bytes for an unprivileged writer on `path`'s filesystem, and its device.
+fn free_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path and st a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(((st.f_bavail as u64).saturating_mul(st.f_frsize as u64), dev))
+}
+
+/// The space the chunk data of this run may take: it is written twice, into the journal (state
+/// dir) and then the target (a sparse file needs room only for data; a device has it already).
+struct Room {
+    left: Option<u64>,
+    free: u64,
+    taken: u64,
+}
+
+impl Room {
+    fn measure(target: &Path, state: &Path) -> Room {
+        use std::os::unix::fs::FileTypeExt;
+        let device = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
+        let tdir = if target.exists() {
+            target.to_path_buf()
+        } else {
+            target
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        let left = match (free_space(state), free_space(&tdir)) {
+            (Some((s, _)), _) if device => Some(s),
+            (Some((s, sd)), Some((_, td))) if sd == td => Some(s / 2),
+            (Some((s, _)), Some((t, _))) => Some(s.min(t)),
+            _ => None,
+        };
+        Room {
+            left,
+            free: left.unwrap_or(0),
+            taken: 0,
+        }
+    }
+
+    /// Counts `len` more bytes of chunk data; refuses once they would not fit.
+    fn take(&mut self, len: u64) -> Result<()> {
+        self.taken += len;
+        if let Some(left) = self.left {
+            if self.taken > left {
+                bail!(
+                    "refusing more chunk data: the source has sent {} bytes ({}) and the destination has room for {} bytes ({}) in the journal and the replica; free space on the destination first (the chunks journaled so far are kept)",
+                    self.taken,
+                    format_bytes(self.taken),
+                    self.free,
+                    format_bytes(self.free)
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A manifest of what the target holds over the checkpoint's size (a device may be larger).
