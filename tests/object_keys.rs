@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use object_util::moto::{boto, require_moto, Moto};
+use object_util::runner::Run;
 use object_util::{bytes, require_s3s_fs, S3Server};
 use serde_json::{json, Value};
 
@@ -175,12 +176,6 @@ struct Lab {
     config: PathBuf,
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 impl Lab {
     fn new(src: Site, dst: Site) -> Lab {
         let dir = tempfile::tempdir().unwrap();
@@ -212,20 +207,7 @@ impl Lab {
     }
 
     fn ferry(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("FERRY_CONFIG")
-            .env_remove("AWS_CA_BUNDLE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running ferry");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        object_util::runner::run(&self.config, args)
     }
 
     fn failed(&self) -> BTreeMap<String, String> {

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use super::sshd::Sshd;
 use super::zfs::TestPool;
@@ -20,11 +20,7 @@ pub struct Lab {
     pub dst_ds: String,
 }
 
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use super::runner::Run;
 
 impl Lab {
     /// Pools of the given sizes (MiB), a dataset `data` on the source, and a config with one pair
@@ -119,19 +115,11 @@ impl Lab {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        c.arg("-c").arg(&self.config).args(args);
-        c.env_remove("FERRY_CONFIG").env_remove("SSH_AUTH_SOCK");
-        c
+        super::runner::command(&self.config, args)
     }
 
     pub fn ferry(&self, args: &[&str]) -> Run {
-        let out: Output = self.command(args).stdin(Stdio::null()).output().expect("running ferry");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        super::runner::run(&self.config, args)
     }
 
     /// Runs ferry and panics with its output unless it exits 0.

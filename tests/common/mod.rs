@@ -2,5 +2,6 @@
 pub mod btrfs;
 pub mod lab;
 pub mod openzfs;
+pub mod runner;
 pub mod sshd;
 pub mod zfs;

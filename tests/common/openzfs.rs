@@ -10,7 +10,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -246,11 +246,7 @@ impl Drop for Pools {
     }
 }
 
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use super::runner::Run;
 
 /// A ferry config on the host with the guest as `source` and `destination`, and a state dir.
 pub struct Ferry {
@@ -291,19 +287,11 @@ impl Ferry {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        c.arg("-c").arg(&self.config).args(args);
-        c.env_remove("FERRY_CONFIG").env_remove("SSH_AUTH_SOCK");
-        c
+        super::runner::command(&self.config, args)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out: Output = self.command(args).stdin(Stdio::null()).output().expect("running ferry");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        super::runner::run(&self.config, args)
     }
 
     /// Runs ferry and panics with its output unless it exits 0.

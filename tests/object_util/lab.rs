@@ -3,7 +3,7 @@
 //! the independent client that writes and reads the buckets.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use super::S3Server;
 
@@ -17,11 +17,7 @@ pub struct ObjectLab {
 /// One listed object: key, size, content type, user metadata (sorted).
 pub type Listed = (String, u64, String, Vec<(String, String)>);
 
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use super::runner::Run;
 
 impl ObjectLab {
     /// Site a serves bucket `photos`, site b `photos-dr`; the pair replicates
@@ -63,20 +59,7 @@ impl ObjectLab {
     }
 
     pub fn ferry(&self, args: &[&str]) -> Run {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("FERRY_CONFIG")
-            .env_remove("AWS_CA_BUNDLE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running ferry");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        super::runner::run(&self.config, args)
     }
 
     /// Runs ferry and panics with its output unless it exits 0.

@@ -5,6 +5,8 @@
 pub mod etcd;
 pub mod lab;
 pub mod moto;
+#[path = "../common/runner.rs"]
+pub mod runner;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
