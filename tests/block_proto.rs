@@ -420,3 +420,50 @@ fn a_source_that_sends_a_begin_and_then_nothing_times_out() {
     assert!(took < std::time::Duration::from_secs(15), "took {took:?}: {stderr}");
     assert!(stderr.contains("sent nothing for 2s (idle timeout)"), "{stderr}");
 }
+
+#[test]
+fn zero_frames_are_journaled_without_their_data() {
+    // 64 GiB declared in 16 MiB chunks, every frame a zero frame: the journal holds runs, not
+    // 64 GiB of zeros, and the replica is one hole of the declared size
+    let dir = tempfile::tempdir().unwrap();
+    let chunk = ferry::block::MAX_CHUNK;
+    let size = 64u64 << 30;
+    let count = size / u64::from(chunk);
+    let mut frames = vec![Message::Begin {
+        algo: HashAlgo::Xxh3,
+        chunk_size: chunk,
+        source_size: size,
+    }];
+    frames.extend((0..count).map(|index| Message::Zero { index, len: chunk }));
+    // the first pass stops before its commit: what was journaled stays for the next run
+    let (status, stderr, _) = hostile_source(dir.path(), &[], &frames, None);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let journal = std::fs::metadata(dir.path().join("state/journal")).unwrap().len();
+    assert!(
+        journal < 4096,
+        "{count} zero chunks of 16 MiB took {journal} journal bytes"
+    );
+    // the second sends the commit: the receiver checks the manifest and applies
+    let zero = HashAlgo::Xxh3.hash(&vec![0u8; chunk as usize]);
+    let manifest = Manifest {
+        algo: HashAlgo::Xxh3,
+        chunk_size: chunk,
+        source_size: size,
+        digests: vec![zero; count as usize],
+    };
+    frames.push(Message::Commit {
+        manifest_id: manifest.id(),
+        source_size: size,
+    });
+    let (status, stderr, _) = hostile_source(dir.path(), &[], &frames, None);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let replica = std::fs::metadata(dir.path().join("replica.img")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(replica.len(), size);
+    assert!(
+        replica.blocks() * 512 < 1 << 20,
+        "a hole, not {} bytes",
+        replica.blocks() * 512
+    );
+    assert!(!dir.path().join("state/journal").exists(), "applied and removed");
+}

@@ -6,7 +6,7 @@
 //! Files in the pair's state dir: `checkpoint.manifest` (what the target holds), `next.manifest`
 //! (what it will hold once the sealed journal is applied) and `journal`.
 
-use super::journal::{self, Contents, Header, JournalError, Writer};
+use super::journal::{self, Contents, Entry, Header, JournalError, Writer, ZeroRun};
 use super::{Digest, Manifest};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -57,6 +57,9 @@ pub struct Session<'a> {
     writer: Writer,
     held: BTreeMap<u64, Digest>,
     base: Manifest,
+    /// Zero runs not yet journaled, a few at once: a sender reading on every core interleaves
+    /// its segments, so each segment's zeros grow their own run.
+    zeros: Vec<ZeroRun>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> JournalError + '_ {
@@ -134,7 +137,7 @@ impl Dest {
                 if let Some(planned) = planned.filter(|m| m.id() == next_id) {
                     // A resumed journal's header may name an older, smaller size: the manifest rules.
                     contents.header.new_size = planned.source_size;
-                    let chunks = contents.records.len();
+                    let chunks = contents.chunks() as usize;
                     self.replay(&contents)?;
                     self.finish()?;
                     Ok(Recovered::Replayed { chunks })
@@ -142,7 +145,7 @@ impl Dest {
                     // Applied and swapped in already; only the journal's removal was cut.
                     self.finish()?;
                     Ok(Recovered::Replayed {
-                        chunks: contents.records.len(),
+                        chunks: contents.chunks() as usize,
                     })
                 } else {
                     Err(JournalError::Inconsistent {
@@ -228,48 +231,76 @@ impl Dest {
             writer,
             held,
             base,
+            zeros: Vec::new(),
         })
     }
 
     /// Refuses a target that can't take `need` bytes: a block device too small, or a regular
-    /// file with data but no checkpoint (ferry did not make it).
+    /// file with data but no checkpoint (ferry did not make it). A symlink is followed only to a
+    /// block device (`/dev/disk/by-id/…`): one to a file could be planted in a shared directory
+    /// to make this write elsewhere. A missing file is made new (never through a dangling link).
     fn check_target(&self, first: bool, need: u64) -> Result<(), JournalError> {
         let t = &self.target;
-        match std::fs::metadata(t) {
+        match std::fs::symlink_metadata(t) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                File::create(t).map_err(io(t))?;
+                crate::state::files::create_new(t).map_err(io(t))?;
                 if let Some(dir) = t.parent() {
                     sync_dir(dir)?;
                 }
-                Ok(())
+                return Ok(());
             }
-            Err(e) => Err(io(t)(e)),
-            Ok(meta) if meta.file_type().is_block_device() => {
-                let have = File::open(t)
-                    .and_then(|mut f| f.seek(SeekFrom::End(0)))
-                    .map_err(io(t))?;
-                if have < need {
-                    return Err(JournalError::TargetTooSmall {
-                        path: t.clone(),
-                        have,
-                        need,
-                    });
+            Err(e) => return Err(io(t)(e)),
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::metadata(t).map_err(io(t))?;
+                if !to.file_type().is_block_device() {
+                    return Err(io(t)(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "is a symlink to something other than a block device: name the replica's real path",
+                    )));
                 }
-                Ok(())
             }
-            Ok(meta) if first && meta.len() > 0 => Err(JournalError::TargetNotEmpty {
+            Ok(_) => {}
+        }
+        let meta = std::fs::metadata(t).map_err(io(t))?;
+        if meta.file_type().is_block_device() {
+            let have = File::open(t)
+                .and_then(|mut f| f.seek(SeekFrom::End(0)))
+                .map_err(io(t))?;
+            if have < need {
+                return Err(JournalError::TargetTooSmall {
+                    path: t.clone(),
+                    have,
+                    need,
+                });
+            }
+            return Ok(());
+        }
+        if !meta.is_file() {
+            return Err(io(t)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "is {}, not a file or a block device",
+                    crate::state::files::describe(&meta)
+                ),
+            )));
+        }
+        if first && meta.len() > 0 {
+            return Err(JournalError::TargetNotEmpty {
                 path: t.clone(),
                 size: meta.len(),
-            }),
-            Ok(_) => Ok(()),
+            });
         }
+        Ok(())
     }
 
-    /// Writes every journaled chunk in place (idempotent), grows a file target, syncs it.
+    /// Writes every journaled chunk in place (idempotent), grows a file target, syncs it. Zero
+    /// runs become holes (or zeros written where the target cannot punch them).
     fn replay(&self, c: &Contents) -> Result<(), JournalError> {
         let t = &self.target;
         let target = OpenOptions::new().write(true).open(t).map_err(io(t))?;
         let meta = target.metadata().map_err(io(t))?;
+        // bytes past a file's old end are a hole already: zeros there need nothing
+        let old_end = if meta.is_file() { meta.len() } else { u64::MAX };
         if meta.is_file() && meta.len() < c.header.new_size {
             target.set_len(c.header.new_size).map_err(io(t))?;
         }
@@ -277,20 +308,34 @@ impl Dest {
         let mut journal = File::open(&jpath).map_err(io(&jpath))?;
         let mut buf = vec![0u8; c.header.chunk_size as usize];
         let chunk = u64::from(c.header.chunk_size);
-        for r in &c.records {
-            let data = &mut buf[..r.len as usize];
-            journal.seek(SeekFrom::Start(r.offset)).map_err(io(&jpath))?;
-            journal.read_exact(data).map_err(io(&jpath))?;
-            let at = r.index * chunk;
-            if at + u64::from(r.len) > c.header.new_size {
-                return Err(JournalError::ChunkOutOfRange {
-                    index: r.index,
-                    len: r.len as usize,
-                    chunk: c.header.chunk_size,
-                    size: c.header.new_size,
-                });
+        let out_of_range = |index: u64, len: u64| JournalError::ChunkOutOfRange {
+            index,
+            len: len as usize,
+            chunk: c.header.chunk_size,
+            size: c.header.new_size,
+        };
+        for e in &c.records {
+            match e {
+                Entry::Chunk(r) => {
+                    let data = &mut buf[..r.len as usize];
+                    journal.seek(SeekFrom::Start(r.offset)).map_err(io(&jpath))?;
+                    journal.read_exact(data).map_err(io(&jpath))?;
+                    let at = r.index * chunk;
+                    if at + u64::from(r.len) > c.header.new_size {
+                        return Err(out_of_range(r.index, u64::from(r.len)));
+                    }
+                    target.write_all_at(data, at).map_err(io(t))?;
+                }
+                Entry::Zeros(z) => {
+                    let (at, len) = z.span(c.header.chunk_size);
+                    if at.checked_add(len).is_none_or(|end| end > c.header.new_size) {
+                        return Err(out_of_range(z.first, len));
+                    }
+                    if at < old_end {
+                        zero_range(&target, at, len.min(old_end - at)).map_err(io(t))?;
+                    }
+                }
             }
-            target.write_all_at(data, at).map_err(io(t))?;
         }
         target.sync_all().map_err(io(t))
     }
@@ -348,8 +393,9 @@ impl Session<'_> {
         }
     }
 
-    /// Journals one changed chunk; one already held with the same digest is skipped.
-    pub fn add(&mut self, index: u64, data: &[u8], digest: &Digest) -> Result<(), JournalError> {
+    /// Journals one changed chunk; one already held with the same digest is skipped. A chunk
+    /// of zeros is journaled without its data (consecutive ones as one run).
+    pub fn add(&mut self, index: u64, data: &[u8], digest: &Digest) -> Result<u64, JournalError> {
         let h = self.writer.header();
         let (chunk, size) = (h.chunk_size, h.new_size.max(self.base.source_size));
         if data.is_empty() || data.len() > chunk as usize {
@@ -361,21 +407,88 @@ impl Session<'_> {
             });
         }
         if self.held.get(&index) == Some(digest) {
-            return Ok(());
+            return Ok(0);
         }
+        if journal::is_zero(data) {
+            return self.add_zero(index, data.len() as u32, digest);
+        }
+        // a data record must follow any zero run that holds this chunk (the later record wins)
+        let mut journaled = self.flush_zeros_holding(index)?;
         self.writer.append(index, data, digest)?;
+        journaled += journal::CHUNK_RECORD + data.len() as u64;
         self.held.insert(index, *digest);
+        Ok(journaled)
+    }
+
+    /// Journals chunk `index` as `len` zero bytes whose digest is `digest` (the caller knows it
+    /// is zeros: a zero frame); consecutive ones become one run. Gives the journal bytes taken.
+    pub fn add_zero(&mut self, index: u64, len: u32, digest: &Digest) -> Result<u64, JournalError> {
+        let h = self.writer.header();
+        let (chunk, size) = (h.chunk_size, h.new_size.max(self.base.source_size));
+        if len == 0 || len > chunk {
+            return Err(JournalError::ChunkOutOfRange {
+                index,
+                len: len as usize,
+                chunk,
+                size,
+            });
+        }
+        if self.held.get(&index) == Some(digest) {
+            return Ok(0);
+        }
+        let mut journaled = self.flush_zeros_holding(index)?;
+        if let Some(run) = self.zeros.iter_mut().find(|r| r.extends(index, len, chunk)) {
+            run.count += 1;
+            run.last_len = len;
+        } else {
+            if self.zeros.len() >= OPEN_RUNS {
+                let oldest = self.zeros.remove(0);
+                self.writer.append_zeros(&oldest)?;
+                journaled += journal::ZEROS_RECORD;
+            }
+            self.zeros.push(ZeroRun {
+                first: index,
+                count: 1,
+                last_len: len,
+            });
+        }
+        self.held.insert(index, *digest);
+        Ok(journaled)
+    }
+
+    /// Writes the pending zero runs that hold chunk `index`; gives the journal bytes taken.
+    fn flush_zeros_holding(&mut self, index: u64) -> Result<u64, JournalError> {
+        let mut journaled = 0;
+        while let Some(at) = self
+            .zeros
+            .iter()
+            .position(|r| (r.first..r.first + r.count).contains(&index))
+        {
+            let run = self.zeros.remove(at);
+            self.writer.append_zeros(&run)?;
+            journaled += journal::ZEROS_RECORD;
+        }
+        Ok(journaled)
+    }
+
+    /// Writes every pending zero run.
+    fn flush_zeros(&mut self) -> Result<(), JournalError> {
+        for run in std::mem::take(&mut self.zeros) {
+            self.writer.append_zeros(&run)?;
+        }
         Ok(())
     }
 
     /// Syncs the journaled chunks so far (a resume point).
     pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.flush_zeros()?;
         self.writer.sync()
     }
 
     /// Seals the journal for `next`, applies it in place, syncs the target, swaps `next` in as
     /// the checkpoint and removes the journal.
-    pub fn commit(self, next: &Manifest) -> Result<(), JournalError> {
+    pub fn commit(mut self, next: &Manifest) -> Result<(), JournalError> {
+        self.flush_zeros()?;
         let d = self.dest;
         let jpath = d.journal_path();
         if next.source_size < self.base.source_size {
@@ -398,5 +511,46 @@ impl Session<'_> {
         contents.header.new_size = next.source_size;
         d.replay(&contents)?;
         d.finish()
+    }
+}
+
+/// Zero runs a session keeps open at once (more than the cores a sender reads on).
+const OPEN_RUNS: usize = 64;
+
+/// Makes `len` bytes at `at` read as zeros: a hole punched (a file keeps its size; a block device
+/// discards only where it guarantees zeros after), else zeros written where punching is refused.
+fn zero_range(f: &File, at: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Ok(());
+    }
+    let (Ok(off), Ok(n)) = (libc::off_t::try_from(at), libc::off_t::try_from(len)) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: a valid open descriptor and plain integer arguments.
+    let r = unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            n,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::ENODEV) => {
+            let zeros = vec![0u8; 1 << 20];
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(zeros.len() as u64) as usize;
+                f.write_all_at(&zeros[..n], at + done)?;
+                done += n as u64;
+            }
+            Ok(())
+        }
+        _ => Err(e),
     }
 }

@@ -3,9 +3,13 @@
 //!
 //! Layout (integers little-endian). Header: magic `FERRYJNL` (8) | version u16 | algo u8 | 0 |
 //! chunk size u32 | new size u64 | base manifest id (32) | check (16). Chunk record: tag 1 |
-//! index u64 | length u32 | digest (32) | check (16) | data. Commit record: tag 2 | records u64 |
-//! next manifest id (32) | check (16). A check is the first 16 bytes of BLAKE3 of the fields
-//! before it; a chunk's data is checked against its digest (the manifest's algorithm).
+//! index u64 | length u32 | digest (32) | check (16) | data. Zero-run record (version 2): tag 3 |
+//! first index u64 | count u64 | last length u32 | check (16), and no data: `count` chunks of
+//! zeros, each of the chunk size but the last, which is `last length` long. Commit record: tag 2
+//! | records u64 | next manifest id (32) | check (16). A check is the first 16 bytes of BLAKE3 of
+//! the fields before it; a chunk's data is checked against its digest (the manifest's algorithm).
+//! Zeros are journaled as runs so a sparse or zeroed source costs 37 bytes per run, not its size,
+//! and the apply punches them as holes instead of writing them.
 
 use super::{check_chunk_size, Digest, HashAlgo, MAX_CHUNK};
 use std::collections::BTreeMap;
@@ -14,12 +18,19 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"FERRYJNL";
-const VERSION: u16 = 1;
+/// Written; version 1 (no zero runs) is still read, so an apply cut before an upgrade finishes.
+const VERSION: u16 = 2;
 const HEADER_LEN: usize = 8 + 2 + 1 + 1 + 4 + 8 + 32 + 16;
 const TAG_CHUNK: u8 = 1;
 const TAG_COMMIT: u8 = 2;
+const TAG_ZEROS: u8 = 3;
 const CHUNK_HEAD: usize = 1 + 8 + 4 + 32;
 const COMMIT_LEN: usize = 1 + 8 + 32 + 16;
+const ZEROS_HEAD: usize = 1 + 8 + 8 + 4;
+/// Bytes one data chunk record takes in the journal besides its data.
+pub const CHUNK_RECORD: u64 = (CHUNK_HEAD + 16) as u64;
+/// Bytes one zero-run record takes in the journal.
+pub const ZEROS_RECORD: u64 = (ZEROS_HEAD + 16) as u64;
 
 /// Errors of the journal and of applying it.
 #[derive(Debug, thiserror::Error)]
@@ -75,12 +86,40 @@ pub struct Record {
     pub len: u32,
 }
 
+/// `count` consecutive chunks of zeros from `first`: full chunks but the last, `last_len` long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeroRun {
+    pub first: u64,
+    pub count: u64,
+    pub last_len: u32,
+}
+
+impl ZeroRun {
+    /// The byte range the run covers at chunk size `chunk`.
+    pub fn span(&self, chunk: u32) -> (u64, u64) {
+        let at = self.first * u64::from(chunk);
+        (at, (self.count - 1) * u64::from(chunk) + u64::from(self.last_len))
+    }
+
+    /// Whether a zero chunk `index` of `len` bytes extends this run.
+    pub fn extends(&self, index: u64, len: u32, chunk: u32) -> bool {
+        index == self.first + self.count && self.last_len == chunk && len > 0
+    }
+}
+
+/// One journal entry, in the order written (a later entry for a chunk wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Chunk(Record),
+    Zeros(ZeroRun),
+}
+
 /// A journal as read back: its header, its valid records, whether it was sealed and the byte
 /// length of its valid prefix (a torn tail beyond it is ignored).
 #[derive(Clone, Debug)]
 pub struct Contents {
     pub header: Header,
-    pub records: Vec<Record>,
+    pub records: Vec<Entry>,
     pub sealed: Option<[u8; 32]>,
     pub valid_len: u64,
 }
@@ -88,8 +127,54 @@ pub struct Contents {
 impl Contents {
     /// The chunk indexes the journal already holds, with their digests (latest record wins).
     pub fn held(&self) -> BTreeMap<u64, Digest> {
-        self.records.iter().map(|r| (r.index, r.digest)).collect()
+        let chunk = self.header.chunk_size;
+        let full = zero_digest(self.header.algo, chunk);
+        let mut held = BTreeMap::new();
+        for e in &self.records {
+            match e {
+                Entry::Chunk(r) => {
+                    held.insert(r.index, r.digest);
+                }
+                Entry::Zeros(z) => {
+                    for i in z.first..z.first + z.count - 1 {
+                        held.insert(i, full);
+                    }
+                    let last = if z.last_len == chunk {
+                        full
+                    } else {
+                        zero_digest(self.header.algo, z.last_len)
+                    };
+                    held.insert(z.first + z.count - 1, last);
+                }
+            }
+        }
+        held
     }
+
+    /// How many chunks the journal's entries cover (a zero run counts each of its chunks).
+    pub fn chunks(&self) -> u64 {
+        self.records
+            .iter()
+            .map(|e| match e {
+                Entry::Chunk(_) => 1,
+                Entry::Zeros(z) => z.count,
+            })
+            .sum()
+    }
+}
+
+/// The digest of `len` zero bytes.
+pub fn zero_digest(algo: HashAlgo, len: u32) -> Digest {
+    algo.hash(&vec![0u8; len as usize])
+}
+
+/// Whether `data` is all zeros (16 bytes at a time; a data chunk usually fails at once).
+pub fn is_zero(data: &[u8]) -> bool {
+    let mut words = data.chunks_exact(16);
+    words
+        .by_ref()
+        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+        && words.remainder().iter().all(|b| *b == 0)
 }
 
 fn check16(bytes: &[u8]) -> [u8; 16] {
@@ -177,6 +262,20 @@ impl Writer {
         Ok(())
     }
 
+    /// Appends one zero-run record (no data).
+    pub fn append_zeros(&mut self, run: &ZeroRun) -> Result<(), JournalError> {
+        let mut b = [0u8; ZEROS_HEAD + 16];
+        b[0] = TAG_ZEROS;
+        b[1..9].copy_from_slice(&run.first.to_le_bytes());
+        b[9..17].copy_from_slice(&run.count.to_le_bytes());
+        b[17..21].copy_from_slice(&run.last_len.to_le_bytes());
+        let c = check16(&b[..ZEROS_HEAD]);
+        b[ZEROS_HEAD..].copy_from_slice(&c);
+        self.file.write_all(&b).map_err(io(&self.path))?;
+        self.records += 1;
+        Ok(())
+    }
+
     /// Flushes and fsyncs what was appended.
     pub fn sync(&mut self) -> Result<(), JournalError> {
         self.file.flush().map_err(io(&self.path))?;
@@ -208,7 +307,7 @@ pub fn read(path: &Path) -> Result<Option<Contents>, JournalError> {
         return Ok(None);
     }
     if &h[..8] != MAGIC
-        || u16::from_le_bytes([h[8], h[9]]) != VERSION
+        || !(1..=VERSION).contains(&u16::from_le_bytes([h[8], h[9]]))
         || check16(&h[..HEADER_LEN - 16]) != h[HEADER_LEN - 16..]
     {
         return Ok(None);
@@ -254,14 +353,35 @@ pub fn read(path: &Path) -> Result<Option<Contents>, JournalError> {
                 if algo.hash(&data[..dlen as usize]) != digest {
                     break;
                 }
-                let offset = pos + (CHUNK_HEAD + 16) as u64;
-                records.push(Record {
+                let offset = pos + CHUNK_RECORD;
+                records.push(Entry::Chunk(Record {
                     index,
                     digest,
                     offset,
                     len: dlen,
-                });
+                }));
                 pos = offset + u64::from(dlen);
+            }
+            TAG_ZEROS => {
+                let mut b = [0u8; ZEROS_HEAD + 16];
+                b[0] = TAG_ZEROS;
+                if r.read_exact(&mut b[1..]).is_err() || check16(&b[..ZEROS_HEAD]) != b[ZEROS_HEAD..] {
+                    break;
+                }
+                let run = ZeroRun {
+                    first: u64::from_le_bytes(b[1..9].try_into().unwrap_or_default()),
+                    count: u64::from_le_bytes(b[9..17].try_into().unwrap_or_default()),
+                    last_len: u32::from_le_bytes(b[17..21].try_into().unwrap_or_default()),
+                };
+                if run.count == 0
+                    || run.last_len == 0
+                    || run.last_len > chunk_size
+                    || run.first.checked_add(run.count).is_none()
+                {
+                    break;
+                }
+                records.push(Entry::Zeros(run));
+                pos += ZEROS_RECORD;
             }
             TAG_COMMIT => {
                 let mut b = [0u8; COMMIT_LEN];
@@ -326,6 +446,54 @@ mod tests {
             Writer::create(&path, header()).is_err(),
             "create must never clobber a journal"
         );
+    }
+
+    #[test]
+    fn zero_runs_take_no_data_and_read_back_as_held_zero_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let mut w = Writer::create(&path, header()).unwrap();
+        let data = vec![7u8; 4096];
+        w.append(0, &data, &HashAlgo::Blake3.hash(&data)).unwrap();
+        w.append_zeros(&ZeroRun {
+            first: 1,
+            count: 1000,
+            last_len: 100,
+        })
+        .unwrap();
+        // a later zero run over chunk 0 wins over its data
+        w.append_zeros(&ZeroRun {
+            first: 0,
+            count: 1,
+            last_len: 4096,
+        })
+        .unwrap();
+        w.seal(&[2; 32]).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(
+            len,
+            HEADER_LEN as u64 + CHUNK_RECORD + 4096 + 2 * ZEROS_RECORD + COMMIT_LEN as u64
+        );
+        let c = read(&path).unwrap().unwrap();
+        assert_eq!((c.records.len(), c.chunks(), c.sealed), (3, 1002, Some([2; 32])));
+        let held = c.held();
+        assert_eq!(held.len(), 1001);
+        assert_eq!(held[&0], zero_digest(HashAlgo::Blake3, 4096));
+        assert_eq!(held[&999], zero_digest(HashAlgo::Blake3, 4096));
+        assert_eq!(held[&1000], zero_digest(HashAlgo::Blake3, 100));
+        assert_eq!(
+            ZeroRun {
+                first: 1,
+                count: 1000,
+                last_len: 100
+            }
+            .span(4096),
+            (4096, 999 * 4096 + 100)
+        );
+        assert!(is_zero(&[0u8; 4097]) && !is_zero(&[0, 0, 0, 1]) && is_zero(&[]));
+        let mut late = vec![0u8; 4096];
+        late[4095] = 1;
+        assert!(!is_zero(&late));
     }
 
     #[test]

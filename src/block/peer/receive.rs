@@ -164,7 +164,9 @@ fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Re
     let mut session = dest.begin_from(plan, rebase.clone())?;
     let count = chunk_count(plan.source_size, plan.chunk_size);
     let chunk = u64::from(plan.chunk_size);
-    let mut buf = Vec::new();
+    let mut buf: Vec<u8>;
+    // zero frames carry no data: they are journaled as runs and cost no room on the replica
+    let zero_full = crate::block::journal::zero_digest(plan.algo, plan.chunk_size);
     let mut unsynced = 0u64;
     let mut received = 0u64;
     let (manifest_id, size) = loop {
@@ -179,23 +181,19 @@ fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Re
                 );
             }
         };
-        let (index, data): (u64, &[u8]) = match msg {
+        let (index, data, zero): (u64, &[u8], Option<u32>) = match msg {
             Message::Chunk { index, data } => {
                 buf = data;
-                (index, &buf)
+                (index, &buf, None)
             }
-            Message::Zero { index, len } => {
-                buf.clear();
-                buf.resize(len as usize, 0);
-                (index, &buf)
-            }
+            Message::Zero { index, len } => (index, &[], Some(len)),
             Message::ChunkZstd { index, len, data } => {
                 buf = zstd::bulk::decompress(&data, len as usize)
                     .map_err(|e| anyhow!("chunk {index}: the compressed data does not decompress: {e}"))?;
                 if buf.len() != len as usize {
                     bail!("chunk {index}: decompressed to {} bytes, not {len}", buf.len());
                 }
-                (index, &buf)
+                (index, &buf, None)
             }
             Message::Progress { .. } => continue,
             Message::Commit {
@@ -213,21 +211,36 @@ fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Re
         } else {
             0
         };
-        if data.len() != want {
+        let len = zero.map_or(data.len(), |l| l as usize);
+        if len != want {
             bail!(
-                "chunk {index} has {} bytes; a source of {} bytes in chunks of {chunk} has {want} there",
-                data.len(),
+                "chunk {index} has {len} bytes; a source of {} bytes in chunks of {chunk} has {want} there",
                 plan.source_size
             );
         }
-        if let Err(e) = room.take(data.len() as u64) {
+        let journaled = match zero {
+            Some(l) => {
+                let digest = if l == plan.chunk_size {
+                    zero_full
+                } else {
+                    crate::block::journal::zero_digest(plan.algo, l)
+                };
+                session.add_zero(index, l, &digest)?
+            }
+            None => session.add(index, data, &plan.algo.hash(data))?,
+        };
+        // only a data record (never a zero run, nor a chunk held already) brings data to write
+        let written = if journaled >= crate::block::journal::CHUNK_RECORD {
+            data.len() as u64
+        } else {
+            0
+        };
+        if let Err(e) = room.take(journaled, written) {
             session.sync()?;
             return Err(e);
         }
-        let digest = plan.algo.hash(data);
-        session.add(index, data, &digest)?;
         received += 1;
-        unsynced += data.len() as u64;
+        unsynced += journaled;
         if unsynced >= SYNC_EVERY {
             session.sync()?;
             unsynced = 0;
@@ -347,12 +360,16 @@ fn free_space(path: &Path) -> Option<(u64, u64)> {
     Some(((st.f_bavail as u64).saturating_mul(st.f_frsize as u64), dev))
 }
 
-/// The space the chunk data of this run may take: it is written twice, into the journal (state
-/// dir) and then the target (a sparse file needs room only for data; a device has it already).
+/// The space this run may take on the destination: its journal in the state dir, then the
+/// chunks' data in the replica (a sparse file needs room only for data, not for holes; a device
+/// has its room already). Where both are on one filesystem they share its free space.
 struct Room {
-    left: Option<u64>,
-    free: u64,
-    taken: u64,
+    journal_free: Option<u64>,
+    /// The replica's free space, `None` where it is the journal's (or a device, or unknown).
+    target_free: Option<u64>,
+    shared: bool,
+    journal: u64,
+    target: u64,
 }
 
 impl Room {
@@ -367,31 +384,48 @@ impl Room {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("."))
         };
-        let left = match (free_space(state), free_space(&tdir)) {
-            (Some((s, _)), _) if device => Some(s),
-            (Some((s, sd)), Some((_, td))) if sd == td => Some(s / 2),
-            (Some((s, _)), Some((t, _))) => Some(s.min(t)),
-            _ => None,
-        };
+        let (s, t) = (free_space(state), free_space(&tdir));
+        let shared = !device && matches!((s, t), (Some((_, sd)), Some((_, td))) if sd == td);
         Room {
-            left,
-            free: left.unwrap_or(0),
-            taken: 0,
+            journal_free: s.map(|(f, _)| f),
+            target_free: if device || shared { None } else { t.map(|(f, _)| f) },
+            shared,
+            journal: 0,
+            target: 0,
         }
     }
 
-    /// Counts `len` more bytes of chunk data; refuses once they would not fit.
-    fn take(&mut self, len: u64) -> Result<()> {
-        self.taken += len;
-        if let Some(left) = self.left {
-            if self.taken > left {
-                bail!(
-                    "refusing more chunk data: the source has sent {} bytes ({}) and the destination has room for {} bytes ({}) in the journal and the replica; free space on the destination first (the chunks journaled so far are kept)",
-                    self.taken,
-                    format_bytes(self.taken),
-                    self.free,
-                    format_bytes(self.free)
-                );
+    /// Counts `journal` more bytes for the journal and `target` for the replica's data; refuses
+    /// once they would not fit.
+    fn take(&mut self, journal: u64, target: u64) -> Result<()> {
+        self.journal += journal;
+        self.target += target;
+        let over = |need: u64, free: u64, what: &str| {
+            anyhow!(
+                "refusing more chunk data: this run needs {need} bytes ({}) {what}, which has {free} bytes ({}) free; \
+                 free space on the destination first (the chunks journaled so far are kept)",
+                format_bytes(need),
+                format_bytes(free)
+            )
+        };
+        if let Some(free) = self.journal_free {
+            let need = if self.shared {
+                self.journal + self.target
+            } else {
+                self.journal
+            };
+            if need > free {
+                let what = if self.shared {
+                    "for its journal and the replica's data on the state dir's filesystem"
+                } else {
+                    "for its journal in the state dir"
+                };
+                return Err(over(need, free, what));
+            }
+        }
+        if let Some(free) = self.target_free {
+            if self.target > free {
+                return Err(over(self.target, free, "for the replica's data where the replica is"));
             }
         }
         Ok(())
