@@ -895,6 +895,15 @@ fn a_sparse_image_stays_sparse_on_the_replica_and_zeroed_data_becomes_holes() {
     std::fs::write(&lab.config, text).unwrap();
     let d = dst.display().to_string();
     let state = lab.path("replicas/.vm1.img.ferry");
+    // setup counts what the source holds, not its declared size, twice: journal and replica
+    let setup = lab.ok(&["setup", &d]);
+    assert!(
+        setup.stdout.contains("of data (2.0 GiB declared, the rest holes)")
+            && setup.stdout.contains("the first initialize needs 32.")
+            && setup.stdout.contains("[ ok ] destination space"),
+        "{}",
+        setup.stdout
+    );
 
     // the replica's state dir is watched through the run: its peak is the journal's
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -950,4 +959,38 @@ fn a_sparse_image_stays_sparse_on_the_replica_and_zeroed_data_becomes_holes() {
         "1 MiB zeroed on the source is punched out of the replica: {a} -> {b} bytes"
     );
     lab.ok(&["verify", &d]);
+}
+
+#[test]
+fn setup_counts_the_journal_in_the_destinations_space() {
+    let lab = Lab::new("/SRC", "/DST", "", None);
+    let (src, mnt) = (lab.path("images/vm1.img"), lab.path("small"));
+    std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(&mnt).unwrap();
+    // 12 MiB of data: the replica alone fits a 20 MiB filesystem, the replica and its journal do not
+    random_file(&src, 12 << 20, 3);
+    run(&format!("mount -t tmpfs -o size=20m ferry-small '{}'", mnt.display()));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let dst = mnt.join("vm1.img");
+    let text = std::fs::read_to_string(&lab.config)
+        .unwrap()
+        .replace("/SRC", &src.display().to_string())
+        .replace("/DST", &dst.display().to_string());
+    std::fs::write(&lab.config, text).unwrap();
+    let r = lab.ferry(&["setup", &dst.display().to_string()]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("[FAIL] destination space")
+            && r.stdout.contains("needs 24.0 MiB")
+            && r.stdout.contains("would not fit"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
 }

@@ -62,6 +62,18 @@ pub struct Capabilities {
     /// Bytes the volume uses, where setup's probe could measure it in time.
     #[serde(default)]
     pub used_bytes: Option<u64>,
+    /// Bytes a block volume's file occupies on disk (its holes take none).
+    #[serde(default)]
+    pub allocated_bytes: Option<u64>,
+    /// Bytes free where a block side's state dir (its journal) goes.
+    #[serde(default)]
+    pub journal_free_bytes: Option<u64>,
+    /// Whether that state dir is on the volume's own filesystem (the two share its space).
+    #[serde(default)]
+    pub journal_beside: Option<bool>,
+    /// The block volume is a block device (its room is the device, not free space).
+    #[serde(default)]
+    pub device: bool,
 }
 
 /// What ferry reads about a volume in one command: does it exist, its ferry markers, its snapshots.

@@ -15,6 +15,11 @@ pub const NAME: &str = "#name ";
 pub const PEER: &str = "#peer ";
 pub const FS: &str = "#fs ";
 pub const FREE: &str = "#free ";
+/// Probe output: the bytes a file volume occupies (`<blocks> <block size>`: sparse holes take none).
+pub const ALLOC: &str = "#alloc ";
+/// Probe output: the free bytes where the side's state dir (the journal) goes, and `same` or
+/// `apart` for whether that is the volume's filesystem.
+pub const STATE: &str = "#state ";
 pub const SECTION: &str = "#--\n";
 /// Leftovers `purge` removes: a cut transfer's unsealed journal (the chunks a resume would not
 /// send again), the point-in-time clone of a killed run.
@@ -69,11 +74,16 @@ pub fn probe(vol: &Endpoint) -> Result<String> {
     let b = side(vol)?;
     let ferry = q(&b.ferry);
     let at = q(checked(&vol.path)?);
+    let st = q(checked(&b.state)?);
     Ok(format!(
         "{PATH}a={at}; while [ ! -e \"$a\" ] && [ \"$a\" != / ]; do a=$(dirname \"$a\"); done; \
          if v=$({ferry} peer version 2>&1); then echo '{PEER}'\"$v\"; else echo '{PEER}missing '\"$(echo \"$v\" | head -c 300 | tr '\\n' ' ')\"; fi; \
          echo '{FS}'$(stat -f -c %T \"$a\" 2>/dev/null); \
-         echo '{FREE}'$(df -B1 --output=avail \"$a\" 2>/dev/null | tail -n 1)"
+         if [ -b {at} ]; then echo '{FREE}device'; else echo '{FREE}'$(df -B1 --output=avail \"$a\" 2>/dev/null | tail -n 1); fi; \
+         [ -f {at} ] && echo '{ALLOC}'$(stat -L -c '%b %B' {at}); \
+         s={st}; while [ ! -e \"$s\" ] && [ \"$s\" != / ]; do s=$(dirname \"$s\"); done; \
+         if [ \"$(stat -L -c %d \"$s\" 2>/dev/null)\" = \"$(stat -L -c %d \"$a\" 2>/dev/null)\" ] && [ ! -b {at} ]; then w=same; else w=apart; fi; \
+         echo '{STATE}'$(df -B1 --output=avail \"$s\" 2>/dev/null | tail -n 1) $w"
     ))
 }
 

@@ -329,22 +329,65 @@ impl Driver for Block {
         checks
     }
 
-    /// Room for the replica: a file grows to the source's size.
+    /// Room for the first initialize: every data chunk of the source is journaled in the
+    /// replica's state dir, then written to the replica (holes take room in neither; a device
+    /// has its room already). Where the two share a filesystem, they need its space twice.
     fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check> {
-        let (used, free) = (source.used_bytes?, destination.free_bytes?);
+        let size = source.used_bytes?;
+        let data = source.allocated_bytes.unwrap_or(size).min(size);
+        let held = if data < size {
+            format!(
+                "a source holding {} of data ({} declared, the rest holes)",
+                format_bytes(data),
+                format_bytes(size)
+            )
+        } else {
+            format!("a source of {}", format_bytes(size))
+        };
+        let (ok, detail) = match (destination.journal_free_bytes, destination.journal_beside) {
+            (Some(jfree), Some(true)) => {
+                let need = data.saturating_mul(2);
+                (
+                    jfree >= need,
+                    format!(
+                        "{} free where the replica and its journal go, for {held}: the first initialize needs {} (the data journaled, then written)",
+                        format_bytes(jfree),
+                        format_bytes(need)
+                    ),
+                )
+            }
+            (Some(jfree), _) => {
+                let replica_ok = destination.device || destination.free_bytes.is_none_or(|f| f >= data);
+                let where_replica = match (destination.device, destination.free_bytes) {
+                    (true, _) => "the replica is a block device".to_string(),
+                    (false, Some(f)) => format!("{} free where the replica goes", format_bytes(f)),
+                    (false, None) => "the replica's free space unknown".to_string(),
+                };
+                (
+                    jfree >= data && replica_ok,
+                    format!(
+                        "{where_replica} and {} free for its journal in the state dir, for {held}: each needs {}",
+                        format_bytes(jfree),
+                        format_bytes(data)
+                    ),
+                )
+            }
+            (None, _) => {
+                let free = destination.free_bytes?;
+                (
+                    free >= data,
+                    format!("{} free where the replica goes, for {held}", format_bytes(free)),
+                )
+            }
+        };
         Some(Check {
-            ok: free >= used,
+            ok,
             what: "destination space".into(),
-            detail: format!(
-                "{} free where the replica goes, for a source of {}{}",
-                format_bytes(free),
-                format_bytes(used),
-                if free >= used {
-                    ""
-                } else {
-                    ": the first initialize would not fit"
-                }
-            ),
+            detail: if ok {
+                detail
+            } else {
+                format!("{detail}: the first initialize would not fit")
+            },
         })
     }
 

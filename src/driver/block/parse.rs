@@ -1,6 +1,6 @@
 //! Reading the block driver's script output into volumes and capabilities. Pure.
 
-use super::commands::{CLONE, FREE, FS, JOURNAL, NAME, PEER, VOL};
+use super::commands::{ALLOC, CLONE, FREE, FS, JOURNAL, NAME, PEER, STATE, VOL};
 use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
 /// What `inspect` printed, per volume; `sources[i]` says whether volume i is a pair's source.
@@ -98,6 +98,16 @@ pub fn capabilities(text: &str) -> (Capabilities, Option<String>) {
             caps.filesystem = Some(v.trim().to_string()).filter(|s| !s.is_empty());
         } else if let Some(v) = line.strip_prefix(FREE) {
             caps.free_bytes = v.trim().parse().ok();
+            caps.device = v.trim() == "device";
+        } else if let Some(v) = line.strip_prefix(ALLOC) {
+            let f: Vec<u64> = v.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+            if let [blocks, size] = f[..] {
+                caps.allocated_bytes = Some(blocks.saturating_mul(size));
+            }
+        } else if let Some(v) = line.strip_prefix(STATE) {
+            let mut f = v.split_whitespace();
+            caps.journal_free_bytes = f.next().and_then(|n| n.parse().ok());
+            caps.journal_beside = f.next().map(|w| w == "same");
         }
     }
     (caps, missing)
@@ -141,5 +151,12 @@ mod tests {
         assert_eq!(c.tool_version.as_deref(), Some("ferry 0.1.0 block protocol 1"));
         assert_eq!(c.filesystem.as_deref(), Some("btrfs"));
         assert!(m.is_none());
+        let (c, _) = capabilities("#free 900\n#alloc 2048 512\n#state 800 same\n");
+        assert_eq!(
+            (c.allocated_bytes, c.journal_free_bytes, c.journal_beside, c.device),
+            (Some(1 << 20), Some(800), Some(true), false)
+        );
+        let (c, _) = capabilities("#free device\n#state 800 apart\n");
+        assert_eq!((c.free_bytes, c.journal_beside, c.device), (None, Some(false), true));
     }
 }
