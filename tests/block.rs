@@ -994,3 +994,53 @@ fn setup_counts_the_journal_in_the_destinations_space() {
         r.stderr
     );
 }
+
+#[test]
+fn a_destination_peer_that_hangs_is_given_up_after_idle_timeout_and_the_pair_is_free() {
+    let Some(sshd) = Sshd::start() else { return };
+    let work = tempfile::Builder::new().prefix("ferry-block-hang-").tempdir().unwrap();
+    let src = work.path().join("disk.raw");
+    random_file(&src, 4 << 20, 43);
+    let dst = work.path().join("far/disk.raw");
+    let d = format!("store1:{}", dst.display());
+    let lab = Lab::new(&src.display().to_string(), &d, "idle_timeout = \"2s\"", Some(&sshd));
+    lab.ok(&["initialize", &d]);
+    // the far ferry now answers its version but its receiver says nothing, ever (a hung peer)
+    let hung = work.path().join("hung-ferry");
+    std::fs::write(
+        &hung,
+        format!("#!/bin/sh\nif [ \"$2\" = block-receive ]; then exec sleep 20; fi\nexec {FERRY} \"$@\"\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hung, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let real = std::fs::read_to_string(&lab.config).unwrap();
+    std::fs::write(
+        &lab.config,
+        real.replace(
+            &format!("ferry_path = \"{FERRY}\""),
+            &format!("ferry_path = \"{}\"", hung.display()),
+        ),
+    )
+    .unwrap();
+    scatter_writes(&src, 16, 9);
+    next_second();
+    let started = Instant::now();
+    let r = lab.ferry(&["update", &d]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{} {}", r.stdout, r.stderr);
+    assert!(took < Duration::from_secs(15), "gave up after {took:?}");
+    assert!(
+        r.stderr
+            .contains("the destination's peer on store1 answered nothing for 2s (idle_timeout)"),
+        "{}",
+        r.stderr
+    );
+    // the job is over: nothing left running or locked, and the real peer finishes the update
+    let st = lab.status();
+    assert!(st["state"] != "Running" && st["state"] != "Locked", "{st}");
+    std::fs::write(&lab.config, real).unwrap();
+    next_second();
+    lab.ok(&["update", &d]);
+    assert!(same(&src, &dst, size(&src)));
+}

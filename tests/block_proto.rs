@@ -467,3 +467,47 @@ fn zero_frames_are_journaled_without_their_data() {
     );
     assert!(!dir.path().join("state/journal").exists(), "applied and removed");
 }
+
+#[test]
+fn a_sender_whose_destination_says_nothing_times_out() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("src.img"), vec![5u8; 1 << 20]).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["peer", "block-send", "--path"])
+        .arg(dir.path().join("src.img"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .args([
+            "--name",
+            "ferry.ab.20260101T000000Z",
+            "--chunk",
+            "4096",
+            "--idle-timeout",
+            "2",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut stdin = child.stdin.take().unwrap();
+    // a hello, then silence: a receiver hung before it names its base
+    stdin
+        .write_all(&encode(&Message::Hello {
+            version: PROTOCOL_VERSION,
+            software: "hung".into(),
+        }))
+        .unwrap();
+    stdin.flush().unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(
+        stderr.contains("the destination sent nothing for 2s (idle timeout)"),
+        "{stderr}"
+    );
+}

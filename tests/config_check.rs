@@ -175,6 +175,11 @@ fn bad_configs_name_file_line_and_key() {
             vec!["FILE:6:", "key `mbuffer_timeout`", "at least 1s"],
         ),
         (
+            pair("idle_timeout = \"0s\"\n"),
+            vec!["FILE:6:", "key `idle_timeout`", "at least 1s"],
+        ),
+        (pair("idle_timeout = \"soon\"\n"), vec!["FILE:6:", "key `idle_timeout`"]),
+        (
             format!("max_jobs_per_host = 0\n{}", pair("")),
             vec!["FILE:1:", "key `max_jobs_per_host`", "between 1 and 256"],
         ),

@@ -268,6 +268,9 @@ pub enum PeerAction {
         reflink: bool,
         #[arg(long)]
         compress: bool,
+        /// Give up when the receiver answers nothing (not even a heartbeat) for this many seconds
+        #[arg(long, default_value_t = 600)]
+        idle_timeout: u64,
     },
     /// Journal and apply what the sender sends into a replica
     BlockReceive {

@@ -699,6 +699,7 @@ fn peer(what: &args::PeerAction) -> anyhow::Result<()> {
             algo,
             reflink,
             compress,
+            idle_timeout,
         } => peer::send::run(&peer::send::SendArgs {
             path: path.clone(),
             state: state.clone(),
@@ -708,6 +709,7 @@ fn peer(what: &args::PeerAction) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("unknown hash {algo:?} (xxh3, blake3)"))?,
             reflink: *reflink,
             compress: *compress,
+            idle_timeout: *idle_timeout,
         }),
         PeerAction::BlockReceive {
             path,

@@ -29,6 +29,7 @@ const ENTRY_KEYS: &[&str] = &[
     "keep",
     "mbuffer_address",
     "mbuffer_timeout",
+    "idle_timeout",
     "adopt",
     "snapshot_dir",
     "recursive",
@@ -55,6 +56,7 @@ pub(super) struct RawEntry {
     pub(super) keep: Option<Spanned<i64>>,
     pub(super) mbuffer_address: Option<Spanned<String>>,
     pub(super) mbuffer_timeout: Option<Spanned<Scalar>>,
+    pub(super) idle_timeout: Option<Spanned<Scalar>>,
     pub(super) adopt: Option<Spanned<String>>,
     pub(super) snapshot_dir: Option<Spanned<String>>,
     pub(super) recursive: Option<Spanned<bool>>,
@@ -81,6 +83,7 @@ impl RawEntry {
             keep: t.int("keep"),
             mbuffer_address: t.str("mbuffer_address"),
             mbuffer_timeout: t.scalar("mbuffer_timeout"),
+            idle_timeout: t.scalar("idle_timeout"),
             adopt: t.str("adopt"),
             snapshot_dir: t.str("snapshot_dir"),
             recursive: t.bool("recursive"),
@@ -261,6 +264,15 @@ impl Cx<'_> {
                     self.report(self.err(t.span(), "mbuffer_timeout", "must be at least 1s"));
                 } else {
                     o.mbuffer_timeout = d;
+                }
+            }
+        }
+        if let Some(t) = &e.idle_timeout {
+            if let Some(d) = self.ok(self.duration(t, "idle_timeout")) {
+                if d.as_secs() < 1 {
+                    self.report(self.err(t.span(), "idle_timeout", "must be at least 1s"));
+                } else {
+                    o.idle_timeout = d;
                 }
             }
         }
@@ -514,6 +526,7 @@ impl Cx<'_> {
             ("port", e.port.as_ref().map(|s| s.span())),
             ("mbuffer_address", e.mbuffer_address.as_ref().map(|s| s.span())),
             ("mbuffer_timeout", e.mbuffer_timeout.as_ref().map(|s| s.span())),
+            ("idle_timeout", e.idle_timeout.as_ref().map(|s| s.span())),
         ];
         for (key, span) in spans {
             if let Some(span) = span {
@@ -697,6 +710,7 @@ impl Cx<'_> {
         };
         let fp = pair.fingerprint();
         let compress = pair.options.compress == Compress::Zstd;
+        let idle_timeout = pair.options.idle_timeout.as_secs();
         pair.source.block = Some(BlockSide {
             source: true,
             ferry: ferry(&pair.source.host),
@@ -704,6 +718,7 @@ impl Cx<'_> {
             chunk,
             reflink,
             compress,
+            idle_timeout,
         });
         pair.destination.block = Some(BlockSide {
             source: false,
@@ -712,6 +727,7 @@ impl Cx<'_> {
             chunk,
             reflink: false,
             compress,
+            idle_timeout,
         });
     }
 }

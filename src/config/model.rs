@@ -157,6 +157,9 @@ pub struct PairOptions {
     pub mbuffer_address: Option<String>,
     /// transport "mbuffer": a listener that gets no connection (or no data) this long ends the run.
     pub mbuffer_timeout: Duration,
+    /// A transfer in which nothing moves this long (no bytes, no progress, no heartbeat) is
+    /// given up, naming the side that went silent (`idle_timeout`).
+    pub idle_timeout: Duration,
 }
 
 impl Default for PairOptions {
@@ -172,6 +175,7 @@ impl Default for PairOptions {
             keep: 3,
             mbuffer_address: None,
             mbuffer_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -231,6 +235,8 @@ pub struct BlockSide {
     pub reflink: bool,
     /// zstd-compress changed chunks on the wire.
     pub compress: bool,
+    /// Seconds the peer waits for the other before giving up (the pair's `idle_timeout`).
+    pub idle_timeout: u64,
 }
 
 impl Endpoint {

@@ -157,7 +157,16 @@ async fn transfer(
     job.log.line(&format!("on {}: {send_cmd}", sides.src.host()));
     let send = sides.src.spawn(&send_cmd).await?;
     job.begin_transfer(expected);
-    transport::pipe(send, recv, &job.meter, pair.options.bwlimit).await
+    transport::pipe(send, recv, &job.meter, pair.options.bwlimit, &watch(pair, sides)).await
+}
+
+/// The stall watch of a pair's transfer: its `idle_timeout` and the two hosts it names.
+fn watch(pair: &Pair, sides: &Sides) -> transport::Watch {
+    transport::Watch {
+        idle: pair.options.idle_timeout,
+        source: sides.src.host().to_string(),
+        destination: sides.dst.host().to_string(),
+    }
 }
 
 /// Two peers that agree between them what to send (block volumes): the receiver first, so it
@@ -198,6 +207,7 @@ async fn transfer_duplex(
         pair.options.bwlimit,
         progress_frame,
         &on_progress,
+        &watch(pair, sides),
     )
     .await
 }

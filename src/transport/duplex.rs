@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{judge, Meter, Throttle, Transferred, CHUNK};
+use super::{judge, Meter, Throttle, Transferred, Watch, CHUNK};
 use crate::exec::Process;
 
 /// What the relay hands a watched frame's payload to.
@@ -85,6 +85,7 @@ async fn copy(
     meter: &Meter,
     bwlimit: u64,
     mut frames: Option<(Frames, OnFrame<'_>)>,
+    moved: &Moved<'_>,
 ) -> Result<u64> {
     let mut throttle = Throttle::new(bwlimit);
     let mut buf = vec![0u8; CHUNK];
@@ -98,6 +99,7 @@ async fn copy(
             f.feed(&buf[..n], *on_frame);
         }
         to.write_all(&buf[..n]).await?;
+        moved.now();
         total += n as u64;
         meter.add(n as u64);
         throttle.pace(total).await;
@@ -106,8 +108,23 @@ async fn copy(
     Ok(total)
 }
 
+/// When bytes last moved in one direction (milliseconds since the relay began; 0: never).
+struct Moved<'a> {
+    began: Instant,
+    last: &'a std::sync::atomic::AtomicU64,
+}
+
+impl Moved<'_> {
+    fn now(&self) {
+        let ms = self.began.elapsed().as_millis() as u64;
+        self.last.store(ms.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Relays `send` and `recv` both ways until both end, then waits for both. Frames of type
-/// `watch` from the sender are handed to `on_frame` (their payload) as they pass.
+/// `watch` from the sender are handed to `on_frame` (their payload) as they pass. When nothing
+/// moves either way for `stall.idle` (the peers send progress and heartbeats, so that is a hung
+/// peer or link), both are given up.
 pub async fn duplex(
     mut send: Process,
     mut recv: Process,
@@ -115,6 +132,7 @@ pub async fn duplex(
     bwlimit: u64,
     watch: u8,
     on_frame: OnFrame<'_>,
+    stall: &Watch,
 ) -> Result<Transferred> {
     let started = Instant::now();
     let s_out = send.stdout.take().ok_or_else(|| anyhow!("sender has no stdout"))?;
@@ -123,10 +141,54 @@ pub async fn duplex(
     let r_in = recv.stdin.take().ok_or_else(|| anyhow!("receiver has no stdin"))?;
     // each direction ends on its own (EOF or a dead peer); its ends are dropped with it, so the
     // other side sees the close and ends too
-    let (forward, back) = tokio::join!(
-        copy(s_out, r_in, meter, bwlimit, Some((Frames::new(watch), on_frame))),
-        copy(r_out, s_in, meter, 0, None)
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let (fwd, bck) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (moved_fwd, moved_back) = (
+        Moved {
+            began: started,
+            last: &fwd,
+        },
+        Moved {
+            began: started,
+            last: &bck,
+        },
     );
+    let relay = async {
+        tokio::join!(
+            copy(
+                s_out,
+                r_in,
+                meter,
+                bwlimit,
+                Some((Frames::new(watch), on_frame)),
+                &moved_fwd
+            ),
+            copy(r_out, s_in, meter, 0, None, &moved_back)
+        )
+    };
+    let idle_ms = stall.idle.as_millis() as u64;
+    let watchdog = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let now = started.elapsed().as_millis() as u64;
+            if now.saturating_sub(fwd.load(Relaxed).max(bck.load(Relaxed))) > idle_ms {
+                return;
+            }
+        }
+    };
+    let (forward, back) = tokio::select! {
+        r = relay => r,
+        () = watchdog => {
+            // the side silent longer is the one that hung (the other was waiting for it); a hung
+            // end may never exit, so both are dropped (ended) rather than waited for
+            let silent = if bck.load(Relaxed) <= fwd.load(Relaxed) {
+                format!("the destination's peer on {} answered nothing", stall.destination)
+            } else {
+                format!("the source's peer on {} sent nothing", stall.source)
+            };
+            return Err(stall.stalled(&silent));
+        }
+    };
     let bytes = forward.as_ref().copied().unwrap_or(0) + back.as_ref().copied().unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
     let (s, r) = tokio::join!(send.wait(), recv.wait());

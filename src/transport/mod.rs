@@ -83,22 +83,54 @@ pub struct Transferred {
     pub seconds: f64,
 }
 
+/// How long a transfer may stand still, and who its two ends are (for the error that names the
+/// silent one): the pair's `idle_timeout`, the source's and destination's hosts.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub idle: std::time::Duration,
+    pub source: String,
+    pub destination: String,
+}
+
+impl Watch {
+    fn stalled(&self, what: &str) -> anyhow::Error {
+        anyhow!(
+            "{what} for {}s (idle_timeout): the transfer was given up; the next run takes it up again",
+            self.idle.as_secs()
+        )
+    }
+}
+
 /// Copies `send`'s stdout into `recv`'s stdin until the sender ends, then waits for both.
 /// The receiver's complaint wins when both fail: "out of space" says more than "broken pipe".
-pub async fn pipe(mut send: Process, mut recv: Process, meter: &Meter, bwlimit: u64) -> Result<Transferred> {
+pub async fn pipe(
+    mut send: Process,
+    mut recv: Process,
+    meter: &Meter,
+    bwlimit: u64,
+    watch: &Watch,
+) -> Result<Transferred> {
     let mut from = send.stdout.take().ok_or_else(|| anyhow!("sender has no stdout"))?;
     let mut to = recv.stdin.take().ok_or_else(|| anyhow!("receiver has no stdin"))?;
     let started = Instant::now();
     let mut buf = vec![0u8; CHUNK];
     let mut total: u64 = 0;
     let mut throttle = Throttle::new(bwlimit);
+    let mut stalled = false;
     let copied: Result<()> = async {
         loop {
-            let n = from.read(&mut buf).await?;
+            let Ok(n) = tokio::time::timeout(watch.idle, from.read(&mut buf)).await else {
+                stalled = true;
+                return Err(watch.stalled(&format!("the sending side on {} sent nothing", watch.source)));
+            };
+            let n = n?;
             if n == 0 {
                 break;
             }
-            to.write_all(&buf[..n]).await?;
+            if tokio::time::timeout(watch.idle, to.write_all(&buf[..n])).await.is_err() {
+                stalled = true;
+                return Err(watch.stalled(&format!("the receiving side on {} took nothing", watch.destination)));
+            }
             total += n as u64;
             meter.add(n as u64);
             throttle.pace(total).await;
@@ -109,6 +141,10 @@ pub async fn pipe(mut send: Process, mut recv: Process, meter: &Meter, bwlimit: 
     .await;
     drop(to);
     let seconds = started.elapsed().as_secs_f64();
+    if stalled {
+        // a stalled end may never exit: both are dropped (ended) rather than waited for
+        return Err(copied.err().unwrap_or_else(|| anyhow!("the transfer stalled")));
+    }
     if copied.is_err() {
         // the receiver is gone or the link broke: stop the sender instead of draining it
         drop(from);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::names::Named;
-use super::{software, state_dir, SYNC_EVERY};
+use super::{heartbeat_every, software, state_dir, Heartbeat, Idle, SYNC_EVERY};
 use crate::block::apply::{Dest, Plan, Recovered, Unsealed};
 use crate::block::proto::{self, Message, MAX_HELD};
 use crate::block::scan::scan_prefix_with;
@@ -32,41 +32,11 @@ pub struct ReceiveArgs {
     pub idle_timeout: u64,
 }
 
-/// Stdin that gives up when nothing arrives for `secs`: a sender that goes silent (not dead,
-/// which the pipe tells) would otherwise hold the receiver, the job and the pair's lock forever.
-struct Idle<R> {
-    inner: R,
-    secs: u64,
-}
-
-impl<R: Read> Read for Idle<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut fds = libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = i32::try_from(self.secs.saturating_mul(1000)).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut fds, 1, ms) };
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("the source sent nothing for {}s (idle timeout)", self.secs),
-            ));
-        }
-        self.inner.read(buf)
-    }
-}
-
 /// Runs the receiver on stdin/stdout.
 pub fn run(a: &ReceiveArgs) -> Result<()> {
     state_dir(&a.state)?;
     let stdin = std::io::stdin();
-    let idle = Idle {
-        inner: stdin.lock(),
-        secs: a.idle_timeout.max(1),
-    };
+    let idle = Idle::new(stdin.lock(), a.idle_timeout, "the source");
     let mut input = BufReader::with_capacity(1 << 20, idle);
     let mut out = BufWriter::new(std::io::stdout());
     let result = receive(a, &mut input, &mut out);
@@ -110,10 +80,13 @@ fn settle_name(dest: &Dest) -> Result<()> {
     Ok(())
 }
 
-fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Result<()> {
+fn receive<R: Read, W: Write + Send>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Result<()> {
     let dest = Dest::new(&a.path, &a.state);
-    let recovered = recover(&dest, !a.repair)?;
     proto::handshake_sync(input, out, &software()).context("handshake with the source")?;
+    out.flush()?;
+    // replaying an interrupted apply may take long: the source hears heartbeats meanwhile
+    let beat = heartbeat_every(a.idle_timeout);
+    let recovered = Heartbeat::during(out, beat, || recover(&dest, !a.repair))?;
     let checkpoint = dest.checkpoint()?;
     let held: BTreeMap<u64, Digest> = match recovered {
         Recovered::Kept { held } => held,
@@ -257,9 +230,11 @@ fn receive<R: Read, W: Write>(a: &ReceiveArgs, input: &mut R, out: &mut W) -> Re
         session.sync()?;
         bail!("the chunks received do not add up to the source's manifest (a chunk changed on the way?); nothing was applied");
     }
-    Named::new(&a.name, next.id()).write(&a.state.join("next.name"))?;
-    session.commit(&next)?;
-    settle_name(&dest)?;
+    Heartbeat::during(out, beat, || -> Result<()> {
+        Named::new(&a.name, next.id()).write(&a.state.join("next.name"))?;
+        session.commit(&next)?;
+        settle_name(&dest)
+    })?;
     proto::write_sync(out, &Message::Ok)?;
     out.flush()?;
     Ok(())

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::names::{promote, Named};
-use super::{software, state_dir, PROGRESS_EVERY};
+use super::{software, state_dir, Idle, PROGRESS_EVERY};
 use crate::block::proto::{self, Message};
 use crate::block::scan::{scan_with, source_size};
 use crate::block::{Digest, HashAlgo, Manifest, ManifestError};
@@ -33,6 +33,8 @@ pub struct SendArgs {
     pub reflink: bool,
     /// zstd-compress chunks where that makes them smaller.
     pub compress: bool,
+    /// Seconds without a frame from the receiver (its heartbeats count) before giving up.
+    pub idle_timeout: u64,
 }
 
 /// Why a scan callback stopped: the source could not be read, or the stream broke.
@@ -52,7 +54,7 @@ impl From<ManifestError> for Stop {
 pub fn run(a: &SendArgs) -> Result<()> {
     state_dir(&a.state)?;
     let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    let mut input = std::io::BufReader::new(Idle::new(stdin.lock(), a.idle_timeout, "the destination"));
     let out = Mutex::new(BufWriter::with_capacity(1 << 20, std::io::stdout()));
     let result = send(a, &mut input, &out);
     if let Err(e) = &result {
@@ -72,7 +74,7 @@ pub fn run(a: &SendArgs) -> Result<()> {
 fn send<R: std::io::Read, W: Write + Send>(a: &SendArgs, input: &mut R, out: &Mutex<W>) -> Result<()> {
     let w = || out.lock().unwrap_or_else(|p| p.into_inner());
     proto::handshake_sync(input, &mut *w(), &software()).context("handshake with the destination")?;
-    let (id, held) = match proto::read_sync(input)? {
+    let (id, held) = match answer(input)? {
         Message::Base { id, held } => (id, held),
         Message::Error { message } => bail!("destination: {message}"),
         other => bail!("expected the destination's base, got {}", other.word()),
@@ -164,7 +166,7 @@ fn send<R: std::io::Read, W: Write + Send>(a: &SendArgs, input: &mut R, out: &Mu
         },
     )?;
     w().flush()?;
-    match proto::read_sync(input) {
+    match answer(input) {
         Ok(Message::Ok) => {}
         Ok(Message::Error { message }) => bail!("destination: {message}"),
         Ok(other) => bail!("expected the destination's answer to the commit, got {}", other.word()),
@@ -203,9 +205,20 @@ fn chunk_message(index: u64, data: &[u8], compress: bool) -> Message {
 
 /// After a write failed: the destination's own error says more than "broken pipe".
 fn why_broken<R: std::io::Read>(input: &mut R, e: proto::ProtoError) -> anyhow::Error {
-    match proto::read_sync(input) {
+    match answer(input) {
         Ok(Message::Error { message }) => anyhow!("destination: {message}"),
         _ => anyhow!("the stream to the destination broke: {e}"),
+    }
+}
+
+/// The receiver's next message that says something: its heartbeats (empty progress frames,
+/// sent while it recovers or applies) only prove it is alive.
+fn answer<R: std::io::Read>(input: &mut R) -> Result<Message, proto::ProtoError> {
+    loop {
+        match proto::read_sync(input)? {
+            Message::Progress { .. } => continue,
+            m => return Ok(m),
+        }
     }
 }
 

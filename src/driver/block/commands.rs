@@ -105,6 +105,7 @@ pub fn send(vol: &Endpoint, name: &str) -> Result<String> {
     if b.compress {
         cmd.push_str(" --compress");
     }
+    cmd.push_str(&format!(" --idle-timeout {}", b.idle_timeout));
     Ok(cmd)
 }
 
@@ -112,11 +113,12 @@ pub fn send(vol: &Endpoint, name: &str) -> Result<String> {
 pub fn receive(vol: &Endpoint, name: &str, repair: bool) -> Result<String> {
     let b = side(vol)?;
     Ok(format!(
-        "{} peer block-receive --path {} --state {} --name {}{}",
+        "{} peer block-receive --path {} --state {} --name {} --idle-timeout {}{}",
         q(&b.ferry),
         q(checked(&vol.path)?),
         q(checked(&b.state)?),
         q(checked_snap(name)?),
+        b.idle_timeout,
         if repair { " --repair" } else { "" }
     ))
 }
@@ -196,6 +198,7 @@ mod tests {
             chunk: 4096,
             reflink: true,
             compress: false,
+            idle_timeout: 600,
         });
         e
     }
