@@ -511,3 +511,43 @@ fn a_sender_whose_destination_says_nothing_times_out() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_state_dir_or_replica_another_user_could_plant_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let begin = [Message::Begin {
+        algo: HashAlgo::Xxh3,
+        chunk_size: 4096,
+        source_size: 8192,
+    }];
+    // a world-writable state dir
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::set_permissions(dir.path().join("state"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (status, stderr, _) = hostile_source(dir.path(), &[], &begin, None);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("block state directory") && stderr.contains("writable by every user"),
+        "{stderr}"
+    );
+    assert!(std::fs::read_dir(dir.path().join("state")).unwrap().next().is_none());
+    // a state dir that is a symlink to somewhere else
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("state")).unwrap();
+    let (status, stderr, _) = hostile_source(dir.path(), &[], &begin, None);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is a symlink"), "{stderr}");
+    assert!(std::fs::read_dir(dir.path().join("elsewhere"))
+        .unwrap()
+        .next()
+        .is_none());
+    // the replica's name planted as a link to another file (dangling, so no size to refuse)
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::os::unix::fs::symlink(&victim, dir.path().join("replica.img")).unwrap();
+    let (status, stderr, _) = hostile_source(dir.path(), &[], &begin, None);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("symlink"), "{stderr}");
+    assert!(!victim.exists(), "nothing made through the link");
+}

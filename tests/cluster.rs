@@ -432,3 +432,33 @@ fn every_key_crosses_and_an_object_named_like_a_round_is_an_object() {
     let st = status(&lab);
     assert_eq!(st["figures"]["journaled"], keys.len() as u64, "{st}");
 }
+
+#[test]
+fn a_persist_path_other_users_can_write_into_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(bin) = require_s3s_fs() else { return };
+    let lab = cluster_lab(&bin);
+    let persist = lab.dir.path().join("persist");
+    std::fs::create_dir_all(&persist).unwrap();
+    std::fs::set_permissions(&persist, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = lab.ferry(&["cluster", "run", "shared"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cluster shared") && r.stderr.contains("writable by every user"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        std::fs::read_dir(&persist).unwrap().next().is_none(),
+        "nothing was written into it"
+    );
+    // a symlink in its place is refused too, and nothing is written where it points
+    std::fs::remove_dir(&persist).unwrap();
+    let elsewhere = lab.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &persist).unwrap();
+    let r = lab.ferry(&["cluster", "run", "shared"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("is a symlink"), "{}", r.stderr);
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+}

@@ -251,8 +251,8 @@ impl Dest {
             }
             Err(e) => return Err(io(t)(e)),
             Ok(m) if m.file_type().is_symlink() => {
-                let to = std::fs::metadata(t).map_err(io(t))?;
-                if !to.file_type().is_block_device() {
+                let device = std::fs::metadata(t).is_ok_and(|to| to.file_type().is_block_device());
+                if !device {
                     return Err(io(t)(std::io::Error::new(
                         std::io::ErrorKind::InvalidInput,
                         "is a symlink to something other than a block device: name the replica's real path",

@@ -130,6 +130,9 @@ fn summary(r: &PassReport) -> String {
             r.unlisted.join("; ")
         ));
     }
+    for w in &r.journal_warnings {
+        s.push_str(&format!("; status journal: {w}"));
+    }
     s
 }
 

@@ -43,6 +43,8 @@ pub struct PassReport {
     pub bytes: u64,
     /// Names a listing gave that cannot be keys here, each with why (never copied: shown).
     pub unlisted: Vec<String>,
+    /// What opening the status journal found and survived (a damaged line, kept as a copy).
+    pub journal_warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +131,10 @@ impl Pair {
         } else {
             (self.src.list().await.map_err(SyncError::List)?, None)
         };
-        let mut report = PassReport::default();
+        let mut report = PassReport {
+            journal_warnings: journal.warnings().to_vec(),
+            ..PassReport::default()
+        };
         report
             .unlisted
             .extend(src.odd.iter().map(|n| format!("source {}: {n}", self.src.location())));

@@ -25,14 +25,19 @@ pub const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 /// Read progress is reported to the job every this many bytes of source read.
 pub const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
 
-/// Makes a peer's state directory (private: manifests describe the data).
+/// Makes a peer's state directory (private: manifests describe the data) and refuses one it
+/// cannot trust: a symlink, or one another user owns or can write into (it could plant the
+/// files this peer writes and replays, in a shared parent such as a world-writable one).
 pub fn state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e}", dir.display()))
+    if std::fs::symlink_metadata(dir).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e}", dir.display()))?;
+    }
+    crate::state::files::ensure_trusted_dir(dir, "block state directory").map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Stdin that gives up when nothing arrives for `secs`: a peer that goes silent (not dead, which

@@ -2,7 +2,6 @@
 //! when it was made, and the manifest's id, so a listing can name it without reading manifests
 //! and a name is never believed for a manifest it does not belong to.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
@@ -40,23 +39,12 @@ impl Named {
         Ok(Some(Named { name, created, id }))
     }
 
-    /// Writes it durably: a temp file synced, renamed over the old one, the directory synced.
+    /// Writes it durably through the state layer's safe writer: a new temp file of random name
+    /// (never through a planted link), synced, renamed over the old one, the directory synced.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.{:x}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("name"),
-            std::process::id()
-        ));
         let text = format!("{} {} {}\n", self.name, self.created, hex::encode(self.id));
-        (|| -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
-        })()
-        .with_context(|| format!("writing {}", path.display()))
+        crate::state::files::write_atomic(path, text.as_bytes(), true)
+            .with_context(|| format!("writing {}", path.display()))
     }
 }
 

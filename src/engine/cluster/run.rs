@@ -110,7 +110,7 @@ impl<'a> Runner<'a> {
     /// Opens the cluster's volumes and its journal, fenced with `fence` when instances coordinate.
     pub fn new(engine: &'a Engine, cluster: &'a Cluster, fence: Option<Fence>) -> Result<Runner<'a>> {
         let volumes = open_volumes(engine, cluster)?;
-        std::fs::create_dir_all(&cluster.persist_path).with_context(|| {
+        crate::state::files::ensure_trusted_dir(&cluster.persist_path, "persist_path").with_context(|| {
             format!(
                 "cluster {}: persist_path {}",
                 cluster.name,
@@ -446,7 +446,7 @@ pub async fn run(engine: &Engine, cluster: &Cluster) -> Result<()> {
             return r;
         }
     };
-    std::fs::create_dir_all(&cluster.persist_path).with_context(|| {
+    crate::state::files::ensure_trusted_dir(&cluster.persist_path, "persist_path").with_context(|| {
         format!(
             "cluster {}: persist_path {}",
             cluster.name,
