@@ -211,11 +211,17 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("--chunk 4096") && s.contains("--reflink") && !s.contains("--compress"),
+            s.contains("--chunk 4096")
+                && s.contains("--reflink")
+                && !s.contains("--compress")
+                && s.ends_with("--idle-timeout 600"),
             "{s}"
         );
         let r = receive(&vol("/b/vm.img", false), "ferry.ab.20260101T000000Z", true).unwrap();
-        assert!(r.ends_with("--name ferry.ab.20260101T000000Z --repair"), "{r}");
+        assert!(
+            r.ends_with("--name ferry.ab.20260101T000000Z --idle-timeout 600 --repair"),
+            "{r}"
+        );
         assert!(send(&vol("/srv/a;b", true), "ferry.ab.x").is_err());
         assert!(send(&vol("/srv/a", true), "x;rm").is_err());
     }
