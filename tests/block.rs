@@ -1004,6 +1004,7 @@ fn a_destination_peer_that_hangs_is_given_up_after_idle_timeout_and_the_pair_is_
     let dst = work.path().join("far/disk.raw");
     let d = format!("store1:{}", dst.display());
     let lab = Lab::new(&src.display().to_string(), &d, "idle_timeout = \"2s\"", Some(&sshd));
+    lab.ok(&["setup", &d]);
     lab.ok(&["initialize", &d]);
     // the far ferry now answers its version but its receiver says nothing, ever (a hung peer)
     let hung = work.path().join("hung-ferry");
