@@ -258,21 +258,18 @@ impl Cx<'_> {
                 Err(m) => self.report(self.err(a.span(), "mbuffer_address", &m)),
             }
         }
-        if let Some(t) = &e.mbuffer_timeout {
-            if let Some(d) = self.ok(self.duration(t, "mbuffer_timeout")) {
-                if d.as_secs() < 1 {
-                    self.report(self.err(t.span(), "mbuffer_timeout", "must be at least 1s"));
-                } else {
-                    o.mbuffer_timeout = d;
-                }
-            }
-        }
-        if let Some(t) = &e.idle_timeout {
-            if let Some(d) = self.ok(self.duration(t, "idle_timeout")) {
-                if d.as_secs() < 1 {
-                    self.report(self.err(t.span(), "idle_timeout", "must be at least 1s"));
-                } else {
-                    o.idle_timeout = d;
+        // timeouts: a duration of at least a second
+        for (key, raw, to) in [
+            ("mbuffer_timeout", &e.mbuffer_timeout, &mut o.mbuffer_timeout),
+            ("idle_timeout", &e.idle_timeout, &mut o.idle_timeout),
+        ] {
+            if let Some(t) = raw {
+                if let Some(d) = self.ok(self.duration(t, key)) {
+                    if d.as_secs() < 1 {
+                        self.report(self.err(t.span(), key, "must be at least 1s"));
+                    } else {
+                        *to = d;
+                    }
                 }
             }
         }
