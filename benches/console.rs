@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ferry::config::Config;
 use ferry::driver::Snapshot;
-use ferry::engine::status::{PairStatus, RunInfo, RunState};
+use ferry::engine::types::{PairStatus, RunInfo, RunState};
 use ferry::monitor::Level;
 use ferry::state::lock::LockInfo;
 use ferry::state::progress::Progress;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ferry::config::Config;
 use ferry::driver::Snapshot;
-use ferry::engine::status::{PairStatus, RunInfo, RunState};
+use ferry::engine::types::{PairStatus, RunInfo, RunState};
 use ferry::model::JobAction;
 use ferry::monitor::Level;
 use ferry::state::last::LastResult;

@@ -36,7 +36,7 @@ async fn held_and_busy_snapshots_are_told_apart_whatever_the_dataset_is_called()
         return;
     };
     let mut release = Release(Vec::new());
-    let driver = for_kind(Kind::Zfs);
+    let driver = for_kind(Kind::Zfs).expect("zfs has a driver");
     let ex = Executor::Local;
     for (i, sub) in ["household", "held", "busybox", "a-b_c.d:e"].into_iter().enumerate() {
         let ds = pool.create_dataset(sub);

@@ -67,8 +67,8 @@ use clap::{CommandFactory, Parser};
 pub use args::{Action, Cli, ClusterAction};
 
 use crate::config::{self, Config, Pair};
-use crate::engine::status::RunState;
-use crate::engine::{fleet, observe, purge, replicate, select, setup, status, Engine};
+use crate::engine::types::RunState;
+use crate::engine::{fleet, kind, observe, select, setup, status, Engine};
 use crate::monitor::{metrics, nagios, nsca, Level};
 
 /// Runs the binary; returns the process exit code.
@@ -245,7 +245,7 @@ async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
             format!("{e:#}").lines().next().unwrap_or("")
         )),
     };
-    let st = status::status(engine, &pairs).await;
+    let st = kind::status(engine, &pairs).await;
     let checks: Vec<_> = st.iter().zip(&pairs).map(|(s, p)| s.check(p)).collect();
     let (level, line) = match &failed {
         None if pairs.is_empty() && !matches!(action, Action::Status { .. }) => {
@@ -375,7 +375,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Verify { dest } => {
             let p = one(engine, dest)?;
-            let found = crate::engine::verify::verify(engine, p).await?;
+            let found = kind::verify(engine, p).await?;
             let ok = found.iter().all(|v| v.ok());
             if cli.json {
                 outln!("{}", serde_json::json!({"ok": ok, "volumes": found}));
@@ -396,29 +396,16 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         Action::Cluster(c) => cluster(cli, c, engine).await,
         Action::Objects { dest, failed } => {
             let p = one(engine, dest)?;
-            if p.kind.has_snapshots() {
-                anyhow::bail!(
-                    "{} is a {} pair: `objects` lists the keys of object pairs",
-                    Engine::dest_name(p),
-                    p.kind.word()
-                );
-            }
-            let list = crate::engine::objects::objects(engine, p, *failed)?;
+            let list = kind::object_changes(engine, p, "objects")?.list(engine, p, *failed)?;
             print::objects(&list, cli.json);
             Ok(0)
         }
         Action::Retry { dest } => {
             let p = one(engine, dest)?;
-            if p.kind.has_snapshots() {
-                anyhow::bail!(
-                    "{} is a {} pair: `retry` is for object pairs' FAILED changes (run `update`)",
-                    Engine::dest_name(p),
-                    p.kind.word()
-                );
-            }
+            let changes = kind::object_changes(engine, p, "retry")?;
             let watch = bar::wanted(cli.nagios, cli.json)
                 .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));
-            let result = crate::engine::objects::retry(engine, p).await;
+            let result = changes.retry(engine, p).await;
             if let Some(w) = watch {
                 w.finish().await;
             }
@@ -466,12 +453,16 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 Some(d) => vec![one(engine, d)?],
                 None => engine.config.pairs.iter().collect(),
             };
-            let st = status::status(engine, &pairs).await;
-            let unlock =
-                |s: &status::PairStatus| match engine.config.pairs.iter().find(|p| p.fingerprint() == s.fingerprint) {
-                    Some(p) => engine.command("unlock", Some(p)),
-                    None => "ferry unlock".into(),
-                };
+            let st = kind::status(engine, &pairs).await;
+            let unlock = |s: &crate::engine::types::PairStatus| match engine
+                .config
+                .pairs
+                .iter()
+                .find(|p| p.fingerprint() == s.fingerprint)
+            {
+                Some(p) => engine.command("unlock", Some(p)),
+                None => "ferry unlock".into(),
+            };
             print::status(&st, *full, cli.json, unlock);
             if let Some(w) = engine.coordination_warning.lock().unwrap().take() {
                 eprintln!("ferry: warning: {w}");
@@ -481,7 +472,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Setup { dest } => {
             let p = one(engine, dest)?;
-            let items = setup::setup(engine, p).await;
+            let items = kind::setup(engine, p).await;
             print::setup(p, &items, &setup::next_step(engine, p, &items), cli.json);
             Ok(if items.iter().all(|i| i.ok) { 0 } else { 1 })
         }
@@ -495,7 +486,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             let results = fleet::update_all(
                 engine,
                 &pairs,
-                replicate::Options {
+                crate::engine::types::Options {
                     force: *force,
                     repair: false,
                 },
@@ -547,7 +538,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         Action::Initialize { dest, .. } | Action::Update { dest: Some(dest), .. } => {
             let p = one(engine, dest)?;
-            let opts = replicate::Options {
+            let opts = crate::engine::types::Options {
                 force: matches!(
                     action,
                     Action::Update { force: true, .. } | Action::Initialize { force: true, .. }
@@ -557,9 +548,9 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
             let watch = bar::wanted(cli.nagios, cli.json)
                 .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));
             let result = if matches!(action, Action::Initialize { .. }) {
-                replicate::initialize(engine, p, opts).await
+                kind::initialize(engine, p, opts).await
             } else {
-                replicate::update(engine, p, opts).await
+                kind::update(engine, p, opts).await
             };
             if let Some(w) = watch {
                 w.finish().await;
@@ -587,11 +578,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 };
                 bar::Spinner::start(format!("purge {}: destroying {what}", Engine::dest_name(p)))
             });
-            let plan = if *all {
-                purge::purge_all(engine, p, *yes).await
-            } else {
-                purge::purge(engine, p, *yes).await
-            };
+            let plan = kind::purge(engine, p, *all, *yes).await;
             if let Some(s) = spinner {
                 s.finish();
             }
@@ -604,7 +591,7 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
                 Some(d) => vec![one(engine, d)?],
                 None => engine.config.pairs.iter().collect(),
             };
-            let st = status::status(engine, &pairs).await;
+            let st = kind::status(engine, &pairs).await;
             let rows: Vec<metrics::PairMetrics> = st.iter().map(|s| status::metrics(&engine.state, s)).collect();
             out!("{}", metrics::render(&rows));
             Ok(0)

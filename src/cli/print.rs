@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use crate::config::units::{format_bytes, format_duration, format_time};
 use crate::config::{Compress, Config, Pair};
-use crate::engine::replicate::Replicated;
-use crate::engine::setup::Item;
-use crate::engine::status::{PairStatus, RunState};
+use crate::engine::types::Item;
+use crate::engine::types::Replicated;
+use crate::engine::types::{PairStatus, RunState};
 use crate::engine::Engine;
 use crate::state::last::LastResult;
 
@@ -116,7 +116,7 @@ fn thresholds(o: &crate::config::PairOptions) -> String {
 }
 
 /// `objects DEST`: one line per key (state, op, retries, why), or a JSON array.
-pub fn objects(list: &[crate::engine::objects::ObjectStatus], json: bool) {
+pub fn objects(list: &[crate::engine::types::ObjectStatus], json: bool) {
     if json {
         outln!("{}", serde_json::to_string_pretty(list).unwrap_or_else(|_| "[]".into()));
         return;
@@ -348,7 +348,7 @@ pub fn config(c: &Config, json: bool) {
     outln!("pairs: {}", c.pairs.len());
     for p in &c.pairs {
         let o = &p.options;
-        if !p.kind.has_snapshots() {
+        if crate::engine::kind::for_kind(p.kind).snapshots().is_none() {
             outln!(
                 "  {}  {} -> {}  {}  {}",
                 &p.fingerprint()[..12],
@@ -467,7 +467,7 @@ pub fn config(c: &Config, json: bool) {
 }
 
 /// What purge destroyed or, without --yes, would destroy.
-pub fn purge(p: &crate::engine::purge::Purge, json: bool) {
+pub fn purge(p: &crate::engine::types::Purge, json: bool) {
     if json {
         outln!("{}", serde_json::to_string_pretty(p).expect("purge serializes"));
         return;

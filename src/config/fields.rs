@@ -12,6 +12,7 @@ use super::model::*;
 use super::names;
 use super::tree::{Cx, Scalar, Table};
 use super::units;
+use crate::model::Home;
 
 /// Keys of a `[[pair]]` and of `[defaults]` (which refuses the pair-only ones).
 const ENTRY_KEYS: &[&str] = &[
@@ -593,7 +594,7 @@ impl Cx<'_> {
                 &format!("undefined host {host:?} (add a [hosts.{host}] table)"),
             ));
         }
-        if kind.has_snapshots() && object_host {
+        if kind.home() == Home::Host && object_host {
             return Err(self.err(
                 s.span(),
                 key,
@@ -603,7 +604,7 @@ impl Cx<'_> {
                 ),
             ));
         }
-        if !kind.has_snapshots() && !object_host {
+        if kind.home() == Home::ObjectStore && !object_host {
             return Err(self.err(
                 s.span(),
                 key,

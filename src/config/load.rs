@@ -12,6 +12,7 @@ use super::names;
 use super::overlap;
 use super::read;
 use super::tree::{Cx, Table};
+use crate::model::Home;
 
 /// A config error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,7 +335,7 @@ fn build(cx: &Cx) -> Option<Config> {
         };
         let mut options = cx.options(&e, &defaults);
         // an object pair moves objects over the S3 API: the stream keys mean nothing to it
-        if kind.is_some_and(|k| !k.has_snapshots()) {
+        if kind.is_some_and(|k| k.home() == Home::ObjectStore) {
             cx.object_pair_keys(&e);
             options.transport = TransportKind::Ssh;
             options.compress = Compress::None;

@@ -1,12 +1,13 @@
-//! Volume drivers: one module per kind, each building its own commands and parsing their output.
+//! Snapshot drivers: one module per kind whose checkpoint is a snapshot both sides hold (ZFS,
+//! btrfs, block volumes), each building its own commands and parsing their output.
 //!
-//! The engine reaches a kind only through the object-safe `Driver` trait and `for_kind`, so a new
-//! kind is a driver module, a `Kind` variant and its name rule, and nothing in engine, cli or tui.
+//! The engine's snapshot replicator (`engine::snapshots`) reaches a kind only through the
+//! object-safe `Driver` trait and `for_kind`; kinds replicated another way (object buckets) have
+//! no driver, so nothing can ask one of them for a snapshot.
 
 pub mod block;
 pub mod btrfs;
 pub mod error;
-pub mod object;
 pub mod zfs;
 
 use anyhow::Result;
@@ -306,12 +307,23 @@ pub trait Driver: Send + Sync {
     }
 }
 
-/// The driver of a kind.
-pub fn for_kind(kind: Kind) -> &'static dyn Driver {
+/// The driver of a snapshot kind; `None` for a kind replicated without snapshots.
+pub fn for_kind(kind: Kind) -> Option<&'static dyn Driver> {
     match kind {
-        Kind::Zfs => &zfs::Zfs,
-        Kind::Btrfs => &btrfs::Btrfs,
-        Kind::Block => &block::Block,
-        Kind::Object => &object::Object,
+        Kind::Zfs => Some(&zfs::Zfs),
+        Kind::Btrfs => Some(&btrfs::Btrfs),
+        Kind::Block => Some(&block::Block),
+        _ => None,
     }
 }
+
+/// The driver of a pair's kind, for code that only snapshot pairs reach: a kind without one
+/// there is named in the error, never a panic.
+pub fn snapshot_driver(kind: Kind) -> Result<&'static dyn Driver, NoDriver> {
+    for_kind(kind).ok_or(NoDriver(kind))
+}
+
+/// A kind that has no snapshot driver was asked for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{} volumes have no snapshots: their pairs are replicated another way", .0.word())]
+pub struct NoDriver(pub Kind);

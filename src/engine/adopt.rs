@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::config::{Adopt, Pair};
-use crate::driver::{for_kind, Adoption, VolumeInfo};
+use crate::driver::{snapshot_driver, Adoption, VolumeInfo};
 use crate::exec::Executor;
 use crate::model::Checkpoint;
 
@@ -42,7 +42,7 @@ pub async fn base(
         src_info,
         dst_info,
     };
-    let driver = for_kind(pair.kind);
+    let driver = snapshot_driver(pair.kind)?;
     let base = match proof {
         Proof::Zettabee => driver.adopt_base(adoption, &mut notes).await,
         Proof::Copy => driver.copy_base(adoption, &mut notes).await,
@@ -58,5 +58,8 @@ pub async fn base(
 
 /// For a pair without `adopt` whose destination is not ferry's: a hint when another tool made it.
 pub async fn hint(pair: &Pair, dst: &Executor) -> Option<String> {
-    for_kind(pair.kind).adopt_hint(dst, &pair.destination).await
+    snapshot_driver(pair.kind)
+        .ok()?
+        .adopt_hint(dst, &pair.destination)
+        .await
 }

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Pair;
 
-use super::replicate::{self, Options, Replicated};
+use super::types::{Options, Replicated};
 use super::Engine;
 
 /// Updates `pairs` concurrently: at most `max_jobs` at once, and at most `max_jobs_per_host` at once
@@ -40,7 +40,7 @@ pub async fn update_all<'a>(engine: &Engine, pairs: &[&'a Pair], opts: Options) 
                 held.push(h.clone().acquire_owned().await.expect("semaphore open"));
             }
             let _all = overall.acquire_owned().await.expect("semaphore open");
-            let r = replicate::update(engine, p, opts).await;
+            let r = super::kind::update(engine, p, opts).await;
             drop(held);
             (*p, r)
         }

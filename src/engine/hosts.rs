@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::driver::for_kind;
-
 use super::Engine;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,8 +78,8 @@ pub async fn probe(engine: &Engine, host: &str) -> HostReport {
         ex.run_ok("true").await?;
         let rtt = t.elapsed();
         let mut pools = Vec::new();
-        for kind in engine.kinds_on(host) {
-            pools.extend(for_kind(kind).storage(&ex).await?);
+        for driver in engine.kinds_on(host).into_iter().filter_map(crate::driver::for_kind) {
+            pools.extend(driver.storage(&ex).await?);
         }
         anyhow::Ok((rtt, pools))
     };

@@ -50,7 +50,7 @@ pub struct Job {
 
 impl Job {
     /// Takes the pair's lock (refusing if a job runs or a dead job's lock remains) and starts reporting.
-    pub fn start(engine: &super::Engine, pair: &Pair, action: JobAction) -> Result<Job> {
+    fn start(engine: &super::Engine, pair: &Pair, action: JobAction) -> Result<Job> {
         let state = &engine.state;
         let fp = pair.fingerprint();
         state.ensure_pair_dir(&fp)?;
@@ -125,8 +125,23 @@ impl Job {
         })
     }
 
+    /// One job of `action` on `pair` around `work`: the lock taken first (refused while another
+    /// job holds it), the work stopped by SIGINT/SIGTERM, and its outcome recorded (progress,
+    /// last result, log) and the lock released, whatever became of it. Every job runs so.
+    pub async fn run<T>(
+        engine: &super::Engine,
+        pair: &Pair,
+        action: JobAction,
+        work: impl AsyncFnOnce(&Job) -> Result<T>,
+    ) -> Result<T> {
+        let job = Job::start(engine, pair, action)?;
+        let result = job.guard(work(&job)).await;
+        job.finish(&result);
+        result
+    }
+
     /// Runs the job's work until it ends or a SIGINT/SIGTERM stops it; `finish` comes after.
-    pub async fn guard<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    async fn guard<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         tokio::select! {
             r = work => r,
             sig = interrupted() => Err(stopped(sig).await),
@@ -169,7 +184,7 @@ impl Job {
     /// Records the outcome, writes the final progress and last result, and releases the lock.
     /// The lock goes on failure too: a failure ferry saw and handled leaves the destination at its
     /// checkpoint. Only a job that dies without getting here leaves its lock for `unlock`.
-    pub fn finish<T>(mut self, result: &Result<T>) {
+    fn finish<T>(mut self, result: &Result<T>) {
         self.reporter.abort();
         let seconds = self.started.elapsed().as_secs_f64();
         // bounded: the chain may carry a remote's words (its own parts are clipped too)

@@ -7,15 +7,19 @@ pub mod cluster;
 pub mod fleet;
 pub mod hosts;
 pub mod job;
+pub mod kind;
 pub mod objects;
 pub mod observe;
 pub mod purge;
 pub mod replicate;
+pub mod replicator;
 pub mod retention;
 pub mod select;
 pub mod setup;
+pub mod snapshots;
 pub mod status;
 pub mod tree;
+pub mod types;
 pub mod unlock;
 pub mod verify;
 
@@ -100,13 +104,14 @@ impl Engine {
     }
 
     /// How messages name a snapshot of each side: `host:` and what its name follows (ZFS
-    /// `pool/ds@`, btrfs `/snapshot/dir/`).
+    /// `pool/ds@`, btrfs `/snapshot/dir/`); for a kind without snapshots, what its names follow
+    /// (an object volume's keys: `host:bucket/prefix/`).
     pub fn snapshots_at(pair: &Pair) -> (String, String) {
-        let d = crate::driver::for_kind(pair.kind);
-        (
-            format!("{}:{}", pair.source.host, d.snapshot_at(&pair.source)),
-            format!("{}:{}", pair.destination.host, d.snapshot_at(&pair.destination)),
-        )
+        let at = |vol: &crate::config::Endpoint| match crate::driver::for_kind(pair.kind) {
+            Some(d) => format!("{}:{}", vol.host, d.snapshot_at(vol)),
+            None => format!("{}:{}/", vol.host, vol.path.trim_end_matches('/')),
+        };
+        (at(&pair.source), at(&pair.destination))
     }
 
     /// Snapshot names in full after `at`, for a log line: `at a, at b`.

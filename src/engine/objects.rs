@@ -2,27 +2,28 @@
 //! verify, purge and setup as every pair, over `crate::object`'s passes instead of snapshots. The
 //! pair's state (status journal, checkpoint) lives in its state-dir folder under `objects/`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use futures::future::{BoxFuture, LocalBoxFuture};
+use futures::FutureExt;
 
 use crate::config::Pair;
-use crate::driver::object as endpoints;
 use crate::model::{Checkpoint, JobAction, Phase};
 use crate::object::bwlimit::RateLimit;
 use crate::object::client::ObjectInfo;
-use crate::object::status::{Entry, State as EntryState};
+use crate::object::open as endpoints;
+use crate::object::status::State as EntryState;
 use crate::object::sync::{self, PassProgress, PassReport, Scope, SyncOptions};
 use crate::state::lock::{self, LockState};
 
 use super::assess::State;
 use super::job::Job;
-use super::replicate::{Options, Replicated};
-use super::setup::Item;
-use super::status::{compose, PairStatus};
-use super::verify::Verified;
+use super::replicator::{Fut, ObjectChanges, Replicator};
+use super::status::compose;
+use super::types::{Item, ObjectStatus, Options, PairStatus, Purge, Replicated, Verified};
 use super::Engine;
 
 /// Most differences `verify` names one by one before it counts the rest.
@@ -139,8 +140,7 @@ fn summary(r: &PassReport) -> String {
 /// `initialize`: the first pass, comparing both sides. A destination that holds objects ferry
 /// did not put there is refused without `--force` (the pass would delete what the source lacks).
 pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    let job = Job::start(engine, pair, JobAction::Initialize)?;
-    let work = async {
+    Job::run(engine, pair, JobAction::Initialize, async |job| {
         if let Some(cp) = checkpoint(engine, pair)? {
             bail!(
                 "pair is already initialized (checkpoint {}); use `{}`",
@@ -160,18 +160,15 @@ pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<R
                 );
             }
         }
-        pass(engine, pair, &job, Scope::Full, false).await
-    };
-    let result = job.guard(work).await;
-    job.finish(&result);
-    result
+        pass(engine, pair, job, Scope::Full, false).await
+    })
+    .await
 }
 
 /// `update`: what changed on the source since the checkpoint (`--repair`: both sides compared,
 /// mending what was changed on the destination behind ferry's back).
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    let job = Job::start(engine, pair, JobAction::Update)?;
-    let work = async {
+    Job::run(engine, pair, JobAction::Update, async |job| {
         if checkpoint(engine, pair)?.is_none() {
             bail!(
                 "pair is Uninitialized: run `{}` first",
@@ -183,57 +180,23 @@ pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Repli
         } else {
             Scope::Changes
         };
-        pass(engine, pair, &job, scope, false).await
-    };
-    let result = job.guard(work).await;
-    job.finish(&result);
-    result
+        pass(engine, pair, job, scope, false).await
+    })
+    .await
 }
 
 /// `retry`: every FAILED change made due now, then a pass.
 pub async fn retry(engine: &Engine, pair: &Pair) -> Result<Replicated> {
-    let job = Job::start(engine, pair, JobAction::Retry)?;
-    let work = async {
+    Job::run(engine, pair, JobAction::Retry, async |job| {
         if checkpoint(engine, pair)?.is_none() {
             bail!(
                 "pair is Uninitialized: run `{}` first",
                 engine.command("initialize", Some(pair))
             );
         }
-        pass(engine, pair, &job, Scope::Changes, true).await
-    };
-    let result = job.guard(work).await;
-    job.finish(&result);
-    result
-}
-
-/// One key's replication status, as `ferry objects` lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectStatus {
-    pub key: String,
-    /// PENDING, COMPLETED or FAILED.
-    pub state: EntryState,
-    /// What the change does: "put" or "delete" (none for a COMPLETED key at rest).
-    pub op: Option<crate::object::status::Op>,
-    pub retries: u32,
-    pub reason: Option<String>,
-    /// Unix milliseconds: when the change was journaled; when a FAILED one is retried next.
-    pub enqueued_ms: Option<u64>,
-    pub next_retry_ms: Option<u64>,
-}
-
-impl ObjectStatus {
-    fn of(e: &Entry) -> ObjectStatus {
-        ObjectStatus {
-            key: e.key.clone(),
-            state: e.state.clone(),
-            op: Some(e.op),
-            retries: e.retries,
-            reason: e.reason.clone(),
-            enqueued_ms: Some(e.enqueued_ms),
-            next_retry_ms: (e.state == EntryState::Failed).then_some(e.next_retry_ms),
-        }
-    }
+        pass(engine, pair, job, Scope::Changes, true).await
+    })
+    .await
 }
 
 /// `objects DEST [--failed]`: every key the checkpoint holds (COMPLETED) and every change not yet
@@ -280,7 +243,7 @@ pub fn objects(engine: &Engine, pair: &Pair, failed_only: bool) -> Result<Vec<Ob
 /// An object pair's status from its state dir alone (journal, checkpoint, lock): no request goes
 /// to either endpoint, so a status of many pairs stays fast. FAILED changes are a warning; the
 /// lag runs from the oldest change not yet applied.
-pub fn status(engine: &Engine, pair: &Pair, locks: &std::collections::HashMap<String, LockState>) -> PairStatus {
+pub fn status(engine: &Engine, pair: &Pair, locks: &HashMap<String, LockState>) -> PairStatus {
     let run = super::status::run_info_with(&engine.state, pair, locks);
     let mut unlisted = Vec::new();
     let (state, failed, pending) = match checkpoint_and_unlisted(engine, pair) {
@@ -329,7 +292,7 @@ pub fn status(engine: &Engine, pair: &Pair, locks: &std::collections::HashMap<St
 }
 
 /// `compose` with the state already decided: object pairs have no volume listings to assess.
-fn compose_state(pair: &Pair, state: State, run: super::status::RunInfo) -> PairStatus {
+fn compose_state(pair: &Pair, state: State, run: super::types::RunInfo) -> PairStatus {
     use crate::driver::{Snapshot, VolumeInfo};
     let fp = pair.fingerprint();
     match state {
@@ -460,7 +423,7 @@ pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
 /// `purge --all DEST [--yes]`: every object under the destination prefix and the pair's object
 /// state go, so the pair can be initialized again. Refused while a job runs. (Plain `purge` has
 /// nothing to do: object pairs keep no snapshots.)
-pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super::purge::Purge> {
+pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     let fp = pair.fingerprint();
     if let LockState::Running(i) = lock::inspect(&engine.state.lock_path(&fp)) {
         bail!(
@@ -471,15 +434,11 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super:
     }
     let dst = endpoints::open(&engine.config, &pair.destination).context("destination")?;
     let keys: Vec<String> = dst.list().await?.objects.into_iter().map(|o| o.key).collect();
-    let mut plan = super::purge::Purge {
+    let mut plan = Purge {
         source: pair.source.to_string(),
         destination: pair.destination.to_string(),
         source_at: String::new(),
-        destination_at: format!(
-            "{}:{}",
-            pair.destination.host,
-            crate::driver::Driver::snapshot_at(&endpoints::Object, &pair.destination)
-        ),
+        destination_at: Engine::snapshots_at(pair).1,
         destination_snapshots: keys.clone(),
         destroy_destination: true,
         ..Default::default()
@@ -487,8 +446,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super:
     if !yes {
         return Ok(plan);
     }
-    let job = Job::start(engine, pair, JobAction::PurgeAll)?;
-    let work = async {
+    Job::run(engine, pair, JobAction::PurgeAll, async |job| {
         job.phase(
             Phase::Destroying,
             Some(&format!("{} object(s) under {}", keys.len(), pair.destination)),
@@ -513,10 +471,8 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<super:
         }
         plan.done = true;
         Ok(())
-    };
-    let result = job.guard(work).await;
-    job.finish(&result);
-    result?;
+    })
+    .await?;
     Ok(plan)
 }
 
@@ -565,4 +521,56 @@ pub async fn setup(engine: &Engine, pair: &Pair, mut items: Vec<Item>) -> Vec<It
         });
     }
     items
+}
+
+/// The replicator of object pairs: passes over the S3 client instead of snapshots.
+pub struct Objects;
+
+impl Replicator for Objects {
+    fn initialize<'a>(&'a self, engine: &'a Engine, pair: &'a Pair, opts: Options) -> Fut<'a, Replicated> {
+        initialize(engine, pair, opts).boxed_local()
+    }
+    fn update<'a>(&'a self, engine: &'a Engine, pair: &'a Pair, opts: Options) -> Fut<'a, Replicated> {
+        update(engine, pair, opts).boxed_local()
+    }
+    fn statuses<'a>(
+        &'a self,
+        engine: &'a Engine,
+        pairs: &'a [&'a Pair],
+        locks: &'a HashMap<String, LockState>,
+    ) -> BoxFuture<'a, Vec<PairStatus>> {
+        let all = pairs.iter().map(|p| status(engine, p, locks)).collect();
+        async move { all }.boxed()
+    }
+    fn verify<'a>(&'a self, engine: &'a Engine, pair: &'a Pair) -> Fut<'a, Vec<Verified>> {
+        verify(engine, pair).boxed_local()
+    }
+    fn purge<'a>(&'a self, _engine: &'a Engine, pair: &'a Pair, _yes: bool) -> Fut<'a, Purge> {
+        // no snapshots to keep or prune: nothing is ever beyond `keep`
+        let plan = Purge {
+            source: pair.source.to_string(),
+            destination: pair.destination.to_string(),
+            done: true,
+            ..Purge::default()
+        };
+        async move { Ok(plan) }.boxed_local()
+    }
+    fn purge_all<'a>(&'a self, engine: &'a Engine, pair: &'a Pair, yes: bool) -> Fut<'a, Purge> {
+        purge_all(engine, pair, yes).boxed_local()
+    }
+    fn setup<'a>(&'a self, engine: &'a Engine, pair: &'a Pair, items: Vec<Item>) -> LocalBoxFuture<'a, Vec<Item>> {
+        setup(engine, pair, items).boxed_local()
+    }
+    fn objects(&self) -> Option<&dyn ObjectChanges> {
+        Some(self)
+    }
+}
+
+impl ObjectChanges for Objects {
+    fn list(&self, engine: &Engine, pair: &Pair, failed_only: bool) -> Result<Vec<ObjectStatus>> {
+        objects(engine, pair, failed_only)
+    }
+    fn retry<'a>(&'a self, engine: &'a Engine, pair: &'a Pair) -> Fut<'a, Replicated> {
+        retry(engine, pair).boxed_local()
+    }
 }

@@ -6,7 +6,8 @@ use crate::config::Pair;
 use crate::state::progress::Progress;
 use crate::state::StateDir;
 
-use super::status::{run_info, RunInfo, RunState};
+use super::status::run_info;
+use super::types::{RunInfo, RunState};
 
 /// "update local:backup/data: 120.0 MiB of 200.0 MiB (60%), 45.1 MiB/s now, 40.0 MiB/s avg, ETA 2s"
 pub fn progress_line(p: &Progress) -> String {

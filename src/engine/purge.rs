@@ -3,10 +3,9 @@
 //! replica, the pair's source snapshots and its state files, so the pair can be initialized again.
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
 
 use crate::config::{Endpoint, Pair};
-use crate::driver::{for_kind, Descendant, Driver, Under, VolumeInfo};
+use crate::driver::{snapshot_driver, Descendant, Driver, Under, VolumeInfo};
 use crate::exec::Executor;
 use crate::state::lock::{self, LockState};
 use crate::state::log::PairLog;
@@ -16,35 +15,13 @@ use crate::model::{JobAction, Phase};
 use super::assess::{assess_pair, ours, State};
 use super::job::Job;
 use super::retention::{self, beyond_keep, retry};
+use super::types::Purge;
 use super::Engine;
-
-/// What a purge destroys (or, without `--yes`, would destroy).
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Purge {
-    pub source: String,
-    pub destination: String,
-    /// What each side's snapshot names follow to name them in full (`host:pool/ds@`,
-    /// `host:/snapshot/dir/`): `Engine::snapshots_at`.
-    pub source_at: String,
-    pub destination_at: String,
-    /// Snapshot names (the part after `@`) on the source.
-    pub source_snapshots: Vec<String>,
-    pub destination_snapshots: Vec<String>,
-    /// The checkpoint, which is always kept (none for `--all`).
-    pub checkpoint: Option<String>,
-    /// `--all`: the destination dataset itself goes.
-    pub destroy_destination: bool,
-    /// Whether the purge ran (false for a listing without `--yes`).
-    pub done: bool,
-    /// What could not be destroyed (busy, held): `host:dataset@snapshot: why`. The lists above
-    /// then name only what was destroyed.
-    pub left: Vec<String>,
-}
 
 async fn read(engine: &Engine, pair: &Pair) -> Result<(Executor, Executor, VolumeInfo, VolumeInfo)> {
     let (src, dst) = engine.executors(pair).await?;
     let (sl, dl) = ([&pair.source], [&pair.destination]);
-    let driver = for_kind(pair.kind);
+    let driver = snapshot_driver(pair.kind)?;
     let (s, d) = tokio::join!(driver.inspect(&src, &sl), driver.inspect(&dst, &dl));
     let s = s.context("source")?.remove(0);
     let d = d.context("destination")?.remove(0);
@@ -79,16 +56,6 @@ async fn destroy_sides(driver: &dyn Driver, log: &PairLog, plan: &mut Purge, sid
 
 /// `purge DEST [--yes]`: lists (and with `yes` destroys) this pair's snapshots beyond `keep`.
 pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
-    if !pair.kind.has_snapshots() {
-        // no snapshots to keep or prune: nothing beyond `keep`, ever
-        let _ = yes;
-        return Ok(Purge {
-            source: pair.source.to_string(),
-            destination: pair.destination.to_string(),
-            done: true,
-            ..Purge::default()
-        });
-    }
     let fp = pair.fingerprint();
     let (src, dst, s, d) = read(engine, pair).await?;
     let a = assess_pair(pair, &s, &d);
@@ -116,23 +83,19 @@ pub async fn purge(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
     if !yes || (plan.source_snapshots.is_empty() && plan.destination_snapshots.is_empty()) {
         return Ok(plan);
     }
-    let job = Job::start(engine, pair, JobAction::Purge)?;
-    let result = job
-        .guard(async {
-            job.phase(Phase::Destroying, None);
-            let sides = [(&src, &pair.source, true), (&dst, &pair.destination, false)];
-            destroy_sides(for_kind(pair.kind), &job.log, &mut plan, sides).await;
-            if plan.left.is_empty() {
-                // nothing beyond keep is left: retention is no longer behind
-                if let Err(e) = retention::note(&engine.state, &fp, vec![]) {
-                    job.log.line(&format!("could not clear the retention record: {e}"));
-                }
+    Job::run(engine, pair, JobAction::Purge, async |job| {
+        job.phase(Phase::Destroying, None);
+        let sides = [(&src, &pair.source, true), (&dst, &pair.destination, false)];
+        destroy_sides(snapshot_driver(pair.kind)?, &job.log, &mut plan, sides).await;
+        if plan.left.is_empty() {
+            // nothing beyond keep is left: retention is no longer behind
+            if let Err(e) = retention::note(&engine.state, &fp, vec![]) {
+                job.log.line(&format!("could not clear the retention record: {e}"));
             }
-            Ok(())
-        })
-        .await;
-    job.finish(&result);
-    result?;
+        }
+        Ok(())
+    })
+    .await?;
     plan.done = true;
     Ok(plan)
 }
@@ -166,9 +129,6 @@ fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
 /// success and retention records go; the log stays, and the job's result says it was purged. Refused while a job runs, and refused when
 /// the destination belongs to something else (another pair, or a dataset ferry never wrote).
 pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge> {
-    if !pair.kind.has_snapshots() {
-        return super::objects::purge_all(engine, pair, yes).await;
-    }
     let fp = pair.fingerprint();
     if pair.recursive {
         bail!(
@@ -202,7 +162,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
         }
     }
     let dst_ds = pair.destination.path.as_str();
-    let driver = for_kind(pair.kind);
+    let driver = snapshot_driver(pair.kind)?;
     let under = if d.exists {
         driver
             .descendants(&dst, &pair.destination)
@@ -250,9 +210,8 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
     if let LockState::Stale(_) = lock::inspect(&engine.state.lock_path(&fp)) {
         lock::unlock(&engine.state.lock_path(&fp)).map_err(|e| anyhow!("{e}"))?;
     }
-    let job = Job::start(engine, pair, JobAction::PurgeAll)?;
-    let log = &job.log;
-    let work = async {
+    Job::run(engine, pair, JobAction::PurgeAll, async |job| {
+        let log = &job.log;
         job.phase(Phase::Destroying, None);
         if plan.destroy_destination {
             log.line(&format!("purge --all on {}: destroying {dst_ds}", dst.host()));
@@ -292,10 +251,8 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
             ));
         }
         Ok::<_, anyhow::Error>(())
-    };
-    let result = job.guard(work).await;
-    job.finish(&result);
-    result?;
+    })
+    .await?;
     plan.done = true;
     Ok(plan)
 }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use crate::config::{Compress, Endpoint, Pair, TransportKind};
-use crate::driver::{for_kind, Capabilities, Driver, DriverError, Marks, VolumeInfo};
+use crate::driver::{snapshot_driver, Capabilities, Driver, DriverError, Marks, VolumeInfo};
 use crate::exec::{ExecError, Executor};
 use crate::model::{snapshot_name, JobAction, Phase};
 use crate::transport::{self, codec, mbuffer};
@@ -14,25 +14,8 @@ use super::assess::{assess, ours, State};
 use super::job::Job;
 use super::retention::{self, after_receive, beyond_keep, Retention};
 use super::tree;
+use super::types::{Options, Replicated};
 use super::Engine;
-
-/// What a successful run did.
-#[derive(Debug, Clone)]
-pub struct Replicated {
-    pub snapshot: String,
-    pub bytes: u64,
-    pub seconds: f64,
-    /// Old ferry snapshots destroyed (or left behind) on each side.
-    pub pruned: Retention,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Receive with -F: roll back changes made on the destination by hand.
-    pub force: bool,
-    /// Reread the replica and resend whatever differs from the source (block volumes).
-    pub repair: bool,
-}
 
 struct Sides {
     driver: &'static dyn Driver,
@@ -48,7 +31,7 @@ struct Sides {
 /// the other side's listing.
 async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
     job.phase(Phase::Inspecting, None);
-    let driver = for_kind(pair.kind);
+    let driver = snapshot_driver(pair.kind)?;
     let source = async {
         let ex = engine.executor(&pair.source.host).await?;
         let (caps, mut info) = caps_and_inspect(engine, driver, &ex, &pair.source)
@@ -224,15 +207,11 @@ async fn drop_orphan(job: &Job, driver: &dyn Driver, ex: &Executor, vol: &Endpoi
 }
 
 pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    if !pair.kind.has_snapshots() {
-        return super::objects::initialize(engine, pair, opts).await;
-    }
-    let job = Job::start(engine, pair, JobAction::Initialize)?;
-    let work = async {
+    Job::run(engine, pair, JobAction::Initialize, async |job| {
         if pair.recursive {
             // the tree's root decides: initialized already is an error as for any pair
             let root = tree::root(pair);
-            let sides = read_sides(engine, &root, &job).await?;
+            let sides = read_sides(engine, &root, job).await?;
             if let State::Synchronized(cp) = assess(&root.fingerprint(), &sides.src_info, &sides.dst_info) {
                 bail!(
                     "pair is already initialized (Synchronized at {}); use `{}`",
@@ -240,14 +219,12 @@ pub async fn initialize(engine: &Engine, pair: &Pair, opts: Options) -> Result<R
                     engine.command("update", Some(pair))
                 );
             }
-            return replicate_tree(engine, pair, &job, opts).await;
+            return replicate_tree(engine, pair, job, opts).await;
         }
-        let sides = read_sides(engine, pair, &job).await?;
-        initialize_sides(engine, pair, &job, opts, sides).await
-    };
-    let result = job.guard(work).await;
-    job.finish(&result);
-    result
+        let sides = read_sides(engine, pair, job).await?;
+        initialize_sides(engine, pair, job, opts, sides).await
+    })
+    .await
 }
 
 /// Every member of a recursive pair's tree brought to a checkpoint of its own, parents first: a
@@ -414,7 +391,7 @@ async fn first_replica(
 
 /// Records the checkpoint with the data: fingerprint, source, lastsnap; readonly on first time.
 async fn record(job: &Job, dst: &Executor, pair: &Pair, snap: &str, first: bool) -> Result<()> {
-    let driver = for_kind(pair.kind);
+    let driver = snapshot_driver(pair.kind)?;
     let (fingerprint, source) = (pair.fingerprint(), pair.source.to_string());
     let marks = Marks {
         fingerprint: &fingerprint,
@@ -450,29 +427,23 @@ async fn take_over_copy(pair: &Pair, job: &Job, sides: &Sides) -> Result<Replica
 }
 
 pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Replicated> {
-    if !pair.kind.has_snapshots() {
-        return super::objects::update(engine, pair, opts).await;
-    }
-    let job = Job::start(engine, pair, JobAction::Update)?;
-    let work = async {
+    Job::run(engine, pair, JobAction::Update, async |job| {
         if pair.recursive {
             // new children are initialized by an update; a tree whose root has no replica yet is not
             let root = tree::root(pair);
-            let sides = read_sides(engine, &root, &job).await?;
+            let sides = read_sides(engine, &root, job).await?;
             if sides.src_info.exists && !sides.dst_info.exists {
                 bail!(
                     "pair is Uninitialized: run `{}` first",
                     engine.command("initialize", Some(pair))
                 );
             }
-            return replicate_tree(engine, pair, &job, opts).await;
+            return replicate_tree(engine, pair, job, opts).await;
         }
-        let sides = read_sides(engine, pair, &job).await?;
-        update_sides(engine, pair, &job, opts, sides).await
-    };
-    let result = job.guard(work).await;
-    job.finish(&result);
-    result
+        let sides = read_sides(engine, pair, job).await?;
+        update_sides(engine, pair, job, opts, sides).await
+    })
+    .await
 }
 
 async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, sides: Sides) -> Result<Replicated> {

@@ -2,20 +2,11 @@
 //! checklist. Every check runs even after one fails, so the operator sees the whole picture.
 
 use crate::config::Pair;
-use crate::driver::{for_kind, Check};
+use crate::driver::{Check, Driver};
 use crate::exec::Executor;
 
+use super::types::{item, Item};
 use super::Engine;
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Item {
-    pub ok: bool,
-    pub what: String,
-    pub detail: String,
-    /// This check found the pair already initialized (the next step is an update).
-    #[serde(skip)]
-    pub initialized: bool,
-}
 
 /// What to run after a setup whose checks all passed, as a command to paste.
 pub fn next_step(engine: &Engine, pair: &Pair, items: &[Item]) -> String {
@@ -33,19 +24,9 @@ fn from_check(c: Check) -> Item {
     item(c.ok, c.what, c.detail)
 }
 
-fn item(ok: bool, what: impl Into<String>, detail: impl Into<String>) -> Item {
-    Item {
-        ok,
-        what: what.into(),
-        detail: detail.into(),
-        initialized: false,
-    }
-}
-
-pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
-    let mut items = Vec::new();
-    let fp = pair.fingerprint();
-    items.push(match engine.state.ensure_pair_dir(&fp) {
+/// The first line of every pair's checklist: its folder in the state dir, written to.
+pub fn state_dir_item(engine: &Engine, pair: &Pair) -> Item {
+    match engine.state.ensure_pair_dir(&pair.fingerprint()) {
         Ok(dir) => match crate::state::files::write_atomic(&dir.join(".write-test"), b"", false) {
             Ok(()) => {
                 let _ = std::fs::remove_file(dir.join(".write-test"));
@@ -54,13 +35,15 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
             Err(e) => item(false, "state dir", format!("{}: {e}", dir.display())),
         },
         Err(e) => item(false, "state dir", format!("{e:#}")),
-    });
-    if !pair.kind.has_snapshots() {
-        return super::objects::setup(engine, pair, items).await;
     }
+}
+
+/// A snapshot pair's checks after `items`: each side's host and tool, the volumes, the programs
+/// the transport needs, and whether the two sides' tools can talk.
+pub async fn setup(engine: &Engine, pair: &Pair, driver: &'static dyn Driver, mut items: Vec<Item>) -> Vec<Item> {
     async fn side<'a>(
         engine: &'a Engine,
-        pair: &'a Pair,
+        driver: &'static dyn Driver,
         label: &'static str,
         vol: &'a crate::config::Endpoint,
     ) -> (Vec<Item>, Option<(Executor, crate::driver::Capabilities)>) {
@@ -82,7 +65,6 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
                 return (out, None);
             }
         };
-        let driver = for_kind(pair.kind);
         let caps = match driver.probe(&ex, vol).await {
             Ok(c) => c,
             Err(e) => {
@@ -94,24 +76,23 @@ pub async fn setup(engine: &Engine, pair: &Pair) -> Vec<Item> {
         (out, Some((ex, caps)))
     }
     let ((s_items, s), (d_items, d)) = tokio::join!(
-        side(engine, pair, "source", &pair.source),
-        side(engine, pair, "destination", &pair.destination)
+        side(engine, driver, "source", &pair.source),
+        side(engine, driver, "destination", &pair.destination)
     );
     items.extend(s_items);
     items.extend(d_items);
     if let (Some((sx, scaps)), Some((dx, dcaps))) = (s, d) {
-        items.extend(volumes(pair, &sx, &dx).await);
+        items.extend(volumes(driver, pair, &sx, &dx).await);
         items.extend(programs(pair, &sx, &dx).await);
-        if let Some(c) = for_kind(pair.kind).compatibility(&scaps, &dcaps) {
+        if let Some(c) = driver.compatibility(&scaps, &dcaps) {
             items.push(from_check(c));
         }
     }
     items
 }
 
-async fn volumes(pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
+async fn volumes(driver: &dyn Driver, pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
     let mut out = Vec::new();
-    let driver = for_kind(pair.kind);
     let src = driver.inspect(sx, &[&pair.source]).await;
     out.push(match src {
         Ok(v) if v[0].exists => item(true, "source volume", pair.source.to_string()),

@@ -4,21 +4,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::config::Pair;
-use crate::driver::for_kind;
-use crate::driver::{Snapshot, VolumeInfo};
-use crate::model::{Checkpoint, JobAction, Kind, StateKind};
-use crate::monitor::{self, nagios::Check, Level};
+use crate::driver::snapshot_driver;
+use crate::driver::VolumeInfo;
+use crate::model::{Checkpoint, JobAction, Kind};
+use crate::monitor::{self, Level};
 use crate::state::last::LastResult;
-use crate::state::lock::{self, LockInfo, LockState};
+use crate::state::lock::{self, LockState};
 use crate::state::progress::Progress;
 use crate::state::{now_unix, StateDir};
 
 use super::assess::{assess_pair, State};
 use super::retention::{self, over_keep};
 use super::tree;
+use super::types::{ChildStatus, PairStatus, RunInfo, RunState};
 use super::Engine;
 
 /// A checkpoint newer than this by the local clock is "from the future" (clocks disagree).
@@ -26,53 +25,6 @@ pub const FUTURE_SLACK_SECS: i64 = 60;
 
 /// How long one host may take to answer a status listing before it shows as unreachable.
 pub const HOST_TIMEOUT: Duration = Duration::from_secs(20);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum RunState {
-    Idle,
-    Running,
-    Initializing,
-    /// A lock left by a job that died.
-    Locked,
-}
-
-impl RunState {
-    pub fn word(self) -> &'static str {
-        match self {
-            RunState::Idle => "Idle",
-            RunState::Running => "Running",
-            RunState::Initializing => "Initializing",
-            RunState::Locked => "Locked",
-        }
-    }
-}
-
-/// What the state dir says about a pair's jobs: no remote command needed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunInfo {
-    pub status: RunState,
-    pub lock: Option<LockInfo>,
-    pub runtime_secs: Option<u64>,
-    pub last: Option<LastResult>,
-    /// Retention runs that left snapshots behind, since the last clean one (`retention.json`).
-    pub retention: Option<retention::Record>,
-    #[serde(skip)]
-    pub progress: Option<Progress>,
-}
-
-impl RunInfo {
-    /// No job, no record: a tree member's (its tree's job is the pair's).
-    pub fn idle() -> RunInfo {
-        RunInfo {
-            status: RunState::Idle,
-            lock: None,
-            runtime_secs: None,
-            last: None,
-            retention: None,
-            progress: None,
-        }
-    }
-}
 
 pub fn run_info(state: &StateDir, pair: &Pair) -> RunInfo {
     let fp = pair.fingerprint();
@@ -148,95 +100,6 @@ pub fn run_info_with(state: &StateDir, pair: &Pair, engine_locks: &HashMap<Strin
         _ => {}
     }
     run
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PairStatus {
-    pub fingerprint: String,
-    pub kind: Kind,
-    pub source: String,
-    pub destination: String,
-    /// Serialised as "Synchronized", "Uninitialized", "Inconsistent", "Unknown".
-    pub state: StateKind,
-    pub reason: Option<String>,
-    pub checkpoint: Option<String>,
-    pub lag_secs: Option<u64>,
-    pub lag_level: Level,
-    pub run_level: Level,
-    /// Three characters. First what is wrong with the pair, worst first: `X` Inconsistent, `?`
-    /// Unknown, `L` locked, `R` retention behind (snapshots beyond `keep`, or failing); then the
-    /// lag flag, then the runtime flag (`+` warning, `!` critical, `-` none).
-    pub flags: String,
-    pub level: Level,
-    /// Our snapshots beyond `keep` on each side (one more is allowed while a job runs); None
-    /// when the sides could not be read.
-    pub source_over_keep: Option<usize>,
-    pub destination_over_keep: Option<usize>,
-    /// Retention has left snapshots behind on more than one run in a row.
-    pub retention_failing: bool,
-    /// What `purge` would destroy now on each side: ferry snapshots beyond `keep`, never the
-    /// checkpoint (empty without one, or when the sides could not be read).
-    pub purgeable_source: Vec<String>,
-    pub purgeable_destination: Vec<String>,
-    /// The source's size where the kind tells it (ZFS `referenced`): about what a full send moves.
-    pub source_bytes: Option<u64>,
-    /// What needs a look besides the state (retention, a checkpoint from the future), one line each.
-    pub warnings: Vec<String>,
-    #[serde(skip)]
-    pub assessed: State,
-    #[serde(flatten)]
-    pub run: RunInfo,
-    /// A recursive pair's members (itself excluded), each with its own state and checkpoint.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<ChildStatus>,
-    #[serde(skip)]
-    pub source_snapshots: Vec<Snapshot>,
-    #[serde(skip)]
-    pub destination_snapshots: Vec<Snapshot>,
-}
-
-impl PairStatus {
-    pub fn check(&self, pair: &Pair) -> Check {
-        let o = &pair.options;
-        let mut summary = self.state.word().to_string();
-        if let Some(r) = &self.reason {
-            summary.push_str(&format!(" ({r})"));
-        }
-        if let Some(lag) = self.lag_secs {
-            summary.push_str(&format!(
-                ", lag {}",
-                crate::config::units::format_duration(Duration::from_secs(lag))
-            ));
-        }
-        if self.run.status != RunState::Idle {
-            summary.push_str(&format!(", {}", self.run.status.word()));
-        }
-        for w in &self.warnings {
-            summary.push_str(&format!(", {w}"));
-        }
-        Check {
-            name: Engine::dest_name(pair),
-            level: self.level,
-            summary,
-            lag: self.lag_secs.map(Duration::from_secs),
-            runtime: self.run.runtime_secs.map(Duration::from_secs),
-            wlag: o.wlag,
-            clag: o.clag,
-            wrun: o.wrun,
-            crun: o.crun,
-        }
-    }
-}
-
-/// One member of a recursive pair's tree, as the pair's status lists it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ChildStatus {
-    pub source: String,
-    pub destination: String,
-    pub state: StateKind,
-    pub reason: Option<String>,
-    pub checkpoint: Option<String>,
-    pub lag_secs: Option<u64>,
 }
 
 /// What a tree's members add to its root's status: the worst state among them, the oldest
@@ -337,7 +200,9 @@ pub fn compose_tree(
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
     };
     let mut warnings = Vec::new();
-    warnings.extend(crate::driver::for_kind(pair.kind).notes(&pair.source));
+    if let Some(d) = crate::driver::for_kind(pair.kind) {
+        warnings.extend(d.notes(&pair.source));
+    }
     let mut children = Vec::new();
     // a tree is as good as its worst member, and as old as its oldest checkpoint
     let mut lag_from = checkpoint.clone();
@@ -467,24 +332,8 @@ type TreeListing = Result<(Vec<Pair>, Vec<String>), String>;
 /// What one host's listing said about each volume asked about.
 type Listing<'a> = HashMap<&'a crate::config::Endpoint, VolumeInfo>;
 
-/// Status of the given pairs, in their order: snapshot kinds with one listing per host, all
-/// hosts at once; object pairs from their state dirs.
-pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
-    let locks = engine_locks(engine).await;
-    let snapshots: Vec<&Pair> = pairs.iter().copied().filter(|p| p.kind.has_snapshots()).collect();
-    let mut listed = snapshot_status(engine, &snapshots, &locks).await.into_iter();
-    pairs
-        .iter()
-        .map(|p| match p.kind.has_snapshots() {
-            true => listed.next(),
-            false => None,
-        })
-        .zip(pairs)
-        .map(|(s, p)| s.unwrap_or_else(|| super::objects::status(engine, p, &locks)))
-        .collect()
-}
-
-async fn snapshot_status(engine: &Engine, pairs: &[&Pair], locks: &HashMap<String, LockState>) -> Vec<PairStatus> {
+/// Status of snapshot pairs, in their order: one listing per host and kind, all hosts at once.
+pub async fn snapshot_status(engine: &Engine, pairs: &[&Pair], locks: &HashMap<String, LockState>) -> Vec<PairStatus> {
     if pairs.is_empty() {
         return Vec::new();
     }
@@ -526,7 +375,7 @@ async fn snapshot_status(engine: &Engine, pairs: &[&Pair], locks: &HashMap<Strin
     let reads = by_host.iter().map(|((host, kind), datasets)| async move {
         let read = async {
             let ex = engine.executor(host).await?;
-            for_kind(*kind).inspect(&ex, datasets).await
+            snapshot_driver(*kind)?.inspect(&ex, datasets).await
         };
         let r = match tokio::time::timeout(HOST_TIMEOUT, read).await {
             Ok(Ok(infos)) => Ok(datasets.iter().cloned().zip(infos).collect::<HashMap<_, _>>()),
@@ -604,6 +453,7 @@ pub fn metrics(state: &StateDir, s: &PairStatus) -> monitor::metrics::PairMetric
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::Snapshot;
 
     fn pair() -> Pair {
         let text = "state_dir = \"/tmp/x\"\n[hosts.store1]\naddress = \"127.0.0.1\"\n\

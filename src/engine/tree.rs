@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use crate::config::Pair;
-use crate::driver::for_kind;
+use crate::driver::snapshot_driver;
 
 use super::Engine;
 
@@ -32,7 +32,7 @@ pub async fn members(engine: &Engine, pair: &Pair) -> Result<Vec<Pair>> {
         return Ok(all);
     }
     let ex = engine.executor(&pair.source.host).await?;
-    let children = for_kind(pair.kind).children(&ex, &pair.source).await?;
+    let children = snapshot_driver(pair.kind)?.children(&ex, &pair.source).await?;
     all.extend(children.iter().filter_map(|c| member(pair, c)));
     Ok(all)
 }
@@ -51,7 +51,7 @@ pub async fn vanished(engine: &Engine, pair: &Pair, members: &[Pair]) -> Result<
         return Ok(Vec::new());
     }
     let ex = engine.executor(&pair.destination.host).await?;
-    let below = for_kind(pair.kind).children(&ex, &pair.destination).await?;
+    let below = snapshot_driver(pair.kind)?.children(&ex, &pair.destination).await?;
     Ok(below
         .into_iter()
         .filter(|d| !members.iter().any(|m| &m.destination.path == d))

@@ -4,37 +4,19 @@
 //! it; btrfs: the snapshot still read-only). A recursive pair verifies every member.
 
 use anyhow::Result;
-use serde::Serialize;
 
 use crate::config::Pair;
-use crate::driver::for_kind;
+use crate::driver::snapshot_driver;
 
 use super::assess::{assess_pair, State};
+use super::types::Verified;
 use super::{tree, Engine};
-
-/// One volume's verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verified {
-    pub destination: String,
-    pub checkpoint: Option<String>,
-    /// What differs; empty when the destination holds exactly its checkpoint.
-    pub differences: Vec<String>,
-}
-
-impl Verified {
-    pub fn ok(&self) -> bool {
-        self.differences.is_empty()
-    }
-}
 
 /// Verifies the pair (each member of a tree).
 pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
-    if !pair.kind.has_snapshots() {
-        return super::objects::verify(engine, pair).await;
-    }
     let members = tree::members(engine, pair).await?;
     let (src, dst) = engine.executors(pair).await?;
-    let driver = for_kind(pair.kind);
+    let driver = snapshot_driver(pair.kind)?;
     let mut out = Vec::new();
     for m in &members {
         let (sl, dl) = ([&m.source], [&m.destination]);

@@ -36,11 +36,13 @@ impl Kind {
         }
     }
 
-    /// Whether the kind's checkpoint is a snapshot both sides hold, replicated through a
-    /// `driver::Driver` on SSH hosts; the object kind keeps a per-key journal instead and goes
-    /// through `engine::objects` against object-store endpoints.
-    pub fn has_snapshots(self) -> bool {
-        !matches!(self, Kind::Object)
+    /// Where the kind's volumes live, which decides the hosts a config may name for them. How
+    /// each kind is replicated is the engine's business (`engine::kind`), not the vocabulary's.
+    pub fn home(self) -> Home {
+        match self {
+            Kind::Zfs | Kind::Btrfs | Kind::Block => Home::Host,
+            Kind::Object => Home::ObjectStore,
+        }
     }
 
     /// The kind a config word names; `None` for a word that names no kind this build supports.
@@ -64,6 +66,15 @@ impl Kind {
             Kind::Object => names::check_bucket_path(path),
         }
     }
+}
+
+/// Where a kind's volumes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// On an SSH host (or this one): a dataset, subvolume, image or device path.
+    Host,
+    /// On an object-store endpoint: a bucket, optionally a prefix in it.
+    ObjectStore,
 }
 
 /// The snapshot name prefix of one pair: `ferry.<fp>.` (every kind names its snapshots so).

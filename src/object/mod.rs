@@ -1,11 +1,12 @@
-//! Object-store (S3) replication core: client wrapper, per-object status journal, sync pass.
-//! Self-contained: the engine, CLI and console wire it in later (issue 11).
+//! Object-store (S3) replication core: the S3 client, opening a volume from the config, the
+//! per-object status journal and the sync pass that `engine::objects` and the cluster engine drive.
 
 pub mod bwlimit;
 pub mod checkpoint;
 pub mod client;
 pub mod copy;
 pub mod creds;
+pub mod open;
 pub mod options;
 pub mod raw;
 pub mod records;

@@ -12,7 +12,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
 use crate::config::{Pair, LOCAL};
-use crate::engine::status::{self, RunInfo, RunState};
+use crate::engine::status;
+use crate::engine::types::{RunInfo, RunState};
 use crate::engine::{hosts, Engine};
 use crate::state::last::LastResult;
 
@@ -213,7 +214,7 @@ async fn status_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, refresh: A
             return;
         }
         let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
-        let st = status::status(&engine, &pairs).await;
+        let st = crate::engine::kind::status(&engine, &pairs).await;
         // a status of the old config must not land on the new one's pairs
         if stop.load(Ordering::Relaxed) || tx.send(Event::Status(st)).is_err() {
             return;

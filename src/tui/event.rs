@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::engine::status::{PairStatus, RunInfo};
+use crate::engine::types::{PairStatus, RunInfo};
 
 /// A config read again from its file, with the bytes it was read from (to notice the next change).
 #[derive(Debug, Clone)]

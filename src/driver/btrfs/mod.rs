@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn the_kind_dispatches_to_its_driver() {
-        let d = for_kind(Kind::Btrfs);
+        let d = for_kind(Kind::Btrfs).unwrap();
         assert_eq!(d.kind(), Kind::Btrfs);
         let marks = Marks {
             fingerprint: "ab",

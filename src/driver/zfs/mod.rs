@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn the_kind_dispatches_to_its_driver() {
-        let d = for_kind(Kind::Zfs);
+        let d = for_kind(Kind::Zfs).unwrap();
         assert_eq!(d.kind(), Kind::Zfs);
         assert_eq!(d.caps_scope(&Endpoint::local("tank/a/b")), "tank");
         let marks = Marks {

@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::config::Cluster;
+use crate::engine::kind::for_kind;
 use crate::object::client::{Client, ObjectAttrs, ObjectInfo};
 
 use super::run::{open_volumes, Volume};
@@ -72,7 +73,7 @@ async fn content_hash(c: &Client, key: &str) -> Result<u128> {
 }
 
 fn objects_only(cluster: &Cluster) -> Result<()> {
-    if cluster.volumes.iter().any(|v| v.kind.has_snapshots()) {
+    if cluster.volumes.iter().any(|v| for_kind(v.kind).snapshots().is_some()) {
         bail!(
             "cluster {}: diverge and reconcile compare object volumes; its snapshot volumes are replicated as pairs (`ferry verify`)",
             cluster.name

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::config::{Cluster, Pair};
+use crate::engine::kind::for_kind;
 use crate::model::Kind;
 use crate::object::status::{now_ms, Op};
 
@@ -31,7 +32,7 @@ pub fn is_round(cluster: &Cluster, c: &Change) -> bool {
             && cluster
                 .volumes
                 .iter()
-                .any(|v| v.at.to_string() == c.origin && v.kind.has_snapshots()))
+                .any(|v| v.at.to_string() == c.origin && for_kind(v.kind).snapshots().is_some()))
 }
 
 /// The pair that replicates `source` into `replica` (the config's defaults as its options).
@@ -55,7 +56,7 @@ pub fn fanouts(cluster: &Cluster) -> Vec<(String, Kind, Vec<String>)> {
     cluster
         .volumes
         .iter()
-        .filter(|v| v.kind.has_snapshots() && v.listen)
+        .filter(|v| for_kind(v.kind).snapshots().is_some() && v.listen)
         .map(|s| {
             let replicas = cluster
                 .volumes
@@ -128,8 +129,9 @@ pub async fn cycle(
 
 /// `initialize` while the replica does not exist, `update` after.
 async fn replicate(engine: &Engine, pair: &Pair) -> Result<String> {
-    use crate::engine::replicate::{initialize, update, Options};
-    let st = crate::engine::status::status(engine, &[pair]).await;
+    use crate::engine::kind::{initialize, update};
+    use crate::engine::types::Options;
+    let st = crate::engine::kind::status(engine, &[pair]).await;
     let uninitialized = st
         .first()
         .is_some_and(|s| s.state == crate::model::StateKind::Uninitialized);

@@ -13,6 +13,7 @@ use futures::StreamExt;
 
 use crate::config::{Cluster, Coordination};
 use crate::coord::worker;
+use crate::engine::kind::for_kind;
 use crate::object::bwlimit::RateLimit;
 use crate::object::client::{Client, ClientError, ObjectAttrs, ObjectInfo, Stat};
 use crate::object::status::{now_ms, Op};
@@ -49,9 +50,9 @@ pub fn open_volumes(engine: &Engine, cluster: &Cluster) -> Result<Vec<Volume>> {
     cluster
         .volumes
         .iter()
-        .filter(|v| !v.kind.has_snapshots())
+        .filter(|v| for_kind(v.kind).objects().is_some())
         .map(|v| {
-            let client = crate::driver::object::open(&engine.config, &v.at)
+            let client = crate::object::open::open(&engine.config, &v.at)
                 .with_context(|| format!("cluster {}: volume {}", cluster.name, v.at))?;
             Ok(Volume {
                 name: v.at.to_string(),

@@ -11,7 +11,7 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, Mous
 use ratatui::layout::Rect;
 
 use crate::config::{Config, Pair};
-use crate::engine::status::{PairStatus, RunInfo, RunState};
+use crate::engine::types::{PairStatus, RunInfo, RunState};
 use crate::engine::Engine;
 use crate::monitor::Level;
 

@@ -10,7 +10,7 @@ use ratatui::Frame;
 use crate::config::units::format_bytes;
 use crate::driver::Snapshot;
 use crate::engine::retention::Record;
-use crate::engine::status::PairStatus;
+use crate::engine::types::PairStatus;
 
 use super::super::app::App;
 use super::super::format::{level_style, secs};

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::engine::status::RunState;
+use crate::engine::types::RunState;
 use crate::monitor::Level;
 
 use super::super::app::App;
