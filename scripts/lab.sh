@@ -64,7 +64,7 @@ zfs list -H -o name "$dst/replica" >/dev/null 2>&1 || zfs create "$dst/replica"
 
 # ssh logs in as a plain account (uid 0, /bin/sh, its own home), not root: root's shell here runs
 # `pyenv init` on every command (about 240 ms), which would hide ferry's own cost. The same account
-# as tests/common/sshd.rs, added once under the same lock.
+# as tests/it/common/sshd.rs, added once under the same lock.
 lab_user=ferrylab
 lab_home=/var/lib/ferrylab
 (

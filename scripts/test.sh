@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
-# The OpenZFS lab's image (tests/openzfs.rs): built once per machine into the cache outside the
+# The OpenZFS lab's image (tests/it/openzfs.rs): built once per machine into the cache outside the
 # clone (about 8 minutes here, mostly the DKMS compile); a no-op when cached.
 bash scripts/openzfs-lab.sh build
 
