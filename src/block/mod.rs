@@ -18,24 +18,17 @@ pub use hash::{Digest, HashAlgo};
 pub use manifest::{Manifest, ManifestError};
 pub use scan::{scan, scan_with, ScanStats};
 
-/// The default change-detection granularity: 4 KiB, the unit VMs and filesystems write in.
-/// Chosen by measurement: scattered 4 KiB writes dirty a whole chunk each, so larger chunks
-/// multiply the bytes sent (16× at 64 KiB), while scripts/bench-block.sh shows xxh3 scanning
-/// 4 KiB chunks at or above b3sum's single-thread rate per core.
-pub const DEFAULT_CHUNK: u32 = 4096;
+pub use crate::model::chunk::{chunk_size_ok, CHUNK_GRANULE, DEFAULT_CHUNK, MAX_CHUNK};
+
 /// The default chunk hash, chosen by measurement (scripts/bench-block.sh, 2 cores): xxh3-128
 /// scans 4 KiB chunks at ~1.0–1.3× `b3sum --num-threads 1` per CPU-second; BLAKE3 reaches only
 /// ~0.5× at 4 KiB (one small input fills few SIMD lanes) and ~0.7–0.8× at 64 KiB. BLAKE3 stays
 /// selectable where a tampering-proof comparison matters more than scan speed.
 pub const DEFAULT_ALGO: HashAlgo = HashAlgo::Xxh3;
-/// Chunk sizes are multiples of this (the smallest, and the usual page and sector size).
-pub const CHUNK_GRANULE: u32 = 4096;
-/// The largest chunk size accepted (bounds what one chunk frame or journal record may carry).
-pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
 
 /// Checks a chunk size: a non-zero multiple of 4 KiB, at most `MAX_CHUNK`.
 pub fn check_chunk_size(size: u32) -> Result<(), ManifestError> {
-    if size == 0 || !size.is_multiple_of(CHUNK_GRANULE) || size > MAX_CHUNK {
+    if !chunk_size_ok(size) {
         return Err(ManifestError::BadChunkSize { size });
     }
     Ok(())

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::error::ConfigError;
 use super::import::{host_names, toml_str};
-use super::load::ConfigError;
 use super::names;
 
 fn err(file: &Path, line: usize, key: &str, message: String) -> ConfigError {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::load::{check_key, expand_home, ConfigError};
+use super::error::{check_key, expand_home, ConfigError};
 use super::model::*;
 use super::names;
 use super::tree::{Cx, Scalar, Table};
@@ -665,7 +665,7 @@ impl Cx<'_> {
             },
         };
         let chunk = match &e.chunk {
-            None => crate::block::DEFAULT_CHUNK,
+            None => crate::model::chunk::DEFAULT_CHUNK,
             Some(c) => {
                 let parsed = match c.get_ref() {
                     Scalar::Int(n) => units::parse_size(&n.to_string()),
@@ -674,18 +674,18 @@ impl Cx<'_> {
                 match parsed.and_then(|n| {
                     u32::try_from(n)
                         .ok()
-                        .filter(|n| crate::block::check_chunk_size(*n).is_ok())
+                        .filter(|n| crate::model::chunk::chunk_size_ok(*n))
                         .ok_or_else(|| {
                             format!(
                                 "chunk must be a multiple of 4K between 4K and {}M",
-                                crate::block::MAX_CHUNK >> 20
+                                crate::model::chunk::MAX_CHUNK >> 20
                             )
                         })
                 }) {
                     Ok(n) => n,
                     Err(m) => {
                         self.report(self.err(c.span(), "chunk", &m));
-                        crate::block::DEFAULT_CHUNK
+                        crate::model::chunk::DEFAULT_CHUNK
                     }
                 }
             }

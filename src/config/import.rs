@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::load::ConfigError;
+use super::error::ConfigError;
 use super::names;
 
 /// The options of a zettabee pair line: zettabee's own (transport, port, sshport, sshkey, wlag,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::error::{expand_home, ConfigError, ConfigErrors};
 use super::fields::RawEntry;
 use super::model::*;
 use super::names;
@@ -13,110 +14,6 @@ use super::overlap;
 use super::read;
 use super::tree::{Cx, Table};
 use crate::model::Home;
-
-/// A config error: where it is and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub key: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else if self.key.is_empty() {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}: key `{}`: {}",
-                self.file.display(),
-                self.line,
-                self.key,
-                self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Every error of one config file, in file order; never empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors {
-    pub errors: Vec<ConfigError>,
-}
-
-impl ConfigErrors {
-    fn one(e: ConfigError) -> Self {
-        ConfigErrors { errors: vec![e] }
-    }
-
-    /// The first error (file order).
-    pub fn first(&self) -> &ConfigError {
-        &self.errors[0]
-    }
-}
-
-/// One error per line; more than one ends with the count.
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        if self.errors.len() > 1 {
-            write!(f, "\n{} errors in the config", self.errors.len())?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// "u", "U", "?", "enter", "ctrl-r", "alt-x", "f5": one key, optionally with one modifier.
-pub fn check_key(spec: &str) -> Result<(), String> {
-    let base = ["ctrl-", "alt-", "shift-"]
-        .iter()
-        .find_map(|m| spec.strip_prefix(m))
-        .unwrap_or(spec);
-    let named = [
-        "enter",
-        "esc",
-        "tab",
-        "backtab",
-        "space",
-        "up",
-        "down",
-        "left",
-        "right",
-        "home",
-        "end",
-        "pageup",
-        "pagedown",
-        "delete",
-        "backspace",
-        "insert",
-    ];
-    let ok = base.chars().count() == 1
-        || named.contains(&base)
-        || base
-            .strip_prefix('f')
-            .and_then(|n| n.parse::<u8>().ok())
-            .is_some_and(|n| (1..=12).contains(&n));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{spec:?} is not a key (a character, enter, esc, tab, space, arrows, f1..f12, with ctrl-/alt-/shift-)"
-        ))
-    }
-}
 
 const TOP_KEYS: &[&str] = &[
     "state_dir",
@@ -823,14 +720,4 @@ fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
         "kind",
         &format!("unknown kind {:?} (zfs, btrfs, block, object)", k.get_ref()),
     ))
-}
-
-/// Expands a leading `~/` to the home directory.
-pub fn expand_home(p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = dirs::home_dir() {
-            return home.join(rest);
-        }
-    }
-    PathBuf::from(p)
 }

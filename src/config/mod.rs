@@ -1,6 +1,7 @@
 //! Configuration: the TOML model, its validation, and the units and names it accepts.
 
 pub mod copycat;
+mod error;
 mod fields;
 pub mod import;
 mod load;
@@ -11,6 +12,7 @@ mod read;
 mod tree;
 pub mod units;
 
-pub use load::{check_key, expand_home, found_by_default, load, locate, parse, ConfigError, ConfigErrors};
+pub use error::{check_key, expand_home, ConfigError, ConfigErrors};
+pub use load::{found_by_default, load, locate, parse};
 pub use model::*;
 pub use read::MAX_CONFIG_BYTES;

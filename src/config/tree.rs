@@ -8,7 +8,7 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::load::ConfigError;
+use super::error::ConfigError;
 
 /// Integers or strings, as operators write `wlag = "2h"` or `wlag = 7200`.
 #[derive(Debug, Clone)]

@@ -76,6 +76,18 @@ pub async fn engine_locks(engine: &Engine) -> HashMap<String, LockState> {
     locks
 }
 
+/// The coordination engine's locks, read on this thread (a blocking request: for callers off
+/// the runtime's threads, as the console's collector is); empty when none is configured or it
+/// cannot be asked (the console then shows this host's locks, and says nothing on its screen).
+pub fn coordinated_locks(engine: &Engine) -> HashMap<String, LockState> {
+    engine
+        .config
+        .coordination
+        .as_ref()
+        .and_then(|c| crate::coord::pair_lock::all(c).ok())
+        .unwrap_or_default()
+}
+
 /// `run_info` with the engine's view: a pair idle here may be run, or left locked, by another
 /// instance.
 pub fn run_info_with(state: &StateDir, pair: &Pair, engine_locks: &HashMap<String, LockState>) -> RunInfo {

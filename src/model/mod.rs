@@ -2,6 +2,7 @@
 //! name rules, and the names ferry gives its own snapshots.
 
 pub mod action;
+pub mod chunk;
 pub mod names;
 pub mod phase;
 pub mod state;

@@ -277,12 +277,7 @@ fn poll_runs(
 ) -> Vec<RunInfo> {
     let locked = engine.state.locked_pairs();
     // other instances' jobs, when instances coordinate; the engine down shows this host's only
-    let remote = engine
-        .config
-        .coordination
-        .as_ref()
-        .and_then(|c| crate::coord::pair_lock::all(c).ok())
-        .unwrap_or_default();
+    let remote = status::coordinated_locks(engine);
     engine
         .config
         .pairs

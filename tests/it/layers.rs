@@ -39,13 +39,6 @@ fn allowed(from: &str, to: &str) -> bool {
     }
 }
 
-/// Circles the redesign of issue 18 breaks, named so the list can only shrink: a circle not
-/// listed fails, and a listed one that is gone fails too (take it off the list).
-const KNOWN_CIRCLES: &[&[&str]] = &[&["config::fields", "config::load", "config::overlap", "config::tree"]];
-
-/// Imports against the order that the redesign removes; same rule as the circles.
-const KNOWN_CROSSINGS: &[(&str, &str)] = &[("config::fields", "block"), ("tui::collect", "coord")];
-
 type Module = Vec<String>;
 
 fn module_of(src: &Path, file: &Path) -> Module {
@@ -344,30 +337,16 @@ fn imports_follow_the_layers() {
             }
         }
     }
-    let known: BTreeSet<(String, String)> = KNOWN_CROSSINGS
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let new: Vec<_> = crossings.difference(&known).collect();
-    assert!(new.is_empty(), "imports against the layers of src/lib.rs: {new:?}");
-    let gone: Vec<_> = known.difference(&crossings).collect();
     assert!(
-        gone.is_empty(),
-        "no longer crossing, take them off KNOWN_CROSSINGS: {gone:?}"
+        crossings.is_empty(),
+        "imports against the layers of src/lib.rs: {crossings:?}"
     );
 }
 
 #[test]
 fn no_import_circle_between_files() {
     let found: BTreeSet<BTreeSet<String>> = circles(&siblings(&graph())).into_iter().collect();
-    let known: BTreeSet<BTreeSet<String>> = KNOWN_CIRCLES
-        .iter()
-        .map(|c| c.iter().map(|s| s.to_string()).collect())
-        .collect();
-    let new: Vec<_> = found.difference(&known).collect();
-    assert!(new.is_empty(), "import circles: {new:?}");
-    let gone: Vec<_> = known.difference(&found).collect();
-    assert!(gone.is_empty(), "circles broken, take them off KNOWN_CIRCLES: {gone:?}");
+    assert!(found.is_empty(), "import circles between files: {found:?}");
 }
 
 #[test]
