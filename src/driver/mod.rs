@@ -149,8 +149,28 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Storage a host serves, for the hosts view: (name, size, allocated, health).
-pub type Storage = (String, String, String, String);
+/// Storage a host serves (a ZFS pool, a btrfs filesystem), for the hosts view; figures as the
+/// kind's tools print them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    /// The pool's name, or the filesystem's mount point.
+    pub name: String,
+    pub size: String,
+    pub allocated: String,
+    /// The pool's health (`ONLINE`, `DEGRADED`, …); `-` where the kind has none.
+    pub health: String,
+}
+
+impl Storage {
+    pub fn new(name: &str, size: &str, allocated: &str, health: &str) -> Storage {
+        Storage {
+            name: name.to_string(),
+            size: size.to_string(),
+            allocated: allocated.to_string(),
+            health: health.to_string(),
+        }
+    }
+}
 
 /// Taking over another tool's replica (`adopt`): both sides' executors and listings.
 pub struct Adoption<'a> {

@@ -1,19 +1,22 @@
 //! Host health for the console: reachability, round trip of one command, and the storage served
 //! for each kind of volume the host's pairs use.
 
+use crate::driver::Storage;
 use std::time::{Duration, Instant};
 
 use super::Engine;
 
+/// One host as a probe found it, and as the console's hosts view shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostReport {
     pub name: String,
     pub address: String,
+    /// Round trip of one command; None while unknown or unreachable.
     pub rtt: Option<Duration>,
     pub error: Option<String>,
-    /// (name, size, allocated, health), the ones the pairs use first.
-    pub pools: Vec<(String, String, String, String)>,
-    /// How many of `pools` (the first ones) hold a pair's volume.
+    /// The storage the host serves, the ones the pairs use first.
+    pub pools: Vec<Storage>,
+    /// How many of `pools` (the first ones) hold a pair's volume (0: show them all).
     pub used_pools: usize,
 }
 
@@ -24,11 +27,7 @@ fn holds(name: &str, path: &str) -> bool {
 
 /// The pools the pairs on `host` use first (in the host's order), then the others; and how many
 /// are used.
-pub fn used_first(
-    engine: &Engine,
-    host: &str,
-    pools: Vec<(String, String, String, String)>,
-) -> (Vec<(String, String, String, String)>, usize) {
+pub fn used_first(engine: &Engine, host: &str, pools: Vec<Storage>) -> (Vec<Storage>, usize) {
     let paths: Vec<&str> = engine
         .config
         .pairs
@@ -41,12 +40,12 @@ pub fn used_first(
     let owner = |path: &str| {
         pools
             .iter()
-            .filter(|p| holds(&p.0, path))
-            .max_by_key(|p| p.0.len())
-            .map(|p| p.0.clone())
+            .filter(|p| holds(&p.name, path))
+            .max_by_key(|p| p.name.len())
+            .map(|p| p.name.clone())
     };
     let used: Vec<String> = paths.iter().filter_map(|p| owner(p)).collect();
-    let (mut first, rest): (Vec<_>, Vec<_>) = pools.into_iter().partition(|p| used.contains(&p.0));
+    let (mut first, rest): (Vec<_>, Vec<_>) = pools.into_iter().partition(|p| used.contains(&p.name));
     let n = first.len();
     first.extend(rest);
     (first, n)
@@ -107,9 +106,9 @@ mod tests {
         )
         .unwrap();
         let engine = Engine::new(c, Some(std::env::temp_dir()), false);
-        let p = |n: &str| (n.to_string(), "1G".to_string(), "0".to_string(), "ONLINE".to_string());
+        let p = |n: &str| Storage::new(n, "1G", "0", "ONLINE");
         let (pools, used) = used_first(&engine, "s", vec![p("aaa"), p("/"), p("/mnt/b"), p("tank"), p("tankx")]);
-        let names: Vec<&str> = pools.iter().map(|x| x.0.as_str()).collect();
+        let names: Vec<&str> = pools.iter().map(|x| x.name.as_str()).collect();
         assert_eq!(names, ["/mnt/b", "tank", "aaa", "/", "tankx"]);
         assert_eq!(used, 2, "the most specific mount holds a path; tankx is not tank");
     }

@@ -18,7 +18,7 @@ use crate::engine::{hosts, Engine};
 use crate::state::last::LastResult;
 
 use super::app::Command;
-use super::event::{Event, HostView, Loaded, SystemView};
+use super::event::{Event, Loaded, SystemView};
 use super::launch;
 
 /// How often the state dir is polled for jobs: twice as often as progress is written is not
@@ -328,18 +328,7 @@ async fn hosts_loop(engine: Arc<Engine>, tx: UnboundedSender<Event>, stop: Arc<A
             return;
         }
         let reports = futures::future::join_all(names.iter().map(|h| hosts::probe(&engine, h))).await;
-        let views = reports
-            .into_iter()
-            .map(|r| HostView {
-                name: r.name,
-                address: r.address,
-                rtt: r.rtt,
-                error: r.error,
-                pools: r.pools,
-                used_pools: r.used_pools,
-            })
-            .collect();
-        if tx.send(Event::Hosts(views)).is_err() {
+        if tx.send(Event::Hosts(reports)).is_err() {
             return;
         }
     }

@@ -2,9 +2,9 @@
 //! report. The run loop renders only after an event changed something (coalesced per batch).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::Config;
+use crate::engine::hosts::HostReport;
 use crate::engine::types::{PairStatus, RunInfo};
 
 /// A config read again from its file, with the bytes it was read from (to notice the next change).
@@ -21,20 +21,6 @@ impl PartialEq for Loaded {
 }
 
 impl Eq for Loaded {}
-
-/// One host as the hosts view shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostView {
-    pub name: String,
-    pub address: String,
-    /// Round trip of one command; None while unknown or unreachable.
-    pub rtt: Option<Duration>,
-    pub error: Option<String>,
-    /// (name, size, allocated, health) of each pool, the ones the pairs use first.
-    pub pools: Vec<(String, String, String, String)>,
-    /// How many of `pools` hold a pair's volume (0: show them all).
-    pub used_pools: usize,
-}
 
 /// This machine's figures (sysinfo), rates per second.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,7 +43,7 @@ pub enum Event {
     Status(Vec<PairStatus>),
     /// Lock and progress of every pair (config order), from the state dir: cheap, frequent.
     Runs(Vec<RunInfo>),
-    Hosts(Vec<HostView>),
+    Hosts(Vec<HostReport>),
     /// Each `[[cluster]]`'s status (config order), from its persist path.
     Clusters(Vec<crate::engine::cluster::report::ClusterStatus>),
     System(SystemView),

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ferry::config::Config;
 use ferry::driver::Snapshot;
+use ferry::driver::Storage;
+use ferry::engine::hosts::HostReport;
 use ferry::engine::types::{PairStatus, RunInfo, RunState};
 use ferry::model::JobAction;
 use ferry::monitor::Level;
@@ -13,7 +15,7 @@ use ferry::state::last::LastResult;
 use ferry::state::lock::LockInfo;
 use ferry::state::progress::Progress;
 use ferry::tui::app::{App, Command, View};
-use ferry::tui::event::{Event, HostView, SystemView};
+use ferry::tui::event::{Event, SystemView};
 use ferry::tui::theme::Theme;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -415,20 +417,20 @@ fn filter_and_sort() {
 fn hosts_and_clusters_views() {
     let mut a = app();
     a.handle(Event::Hosts(vec![
-        HostView {
+        HostReport {
             name: "store1".into(),
             address: "192.0.2.10:22".into(),
             rtt: Some(std::time::Duration::from_millis(112)),
             error: None,
             // the pairs' pool first (the engine sorts them so), two others counted
             pools: vec![
-                ("tank".into(), "1.98G".into(), "512M".into(), "ONLINE".into()),
-                ("scratch".into(), "100G".into(), "1G".into(), "ONLINE".into()),
-                ("rpool".into(), "20G".into(), "9G".into(), "ONLINE".into()),
+                Storage::new("tank", "1.98G", "512M", "ONLINE"),
+                Storage::new("scratch", "100G", "1G", "ONLINE"),
+                Storage::new("rpool", "20G", "9G", "ONLINE"),
             ],
             used_pools: 1,
         },
-        HostView {
+        HostReport {
             name: "store2".into(),
             address: "192.0.2.11:22".into(),
             rtt: None,

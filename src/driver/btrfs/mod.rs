@@ -143,7 +143,7 @@ impl Btrfs {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 3).then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string(), "-".to_string()))
+                (f.len() >= 3).then(|| Storage::new(f[0], f[1], f[2], "-"))
             })
             .collect())
     }

@@ -138,7 +138,7 @@ impl Zfs {
         )
     }
 
-    /// (name, size, allocated, health) of every pool on the host.
+    /// Every pool on the host: name, size, allocated, health.
     pub async fn pools(&self, ex: &Executor) -> Result<Vec<Storage>> {
         let out = ex.run_ok(&commands::pools()).await?;
         Ok(out
@@ -146,7 +146,7 @@ impl Zfs {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                (f.len() >= 4).then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].to_string()))
+                (f.len() >= 4).then(|| Storage::new(f[0], f[1], f[2], f[3]))
             })
             .collect())
     }

@@ -15,9 +15,10 @@ use crate::engine::types::{PairStatus, RunInfo, RunState};
 use crate::engine::Engine;
 use crate::monitor::Level;
 
-use super::event::{Event, HostView, SystemView};
+use super::event::{Event, SystemView};
 use super::keys::{Act, KeyMap};
 use super::theme::Theme;
+use crate::engine::hosts::HostReport;
 use crate::model::JobAction;
 
 mod dialog;
@@ -83,7 +84,7 @@ pub struct App {
     pub detail: bool,
     pub help: bool,
     pub dialog: Option<Dialog>,
-    pub hosts: Vec<HostView>,
+    pub hosts: Vec<HostReport>,
     /// What each cluster's persist path says (config order), once read.
     pub clusters: Vec<crate::engine::cluster::report::ClusterStatus>,
     pub system: Option<SystemView>,

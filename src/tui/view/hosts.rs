@@ -42,7 +42,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 .pools
                 .iter()
                 .take(shown)
-                .map(|(n, size, alloc, health)| format!("{n} {alloc}/{size} {health}"))
+                .map(|p| format!("{} {}/{} {}", p.name, p.allocated, p.size, p.health))
                 .collect();
             if h.pools.len() > shown {
                 all.push(format!("+{} more", h.pools.len() - shown));
