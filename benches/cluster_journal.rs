@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
-use ferry::engine::cluster::journal::{path_in, Journal, Seen, Version};
-use ferry::object::status::Op;
+use ferry::state::cluster_journal::{path_in, Journal, Seen, Version};
+use ferry::state::object_journal::Op;
 
 fn var(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -15,9 +15,9 @@ use crate::model::{Checkpoint, JobAction, Phase};
 use crate::object::bwlimit::RateLimit;
 use crate::object::client::ObjectInfo;
 use crate::object::open as endpoints;
-use crate::object::status::State as EntryState;
 use crate::object::sync::{self, PassProgress, PassReport, Scope, SyncOptions};
 use crate::state::lock::{self, LockState};
+use crate::state::object_journal::State as EntryState;
 
 use super::assess::State;
 use super::job::Job;
@@ -64,7 +64,7 @@ fn checkpoint_and_unlisted(engine: &Engine, pair: &Pair) -> Result<Option<(Check
         return Ok(None);
     }
     let cp = crate::object::checkpoint::Checkpoint::load(&cp_path)?;
-    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
+    let journal = crate::state::object_journal::Journal::open_read(&sync::journal_path(&dir))?;
     let listed = cp.listed_ms.unwrap_or(0);
     let oldest = journal.unfinished().iter().map(|e| e.enqueued_ms).min();
     let at_ms = oldest.map_or(listed, |o| o.min(listed));
@@ -210,7 +210,7 @@ pub fn objects(engine: &Engine, pair: &Pair, failed_only: bool) -> Result<Vec<Ob
             engine.command("initialize", Some(pair))
         );
     }
-    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
+    let journal = crate::state::object_journal::Journal::open_read(&sync::journal_path(&dir))?;
     let unfinished = journal.unfinished();
     let mut out: Vec<ObjectStatus> = unfinished
         .iter()
@@ -250,7 +250,7 @@ pub fn status(engine: &Engine, pair: &Pair, locks: &HashMap<String, LockState>) 
         Ok(Some((cp, odd))) => {
             unlisted = odd;
             let dir = state_dir(engine, pair);
-            let (failed, pending) = match crate::object::status::Journal::open_read(&sync::journal_path(&dir)) {
+            let (failed, pending) = match crate::state::object_journal::Journal::open_read(&sync::journal_path(&dir)) {
                 Ok(j) => (j.failed().len(), j.pending().len()),
                 Err(_) => (0, 0),
             };
@@ -351,7 +351,7 @@ pub async fn verify(engine: &Engine, pair: &Pair) -> Result<Vec<Verified>> {
     let (src_listing, dst_listing) = futures::try_join!(src.list(), dst.list())?;
     let listed: std::collections::BTreeMap<String, ObjectInfo> =
         dst_listing.objects.into_iter().map(|o| (o.key.clone(), o)).collect();
-    let journal = crate::object::status::Journal::open_read(&sync::journal_path(&dir))?;
+    let journal = crate::state::object_journal::Journal::open_read(&sync::journal_path(&dir))?;
     let unfinished = journal.unfinished();
     let busy: std::collections::HashSet<&str> = unfinished.iter().map(|e| e.key.as_str()).collect();
     let mut diffs = Vec::new();

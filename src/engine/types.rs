@@ -234,9 +234,9 @@ pub struct ChildStatus {
 pub struct ObjectStatus {
     pub key: String,
     /// PENDING, COMPLETED or FAILED.
-    pub state: crate::object::status::State,
+    pub state: crate::state::object_journal::State,
     /// What the change does: "put" or "delete" (none for a COMPLETED key at rest).
-    pub op: Option<crate::object::status::Op>,
+    pub op: Option<crate::state::object_journal::Op>,
     pub retries: u32,
     pub reason: Option<String>,
     /// Unix milliseconds: when the change was journaled; when a FAILED one is retried next.
@@ -245,7 +245,7 @@ pub struct ObjectStatus {
 }
 
 impl ObjectStatus {
-    pub fn of(e: &crate::object::status::Entry) -> ObjectStatus {
+    pub fn of(e: &crate::state::object_journal::Entry) -> ObjectStatus {
         ObjectStatus {
             key: e.key.clone(),
             state: e.state.clone(),
@@ -253,7 +253,7 @@ impl ObjectStatus {
             retries: e.retries,
             reason: e.reason.clone(),
             enqueued_ms: Some(e.enqueued_ms),
-            next_retry_ms: (e.state == crate::object::status::State::Failed).then_some(e.next_retry_ms),
+            next_retry_ms: (e.state == crate::state::object_journal::State::Failed).then_some(e.next_retry_ms),
         }
     }
 }

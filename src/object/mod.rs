@@ -1,5 +1,5 @@
-//! Object-store (S3) replication core: the S3 client, opening a volume from the config, the
-//! per-object status journal and the sync pass that `engine::objects` and the cluster engine drive.
+//! Object-store (S3) replication core: the S3 client, opening a volume from the config, and the
+//! sync pass (journaled in `state::object_journal`) that `engine::objects` drives.
 
 pub mod bwlimit;
 pub mod checkpoint;
@@ -9,6 +9,4 @@ pub mod creds;
 pub mod open;
 pub mod options;
 pub mod raw;
-pub mod records;
-pub mod status;
 pub mod sync;

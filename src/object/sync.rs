@@ -17,7 +17,7 @@ use futures::StreamExt;
 use super::checkpoint::{Checkpoint, CheckpointError, Copied};
 use super::client::{Client, ClientError, ObjectInfo};
 pub use super::options::{PassProgress, SyncOptions};
-use super::status::{now_ms, Entry, Journal, JournalError, Op};
+use crate::state::object_journal::{now_ms, Entry, Journal, JournalError, Op};
 
 /// Which listings a pass compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,12 +1,18 @@
 //! The state dir: one folder per pair fingerprint holding its lock, log, progress and last result.
 //! Every file here is readable by any process, so `runstatus` and the console see every job.
+//! Every durable record ferry keeps lives in this layer: the checksummed record file (`records`)
+//! and the two journals written in it, an object pair's per-key status (`object_journal`) and a
+//! cluster's change journal (`cluster_journal`).
 
 pub mod caps;
+pub mod cluster_journal;
 pub mod files;
 pub mod last;
 pub mod lock;
 pub mod log;
+pub mod object_journal;
 pub mod progress;
+pub mod records;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};

@@ -373,7 +373,7 @@ fn the_checker_sees_what_it_checks() {
     // and the graph has the edges a reader sees
     let g = graph();
     let run = g.edges.get(&me).expect("engine::cluster::run imports");
-    assert!(run.contains(&vec!["engine".to_string(), "cluster".into(), "journal".into()]));
+    assert!(run.contains(&vec!["state".to_string(), "cluster_journal".into()]));
     assert!(
         g.edges.values().map(BTreeSet::len).sum::<usize>() > 300,
         "too few imports found"

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry::object::status::{Journal, Op, State};
+use ferry::state::object_journal::{Journal, Op, State};
 
 const CHILD_ENV: &str = "FERRY_OBJECT_KILL_CHILD";
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferry::object::bwlimit::RateLimit;
 use ferry::object::client::{Client, ObjectAttrs};
-use ferry::object::status::{Journal, State};
 use ferry::object::sync::{journal_path, Pair, Scope, SyncOptions};
+use ferry::state::object_journal::{Journal, State};
 use futures::StreamExt;
 use object_util::{bytes, require_s3s_fs, S3Server};
 

@@ -13,15 +13,12 @@ use anyhow::Result;
 use crate::config::{Cluster, Pair};
 use crate::engine::kind::for_kind;
 use crate::model::Kind;
-use crate::object::status::{now_ms, Op};
+use crate::state::object_journal::{now_ms, Op};
 
-use super::journal::{Change, Journal, Seen};
 use super::Engine;
+use crate::state::cluster_journal::{Change, Journal, Seen};
 
-/// The key a fan-out round is journaled under: for people reading the journal only. A round is
-/// told from an object's change by its `round` mark, never by its key (an object may be named
-/// anything, this too).
-pub const CHECKPOINT_KEY: &str = "@checkpoint";
+pub use crate::state::cluster_journal::CHECKPOINT_KEY;
 
 /// Whether `c` is a fan-out round of one of `cluster`'s snapshot sources. Journals written before
 /// rounds were marked hold them unmarked under [`CHECKPOINT_KEY`]; an unmarked one counts only

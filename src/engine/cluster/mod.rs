@@ -5,7 +5,6 @@
 
 pub mod diverge;
 pub mod fanout;
-pub mod journal;
 pub mod lock;
 pub mod report;
 pub mod run;

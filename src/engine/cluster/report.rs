@@ -8,9 +8,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Cluster;
-use crate::object::status::{now_ms, State};
+use crate::state::object_journal::{now_ms, State};
 
-use super::journal::Journal;
+use crate::state::cluster_journal::Journal;
 
 /// The running instance's running totals and last cycle.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -108,7 +108,7 @@ pub struct ClusterStatus {
 
 /// Reads a cluster's status without taking its lock (the journal is only read).
 pub fn status(cluster: &Cluster) -> anyhow::Result<ClusterStatus> {
-    let jpath = super::journal::path_in(&cluster.persist_path);
+    let jpath = crate::state::cluster_journal::path_in(&cluster.persist_path);
     let journal = if jpath.exists() {
         Some(Journal::open_read(&jpath)?)
     } else {

@@ -16,13 +16,13 @@ use crate::coord::worker;
 use crate::engine::kind::for_kind;
 use crate::object::bwlimit::RateLimit;
 use crate::object::client::{Client, ClientError, ObjectAttrs, ObjectInfo, Stat};
-use crate::object::status::{now_ms, Op};
 use crate::object::sync::SyncOptions;
 use crate::state::lock::LockInfo;
+use crate::state::object_journal::{now_ms, Op};
 
-use super::journal::{Change, Fence, Journal, JournalError, Seen, Version};
 use super::report::{CycleFigures, Report};
 use super::{Engine, MARK};
+use crate::state::cluster_journal::{Change, Fence, Journal, JournalError, Seen, Version};
 
 /// HEADs and copies in flight at once.
 const PARALLEL: usize = 16;
@@ -118,7 +118,7 @@ impl<'a> Runner<'a> {
                 cluster.persist_path.display()
             )
         })?;
-        let path = super::journal::path_in(&cluster.persist_path);
+        let path = crate::state::cluster_journal::path_in(&cluster.persist_path);
         let journal = match fence {
             Some(f) => Journal::open_fenced(&path, f)?,
             None => Journal::open(&path)?,

@@ -99,7 +99,7 @@ fn ready_waits_for_settle_keeps_fifo_per_target_and_backs_off_failures() {
         vec![],
     )
     .unwrap();
-    let now = crate::object::status::now_ms();
+    let now = crate::state::object_journal::now_ms();
     assert!(j.ready(now, 60_000).is_empty(), "not settled yet");
     let ready = j.ready(now + 60_000, 60_000);
     assert_eq!(ready.len(), 2);
@@ -252,7 +252,7 @@ fn a_round_and_an_object_named_like_it_are_kept_apart() {
     let mut j = Journal::open(&dir.path().join("journal")).unwrap();
     let round = Seen {
         origin: "store1:tank/x".into(),
-        key: crate::engine::cluster::fanout::CHECKPOINT_KEY.into(),
+        key: super::CHECKPOINT_KEY.into(),
         op: Op::Put,
         ver: None,
         targets: vec!["store2:tank/x".into()],
@@ -260,12 +260,7 @@ fn a_round_and_an_object_named_like_it_are_kept_apart() {
     };
     j.record(vec![round], vec![]).unwrap();
     // an object of that name, written later (newer by every measure)
-    let object = put(
-        "s3a:shared",
-        crate::engine::cluster::fanout::CHECKPOINT_KEY,
-        v(3, i64::MAX / 2),
-        &["s3b:shared"],
-    );
+    let object = put("s3a:shared", super::CHECKPOINT_KEY, v(3, i64::MAX / 2), &["s3b:shared"]);
     j.record(vec![object], vec![]).unwrap();
     let j = Journal::open(&dir.path().join("journal")).unwrap();
     let left: Vec<(bool, String)> = j.unfinished().map(|c| (c.round, c.origin.clone())).collect();
@@ -274,9 +269,9 @@ fn a_round_and_an_object_named_like_it_are_kept_apart() {
         vec![(true, "store1:tank/x".to_string()), (false, "s3a:shared".to_string())],
         "both are waiting, each marked for what it is"
     );
-    assert!(j.busy("s3b:shared", crate::engine::cluster::fanout::CHECKPOINT_KEY));
+    assert!(j.busy("s3b:shared", super::CHECKPOINT_KEY));
     assert!(
-        !j.busy("store2:tank/x", crate::engine::cluster::fanout::CHECKPOINT_KEY),
+        !j.busy("store2:tank/x", super::CHECKPOINT_KEY),
         "a round marks no object busy"
     );
     assert_eq!(j.ready(u64::MAX, 0).len(), 2);

@@ -19,8 +19,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::object::records::{Records, RecordsError};
-use crate::object::status::{backoff_ms, Op, State};
+use super::object_journal::{backoff_ms, Op, State};
+use super::records::{Records, RecordsError};
+
+/// The key a fan-out round is journaled under: for people reading the journal only. A round is
+/// told from an object's change by its `round` mark, never by its key (an object may be named
+/// anything, this too).
+pub const CHECKPOINT_KEY: &str = "@checkpoint";
 
 /// A journal bigger than this after a cycle is compacted to what is unfinished plus what each
 /// volume was seen holding.
@@ -429,7 +434,7 @@ impl Journal {
         seen: Vec<(String, String, Option<Version>)>,
     ) -> Result<usize, JournalError> {
         let mut recs = Vec::new();
-        let at = crate::object::status::now_ms();
+        let at = crate::state::object_journal::now_ms();
         let mut journaled = 0;
         // the unfinished changes of each key, kept current through this batch
         let mut by_key: HashMap<(bool, String), Vec<Waiting>> = HashMap::new();
@@ -545,7 +550,7 @@ impl Journal {
         let rec = Record::Fail {
             seq,
             target: target.into(),
-            reason: crate::text::clip(reason, crate::object::status::REASON_CAP).into_owned(),
+            reason: crate::text::clip(reason, crate::state::object_journal::REASON_CAP).into_owned(),
             retries,
             next: now_ms.saturating_add(backoff_ms(retries)),
         };
@@ -648,5 +653,5 @@ impl Journal {
 }
 
 #[cfg(test)]
-#[path = "journal_tests.rs"]
+#[path = "cluster_journal_tests.rs"]
 mod tests;

@@ -88,7 +88,7 @@ impl Records {
         // no-follow, regular files only: a symlink or FIFO planted at the journal's name is
         // refused, never written through or blocked on
         let mut file = if read_only {
-            match crate::state::files::open_regular(path) {
+            match super::files::open_regular(path) {
                 Ok(f) => f,
                 // not written yet: nothing to read
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::open("/dev/null").map_err(io)?,
@@ -97,8 +97,8 @@ impl Records {
         } else {
             // the writer trusts the journal's directory with its compactions and copies
             let dir = path.parent().unwrap_or(Path::new("."));
-            crate::state::files::ensure_trusted_dir(dir, "journal directory").map_err(io)?;
-            crate::state::files::open_read_append(path).map_err(io)?
+            super::files::ensure_trusted_dir(dir, "journal directory").map_err(io)?;
+            super::files::open_read_append(path).map_err(io)?
         };
         let corrupt = |line, what| RecordsError::Corrupt {
             path: path.to_path_buf(),
@@ -152,8 +152,8 @@ impl Records {
                                 .duration_since(std::time::UNIX_EPOCH)
                                 .map(|d| d.as_secs())
                                 .unwrap_or(0);
-                            let copy = crate::state::files::write_copy(path, &format!("damaged.{unix}"), &bytes)
-                                .map_err(io)?;
+                            let copy =
+                                super::files::write_copy(path, &format!("damaged.{unix}"), &bytes).map_err(io)?;
                             let w = format!(
                                 "{} {what}: damaged last line dropped (its change is redone); the file as found is kept at {}",
                                 path.display(),
@@ -260,14 +260,14 @@ impl Records {
         let text: String = recs.iter().map(line_for).collect();
         // the state layer's writer: a fresh unpredictable temp name, create-new, no-follow
         let mut still = Some(still);
-        let replaced = crate::state::files::write_atomic_if(&self.path, text.as_bytes(), true, || {
+        let replaced = super::files::write_atomic_if(&self.path, text.as_bytes(), true, || {
             still.take().is_some_and(|f| f(self))
         })
         .map_err(self.io())?;
         if !replaced {
             return Ok(false);
         }
-        self.file = crate::state::files::open_read_append(&self.path).map_err(self.io())?;
+        self.file = super::files::open_read_append(&self.path).map_err(self.io())?;
         self.known_len = text.len() as u64;
         Ok(true)
     }

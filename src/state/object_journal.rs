@@ -398,5 +398,5 @@ impl Journal {
 }
 
 #[cfg(test)]
-#[path = "status_tests.rs"]
+#[path = "object_journal_tests.rs"]
 mod tests;
