@@ -39,16 +39,12 @@ macro_rules! errln {
 
 mod args;
 mod bar;
+mod commands;
 mod print;
+mod report;
+mod select;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set under --nagios: the action's own output gives way to the one plugin line.
-static QUIET: AtomicBool = AtomicBool::new(false);
-
-pub(crate) fn quiet() -> bool {
-    QUIET.load(Ordering::Relaxed)
-}
+pub(crate) use report::quiet;
 
 /// Prints even when the action's output is silenced: the plugin line itself.
 fn plugin_line(line: &str) {
@@ -67,9 +63,10 @@ use clap::{CommandFactory, Parser};
 pub use args::{Action, Cli, ClusterAction};
 
 use crate::config::{self, Config, Pair};
-use crate::engine::types::RunState;
-use crate::engine::{fleet, kind, observe, select, setup, status, Engine};
-use crate::monitor::{metrics, nagios, nsca, Level};
+use crate::engine::{kind, Engine};
+use crate::monitor::{nagios, nsca, Level};
+use report::{error_text, json_error};
+use select::one;
 
 /// Runs the binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -110,15 +107,6 @@ pub fn main() -> i32 {
     code
 }
 
-/// An error chain as printed: bounded, whatever a remote put in it.
-fn error_text(cli: &Cli, e: &anyhow::Error) -> String {
-    let msg = if cli.debug { format!("{e:?}") } else { format!("{e:#}") };
-    crate::text::clip(&msg, ERROR_CAP).into_owned()
-}
-
-/// The longest error printed or kept for a job (last.json, progress, the log).
-pub const ERROR_CAP: usize = 8 << 10;
-
 /// What went wrong, in the shape the contract wants.
 fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
     let dest = action.dest().map(|d| format!(" {d}")).unwrap_or_default();
@@ -137,12 +125,6 @@ fn fail(cli: &Cli, action: &Action, e: &anyhow::Error) -> i32 {
         errln!("ferry: error: {}{dest}: {msg}", action.name());
     }
     1
-}
-
-/// An error as one JSON object on stderr (`--json`): scripts parse both streams.
-fn json_error(action: &str, dest: Option<&str>, message: &str) {
-    let v = serde_json::json!({"error": {"action": action, "dest": dest, "message": message}});
-    eprintln!("{v}");
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
@@ -223,7 +205,7 @@ fn pairs_of<'a>(engine: &'a Engine, action: &Action) -> Result<Vec<&'a Pair>> {
 /// failed. --nsca sends each pair's line as a passive check of `service/ferry:<fp>`.
 async fn monitored(cli: &Cli, action: &Action, engine: &Engine) -> i32 {
     if cli.nagios {
-        QUIET.store(true, Ordering::Relaxed);
+        report::silence();
     }
     let pairs = match pairs_of(engine, action) {
         Ok(p) => p,
@@ -345,10 +327,6 @@ async fn cluster(cli: &Cli, action: &ClusterAction, engine: &Engine) -> Result<i
     }
 }
 
-fn one<'a>(engine: &'a Engine, dest: &str) -> Result<&'a Pair> {
-    select::select(&engine.config, dest).map_err(|m| anyhow!(m))
-}
-
 async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
     match action {
         Action::Check => {
@@ -365,292 +343,25 @@ async fn dispatch(cli: &Cli, action: &Action, engine: &Engine) -> Result<i32> {
         }
         // answered in `run` before any config is read
         Action::Completions { .. } | Action::Man | Action::Peer(_) => Ok(0),
-        Action::Fingerprint { dest } => {
-            let pairs: Vec<&Pair> = match dest {
-                Some(d) => vec![one(engine, d)?],
-                None => engine.config.pairs.iter().collect(),
-            };
-            print::fingerprints(&pairs, dest.is_some(), cli.json);
-            Ok(0)
-        }
-        Action::Verify { dest } => {
-            let p = one(engine, dest)?;
-            let found = kind::verify(engine, p).await?;
-            let ok = found.iter().all(|v| v.ok());
-            if cli.json {
-                outln!("{}", serde_json::json!({"ok": ok, "volumes": found}));
-            } else {
-                for v in &found {
-                    match (&v.checkpoint, v.ok()) {
-                        (Some(cp), true) => outln!("{}: holds its checkpoint {cp}", v.destination),
-                        _ => {
-                            for d in &v.differences {
-                                outln!("{}: {d}", v.destination);
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(if ok { 0 } else { 1 })
-        }
+        Action::Fingerprint { dest } => commands::fingerprint(cli, engine, dest.as_deref()).await,
+        Action::Verify { dest } => commands::verify(cli, engine, dest).await,
         Action::Cluster(c) => cluster(cli, c, engine).await,
-        Action::Objects { dest, failed } => {
-            let p = one(engine, dest)?;
-            let list = kind::object_changes(engine, p, "objects")?.list(engine, p, *failed)?;
-            print::objects(&list, cli.json);
-            Ok(0)
-        }
-        Action::Retry { dest } => {
-            let p = one(engine, dest)?;
-            let changes = kind::object_changes(engine, p, "retry")?;
-            let watch = bar::wanted(cli.nagios, cli.json)
-                .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));
-            let result = changes.retry(engine, p).await;
-            if let Some(w) = watch {
-                w.finish().await;
-            }
-            let done = result?;
-            if cli.json {
-                outln!(
-                    "{}",
-                    serde_json::json!({"action": "retry", "destination": p.destination.to_string(),
-                        "checkpoint": done.snapshot, "bytes": done.bytes, "seconds": done.seconds})
-                );
-            } else if cli.verbose || cli.debug {
-                outln!("{}", print::replicated("retry", p, &done));
-            }
-            Ok(0)
-        }
-        Action::Logfile { dest } => {
-            let p = one(engine, dest)?;
-            outln!("{}", engine.state.log_path(&p.fingerprint()).display());
-            Ok(0)
-        }
-        Action::Unlock { dest } => {
-            let p = one(engine, dest)?;
-            let u = crate::engine::unlock::unlock(engine, p)?;
-            if let Some(o) = &u.orphan {
-                outln!(
-                    "unlocked {}: removed {o} from etcd (no running job's: written by hand or by another program)",
-                    Engine::dest_name(p)
-                );
-            }
-            match u.lock {
-                Some(i) => outln!(
-                    "unlocked {} (lock of {} by {} started {})",
-                    Engine::dest_name(p),
-                    i.action,
-                    i.who(),
-                    crate::config::units::format_time(i.started)
-                ),
-                None if u.orphan.is_none() => outln!("{} was not locked", Engine::dest_name(p)),
-                None => {}
-            }
-            Ok(0)
-        }
-        Action::Status { dest, full } => {
-            let pairs: Vec<&Pair> = match dest {
-                Some(d) => vec![one(engine, d)?],
-                None => engine.config.pairs.iter().collect(),
-            };
-            let st = kind::status(engine, &pairs).await;
-            let unlock = |s: &crate::engine::types::PairStatus| match engine
-                .config
-                .pairs
-                .iter()
-                .find(|p| p.fingerprint() == s.fingerprint)
-            {
-                Some(p) => engine.command("unlock", Some(p)),
-                None => "ferry unlock".into(),
-            };
-            print::status(&st, *full, cli.json, unlock);
-            if let Some(w) = engine.coordination_warning.lock().unwrap().take() {
-                eprintln!("ferry: warning: {w}");
-            }
-            // a pair that cannot be read or is inconsistent makes status fail, for scripts
-            Ok(status::exit_code(&st))
-        }
-        Action::Setup { dest } => {
-            let p = one(engine, dest)?;
-            let items = kind::setup(engine, p).await;
-            print::setup(p, &items, &setup::next_step(engine, p, &items), cli.json);
-            Ok(if items.iter().all(|i| i.ok) { 0 } else { 1 })
-        }
+        Action::Objects { dest, failed } => commands::objects(cli, engine, dest, *failed).await,
+        Action::Retry { dest } => commands::retry(cli, engine, dest).await,
+        Action::Logfile { dest } => commands::logfile(engine, dest).await,
+        Action::Unlock { dest } => commands::unlock(engine, dest).await,
+        Action::Status { dest, full } => commands::status(cli, engine, dest.as_deref(), *full).await,
+        Action::Setup { dest } => commands::setup(cli, engine, dest).await,
         Action::Update {
             dest: None, all, force, ..
-        } => {
-            if !*all {
-                anyhow::bail!("give DEST, or --all for every pair");
-            }
-            let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
-            let results = fleet::update_all(
-                engine,
-                &pairs,
-                crate::engine::types::Options {
-                    force: *force,
-                    repair: false,
-                },
-            )
-            .await;
-            let mut failed = 0;
-            let mut failed_names: Vec<String> = Vec::new();
-            let mut rows = Vec::new();
-            for (p, r) in &results {
-                match r {
-                    Ok(done) => {
-                        print::retention_left(p, done);
-                        if cli.json {
-                            rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": true,
-                                "snapshot": done.snapshot, "bytes": done.bytes, "seconds": done.seconds}));
-                        } else if cli.verbose || cli.debug {
-                            outln!("{}", print::replicated("update", p, done));
-                        }
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        let msg = error_text(cli, e);
-                        if cli.json {
-                            rows.push(serde_json::json!({"destination": p.destination.to_string(), "ok": false, "error": msg}));
-                        }
-                        failed_names.push(Engine::dest_name(p));
-                        if cli.json {
-                            json_error("update", Some(&Engine::dest_name(p)), &msg);
-                        } else if !cli.nagios {
-                            errln!("ferry: error: update {}: {msg}", Engine::dest_name(p));
-                        }
-                    }
-                }
-            }
-            if cli.json {
-                outln!("{}", serde_json::to_string_pretty(&rows)?);
-            }
-            if failed > 0 {
-                if cli.nagios {
-                    anyhow::bail!(
-                        "{failed} of {} pairs failed: {}",
-                        results.len(),
-                        failed_names.join(", ")
-                    );
-                }
-                return Ok(1);
-            }
-            Ok(0)
-        }
+        } => commands::update_all(cli, engine, *all, *force).await,
         Action::Initialize { dest, .. } | Action::Update { dest: Some(dest), .. } => {
-            let p = one(engine, dest)?;
-            let opts = crate::engine::types::Options {
-                force: matches!(
-                    action,
-                    Action::Update { force: true, .. } | Action::Initialize { force: true, .. }
-                ),
-                repair: matches!(action, Action::Update { repair: true, .. }),
-            };
-            let watch = bar::wanted(cli.nagios, cli.json)
-                .then(|| bar::Watch::start(engine.state.progress_path(&p.fingerprint()), crate::state::now_unix()));
-            let result = if matches!(action, Action::Initialize { .. }) {
-                kind::initialize(engine, p, opts).await
-            } else {
-                kind::update(engine, p, opts).await
-            };
-            if let Some(w) = watch {
-                w.finish().await;
-            }
-            let done = result?;
-            print::retention_left(p, &done);
-            if cli.json {
-                outln!(
-                    "{}",
-                    serde_json::json!({"action": action.name(), "destination": p.destination.to_string(),
-                        "snapshot": done.snapshot, "bytes": done.bytes, "seconds": done.seconds, "pruned": done.pruned})
-                );
-            } else if cli.verbose || cli.debug {
-                outln!("{}", print::replicated(action.name(), p, &done));
-            }
-            Ok(0)
+            commands::replicate(cli, engine, action, dest).await
         }
-        Action::Purge { dest, all, yes } => {
-            let p = one(engine, dest)?;
-            let spinner = (*yes && bar::wanted(cli.nagios, cli.json)).then(|| {
-                let what = if *all {
-                    "the replica and this pair's snapshots"
-                } else {
-                    "snapshots beyond keep"
-                };
-                bar::Spinner::start(format!("purge {}: destroying {what}", Engine::dest_name(p)))
-            });
-            let plan = kind::purge(engine, p, *all, *yes).await;
-            if let Some(s) = spinner {
-                s.finish();
-            }
-            let plan = plan?;
-            print::purge(&plan, cli.json);
-            Ok(i32::from(!plan.left.is_empty()))
-        }
-        Action::Metrics { dest } => {
-            let pairs: Vec<&Pair> = match dest {
-                Some(d) => vec![one(engine, d)?],
-                None => engine.config.pairs.iter().collect(),
-            };
-            let st = kind::status(engine, &pairs).await;
-            let rows: Vec<metrics::PairMetrics> = st.iter().map(|s| status::metrics(&engine.state, s)).collect();
-            out!("{}", metrics::render(&rows));
-            Ok(0)
-        }
-        Action::Runstatus { dest } => {
-            let p = one(engine, dest)?;
-            runstatus(engine, p, cli.json).await
-        }
+        Action::Purge { dest, all, yes } => commands::purge(cli, engine, dest, *all, *yes).await,
+        Action::Metrics { dest } => commands::metrics(engine, dest.as_deref()).await,
+        Action::Runstatus { dest } => commands::runstatus(engine, one(engine, dest)?, cli.json).await,
     }
-}
-
-/// Prints the running job's figures each second until it ends.
-async fn runstatus(engine: &Engine, pair: &Pair, json: bool) -> Result<i32> {
-    let fp = pair.fingerprint();
-    let name = Engine::dest_name(pair);
-    let info = status::run_info(&engine.state, pair);
-    match info.status {
-        RunState::Idle => {
-            outln!("no job is running for {name}{}", print::last_suffix(info.last.as_ref()));
-            return Ok(0);
-        }
-        RunState::Locked => {
-            outln!(
-                "no job is running for {name}: it is Locked by a job that died; check it, then `{}`",
-                engine.command("unlock", Some(pair))
-            );
-            return Ok(1);
-        }
-        _ => {}
-    }
-    let started = info.lock.map(|l| l.started).unwrap_or(0);
-    // a person at a terminal gets the bar the job's own shell would show; pipes get lines
-    let watch = (std::io::stdout().is_terminal() && bar::wanted(quiet(), json))
-        .then(|| bar::Watch::start(engine.state.progress_path(&fp), started));
-    let lines = watch.is_none();
-    let now = observe::follow(&engine.state, pair, started, |p| {
-        if lines && json {
-            outln!("{}", serde_json::to_string(p)?);
-        } else if lines {
-            outln!("{}", observe::progress_line(p));
-        }
-        Ok(())
-    })
-    .await?;
-    if let Some(w) = watch {
-        w.finish().await;
-    }
-    let ok = now.last.as_ref().map(|l| l.ok).unwrap_or(false);
-    match now.last {
-        Some(l) if !l.ok => outln!("{} failed: {}", l.action, l.error.unwrap_or_default()),
-        Some(l) => outln!(
-            "{} finished: {} in {:.1}s",
-            l.action,
-            crate::config::units::format_bytes(l.bytes),
-            l.seconds
-        ),
-        None => outln!("the job ended"),
-    }
-    Ok(if ok { 0 } else { 1 })
 }
 
 fn import(format: &str, file: &std::path::Path, adopt: bool) -> Result<String> {
