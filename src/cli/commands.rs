@@ -147,15 +147,7 @@ pub async fn update_all(cli: &Cli, engine: &Engine, all: bool, force: bool) -> R
         anyhow::bail!("give DEST, or --all for every pair");
     }
     let pairs: Vec<&Pair> = engine.config.pairs.iter().collect();
-    let results = fleet::update_all(
-        engine,
-        &pairs,
-        crate::engine::types::Options {
-            force,
-            repair: false,
-        },
-    )
-    .await;
+    let results = fleet::update_all(engine, &pairs, crate::engine::types::Options { force, repair: false }).await;
     let mut failed = 0;
     let mut failed_names: Vec<String> = Vec::new();
     let mut rows = Vec::new();

@@ -14,84 +14,55 @@ use super::tree::{Cx, Scalar, Table};
 use super::units;
 use crate::model::Home;
 
-/// Keys of a `[[pair]]` and of `[defaults]` (which refuses the pair-only ones).
-const ENTRY_KEYS: &[&str] = &[
-    "kind",
-    "source",
-    "destination",
-    "port",
-    "transport",
-    "wlag",
-    "clag",
-    "wrun",
-    "crun",
-    "bwlimit",
-    "compress",
-    "keep",
-    "mbuffer_address",
-    "mbuffer_timeout",
-    "idle_timeout",
-    "adopt",
-    "snapshot_dir",
-    "recursive",
-    "snapshot",
-    "chunk",
-];
+/// Declares the keys of a `[[pair]]` and of `[defaults]` once each (name, TOML type, reader):
+/// the list unknown keys are checked against, the raw table and its reading all come from it.
+macro_rules! entry_keys {
+    ($($key:ident: $ty:ty => $read:ident,)*) => {
+        /// Keys of a `[[pair]]` and of `[defaults]` (which refuses the pair-only ones).
+        const ENTRY_KEYS: &[&str] = &[$(stringify!($key)),*];
 
-/// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in defaults.
-#[derive(Debug, Default)]
-pub(super) struct RawEntry {
-    /// The table's header.
-    pub(super) span: Range<usize>,
-    pub(super) kind: Option<Spanned<String>>,
-    pub(super) source: Option<Spanned<String>>,
-    pub(super) destination: Option<Spanned<String>>,
-    pub(super) port: Option<Spanned<i64>>,
-    pub(super) transport: Option<Spanned<String>>,
-    pub(super) wlag: Option<Spanned<Scalar>>,
-    pub(super) clag: Option<Spanned<Scalar>>,
-    pub(super) wrun: Option<Spanned<Scalar>>,
-    pub(super) crun: Option<Spanned<Scalar>>,
-    pub(super) bwlimit: Option<Spanned<Scalar>>,
-    pub(super) compress: Option<Spanned<String>>,
-    pub(super) keep: Option<Spanned<i64>>,
-    pub(super) mbuffer_address: Option<Spanned<String>>,
-    pub(super) mbuffer_timeout: Option<Spanned<Scalar>>,
-    pub(super) idle_timeout: Option<Spanned<Scalar>>,
-    pub(super) adopt: Option<Spanned<String>>,
-    pub(super) snapshot_dir: Option<Spanned<String>>,
-    pub(super) recursive: Option<Spanned<bool>>,
-    pub(super) snapshot: Option<Spanned<String>>,
-    pub(super) chunk: Option<Spanned<Scalar>>,
+        /// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in
+        /// defaults.
+        #[derive(Debug, Default)]
+        pub(super) struct RawEntry {
+            /// The table's header.
+            pub(super) span: Range<usize>,
+            $(pub(super) $key: Option<Spanned<$ty>>,)*
+        }
+
+        impl RawEntry {
+            pub(super) fn read(t: &Table) -> Self {
+                t.unknown_keys(ENTRY_KEYS);
+                RawEntry {
+                    span: t.span.clone(),
+                    $($key: t.$read(stringify!($key)),)*
+                }
+            }
+        }
+    };
 }
 
-impl RawEntry {
-    pub(super) fn read(t: &Table) -> Self {
-        t.unknown_keys(ENTRY_KEYS);
-        RawEntry {
-            span: t.span.clone(),
-            kind: t.str("kind"),
-            source: t.str("source"),
-            destination: t.str("destination"),
-            port: t.int("port"),
-            transport: t.str("transport"),
-            wlag: t.scalar("wlag"),
-            clag: t.scalar("clag"),
-            wrun: t.scalar("wrun"),
-            crun: t.scalar("crun"),
-            bwlimit: t.scalar("bwlimit"),
-            compress: t.str("compress"),
-            keep: t.int("keep"),
-            mbuffer_address: t.str("mbuffer_address"),
-            mbuffer_timeout: t.scalar("mbuffer_timeout"),
-            idle_timeout: t.scalar("idle_timeout"),
-            adopt: t.str("adopt"),
-            snapshot_dir: t.str("snapshot_dir"),
-            recursive: t.bool("recursive"),
-            snapshot: t.str("snapshot"),
-            chunk: t.scalar("chunk"),
-        }
-    }
+entry_keys! {
+    kind: String => str,
+    source: String => str,
+    destination: String => str,
+    port: i64 => int,
+    transport: String => str,
+    wlag: Scalar => scalar,
+    clag: Scalar => scalar,
+    wrun: Scalar => scalar,
+    crun: Scalar => scalar,
+    bwlimit: Scalar => scalar,
+    compress: String => str,
+    keep: i64 => int,
+    mbuffer_address: String => str,
+    mbuffer_timeout: Scalar => scalar,
+    idle_timeout: Scalar => scalar,
+    adopt: String => str,
+    snapshot_dir: String => str,
+    recursive: bool => bool,
+    snapshot: String => str,
+    chunk: Scalar => scalar,
 }
 
 /// A btrfs source's snapshot directory when the pair names none, in the source's parent directory.
@@ -728,4 +699,16 @@ impl Cx<'_> {
             idle_timeout,
         });
     }
+}
+
+/// The kind a `kind` key names.
+pub(super) fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
+    if let Some(kind) = Kind::from_word(k.get_ref()) {
+        return Ok(kind);
+    }
+    Err(cx.err(
+        k.span(),
+        "kind",
+        &format!("unknown kind {:?} (zfs, btrfs, block, object)", k.get_ref()),
+    ))
 }

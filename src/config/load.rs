@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::error::{expand_home, ConfigError, ConfigErrors};
-use super::fields::RawEntry;
+use super::fields::{parse_kind, RawEntry};
 use super::model::*;
 use super::names;
 use super::overlap;
+use super::pair::Seen;
 use super::read;
+use super::sites::Sites;
 use super::tree::{Cx, Table};
-use crate::model::Home;
 
 const TOP_KEYS: &[&str] = &[
     "state_dir",
@@ -121,18 +122,66 @@ fn build(cx: &Cx) -> Option<Config> {
     let root = Table::new(cx, doc.get_ref(), 0..0);
     root.unknown_keys(TOP_KEYS);
 
-    let state_dir = match root.str("state_dir") {
+    let state_dir = state_dir(cx, &root);
+    let raw_defaults = root.table("defaults").map(|t| RawEntry::read(&t));
+    let defaults = defaults(cx, raw_defaults.as_ref());
+    let sites = sites(cx, &root);
+
+    let mut pairs = Vec::new();
+    let mut spans = Vec::new();
+    let mut seen = Seen::default();
+    for p in root.tables("pair") {
+        if let Some((pair, at)) = super::pair::pair(cx, &p, &defaults, raw_defaults.as_ref(), &sites, &mut seen) {
+            pairs.push(pair);
+            spans.push(at);
+        }
+    }
+    overlap::check_pairs(cx, &pairs, &spans);
+
+    let coordination = root.table("coordination").and_then(|t| coordination(cx, &t));
+    let mut seen_cluster: HashMap<String, usize> = HashMap::new();
+    let clusters = root
+        .tables("cluster")
+        .iter()
+        .map(|c| super::cluster::cluster(cx, c, &sites, &coordination, &mut seen_cluster))
+        .collect();
+
+    let console = cx.console(root.table("console").as_ref());
+    let (max_jobs, max_jobs_per_host) = limits(cx, &root);
+    let Sites {
+        hosts, object_hosts, ..
+    } = sites;
+    Some(Config {
+        path: cx.file.to_path_buf(),
+        state_dir,
+        defaults,
+        hosts,
+        object_hosts,
+        pairs,
+        clusters,
+        coordination,
+        console,
+        max_jobs,
+        max_jobs_per_host,
+    })
+}
+
+/// `state_dir`, `~/` expanded; /var/lib/ferry when unset.
+fn state_dir(cx: &Cx, root: &Table) -> PathBuf {
+    match root.str("state_dir") {
         Some(s) if s.get_ref().is_empty() => {
             cx.report(cx.err(s.span(), "state_dir", "must not be empty"));
             PathBuf::new()
         }
         Some(s) => expand_home(s.get_ref()),
         None => PathBuf::from("/var/lib/ferry"),
-    };
+    }
+}
 
+/// The `[defaults]` table (pair-only keys refused there) and the options it gives every pair.
+fn defaults(cx: &Cx, raw: Option<&RawEntry>) -> PairOptions {
     let base = PairOptions::default();
-    let raw_defaults = root.table("defaults").map(|t| RawEntry::read(&t));
-    let defaults = match &raw_defaults {
+    match raw {
         Some(e) => {
             for (key, present) in [
                 ("source", e.source.as_ref().map(|s| s.span())),
@@ -152,11 +201,13 @@ fn build(cx: &Cx) -> Option<Config> {
             cx.options(e, &base)
         }
         None => base,
-    };
+    }
+}
 
-    let mut hosts = BTreeMap::new();
-    let mut object_hosts = BTreeMap::new();
-    let mut host_lines: HashMap<String, usize> = HashMap::new();
+/// The `[hosts]` table: SSH hosts and object-store endpoints, each name checked, and the jump
+/// hosts they go through.
+fn sites(cx: &Cx, root: &Table) -> Sites {
+    let mut s = Sites::default();
     let mut jumps: BTreeMap<String, Spanned<String>> = BTreeMap::new();
     if let Some(ht) = root.table("hosts") {
         for (k, v) in ht.entries() {
@@ -172,309 +223,23 @@ fn build(cx: &Cx) -> Option<Config> {
                 cx.report(cx.err(t.span.clone(), &key, "`local` is reserved for this machine"));
             }
             if t.str("endpoint").is_some() {
-                object_hosts.insert(name.clone(), cx.object_host(&name, &t));
+                s.object_hosts.insert(name.clone(), cx.object_host(&name, &t));
                 continue;
             }
             let (host, jump) = cx.host(&name, &t);
             if let Some(j) = jump {
                 jumps.insert(name.clone(), j);
             }
-            host_lines.insert(name.clone(), t.line());
-            hosts.insert(name, host);
+            s.host_lines.insert(name.clone(), t.line());
+            s.hosts.insert(name, host);
         }
     }
-    overlap::check_jumps(cx, &jumps, &hosts);
+    overlap::check_jumps(cx, &jumps, &s.hosts);
+    s
+}
 
-    let mut pairs = Vec::new();
-    let mut spans = Vec::new();
-    let mut seen_dest: HashMap<Endpoint, usize> = HashMap::new();
-    let mut seen_port: HashMap<u16, usize> = HashMap::new();
-    for p in root.tables("pair") {
-        let e = RawEntry::read(&p);
-        let line = p.line();
-        let kind = match &e.kind {
-            Some(k) => cx.ok(parse_kind(cx, k)),
-            None => Some(Kind::DEFAULT),
-        };
-        let source = match &e.source {
-            Some(s) => cx.ok(cx.endpoint(s, "source", &hosts, &object_hosts, kind.unwrap_or(Kind::DEFAULT))),
-            None => {
-                cx.report(cx.err_line(line, "source", "a [[pair]] needs a source"));
-                None
-            }
-        };
-        let destination = match &e.destination {
-            Some(s) => cx.ok(cx.endpoint(s, "destination", &hosts, &object_hosts, kind.unwrap_or(Kind::DEFAULT))),
-            None => {
-                cx.report(cx.err_line(line, "destination", "a [[pair]] needs a destination"));
-                None
-            }
-        };
-        let port = match &e.port {
-            Some(p) => {
-                let v = *p.get_ref();
-                if !(1..=65535).contains(&v) {
-                    cx.report(cx.err(p.span(), "port", &format!("port {v} is not in 1..65535")));
-                    None
-                } else {
-                    let v = v as u16;
-                    if let Some(first) = seen_port.insert(v, line) {
-                        cx.report(cx.err(
-                            p.span(),
-                            "port",
-                            &format!("duplicate mbuffer port {v}: the pair at line {first} already uses it"),
-                        ));
-                    }
-                    Some(v)
-                }
-            }
-            None => None,
-        };
-        let mut options = cx.options(&e, &defaults);
-        // an object pair moves objects over the S3 API: the stream keys mean nothing to it
-        if kind.is_some_and(|k| k.home() == Home::ObjectStore) {
-            cx.object_pair_keys(&e);
-            options.transport = TransportKind::Ssh;
-            options.compress = Compress::None;
-        }
-        if options.transport == TransportKind::Local && options.compress != Compress::None {
-            if let Some(c) = &e.compress {
-                cx.report(cx.err(
-                    c.span(),
-                    "compress",
-                    "transport \"local\" sends nothing over a wire: compression needs transport ssh or mbuffer",
-                ));
-            }
-        }
-        if options.transport == TransportKind::Mbuffer && e.port.is_none() {
-            cx.report(cx.err_line(line, "port", "transport \"mbuffer\" needs a port"));
-        }
-        // the checks below need both ends; a bad one has been reported already
-        let (Some(kind), Some(mut source), Some(destination)) = (kind, source, destination) else {
-            continue;
-        };
-        source.snapshot_dir = cx.snapshot_dir(&e, kind, &source);
-        let dest_span = e.destination.as_ref().map(|s| s.span()).unwrap_or(p.span.clone());
-        if let Some(first) = seen_dest.insert(destination.clone(), line) {
-            cx.report(cx.err(
-                dest_span.clone(),
-                "destination",
-                &format!("duplicate destination {destination}: the pair at line {first} already writes there"),
-            ));
-        }
-        if source == destination {
-            cx.report(cx.err(
-                dest_span.clone(),
-                "destination",
-                "destination is the same as the source",
-            ));
-        }
-        if options.transport == TransportKind::Local && !(source.is_local() && destination.is_local()) {
-            let span = e.transport.as_ref().map(|t| t.span()).unwrap_or(p.span.clone());
-            cx.report(cx.err(
-                span,
-                "transport",
-                "transport \"local\" needs a local source and destination",
-            ));
-        }
-        if options.transport == TransportKind::Mbuffer && options.mbuffer_address.is_none() {
-            // a local destination has none: the source host tells at run time ($SSH_CONNECTION)
-            if let Some(h) = hosts.get(&destination.host) {
-                options.mbuffer_address = Some(h.address.clone());
-            }
-        }
-        if options.transport == TransportKind::Mbuffer {
-            cx.mbuffer_ipv4(&e, raw_defaults.as_ref(), &source, &destination, &hosts, &host_lines);
-        }
-        spans.push(overlap::PairSpans {
-            source: e.source.as_ref().map(|s| s.span()).unwrap_or(p.span.clone()),
-            destination: dest_span,
-        });
-        let recursive = match &e.recursive {
-            Some(r) if *r.get_ref() && !matches!(kind, Kind::Zfs | Kind::Btrfs) => {
-                cx.report(cx.err(
-                    r.span(),
-                    "recursive",
-                    &format!(
-                        "recursive applies to zfs and btrfs pairs (a tree of volumes); this pair's kind is {}",
-                        kind.word()
-                    ),
-                ));
-                false
-            }
-            Some(r) => *r.get_ref(),
-            None => false,
-        };
-        let adopt = match &e.adopt {
-            Some(a) if kind != Kind::Zfs => {
-                cx.report(cx.err(
-                    a.span(),
-                    "adopt",
-                    &format!(
-                        "adopt takes over zettabee's ZFS replicas; this pair's kind is {}",
-                        kind.word()
-                    ),
-                ));
-                None
-            }
-            Some(a) if a.get_ref() == "zettabee" => Some(Adopt::Zettabee),
-            Some(a) => {
-                cx.report(cx.err(
-                    a.span(),
-                    "adopt",
-                    &format!("ferry can adopt replicas of \"zettabee\", not {:?}", a.get_ref()),
-                ));
-                None
-            }
-            None => None,
-        };
-        let mut pair = Pair {
-            kind,
-            source,
-            destination,
-            port,
-            options,
-            line,
-            adopt,
-            recursive,
-        };
-        cx.block_sides(&e, kind, &mut pair, &hosts);
-        pairs.push(pair);
-    }
-    overlap::check_pairs(cx, &pairs, &spans);
-
-    let coordination = root.table("coordination").and_then(|t| coordination(cx, &t));
-    let mut clusters = Vec::new();
-    let mut seen_cluster: HashMap<String, usize> = HashMap::new();
-    for c in root.tables("cluster") {
-        c.unknown_keys(&[
-            "name",
-            "persist_path",
-            "settle",
-            "poll",
-            "bwlimit",
-            "coordination",
-            "volumes",
-        ]);
-        let name = match c.str("name") {
-            Some(n) => {
-                if let Err(m) = names::check_host_name(n.get_ref()) {
-                    cx.report(cx.err(n.span(), "name", &m.replace("host name", "cluster name")));
-                }
-                if let Some(first) = seen_cluster.insert(n.get_ref().clone(), c.line()) {
-                    cx.report(cx.err(
-                        n.span(),
-                        "name",
-                        &format!("duplicate cluster {:?} (first at line {first})", n.get_ref()),
-                    ));
-                }
-                n.get_ref().clone()
-            }
-            None => {
-                cx.report(cx.err_line(c.line(), "name", "a [[cluster]] needs a name"));
-                String::new()
-            }
-        };
-        let persist_path = match c.str("persist_path") {
-            Some(p) if p.get_ref().is_empty() => {
-                cx.report(cx.err(p.span(), "persist_path", "must not be empty"));
-                PathBuf::new()
-            }
-            Some(p) => expand_home(p.get_ref()),
-            None => {
-                cx.report(cx.err_line(c.line(), "persist_path", "a [[cluster]] needs a persist_path"));
-                PathBuf::new()
-            }
-        };
-        let settle = match c.scalar("settle") {
-            Some(v) => cx.ok(cx.duration(&v, "settle")).unwrap_or(DEFAULT_SETTLE),
-            None => DEFAULT_SETTLE,
-        };
-        let poll = match c.scalar("poll") {
-            Some(v) => cx
-                .ok(cx.duration(&v, "poll"))
-                .filter(|d| {
-                    let ok = *d >= std::time::Duration::from_millis(100) && *d <= std::time::Duration::from_secs(3600);
-                    if !ok {
-                        cx.report(cx.err(v.span(), "poll", "poll must be between 100ms and 1h"));
-                    }
-                    ok
-                })
-                .unwrap_or(DEFAULT_POLL),
-            None => DEFAULT_POLL,
-        };
-        let bwlimit = c.scalar("bwlimit").and_then(|b| cx.bwlimit(&b)).unwrap_or(0);
-        let coord = match c.str("coordination") {
-            None => Coordination::Local,
-            Some(k) => match (k.get_ref().as_str(), &coordination) {
-                ("local", _) => Coordination::Local,
-                ("etcd", Some(e)) if e.engine == CoordEngine::Etcd => Coordination::Engine(e.clone()),
-                ("etcd", _) => {
-                    cx.report(cx.err(
-                        k.span(),
-                        "coordination",
-                        "coordination \"etcd\" needs a [coordination] table with engine = \"etcd\" and its endpoints",
-                    ));
-                    Coordination::Local
-                }
-                (other, _) => {
-                    cx.report(cx.err(
-                        k.span(),
-                        "coordination",
-                        &format!("coordination {other:?}: \"local\" (one instance, a lock in persist_path) or \"etcd\" (the [coordination] engine)"),
-                    ));
-                    Coordination::Local
-                }
-            },
-        };
-        let mut volumes = Vec::new();
-        for v in c.tables("volumes") {
-            v.unknown_keys(&["at", "kind", "listen", "update"]);
-            let listen = v.bool("listen").is_some_and(|b| *b.get_ref());
-            let update = v.bool("update").is_some_and(|b| *b.get_ref());
-            let kind = match v.str("kind") {
-                Some(k) => cx.ok(parse_kind(cx, &k)).unwrap_or(Kind::DEFAULT),
-                // a volume on an object-store host is an object volume without saying so
-                None => match v.str("at") {
-                    Some(at)
-                        if at
-                            .get_ref()
-                            .split_once(':')
-                            .is_some_and(|(h, _)| object_hosts.contains_key(h)) =>
-                    {
-                        Kind::Object
-                    }
-                    _ => Kind::DEFAULT,
-                },
-            };
-            let at = match v.str("at") {
-                Some(at) => cx.ok(cx.endpoint(&at, "at", &hosts, &object_hosts, kind)),
-                None => {
-                    cx.report(cx.err(v.span.clone(), "at", "a volume needs `at`"));
-                    None
-                }
-            };
-            if let Some(at) = at {
-                volumes.push(ClusterVolume {
-                    at,
-                    kind,
-                    listen,
-                    update,
-                });
-            }
-        }
-        clusters.push(Cluster {
-            name,
-            persist_path,
-            settle,
-            poll,
-            bwlimit,
-            coordination: coord,
-            volumes,
-        });
-    }
-
-    let console = cx.console(root.table("console").as_ref());
+/// `max_jobs` and `max_jobs_per_host` (1..=256; 4 and 2 when unset).
+fn limits(cx: &Cx, root: &Table) -> (usize, usize) {
     let mut limits = [4usize, 2usize];
     for (i, key) in ["max_jobs", "max_jobs_per_host"].into_iter().enumerate() {
         if let Some(v) = root.int(key) {
@@ -486,20 +251,7 @@ fn build(cx: &Cx) -> Option<Config> {
             }
         }
     }
-    let [max_jobs, max_jobs_per_host] = limits;
-    Some(Config {
-        path: cx.file.to_path_buf(),
-        state_dir,
-        defaults,
-        hosts,
-        object_hosts,
-        pairs,
-        clusters,
-        coordination,
-        console,
-        max_jobs,
-        max_jobs_per_host,
-    })
+    (limits[0], limits[1])
 }
 
 /// The `[coordination]` table: the engine, its endpoints, the lease, ferry's key prefix, and how
@@ -704,20 +456,3 @@ fn coord_tls(cx: &Cx, t: &Table, endpoints: &[String]) -> CoordTls {
 
 /// The lease when `[coordination]` sets none.
 pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How often `cluster run` lists a cluster's listen volumes when `poll` is not set.
-pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a cluster's changes settle before they fan out when `settle` is not set.
-pub const DEFAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn parse_kind(cx: &Cx, k: &Spanned<String>) -> Result<Kind, ConfigError> {
-    if let Some(kind) = Kind::from_word(k.get_ref()) {
-        return Ok(kind);
-    }
-    Err(cx.err(
-        k.span(),
-        "kind",
-        &format!("unknown kind {:?} (zfs, btrfs, block, object)", k.get_ref()),
-    ))
-}

@@ -1,5 +1,6 @@
 //! Configuration: the TOML model, its validation, and the units and names it accepts.
 
+mod cluster;
 pub mod copycat;
 mod error;
 mod fields;
@@ -8,7 +9,9 @@ mod load;
 mod model;
 pub mod names;
 mod overlap;
+mod pair;
 mod read;
+mod sites;
 mod tree;
 pub mod units;
 
