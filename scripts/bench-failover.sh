@@ -16,9 +16,8 @@ SMALL=${SMALL:-2000}
 command -v s3s-fs >/dev/null || { echo "s3s-fs is missing: run scripts/s3s-fs.sh" >&2; exit 2; }
 command -v etcd >/dev/null || { echo "etcd is missing: apt-get install -y etcd-server" >&2; exit 2; }
 
-echo "== release build of ferry"
-nice -n 10 cargo build --release --quiet
-FERRY=$PWD/target/release/ferry
+. scripts/lib.sh
+build_release
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-failover.XXXXXX")
 PIDS=()
@@ -29,13 +28,10 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start_server() { # NAME ROOT PORT
-    mkdir -p "$2"
-    s3s-fs --host 127.0.0.1 --port "$3" --access-key "AK$1" --secret-key "SK$1-secret" "$2" >/dev/null 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null && return; sleep 0.05; done
-    echo "s3s-fs $1 did not start" >&2; exit 1
+    local pid
+    pid=$(start_s3s_fs "$2" "$3" "AK$1" "SK$1-secret") || exit 1
+    PIDS+=("$pid")
 }
 PA=$(free_port); PB=$(free_port)
 mkdir -p "$WORK/a/shared" "$WORK/b/shared"

@@ -9,7 +9,7 @@ cmd=${1:?usage: scripts/etcd.sh up|down DIR}
 dir=$(realpath -m "${2:?usage: scripts/etcd.sh up|down DIR}")
 pidf=$dir/etcd.pid portf=$dir/etcd.port
 running() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 
 if [ "$cmd" = down ]; then
     if running; then

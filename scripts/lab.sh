@@ -9,6 +9,7 @@
 # Pools are named after DIR's hash so two labs never collide. Default DIR: ./lab
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 cmd=${1:-up}
@@ -180,12 +181,9 @@ if [ "${LAB_OBJECT:-0}" = 1 ]; then
         mkdir -p "$root/photos" "$root/photos-dr" "$root/shared"
         pidf="$dir/s3/$site.pid" portf="$dir/s3/$site.port"
         if ! { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }; then
-            port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-            s3s-fs --host 127.0.0.1 --port "$port" --access-key "LAB${site^^}" --secret-key "lab-$site-secret" "$root" \
-                >"$dir/s3/$site.log" 2>&1 &
-            echo $! >"$pidf"
+            port=$(free_port)
+            start_s3s_fs "$root" "$port" "LAB${site^^}" "lab-$site-secret" "$dir/s3/$site.log" >"$pidf"
             echo "$port" >"$portf"
-            for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
         fi
         printf '[default]\naws_access_key_id = LAB%s\naws_secret_access_key = lab-%s-secret\n' "${site^^}" "$site" >"$dir/s3/$site.cred"
         chmod 600 "$dir/s3/$site.cred"
