@@ -45,6 +45,24 @@ impl Version {
     }
 }
 
+/// Why one change could not be applied to one target; its text is what the journal keeps with
+/// the FAILED change.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The S3 request failed (the client's own error: its kind, location and key).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The target or the origin was taken out of the config.
+    #[error("volume no longer in the cluster")]
+    Removed,
+    /// The copy succeeded, but the target no longer held the key when asked right after.
+    #[error("{key} on {target}: gone right after the copy")]
+    GoneAfterCopy { key: String, target: String },
+    /// The lease was lost meanwhile: the failure's journal write ends this worker.
+    #[error("this instance no longer works the cluster")]
+    Deposed,
+}
+
 /// The cluster's object volumes, each with a client (credentials read now, never printed).
 pub fn open_volumes(engine: &Engine, cluster: &Cluster) -> Result<Vec<Volume>> {
     cluster
@@ -284,11 +302,11 @@ impl<'a> Runner<'a> {
             plans.push((c, t, plan));
         }
         let me = &*self;
-        let results: Vec<(Change, String, Result<Done, String>)> = futures::stream::iter(plans)
+        let results: Vec<(Change, String, Result<Done, ApplyError>)> = futures::stream::iter(plans)
             .map(|(c, t, plan)| async move {
                 let r = match plan {
                     // the lease lost meanwhile: the failure's journal write ends this worker
-                    _ if !me.journal.may_act() => Err("this instance no longer works the cluster".to_string()),
+                    _ if !me.journal.may_act() => Err(ApplyError::Deposed),
                     Err(e) => Err(e),
                     Ok(Apply::Skip(why)) => Ok(Done::Skipped(why)),
                     Ok(Apply::Delete) => me.delete(&c, &t).await.map(|()| Done::Deleted),
@@ -320,7 +338,7 @@ impl<'a> Runner<'a> {
                 }
                 Err(e) => {
                     self.log.line(&format!("{} -> {t}: {:?} FAILED: {e}", c.origin, c.key));
-                    self.journal.fail(c.seq, &t, &e, now_ms())?;
+                    self.journal.fail(c.seq, &t, &e.to_string(), now_ms())?;
                     failed += 1;
                 }
             }
@@ -332,12 +350,12 @@ impl<'a> Runner<'a> {
     }
 
     /// Decides what `target` gets of change `c` from what it and the origin hold now.
-    async fn plan(&self, c: &Change, target: &str) -> Result<Apply, String> {
+    async fn plan(&self, c: &Change, target: &str) -> Result<Apply, ApplyError> {
         let (Some(t), Some(o)) = (self.volume(target), self.volume(&c.origin)) else {
             // a volume taken out of the config: its changes have nowhere to go
             return Ok(Apply::Skip("volume no longer in the cluster"));
         };
-        let held = t.client.stat(&c.key).await.map_err(|e| e.to_string())?;
+        let held = t.client.stat(&c.key).await?;
         match c.op {
             Op::Delete => match held {
                 None => Ok(Apply::Skip("already absent")),
@@ -350,7 +368,7 @@ impl<'a> Runner<'a> {
                 Some(_) => Ok(Apply::Delete),
             },
             Op::Put => {
-                let Some((src, src_attrs)) = o.client.stat(&c.key).await.map_err(|e| e.to_string())? else {
+                let Some((src, src_attrs)) = o.client.stat(&c.key).await? else {
                     return Ok(Apply::Skip("gone at the origin (its delete follows)"));
                 };
                 if let Some((info, attrs)) = held {
@@ -368,26 +386,26 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn copy(&self, c: &Change, target: &str) -> Result<Version, String> {
+    async fn copy(&self, c: &Change, target: &str) -> Result<Version, ApplyError> {
         let (Some(t), Some(o)) = (self.volume(target), self.volume(&c.origin)) else {
-            return Err("volume no longer in the cluster".into());
+            return Err(ApplyError::Removed);
         };
         let mark = Some((MARK, self.cluster.name.as_str()));
-        crate::object::copy::copy(&o.client, &t.client, &c.key, &self.options, mark)
-            .await
-            .map_err(|e| e.to_string())?;
-        match t.client.stat(&c.key).await {
-            Ok(Some((info, _))) => Ok(Version::of(&info)),
-            Ok(None) => Err(format!("{} on {target}: gone right after the copy", c.key)),
-            Err(e) => Err(e.to_string()),
+        crate::object::copy::copy(&o.client, &t.client, &c.key, &self.options, mark).await?;
+        match t.client.stat(&c.key).await? {
+            Some((info, _)) => Ok(Version::of(&info)),
+            None => Err(ApplyError::GoneAfterCopy {
+                key: c.key.clone(),
+                target: target.to_string(),
+            }),
         }
     }
 
-    async fn delete(&self, c: &Change, target: &str) -> Result<(), String> {
+    async fn delete(&self, c: &Change, target: &str) -> Result<(), ApplyError> {
         let Some(t) = self.volume(target) else {
-            return Err("volume no longer in the cluster".into());
+            return Err(ApplyError::Removed);
         };
-        t.client.delete(&c.key).await.map_err(|e| e.to_string())
+        Ok(t.client.delete(&c.key).await?)
     }
 
     /// One cycle: listen, journal, apply, report.
