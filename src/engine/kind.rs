@@ -98,3 +98,7 @@ pub async fn status(engine: &Engine, pairs: &[&Pair]) -> Vec<PairStatus> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "kind_tests.rs"]
+mod tests;

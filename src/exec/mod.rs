@@ -3,6 +3,8 @@
 //! Commands are POSIX shell text built by the drivers from validated, quoted names
 //! (`config::names::shell_quote`); locally they run under `sh -c`, remotely the login shell runs them.
 
+#[cfg(test)]
+pub mod fake;
 pub mod hosts;
 
 pub use hosts::Hosts;
@@ -102,6 +104,9 @@ impl Process {
 pub enum Executor {
     Local,
     Remote(Arc<ssh::Connection>),
+    /// A host answering from a table (the engine's unit tests).
+    #[cfg(test)]
+    Fake(Arc<fake::FakeHost>),
 }
 
 impl Executor {
@@ -110,6 +115,18 @@ impl Executor {
         match self {
             Executor::Local => LOCAL,
             Executor::Remote(c) => &c.host().name,
+            #[cfg(test)]
+            Executor::Fake(f) => &f.name,
+        }
+    }
+
+    /// The address the host is reached at (its config's `address`); None for this machine.
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Executor::Local => None,
+            Executor::Remote(c) => Some(&c.host().address),
+            #[cfg(test)]
+            Executor::Fake(f) => Some(&f.name),
         }
     }
 
@@ -117,6 +134,8 @@ impl Executor {
     pub async fn spawn(&self, script: &str) -> Result<Process> {
         match self {
             Executor::Local => spawn_local(script),
+            #[cfg(test)]
+            Executor::Fake(f) => Ok(f.spawn(script)),
             Executor::Remote(conn) => {
                 let p = conn.exec(script).await?;
                 let (stdin, stdout) = (p.stdin, p.stdout);

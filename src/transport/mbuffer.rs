@@ -160,30 +160,22 @@ async fn remote_source_for(src: &Executor, address: Option<&str>) -> Result<(Ipv
 /// - the source is a host: `address` defaults (for a local destination) to this machine as the
 ///   source sees it (`$SSH_CONNECTION` there), and the source sends from its route's address.
 pub async fn peers(src: &Executor, dst: &Executor, plan: &Plan) -> Result<Peers> {
-    match src {
-        Executor::Local => {
-            let address = match (&plan.address, dst) {
-                (Some(a), _) => a.clone(),
-                (None, Executor::Local) => Ipv4Addr::LOCALHOST.to_string(),
-                (None, Executor::Remote(c)) => c.host().address.clone(),
-            };
-            let source = match dst {
-                Executor::Remote(c) if c.host().address == address => ssh_connection(dst).await?.0,
-                _ => local_source_for(&address, plan.port)?,
-            };
-            Ok(Peers { address, source })
-        }
-        Executor::Remote(_) => {
-            let given = match (&plan.address, dst) {
-                (Some(a), _) => Some(a.clone()),
-                (None, Executor::Local) => None,
-                (None, Executor::Remote(c)) => Some(c.host().address.clone()),
-            };
-            let (seen, source) = remote_source_for(src, given.as_deref()).await?;
-            let address = given.unwrap_or_else(|| seen.to_string());
-            Ok(Peers { address, source })
-        }
+    if src.address().is_none() {
+        let address = match (&plan.address, dst.address()) {
+            (Some(a), _) => a.clone(),
+            (None, None) => Ipv4Addr::LOCALHOST.to_string(),
+            (None, Some(a)) => a.to_string(),
+        };
+        let source = match dst.address() {
+            Some(a) if a == address => ssh_connection(dst).await?.0,
+            _ => local_source_for(&address, plan.port)?,
+        };
+        return Ok(Peers { address, source });
     }
+    let given = plan.address.clone().or_else(|| dst.address().map(str::to_string));
+    let (seen, source) = remote_source_for(src, given.as_deref()).await?;
+    let address = given.unwrap_or_else(|| seen.to_string());
+    Ok(Peers { address, source })
 }
 
 /// What the listener's output says, line by line.
