@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use ferry::state::cluster_journal::{path_in, Journal, Seen, Version};
 use ferry::state::object_journal::Op;
+use ferry::state::records::Journaled;
 
 fn var(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -18,6 +18,7 @@ use crate::object::open as endpoints;
 use crate::object::sync::{self, PassProgress, PassReport, Scope, SyncOptions};
 use crate::state::lock::{self, LockState};
 use crate::state::object_journal::State as EntryState;
+use crate::state::records::Journaled;
 
 use super::assess::State;
 use super::job::Job;

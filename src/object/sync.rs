@@ -18,6 +18,7 @@ use super::checkpoint::{Checkpoint, CheckpointError, Copied};
 use super::client::{Client, ClientError, ObjectInfo};
 pub use super::options::{PassProgress, SyncOptions};
 use crate::state::object_journal::{now_ms, Entry, Journal, JournalError, Op};
+use crate::state::records::Journaled;
 
 /// Which listings a pass compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

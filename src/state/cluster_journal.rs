@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::object_journal::{backoff_ms, Op, State};
-use super::records::{Records, RecordsError};
+use super::records::{Access, Journaled, Records, RecordsError, Replay};
 
 /// The key a fan-out round is journaled under: for people reading the journal only. A round is
 /// told from an object's change by its `round` mark, never by its key (an object may be named
@@ -182,6 +182,19 @@ struct View {
     epoch_max: i64,
 }
 
+impl Replay for View {
+    type Record = Record;
+    fn start() -> View {
+        View {
+            next_seq: 1,
+            ..View::default()
+        }
+    }
+    fn apply(&mut self, rec: Record, _line: usize) -> Result<(), String> {
+        self.apply_record(rec)
+    }
+}
+
 impl View {
     fn unbusy(&mut self, target: &str, key: &str) {
         let k = (target.to_string(), key.to_string());
@@ -195,7 +208,7 @@ impl View {
 }
 
 impl View {
-    fn apply(&mut self, rec: Record) -> Result<(), String> {
+    fn apply_record(&mut self, rec: Record) -> Result<(), String> {
         if let Record::Epoch { epoch } = rec {
             self.epoch_cur = epoch;
             self.epoch_max = self.epoch_max.max(epoch);
@@ -315,31 +328,20 @@ pub fn path_in(persist: &Path) -> PathBuf {
     persist.join("journal")
 }
 
-impl Journal {
-    /// Opens (or creates) the journal, replaying it.
-    pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        Journal::open_as(path, false)
-    }
+impl Journaled for Journal {
+    type Error = JournalError;
 
-    /// Reads the journal beside a `cluster run` that may be appending (status, the console):
-    /// nothing is created or cut; writing through it is refused.
-    pub fn open_read(path: &Path) -> Result<Journal, JournalError> {
-        Journal::open_as(path, true)
-    }
-
-    fn open_as(path: &Path, read_only: bool) -> Result<Journal, JournalError> {
-        let mut view = View {
-            next_seq: 1,
-            ..View::default()
-        };
-        let records = Records::open_with(path, read_only, |rec, _| view.apply(rec))?;
+    fn open_as(path: &Path, access: Access) -> Result<Journal, JournalError> {
+        let (records, view) = Records::replay::<View>(path, access)?;
         Ok(Journal {
             records,
             view,
             fence: None,
         })
     }
+}
 
+impl Journal {
     /// Opens the journal for the worker of `fence.epoch`: its epoch is written first, so whatever
     /// an earlier worker writes from now on is fenced out, then the journal is read again with
     /// everything written before that.
@@ -401,7 +403,7 @@ impl Journal {
         }
         for r in recs {
             // replaying our own records cannot fail
-            let _ = self.view.apply(r);
+            let _ = self.view.apply_record(r);
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{Records, RecordsError};
+use super::records::{Access, Journaled, Records, RecordsError, Replay};
 
 /// The longest failure reason kept per entry.
 pub const REASON_CAP: usize = 1024;
@@ -141,8 +141,21 @@ struct View {
     next_seq: u64,
 }
 
+impl Replay for View {
+    type Record = Record;
+    fn start() -> View {
+        View {
+            next_seq: 1,
+            ..View::default()
+        }
+    }
+    fn apply(&mut self, rec: Record, _line: usize) -> Result<(), String> {
+        self.apply_record(rec)
+    }
+}
+
 impl View {
-    fn apply(&mut self, rec: Record) -> Result<(), String> {
+    fn apply_record(&mut self, rec: Record) -> Result<(), String> {
         let missing = |seq| format!("entry {seq} unknown");
         match rec {
             Record::Next { seq } => self.next_seq = self.next_seq.max(seq),
@@ -185,24 +198,11 @@ impl View {
     }
 }
 
-impl Journal {
-    /// Opens (or creates) the journal at `path`, replaying it; a torn last line is cut off.
-    pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        Journal::open_as(path, false)
-    }
+impl Journaled for Journal {
+    type Error = JournalError;
 
-    /// Reads the journal beside a job that may be appending to it (status, `objects`): nothing
-    /// is created or cut; writing through it is refused.
-    pub fn open_read(path: &Path) -> Result<Journal, JournalError> {
-        Journal::open_as(path, true)
-    }
-
-    fn open_as(path: &Path, read_only: bool) -> Result<Journal, JournalError> {
-        let mut view = View {
-            next_seq: 1,
-            ..View::default()
-        };
-        let records = Records::open_with(path, read_only, |rec, _line| view.apply(rec))?;
+    fn open_as(path: &Path, access: Access) -> Result<Journal, JournalError> {
+        let (records, view) = Records::replay::<View>(path, access)?;
         Ok(Journal {
             path: path.to_path_buf(),
             records,
@@ -210,7 +210,9 @@ impl Journal {
             next_seq: view.next_seq,
         })
     }
+}
 
+impl Journal {
     /// What opening found and survived (a damaged last line dropped, with its copy's path).
     pub fn warnings(&self) -> &[String] {
         self.records.warnings()
@@ -224,7 +226,7 @@ impl Journal {
         };
         let mut r = Ok(());
         for rec in recs {
-            if let Err(what) = view.apply(rec) {
+            if let Err(what) = view.apply_record(rec) {
                 r = Err(JournalError::Records(RecordsError::Corrupt {
                     path: self.path.clone(),
                     line: 0,

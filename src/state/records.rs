@@ -56,14 +56,55 @@ fn parse_line<R: DeserializeOwned>(buf: &[u8]) -> Result<R, String> {
     serde_json::from_str(json).map_err(|e| format!("bad record: {e}"))
 }
 
+/// How a journal is opened: by its one writer, or by an observer reading beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Creates the file if needed, cuts a torn last line, appends.
+    Write,
+    /// Creates and cuts nothing; a torn last line is the writer's append in progress.
+    Read,
+}
+
+/// What a journal rebuilds in memory from its records, in file order.
+pub trait Replay {
+    type Record: DeserializeOwned;
+    /// The view of an empty journal.
+    fn start() -> Self;
+    /// Applies one record (read at `line`); an `Err` is damage at that line.
+    fn apply(&mut self, rec: Self::Record, line: usize) -> Result<(), String>;
+}
+
+/// A journal over a record file: every journal opens the same two ways.
+pub trait Journaled: Sized {
+    type Error;
+    /// Opens the journal at `path` for `access`, replaying it.
+    fn open_as(path: &Path, access: Access) -> Result<Self, Self::Error>;
+    /// Opens (or creates) the journal, replaying it; a torn last line is cut off.
+    fn open(path: &Path) -> Result<Self, Self::Error> {
+        Self::open_as(path, Access::Write)
+    }
+    /// Reads the journal beside a writer that may be appending (status, the console): nothing
+    /// is created or cut; writing through it is refused.
+    fn open_read(path: &Path) -> Result<Self, Self::Error> {
+        Self::open_as(path, Access::Read)
+    }
+}
+
 impl Records {
+    /// Opens `path` for `access` and replays it into a fresh `V`.
+    pub fn replay<V: Replay>(path: &Path, access: Access) -> Result<(Records, V), RecordsError> {
+        let mut view = V::start();
+        let records = Records::open_with(path, access, |rec, line| view.apply(rec, line))?;
+        Ok((records, view))
+    }
+
     /// Opens (or creates) `path` and hands every good record to `apply` in order, with its line
     /// number; an `Err` from `apply` is reported as damage at that line.
     pub fn open<R: DeserializeOwned>(
         path: &Path,
         apply: impl FnMut(R, usize) -> Result<(), String>,
     ) -> Result<Records, RecordsError> {
-        Records::open_with(path, false, apply)
+        Records::open_with(path, Access::Write, apply)
     }
 
     /// Reads `path` as `open` does, for an observer while the writer may be appending (a status
@@ -72,15 +113,16 @@ impl Records {
         path: &Path,
         apply: impl FnMut(R, usize) -> Result<(), String>,
     ) -> Result<Records, RecordsError> {
-        Records::open_with(path, true, apply)
+        Records::open_with(path, Access::Read, apply)
     }
 
-    /// `open` (the writer) or `open_read` (an observer), chosen by `read_only`.
+    /// `open` (the writer) or `open_read` (an observer), chosen by `access`.
     pub fn open_with<R: DeserializeOwned>(
         path: &Path,
-        read_only: bool,
+        access: Access,
         mut apply: impl FnMut(R, usize) -> Result<(), String>,
     ) -> Result<Records, RecordsError> {
+        let read_only = access == Access::Read;
         let io = |source| RecordsError::Io {
             path: path.to_path_buf(),
             source,

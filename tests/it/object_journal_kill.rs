@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry::state::object_journal::{Journal, Op, State};
+use ferry::state::records::Journaled;
 
 const CHILD_ENV: &str = "FERRY_OBJECT_KILL_CHILD";
 

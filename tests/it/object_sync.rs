@@ -12,6 +12,7 @@ use ferry::object::bwlimit::RateLimit;
 use ferry::object::client::{Client, ObjectAttrs};
 use ferry::object::sync::{journal_path, Pair, Scope, SyncOptions};
 use ferry::state::object_journal::{Journal, State};
+use ferry::state::records::Journaled;
 use futures::StreamExt;
 use object_util::{bytes, require_s3s_fs, S3Server};
 

@@ -11,6 +11,7 @@ use crate::config::Cluster;
 use crate::state::object_journal::{now_ms, State};
 
 use crate::state::cluster_journal::Journal;
+use crate::state::records::Journaled;
 
 /// The running instance's running totals and last cycle.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -23,6 +23,7 @@ use crate::state::object_journal::{now_ms, Op};
 use super::report::{CycleFigures, Report};
 use super::{Engine, MARK};
 use crate::state::cluster_journal::{Change, Fence, Journal, JournalError, Seen, Version};
+use crate::state::records::Journaled;
 
 /// HEADs and copies in flight at once.
 const PARALLEL: usize = 16;
