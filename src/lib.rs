@@ -1,12 +1,14 @@
 //! ferry: asynchronous replication of storage between sites.
 //!
-//! The modules follow the layers, each using only those below it (`tests/layers.rs` checks it):
-//! `cli`, `tui` → `engine` → (`monitor`, `driver`, `transport`, `coord`, `block`, `object`) →
-//! `exec` → `ssh` → (`state`, `config`), with `model`, `text` and `safe_file` as leaves every
-//! layer may use. `block` and `object` are the replication cores of block volumes and object
-//! buckets (the peers' protocol and apply; the S3 client, journal and passes) that their
-//! drivers and the engine drive. `cli` may open the console (`tui`); the console reaches
-//! coordination only through the engine.
+//! The modules follow the layers, each using only those below it (`tests/it/layers.rs` checks
+//! it, and that no two files import each other in a circle): `cli`, `tui` → `engine` →
+//! (`monitor`, `driver`, `transport`, `coord`, `block`, `object`) → `exec` → `ssh` → (`state`,
+//! `config`), with `model`, `text` and `safe_file` as leaves every layer may use. The engine
+//! reaches each kind of pair through one replicator (`engine::kind`): snapshot kinds through
+//! their `driver`, object buckets through `object`. `block` and `object` are the replication
+//! cores of block volumes and buckets; `state` holds every durable record. `cli` may open the
+//! console (`tui`); the console reaches coordination only through the engine. A map for the next
+//! person: docs/architecture.md.
 
 pub mod block;
 pub mod cli;
