@@ -276,6 +276,19 @@ async fn kill(ex: &Executor, pid: Option<u32>) {
     }
 }
 
+/// A script that returns once a socket listens on TCP `port` here (Linux's /proc/net/tcp: local
+/// address `…:PORT`, state 0A), polling for up to about two seconds; where there is no
+/// /proc/net/tcp it returns at once. mbuffer says "listening on socket" just before it calls
+/// listen() (seen with strace): a sender started on that line alone can be refused, and is,
+/// on a loaded host.
+fn listening_script(port: u16) -> String {
+    format!(
+        "[ -r /proc/net/tcp ] || exit 0; i=0; while [ $i -lt 100 ]; do \
+         awk '$2 ~ /:{port:04X}$/ && $4 == \"0A\" {{ f = 1 }} END {{ exit !f }}' /proc/net/tcp && exit 0; \
+         i=$((i+1)); sleep 0.02; done; exit 1"
+    )
+}
+
 /// Runs one transfer: listener on `dst`, sender on `src`. `log` receives the commands.
 pub async fn transfer(
     src: &Executor,
@@ -320,7 +333,12 @@ pub async fn transfer(
     loop {
         match tokio::time::timeout_at(deadline, lrx.recv()).await {
             Ok(Some(Event::Pid(p))) => lpid = Some(p),
-            Ok(Some(Event::Listening)) => break,
+            Ok(Some(Event::Listening)) => {
+                // the line comes just before listen(): wait for the socket itself (an answer
+                // of "not yet" after two seconds is no error: the sender's own failure says more)
+                let _ = dst.run(&listening_script(plan.port)).await;
+                break;
+            }
             Ok(Some(Event::Error(e))) => errors.push(e),
             Ok(Some(Event::Rejected(who))) => refuse(who, &mut rejected),
             Ok(Some(Event::Total(_))) => {}
@@ -465,10 +483,34 @@ pub async fn transfer(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_listening_check_waits_for_a_socket_in_listen_state() {
+        let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = bound.local_addr().unwrap().port();
+        let out = Executor::Local.run(&listening_script(port)).await.unwrap();
+        assert!(out.success(), "a listening socket is found");
+        // bound but not listening (what mbuffer has when it prints its line): not found
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let t = std::time::Instant::now();
+        let out = Executor::Local.run(&listening_script(port)).await.unwrap();
+        assert!(!out.success(), "a socket bound but not listening is not ready");
+        assert!(t.elapsed() >= Duration::from_secs(1), "it polled before giving up");
+        // and once it listens, found
+        let _l = socket.listen(1).unwrap();
+        assert!(Executor::Local.run(&listening_script(port)).await.unwrap().success());
+    }
+
     #[test]
     fn parses_mbuffer_output() {
         assert_eq!(parse("ferry-pid 123"), Some(Event::Pid(123)));
         assert_eq!(parse("mbuffer: listening on socket..."), Some(Event::Listening));
+        assert!(
+            listening_script(9090).contains("/:2382$/"),
+            "{}",
+            listening_script(9090)
+        );
         assert_eq!(
             parse("in @  324 MiB/s, out @  324 MiB/s,  227 MiB total, buffer   0% full"),
             Some(Event::Total(227 << 20))
