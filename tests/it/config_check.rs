@@ -1,7 +1,7 @@
 //! `ferry check` on good and bad configs: every bad one fails with a message naming the file,
 //! the line and the key.
 
-use std::process::Command;
+use crate::common;
 
 const HOST: &str = "[hosts.store1]\naddress = \"192.0.2.10\"\n";
 /// `[coordination]` through plain http, and through https; keys to test follow on line 4.
@@ -12,7 +12,7 @@ fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ferry.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::runner::bare()
         .arg("-c")
         .arg(&path)
         .arg("check")
@@ -289,7 +289,7 @@ fn bad_configs_name_file_line_and_key() {
 
 #[test]
 fn missing_config_says_where_it_looked() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::runner::bare()
         .arg("-c")
         .arg("/nonexistent/ferry.toml")
         .arg("status")
@@ -306,7 +306,7 @@ fn missing_config_says_where_it_looked() {
 /// Runs `ferry -c FILE ACTION` with a deadline: a hang is a failure, not a stuck suite.
 fn run_with_deadline(config: &std::path::Path, action: &str, secs: u64) -> (Option<i32>, String) {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let mut cmd = common::runner::bare();
     cmd.arg("-c").arg(config).arg(action);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
@@ -536,7 +536,7 @@ fn every_error_is_reported_in_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ferry.toml");
     std::fs::write(&path, &cfg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::runner::bare()
         .arg("-c")
         .arg(&path)
         .args(["--state-dir", dir.path().to_str().unwrap(), "status"])
@@ -571,7 +571,7 @@ fn jump_hosts_and_connection_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ferry.toml");
     std::fs::write(&path, hosts).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::runner::bare()
         .arg("-c")
         .arg(&path)
         .args(["--json", "check"])
@@ -704,7 +704,7 @@ fn etcd_authentication_and_tls_are_shown_and_their_files_checked_never_the_passw
         let dir2 = tempfile::tempdir().unwrap();
         let path = dir2.path().join("ferry.toml");
         std::fs::write(&path, text("http://127.0.0.1:2379", "")).unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let o = common::runner::bare()
             .arg("-c")
             .arg(&path)
             .args(["--json", "check"])
@@ -744,7 +744,7 @@ fn a_credentials_file_others_can_read_is_warned_about_naming_host_and_file() {
     )
     .unwrap();
     let run = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let out = common::runner::bare()
             .arg("-c")
             .arg(&path)
             .arg("check")

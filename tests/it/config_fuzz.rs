@@ -5,8 +5,8 @@
 //! A plain seeded generator instead of proptest: the cases are the same on every run and machine,
 //! a failure prints its seed and text, and no dependency is needed.
 
+use crate::common;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -293,7 +293,7 @@ fn mutated_example_configs_never_panic_or_hang_and_every_rejection_names_file_an
             // its own file: the worker is already writing the next case to `path`
             let cli_path = dir.path().join("cli.toml");
             std::fs::write(&cli_path, &o.bytes).unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            let out = common::runner::bare()
                 .arg("-c")
                 .arg(&cli_path)
                 .arg("check")

@@ -1,15 +1,10 @@
 //! `ferry import zettabee FILE` and `ferry import copycat FILE`: another tool's config becomes a
 //! ferry config that `ferry check` accepts.
 
-use std::process::Command;
+use crate::common;
 
 fn ferry(args: &[&str], home: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_CONFIG")
-        .env("HOME", home)
-        .output()
-        .unwrap();
+    let out = common::runner::bare().args(args).env("HOME", home).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

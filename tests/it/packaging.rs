@@ -2,6 +2,7 @@
 //! from the same clap definitions the parser uses, and the systemd units and cron file in
 //! contrib/, checked by the tools that will read them (bash -n, systemd-analyze verify).
 
+use crate::common;
 use std::process::Command;
 
 const ACTIONS: &[&str] = &[
@@ -23,7 +24,7 @@ const ACTIONS: &[&str] = &[
 ];
 
 fn ferry(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).output().unwrap();
+    let out = common::runner::bare().args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -3,9 +3,10 @@
 //! never redirects a write; a state dir other users can write to, or owned by another user, is
 //! refused by name.
 
+use crate::common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 struct Setup {
@@ -35,7 +36,7 @@ impl Setup {
 
     /// The pair's folder, made as ferry makes it.
     fn pair_dir(&self) -> PathBuf {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let out = common::runner::bare()
             .arg("-c")
             .arg(&self.config)
             .arg("fingerprint")
@@ -50,11 +51,10 @@ impl Setup {
 
     /// Runs ferry; a run that takes longer than 15 s is killed and fails the test as a hang.
     fn ferry(&self, args: &[&str]) -> (i32, String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut child = common::runner::bare()
             .arg("-c")
             .arg(&self.config)
             .args(args)
-            .env_remove("FERRY_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

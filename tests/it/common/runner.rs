@@ -21,14 +21,21 @@ impl From<Output> for Run {
     }
 }
 
-/// `ferry -c CONFIG ARGS…`, not yet started: no FERRY_CONFIG, ssh-agent or CA bundle from the
-/// caller's environment (the AWS SDKs and rclone read AWS_CA_BUNDLE; an agent would offer keys).
-pub fn command(config: &Path, args: &[&str]) -> Command {
+/// The ferry binary under test, not yet started and with no arguments: no FERRY_CONFIG,
+/// ssh-agent or CA bundle from the caller's environment (the AWS SDKs and rclone read
+/// AWS_CA_BUNDLE; an agent would offer keys).
+pub fn bare() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.arg("-c").arg(config).args(args);
     c.env_remove("FERRY_CONFIG")
         .env_remove("SSH_AUTH_SOCK")
         .env_remove("AWS_CA_BUNDLE");
+    c
+}
+
+/// `ferry -c CONFIG ARGS…`, not yet started, as `bare` leaves it.
+pub fn command(config: &Path, args: &[&str]) -> Command {
+    let mut c = bare();
+    c.arg("-c").arg(config).args(args);
     c
 }
 
