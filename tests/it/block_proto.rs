@@ -2,6 +2,7 @@
 //! process's stdin/stdout, and hostile input (truncated frames, oversized lengths, unknown
 //! types, malformed payloads, a wrong version, a lying manifest).
 
+use crate::common;
 use ferry::block::proto::{
     encode, handshake, read_message, recv_manifest, send_manifest, write_message, Message, ProtoError,
     DIGESTS_PER_PART, MAX_FRAME, PROTOCOL_VERSION,
@@ -328,7 +329,7 @@ fn hostile_source(
     hold: Option<std::time::Duration>,
 ) -> (std::process::ExitStatus, String, std::time::Duration) {
     use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut child = common::runner::bare()
         .args(["peer", "block-receive", "--path"])
         .arg(dir.join("replica.img"))
         .arg("--state")
@@ -473,7 +474,7 @@ fn a_sender_whose_destination_says_nothing_times_out() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("src.img"), vec![5u8; 1 << 20]).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut child = common::runner::bare()
         .args(["peer", "block-send", "--path"])
         .arg(dir.path().join("src.img"))
         .arg("--state")

@@ -46,7 +46,7 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        let mut c = common::runner::bare();
         c.arg("-c").arg(&self.config).args(args);
         c.env_remove("FERRY_CONFIG").env_remove("SSH_AUTH_SOCK");
         c.stdin(Stdio::null());
@@ -314,7 +314,7 @@ fn config_rules_for_btrfs_pairs() {
             format!("[[pair]]\nkind = \"btrfs\"\n{lines}\ndestination = \"/backup/x\"\n"),
         )
         .unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let o = common::runner::bare()
             .arg("-c")
             .arg(&config)
             .arg("check")
@@ -333,7 +333,7 @@ fn config_rules_for_btrfs_pairs() {
         "[[pair]]\nsource = \"tank/a\"\ndestination = \"backup/a\"\nsnapshot_dir = \"/x\"\n",
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let o = common::runner::bare()
         .arg("-c")
         .arg(&config)
         .arg("check")

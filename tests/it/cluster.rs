@@ -1,9 +1,10 @@
 //! Object clusters end to end: two real S3 servers (s3s-fs) on loopback as two sites of one
 //! namespace, `ferry cluster run` working it, rclone writing on both sides and checking.
 
+use crate::common;
 use crate::object_util;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use object_util::lab::ObjectLab;
@@ -60,7 +61,7 @@ fn start_run(lab: &ObjectLab) -> Running {
 }
 
 fn spawn_run(lab: &ObjectLab) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
+    common::runner::bare()
         .arg("-c")
         .arg(&lab.config)
         .args(["cluster", "run", "shared"])

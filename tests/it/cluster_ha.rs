@@ -5,9 +5,10 @@
 //! and a dead holder's lease expires into Locked. Real s3s-fs servers and rclone as in
 //! tests/cluster.rs.
 
+use crate::common;
 use crate::object_util;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use object_util::etcd::{require_etcd, EtcdServer};
@@ -66,7 +67,7 @@ struct Instances(Vec<Child>);
 
 impl Instances {
     fn spawn(&mut self, lab: &ObjectLab) {
-        let c = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let c = common::runner::bare()
             .arg("-c")
             .arg(&lab.config)
             .args(["cluster", "run", "shared"])
@@ -321,7 +322,7 @@ fn a_paused_worker_is_fenced_out_when_it_wakes() {
 }
 
 fn ferry_with(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::runner::bare()
         .arg("-c")
         .arg(config)
         .args(args)
@@ -379,7 +380,7 @@ fn a_pairs_lock_is_a_lease_two_instances_never_run_it_at_once() {
         f.seek(SeekFrom::Start(8 << 20)).unwrap();
         f.write_all(&bytes(2, 16 << 20)).unwrap();
     }
-    let mut job = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut job = common::runner::bare()
         .arg("-c")
         .arg(&site1)
         .args(["update", &dest])

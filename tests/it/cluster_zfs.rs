@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::lab::Lab;
@@ -28,7 +28,7 @@ fn one_zfs_source_fans_out_to_two_replicas() {
     std::fs::write(&lab.config, text).unwrap();
     lab.ok(&["check"]);
     write_random_file(&lab.src_mnt().join("a.bin"), 1 << 20, 7);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut run = common::runner::bare()
         .arg("-c")
         .arg(&lab.config)
         .args(["cluster", "run", "fan"])

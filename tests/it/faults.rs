@@ -379,7 +379,7 @@ fn silent_link_cut_is_detected_within_the_keepalive_bound() {
     )
     .unwrap();
     let ferry = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        common::runner::bare()
             .arg("-c")
             .arg(&cfg)
             .args(args)
@@ -395,7 +395,7 @@ fn silent_link_cut_is_detected_within_the_keepalive_bound() {
     }
     let cp = zfs_get(&dst_ds, "ferry:lastsnap");
     write_random_file(&src.join("big.bin"), 150 << 20, 2);
-    let job = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let job = common::runner::bare()
         .arg("-c")
         .arg(&cfg)
         .args(["update", "data"])

@@ -1,6 +1,7 @@
 //! Object pairs end to end through the ferry binary: two real S3 servers (s3s-fs) on loopback,
 //! rclone (Debian) as the independent client that writes objects and checks the result.
 
+use crate::common;
 use crate::object_util;
 
 use std::time::{Duration, Instant};
@@ -242,7 +243,7 @@ fn progress_counts_objects_and_bytes_under_bwlimit() {
     }
     let fp = lab.ok(&["fingerprint", DEST]).stdout.trim().to_string();
     let progress_path = lab.state_dir().join(&fp).join("progress.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut child = common::runner::bare()
         .arg("-c")
         .arg(&lab.config)
         .args(["initialize", DEST])
@@ -327,7 +328,7 @@ fn object_config_mistakes_are_named() {
     for (i, (text, key, words)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("c{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let out = common::runner::bare()
             .arg("-c")
             .arg(&path)
             .arg("check")

@@ -71,12 +71,7 @@ fn bwlimit_holds_on_the_local_transport() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .arg("-c")
-            .arg(&cfg)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = common::runner::bare().arg("-c").arg(&cfg).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{args:?}: {}",
