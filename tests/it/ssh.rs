@@ -978,11 +978,7 @@ fn cli_setup_reaches_a_source_behind_a_bastion() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("-c")
-        .arg(&cfg)
-        .args(["setup", "nopool/rep"])
-        .env_remove("SSH_AUTH_SOCK")
+    let out = common::runner::command(&cfg, &["setup", "nopool/rep"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
