@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::changes::Known;
+use super::client::ObjectInfo;
+
 /// Most bytes a checkpoint may hold (a few hundred bytes a key: millions of keys fit).
 const CHECKPOINT_CAP: u64 = 4 << 30;
 
@@ -21,6 +24,26 @@ pub struct Copied {
     /// shows when the size changed). Absent in checkpoints written before it was kept.
     #[serde(default)]
     pub size: Option<u64>,
+}
+
+impl Copied {
+    /// The listed source object is the version this copy saw.
+    pub fn saw(&self, s: &ObjectInfo) -> bool {
+        s.etag == self.src_etag
+            && s.last_modified.timestamp_millis() == self.src_modified_ms
+            && self.size.is_none_or(|n| n == s.size)
+    }
+}
+
+/// A pair's record of its source: the version each key had when last copied.
+impl Known for Checkpoint {
+    fn knows(&self, listed: &ObjectInfo) -> bool {
+        self.keys.get(&listed.key).is_some_and(|c| c.saw(listed))
+    }
+
+    fn known_keys(&self) -> Vec<&str> {
+        self.keys.keys().map(String::as_str).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,16 +4,17 @@
 
 use futures::TryStreamExt;
 
-use super::client::{Client, ClientError};
+use super::client::ClientError;
+use super::endpoint::{Endpoint, Upload};
 use super::options::SyncOptions;
 
 /// The largest object copied in one request (held in memory) when its key cannot go multipart.
 const ONE_REQUEST_MAX: u64 = 256 << 20;
 
 /// Copies `key`; gives the bytes moved and the destination's new ETag where the server says.
-pub async fn copy(
-    src: &Client,
-    dst: &Client,
+pub async fn copy<S: Endpoint, D: Endpoint>(
+    src: &S,
+    dst: &D,
     key: &str,
     o: &SyncOptions,
     extra: Option<(&str, &str)>,

@@ -14,8 +14,11 @@ use std::sync::Mutex;
 
 use futures::StreamExt;
 
+use super::carry::{carry, Carried};
+use super::changes::{detect, Detected};
 use super::checkpoint::{Checkpoint, CheckpointError, Copied};
 use super::client::{Client, ClientError, ObjectInfo};
+use super::endpoint::Endpoint;
 pub use super::options::{PassProgress, SyncOptions};
 use crate::state::object_journal::{now_ms, Entry, Journal, JournalError, Op};
 use crate::state::records::Journaled;
@@ -60,10 +63,11 @@ pub enum SyncError {
     Dir { path: PathBuf, source: std::io::Error },
 }
 
-/// A pair's local state: the status journal and the checkpoint, in one directory.
-pub struct Pair {
-    pub src: Client,
-    pub dst: Client,
+/// A pair's local state: the status journal and the checkpoint, in one directory. The
+/// endpoints are S3 clients in the product, in-memory buckets in the core's unit tests.
+pub struct Pair<E: Endpoint = Client> {
+    pub src: E,
+    pub dst: E,
     pub state_dir: PathBuf,
     pub options: SyncOptions,
 }
@@ -83,7 +87,7 @@ enum Decision {
     Change(Op),
 }
 
-impl Pair {
+impl<E: Endpoint> Pair<E> {
     /// Makes every FAILED entry due now, then runs a pass (the operator's `retry`).
     pub async fn retry(&self) -> Result<PassReport, SyncError> {
         self.open_journal()?.retry_all_now()?;
@@ -289,7 +293,10 @@ impl Pair {
         }
         let compared: Vec<(String, Decision)> = futures::stream::iter(compare)
             .map(|(key, s, d)| async move {
-                let heads = futures::try_join!(self.src.head(&key), self.dst.head(&key));
+                let heads = futures::try_join!(
+                    super::endpoint::head(&self.src, &key),
+                    super::endpoint::head(&self.dst, &key)
+                );
                 let same = matches!(heads, Ok(((Some(se), sa), (Some(de), da))) if se == de && sa == da);
                 let decision = if same {
                     // equal now: the checkpoint learns it, so the next pass needs no HEAD
@@ -311,42 +318,23 @@ impl Pair {
         out
     }
 
+    /// Carries one journaled change; a put records what the copy saw for the checkpoint.
     async fn apply(&self, e: &Entry, listed: Option<&ObjectInfo>) -> Result<Outcome, ClientError> {
-        match e.op {
-            Op::Delete => self.dst.delete(&e.key).await.map(|()| Outcome::Deleted),
-            Op::Put => match self.copy(&e.key, listed).await {
-                Err(ClientError::NotFound { ref location, .. }) if *location == self.src.location().to_string() => {
-                    // Gone from the source since it was listed (a later pass deletes it on the
-                    // destination), unless a HEAD still finds it: then the GET asked for another
-                    // key, and saying "gone" would drop the key silently.
-                    match self.src.stat(&e.key).await? {
-                        None => Ok(Outcome::Gone),
-                        Some(_) => Err(ClientError::Raw {
-                            location: location.clone(),
-                            key: e.key.clone(),
-                            op: "get",
-                            cause: super::raw::RawError {
-                                status: Some(404),
-                                message: "the GET answered not found for a key that HEAD finds".into(),
-                            },
-                        }),
-                    }
-                }
-                r => r,
+        Ok(
+            match carry(&self.src, &self.dst, &e.key, e.op, &self.options, None).await? {
+                Carried::Copied { bytes, etag } => Outcome::Copied {
+                    bytes,
+                    record: listed.map(|l| Copied {
+                        src_etag: l.etag.clone(),
+                        src_modified_ms: l.last_modified.timestamp_millis(),
+                        dst_etag: etag,
+                        size: Some(l.size),
+                    }),
+                },
+                Carried::Deleted => Outcome::Deleted,
+                Carried::Gone => Outcome::Gone,
             },
-        }
-    }
-
-    /// Streams `key` from source to destination, multipart when large, through the bwlimit.
-    async fn copy(&self, key: &str, listed: Option<&ObjectInfo>) -> Result<Outcome, ClientError> {
-        let (size, dst_etag) = super::copy::copy(&self.src, &self.dst, key, &self.options, None).await?;
-        let record = listed.map(|l| Copied {
-            src_etag: l.etag.clone(),
-            src_modified_ms: l.last_modified.timestamp_millis(),
-            dst_etag,
-            size: Some(l.size),
-        });
-        Ok(Outcome::Copied { bytes: size, record })
+        )
     }
 }
 
@@ -360,35 +348,21 @@ enum Outcome {
     Gone,
 }
 
-/// The source's listing against the checkpoint: a key whose version is not the one last copied
-/// is put, a key the checkpoint holds and the source no longer has is deleted.
+/// The source's listing against the checkpoint (the shared detector): a key whose version is
+/// not the one last copied is put, a key the checkpoint holds and the source no longer has is
+/// deleted.
 fn changes(src: &BTreeMap<String, ObjectInfo>, cp: &Checkpoint) -> Vec<(String, Decision)> {
-    let mut out: Vec<(String, Decision)> = src
-        .iter()
-        .map(|(key, s)| {
-            let same = cp.keys.get(key).is_some_and(|c| source_is(s, c));
-            let d = if same {
-                Decision::Same(None)
-            } else {
-                Decision::Change(Op::Put)
+    detect(src.values(), cp)
+        .into_iter()
+        .map(|d| {
+            let decision = match d {
+                Detected::Same(_) => Decision::Same(None),
+                Detected::Put(_) => Decision::Change(Op::Put),
+                Detected::Delete(_) => Decision::Change(Op::Delete),
             };
-            (key.clone(), d)
+            (d.key().to_string(), decision)
         })
-        .collect();
-    out.extend(
-        cp.keys
-            .keys()
-            .filter(|k| !src.contains_key(*k))
-            .map(|k| (k.clone(), Decision::Change(Op::Delete))),
-    );
-    out
-}
-
-/// The listed source object is the version the copy recorded saw.
-fn source_is(s: &ObjectInfo, c: &Copied) -> bool {
-    s.etag == c.src_etag
-        && s.last_modified.timestamp_millis() == c.src_modified_ms
-        && c.size.is_none_or(|n| n == s.size)
+        .collect()
 }
 
 /// The source is the version last copied (ETag when listed, and last-modified) and the
@@ -401,9 +375,13 @@ fn unchanged_since_copy(s: &ObjectInfo, d: &ObjectInfo, c: Option<&Copied>) -> b
         (Some(_), None) => false,
         (None, _) => true,
     };
-    source_is(s, c) && dst_same
+    c.saw(s) && dst_same
 }
 
 fn lock(j: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
     j.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;

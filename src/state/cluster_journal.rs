@@ -414,11 +414,11 @@ impl Journal {
     }
 
     /// Every key `vol` was last known to hold.
-    pub fn seen_keys(&self, vol: &str) -> Vec<String> {
+    pub fn seen_in(&self, vol: &str) -> Vec<&str> {
         self.view
             .seen
             .get(vol)
-            .map(|m| m.keys().cloned().collect())
+            .map(|m| m.keys().map(String::as_str).collect())
             .unwrap_or_default()
     }
 

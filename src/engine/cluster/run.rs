@@ -4,7 +4,6 @@
 //! to every `update` volume but its origin, newest first by version time, and records what it
 //! wrote so the writing is not seen as a change again (no echo).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,8 @@ use crate::config::{Cluster, Coordination};
 use crate::coord::worker;
 use crate::engine::kind::for_kind;
 use crate::object::bwlimit::RateLimit;
+use crate::object::carry::{carry, Carried};
+use crate::object::changes::{detect, Detected, Known};
 use crate::object::client::{Client, ClientError, ObjectAttrs, ObjectInfo, Stat};
 use crate::object::sync::SyncOptions;
 use crate::state::lock::LockInfo;
@@ -96,6 +97,28 @@ enum Apply {
     Skip(&'static str),
     Copy,
     Delete,
+}
+
+/// One volume as the cluster's journal knows it: the shared detector's record of that origin.
+struct VolumeView<'a> {
+    journal: &'a Journal,
+    vol: &'a str,
+}
+
+impl Known for VolumeView<'_> {
+    fn knows(&self, listed: &ObjectInfo) -> bool {
+        self.journal
+            .seen(self.vol, &listed.key)
+            .is_some_and(|s| s.same_as(&Version::of(listed)))
+    }
+
+    fn known_keys(&self) -> Vec<&str> {
+        self.journal.seen_in(self.vol)
+    }
+
+    fn busy(&self, key: &str) -> bool {
+        self.journal.busy(self.vol, key)
+    }
 }
 
 fn is_replica(attrs: &ObjectAttrs, cluster: &str) -> bool {
@@ -220,14 +243,18 @@ impl<'a> Runner<'a> {
             return (Vec::new(), Vec::new(), unreadable);
         };
         let targets = self.targets(vol);
+        let view = VolumeView {
+            journal: &self.journal,
+            vol,
+        };
         let mut unknown = Vec::new();
-        let listed: BTreeMap<&str, &ObjectInfo> = listing.iter().map(|o| (o.key.as_str(), o)).collect();
-        for o in &listing {
-            let ver = Version::of(o);
-            if self.journal.seen(vol, &o.key).is_some_and(|s| s.same_as(&ver)) || self.journal.busy(vol, &o.key) {
-                continue;
+        let mut deleted = Vec::new();
+        for d in detect(&listing, &view) {
+            match d {
+                Detected::Same(_) => {}
+                Detected::Put(o) => unknown.push((o.key.clone(), Version::of(o))),
+                Detected::Delete(key) => deleted.push(key.to_string()),
             }
-            unknown.push((o.key.clone(), ver));
         }
         let heads: Vec<(String, Version, Result<Option<Stat>, ClientError>)> = futures::stream::iter(unknown)
             .map(|(key, ver)| async move {
@@ -262,10 +289,7 @@ impl<'a> Runner<'a> {
                 Err(e) => unreadable.push(format!("{key:?}: {}", crate::text::one_line(&e.to_string()))),
             }
         }
-        for key in self.journal.seen_keys(vol) {
-            if listed.contains_key(key.as_str()) || self.journal.busy(vol, &key) {
-                continue;
-            }
+        for key in deleted {
             seen.push((vol.to_string(), key.clone(), None));
             changes.push(Seen {
                 origin: vol.to_string(),
@@ -310,8 +334,7 @@ impl<'a> Runner<'a> {
                     _ if !me.journal.may_act() => Err(ApplyError::Deposed),
                     Err(e) => Err(e),
                     Ok(Apply::Skip(why)) => Ok(Done::Skipped(why)),
-                    Ok(Apply::Delete) => me.delete(&c, &t).await.map(|()| Done::Deleted),
-                    Ok(Apply::Copy) => me.copy(&c, &t).await.map(Done::Copied),
+                    Ok(Apply::Delete | Apply::Copy) => me.carry(&c, &t).await,
                 };
                 (c, t, r)
             })
@@ -387,26 +410,24 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn copy(&self, c: &Change, target: &str) -> Result<Version, ApplyError> {
+    /// Carries change `c` to `target` through the shared apply step, with the replica mark; a
+    /// copy gives the version the target holds now (so the cluster knows its own write).
+    async fn carry(&self, c: &Change, target: &str) -> Result<Done, ApplyError> {
         let (Some(t), Some(o)) = (self.volume(target), self.volume(&c.origin)) else {
             return Err(ApplyError::Removed);
         };
         let mark = Some((MARK, self.cluster.name.as_str()));
-        crate::object::copy::copy(&o.client, &t.client, &c.key, &self.options, mark).await?;
-        match t.client.stat(&c.key).await? {
-            Some((info, _)) => Ok(Version::of(&info)),
-            None => Err(ApplyError::GoneAfterCopy {
-                key: c.key.clone(),
-                target: target.to_string(),
-            }),
+        match carry(&o.client, &t.client, &c.key, c.op, &self.options, mark).await? {
+            Carried::Deleted => Ok(Done::Deleted),
+            Carried::Gone => Ok(Done::Skipped("gone at the origin (its delete follows)")),
+            Carried::Copied { .. } => match t.client.stat(&c.key).await? {
+                Some((info, _)) => Ok(Done::Copied(Version::of(&info))),
+                None => Err(ApplyError::GoneAfterCopy {
+                    key: c.key.clone(),
+                    target: target.to_string(),
+                }),
+            },
         }
-    }
-
-    async fn delete(&self, c: &Change, target: &str) -> Result<(), ApplyError> {
-        let Some(t) = self.volume(target) else {
-            return Err(ApplyError::Removed);
-        };
-        Ok(t.client.delete(&c.key).await?)
     }
 
     /// One cycle: listen, journal, apply, report.
