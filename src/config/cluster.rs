@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::error::expand_home;
 use super::fields::parse_kind;
+use super::keys::{RawCluster, RawVolume};
 use super::model::*;
 use super::names;
 use super::sites::Sites;
@@ -26,16 +27,8 @@ pub(super) fn cluster(
     coordination: &Option<CoordConfig>,
     seen: &mut HashMap<String, usize>,
 ) -> Cluster {
-    c.unknown_keys(&[
-        "name",
-        "persist_path",
-        "settle",
-        "poll",
-        "bwlimit",
-        "coordination",
-        "volumes",
-    ]);
-    let name = match c.str("name") {
+    let r = RawCluster::read(c);
+    let name = match r.name {
         Some(n) => {
             if let Err(m) = names::check_host_name(n.get_ref()) {
                 cx.report(cx.err(n.span(), "name", &m.replace("host name", "cluster name")));
@@ -54,7 +47,7 @@ pub(super) fn cluster(
             String::new()
         }
     };
-    let persist_path = match c.str("persist_path") {
+    let persist_path = match r.persist_path {
         Some(p) if p.get_ref().is_empty() => {
             cx.report(cx.err(p.span(), "persist_path", "must not be empty"));
             PathBuf::new()
@@ -65,11 +58,11 @@ pub(super) fn cluster(
             PathBuf::new()
         }
     };
-    let settle = match c.scalar("settle") {
+    let settle = match r.settle {
         Some(v) => cx.ok(cx.duration(&v, "settle")).unwrap_or(DEFAULT_SETTLE),
         None => DEFAULT_SETTLE,
     };
-    let poll = match c.scalar("poll") {
+    let poll = match r.poll {
         Some(v) => cx
             .ok(cx.duration(&v, "poll"))
             .filter(|d| {
@@ -82,8 +75,8 @@ pub(super) fn cluster(
             .unwrap_or(DEFAULT_POLL),
         None => DEFAULT_POLL,
     };
-    let bwlimit = c.scalar("bwlimit").and_then(|b| cx.bwlimit(&b)).unwrap_or(0);
-    let coord = match c.str("coordination") {
+    let bwlimit = r.bwlimit.and_then(|b| cx.bwlimit(&b)).unwrap_or(0);
+    let coord = match r.coordination {
         None => Coordination::Local,
         Some(k) => match (k.get_ref().as_str(), &coordination) {
             ("local", _) => Coordination::Local,
@@ -108,13 +101,13 @@ pub(super) fn cluster(
     };
     let mut volumes = Vec::new();
     for v in c.tables("volumes") {
-        v.unknown_keys(&["at", "kind", "listen", "update"]);
-        let listen = v.bool("listen").is_some_and(|b| *b.get_ref());
-        let update = v.bool("update").is_some_and(|b| *b.get_ref());
-        let kind = match v.str("kind") {
+        let vr = RawVolume::read(&v);
+        let listen = vr.listen.is_some_and(|b| *b.get_ref());
+        let update = vr.update.is_some_and(|b| *b.get_ref());
+        let kind = match vr.kind {
             Some(k) => cx.ok(parse_kind(cx, &k)).unwrap_or(Kind::DEFAULT),
             // a volume on an object-store host is an object volume without saying so
-            None => match v.str("at") {
+            None => match &vr.at {
                 Some(at)
                     if at
                         .get_ref()
@@ -126,7 +119,7 @@ pub(super) fn cluster(
                 _ => Kind::DEFAULT,
             },
         };
-        let at = match v.str("at") {
+        let at = match vr.at {
             Some(at) => cx.ok(cx.endpoint(&at, "at", &sites.hosts, &sites.object_hosts, kind)),
             None => {
                 cx.report(cx.err(v.span.clone(), "at", "a volume needs `at`"));

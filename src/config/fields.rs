@@ -2,87 +2,21 @@
 //! A bad key is reported on the context and a default stands in, so checking goes on.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::error::{check_key, expand_home, ConfigError};
+pub(super) use super::keys::RawEntry;
+use super::keys::{RawConsole, RawHost, RawObjectHost, HOST_KEYS, OBJECT_HOST_KEYS};
 use super::model::*;
 use super::names;
 use super::tree::{Cx, Scalar, Table};
 use super::units;
 use crate::model::Home;
 
-/// Declares the keys of a `[[pair]]` and of `[defaults]` once each (name, TOML type, reader):
-/// the list unknown keys are checked against, the raw table and its reading all come from it.
-macro_rules! entry_keys {
-    ($($key:ident: $ty:ty => $read:ident,)*) => {
-        /// Keys of a `[[pair]]` and of `[defaults]` (which refuses the pair-only ones).
-        const ENTRY_KEYS: &[&str] = &[$(stringify!($key)),*];
-
-        /// A `[[pair]]` or the `[defaults]` table: the same keys, the pair-only ones refused in
-        /// defaults.
-        #[derive(Debug, Default)]
-        pub(super) struct RawEntry {
-            /// The table's header.
-            pub(super) span: Range<usize>,
-            $(pub(super) $key: Option<Spanned<$ty>>,)*
-        }
-
-        impl RawEntry {
-            pub(super) fn read(t: &Table) -> Self {
-                t.unknown_keys(ENTRY_KEYS);
-                RawEntry {
-                    span: t.span.clone(),
-                    $($key: t.$read(stringify!($key)),)*
-                }
-            }
-        }
-    };
-}
-
-entry_keys! {
-    kind: String => str,
-    source: String => str,
-    destination: String => str,
-    port: i64 => int,
-    transport: String => str,
-    wlag: Scalar => scalar,
-    clag: Scalar => scalar,
-    wrun: Scalar => scalar,
-    crun: Scalar => scalar,
-    bwlimit: Scalar => scalar,
-    compress: String => str,
-    keep: i64 => int,
-    mbuffer_address: String => str,
-    mbuffer_timeout: Scalar => scalar,
-    idle_timeout: Scalar => scalar,
-    adopt: String => str,
-    snapshot_dir: String => str,
-    recursive: bool => bool,
-    snapshot: String => str,
-    chunk: Scalar => scalar,
-}
-
 /// A btrfs source's snapshot directory when the pair names none, in the source's parent directory.
 pub const DEFAULT_SNAPSHOT_DIR: &str = ".ferry-snapshots";
-
-const HOST_KEYS: &[&str] = &[
-    "address",
-    "port",
-    "user",
-    "key",
-    "known_hosts",
-    "trust_on_first_use",
-    "jump",
-    "connect_timeout",
-    "keepalive_interval",
-    "keepalive_count",
-    "ferry_path",
-];
-
-const OBJECT_HOST_KEYS: &[&str] = &["endpoint", "region", "credentials", "profile"];
 
 fn is_ipv6(address: &str) -> bool {
     address.parse::<std::net::Ipv6Addr>().is_ok()
@@ -96,15 +30,15 @@ impl Cx<'_> {
             keys: BTreeMap::new(),
         };
         let Some(r) = raw else { return c };
-        r.unknown_keys(&["theme", "refresh", "keys"]);
-        if let Some(t) = r.str("theme") {
+        let raw = RawConsole::read(r);
+        if let Some(t) = raw.theme {
             if t.get_ref().is_empty() {
                 self.report(self.err(t.span(), "theme", "must not be empty"));
             } else {
                 c.theme = Some(t.get_ref().clone());
             }
         }
-        if let Some(v) = r.scalar("refresh") {
+        if let Some(v) = raw.refresh {
             if let Some(d) = self.ok(self.duration(&v, "refresh")) {
                 if d.as_secs() == 0 {
                     self.report(self.err(v.span(), "refresh", "must be at least 1s"));
@@ -325,8 +259,8 @@ impl Cx<'_> {
     /// A `[hosts.NAME]` table; a bad key is reported and a default stands in, so pairs naming the
     /// host are still checked. The jump is returned with its place for the checks across hosts.
     pub(super) fn host(&self, name: &str, t: &Table) -> (HostConfig, Option<Spanned<String>>) {
-        t.unknown_keys(HOST_KEYS);
-        let address = match t.str("address") {
+        let r = RawHost::read(t);
+        let address = match r.address {
             Some(a) => {
                 if let Err(m) = names::check_address(a.get_ref()) {
                     self.report(self.err(a.span(), "address", &m));
@@ -335,12 +269,12 @@ impl Cx<'_> {
             }
             None => {
                 if names::check_address(name).is_err() {
-                    self.report(self.err(t.span.clone(), "address", &format!("host {name:?} needs an address")));
+                    self.report(self.err(r.span.clone(), "address", &format!("host {name:?} needs an address")));
                 }
                 name.to_string()
             }
         };
-        let port = match t.int("port") {
+        let port = match r.port {
             Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
             Some(p) => {
                 self.report(self.err(p.span(), "port", &format!("port {} is not in 1..65535", p.get_ref())));
@@ -348,7 +282,7 @@ impl Cx<'_> {
             }
             None => 22,
         };
-        let user = match t.str("user") {
+        let user = match r.user {
             Some(u) => {
                 if let Err(m) = names::check_user(u.get_ref()) {
                     self.report(self.err(u.span(), "user", &m));
@@ -357,22 +291,22 @@ impl Cx<'_> {
             }
             None => "root".to_string(),
         };
-        let key = t.str("key").map(|k| expand_home(k.get_ref()));
-        let known_hosts = t
-            .str("known_hosts")
+        let key = r.key.map(|k| expand_home(k.get_ref()));
+        let known_hosts = r
+            .known_hosts
             .map(|k| expand_home(k.get_ref()))
             .unwrap_or_else(|| expand_home("~/.ssh/known_hosts"));
-        let trust_on_first_use = t.bool("trust_on_first_use").is_some_and(|b| *b.get_ref());
-        let jump = t.str("jump");
+        let trust_on_first_use = r.trust_on_first_use.is_some_and(|b| *b.get_ref());
+        let jump = r.jump;
         let second = Duration::from_secs(1);
         let day = Duration::from_secs(86400);
         let connect_timeout = self
-            .bounded_duration(t.scalar("connect_timeout"), "connect_timeout", second, day)
+            .bounded_duration(r.connect_timeout, "connect_timeout", second, day)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let keepalive_interval = self
-            .bounded_duration(t.scalar("keepalive_interval"), "keepalive_interval", second, day)
+            .bounded_duration(r.keepalive_interval, "keepalive_interval", second, day)
             .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL);
-        let keepalive_count = match t.int("keepalive_count") {
+        let keepalive_count = match r.keepalive_count {
             Some(n) if (1..=1000).contains(n.get_ref()) => *n.get_ref() as u32,
             Some(n) => {
                 self.report(self.err(
@@ -384,7 +318,7 @@ impl Cx<'_> {
             }
             None => DEFAULT_KEEPALIVE_COUNT,
         };
-        let ferry_path = match t.str("ferry_path") {
+        let ferry_path = match r.ferry_path {
             Some(f) => match names::check_command_path(f.get_ref()) {
                 Ok(()) => f.get_ref().clone(),
                 Err(m) => {
@@ -414,20 +348,21 @@ impl Cx<'_> {
     /// A `[hosts.NAME]` table with `endpoint`: an S3 endpoint. SSH keys there are refused by
     /// name (an object-store host is reached over its S3 API, not SSH).
     pub(super) fn object_host(&self, name: &str, t: &Table) -> ObjectHost {
-        for k in HOST_KEYS {
-            if let Some(v) = t.scalar(k) {
-                self.report(self.err(
-                    v.span(),
-                    k,
-                    &format!(
-                        "host {name:?} has an endpoint (an object store reached over S3); {k} belongs to SSH hosts (an object-store host takes {})",
-                        OBJECT_HOST_KEYS.join(", ")
-                    ),
-                ));
-            }
+        // refused by name, whatever their value: they belong to SSH hosts
+        for (k, v) in t.entries().filter(|(k, _)| HOST_KEYS.contains(&k.get_ref().as_ref())) {
+            let k = k.get_ref().as_ref();
+            self.report(self.err(
+                v.span(),
+                k,
+                &format!(
+                    "host {name:?} has an endpoint (an object store reached over S3); {k} belongs to SSH hosts (an object-store host takes {})",
+                    OBJECT_HOST_KEYS.join(", ")
+                ),
+            ));
         }
         t.unknown_keys(&[HOST_KEYS, OBJECT_HOST_KEYS].concat());
-        let endpoint = match t.str("endpoint") {
+        let r = RawObjectHost::read_declared(t);
+        let endpoint = match r.endpoint {
             Some(e) => {
                 if let Err(m) = names::check_endpoint_url(e.get_ref()) {
                     self.report(self.err(e.span(), "endpoint", &m));
@@ -436,7 +371,7 @@ impl Cx<'_> {
             }
             None => String::new(),
         };
-        let region = match t.str("region") {
+        let region = match r.region {
             Some(r)
                 if !r.get_ref().is_empty() && r.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
             {
@@ -452,7 +387,7 @@ impl Cx<'_> {
             }
             None => "us-east-1".to_string(),
         };
-        let profile = t.str("profile").map(|p| {
+        let profile = r.profile.map(|p| {
             if p.get_ref().is_empty() || p.get_ref().contains([']', '[', '\n']) {
                 self.report(self.err(p.span(), "profile", "a profile name: not empty, no brackets"));
             }
@@ -462,7 +397,7 @@ impl Cx<'_> {
             name: name.to_string(),
             endpoint,
             region,
-            credentials: t.str("credentials").map(|c| expand_home(c.get_ref())),
+            credentials: r.credentials.map(|c| expand_home(c.get_ref())),
             profile,
         }
     }

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::error::{expand_home, ConfigError, ConfigErrors};
 use super::fields::{parse_kind, RawEntry};
+use super::keys::{RawCoordination, RawRoot};
 use super::model::*;
 use super::names;
 use super::overlap;
@@ -15,18 +16,6 @@ use super::pair::Seen;
 use super::read;
 use super::sites::Sites;
 use super::tree::{Cx, Table};
-
-const TOP_KEYS: &[&str] = &[
-    "state_dir",
-    "max_jobs",
-    "max_jobs_per_host",
-    "defaults",
-    "hosts",
-    "pair",
-    "cluster",
-    "coordination",
-    "console",
-];
 
 /// Where the config is looked for: `-c`, `$FERRY_CONFIG`, /etc/ferry/ferry.toml, ~/.config/ferry/ferry.toml.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
@@ -120,9 +109,9 @@ fn build(cx: &Cx) -> Option<Config> {
         return None;
     }
     let root = Table::new(cx, doc.get_ref(), 0..0);
-    root.unknown_keys(TOP_KEYS);
+    let top = RawRoot::read(&root);
 
-    let state_dir = state_dir(cx, &root);
+    let state_dir = state_dir(cx, top.state_dir);
     let raw_defaults = root.table("defaults").map(|t| RawEntry::read(&t));
     let defaults = defaults(cx, raw_defaults.as_ref());
     let sites = sites(cx, &root);
@@ -147,7 +136,7 @@ fn build(cx: &Cx) -> Option<Config> {
         .collect();
 
     let console = cx.console(root.table("console").as_ref());
-    let (max_jobs, max_jobs_per_host) = limits(cx, &root);
+    let (max_jobs, max_jobs_per_host) = limits(cx, [top.max_jobs, top.max_jobs_per_host]);
     let Sites {
         hosts, object_hosts, ..
     } = sites;
@@ -167,8 +156,8 @@ fn build(cx: &Cx) -> Option<Config> {
 }
 
 /// `state_dir`, `~/` expanded; /var/lib/ferry when unset.
-fn state_dir(cx: &Cx, root: &Table) -> PathBuf {
-    match root.str("state_dir") {
+fn state_dir(cx: &Cx, value: Option<Spanned<String>>) -> PathBuf {
+    match value {
         Some(s) if s.get_ref().is_empty() => {
             cx.report(cx.err(s.span(), "state_dir", "must not be empty"));
             PathBuf::new()
@@ -239,10 +228,10 @@ fn sites(cx: &Cx, root: &Table) -> Sites {
 }
 
 /// `max_jobs` and `max_jobs_per_host` (1..=256; 4 and 2 when unset).
-fn limits(cx: &Cx, root: &Table) -> (usize, usize) {
+fn limits(cx: &Cx, values: [Option<Spanned<i64>>; 2]) -> (usize, usize) {
     let mut limits = [4usize, 2usize];
-    for (i, key) in ["max_jobs", "max_jobs_per_host"].into_iter().enumerate() {
-        if let Some(v) = root.int(key) {
+    for (i, (key, value)) in ["max_jobs", "max_jobs_per_host"].into_iter().zip(values).enumerate() {
+        if let Some(v) = value {
             let n = *v.get_ref();
             if !(1..=256).contains(&n) {
                 cx.report(cx.err(v.span(), key, &format!("{key} = {n}: must be between 1 and 256")));
@@ -257,19 +246,8 @@ fn limits(cx: &Cx, root: &Table) -> (usize, usize) {
 /// The `[coordination]` table: the engine, its endpoints, the lease, ferry's key prefix, and how
 /// ferry authenticates to etcd (user, password file) and checks it (TLS files).
 fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
-    t.unknown_keys(&[
-        "engine",
-        "endpoints",
-        "lease",
-        "prefix",
-        "user",
-        "password",
-        "password_file",
-        "ca_file",
-        "cert_file",
-        "key_file",
-    ]);
-    let engine = match t.str("engine") {
+    let r = RawCoordination::read(t);
+    let engine = match r.engine {
         Some(e) if e.get_ref() == "etcd" => Some(CoordEngine::Etcd),
         Some(e) => {
             cx.report(cx.err(
@@ -312,7 +290,7 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
             "[coordination] needs endpoints = [\"http://host:2379\"]",
         )),
     }
-    let lease = match t.scalar("lease") {
+    let lease = match r.lease {
         Some(v) => cx
             .ok(cx.duration(&v, "lease"))
             .filter(|d| {
@@ -329,7 +307,7 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
             .unwrap_or(DEFAULT_LEASE),
         None => DEFAULT_LEASE,
     };
-    let prefix = match t.str("prefix") {
+    let prefix = match r.prefix {
         Some(p) => {
             let v = p.get_ref().trim_end_matches('/').to_string();
             if !v.starts_with('/') || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -343,8 +321,8 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
         }
         None => "/ferry".to_string(),
     };
-    let auth = coord_auth(cx, t);
-    let tls = coord_tls(cx, t, &endpoints);
+    let auth = coord_auth(cx, t, r.user, r.password_file);
+    let tls = coord_tls(cx, &endpoints, [r.ca_file, r.cert_file, r.key_file]);
     Some(CoordConfig {
         engine: engine?,
         endpoints,
@@ -356,8 +334,8 @@ fn coordination(cx: &Cx, t: &Table) -> Option<CoordConfig> {
 }
 
 /// A path-valued key of `[coordination]` (`~/` expanded), refused when empty.
-fn coord_path(cx: &Cx, t: &Table, key: &str) -> Option<Spanned<PathBuf>> {
-    let v = t.str(key)?;
+fn coord_path(cx: &Cx, v: Option<Spanned<String>>, key: &str) -> Option<Spanned<PathBuf>> {
+    let v = v?;
     if v.get_ref().trim().is_empty() {
         cx.report(cx.err(v.span(), key, &format!("{key} must name a file")));
         return None;
@@ -366,7 +344,12 @@ fn coord_path(cx: &Cx, t: &Table, key: &str) -> Option<Spanned<PathBuf>> {
 }
 
 /// `user` and `password_file`: both or neither (the password itself is never in the config).
-fn coord_auth(cx: &Cx, t: &Table) -> Option<CoordAuth> {
+fn coord_auth(
+    cx: &Cx,
+    t: &Table,
+    user: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+) -> Option<CoordAuth> {
     if let Some((k, _)) = t.entries().find(|(k, _)| k.get_ref() == "password") {
         // its value is never repeated: it is a secret put in the wrong place
         cx.report(cx.err(
@@ -375,8 +358,7 @@ fn coord_auth(cx: &Cx, t: &Table) -> Option<CoordAuth> {
             "the password never goes in the config: put it in a file only you can read and name it with password_file",
         ));
     }
-    let user = t.str("user");
-    let file = coord_path(cx, t, "password_file");
+    let file = coord_path(cx, password_file, "password_file");
     if let Some(u) = &user {
         let name = u.get_ref();
         if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -414,10 +396,10 @@ fn coord_auth(cx: &Cx, t: &Table) -> Option<CoordAuth> {
 }
 
 /// `ca_file`, `cert_file` and `key_file`: for https endpoints only; a certificate needs its key.
-fn coord_tls(cx: &Cx, t: &Table, endpoints: &[String]) -> CoordTls {
-    let ca = coord_path(cx, t, "ca_file");
-    let cert = coord_path(cx, t, "cert_file");
-    let key = coord_path(cx, t, "key_file");
+fn coord_tls(cx: &Cx, endpoints: &[String], [ca, cert, key]: [Option<Spanned<String>>; 3]) -> CoordTls {
+    let ca = coord_path(cx, ca, "ca_file");
+    let cert = coord_path(cx, cert, "cert_file");
+    let key = coord_path(cx, key, "key_file");
     let https = endpoints.iter().any(|e| e.starts_with("https://"));
     for (name, v) in [("ca_file", &ca), ("cert_file", &cert), ("key_file", &key)] {
         if let (Some(v), false, false) = (v, https, endpoints.is_empty()) {

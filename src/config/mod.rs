@@ -5,6 +5,7 @@ pub mod copycat;
 mod error;
 mod fields;
 pub mod import;
+mod keys;
 mod load;
 mod model;
 pub mod names;
