@@ -95,6 +95,20 @@ pub struct VolumeInfo {
     /// resumable journal, a point-in-time clone of a killed run): `purge` removes it whatever
     /// `keep` says, through `destroy_snapshots`.
     pub leftovers: Vec<String>,
+    /// A cut receive's saved state, where the kind keeps one (ZFS's `receive_resume_token`): the
+    /// next run sends only the rest.
+    pub resume_token: Option<String>,
+}
+
+/// The commands that finish a cut receive from its resume token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// On the source: the rest of the stream.
+    pub send: String,
+    /// On the destination: receives it, resumable again.
+    pub receive: String,
+    /// On the destination: drops the saved state, when it cannot be resumed.
+    pub abort: String,
 }
 
 /// What became of one snapshot `destroy_snapshots` was asked to destroy.
@@ -222,7 +236,23 @@ pub trait Driver: Send + Sync {
     fn sends_intermediates(&self) -> bool;
     /// The script that receives the stream of `snap` into the volume; `force` rolls back (or
     /// removes) what was changed there by hand, which otherwise makes the receive refuse.
-    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool) -> Result<String>;
+    /// `resumable`: the destination keeps a cut receive's state for the next run (probed).
+    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool, resumable: bool) -> Result<String>;
+
+    /// Where the kind resumes a cut receive from the destination's token: the commands that do.
+    fn resume(&self, _src: &Endpoint, _dst: &Endpoint, _token: &str) -> Option<Result<Resume>> {
+        None
+    }
+
+    /// Whether the source can still send the rest a resume token asks for, with its size where
+    /// the tool tells: `Err(why)` when it cannot (the snapshot it was sending is gone).
+    fn resume_check<'a>(
+        &'a self,
+        _ex: &'a Executor,
+        _token: &'a str,
+    ) -> Fut<'a, std::result::Result<Option<u64>, String>> {
+        async { Ok(Err("this kind keeps no resumable receives".to_string())) }.boxed()
+    }
     /// `update --repair`: the receive that first rereads the replica and has everything it does
     /// not hold as the checkpoint says resent. Kinds whose receive proves the replica refuse.
     fn repair_script(&self, vol: &Endpoint, snap: &str) -> Result<String> {

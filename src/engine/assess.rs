@@ -126,6 +126,7 @@ mod tests {
             snapshots: snaps.iter().map(|(n, t)| snap(n, *t)).collect(),
             interrupted: None,
             leftovers: Vec::new(),
+            resume_token: None,
         }
     }
 

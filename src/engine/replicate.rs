@@ -22,6 +22,8 @@ struct Sides {
     src: Executor,
     dst: Executor,
     src_caps: Capabilities,
+    /// What the destination can do: whether its receives are resumable.
+    dst_caps: Capabilities,
     src_info: VolumeInfo,
     dst_info: VolumeInfo,
 }
@@ -41,16 +43,19 @@ async fn read_sides(engine: &Engine, pair: &Pair, job: &Job) -> Result<Sides> {
     };
     let destination = async {
         let ex = engine.executor(&pair.destination.host).await?;
-        let mut info = driver.inspect(&ex, &[&pair.destination]).await.context("destination")?;
-        Ok::<_, anyhow::Error>((ex, info.remove(0)))
+        let (caps, mut info) = caps_and_inspect(engine, driver, &ex, &pair.destination)
+            .await
+            .context("destination")?;
+        Ok::<_, anyhow::Error>((ex, caps, info.remove(0)))
     };
     let (s, d) = tokio::join!(source, destination);
-    let ((src, src_caps, src_info), (dst, dst_info)) = (s?, d?);
+    let ((src, src_caps, src_info), (dst, dst_caps, dst_info)) = (s?, d?);
     Ok(Sides {
         driver,
         src,
         dst,
         src_caps,
+        dst_caps,
         src_info,
         dst_info,
     })
@@ -112,15 +117,28 @@ async fn transfer(
     } else {
         None
     };
-    // compression wraps the driver's commands where the stream starts and where it ends
+    let send_cmd = driver.send_script(src, snap, from, sides.src_caps.send_estimate)?;
+    let recv_cmd = driver.receive_script(dst, snap, force, sides.dst_caps.resume_tokens)?;
+    stream(pair, job, sides, &send_cmd, &recv_cmd, expected).await
+}
+
+/// Runs a send and a receive script through the pair's transport (compression wrapped around
+/// them where the pair asks), `expected` bytes for the progress.
+async fn stream(
+    pair: &Pair,
+    job: &Job,
+    sides: &Sides,
+    send_cmd: &str,
+    recv_cmd: &str,
+    expected: Option<u64>,
+) -> Result<transport::Transferred> {
     let compress = match pair.options.transport {
         TransportKind::Local => Compress::None,
         _ => pair.options.compress,
     };
     let expected = if compress == Compress::None { expected } else { None };
-    let send_cmd = driver.send_script(src, snap, from, sides.src_caps.send_estimate)?;
-    let send_cmd = codec::compressing(&send_cmd, compress);
-    let recv_cmd = codec::decompressing(&driver.receive_script(dst, snap, force)?, compress);
+    let send_cmd = codec::compressing(send_cmd, compress);
+    let recv_cmd = codec::decompressing(recv_cmd, compress);
     if pair.options.transport == TransportKind::Mbuffer {
         let plan = mbuffer::Plan {
             // None for a local destination without mbuffer_address: found at run time
@@ -168,7 +186,7 @@ async fn transfer_duplex(
     let recv_cmd = if opts.repair {
         driver.repair_script(dst, snap)?
     } else {
-        driver.receive_script(dst, snap, opts.force)?
+        driver.receive_script(dst, snap, opts.force, false)?
     };
     let send_cmd = driver.send_script(src, snap, from, false)?;
     job.log.line(&format!("on {}: {recv_cmd}", sides.dst.host()));
@@ -193,6 +211,77 @@ async fn transfer_duplex(
         &watch(pair, sides),
     )
     .await
+}
+
+/// A receive cut in an earlier run left what arrived on the destination, with a resume token:
+/// only the rest is sent, before anything else, and both sides are read again after it. When the
+/// source can no longer send that rest (the snapshot it was sending is gone) or the destination
+/// refuses it (changed since), the saved state is dropped and the run starts from the
+/// checkpoint, saying so. Gives the sides as they are now and the bytes the resume moved.
+async fn finish_cut_receive(engine: &Engine, pair: &Pair, job: &Job, sides: Sides) -> Result<(Sides, u64)> {
+    // a missing source is the caller's to say; what the destination saved stays meanwhile
+    let Some(token) = sides.dst_info.resume_token.clone().filter(|_| sides.src_info.exists) else {
+        return Ok((sides, 0));
+    };
+    let Some(scripts) = sides.driver.resume(&pair.source, &pair.destination, &token) else {
+        return Ok((sides, 0));
+    };
+    let scripts = scripts?;
+    let mut moved = 0;
+    match sides.driver.resume_check(&sides.src, &token).await? {
+        Err(why) => {
+            job.log.line(&format!(
+                "destination {}: the receive cut in an earlier run cannot be resumed ({why}): dropping what it saved and starting from the checkpoint",
+                pair.destination
+            ));
+            sides.dst.run_ok(&scripts.abort).await?;
+        }
+        Ok(expected) => {
+            job.phase(Phase::Transfer, Some("resuming the receive an earlier run was cut in"));
+            job.log.line(&format!(
+                "destination {}: resuming the receive an earlier run was cut in{}",
+                pair.destination,
+                expected.map(|b| format!(" ({b} bytes left)")).unwrap_or_default()
+            ));
+            match stream(pair, job, &sides, &scripts.send, &scripts.receive, expected).await {
+                Ok(t) => {
+                    job.log
+                        .line(&format!("resumed: {} byte(s) in {:.1}s", t.bytes, t.seconds));
+                    moved = t.bytes;
+                }
+                Err(e) => {
+                    if let Some(DriverError::Modified(_)) =
+                        receiver_failure_in(&sides, &pair.destination, &scripts.receive, &e)
+                    {
+                        job.log.line(&format!(
+                            "destination {} was changed since the cut receive: dropping what it saved; the next run starts from the checkpoint",
+                            pair.destination
+                        ));
+                        let _ = sides.dst.run_ok(&scripts.abort).await;
+                    }
+                    return Err(e.context("resuming the receive an earlier run was cut in"));
+                }
+            }
+        }
+    }
+    Ok((read_sides(engine, pair, job).await?, moved))
+}
+
+/// After a failed transfer: the new snapshot is removed from the source again, unless the
+/// destination kept what arrived of it (a resumable receive), which the next run finishes from
+/// that snapshot.
+async fn after_failed_transfer(job: &Job, pair: &Pair, sides: &Sides, snap: &str) {
+    if sides.dst_caps.resume_tokens {
+        if let Ok(info) = sides.driver.inspect(&sides.dst, &[&pair.destination]).await {
+            if info.first().is_some_and(|i| i.resume_token.is_some()) {
+                job.log.line(&format!(
+                    "kept {snap} on the source: the destination saved what arrived, and the next run resumes from there"
+                ));
+                return;
+            }
+        }
+    }
+    drop_orphan(job, sides.driver, &sides.src, &pair.source, snap).await;
 }
 
 /// Best effort: a snapshot that never reached the destination is removed again. The sender may
@@ -293,6 +382,7 @@ async fn replicate_tree(engine: &Engine, pair: &Pair, job: &Job, opts: Options) 
 
 async fn initialize_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, sides: Sides) -> Result<Replicated> {
     let fp = pair.fingerprint();
+    let (sides, resumed) = finish_cut_receive(engine, pair, job, sides).await?;
     if !sides.src_info.exists {
         bail!("source {} does not exist", pair.source);
     }
@@ -321,7 +411,7 @@ async fn initialize_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options
             record(job, &sides.dst, pair, &snap.name, true).await?;
             return Ok(Replicated {
                 snapshot: snap.name.clone(),
-                bytes: 0,
+                bytes: resumed,
                 seconds: 0.0,
                 pruned: Retention::default(),
             });
@@ -375,7 +465,7 @@ async fn first_replica(
     let moved = match transfer(pair, job, sides, snap, from, opts).await {
         Ok(m) => m,
         Err(e) => {
-            drop_orphan(job, sides.driver, &sides.src, &pair.source, snap).await;
+            after_failed_transfer(job, pair, sides, snap).await;
             return Err(e);
         }
     };
@@ -448,6 +538,7 @@ pub async fn update(engine: &Engine, pair: &Pair, opts: Options) -> Result<Repli
 
 async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, sides: Sides) -> Result<Replicated> {
     let fp = pair.fingerprint();
+    let (sides, resumed) = finish_cut_receive(engine, pair, job, sides).await?;
     if !sides.src_info.exists {
         bail!(
             "source {} does not exist: check the pair's `source` in the config (nothing was changed)",
@@ -521,7 +612,7 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
     let moved = match transfer(pair, job, &sides, &snap, Some(&checkpoint.name), opts).await {
         Ok(m) => m,
         Err(e) => {
-            drop_orphan(job, sides.driver, &sides.src, &pair.source, &snap).await;
+            after_failed_transfer(job, pair, &sides, &snap).await;
             if let Some(DriverError::Modified(_)) = receiver_failure(pair, &sides, &snap, opts.force, &e) {
                 let text = format!("{e:#}");
                 bail!("{text}; the destination {dst_ds} was changed by hand since the checkpoint: rerun with --force to roll it back (losing those changes)");
@@ -545,7 +636,7 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
     };
     Ok(Replicated {
         snapshot: snap,
-        bytes: moved.bytes,
+        bytes: moved.bytes + resumed,
         seconds: moved.seconds,
         pruned,
     })
@@ -554,6 +645,15 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
 /// Why the receiving command of a failed transfer failed, as the driver reads the receiver's own
 /// stderr about the destination (never the text of the whole error chain).
 fn receiver_failure(pair: &Pair, sides: &Sides, snap: &str, force: bool, e: &anyhow::Error) -> Option<DriverError> {
+    let command = sides
+        .driver
+        .receive_script(&pair.destination, snap, force, sides.dst_caps.resume_tokens)
+        .unwrap_or_default();
+    receiver_failure_in(sides, &pair.destination, &command, e)
+}
+
+/// `receiver_failure` for a receive run as `command`.
+fn receiver_failure_in(sides: &Sides, vol: &Endpoint, command: &str, e: &anyhow::Error) -> Option<DriverError> {
     let f = e
         .chain()
         .find_map(|c| c.downcast_ref::<transport::StreamFailed>())?
@@ -561,14 +661,11 @@ fn receiver_failure(pair: &Pair, sides: &Sides, snap: &str, force: bool, e: &any
         .as_ref()?;
     let failed = ExecError {
         host: sides.dst.host().to_string(),
-        command: sides
-            .driver
-            .receive_script(&pair.destination, snap, force)
-            .unwrap_or_default(),
+        command: command.to_string(),
         code: f.code,
         stderr: f.stderr.clone(),
     };
-    sides.driver.classify(&pair.destination, &failed)
+    sides.driver.classify(vol, &failed)
 }
 
 /// The checkpoint a replica of this pair records, when it is ours and has one.

@@ -34,6 +34,7 @@ mod object_keys;
 mod object_pair;
 mod object_sync;
 mod openzfs;
+mod openzfs_resume;
 mod packaging;
 mod purge;
 mod recursive;

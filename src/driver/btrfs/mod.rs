@@ -218,7 +218,7 @@ impl Driver for Btrfs {
         false
     }
 
-    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool) -> Result<String> {
+    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool, _resumable: bool) -> Result<String> {
         commands::receive(vol, snap, force)
     }
 

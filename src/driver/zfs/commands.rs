@@ -42,16 +42,22 @@ pub fn probe(ds: &str) -> anyhow::Result<String> {
 
 /// Lists each dataset, its snapshots (depth 1) and ferry's properties in one command.
 /// Missing datasets print an error on stderr and are left out; the exit code is then 1.
+/// Then each dataset's `receive_resume_token` in the same shape, where the pool has the property
+/// (pool v23 has none: that `zfs get` fails quietly and the listing's exit code stands).
 pub fn inspect(datasets: &[&str]) -> anyhow::Result<String> {
-    let mut cmd = format!(
-        "zfs get -Hp -d 1 -o name,property,value,source creation,referenced,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}"
-    );
+    let mut names = String::new();
     for ds in datasets {
-        cmd.push(' ');
-        cmd.push_str(&q(checked(ds)?));
+        names.push(' ');
+        names.push_str(&q(checked(ds)?));
     }
-    Ok(cmd)
+    Ok(format!(
+        "zfs get -Hp -d 1 -o name,property,value,source creation,referenced,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}{names}; \
+         rc=$?; zfs get -H -o name,property,value,source {PROP_RESUME_TOKEN}{names} 2>/dev/null; exit $rc"
+    ))
 }
+
+/// The property a resumable receive leaves on a dataset it was cut in.
+pub const PROP_RESUME_TOKEN: &str = "receive_resume_token";
 
 /// The line between the probe's output and the listing's in `probe_and_inspect`.
 pub const SECTION: &str = "#ferry-inspect";
@@ -100,10 +106,38 @@ pub fn referenced(ds: &str, snap: &str) -> anyhow::Result<String> {
     Ok(format!("zfs get -Hp -o value referenced {}", q(&full_name(ds, snap)?)))
 }
 
-/// Receives into `ds`. `force` adds -F (roll back changes made on the destination by hand).
-pub fn receive(ds: &str, force: bool) -> anyhow::Result<String> {
+/// Receives into `ds`. `force` adds -F (roll back changes made on the destination by hand);
+/// `resumable` adds -s, where the pool has resume tokens: a cut receive keeps what arrived and
+/// leaves a `receive_resume_token` for the next run.
+pub fn receive(ds: &str, force: bool, resumable: bool) -> anyhow::Result<String> {
     let f = if force { "-F " } else { "" };
-    Ok(format!("zfs receive {f}{}", q(checked(ds)?)))
+    let s = if resumable { "-s " } else { "" };
+    Ok(format!("zfs receive {f}{s}{}", q(checked(ds)?)))
+}
+
+/// A resume token as zfs prints it (`1-<hex>-<hex>-<hex>`): checked before it reaches a command
+/// line, since it is read from the remote side.
+fn checked_token(token: &str) -> anyhow::Result<&str> {
+    if token.is_empty() || token.len() > 64 * 1024 || !token.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        anyhow::bail!("invalid receive_resume_token {:?}", crate::text::clip(token, 80));
+    }
+    Ok(token)
+}
+
+/// The rest of an interrupted send, from the destination's resume token.
+pub fn resume_send(token: &str) -> anyhow::Result<String> {
+    Ok(format!("zfs send -t {}", checked_token(token)?))
+}
+
+/// What the rest of an interrupted send would be (`size` line), and whether the source can still
+/// make it: fails when the snapshot it was sending is gone.
+pub fn resume_estimate(token: &str) -> anyhow::Result<String> {
+    Ok(format!("zfs send -nP -t {} 2>&1", checked_token(token)?))
+}
+
+/// Drops a partial receive's saved state (its resume token) from `ds`.
+pub fn abort_resume(ds: &str) -> anyhow::Result<String> {
+    Ok(format!("zfs receive -A {}", q(checked(ds)?)))
 }
 
 /// Sets properties one `zfs set` each: pool v23 takes a single property per call.
@@ -221,7 +255,11 @@ mod tests {
             snapshot_and_send("tank/data", "ferry.ab.20261121T000000Z", Some("ferry.ab.20261120T000000Z")).unwrap(),
             "zfs snapshot tank/data@ferry.ab.20261121T000000Z && zfs send -I tank/data@ferry.ab.20261120T000000Z tank/data@ferry.ab.20261121T000000Z"
         );
-        assert_eq!(receive("backup/data", false).unwrap(), "zfs receive backup/data");
+        assert_eq!(receive("backup/data", false, false).unwrap(), "zfs receive backup/data");
+        assert_eq!(
+            receive("backup/data", true, true).unwrap(),
+            "zfs receive -F -s backup/data"
+        );
         assert_eq!(
             set_properties("b/d", &[("readonly", "on"), ("ferry:source", "s1:tank/d")]).unwrap(),
             "zfs set readonly=on b/d && zfs set ferry:source=s1:tank/d b/d"
@@ -241,7 +279,10 @@ mod tests {
         assert!(snapshot("tank/d;rm -rf /", "x").is_err());
         assert!(snapshot("tank/d", "x y").is_err());
         assert!(snapshot("tank/d", "a@b").is_err());
-        assert!(receive("../x", false).is_err());
+        assert!(receive("../x", false, true).is_err());
+        assert!(resume_send("1-abc-def; rm -rf /").is_err());
+        assert!(resume_send("").is_err());
+        assert_eq!(resume_send("1-c4ab-b8-789c").unwrap(), "zfs send -t 1-c4ab-b8-789c");
         assert!(set_properties("t/d", &[("a b", "c")]).is_err());
     }
 }

@@ -13,7 +13,8 @@ use futures::FutureExt;
 
 use crate::config::Endpoint;
 use crate::driver::{
-    Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Snapshot, Storage, VolumeInfo,
+    Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Resume, Snapshot, Storage,
+    VolumeInfo,
 };
 use crate::exec::{describe_failure, ExecError, Executor};
 use crate::model::Kind;
@@ -254,8 +255,37 @@ impl Driver for Zfs {
         true
     }
 
-    fn receive_script(&self, vol: &Endpoint, _snap: &str, force: bool) -> Result<String> {
-        commands::receive(&vol.path, force)
+    fn resume(&self, src: &Endpoint, dst: &Endpoint, token: &str) -> Option<Result<Resume>> {
+        let scripts = (|| {
+            let _ = commands::checked(&src.path)?;
+            Ok(Resume {
+                send: commands::resume_send(token)?,
+                receive: commands::receive(&dst.path, false, true)?,
+                abort: commands::abort_resume(&dst.path)?,
+            })
+        })();
+        Some(scripts)
+    }
+
+    fn resume_check<'a>(
+        &'a self,
+        ex: &'a Executor,
+        token: &'a str,
+    ) -> Fut<'a, std::result::Result<Option<u64>, String>> {
+        async move {
+            let out = ex.run(&commands::resume_estimate(token)?).await?;
+            let text = out.stdout_text();
+            if out.success() {
+                Ok(Ok(parse::estimate(&text)))
+            } else {
+                Ok(Err(crate::text::one_line(text.trim()).to_string()))
+            }
+        }
+        .boxed()
+    }
+
+    fn receive_script(&self, vol: &Endpoint, _snap: &str, force: bool, resumable: bool) -> Result<String> {
+        commands::receive(&vol.path, force, resumable)
     }
 
     fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String> {

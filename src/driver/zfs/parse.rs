@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
 use super::classify;
-use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_SOURCE, USERREFS};
+use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_RESUME_TOKEN, PROP_SOURCE, USERREFS};
 use crate::driver::{Descendant, Destroy, DriverError, Under};
 
 pub fn capabilities(out: &str) -> Capabilities {
@@ -67,6 +67,7 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
                     PROP_SOURCE => info.source = user_value(value),
                     PROP_LASTSNAP => info.lastsnap = user_value(value),
                     "referenced" => info.referenced = value.parse().ok(),
+                    PROP_RESUME_TOKEN => info.resume_token = user_value(value),
                     _ => {}
                 }
             }
@@ -243,6 +244,17 @@ mod tests {
             v[3].exists && v[3].fingerprint.is_none(),
             "an inherited mark is not the child's"
         );
+    }
+
+    #[test]
+    fn reads_a_resume_token_and_none_where_zfs_prints_a_dash() {
+        let out = "p/r\tcreation\t100\t-\n\
+                   p/r\treceive_resume_token\t1-e604ea4bf-e0-789c63a2\t-\n\
+                   p/s\tcreation\t100\t-\n\
+                   p/s\treceive_resume_token\t-\t-\n";
+        let v = inspect(out, &["p/r", "p/s"]);
+        assert_eq!(v[0].resume_token.as_deref(), Some("1-e604ea4bf-e0-789c63a2"));
+        assert_eq!(v[1].resume_token, None);
     }
 
     #[test]

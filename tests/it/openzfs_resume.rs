@@ -1,0 +1,172 @@
+//! Resumable receives on real OpenZFS 2.3 (the qemu lab): a transfer cut at about half (ferry
+//! SIGKILLed mid-stream) leaves what arrived on the destination with a `receive_resume_token`,
+//! and the next run sends only the rest, for a full send (initialize) and an incremental one
+//! (update); a token the source can no longer serve (its snapshot destroyed meanwhile) is
+//! aborted (`receive -A`) and the update falls back to the checkpoint, saying so. Each case
+//! checks what is left: the data, the state, tokens, zfs processes. Prints the resent figures.
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::openzfs::{Ferry, OpenZfs, Pools};
+
+/// The one pair's directory in the state dir.
+fn pair_dir(f: &Ferry) -> Option<PathBuf> {
+    std::fs::read_dir(f.state_dir())
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("log").exists() || p.join("progress.json").exists())
+}
+
+/// (phase, bytes, expected) of the running job.
+fn progress(f: &Ferry) -> Option<(String, u64, Option<u64>)> {
+    let text = std::fs::read(pair_dir(f)?.join("progress.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    Some((
+        v["phase"].as_str()?.to_string(),
+        v["bytes"].as_u64()?,
+        v["expected"].as_u64(),
+    ))
+}
+
+/// Starts `ferry <args>` and SIGKILLs it once its transfer has moved half of what it expected;
+/// gives (bytes moved then, bytes expected).
+fn kill_at_half(f: &Ferry, args: &[&str]) -> (u64, u64) {
+    let mut child = f.spawn(args);
+    let t0 = Instant::now();
+    loop {
+        if let Some((phase, bytes, Some(expected))) = progress(f) {
+            if phase == "transfer" && bytes * 2 >= expected {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return (bytes, expected);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "ferry {args:?} ended ({status}) before half its transfer: {:?}",
+                progress(f)
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "no transfer progress: {:?}",
+            progress(f)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Bytes the last "resumed: N byte(s)" line of the pair's log says were sent.
+fn resumed_bytes(f: &Ferry) -> Option<u64> {
+    let log = std::fs::read_to_string(pair_dir(f)?.join("log")).ok()?;
+    log.lines()
+        .rev()
+        .find_map(|l| l.split_once("resumed: ")?.1.split_once(' ')?.0.parse().ok())
+}
+
+fn log_text(f: &Ferry) -> String {
+    pair_dir(f)
+        .and_then(|d| std::fs::read_to_string(d.join("log")).ok())
+        .unwrap_or_default()
+}
+
+fn tick() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// Nothing half-done is left: no token on the replica, no zfs process, the replica equal to the
+/// source, the pair Synchronized.
+fn check_clean(vm: &OpenZfs, f: &Ferry, src: &str, dst: &str) {
+    assert_eq!(
+        vm.get_prop(dst, "receive_resume_token"),
+        "-",
+        "a resume token was left on {dst}"
+    );
+    let procs = vm.sh("pgrep -a -f 'zfs (send|recv|receive)' || true");
+    assert!(procs.trim().is_empty(), "zfs processes left in the guest: {procs}");
+    assert_eq!(vm.tree_sum(&format!("/mnt/{src}")), vm.tree_sum(&format!("/mnt/{dst}")));
+    let st = f.status();
+    assert_eq!(st["state"], "Synchronized", "{st}");
+}
+
+#[test]
+fn a_cut_full_and_incremental_send_resume_with_only_the_rest_and_a_stale_token_falls_back() {
+    let Some(vm) = OpenZfs::get() else { return };
+    let t0 = Instant::now();
+    let p = Pools::create(vm, "resume", 512);
+    vm.sh(&format!("zfs create {0}/data && zfs create {1}/rep", p.src, p.dst));
+    let src = format!("{}/data", p.src);
+    let dst = format!("{}/rep/data", p.dst);
+    // slow enough to cut at half, the same for every run
+    let f = Ferry::new(vm, &src, &dst, "keep = 2\nbwlimit = \"3M\"");
+    vm.write_random(&format!("/mnt/{src}/a.bin"), 24);
+    f.ok(&["setup", "data"]);
+
+    // a full send cut at half: the next initialize sends the rest only
+    let (cut, expected) = kill_at_half(&f, &["initialize", "data"]);
+    let token = vm.get_prop(&dst, "receive_resume_token");
+    assert_ne!(token, "-", "the cut full receive saved nothing to resume");
+    f.ok(&["unlock", "data"]);
+    let r = f.ok(&["initialize", "data"]);
+    let rest = resumed_bytes(&f).unwrap_or_else(|| panic!("no resume in the log:\n{}\n{}", log_text(&f), r.stdout));
+    eprintln!(
+        "full send: cut at {cut} of {expected} bytes ({:.0} %); the resume sent {rest} ({:.1} % of the stream)",
+        100.0 * cut as f64 / expected as f64,
+        100.0 * rest as f64 / expected as f64
+    );
+    assert!(rest * 100 <= expected * 55, "resent {rest} of {expected}: over 55 %");
+    check_clean(vm, &f, &src, &dst);
+
+    // an incremental send cut at half: the next update sends the rest, then its own increment
+    tick();
+    vm.write_random(&format!("/mnt/{src}/b.bin"), 24);
+    let (cut, expected) = kill_at_half(&f, &["update", "data"]);
+    assert_ne!(
+        vm.get_prop(&dst, "receive_resume_token"),
+        "-",
+        "the cut incremental saved nothing"
+    );
+    f.ok(&["unlock", "data"]);
+    tick();
+    f.ok(&["update", "data"]);
+    let rest = resumed_bytes(&f).unwrap();
+    eprintln!(
+        "incremental send: cut at {cut} of {expected} bytes ({:.0} %); the resume sent {rest} ({:.1} % of the stream)",
+        100.0 * cut as f64 / expected as f64,
+        100.0 * rest as f64 / expected as f64
+    );
+    assert!(rest * 100 <= expected * 55, "resent {rest} of {expected}: over 55 %");
+    check_clean(vm, &f, &src, &dst);
+
+    // a token whose snapshot the source no longer has: aborted, and the update starts over from
+    // the checkpoint
+    tick();
+    vm.write_random(&format!("/mnt/{src}/c.bin"), 24);
+    kill_at_half(&f, &["update", "data"]);
+    assert_ne!(vm.get_prop(&dst, "receive_resume_token"), "-");
+    let on_dst = vm.snapshots(&dst);
+    let orphan = vm
+        .snapshots(&src)
+        .into_iter()
+        .rev()
+        .find(|s| s.starts_with("ferry.") && !on_dst.contains(s))
+        .expect("the cut run's snapshot is on the source");
+    vm.sh(&format!("zfs destroy {src}@{orphan}"));
+    f.ok(&["unlock", "data"]);
+    tick();
+    f.ok(&["update", "data"]);
+    let log = log_text(&f);
+    assert!(log.contains("cannot be resumed"), "the fallback was not said:\n{log}");
+    check_clean(vm, &f, &src, &dst);
+    let s: Vec<String> = vm
+        .snapshots(&src)
+        .into_iter()
+        .filter(|s| s.starts_with("ferry."))
+        .collect();
+    assert!(s.len() <= 2, "source keeps more than keep = 2: {s:?}");
+    eprintln!("resume: {:.1} s", t0.elapsed().as_secs_f64());
+}
