@@ -179,6 +179,9 @@ impl Cx<'_> {
                 }
             }
         }
+        if let Some(r) = &e.raw {
+            o.raw = *r.get_ref();
+        }
         if let Some(k) = &e.keep {
             let v = *k.get_ref();
             if !(1..=10_000).contains(&v) {
@@ -427,6 +430,7 @@ impl Cx<'_> {
             ("transport", e.transport.as_ref().map(|s| s.span())),
             ("compress", e.compress.as_ref().map(|s| s.span())),
             ("keep", e.keep.as_ref().map(|s| s.span())),
+            ("raw", e.raw.as_ref().map(|s| s.span())),
             ("port", e.port.as_ref().map(|s| s.span())),
             ("mbuffer_address", e.mbuffer_address.as_ref().map(|s| s.span())),
             ("mbuffer_timeout", e.mbuffer_timeout.as_ref().map(|s| s.span())),

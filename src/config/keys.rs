@@ -70,6 +70,7 @@ table_keys! {
         recursive: bool => bool,
         snapshot: String => str,
         chunk: Scalar => scalar,
+        raw: bool => bool,
     }
 }
 

@@ -160,6 +160,10 @@ pub struct PairOptions {
     /// A transfer in which nothing moves this long (no bytes, no progress, no heartbeat) is
     /// given up, naming the side that went silent (`idle_timeout`).
     pub idle_timeout: Duration,
+    /// An encrypted source is sent raw (ZFS `send -w`): the destination never needs the key and
+    /// never stores plaintext. `raw = false` sends it decrypted (the operator's choice, said by
+    /// setup).
+    pub raw: bool,
 }
 
 impl Default for PairOptions {
@@ -176,6 +180,7 @@ impl Default for PairOptions {
             mbuffer_address: None,
             mbuffer_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            raw: true,
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct Capabilities {
     pub send_estimate: bool,
     /// Interrupted receives can be resumed.
     pub resume_tokens: bool,
+    /// The checkpoint is held (ZFS `zfs hold`) so no other tool's pruning breaks the chain: taken
+    /// on feature-flag pools (OpenZFS); pool v23 (zfs-fuse) stays the old-pool case without.
+    #[serde(default)]
+    pub holds: bool,
     /// Parsable listings exist (otherwise numbers are read another way).
     pub list_parsable: bool,
     /// The kind's tool as it names its version, where the probe found it (btrfs-progs).
@@ -95,6 +99,9 @@ pub struct VolumeInfo {
     /// resumable journal, a point-in-time clone of a killed run): `purge` removes it whatever
     /// `keep` says, through `destroy_snapshots`.
     pub leftovers: Vec<String>,
+    /// The volume's encryption where it has some (ZFS `encryption`, as `aes-256-gcm`); `None`
+    /// when off or where the kind has none.
+    pub encryption: Option<String>,
     /// A cut receive's saved state, where the kind keeps one (ZFS's `receive_resume_token`): the
     /// next run sends only the rest.
     pub resume_token: Option<String>,
@@ -227,10 +234,12 @@ pub trait Driver: Send + Sync {
         vol: &'a Endpoint,
         snap: &'a str,
         from: Option<&'a str>,
+        raw: bool,
     ) -> Fut<'a, Option<u64>>;
     /// The script that sends `snap` (full, or incremental with every intermediate snapshot from
     /// `from`), taking the snapshot first unless `taken`; transport wraps and joins it.
-    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool) -> Result<String>;
+    /// `raw`: the volume is encrypted and goes as it is stored (ZFS `-w`), never decrypted.
+    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool, raw: bool) -> Result<String>;
     /// Whether an incremental send carries the source's snapshots between the base and the new
     /// one along (ZFS `-I`), so they appear on the destination too.
     fn sends_intermediates(&self) -> bool;
@@ -242,6 +251,19 @@ pub trait Driver: Send + Sync {
     /// Where the kind resumes a cut receive from the destination's token: the commands that do.
     fn resume(&self, _src: &Endpoint, _dst: &Endpoint, _token: &str) -> Option<Result<Resume>> {
         None
+    }
+
+    /// Moves the pair's hold (`tag`) on `vol` from the old checkpoint to the new one, where the
+    /// kind keeps holds; gives what went wrong, if anything did (the data is safe either way).
+    fn move_hold<'a>(
+        &'a self,
+        _ex: &'a Executor,
+        _vol: &'a Endpoint,
+        _tag: &'a str,
+        _old: Option<&'a str>,
+        _new: &'a str,
+    ) -> Fut<'a, Option<String>> {
+        async { Ok(None) }.boxed()
     }
 
     /// Whether the source can still send the rest a resume token asks for, with its size where

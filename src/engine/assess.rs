@@ -127,6 +127,7 @@ mod tests {
             interrupted: None,
             leftovers: Vec::new(),
             resume_token: None,
+            encryption: None,
         }
     }
 

@@ -109,7 +109,7 @@ async fn transfer(
         // the sender can tell the size: snapshot first, ask for it, then send (one more round trip, worth it)
         driver.snapshot(&sides.src, src, snap).await?;
         driver
-            .estimate(&sides.src, &sides.src_caps, src, snap, from)
+            .estimate(&sides.src, &sides.src_caps, src, snap, from, raw(pair, sides))
             .await
             .unwrap_or(None)
     } else if from.is_none() {
@@ -117,9 +117,14 @@ async fn transfer(
     } else {
         None
     };
-    let send_cmd = driver.send_script(src, snap, from, sides.src_caps.send_estimate)?;
+    let send_cmd = driver.send_script(src, snap, from, sides.src_caps.send_estimate, raw(pair, sides))?;
     let recv_cmd = driver.receive_script(dst, snap, force, sides.dst_caps.resume_tokens)?;
     stream(pair, job, sides, &send_cmd, &recv_cmd, expected).await
+}
+
+/// Whether this pair's stream goes raw: an encrypted source, unless the pair says `raw = false`.
+fn raw(pair: &Pair, sides: &Sides) -> bool {
+    pair.options.raw && sides.src_info.encryption.is_some()
 }
 
 /// Runs a send and a receive script through the pair's transport (compression wrapped around
@@ -188,7 +193,7 @@ async fn transfer_duplex(
     } else {
         driver.receive_script(dst, snap, opts.force, false)?
     };
-    let send_cmd = driver.send_script(src, snap, from, false)?;
+    let send_cmd = driver.send_script(src, snap, from, false, false)?;
     job.log.line(&format!("on {}: {recv_cmd}", sides.dst.host()));
     let recv = sides.dst.spawn(&recv_cmd).await?;
     job.log.line(&format!("on {}: {send_cmd}", sides.src.host()));
@@ -409,6 +414,7 @@ async fn initialize_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options
             let detail = format!("destination already holds {}; recording it", snap.name);
             job.phase(Phase::Finishing, Some(&detail));
             record(job, &sides.dst, pair, &snap.name, true).await?;
+            hold_checkpoint(job, pair, &sides, None, &snap.name).await;
             return Ok(Replicated {
                 snapshot: snap.name.clone(),
                 bytes: resumed,
@@ -471,12 +477,65 @@ async fn first_replica(
     };
     job.phase(Phase::Finishing, Some("marking the destination"));
     record(job, &sides.dst, pair, snap, true).await?;
+    hold_checkpoint(job, pair, sides, from, snap).await;
     Ok(Replicated {
         snapshot: snap.to_string(),
         bytes: moved.bytes,
         seconds: moved.seconds,
         pruned: Retention::default(),
     })
+}
+
+/// Moves the pair's hold (`ferry.<fp>`) from the old checkpoint to the new one on each side
+/// whose storage keeps holds, so no other tool's pruning can destroy the snapshot the next
+/// incremental starts from. Best effort: the data is safe without it, and what failed is logged.
+async fn hold_checkpoint(job: &Job, pair: &Pair, sides: &Sides, old: Option<&str>, new: &str) {
+    let tag = crate::model::hold_tag(&pair.fingerprint());
+    let (s, d) = tokio::join!(
+        hold_side(
+            sides.driver,
+            &sides.src,
+            &pair.source,
+            sides.src_caps.holds,
+            &tag,
+            (old, new)
+        ),
+        hold_side(
+            sides.driver,
+            &sides.dst,
+            &pair.destination,
+            sides.dst_caps.holds,
+            &tag,
+            (old, new)
+        )
+    );
+    for line in [s, d].into_iter().flatten() {
+        job.log.line(&line);
+    }
+}
+
+/// `hold_checkpoint` on one side: what went wrong, if anything.
+async fn hold_side(
+    driver: &dyn Driver,
+    ex: &Executor,
+    vol: &Endpoint,
+    holds: bool,
+    tag: &str,
+    (old, new): (Option<&str>, &str),
+) -> Option<String> {
+    if !holds {
+        return None;
+    }
+    let why = match driver.move_hold(ex, vol, tag, old, new).await {
+        Ok(None) => return None,
+        Ok(Some(why)) => why,
+        Err(e) => format!("{e:#}"),
+    };
+    Some(format!(
+        "on {}: could not hold {}@{new} as {tag}: {why}",
+        ex.host(),
+        vol.path
+    ))
 }
 
 /// Records the checkpoint with the data: fingerprint, source, lastsnap; readonly on first time.
@@ -634,6 +693,7 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
         recorded?;
         pruned
     };
+    hold_checkpoint(job, pair, &sides, Some(&checkpoint.name), &snap).await;
     Ok(Replicated {
         snapshot: snap,
         bytes: moved.bytes + resumed,

@@ -190,6 +190,21 @@ pub fn compose_tree(
     let mut over = None;
     let mut purgeable = (Vec::new(), Vec::new());
     let mut source_bytes = None;
+    // a full send cut in an earlier run: the destination holds what arrived and no marks yet,
+    // which is no foreign dataset but a pair still to initialize (and initialize sends the rest)
+    let unmarked_partial;
+    let first_cut = matches!(dst, Ok(d) if d.resume_token.is_some() && d.fingerprint.is_none());
+    let dst = match dst {
+        Ok(d) if first_cut => {
+            unmarked_partial = VolumeInfo {
+                exists: false,
+                ..d.clone()
+            };
+            Ok(&unmarked_partial)
+        }
+        other => other,
+    };
+    let cut = matches!(dst, Ok(d) if d.resume_token.is_some()) && !running;
     let (state, checkpoint, ssnaps, dsnaps) = match (src, dst) {
         (Ok(s), Ok(d)) => {
             let a = assess_pair(pair, s, d);
@@ -212,6 +227,12 @@ pub fn compose_tree(
         (Err(e), _) | (_, Err(e)) => (State::Unknown(e.to_string()), None, vec![], vec![]),
     };
     let mut warnings = Vec::new();
+    if cut {
+        let verb = if first_cut { "initialize" } else { "update" };
+        warnings.push(format!(
+            "a receive cut in an earlier run is saved on the destination: the next {verb} sends only the rest"
+        ));
+    }
     if let Some(d) = crate::driver::for_kind(pair.kind) {
         warnings.extend(d.notes(&pair.source));
     }
@@ -515,6 +536,45 @@ mod tests {
         let st = compose(&p, Ok(&ok), Ok(&ok), idle());
         assert_eq!((st.flags.as_str(), st.level), ("---", Level::Ok));
         assert_eq!(exit_code(&[st]), 0);
+    }
+
+    #[test]
+    fn a_cut_receive_saved_on_the_destination_is_said_and_a_cut_first_send_is_uninitialized() {
+        let p = pair();
+        let fp = p.fingerprint();
+        let src = vol(None, &[(&format!("ferry.{fp}.1"), now_unix() - 10)]);
+        // a full send cut: no marks yet, only what arrived and its token
+        let partial = VolumeInfo {
+            resume_token: Some("1-abc-def".into()),
+            ..vol(None, &[])
+        };
+        let st = compose(&p, Ok(&src), Ok(&partial), idle());
+        assert_eq!(st.state, crate::model::StateKind::Uninitialized, "{:?}", st.reason);
+        assert!(
+            st.warnings
+                .iter()
+                .any(|w| w.contains("the next initialize sends only the rest")),
+            "{:?}",
+            st.warnings
+        );
+        // an incremental cut: Synchronized at the checkpoint, the saved rest said
+        let snap = format!("ferry.{fp}.1");
+        let ok = vol(Some(&fp), &[(&snap, now_unix() - 10)]);
+        let cut = VolumeInfo {
+            resume_token: Some("1-abc-def".into()),
+            ..ok.clone()
+        };
+        let st = compose(&p, Ok(&ok), Ok(&cut), idle());
+        assert_eq!(st.state, crate::model::StateKind::Synchronized);
+        assert!(
+            st.warnings
+                .iter()
+                .any(|w| w.contains("the next update sends only the rest")),
+            "{:?}",
+            st.warnings
+        );
+        let st = compose(&p, Ok(&ok), Ok(&ok), idle());
+        assert!(st.warnings.is_empty(), "{:?}", st.warnings);
     }
 
     #[test]

@@ -83,6 +83,12 @@ pub fn snapshot_prefix(fp: &str) -> String {
     format!("ferry.{fp}.")
 }
 
+/// The tag of the pair's hold on its checkpoint snapshots (`zfs hold`): `ferry.<fp>`, which is
+/// the pair's snapshot names up to their time.
+pub fn hold_tag(fp: &str) -> String {
+    format!("ferry.{fp}")
+}
+
 /// A new replication snapshot name for now: `ferry.<fp>.<YYYYMMDDThhmmssZ>` (UTC).
 pub fn snapshot_name(fp: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     format!("{}{}", snapshot_prefix(fp), at.format("%Y%m%dT%H%M%SZ"))

@@ -34,6 +34,8 @@ mod object_keys;
 mod object_pair;
 mod object_sync;
 mod openzfs;
+mod openzfs_holds;
+mod openzfs_raw;
 mod openzfs_resume;
 mod packaging;
 mod purge;

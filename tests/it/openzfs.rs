@@ -235,7 +235,7 @@ fn kill_loop_leaves_keep_snapshots_and_no_processes() {
     let holds = vm.sh(&format!(
         "zfs list -H -o name -t snapshot -r {src} {dst} | xargs -r zfs holds -H"
     ));
-    let procs = vm.sh("pgrep -a -f 'zfs (send|recv|receive)' || true");
+    let procs = _p.zfs_processes().join("\n");
     let tokens = vm.get_prop(&dst, "receive_resume_token");
     eprintln!(
         "kill loop: {killed}/{rounds} killed mid-run; source {} ferry snapshots {s:?}, destination {} {d:?}; \

@@ -80,17 +80,50 @@ fn tick() {
 
 /// Nothing half-done is left: no token on the replica, no zfs process, the replica equal to the
 /// source, the pair Synchronized.
-fn check_clean(vm: &OpenZfs, f: &Ferry, src: &str, dst: &str) {
+fn check_clean(vm: &OpenZfs, p: &Pools, f: &Ferry, src: &str, dst: &str) {
     assert_eq!(
         vm.get_prop(dst, "receive_resume_token"),
         "-",
         "a resume token was left on {dst}"
     );
-    let procs = vm.sh("pgrep -a -f 'zfs (send|recv|receive)' || true");
+    let procs = p.zfs_processes().join("\n");
     assert!(procs.trim().is_empty(), "zfs processes left in the guest: {procs}");
     assert_eq!(vm.tree_sum(&format!("/mnt/{src}")), vm.tree_sum(&format!("/mnt/{dst}")));
     let st = f.status();
     assert_eq!(st["state"], "Synchronized", "{st}");
+}
+
+/// Cuts `ferry <verb>` at half, checks that the destination saved what arrived and that status
+/// says so, runs `verb` again and checks the resume sent at most 55 % of the stream. Gives the
+/// status seen between the two runs.
+fn cut_and_resume(vm: &OpenZfs, f: &Ferry, dst: &str, verb: &str, what: &str) -> serde_json::Value {
+    let (cut, expected) = kill_at_half(f, &[verb, "data"]);
+    assert_ne!(
+        vm.get_prop(dst, "receive_resume_token"),
+        "-",
+        "the cut {what} saved nothing to resume"
+    );
+    let st = f.status();
+    assert!(
+        st["warnings"]
+            .to_string()
+            .contains(&format!("the next {verb} sends only the rest")),
+        "{st}"
+    );
+    f.ok(&["unlock", "data"]);
+    tick();
+    let r = f.ok(&[verb, "data"]);
+    let rest = resumed_bytes(f).unwrap_or_else(|| panic!("no resume in the log:\n{}\n{}", log_text(f), r.stdout));
+    eprintln!(
+        "{what}: cut at {cut} of {expected} bytes ({:.0} %); the resume sent {rest} ({:.1} % of the stream)",
+        100.0 * cut as f64 / expected as f64,
+        100.0 * rest as f64 / expected as f64
+    );
+    assert!(
+        rest * 100 <= expected * 55,
+        "{what}: resent {rest} of {expected}: over 55 %"
+    );
+    st
 }
 
 #[test]
@@ -106,41 +139,18 @@ fn a_cut_full_and_incremental_send_resume_with_only_the_rest_and_a_stale_token_f
     vm.write_random(&format!("/mnt/{src}/a.bin"), 24);
     f.ok(&["setup", "data"]);
 
-    // a full send cut at half: the next initialize sends the rest only
-    let (cut, expected) = kill_at_half(&f, &["initialize", "data"]);
-    let token = vm.get_prop(&dst, "receive_resume_token");
-    assert_ne!(token, "-", "the cut full receive saved nothing to resume");
-    f.ok(&["unlock", "data"]);
-    let r = f.ok(&["initialize", "data"]);
-    let rest = resumed_bytes(&f).unwrap_or_else(|| panic!("no resume in the log:\n{}\n{}", log_text(&f), r.stdout));
-    eprintln!(
-        "full send: cut at {cut} of {expected} bytes ({:.0} %); the resume sent {rest} ({:.1} % of the stream)",
-        100.0 * cut as f64 / expected as f64,
-        100.0 * rest as f64 / expected as f64
-    );
-    assert!(rest * 100 <= expected * 55, "resent {rest} of {expected}: over 55 %");
-    check_clean(vm, &f, &src, &dst);
+    // a full send cut at half: the next initialize sends the rest only; meanwhile the pair is
+    // one still to initialize, not a foreign dataset
+    let st = cut_and_resume(vm, &f, &dst, "initialize", "full send");
+    assert_eq!(st["state"], "Uninitialized", "{st}");
+    check_clean(vm, &p, &f, &src, &dst);
 
     // an incremental send cut at half: the next update sends the rest, then its own increment
     tick();
     vm.write_random(&format!("/mnt/{src}/b.bin"), 24);
-    let (cut, expected) = kill_at_half(&f, &["update", "data"]);
-    assert_ne!(
-        vm.get_prop(&dst, "receive_resume_token"),
-        "-",
-        "the cut incremental saved nothing"
-    );
-    f.ok(&["unlock", "data"]);
-    tick();
-    f.ok(&["update", "data"]);
-    let rest = resumed_bytes(&f).unwrap();
-    eprintln!(
-        "incremental send: cut at {cut} of {expected} bytes ({:.0} %); the resume sent {rest} ({:.1} % of the stream)",
-        100.0 * cut as f64 / expected as f64,
-        100.0 * rest as f64 / expected as f64
-    );
-    assert!(rest * 100 <= expected * 55, "resent {rest} of {expected}: over 55 %");
-    check_clean(vm, &f, &src, &dst);
+    let st = cut_and_resume(vm, &f, &dst, "update", "incremental send");
+    assert_eq!(st["state"], "Synchronized", "{st}");
+    check_clean(vm, &p, &f, &src, &dst);
 
     // a token whose snapshot the source no longer has: aborted, and the update starts over from
     // the checkpoint
@@ -161,7 +171,7 @@ fn a_cut_full_and_incremental_send_resume_with_only_the_rest_and_a_stale_token_f
     f.ok(&["update", "data"]);
     let log = log_text(&f);
     assert!(log.contains("cannot be resumed"), "the fallback was not said:\n{log}");
-    check_clean(vm, &f, &src, &dst);
+    check_clean(vm, &p, &f, &src, &dst);
     let s: Vec<String> = vm
         .snapshots(&src)
         .into_iter()

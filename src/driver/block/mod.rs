@@ -155,13 +155,14 @@ impl Driver for Block {
         _vol: &'a Endpoint,
         _snap: &'a str,
         _from: Option<&'a str>,
+        _raw: bool,
     ) -> Fut<'a, Option<u64>> {
         async { Ok(None) }.boxed()
     }
 
     /// The peers agree on the base themselves (the replica's manifest id), so `from` is only
     /// what the engine believes, and the snapshot is always the sender's own.
-    fn send_script(&self, vol: &Endpoint, snap: &str, _from: Option<&str>, _taken: bool) -> Result<String> {
+    fn send_script(&self, vol: &Endpoint, snap: &str, _from: Option<&str>, _taken: bool, _raw: bool) -> Result<String> {
         commands::send(vol, snap)
     }
 

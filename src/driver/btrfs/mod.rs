@@ -200,11 +200,12 @@ impl Driver for Btrfs {
         _vol: &'a Endpoint,
         _snap: &'a str,
         _from: Option<&'a str>,
+        _raw: bool,
     ) -> Fut<'a, Option<u64>> {
         async { Ok(None) }.boxed()
     }
 
-    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool) -> Result<String> {
+    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool, _raw: bool) -> Result<String> {
         let send = commands::send(vol, snap, from)?;
         if taken {
             Ok(send)

@@ -36,7 +36,8 @@ pub fn probe(ds: &str) -> anyhow::Result<String> {
         "echo \"version=$(zpool get version {p} 2>/dev/null | awk 'NR==2{{print $3}}')\"; \
          if zfs list -p -H -o name {p} >/dev/null 2>&1; then echo listp=1; else echo listp=0; fi; \
          if zfs get -H -o value receive_resume_token {p} >/dev/null 2>&1; then echo resume=1; else echo resume=0; fi; \
-         if zfs send 2>&1 | grep -q 'send \\[-[A-Za-z]*P'; then echo sendP=1; else echo sendP=0; fi"
+         if zfs send 2>&1 | grep -q 'send \\[-[A-Za-z]*P'; then echo sendP=1; else echo sendP=0; fi; \
+         if zpool get -H -o value feature@async_destroy {p} >/dev/null 2>&1; then echo features=1; else echo features=0; fi"
     ))
 }
 
@@ -52,9 +53,12 @@ pub fn inspect(datasets: &[&str]) -> anyhow::Result<String> {
     }
     Ok(format!(
         "zfs get -Hp -d 1 -o name,property,value,source creation,referenced,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}{names}; \
-         rc=$?; zfs get -H -o name,property,value,source {PROP_RESUME_TOKEN}{names} 2>/dev/null; exit $rc"
+         rc=$?; zfs get -H -o name,property,value,source {PROP_RESUME_TOKEN},{PROP_ENCRYPTION}{names} 2>/dev/null; exit $rc"
     ))
 }
+
+/// A dataset's encryption (`off`, or the cipher); OpenZFS only, read beside the resume token.
+pub const PROP_ENCRYPTION: &str = "encryption";
 
 /// The property a resumable receive leaves on a dataset it was cut in.
 pub const PROP_RESUME_TOKEN: &str = "receive_resume_token";
@@ -80,24 +84,28 @@ pub fn snapshot(ds: &str, snap: &str) -> anyhow::Result<String> {
 
 /// Snapshot, then send it in the same exec: saves a round trip per update.
 /// `from` makes it incremental with every intermediate snapshot (`-I`).
-pub fn snapshot_and_send(ds: &str, snap: &str, from: Option<&str>) -> anyhow::Result<String> {
-    Ok(format!("{} && {}", snapshot(ds, snap)?, send(ds, snap, from)?))
+pub fn snapshot_and_send(ds: &str, snap: &str, from: Option<&str>, raw: bool) -> anyhow::Result<String> {
+    Ok(format!("{} && {}", snapshot(ds, snap)?, send(ds, snap, from, raw)?))
 }
 
-pub fn send(ds: &str, snap: &str, from: Option<&str>) -> anyhow::Result<String> {
+/// `raw` sends an encrypted dataset as it is stored (`-w`): never decrypted on the way.
+pub fn send(ds: &str, snap: &str, from: Option<&str>, raw: bool) -> anyhow::Result<String> {
     let to = q(&full_name(ds, snap)?);
+    let w = if raw { "-w " } else { "" };
     Ok(match from {
-        Some(f) => format!("zfs send -I {} {to}", q(&full_name(ds, f)?)),
-        None => format!("zfs send {to}"),
+        Some(f) => format!("zfs send {w}-I {} {to}", q(&full_name(ds, f)?)),
+        None => format!("zfs send {w}{to}"),
     })
 }
 
 /// Size estimate of a send, where `zfs send -nP` exists; prints a `size <bytes>` line.
-pub fn send_estimate(ds: &str, snap: &str, from: Option<&str>) -> anyhow::Result<String> {
+/// `raw` as the send will be: a raw stream is the blocks as stored (compressed), so its size differs.
+pub fn send_estimate(ds: &str, snap: &str, from: Option<&str>, raw: bool) -> anyhow::Result<String> {
     let to = q(&full_name(ds, snap)?);
+    let w = if raw { "-w " } else { "" };
     Ok(match from {
-        Some(f) => format!("zfs send -nP -I {} {to} 2>&1", q(&full_name(ds, f)?)),
-        None => format!("zfs send -nP {to} 2>&1"),
+        Some(f) => format!("zfs send -nP {w}-I {} {to} 2>&1", q(&full_name(ds, f)?)),
+        None => format!("zfs send -nP {w}{to} 2>&1"),
     })
 }
 
@@ -113,6 +121,27 @@ pub fn receive(ds: &str, force: bool, resumable: bool) -> anyhow::Result<String>
     let f = if force { "-F " } else { "" };
     let s = if resumable { "-s " } else { "" };
     Ok(format!("zfs receive {f}{s}{}", q(checked(ds)?)))
+}
+
+/// Holds `ds@new` under `tag` (the pair's `ferry.<fp>`) and releases `ds@old` from it, in one
+/// exec; prints nothing unless the hold failed (a tag already there is no failure), and a release
+/// of a snapshot that is gone or was never held is none either.
+pub fn move_hold(ds: &str, tag: &str, old: Option<&str>, new: &str) -> anyhow::Result<String> {
+    if !tag.starts_with("ferry.") || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+        anyhow::bail!("invalid hold tag {tag:?}");
+    }
+    let mut cmd = format!(
+        "e=$(zfs hold {tag} {} 2>&1) || case \"$e\" in *'tag already exists'*) ;; *) printf '%s\\n' \"$e\";; esac",
+        q(&full_name(ds, new)?)
+    );
+    if let Some(old) = old.filter(|o| *o != new) {
+        cmd.push_str(&format!(
+            "; zfs release {tag} {} >/dev/null 2>&1",
+            q(&full_name(ds, old)?)
+        ));
+    }
+    cmd.push_str("; true");
+    Ok(cmd)
 }
 
 /// A resume token as zfs prints it (`1-<hex>-<hex>-<hex>`): checked before it reaches a command
@@ -167,9 +196,12 @@ pub const USERREFS: &str = "userrefs";
 /// Destroys snapshots one by one (pool v23 has no `ds@a,b` list syntax), each independently of
 /// the others: one busy or held snapshot must not stop the rest. One exec for all; every
 /// snapshot's outcome is printed on its own line for `parse::destroyed`.
+/// A snapshot of ferry's (`ds@ferry.<fp>.<time>`) is released from the pair's own hold
+/// (`ferry.<fp>`) first: ferry destroying it has no more use for the hold; other holds stay.
 pub fn destroy_each(ds: &str, snaps: &[String]) -> anyhow::Result<String> {
     let mut cmd = format!(
-        "d() {{ if e=$(zfs destroy \"$1\" 2>&1); then printf '{DESTROYED}\\t%s\\n' \"$1\"; \
+        "d() {{ case \"$1\" in *@ferry.*.*) t=${{1#*@}}; zfs release \"${{t%.*}}\" \"$1\" >/dev/null 2>&1;; esac; \
+         if e=$(zfs destroy \"$1\" 2>&1); then printf '{DESTROYED}\\t%s\\n' \"$1\"; \
          else printf '{FAILED}\\t%s\\t%s\\n' \"$1\" \"$(printf %s \"$e\" | tr '\\n\\t' '  ')\"; \
          printf '{USERREFS}\\t%s\\t%s\\n' \"$1\" \"$(zfs get -H -o value userrefs \"$1\" 2>/dev/null)\"; fi; }}"
     );
@@ -252,8 +284,16 @@ mod tests {
     #[test]
     fn builds_quoted_commands() {
         assert_eq!(
-            snapshot_and_send("tank/data", "ferry.ab.20261121T000000Z", Some("ferry.ab.20261120T000000Z")).unwrap(),
+            snapshot_and_send("tank/data", "ferry.ab.20261121T000000Z", Some("ferry.ab.20261120T000000Z"), false).unwrap(),
             "zfs snapshot tank/data@ferry.ab.20261121T000000Z && zfs send -I tank/data@ferry.ab.20261120T000000Z tank/data@ferry.ab.20261121T000000Z"
+        );
+        assert_eq!(
+            send("tank/data", "s2", Some("s1"), true).unwrap(),
+            "zfs send -w -I tank/data@s1 tank/data@s2"
+        );
+        assert_eq!(
+            send_estimate("tank/data", "s1", None, true).unwrap(),
+            "zfs send -nP -w tank/data@s1 2>&1"
         );
         assert_eq!(receive("backup/data", false, false).unwrap(), "zfs receive backup/data");
         assert_eq!(
@@ -265,8 +305,13 @@ mod tests {
             "zfs set readonly=on b/d && zfs set ferry:source=s1:tank/d b/d"
         );
         let d = destroy_each("t/d", &["a".into(), "b".into()]).unwrap();
+        // ferry's own snapshots lose the pair's hold first; then each is destroyed on its own
         assert!(
-            d.starts_with("d() { if e=$(zfs destroy \"$1\" 2>&1); then printf 'destroyed\\t%s\\n'"),
+            d.starts_with("d() { case \"$1\" in *@ferry.*.*) t=${1#*@}; zfs release \"${t%.*}\" \"$1\""),
+            "{d}"
+        );
+        assert!(
+            d.contains("if e=$(zfs destroy \"$1\" 2>&1); then printf 'destroyed\\t%s\\n'"),
             "{d}"
         );
         assert!(d.ends_with("; d t/d@a; d t/d@b"), "{d}");
@@ -282,6 +327,13 @@ mod tests {
         assert!(receive("../x", false, true).is_err());
         assert!(resume_send("1-abc-def; rm -rf /").is_err());
         assert!(resume_send("").is_err());
+        assert!(move_hold("t/d", "ferry.x;rm", None, "s").is_err());
+        let m = move_hold("t/d", "ferry.ab12", Some("ferry.ab12.1"), "ferry.ab12.2").unwrap();
+        assert!(m.contains("zfs hold ferry.ab12 t/d@ferry.ab12.2 "), "{m}");
+        assert!(m.contains("zfs release ferry.ab12 t/d@ferry.ab12.1 "), "{m}");
+        assert!(!move_hold("t/d", "ferry.ab12", Some("s"), "s")
+            .unwrap()
+            .contains("release"));
         assert_eq!(resume_send("1-c4ab-b8-789c").unwrap(), "zfs send -t 1-c4ab-b8-789c");
         assert!(set_properties("t/d", &[("a b", "c")]).is_err());
     }

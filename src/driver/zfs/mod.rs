@@ -62,9 +62,10 @@ impl Zfs {
         ds: &str,
         snap: &str,
         from: Option<&str>,
+        raw: bool,
     ) -> Result<Option<u64>> {
         if caps.send_estimate {
-            let out = ex.run(&commands::send_estimate(ds, snap, from)?).await?;
+            let out = ex.run(&commands::send_estimate(ds, snap, from, raw)?).await?;
             return Ok(parse::estimate(&out.stdout_text()));
         }
         if from.is_none() {
@@ -239,15 +240,16 @@ impl Driver for Zfs {
         vol: &'a Endpoint,
         snap: &'a str,
         from: Option<&'a str>,
+        raw: bool,
     ) -> Fut<'a, Option<u64>> {
-        Zfs::estimate(self, ex, caps, &vol.path, snap, from).boxed()
+        Zfs::estimate(self, ex, caps, &vol.path, snap, from, raw).boxed()
     }
 
-    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool) -> Result<String> {
+    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool, raw: bool) -> Result<String> {
         if taken {
-            commands::send(&vol.path, snap, from)
+            commands::send(&vol.path, snap, from, raw)
         } else {
-            commands::snapshot_and_send(&vol.path, snap, from)
+            commands::snapshot_and_send(&vol.path, snap, from, raw)
         }
     }
 
@@ -265,6 +267,22 @@ impl Driver for Zfs {
             })
         })();
         Some(scripts)
+    }
+
+    fn move_hold<'a>(
+        &'a self,
+        ex: &'a Executor,
+        vol: &'a Endpoint,
+        tag: &'a str,
+        old: Option<&'a str>,
+        new: &'a str,
+    ) -> Fut<'a, Option<String>> {
+        async move {
+            let out = ex.run(&commands::move_hold(&vol.path, tag, old, new)?).await?;
+            let text = out.stdout_text();
+            Ok((!text.trim().is_empty()).then(|| crate::text::one_line(text.trim()).to_string()))
+        }
+        .boxed()
     }
 
     fn resume_check<'a>(

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use crate::driver::{Capabilities, Snapshot, VolumeInfo};
 
 use super::classify;
-use super::commands::{DESTROYED, FAILED, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_RESUME_TOKEN, PROP_SOURCE, USERREFS};
+use super::commands::{
+    DESTROYED, FAILED, PROP_ENCRYPTION, PROP_FINGERPRINT, PROP_LASTSNAP, PROP_RESUME_TOKEN, PROP_SOURCE, USERREFS,
+};
 use crate::driver::{Descendant, Destroy, DriverError, Under};
 
 pub fn capabilities(out: &str) -> Capabilities {
@@ -16,6 +18,7 @@ pub fn capabilities(out: &str) -> Capabilities {
             Some(("listp", v)) => c.list_parsable = v.trim() == "1",
             Some(("resume", v)) => c.resume_tokens = v.trim() == "1",
             Some(("sendP", v)) => c.send_estimate = v.trim() == "1",
+            Some(("features", v)) => c.holds = v.trim() == "1",
             _ => {}
         }
     }
@@ -68,6 +71,7 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
                     PROP_LASTSNAP => info.lastsnap = user_value(value),
                     "referenced" => info.referenced = value.parse().ok(),
                     PROP_RESUME_TOKEN => info.resume_token = user_value(value),
+                    PROP_ENCRYPTION => info.encryption = user_value(value).filter(|v| v != "off"),
                     _ => {}
                 }
             }
@@ -259,12 +263,12 @@ mod tests {
 
     #[test]
     fn parses_probe_and_estimate() {
-        let c = capabilities("version=23\nlistp=0\nresume=0\nsendP=0\n");
+        let c = capabilities("version=23\nlistp=0\nresume=0\nsendP=0\nfeatures=0\n");
         assert_eq!(c.pool_version, Some(23));
-        assert!(!c.list_parsable && !c.resume_tokens && !c.send_estimate);
-        let c = capabilities("version=-\nlistp=1\nresume=1\nsendP=1\n");
+        assert!(!c.list_parsable && !c.resume_tokens && !c.send_estimate && !c.holds);
+        let c = capabilities("version=-\nlistp=1\nresume=1\nsendP=1\nfeatures=1\n");
         assert_eq!(c.pool_version, None);
-        assert!(c.send_estimate);
+        assert!(c.send_estimate && c.holds);
         assert_eq!(estimate("incremental\ta\tb\t999\nsize\t1234\n"), Some(1234));
         assert_eq!(estimate("nothing"), None);
     }

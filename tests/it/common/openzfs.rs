@@ -236,6 +236,31 @@ impl Pools {
     }
 }
 
+impl Pools {
+    /// The `zfs send`/`receive` processes in the guest working on these pools: the guest is
+    /// shared by tests running at once, so a process is counted only when it names one of them
+    /// (a `send -t TOKEN` is asked what its token sends).
+    pub fn zfs_processes(&self) -> Vec<String> {
+        let ours = |text: &str| {
+            [&self.src, &self.dst].iter().any(|p| {
+                text.split(|c: char| c.is_whitespace() || c == '\'' || c == '=')
+                    .any(|w| w == p.as_str() || w.starts_with(&format!("{p}/")) || w.starts_with(&format!("{p}@")))
+            })
+        };
+        let out = self.vm.sh("pgrep -a -f 'zfs (send|recv|receive)' || true");
+        out.lines()
+            .filter(|l| !l.contains("pgrep"))
+            .filter(
+                |l| match l.split("send -t ").nth(1).and_then(|t| t.split_whitespace().next()) {
+                    Some(token) => ours(&self.vm.sh(&format!("zfs send -nvt {token} 2>&1 || true"))),
+                    None => ours(l),
+                },
+            )
+            .map(String::from)
+            .collect()
+    }
+}
+
 impl Drop for Pools {
     fn drop(&mut self) {
         for (pool, site) in [(&self.src, "site1"), (&self.dst, "site2")] {
