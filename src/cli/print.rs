@@ -375,6 +375,9 @@ pub fn config(c: &Config, json: bool) {
             if o.compress == Compress::Zstd { "zstd" } else { "none" },
             o.keep
         );
+        if !o.raw && p.kind == crate::model::Kind::Zfs {
+            outln!("    raw = false: an encrypted source is sent decrypted (a plaintext replica)");
+        }
         if p.recursive {
             outln!(
                 "    recursive: every volume below {} too, each with its own checkpoint",

@@ -154,3 +154,44 @@ table_keys! {
         max_jobs_per_host: i64 => int,
     } also [defaults, hosts, pair, cluster, coordination, console]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn errors(text: &str) -> String {
+        crate::config::parse(Path::new("ferry.toml"), text)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_declared_key_of_the_wrong_type_names_its_line_and_key() {
+        let e = errors("[[pair]]\nsource = \"tank/a\"\ndestination = \"pool/a\"\nraw = \"yes\"\n");
+        assert!(e.contains("ferry.toml:4: key `raw`: expected true or false"), "{e}");
+        assert_eq!(
+            errors("[[pair]]\nsource = \"tank/a\"\ndestination = \"pool/a\"\nraw = false\n"),
+            ""
+        );
+    }
+
+    #[test]
+    fn an_unquoted_fqdn_host_table_says_to_quote_it_once() {
+        let text = "[hosts.backup-01.example.net]\naddress = \"192.0.2.7\"\n\
+                    [[pair]]\nsource = \"tank/a\"\ndestination = \"backup-01.example.net:pool/a\"\n";
+        let e = errors(text);
+        assert!(
+            e.contains("ferry.toml:1: key `hosts.backup-01.example.net`: TOML reads the dots")
+                && e.contains("[hosts.\"backup-01.example.net\"]"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("undefined host"),
+            "the host is still known by its full name: {e}"
+        );
+        assert_eq!(
+            errors(&text.replace("[hosts.backup-01.example.net]", "[hosts.\"backup-01.example.net\"]")),
+            ""
+        );
+    }
+}

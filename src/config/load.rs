@@ -200,11 +200,27 @@ fn sites(cx: &Cx, root: &Table) -> Sites {
     let mut jumps: BTreeMap<String, Spanned<String>> = BTreeMap::new();
     if let Some(ht) = root.table("hosts") {
         for (k, v) in ht.entries() {
-            let name = k.get_ref().to_string();
-            let key = format!("hosts.{name}");
-            let Some(t) = Table::as_table(cx, &key, v) else {
+            let mut name = k.get_ref().to_string();
+            let Some(mut t) = Table::as_table(cx, &format!("hosts.{name}"), v) else {
                 continue;
             };
+            // `[hosts.backup-01.example.net]` is TOML for nested tables: a host's table never
+            // holds one, so a chain of single sub-tables is a dotted name that wanted quotes
+            let dotted = t.span.clone();
+            let mut nested = false;
+            while let Some(sub) = t.only_subtable() {
+                name = format!("{name}.{}", sub.0);
+                t = sub.1;
+                nested = true;
+            }
+            if nested {
+                cx.report(cx.err(
+                    dotted,
+                    &format!("hosts.{name}"),
+                    &format!("TOML reads the dots of [hosts.{name}] as nested tables: quote the host's name, [hosts.\"{name}\"]"),
+                ));
+            }
+            let key = format!("hosts.{name}");
             if let Err(m) = names::check_host_name(&name) {
                 cx.report(cx.err(t.span.clone(), &key, &m));
             }

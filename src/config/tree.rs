@@ -226,6 +226,19 @@ impl<'c, 'a, 'i> Table<'c, 'a, 'i> {
         ok.then_some(out)
     }
 
+    /// The table's one entry when it is a table itself (`[a.b.c]` read as nested tables).
+    pub fn only_subtable(&self) -> Option<(String, Table<'c, 'a, 'i>)> {
+        let mut it = self.table.iter();
+        let (k, v) = it.next()?;
+        if it.next().is_some() {
+            return None;
+        }
+        match v.get_ref() {
+            DeValue::Table(t) => Some((k.get_ref().to_string(), Table::new(self.cx, t, v.span()))),
+            _ => None,
+        }
+    }
+
     /// Whether `key` is set at all (whatever its type).
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
