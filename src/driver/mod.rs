@@ -44,6 +44,24 @@ pub struct Capabilities {
     pub send_estimate: bool,
     /// Interrupted receives can be resumed.
     pub resume_tokens: bool,
+    /// The source keeps a bookmark of the checkpoint (ZFS `feature@bookmarks`), so an incremental
+    /// can start from it when the checkpoint snapshot itself was destroyed.
+    #[serde(default)]
+    pub bookmarks: bool,
+    /// The pool has blocks over 128 KiB enabled (ZFS `feature@large_blocks`): a stream keeps them
+    /// whole (`send -L`) where both sides have it.
+    #[serde(default)]
+    pub large_blocks: bool,
+    /// The pool has embedded-data blocks (ZFS `feature@embedded_data`): `send -e` where both do.
+    #[serde(default)]
+    pub embedded_data: bool,
+    /// The tool sends and receives blocks compressed as they are stored (ZFS `send -c`).
+    #[serde(default)]
+    pub compressed_send: bool,
+    /// The pool can hold encrypted datasets (ZFS `feature@encryption`): a raw stream of an
+    /// encrypted source can be received there.
+    #[serde(default)]
+    pub encryption: bool,
     /// The checkpoint is held (ZFS `zfs hold`) so no other tool's pruning breaks the chain: taken
     /// on feature-flag pools (OpenZFS); pool v23 (zfs-fuse) stays the old-pool case without.
     #[serde(default)]
@@ -92,6 +110,9 @@ pub struct VolumeInfo {
     pub referenced: Option<u64>,
     /// Snapshots oldest first.
     pub snapshots: Vec<Snapshot>,
+    /// Bookmarks oldest first, where the kind keeps them (ZFS `ds#name`): what remains of a
+    /// snapshot once destroyed, enough to send an incremental from.
+    pub bookmarks: Vec<Snapshot>,
     /// Why the volume is not at a consistent checkpoint until the next run brings it there (a
     /// block replica with an apply cut halfway): never Synchronized meanwhile.
     pub interrupted: Option<String>,
@@ -99,12 +120,99 @@ pub struct VolumeInfo {
     /// resumable journal, a point-in-time clone of a killed run): `purge` removes it whatever
     /// `keep` says, through `destroy_snapshots`.
     pub leftovers: Vec<String>,
-    /// The volume's encryption where it has some (ZFS `encryption`, as `aes-256-gcm`); `None`
-    /// when off or where the kind has none.
-    pub encryption: Option<String>,
+    /// The volume's encryption where it has some; `None` when off or where the kind has none.
+    pub encryption: Option<Encryption>,
     /// A cut receive's saved state, where the kind keeps one (ZFS's `receive_resume_token`): the
     /// next run sends only the rest.
     pub resume_token: Option<String>,
+}
+
+/// Which side of a pair a volume is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        }
+    }
+}
+
+/// How a stream goes, beyond full or incremental: chosen per run from the pair and both sides'
+/// capabilities (`Driver::stream`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stream {
+    /// The volume is encrypted and goes as it is stored (ZFS `-w`), never decrypted.
+    pub raw: bool,
+    /// Blocks over 128 KiB go whole (ZFS `-L`).
+    pub large_blocks: bool,
+    /// Embedded-data blocks go as they are (ZFS `-e`).
+    pub embedded: bool,
+    /// Blocks go compressed as they are stored (ZFS `-c`): fewer bytes on the wire.
+    pub compressed: bool,
+}
+
+/// What an incremental send starts from on the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base<'a> {
+    /// A snapshot the source still holds: every snapshot after it goes along where the kind
+    /// sends intermediates.
+    Snapshot(&'a str),
+    /// Only the bookmark of that snapshot is left (another tool destroyed it): the increment
+    /// alone, no intermediates.
+    Bookmark(&'a str),
+}
+
+impl<'a> Base<'a> {
+    /// The snapshot's own name (a bookmark is named after its snapshot).
+    pub fn name(&self) -> &'a str {
+        match self {
+            Base::Snapshot(n) | Base::Bookmark(n) => n,
+        }
+    }
+
+    /// `name` as the base where the source holds that snapshot, else its bookmark where it has
+    /// one, else the snapshot (and the send names what is missing).
+    pub fn on(info: &VolumeInfo, name: &'a str) -> Base<'a> {
+        let held = |l: &[Snapshot]| l.iter().any(|s| s.name == name);
+        if !held(&info.snapshots) && held(&info.bookmarks) {
+            Base::Bookmark(name)
+        } else {
+            Base::Snapshot(name)
+        }
+    }
+}
+
+/// How one side keeps the pair's checkpoint safe from other tools' pruning.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep<'a> {
+    /// The pair's hold tag (`ferry.<fp>`).
+    pub tag: &'a str,
+    /// The checkpoint before this run, released.
+    pub old: Option<&'a str>,
+    pub new: &'a str,
+    /// Hold `new` under `tag` (the side's storage keeps holds).
+    pub hold: bool,
+    /// Bookmark `new` and drop the pair's older bookmarks (the source, where it keeps them).
+    pub bookmark: bool,
+}
+
+/// An encrypted volume's encryption, as the kind's tool names it (ZFS properties).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encryption {
+    /// The cipher (`aes-256-gcm`).
+    pub cipher: String,
+    /// The volume whose key it uses (ZFS `encryptionroot`).
+    pub root: Option<String>,
+    /// How that key is given (`passphrase`, `hex`, `raw`).
+    pub key_format: Option<String>,
+    /// Whether the key is loaded now (a raw replica's never needs to be).
+    pub key_loaded: Option<bool>,
 }
 
 /// The commands that finish a cut receive from its resume token.
@@ -233,13 +341,30 @@ pub trait Driver: Send + Sync {
         caps: &'a Capabilities,
         vol: &'a Endpoint,
         snap: &'a str,
-        from: Option<&'a str>,
-        raw: bool,
+        from: Option<Base<'a>>,
+        stream: Stream,
     ) -> Fut<'a, Option<u64>>;
     /// The script that sends `snap` (full, or incremental with every intermediate snapshot from
-    /// `from`), taking the snapshot first unless `taken`; transport wraps and joins it.
-    /// `raw`: the volume is encrypted and goes as it is stored (ZFS `-w`), never decrypted.
-    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool, raw: bool) -> Result<String>;
+    /// `from`), taking the snapshot first unless `taken`, as `stream` says; transport wraps and
+    /// joins it.
+    fn send_script(
+        &self,
+        vol: &Endpoint,
+        snap: &str,
+        from: Option<Base>,
+        taken: bool,
+        stream: Stream,
+    ) -> Result<String>;
+    /// How this pair's stream goes between two sides with these capabilities; `raw` where the
+    /// source is encrypted and the pair wants it sent as stored. Kinds without such choices send
+    /// as they always do.
+    fn stream(&self, raw: bool, source: &Capabilities, destination: &Capabilities) -> Stream {
+        let _ = (source, destination);
+        Stream {
+            raw,
+            ..Stream::default()
+        }
+    }
     /// Whether an incremental send carries the source's snapshots between the base and the new
     /// one along (ZFS `-I`), so they appear on the destination too.
     fn sends_intermediates(&self) -> bool;
@@ -253,15 +378,14 @@ pub trait Driver: Send + Sync {
         None
     }
 
-    /// Moves the pair's hold (`tag`) on `vol` from the old checkpoint to the new one, where the
-    /// kind keeps holds; gives what went wrong, if anything did (the data is safe either way).
-    fn move_hold<'a>(
+    /// Moves what keeps the checkpoint on `vol` (the pair's hold, the source's bookmark) from the
+    /// old checkpoint to the new one, where the kind has them; gives what went wrong, if anything
+    /// did (the data is safe either way).
+    fn keep_checkpoint<'a>(
         &'a self,
         _ex: &'a Executor,
         _vol: &'a Endpoint,
-        _tag: &'a str,
-        _old: Option<&'a str>,
-        _new: &'a str,
+        _keep: Keep<'a>,
     ) -> Fut<'a, Option<String>> {
         async { Ok(None) }.boxed()
     }
@@ -319,8 +443,27 @@ pub trait Driver: Send + Sync {
     fn prepare_parent<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint) -> Fut<'a, String>;
     /// Setup: what the probe says about one side (`label` is "source" or "destination").
     fn volume_checks(&self, label: &str, vol: &Endpoint, caps: &Capabilities) -> Vec<Check>;
-    /// Setup: can the destination receive what the source sends.
-    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check>;
+    /// Setup: whether the account ferry logs in as may do on `vol` what this side needs, where
+    /// the kind delegates permissions (ZFS `zfs allow`); nothing for root.
+    fn permission_checks<'a>(&'a self, ex: &'a Executor, side: Side, vol: &'a Endpoint) -> Fut<'a, Vec<Check>> {
+        let _ = (ex, side, vol);
+        async { Ok(Vec::new()) }.boxed()
+    }
+    /// Setup: what the two volumes' encryption means for this pair (`raw`: the pair sends an
+    /// encrypted source as stored), with a failed check where the send could not work; the
+    /// destination's listing where it exists.
+    fn encryption_checks(
+        &self,
+        raw: bool,
+        source: &VolumeInfo,
+        destination: &VolumeInfo,
+        dst_caps: &Capabilities,
+    ) -> Vec<Check> {
+        let _ = (raw, source, destination, dst_caps);
+        Vec::new()
+    }
+    /// Setup: can the destination receive what the source sends, and how the stream will go.
+    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Vec<Check>;
     /// The host's storage for the hosts view.
     fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>>;
 

@@ -7,8 +7,12 @@ pub use crate::model::{Checkpoint, State};
 
 /// Our replication snapshots on one side, oldest first.
 pub fn ours<'a>(info: &'a VolumeInfo, fp: &str) -> Vec<&'a Snapshot> {
+    ours_of(&info.snapshots, fp)
+}
+
+fn ours_of<'a>(list: &'a [Snapshot], fp: &str) -> Vec<&'a Snapshot> {
     let prefix = snapshot_prefix(fp);
-    info.snapshots.iter().filter(|s| s.name.starts_with(&prefix)).collect()
+    list.iter().filter(|s| s.name.starts_with(&prefix)).collect()
 }
 
 /// One snapshot on both sides: the same name, and the same id where the kind keeps one (a
@@ -54,10 +58,15 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> State {
     }
     let src = ours(source, fp);
     let dst = ours(dest, fp);
-    let common = dst
-        .iter()
-        .rev()
-        .find_map(|d| src.iter().find(|s| same(s, d)).map(|s| (*s).clone()));
+    // a checkpoint whose snapshot another tool destroyed on the source still counts where its
+    // bookmark is there: the next incremental starts from that
+    let marks = ours_of(&source.bookmarks, fp);
+    let common = dst.iter().rev().find_map(|d| {
+        src.iter()
+            .chain(marks.iter())
+            .find(|s| same(s, d))
+            .map(|_| (*d).clone())
+    });
     match common {
         Some(cp) => State::Synchronized(Checkpoint {
             name: cp.name,
@@ -71,7 +80,7 @@ pub fn assess(fp: &str, source: &VolumeInfo, dest: &VolumeInfo) -> State {
                     d.name, d.name
                 ),
                 (None, last) => match last {
-                    Some(last) if !src.iter().any(|s| s.name == last) => {
+                    Some(last) if !src.iter().chain(marks.iter()).any(|s| s.name == last) => {
                         format!("checkpoint {last} is missing on the source")
                     }
                     Some(last) => format!("checkpoint {last} is missing on the destination"),
@@ -128,7 +137,26 @@ mod tests {
             leftovers: Vec::new(),
             resume_token: None,
             encryption: None,
+            bookmarks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_checkpoint_destroyed_on_the_source_counts_where_its_bookmark_is_left() {
+        let mut s = vol(None, &[("ferry.fp.3", 3)]);
+        let d = vol(Some("fp"), &[("ferry.fp.1", 1), ("ferry.fp.2", 2)]);
+        assert!(matches!(assess("fp", &s, &d), State::Inconsistent(_)));
+        s.bookmarks = vec![snap("ferry.fp.1", 1), snap("ferry.fp.2", 2)];
+        assert_eq!(
+            assess("fp", &s, &d),
+            State::Synchronized(Checkpoint {
+                name: "ferry.fp.2".into(),
+                created: 2
+            })
+        );
+        // a bookmark of another pair's snapshot is none of ours
+        s.bookmarks = vec![snap("ferry.other.2", 2)];
+        assert!(matches!(assess("fp", &s, &d), State::Inconsistent(_)));
     }
 
     #[test]

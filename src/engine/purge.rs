@@ -125,6 +125,19 @@ fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
     found
 }
 
+/// This pair's snapshots on the source, and the checkpoints whose snapshot is gone but whose
+/// bookmark is left: destroying one of ferry's snapshots destroys its bookmark along.
+fn ours_with_bookmarks(s: &VolumeInfo, fp: &str) -> Vec<String> {
+    let mut names: Vec<String> = ours(s, fp).into_iter().map(|x| x.name.clone()).collect();
+    let prefix = crate::model::snapshot_prefix(fp);
+    for b in &s.bookmarks {
+        if b.name.starts_with(&prefix) && !names.contains(&b.name) {
+            names.push(b.name.clone());
+        }
+    }
+    names
+}
+
 /// `purge --all DEST [--yes]`: the destination replica, this pair's source snapshots and its
 /// success and retention records go; the log stays, and the job's result says it was purged. Refused while a job runs, and refused when
 /// the destination belongs to something else (another pair, or a dataset ferry never wrote).
@@ -196,7 +209,7 @@ pub async fn purge_all(engine: &Engine, pair: &Pair, yes: bool) -> Result<Purge>
         destination: pair.destination.to_string(),
         source_at,
         destination_at,
-        source_snapshots: ours(&s, &fp).into_iter().map(|x| x.name.clone()).collect(),
+        source_snapshots: ours_with_bookmarks(&s, &fp),
         destination_snapshots: ours(&d, &fp).into_iter().map(|x| x.name.clone()).collect(),
         checkpoint: None,
         destroy_destination: d.exists,

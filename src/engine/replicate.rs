@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use crate::config::{Compress, Endpoint, Pair, TransportKind};
-use crate::driver::{snapshot_driver, Capabilities, Driver, DriverError, Marks, VolumeInfo};
+use crate::driver::{snapshot_driver, Base, Capabilities, Driver, DriverError, Keep, Marks, Stream, VolumeInfo};
 use crate::exec::{ExecError, Executor};
 use crate::model::{snapshot_name, JobAction, Phase};
 use crate::transport::{self, codec, mbuffer};
@@ -105,11 +105,19 @@ async fn transfer(
         return transfer_duplex(pair, job, sides, (snap, from), opts, progress_frame).await;
     }
     let force = opts.force;
+    // the checkpoint's snapshot, or its bookmark where another tool destroyed the snapshot
+    let base = from.map(|f| Base::on(&sides.src_info, f));
+    if let Some(Base::Bookmark(b)) = base {
+        job.log.line(&format!(
+            "source {}: checkpoint {b} was destroyed; sending the increment from its bookmark",
+            pair.source
+        ));
+    }
     let expected = if sides.src_caps.send_estimate {
         // the sender can tell the size: snapshot first, ask for it, then send (one more round trip, worth it)
         driver.snapshot(&sides.src, src, snap).await?;
         driver
-            .estimate(&sides.src, &sides.src_caps, src, snap, from, raw(pair, sides))
+            .estimate(&sides.src, &sides.src_caps, src, snap, base, stream_of(pair, sides))
             .await
             .unwrap_or(None)
     } else if from.is_none() {
@@ -117,14 +125,16 @@ async fn transfer(
     } else {
         None
     };
-    let send_cmd = driver.send_script(src, snap, from, sides.src_caps.send_estimate, raw(pair, sides))?;
+    let send_cmd = driver.send_script(src, snap, base, sides.src_caps.send_estimate, stream_of(pair, sides))?;
     let recv_cmd = driver.receive_script(dst, snap, force, sides.dst_caps.resume_tokens)?;
     stream(pair, job, sides, &send_cmd, &recv_cmd, expected).await
 }
 
-/// Whether this pair's stream goes raw: an encrypted source, unless the pair says `raw = false`.
-fn raw(pair: &Pair, sides: &Sides) -> bool {
-    pair.options.raw && sides.src_info.encryption.is_some()
+/// How this pair's stream goes: raw for an encrypted source unless the pair says `raw = false`,
+/// and with what block features both sides have.
+fn stream_of(pair: &Pair, sides: &Sides) -> Stream {
+    let raw = pair.options.raw && sides.src_info.encryption.is_some();
+    sides.driver.stream(raw, &sides.src_caps, &sides.dst_caps)
 }
 
 /// Runs a send and a receive script through the pair's transport (compression wrapped around
@@ -193,7 +203,7 @@ async fn transfer_duplex(
     } else {
         driver.receive_script(dst, snap, opts.force, false)?
     };
-    let send_cmd = driver.send_script(src, snap, from, false, false)?;
+    let send_cmd = driver.send_script(src, snap, from.map(Base::Snapshot), false, Stream::default())?;
     job.log.line(&format!("on {}: {recv_cmd}", sides.dst.host()));
     let recv = sides.dst.spawn(&recv_cmd).await?;
     job.log.line(&format!("on {}: {send_cmd}", sides.src.host()));
@@ -486,27 +496,32 @@ async fn first_replica(
     })
 }
 
-/// Moves the pair's hold (`ferry.<fp>`) from the old checkpoint to the new one on each side
-/// whose storage keeps holds, so no other tool's pruning can destroy the snapshot the next
-/// incremental starts from. Best effort: the data is safe without it, and what failed is logged.
+/// Moves what keeps the checkpoint from the old one to the new one: the pair's hold
+/// (`ferry.<fp>`) on each side whose storage keeps holds, so no other tool's pruning can destroy
+/// the snapshot the next incremental starts from, and the source's bookmark of it, which the
+/// next incremental can start from if it is destroyed all the same. Best effort: the data is
+/// safe without them, and what failed is logged.
 async fn hold_checkpoint(job: &Job, pair: &Pair, sides: &Sides, old: Option<&str>, new: &str) {
     let tag = crate::model::hold_tag(&pair.fingerprint());
+    let keep = |hold, bookmark| Keep {
+        tag: &tag,
+        old,
+        new,
+        hold,
+        bookmark,
+    };
     let (s, d) = tokio::join!(
         hold_side(
             sides.driver,
             &sides.src,
             &pair.source,
-            sides.src_caps.holds,
-            &tag,
-            (old, new)
+            keep(sides.src_caps.holds, sides.src_caps.bookmarks)
         ),
         hold_side(
             sides.driver,
             &sides.dst,
             &pair.destination,
-            sides.dst_caps.holds,
-            &tag,
-            (old, new)
+            keep(sides.dst_caps.holds, false)
         )
     );
     for line in [s, d].into_iter().flatten() {
@@ -515,26 +530,22 @@ async fn hold_checkpoint(job: &Job, pair: &Pair, sides: &Sides, old: Option<&str
 }
 
 /// `hold_checkpoint` on one side: what went wrong, if anything.
-async fn hold_side(
-    driver: &dyn Driver,
-    ex: &Executor,
-    vol: &Endpoint,
-    holds: bool,
-    tag: &str,
-    (old, new): (Option<&str>, &str),
-) -> Option<String> {
-    if !holds {
+async fn hold_side(driver: &dyn Driver, ex: &Executor, vol: &Endpoint, keep: Keep<'_>) -> Option<String> {
+    if !keep.hold && !keep.bookmark {
         return None;
     }
-    let why = match driver.move_hold(ex, vol, tag, old, new).await {
+    let why = match driver.keep_checkpoint(ex, vol, keep).await {
         Ok(None) => return None,
         Ok(Some(why)) => why,
         Err(e) => format!("{e:#}"),
     };
     Some(format!(
-        "on {}: could not hold {}@{new} as {tag}: {why}",
+        "on {}: could not keep {}@{} as the checkpoint (hold {}{}): {why}",
         ex.host(),
-        vol.path
+        vol.path,
+        keep.new,
+        keep.tag,
+        if keep.bookmark { ", bookmark" } else { "" }
     ))
 }
 

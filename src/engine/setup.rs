@@ -44,9 +44,10 @@ pub async fn setup(engine: &Engine, pair: &Pair, driver: &'static dyn Driver, mu
     async fn side<'a>(
         engine: &'a Engine,
         driver: &'static dyn Driver,
-        label: &'static str,
+        side: crate::driver::Side,
         vol: &'a crate::config::Endpoint,
     ) -> (Vec<Item>, Option<(Executor, crate::driver::Capabilities)>) {
+        let label = side.label();
         let host = vol.host.clone();
         let mut out = Vec::new();
         let ex = match engine.executor(&host).await {
@@ -73,36 +74,46 @@ pub async fn setup(engine: &Engine, pair: &Pair, driver: &'static dyn Driver, mu
             }
         };
         out.extend(driver.volume_checks(label, vol, &caps).into_iter().map(from_check));
+        match driver.permission_checks(&ex, side, vol).await {
+            Ok(checks) => out.extend(checks.into_iter().map(from_check)),
+            Err(e) => out.push(item(false, format!("{label} permissions"), format!("{e:#}"))),
+        }
         (out, Some((ex, caps)))
     }
     let ((s_items, s), (d_items, d)) = tokio::join!(
-        side(engine, driver, "source", &pair.source),
-        side(engine, driver, "destination", &pair.destination)
+        side(engine, driver, crate::driver::Side::Source, &pair.source),
+        side(engine, driver, crate::driver::Side::Destination, &pair.destination)
     );
     items.extend(s_items);
     items.extend(d_items);
     if let (Some((sx, scaps)), Some((dx, dcaps))) = (s, d) {
-        items.extend(volumes(driver, pair, &sx, &dx).await);
+        items.extend(volumes(driver, pair, (&sx, &dx), &dcaps).await);
         items.extend(programs(pair, &sx, &dx).await);
-        if let Some(c) = driver.compatibility(&scaps, &dcaps) {
-            items.push(from_check(c));
-        }
+        items.extend(driver.compatibility(&scaps, &dcaps).into_iter().map(from_check));
     }
     items
 }
 
-async fn volumes(driver: &dyn Driver, pair: &Pair, sx: &Executor, dx: &Executor) -> Vec<Item> {
+async fn volumes(
+    driver: &dyn Driver,
+    pair: &Pair,
+    (sx, dx): (&Executor, &Executor),
+    dcaps: &crate::driver::Capabilities,
+) -> Vec<Item> {
     let mut out = Vec::new();
-    let src = driver.inspect(sx, &[&pair.source]).await;
-    out.push(match src {
-        Ok(v) if v[0].exists => item(true, "source volume", pair.source.to_string()),
+    let dst = &pair.destination;
+    let (sl, dl) = ([&pair.source], [dst]);
+    let (src, dst_info) = tokio::join!(driver.inspect(sx, &sl), driver.inspect(dx, &dl));
+    let src = src.map(|mut v| v.remove(0));
+    let dst_info = dst_info.map(|mut v| v.remove(0));
+    out.push(match &src {
+        Ok(v) if v.exists => item(true, "source volume", pair.source.to_string()),
         Ok(_) => item(false, "source volume", format!("{} does not exist", pair.source)),
         Err(e) => item(false, "source volume", format!("{e:#}")),
     });
-    let dst = &pair.destination;
-    match driver.inspect(dx, &[dst]).await {
-        Ok(v) if v[0].exists => {
-            let ours = v[0].fingerprint.as_deref() == Some(pair.fingerprint().as_str());
+    match &dst_info {
+        Ok(v) if v.exists => {
+            let ours = v.fingerprint.as_deref() == Some(pair.fingerprint().as_str());
             let mut it = item(
                 ours,
                 "destination volume",
@@ -121,6 +132,12 @@ async fn volumes(driver: &dyn Driver, pair: &Pair, sx: &Executor, dx: &Executor)
             format!("{} absent (initialize creates it)", pair.destination),
         )),
         Err(e) => out.push(item(false, "destination volume", format!("{e:#}"))),
+    }
+    if let (Ok(s), Ok(d)) = (&src, &dst_info) {
+        if s.exists {
+            let checks = driver.encryption_checks(pair.options.raw, s, d, dcaps);
+            out.extend(checks.into_iter().map(from_check));
+        }
     }
     out.push(match driver.prepare_parent(dx, dst).await {
         Ok(detail) => item(true, "destination parent", detail),

@@ -117,11 +117,21 @@ pub struct RateTracker {
     /// Completed per-second rates.
     history: VecDeque<f64>,
     last_whole_second: (u64, u64),
+    /// When the stream began to flow: the last sample before it passed `FLOWING` bytes. The ETA's
+    /// rate counts from here, since the time a command takes to start (an ssh exec, a snapshot, a
+    /// sender that writes its header and then reads the disk) says nothing about the link.
+    flow_start: Option<f64>,
 }
 
 /// Window of the "current" rate and of the rate the ETA uses.
 const CURRENT_WINDOW: f64 = 3.0;
 const ETA_WINDOW: f64 = 15.0;
+/// The ETA waits for this much flowing stream: a first sample of a few header bytes would give
+/// an ETA of hours for a stream of seconds.
+const MIN_ETA_SPAN: f64 = 0.5;
+/// Bytes past a stream's headers: what a sender writes before its data (a zfs stream's begin
+/// record is a few hundred bytes) is not yet the flow.
+const FLOWING: u64 = 64 * 1024;
 
 impl RateTracker {
     pub fn new() -> Self {
@@ -132,6 +142,9 @@ impl RateTracker {
     pub fn sample(&mut self, t: f64, bytes: u64) {
         if self.samples.is_empty() {
             self.samples.push_back((0.0, 0));
+        }
+        if self.flow_start.is_none() && bytes > FLOWING {
+            self.flow_start = self.samples.back().map(|s| s.0);
         }
         self.samples.push_back((t, bytes));
         while self.samples.len() > 2 && t - self.samples[1].0 > ETA_WINDOW {
@@ -194,14 +207,23 @@ impl RateTracker {
     }
 
     /// Seconds left at the recent rate; None without a size or a rate.
+    /// The rate is the recent one since the stream began to flow, over at least `MIN_ETA_SPAN`.
     pub fn eta(&self, expected: Option<u64>) -> Option<u64> {
         let expected = expected?;
-        let &(_, b) = self.samples.back()?;
+        let &(t, b) = self.samples.back()?;
         let remaining = expected.saturating_sub(b);
-        let rate = self.rate_over(ETA_WINDOW);
         if remaining == 0 {
             return Some(0);
         }
+        let start = self.flow_start?;
+        let &(from_t, from_b) = self
+            .samples
+            .iter()
+            .find(|(st, _)| *st >= start && t - st <= ETA_WINDOW)?;
+        if t - from_t < MIN_ETA_SPAN {
+            return None;
+        }
+        let rate = (b - from_b) as f64 / (t - from_t);
         (rate > 1.0).then(|| (remaining as f64 / rate).ceil() as u64)
     }
 
@@ -242,6 +264,31 @@ mod tests {
         }
         assert!((r.current() - 16_000_000.0).abs() < 1.0, "{}", r.current());
         assert!((r.average() - 10_000_000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn the_eta_counts_from_the_first_byte_and_waits_for_some_stream() {
+        // the command takes 1.5 s to start, a header arrives and the sender reads a second more,
+        // then 4 MB/s for an 8 MB stream
+        let mut r = RateTracker::new();
+        for i in 1..=6 {
+            r.sample(i as f64 * 0.25, 0);
+        }
+        for i in 0..4 {
+            r.sample(1.6 + i as f64 * 0.25, 300);
+        }
+        assert_eq!(r.eta(Some(8_000_300)), None, "a header is no rate");
+        let mut t = 2.35;
+        r.sample(t, 300);
+        let mut bytes = 300u64;
+        while t < 3.6 {
+            t += 0.25;
+            bytes += 1_000_000;
+            r.sample(t, bytes);
+        }
+        // 5 MB done of 8 MB at 4 MB/s (measured from the flow's start, not the command's)
+        let eta = r.eta(Some(8_000_300)).unwrap();
+        assert_eq!(eta, 1, "{bytes} bytes at {t} s");
     }
 
     #[test]

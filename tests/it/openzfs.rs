@@ -8,20 +8,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::openzfs::{Ferry, OpenZfs, Pools};
-
-fn tick() {
-    // snapshot names carry seconds: two updates in one second would collide
-    std::thread::sleep(Duration::from_millis(1100));
-}
-
-/// ferry's snapshots (names after `@`) of `ds`, oldest first.
-fn ferry_snaps(vm: &OpenZfs, ds: &str) -> Vec<String> {
-    vm.snapshots(ds)
-        .into_iter()
-        .filter(|s| s.starts_with("ferry."))
-        .collect()
-}
+use common::openzfs::{tick, Ferry, OpenZfs, Pools};
 
 /// Source pool with `<src>/data`, destination pool with `<dst>/rep`, and a config for the pair
 /// `source:<src>/data -> destination:<dst>/rep/data`.
@@ -76,8 +63,8 @@ fn lifecycle_setup_initialize_update_status_verify_retention_purge() {
     );
 
     // retention: keep = 2 on both sides (no kills: nothing is busy)
-    let s = ferry_snaps(vm, &src);
-    let d = ferry_snaps(vm, &dst);
+    let s = vm.ferry_snaps(&src);
+    let d = vm.ferry_snaps(&dst);
     assert!(s.len() <= 2 && !s.is_empty(), "source {s:?}");
     assert!(d.len() <= 2 && !d.is_empty(), "destination {d:?}");
     assert_eq!(s.last(), d.last(), "the checkpoint is on both sides");
@@ -112,7 +99,7 @@ fn lifecycle_setup_initialize_update_status_verify_retention_purge() {
     assert!(r.stdout.contains("nothing to purge"), "{}", r.stdout);
     let r = f.ok(&["purge", "--all", "data", "--yes"]);
     eprintln!("purge --all:\n{}", r.stdout);
-    assert!(ferry_snaps(vm, &src).is_empty(), "{:?}", ferry_snaps(vm, &src));
+    assert!(vm.ferry_snaps(&src).is_empty(), "{:?}", vm.ferry_snaps(&src));
     // --all takes the replica with its snapshots (as it says), so initialize can start over
     assert!(r.stdout.contains("destroyed destination"), "{}", r.stdout);
     assert!(!vm.exists(&dst), "purge --all left the replica");
@@ -136,10 +123,16 @@ fn probe_sees_openzfs_features_and_zfs_fuse_lacks_them() {
     assert_eq!(c["send_estimate"], true, "OpenZFS has send -nP: {c}");
     assert_eq!(c["resume_tokens"], true, "OpenZFS has receive_resume_token: {c}");
     assert_eq!(c["list_parsable"], true, "OpenZFS has zfs list -p: {c}");
-    // the estimate is used: the update's log says what it expected to send
-    tick();
-    vm.write_random(&format!("/mnt/{src}/b.bin"), 2);
-    f.ok(&["update", "data"]);
+    for feature in [
+        "holds",
+        "bookmarks",
+        "large_blocks",
+        "embedded_data",
+        "compressed_send",
+        "encryption",
+    ] {
+        assert_eq!(c[feature], true, "OpenZFS 2.3 has {feature}: {c}");
+    }
 
     // the same probe on zfs-fuse (pool version 23), where it runs here
     if let Some(lab) = common::lab::Lab::new("ozcmp", 128, 128, "") {
@@ -154,8 +147,104 @@ fn probe_sees_openzfs_features_and_zfs_fuse_lacks_them() {
         assert_eq!(v["caps"]["send_estimate"], false, "{v}");
         assert_eq!(v["caps"]["resume_tokens"], false, "{v}");
         assert_eq!(v["caps"]["list_parsable"], false, "{v}");
+        for feature in [
+            "holds",
+            "bookmarks",
+            "large_blocks",
+            "embedded_data",
+            "compressed_send",
+            "encryption",
+        ] {
+            assert_eq!(v["caps"][feature], false, "pool v23 has no {feature}: {v}");
+        }
+        // and its stream stays plain
+        let r = lab.ok(&["setup", "data"]);
+        assert!(r.stdout.contains("stream: plain stream"), "{}", r.stdout);
     }
     eprintln!("probe: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// Runs `ferry --json <verb> data`, reading the running job's progress until it ends: (the
+/// estimate the transfer started with, its first ETA, the bytes the run says it sent).
+fn estimate_and_sent(f: &Ferry, verb: &str) -> (u64, u64, u64) {
+    let mut cmd = f.command(&["--json", verb, "data"]);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the pair's folder: its fingerprint, beside `hosts/`
+    let progress = || {
+        std::fs::read_dir(f.state_dir()).ok()?.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name.len() == 32 && name.chars().all(|c| c.is_ascii_hexdigit())).then(|| e.path().join("progress.json"))
+        })
+    };
+    let mut first: Option<(u64, u64)> = None;
+    let out = {
+        let t0 = Instant::now();
+        let mut child = child;
+        loop {
+            if first.is_none() {
+                let seen = progress()
+                    .and_then(|p| std::fs::read(p).ok())
+                    .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok());
+                if let Some(v) = seen.filter(|v| v["phase"] == "transfer") {
+                    if let (Some(e), Some(eta)) = (v["expected"].as_u64(), v["eta_secs"].as_u64()) {
+                        first = Some((e, eta));
+                    }
+                }
+            }
+            if child.try_wait().unwrap().is_some() {
+                break child.wait_with_output().unwrap();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(600), "{verb} did not end");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{verb}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let (expected, eta) = first.unwrap_or_else(|| panic!("{verb}: no estimate seen in progress.json"));
+    (expected, eta, v["bytes"].as_u64().unwrap())
+}
+
+/// Honest figures: the size estimate (`zfs send -nP`, with the stream's own flags) is what the
+/// full and the incremental send really move, and gives an ETA from the first seconds.
+#[test]
+fn estimates_give_the_bytes_really_sent_and_an_eta_from_the_start() {
+    let Some(vm) = OpenZfs::get() else { return };
+    let t0 = Instant::now();
+    // slow enough for the progress file to be read while the transfer runs
+    let (_p, f, src, _dst) = pair(vm, "eta", "bwlimit = \"4M\"");
+    vm.write_random(&format!("/mnt/{src}/a.bin"), 12);
+    f.ok(&["setup", "data"]);
+    let mut figures = Vec::new();
+    for (verb, more) in [("initialize", 0), ("update", 8)] {
+        if more > 0 {
+            tick();
+            vm.write_random(&format!("/mnt/{src}/b.bin"), more);
+        }
+        let (expected, eta, sent) = estimate_and_sent(&f, verb);
+        let off = (expected as f64 - sent as f64).abs() / sent as f64;
+        eprintln!(
+            "{verb}: estimated {expected} bytes, sent {sent} ({:.2} % off); first ETA {eta} s at 4 MB/s",
+            off * 100.0
+        );
+        assert!(off < 0.03, "{verb}: estimate {expected} vs {sent} sent");
+        // at 4 MB/s the whole stream takes sent/4e6 s: the first ETA is within its range
+        let whole = sent as f64 / 4e6;
+        assert!(
+            (eta as f64) <= whole * 1.5 + 2.0,
+            "{verb}: first ETA {eta} s for a {whole:.0} s stream"
+        );
+        figures.push((verb, expected, sent));
+    }
+    eprintln!("eta: {figures:?} in {:.1} s", t0.elapsed().as_secs_f64());
 }
 
 #[test]
@@ -230,8 +319,8 @@ fn kill_loop_leaves_keep_snapshots_and_no_processes() {
     }
     tick();
     f.ok(&["update", "data"]);
-    let s = ferry_snaps(vm, &src);
-    let d = ferry_snaps(vm, &dst);
+    let s = vm.ferry_snaps(&src);
+    let d = vm.ferry_snaps(&dst);
     let holds = vm.sh(&format!(
         "zfs list -H -o name -t snapshot -r {src} {dst} | xargs -r zfs holds -H"
     ));

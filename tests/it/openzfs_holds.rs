@@ -5,34 +5,9 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::openzfs::{Ferry, OpenZfs, Pools};
-
-fn tick() {
-    std::thread::sleep(Duration::from_millis(1100));
-}
-
-/// (snapshot, tag) of every hold on `ds`'s snapshots.
-fn holds(vm: &OpenZfs, ds: &str) -> Vec<(String, String)> {
-    let out = vm.sh(&format!(
-        "zfs list -H -o name -t snapshot -d 1 {ds} | xargs -r zfs holds -H"
-    ));
-    out.lines()
-        .filter_map(|l| {
-            let mut f = l.split('\t');
-            let snap = f.next()?.split_once('@')?.1.to_string();
-            Some((snap, f.next()?.to_string()))
-        })
-        .collect()
-}
-
-fn ferry_snaps(vm: &OpenZfs, ds: &str) -> Vec<String> {
-    vm.snapshots(ds)
-        .into_iter()
-        .filter(|s| s.starts_with("ferry."))
-        .collect()
-}
+use common::openzfs::{tick, Ferry, OpenZfs, Pools};
 
 #[test]
 fn the_checkpoint_is_held_on_both_sides_and_the_hold_moves_with_it() {
@@ -46,31 +21,31 @@ fn the_checkpoint_is_held_on_both_sides_and_the_hold_moves_with_it() {
     vm.write_random(&format!("/mnt/{src}/a.bin"), 1);
     f.ok(&["setup", "data"]);
     f.ok(&["initialize", "data"]);
-    let cp = ferry_snaps(vm, &src).pop().unwrap();
+    let cp = vm.ferry_snaps(&src).pop().unwrap();
     let tag = cp.rsplit_once('.').unwrap().0.to_string();
-    assert_eq!(holds(vm, &src), vec![(cp.clone(), tag.clone())], "source holds");
-    assert_eq!(holds(vm, &dst), vec![(cp.clone(), tag.clone())], "destination holds");
+    assert_eq!(vm.holds(&src), vec![(cp.clone(), tag.clone())], "source holds");
+    assert_eq!(vm.holds(&dst), vec![(cp.clone(), tag.clone())], "destination holds");
 
     for i in 0..3 {
         tick();
         vm.write_random(&format!("/mnt/{src}/u{i}.bin"), 1);
         f.ok(&["update", "data"]);
-        let cp = ferry_snaps(vm, &src).pop().unwrap();
-        assert_eq!(ferry_snaps(vm, &dst).last(), Some(&cp));
+        let cp = vm.ferry_snaps(&src).pop().unwrap();
+        assert_eq!(vm.ferry_snaps(&dst).last(), Some(&cp));
         assert_eq!(
-            holds(vm, &src),
+            vm.holds(&src),
             vec![(cp.clone(), tag.clone())],
             "after update {i}: only the checkpoint is held"
         );
-        assert_eq!(holds(vm, &dst), vec![(cp.clone(), tag.clone())], "after update {i}");
+        assert_eq!(vm.holds(&dst), vec![(cp.clone(), tag.clone())], "after update {i}");
         assert!(
-            ferry_snaps(vm, &src).len() <= 2,
+            vm.ferry_snaps(&src).len() <= 2,
             "retention released and destroyed the old ones"
         );
     }
 
     // another tool pruning everything it sees cannot take the checkpoint
-    let cp = ferry_snaps(vm, &src).pop().unwrap();
+    let cp = vm.ferry_snaps(&src).pop().unwrap();
     let (ok, _, err) = vm.try_sh(&format!("zfs destroy {src}@{cp}"));
     assert!(!ok, "a held checkpoint was destroyed");
     eprintln!("another tool's destroy of the checkpoint: {}", err.trim());
@@ -81,7 +56,7 @@ fn the_checkpoint_is_held_on_both_sides_and_the_hold_moves_with_it() {
     assert_eq!(vm.tree_sum(&format!("/mnt/{src}")), vm.tree_sum(&format!("/mnt/{dst}")));
 
     // purge --all releases ferry's own holds and leaves nothing; another tool's hold stays
-    let cp = ferry_snaps(vm, &src).pop().unwrap();
+    let cp = vm.ferry_snaps(&src).pop().unwrap();
     vm.sh(&format!("zfs hold other.tool {src}@{cp}"));
     let r = f.run(&["purge", "--all", "data", "--yes"]);
     eprintln!(
@@ -89,13 +64,13 @@ fn the_checkpoint_is_held_on_both_sides_and_the_hold_moves_with_it() {
         r.code, r.stdout, r.stderr
     );
     assert_eq!(
-        holds(vm, &src),
+        vm.holds(&src),
         vec![(cp.clone(), "other.tool".to_string())],
         "ferry's hold was not released, or the other was"
     );
     vm.sh(&format!("zfs release other.tool {src}@{cp}"));
     f.ok(&["purge", "--all", "data", "--yes"]);
-    assert!(ferry_snaps(vm, &src).is_empty(), "{:?}", ferry_snaps(vm, &src));
+    assert!(vm.ferry_snaps(&src).is_empty(), "{:?}", vm.ferry_snaps(&src));
     assert!(!vm.exists(&dst), "purge --all left the replica");
     eprintln!("holds: {:.1} s", t0.elapsed().as_secs_f64());
 }

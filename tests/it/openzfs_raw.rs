@@ -5,13 +5,9 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::openzfs::{Ferry, OpenZfs, Pools};
-
-fn tick() {
-    std::thread::sleep(Duration::from_millis(1100));
-}
+use common::openzfs::{tick, Ferry, OpenZfs, Pools};
 
 #[test]
 fn an_encrypted_source_is_sent_raw_and_its_replica_needs_the_key_to_be_read() {

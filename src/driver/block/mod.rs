@@ -14,7 +14,7 @@ use crate::block::proto::PROTOCOL_VERSION;
 use crate::config::units::format_bytes;
 use crate::config::Endpoint;
 use crate::driver::{
-    Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Storage, Under, VolumeInfo,
+    Base, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Storage, Stream, Under, VolumeInfo,
 };
 use crate::exec::{describe_failure, Executor};
 use crate::model::Kind;
@@ -154,15 +154,22 @@ impl Driver for Block {
         _caps: &'a Capabilities,
         _vol: &'a Endpoint,
         _snap: &'a str,
-        _from: Option<&'a str>,
-        _raw: bool,
+        _from: Option<Base<'a>>,
+        _stream: Stream,
     ) -> Fut<'a, Option<u64>> {
         async { Ok(None) }.boxed()
     }
 
     /// The peers agree on the base themselves (the replica's manifest id), so `from` is only
     /// what the engine believes, and the snapshot is always the sender's own.
-    fn send_script(&self, vol: &Endpoint, snap: &str, _from: Option<&str>, _taken: bool, _raw: bool) -> Result<String> {
+    fn send_script(
+        &self,
+        vol: &Endpoint,
+        snap: &str,
+        _from: Option<Base>,
+        _taken: bool,
+        _stream: Stream,
+    ) -> Result<String> {
         commands::send(vol, snap)
     }
 
@@ -333,22 +340,23 @@ impl Driver for Block {
     /// Room for the first initialize: every data chunk of the source is journaled in the
     /// replica's state dir, then written to the replica (holes take room in neither; a device
     /// has its room already). Where the two share a filesystem, they need its space twice.
-    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check> {
-        let size = source.used_bytes?;
-        let data = source.allocated_bytes.unwrap_or(size).min(size);
-        let held = if data < size {
-            format!(
-                "a source holding {} of data ({} declared, the rest holes)",
-                format_bytes(data),
-                format_bytes(size)
-            )
-        } else {
-            format!("a source of {}", format_bytes(size))
-        };
-        let (ok, detail) = match (destination.journal_free_bytes, destination.journal_beside) {
-            (Some(jfree), Some(true)) => {
-                let need = data.saturating_mul(2);
-                (
+    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Vec<Check> {
+        let space = || -> Option<Check> {
+            let size = source.used_bytes?;
+            let data = source.allocated_bytes.unwrap_or(size).min(size);
+            let held = if data < size {
+                format!(
+                    "a source holding {} of data ({} declared, the rest holes)",
+                    format_bytes(data),
+                    format_bytes(size)
+                )
+            } else {
+                format!("a source of {}", format_bytes(size))
+            };
+            let (ok, detail) = match (destination.journal_free_bytes, destination.journal_beside) {
+                (Some(jfree), Some(true)) => {
+                    let need = data.saturating_mul(2);
+                    (
                     jfree >= need,
                     format!(
                         "{} free where the replica and its journal go, for {held}: the first initialize needs {} (the data journaled, then written)",
@@ -356,40 +364,42 @@ impl Driver for Block {
                         format_bytes(need)
                     ),
                 )
-            }
-            (Some(jfree), _) => {
-                let replica_ok = destination.device || destination.free_bytes.is_none_or(|f| f >= data);
-                let where_replica = match (destination.device, destination.free_bytes) {
-                    (true, _) => "the replica is a block device".to_string(),
-                    (false, Some(f)) => format!("{} free where the replica goes", format_bytes(f)),
-                    (false, None) => "the replica's free space unknown".to_string(),
-                };
-                (
-                    jfree >= data && replica_ok,
-                    format!(
-                        "{where_replica} and {} free for its journal in the state dir, for {held}: each needs {}",
-                        format_bytes(jfree),
-                        format_bytes(data)
-                    ),
-                )
-            }
-            (None, _) => {
-                let free = destination.free_bytes?;
-                (
-                    free >= data,
-                    format!("{} free where the replica goes, for {held}", format_bytes(free)),
-                )
-            }
+                }
+                (Some(jfree), _) => {
+                    let replica_ok = destination.device || destination.free_bytes.is_none_or(|f| f >= data);
+                    let where_replica = match (destination.device, destination.free_bytes) {
+                        (true, _) => "the replica is a block device".to_string(),
+                        (false, Some(f)) => format!("{} free where the replica goes", format_bytes(f)),
+                        (false, None) => "the replica's free space unknown".to_string(),
+                    };
+                    (
+                        jfree >= data && replica_ok,
+                        format!(
+                            "{where_replica} and {} free for its journal in the state dir, for {held}: each needs {}",
+                            format_bytes(jfree),
+                            format_bytes(data)
+                        ),
+                    )
+                }
+                (None, _) => {
+                    let free = destination.free_bytes?;
+                    (
+                        free >= data,
+                        format!("{} free where the replica goes, for {held}", format_bytes(free)),
+                    )
+                }
+            };
+            Some(Check {
+                ok,
+                what: "destination space".into(),
+                detail: if ok {
+                    detail
+                } else {
+                    format!("{detail}: the first initialize would not fit")
+                },
+            })
         };
-        Some(Check {
-            ok,
-            what: "destination space".into(),
-            detail: if ok {
-                detail
-            } else {
-                format!("{detail}: the first initialize would not fit")
-            },
-        })
+        space().into_iter().collect()
     }
 
     fn storage<'a>(&'a self, _ex: &'a Executor) -> Fut<'a, Vec<Storage>> {

@@ -9,7 +9,9 @@ use anyhow::{bail, Result};
 use futures::FutureExt;
 
 use crate::config::Endpoint;
-use crate::driver::{Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Storage, VolumeInfo};
+use crate::driver::{
+    Base, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Storage, Stream, VolumeInfo,
+};
 use crate::exec::{describe_failure, ExecError, Executor};
 use crate::model::Kind;
 
@@ -199,14 +201,22 @@ impl Driver for Btrfs {
         _caps: &'a Capabilities,
         _vol: &'a Endpoint,
         _snap: &'a str,
-        _from: Option<&'a str>,
-        _raw: bool,
+        _from: Option<Base<'a>>,
+        _stream: Stream,
     ) -> Fut<'a, Option<u64>> {
         async { Ok(None) }.boxed()
     }
 
-    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool, _raw: bool) -> Result<String> {
-        let send = commands::send(vol, snap, from)?;
+    fn send_script(
+        &self,
+        vol: &Endpoint,
+        snap: &str,
+        from: Option<Base>,
+        taken: bool,
+        _stream: Stream,
+    ) -> Result<String> {
+        // btrfs keeps no bookmarks: a base is always a snapshot
+        let send = commands::send(vol, snap, from.map(|b| b.name()))?;
         if taken {
             Ok(send)
         } else {
@@ -308,33 +318,36 @@ impl Driver for Btrfs {
 
     /// Room on the destination's filesystem for what the source holds (a full send writes about
     /// that much; btrfs cannot say more precisely before sending).
-    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check> {
-        let size = crate::config::units::format_bytes;
-        let free = destination.free_bytes?;
-        Some(match source.used_bytes {
-            Some(used) => Check {
-                ok: free >= used,
-                what: "destination space".into(),
-                detail: format!(
-                    "{} free on the destination's filesystem for a source of {}{}",
-                    size(free),
-                    size(used),
-                    if free >= used {
-                        ""
-                    } else {
-                        ": the first initialize would not fit"
-                    }
-                ),
-            },
-            None => Check {
-                ok: true,
-                what: "destination space".into(),
-                detail: format!(
-                    "{} free on the destination's filesystem (the source was too large to measure in 20 s)",
-                    size(free)
-                ),
-            },
-        })
+    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Vec<Check> {
+        let space = || -> Option<Check> {
+            let size = crate::config::units::format_bytes;
+            let free = destination.free_bytes?;
+            Some(match source.used_bytes {
+                Some(used) => Check {
+                    ok: free >= used,
+                    what: "destination space".into(),
+                    detail: format!(
+                        "{} free on the destination's filesystem for a source of {}{}",
+                        size(free),
+                        size(used),
+                        if free >= used {
+                            ""
+                        } else {
+                            ": the first initialize would not fit"
+                        }
+                    ),
+                },
+                None => Check {
+                    ok: true,
+                    what: "destination space".into(),
+                    detail: format!(
+                        "{} free on the destination's filesystem (the source was too large to measure in 20 s)",
+                        size(free)
+                    ),
+                },
+            })
+        };
+        space().into_iter().collect()
     }
 
     fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>> {

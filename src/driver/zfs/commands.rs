@@ -1,6 +1,7 @@
 //! The only place zfs and zpool command lines are built. Every name is validated, then quoted.
 
 use crate::config::names::shell_quote as q;
+use crate::driver::{Base, Keep, Stream};
 use crate::model::names::check_dataset;
 
 /// Property names ferry records on the destination with the data.
@@ -37,13 +38,16 @@ pub fn probe(ds: &str) -> anyhow::Result<String> {
          if zfs list -p -H -o name {p} >/dev/null 2>&1; then echo listp=1; else echo listp=0; fi; \
          if zfs get -H -o value receive_resume_token {p} >/dev/null 2>&1; then echo resume=1; else echo resume=0; fi; \
          if zfs send 2>&1 | grep -q 'send \\[-[A-Za-z]*P'; then echo sendP=1; else echo sendP=0; fi; \
-         if zpool get -H -o value feature@async_destroy {p} >/dev/null 2>&1; then echo features=1; else echo features=0; fi"
+         if zpool get -H -o value feature@async_destroy {p} >/dev/null 2>&1; then echo features=1; else echo features=0; fi; \
+         if zfs send 2>&1 | grep -q 'send \\[-[A-Za-z]*c'; then echo sendc=1; else echo sendc=0; fi; \
+         zpool get -H -o property,value feature@bookmarks,feature@large_blocks,feature@embedded_data,feature@encryption {p} 2>/dev/null | tr '\\t' '='"
     ))
 }
 
 /// Lists each dataset, its snapshots (depth 1) and ferry's properties in one command.
 /// Missing datasets print an error on stderr and are left out; the exit code is then 1.
-/// Then each dataset's `receive_resume_token` in the same shape, where the pool has the property
+/// The listing has the bookmarks too (`ds#name`: `zfs get` lists every type). Then each
+/// dataset's `receive_resume_token` and encryption in the same shape, where the pool has them
 /// (pool v23 has none: that `zfs get` fails quietly and the listing's exit code stands).
 pub fn inspect(datasets: &[&str]) -> anyhow::Result<String> {
     let mut names = String::new();
@@ -53,7 +57,7 @@ pub fn inspect(datasets: &[&str]) -> anyhow::Result<String> {
     }
     Ok(format!(
         "zfs get -Hp -d 1 -o name,property,value,source creation,referenced,{PROP_FINGERPRINT},{PROP_SOURCE},{PROP_LASTSNAP}{names}; \
-         rc=$?; zfs get -H -o name,property,value,source {PROP_RESUME_TOKEN},{PROP_ENCRYPTION}{names} 2>/dev/null; exit $rc"
+         rc=$?; zfs get -H -o name,property,value,source {PROP_RESUME_TOKEN},{PROP_ENCRYPTION},encryptionroot,keyformat,keystatus{names} 2>/dev/null; exit $rc"
     ))
 }
 
@@ -83,30 +87,58 @@ pub fn snapshot(ds: &str, snap: &str) -> anyhow::Result<String> {
 }
 
 /// Snapshot, then send it in the same exec: saves a round trip per update.
-/// `from` makes it incremental with every intermediate snapshot (`-I`).
-pub fn snapshot_and_send(ds: &str, snap: &str, from: Option<&str>, raw: bool) -> anyhow::Result<String> {
-    Ok(format!("{} && {}", snapshot(ds, snap)?, send(ds, snap, from, raw)?))
+/// `from` makes it incremental (`send`).
+pub fn snapshot_and_send(ds: &str, snap: &str, from: Option<Base>, stream: Stream) -> anyhow::Result<String> {
+    Ok(format!("{} && {}", snapshot(ds, snap)?, send(ds, snap, from, stream)?))
 }
 
-/// `raw` sends an encrypted dataset as it is stored (`-w`): never decrypted on the way.
-pub fn send(ds: &str, snap: &str, from: Option<&str>, raw: bool) -> anyhow::Result<String> {
-    let to = q(&full_name(ds, snap)?);
-    let w = if raw { "-w " } else { "" };
+/// A bookmark's full name, `ds#name` (ferry's are named after their snapshot).
+pub fn bookmark_name(ds: &str, name: &str) -> anyhow::Result<String> {
+    Ok(format!("{}#{}", checked(ds)?, checked_snap(name)?))
+}
+
+/// The incremental part of a send: from a snapshot with every intermediate one (`-I`), or from
+/// a bookmark (`-i`: a bookmark can only start a single increment).
+fn incremental(ds: &str, from: Option<Base>) -> anyhow::Result<String> {
     Ok(match from {
-        Some(f) => format!("zfs send {w}-I {} {to}", q(&full_name(ds, f)?)),
-        None => format!("zfs send {w}{to}"),
+        Some(Base::Snapshot(f)) => format!("-I {} ", q(&full_name(ds, f)?)),
+        Some(Base::Bookmark(f)) => format!("-i {} ", q(&bookmark_name(ds, f)?)),
+        None => String::new(),
     })
+}
+
+/// The stream's flags: `-w` sends an encrypted dataset as it is stored (never decrypted on the
+/// way); `-L`, `-e`, `-c` keep large, embedded and compressed blocks as they are.
+fn flags(stream: Stream) -> String {
+    let mut f = String::new();
+    for (on, flag) in [
+        (stream.large_blocks, "-L "),
+        (stream.embedded, "-e "),
+        (stream.compressed, "-c "),
+        (stream.raw, "-w "),
+    ] {
+        if on {
+            f.push_str(flag);
+        }
+    }
+    f
+}
+
+pub fn send(ds: &str, snap: &str, from: Option<Base>, stream: Stream) -> anyhow::Result<String> {
+    let to = q(&full_name(ds, snap)?);
+    Ok(format!("zfs send {}{}{to}", flags(stream), incremental(ds, from)?))
 }
 
 /// Size estimate of a send, where `zfs send -nP` exists; prints a `size <bytes>` line.
-/// `raw` as the send will be: a raw stream is the blocks as stored (compressed), so its size differs.
-pub fn send_estimate(ds: &str, snap: &str, from: Option<&str>, raw: bool) -> anyhow::Result<String> {
+/// With the flags the send will have: a raw or compressed stream is the blocks as stored, so its
+/// size differs.
+pub fn send_estimate(ds: &str, snap: &str, from: Option<Base>, stream: Stream) -> anyhow::Result<String> {
     let to = q(&full_name(ds, snap)?);
-    let w = if raw { "-w " } else { "" };
-    Ok(match from {
-        Some(f) => format!("zfs send -nP {w}-I {} {to} 2>&1", q(&full_name(ds, f)?)),
-        None => format!("zfs send -nP {w}{to} 2>&1"),
-    })
+    Ok(format!(
+        "zfs send -nP {}{}{to} 2>&1",
+        flags(stream),
+        incremental(ds, from)?
+    ))
 }
 
 /// `referenced` of a snapshot: the estimate of a full stream where `send -nP` is missing.
@@ -123,25 +155,40 @@ pub fn receive(ds: &str, force: bool, resumable: bool) -> anyhow::Result<String>
     Ok(format!("zfs receive {f}{s}{}", q(checked(ds)?)))
 }
 
-/// Holds `ds@new` under `tag` (the pair's `ferry.<fp>`) and releases `ds@old` from it, in one
-/// exec; prints nothing unless the hold failed (a tag already there is no failure), and a release
-/// of a snapshot that is gone or was never held is none either.
-pub fn move_hold(ds: &str, tag: &str, old: Option<&str>, new: &str) -> anyhow::Result<String> {
+/// Keeps `ds@new` as the pair's checkpoint, in one exec: held under the pair's tag
+/// (`ferry.<fp>`) with `ds@old` released from it, and bookmarked as `ds#new` with the pair's
+/// older bookmarks destroyed. Prints nothing unless holding or bookmarking failed (a tag or a
+/// bookmark already there is no failure), and a release of a snapshot that is gone or was never
+/// held is none either.
+pub fn keep_checkpoint(ds: &str, keep: &Keep) -> anyhow::Result<String> {
+    let tag = keep.tag;
     if !tag.starts_with("ferry.") || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
         anyhow::bail!("invalid hold tag {tag:?}");
     }
-    let mut cmd = format!(
-        "e=$(zfs hold {tag} {} 2>&1) || case \"$e\" in *'tag already exists'*) ;; *) printf '%s\\n' \"$e\";; esac",
-        q(&full_name(ds, new)?)
-    );
-    if let Some(old) = old.filter(|o| *o != new) {
-        cmd.push_str(&format!(
-            "; zfs release {tag} {} >/dev/null 2>&1",
-            q(&full_name(ds, old)?)
+    let new = q(&full_name(ds, keep.new)?);
+    let mut parts = Vec::new();
+    if keep.hold {
+        parts.push(format!(
+            "e=$(zfs hold {tag} {new} 2>&1) || case \"$e\" in *'tag already exists'*) ;; *) printf '%s\\n' \"$e\";; esac"
+        ));
+        if let Some(old) = keep.old.filter(|o| *o != keep.new) {
+            parts.push(format!("zfs release {tag} {} >/dev/null 2>&1", q(&full_name(ds, old)?)));
+        }
+    }
+    if keep.bookmark {
+        let mark = q(&bookmark_name(ds, keep.new)?);
+        let ours = q(&format!("{}#{tag}.", checked(ds)?));
+        // the older bookmarks go only once the new one is there: never none left
+        parts.push(format!(
+            "if e=$(zfs bookmark {new} {mark} 2>&1) || case \"$e\" in *'already exists'*) true;; *) false;; esac; then \
+             zfs list -H -o name -t bookmark -d 1 {} 2>/dev/null | while read -r b; do \
+             case \"$b\" in {mark}) ;; {ours}*) zfs destroy \"$b\" >/dev/null 2>&1;; esac; done; \
+             else printf '%s\\n' \"$e\"; fi",
+            q(checked(ds)?)
         ));
     }
-    cmd.push_str("; true");
-    Ok(cmd)
+    parts.push("true".into());
+    Ok(parts.join("; "))
 }
 
 /// A resume token as zfs prints it (`1-<hex>-<hex>-<hex>`): checked before it reaches a command
@@ -198,12 +245,16 @@ pub const USERREFS: &str = "userrefs";
 /// snapshot's outcome is printed on its own line for `parse::destroyed`.
 /// A snapshot of ferry's (`ds@ferry.<fp>.<time>`) is released from the pair's own hold
 /// (`ferry.<fp>`) first: ferry destroying it has no more use for the hold; other holds stay.
+/// Once such a snapshot is gone (destroyed, or not there), its bookmark (`ds#ferry.<fp>.<time>`)
+/// goes too: retention never destroys the checkpoint, so this is an old checkpoint's bookmark,
+/// or `purge --all`'s.
 pub fn destroy_each(ds: &str, snaps: &[String]) -> anyhow::Result<String> {
     let mut cmd = format!(
-        "d() {{ case \"$1\" in *@ferry.*.*) t=${{1#*@}}; zfs release \"${{t%.*}}\" \"$1\" >/dev/null 2>&1;; esac; \
-         if e=$(zfs destroy \"$1\" 2>&1); then printf '{DESTROYED}\\t%s\\n' \"$1\"; \
+        "d() {{ b=; case \"$1\" in *@ferry.*.*) t=${{1#*@}}; b=\"${{1%@*}}#$t\"; zfs release \"${{t%.*}}\" \"$1\" >/dev/null 2>&1;; esac; \
+         if e=$(zfs destroy \"$1\" 2>&1); then printf '{DESTROYED}\\t%s\\n' \"$1\"; e=gone; \
          else printf '{FAILED}\\t%s\\t%s\\n' \"$1\" \"$(printf %s \"$e\" | tr '\\n\\t' '  ')\"; \
-         printf '{USERREFS}\\t%s\\t%s\\n' \"$1\" \"$(zfs get -H -o value userrefs \"$1\" 2>/dev/null)\"; fi; }}"
+         printf '{USERREFS}\\t%s\\t%s\\n' \"$1\" \"$(zfs get -H -o value userrefs \"$1\" 2>/dev/null)\"; fi; \
+         case \"$b:$e\" in :*) ;; *:gone|*'does not exist'*|*'could not find'*) zfs destroy \"$b\" >/dev/null 2>&1;; esac; }}"
     );
     for s in snaps {
         cmd.push_str("; d ");
@@ -227,12 +278,16 @@ pub fn destroy_dataset(ds: &str) -> anyhow::Result<String> {
     Ok(format!("zfs destroy {}", q(checked(ds)?)))
 }
 
-/// Creates a dataset's parents (not the dataset: the first receive creates it).
+/// Creates a dataset's parents (not the dataset: the first receive creates it). Created counts
+/// even where mounting it failed: on Linux only root mounts, and an account with `zfs allow`
+/// gets the dataset and an error about the mount.
 pub fn create_parent(ds: &str) -> anyhow::Result<Option<String>> {
     let ds = checked(ds)?;
     Ok(ds.rsplit_once('/').map(|(parent, _)| {
         let p = q(parent);
-        format!("zfs list -H -o name {p} >/dev/null 2>&1 || zfs create -p {p}")
+        format!(
+            "zfs list -H -o name {p} >/dev/null 2>&1 || zfs create -p {p} || zfs list -H -o name {p} >/dev/null 2>&1"
+        )
     }))
 }
 
@@ -283,17 +338,46 @@ mod tests {
 
     #[test]
     fn builds_quoted_commands() {
+        let raw = Stream {
+            raw: true,
+            ..Stream::default()
+        };
         assert_eq!(
-            snapshot_and_send("tank/data", "ferry.ab.20261121T000000Z", Some("ferry.ab.20261120T000000Z"), false).unwrap(),
+            snapshot_and_send(
+                "tank/data",
+                "ferry.ab.20261121T000000Z",
+                Some(Base::Snapshot("ferry.ab.20261120T000000Z")),
+                Stream::default()
+            )
+            .unwrap(),
             "zfs snapshot tank/data@ferry.ab.20261121T000000Z && zfs send -I tank/data@ferry.ab.20261120T000000Z tank/data@ferry.ab.20261121T000000Z"
         );
         assert_eq!(
-            send("tank/data", "s2", Some("s1"), true).unwrap(),
+            send("tank/data", "s2", Some(Base::Snapshot("s1")), raw).unwrap(),
             "zfs send -w -I tank/data@s1 tank/data@s2"
         );
+        // a bookmark starts a single increment
         assert_eq!(
-            send_estimate("tank/data", "s1", None, true).unwrap(),
+            send("tank/data", "s2", Some(Base::Bookmark("s1")), Stream::default()).unwrap(),
+            "zfs send -i 'tank/data#s1' tank/data@s2"
+        );
+        assert_eq!(
+            send_estimate("tank/data", "s2", Some(Base::Bookmark("s1")), raw).unwrap(),
+            "zfs send -nP -w -i 'tank/data#s1' tank/data@s2 2>&1"
+        );
+        assert_eq!(
+            send_estimate("tank/data", "s1", None, raw).unwrap(),
             "zfs send -nP -w tank/data@s1 2>&1"
+        );
+        let all = Stream {
+            raw: true,
+            large_blocks: true,
+            embedded: true,
+            compressed: true,
+        };
+        assert_eq!(
+            send("tank/data", "s1", None, all).unwrap(),
+            "zfs send -L -e -c -w tank/data@s1"
         );
         assert_eq!(receive("backup/data", false, false).unwrap(), "zfs receive backup/data");
         assert_eq!(
@@ -307,7 +391,9 @@ mod tests {
         let d = destroy_each("t/d", &["a".into(), "b".into()]).unwrap();
         // ferry's own snapshots lose the pair's hold first; then each is destroyed on its own
         assert!(
-            d.starts_with("d() { case \"$1\" in *@ferry.*.*) t=${1#*@}; zfs release \"${t%.*}\" \"$1\""),
+            d.starts_with(
+                "d() { b=; case \"$1\" in *@ferry.*.*) t=${1#*@}; b=\"${1%@*}#$t\"; zfs release \"${t%.*}\" \"$1\""
+            ),
             "{d}"
         );
         assert!(
@@ -327,13 +413,38 @@ mod tests {
         assert!(receive("../x", false, true).is_err());
         assert!(resume_send("1-abc-def; rm -rf /").is_err());
         assert!(resume_send("").is_err());
-        assert!(move_hold("t/d", "ferry.x;rm", None, "s").is_err());
-        let m = move_hold("t/d", "ferry.ab12", Some("ferry.ab12.1"), "ferry.ab12.2").unwrap();
+        let keep = |old, new, hold, bookmark| Keep {
+            tag: "ferry.ab12",
+            old,
+            new,
+            hold,
+            bookmark,
+        };
+        assert!(keep_checkpoint(
+            "t/d",
+            &Keep {
+                tag: "ferry.x;rm",
+                ..keep(None, "s", true, true)
+            }
+        )
+        .is_err());
+        let m = keep_checkpoint("t/d", &keep(Some("ferry.ab12.1"), "ferry.ab12.2", true, false)).unwrap();
         assert!(m.contains("zfs hold ferry.ab12 t/d@ferry.ab12.2 "), "{m}");
         assert!(m.contains("zfs release ferry.ab12 t/d@ferry.ab12.1 "), "{m}");
-        assert!(!move_hold("t/d", "ferry.ab12", Some("s"), "s")
+        assert!(!m.contains("bookmark"), "{m}");
+        assert!(!keep_checkpoint("t/d", &keep(Some("s"), "s", true, false))
             .unwrap()
             .contains("release"));
+        let b = keep_checkpoint("t/d", &keep(Some("ferry.ab12.1"), "ferry.ab12.2", false, true)).unwrap();
+        assert!(!b.contains("zfs hold"), "{b}");
+        assert!(b.contains("zfs bookmark t/d@ferry.ab12.2 't/d#ferry.ab12.2'"), "{b}");
+        // only the pair's own older bookmarks go, and only once the new one is there
+        assert!(
+            b.contains("case \"$b\" in 't/d#ferry.ab12.2') ;; 't/d#ferry.ab12.'*) zfs destroy"),
+            "{b}"
+        );
+        assert!(b.find("zfs bookmark").unwrap() < b.find("zfs destroy").unwrap(), "{b}");
+        assert!(keep_checkpoint("t/d", &keep(None, "a b", false, true)).is_err());
         assert_eq!(resume_send("1-c4ab-b8-789c").unwrap(), "zfs send -t 1-c4ab-b8-789c");
         assert!(set_properties("t/d", &[("a b", "c")]).is_err());
     }

@@ -2,7 +2,9 @@
 //! Works on zfs-fuse (pool v23) and current OpenZFS by probing capabilities first.
 
 pub mod adopt;
+pub mod allow;
 pub mod commands;
+pub mod encryption;
 pub mod errors;
 pub mod parse;
 pub mod zettabee;
@@ -13,8 +15,8 @@ use futures::FutureExt;
 
 use crate::config::Endpoint;
 use crate::driver::{
-    Adoption, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Marks, Resume, Snapshot, Storage,
-    VolumeInfo,
+    Adoption, Base, Capabilities, Check, Descendant, Destroy, Driver, DriverError, Fut, Keep, Marks, Resume, Side,
+    Snapshot, Storage, Stream, VolumeInfo,
 };
 use crate::exec::{describe_failure, ExecError, Executor};
 use crate::model::Kind;
@@ -61,11 +63,11 @@ impl Zfs {
         caps: &Capabilities,
         ds: &str,
         snap: &str,
-        from: Option<&str>,
-        raw: bool,
+        from: Option<Base<'_>>,
+        stream: Stream,
     ) -> Result<Option<u64>> {
         if caps.send_estimate {
-            let out = ex.run(&commands::send_estimate(ds, snap, from, raw)?).await?;
+            let out = ex.run(&commands::send_estimate(ds, snap, from, stream)?).await?;
             return Ok(parse::estimate(&out.stdout_text()));
         }
         if from.is_none() {
@@ -159,6 +161,56 @@ impl Zfs {
     }
 }
 
+/// Setup's line on how streams go: the block features sent as they are, and for each one that is
+/// not, which side lacks it.
+fn stream_detail(source: &Capabilities, destination: &Capabilities) -> String {
+    let features = [
+        (
+            "-L (large blocks)",
+            "feature@large_blocks",
+            source.large_blocks,
+            destination.large_blocks,
+        ),
+        (
+            "-e (embedded data)",
+            "feature@embedded_data",
+            source.embedded_data,
+            destination.embedded_data,
+        ),
+        (
+            "-c (compressed)",
+            "a zfs with send -c",
+            source.compressed_send,
+            destination.compressed_send,
+        ),
+    ];
+    let mut used = Vec::new();
+    let mut lacking = Vec::new();
+    for (flag, feature, s, d) in features {
+        match (s, d) {
+            (true, true) => used.push(flag),
+            (s, d) => {
+                let who = match (s, d) {
+                    (false, false) => "both sides lack",
+                    (false, _) => "the source lacks",
+                    _ => "the destination lacks",
+                };
+                lacking.push(format!("without {flag}: {who} {feature}"));
+            }
+        }
+    }
+    let mut detail = if used.is_empty() {
+        "plain stream".to_string()
+    } else {
+        format!("sends {}", used.join(" "))
+    };
+    if !lacking.is_empty() {
+        detail.push_str("; ");
+        detail.push_str(&lacking.join("; "));
+    }
+    detail
+}
+
 /// The pool a dataset lives in.
 fn pool_of(ds: &str) -> &str {
     ds.split('/').next().unwrap_or(ds)
@@ -239,17 +291,36 @@ impl Driver for Zfs {
         caps: &'a Capabilities,
         vol: &'a Endpoint,
         snap: &'a str,
-        from: Option<&'a str>,
-        raw: bool,
+        from: Option<Base<'a>>,
+        stream: Stream,
     ) -> Fut<'a, Option<u64>> {
-        Zfs::estimate(self, ex, caps, &vol.path, snap, from, raw).boxed()
+        Zfs::estimate(self, ex, caps, &vol.path, snap, from, stream).boxed()
     }
 
-    fn send_script(&self, vol: &Endpoint, snap: &str, from: Option<&str>, taken: bool, raw: bool) -> Result<String> {
+    fn send_script(
+        &self,
+        vol: &Endpoint,
+        snap: &str,
+        from: Option<Base>,
+        taken: bool,
+        stream: Stream,
+    ) -> Result<String> {
         if taken {
-            commands::send(&vol.path, snap, from, raw)
+            commands::send(&vol.path, snap, from, stream)
         } else {
-            commands::snapshot_and_send(&vol.path, snap, from, raw)
+            commands::snapshot_and_send(&vol.path, snap, from, stream)
+        }
+    }
+
+    /// Each block feature goes as it is where both pools have it: a large-block, embedded or
+    /// compressed stream into a pool without the feature would be refused (or, for `-c`, is not
+    /// understood by an old zfs); without them zfs rewrites those blocks into plain ones.
+    fn stream(&self, raw: bool, source: &Capabilities, destination: &Capabilities) -> Stream {
+        Stream {
+            raw,
+            large_blocks: source.large_blocks && destination.large_blocks,
+            embedded: source.embedded_data && destination.embedded_data,
+            compressed: source.compressed_send && destination.compressed_send,
         }
     }
 
@@ -269,16 +340,9 @@ impl Driver for Zfs {
         Some(scripts)
     }
 
-    fn move_hold<'a>(
-        &'a self,
-        ex: &'a Executor,
-        vol: &'a Endpoint,
-        tag: &'a str,
-        old: Option<&'a str>,
-        new: &'a str,
-    ) -> Fut<'a, Option<String>> {
+    fn keep_checkpoint<'a>(&'a self, ex: &'a Executor, vol: &'a Endpoint, keep: Keep<'a>) -> Fut<'a, Option<String>> {
         async move {
-            let out = ex.run(&commands::move_hold(&vol.path, tag, old, new)?).await?;
+            let out = ex.run(&commands::keep_checkpoint(&vol.path, &keep)?).await?;
             let text = out.stdout_text();
             Ok((!text.trim().is_empty()).then(|| crate::text::one_line(text.trim()).to_string()))
         }
@@ -363,7 +427,35 @@ impl Driver for Zfs {
         }]
     }
 
-    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Option<Check> {
+    fn permission_checks<'a>(&'a self, ex: &'a Executor, side: Side, vol: &'a Endpoint) -> Fut<'a, Vec<Check>> {
+        async move {
+            let out = ex.run(&allow::script(&vol.path)?).await?;
+            if !out.success() {
+                bail!(
+                    "on {}: reading zfs allow for {}: {}",
+                    ex.host(),
+                    vol.path,
+                    describe_failure(out.code, &out.stderr)
+                );
+            }
+            Ok(allow::check(side, &vol.path, &allow::parse(&out.stdout_text()))
+                .into_iter()
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn encryption_checks(
+        &self,
+        raw: bool,
+        source: &VolumeInfo,
+        destination: &VolumeInfo,
+        dst_caps: &Capabilities,
+    ) -> Vec<Check> {
+        encryption::checks(raw, source, destination, dst_caps)
+    }
+
+    fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Vec<Check> {
         // a stream from a newer pool version may not be receivable by an older one
         let ok = match (source.pool_version, destination.pool_version) {
             (Some(s), Some(d)) => s <= d,
@@ -371,15 +463,22 @@ impl Driver for Zfs {
             _ => true,
         };
         let fmt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "feature flags".into());
-        Some(Check {
-            ok,
-            what: "pool versions".into(),
-            detail: format!(
-                "source {} → destination {}",
-                fmt(source.pool_version),
-                fmt(destination.pool_version)
-            ),
-        })
+        vec![
+            Check {
+                ok,
+                what: "pool versions".into(),
+                detail: format!(
+                    "source {} → destination {}",
+                    fmt(source.pool_version),
+                    fmt(destination.pool_version)
+                ),
+            },
+            Check {
+                ok: true,
+                what: "stream".into(),
+                detail: stream_detail(source, destination),
+            },
+        ]
     }
 
     fn storage<'a>(&'a self, ex: &'a Executor) -> Fut<'a, Vec<Storage>> {

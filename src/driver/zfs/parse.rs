@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::driver::{Capabilities, Snapshot, VolumeInfo};
+use crate::driver::{Capabilities, Encryption, Snapshot, VolumeInfo};
 
 use super::classify;
 use super::commands::{
@@ -19,6 +19,19 @@ pub fn capabilities(out: &str) -> Capabilities {
             Some(("resume", v)) => c.resume_tokens = v.trim() == "1",
             Some(("sendP", v)) => c.send_estimate = v.trim() == "1",
             Some(("features", v)) => c.holds = v.trim() == "1",
+            Some(("sendc", v)) => c.compressed_send = v.trim() == "1",
+            Some((feature, v)) if feature.starts_with("feature@") => {
+                // `zpool get` says enabled or active where the pool has it; disabled, or nothing
+                // (pool v23 knows no feature), where not
+                let on = matches!(v.trim(), "enabled" | "active");
+                match feature {
+                    "feature@bookmarks" => c.bookmarks = on,
+                    "feature@large_blocks" => c.large_blocks = on,
+                    "feature@embedded_data" => c.embedded_data = on,
+                    "feature@encryption" => c.encryption = on,
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }
@@ -35,6 +48,8 @@ fn user_value(v: &str) -> Option<String> {
 pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
     let mut by_ds: BTreeMap<&str, VolumeInfo> = BTreeMap::new();
     let mut snaps: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut marks: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut encryption: BTreeMap<&str, Vec<(&str, Option<String>)>> = BTreeMap::new();
     for line in out.lines() {
         let mut f = line.splitn(4, '\t');
         let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
@@ -47,9 +62,10 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
         } else {
             value
         };
-        let (ds, snap) = match name.split_once('@') {
-            Some((d, s)) => (d, Some(s)),
-            None => (name, None),
+        let (ds, snap, into) = match (name.split_once('@'), name.split_once('#')) {
+            (Some((d, s)), _) => (d, Some(s), &mut snaps),
+            (None, Some((d, b))) => (d, Some(b), &mut marks),
+            (None, None) => (name, None, &mut snaps),
         };
         let Some(&key) = datasets.iter().find(|d| **d == ds) else {
             continue;
@@ -58,7 +74,7 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
             Some(s) => {
                 if prop == "creation" {
                     if let Ok(t) = value.parse() {
-                        snaps.entry(key).or_default().insert(s.to_string(), t);
+                        into.entry(key).or_default().insert(s.to_string(), t);
                     }
                 }
             }
@@ -71,7 +87,14 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
                     PROP_LASTSNAP => info.lastsnap = user_value(value),
                     "referenced" => info.referenced = value.parse().ok(),
                     PROP_RESUME_TOKEN => info.resume_token = user_value(value),
-                    PROP_ENCRYPTION => info.encryption = user_value(value).filter(|v| v != "off"),
+                    PROP_ENCRYPTION => {
+                        if let Some(cipher) = user_value(value).filter(|v| v != "off") {
+                            info.encryption.get_or_insert_with(Encryption::default).cipher = cipher;
+                        }
+                    }
+                    "encryptionroot" | "keyformat" | "keystatus" => {
+                        encryption.entry(key).or_default().push((prop, user_value(value)));
+                    }
                     _ => {}
                 }
             }
@@ -81,22 +104,38 @@ pub fn inspect(out: &str, datasets: &[&str]) -> Vec<VolumeInfo> {
         .iter()
         .map(|ds| {
             let mut info = by_ds.remove(ds).unwrap_or_default();
-            let mut list: Vec<Snapshot> = snaps
-                .remove(ds)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(name, created)| Snapshot {
-                    name,
-                    created,
-                    id: None,
-                })
-                .collect();
-            // creation has one-second resolution: names (with their timestamps) break ties
-            list.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
-            info.snapshots = list;
+            info.snapshots = oldest_first(snaps.remove(ds));
+            info.bookmarks = oldest_first(marks.remove(ds));
+            // the key's properties count only for an encrypted dataset (zfs prints `none` and `-`
+            // for the others)
+            if let Some(e) = info.encryption.as_mut() {
+                for (prop, value) in encryption.remove(ds).unwrap_or_default() {
+                    match prop {
+                        "encryptionroot" => e.root = value,
+                        "keyformat" => e.key_format = value.filter(|v| v != "none"),
+                        _ => e.key_loaded = value.map(|v| v == "available"),
+                    }
+                }
+            }
             info
         })
         .collect()
+}
+
+/// Snapshots (or bookmarks) by name with their creation, as a list oldest first.
+fn oldest_first(by_name: Option<BTreeMap<String, i64>>) -> Vec<Snapshot> {
+    let mut list: Vec<Snapshot> = by_name
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, created)| Snapshot {
+            name,
+            created,
+            id: None,
+        })
+        .collect();
+    // creation has one-second resolution: names (with their timestamps) break ties
+    list.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+    list
 }
 
 /// What `commands::verify` printed about one side.
@@ -262,13 +301,55 @@ mod tests {
     }
 
     #[test]
+    fn reads_an_encrypted_datasets_key() {
+        let out = "p/e\tcreation\t100\t-\n\
+                   p/e\tencryption\taes-256-gcm\t-\n\
+                   p/e\tencryptionroot\tp/e\t-\n\
+                   p/e\tkeyformat\tpassphrase\t-\n\
+                   p/e\tkeystatus\tunavailable\t-\n\
+                   p/p\tcreation\t100\t-\n\
+                   p/p\tencryption\toff\tdefault\n\
+                   p/p\tencryptionroot\t-\t-\n\
+                   p/p\tkeyformat\tnone\tdefault\n\
+                   p/p\tkeystatus\t-\t-\n";
+        let v = inspect(out, &["p/e", "p/p"]);
+        let e = v[0].encryption.as_ref().unwrap();
+        assert_eq!(e.cipher, "aes-256-gcm");
+        assert_eq!(e.root.as_deref(), Some("p/e"));
+        assert_eq!(e.key_format.as_deref(), Some("passphrase"));
+        assert_eq!(e.key_loaded, Some(false));
+        assert_eq!(v[1].encryption, None);
+    }
+
+    #[test]
+    fn bookmarks_are_listed_apart_from_snapshots() {
+        let out = "p/d\tcreation\t100\t-\n\
+                   p/d@ferry.f.2\tcreation\t120\t-\n\
+                   p/d#ferry.f.2\tcreation\t120\t-\n\
+                   p/d#ferry.f.1\tcreation\t110\t-\n\
+                   p/e#ferry.f.1\tcreation\t110\t-\n";
+        let v = inspect(out, &["p/d"]);
+        let names = |l: &[Snapshot]| l.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&v[0].snapshots), ["ferry.f.2"]);
+        assert_eq!(names(&v[0].bookmarks), ["ferry.f.1", "ferry.f.2"]);
+        assert_eq!(v[0].bookmarks[0].created, 110);
+    }
+
+    #[test]
     fn parses_probe_and_estimate() {
         let c = capabilities("version=23\nlistp=0\nresume=0\nsendP=0\nfeatures=0\n");
         assert_eq!(c.pool_version, Some(23));
         assert!(!c.list_parsable && !c.resume_tokens && !c.send_estimate && !c.holds);
-        let c = capabilities("version=-\nlistp=1\nresume=1\nsendP=1\nfeatures=1\n");
+        let c = capabilities(
+            "version=-\nlistp=1\nresume=1\nsendP=1\nfeatures=1\nsendc=1\nfeature@bookmarks=active\n\
+             feature@large_blocks=enabled\nfeature@embedded_data=active\nfeature@encryption=disabled\n",
+        );
         assert_eq!(c.pool_version, None);
-        assert!(c.send_estimate && c.holds);
+        assert!(c.send_estimate && c.holds && c.bookmarks && c.compressed_send);
+        assert!(c.large_blocks && c.embedded_data && !c.encryption);
+        // pool v23 prints no feature at all
+        let v23 = capabilities("version=23\nsendc=0\n");
+        assert!(!v23.bookmarks && !v23.large_blocks && !v23.compressed_send);
         assert_eq!(estimate("incremental\ta\tb\t999\nsize\t1234\n"), Some(1234));
         assert_eq!(estimate("nothing"), None);
     }

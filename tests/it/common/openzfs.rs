@@ -201,6 +201,36 @@ impl OpenZfs {
         ));
     }
 
+    /// ferry's snapshots (names after `@`) of `ds`, oldest first.
+    pub fn ferry_snaps(&self, ds: &str) -> Vec<String> {
+        self.snapshots(ds)
+            .into_iter()
+            .filter(|s| s.starts_with("ferry."))
+            .collect()
+    }
+
+    /// Bookmark names (after `#`) of `ds`, oldest first.
+    pub fn bookmarks(&self, ds: &str) -> Vec<String> {
+        self.sh(&format!("zfs list -H -o name -t bookmark -s createtxg -d 1 {ds}"))
+            .lines()
+            .filter_map(|l| l.split_once('#').map(|(_, s)| s.to_string()))
+            .collect()
+    }
+
+    /// (snapshot, tag) of every hold on `ds`'s snapshots.
+    pub fn holds(&self, ds: &str) -> Vec<(String, String)> {
+        let out = self.sh(&format!(
+            "zfs list -H -o name -t snapshot -d 1 {ds} | xargs -r zfs holds -H"
+        ));
+        out.lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                let snap = f.next()?.split_once('@')?.1.to_string();
+                Some((snap, f.next()?.to_string()))
+            })
+            .collect()
+    }
+
     /// A checksum of every file under a mounted dataset (relative names and contents).
     pub fn tree_sum(&self, mnt: &str) -> String {
         self.sh(&format!(
@@ -273,19 +303,36 @@ impl Drop for Pools {
 
 pub use super::runner::Run;
 
+/// Waits past the second: snapshot names carry seconds, and two runs in one would collide.
+pub fn tick() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
 /// A ferry config on the host with the guest as `source` and `destination`, and a state dir.
 pub struct Ferry {
     pub vm: &'static OpenZfs,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The account ferry logs in to the guest as.
+    pub user: String,
 }
 
 impl Ferry {
     /// One pair `source:<src> -> destination:<dst>` plus `pair_extra` TOML lines.
     pub fn new(vm: &'static OpenZfs, src: &str, dst: &str, pair_extra: &str) -> Ferry {
+        Ferry::as_user(vm, "root", src, dst, pair_extra)
+    }
+
+    /// `new`, logging in to the guest as `user` (the lab's `lab` account is not root).
+    pub fn as_user(vm: &'static OpenZfs, user: &str, src: &str, dst: &str, pair_extra: &str) -> Ferry {
         let dir = tempfile::Builder::new().prefix("ferry-ozfs-").tempdir().unwrap();
         let config = dir.path().join("ferry.toml");
-        let f = Ferry { vm, dir, config };
+        let f = Ferry {
+            vm,
+            dir,
+            config,
+            user: user.to_string(),
+        };
         f.write_config(src, dst, pair_extra);
         f
     }
@@ -294,9 +341,10 @@ impl Ferry {
         let mut text = format!("state_dir = \"{}\"\n\n", self.state_dir().display());
         for name in ["source", "destination"] {
             text.push_str(&format!(
-                "[hosts.{name}]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"root\"\nkey = \"{}\"\n\
+                "[hosts.{name}]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey = \"{}\"\n\
                  known_hosts = \"{}\"\n\n",
                 self.vm.port,
+                self.user,
                 self.vm.key.display(),
                 self.vm.known_hosts.display()
             ));
@@ -311,7 +359,7 @@ impl Ferry {
         self.dir.path().join("state")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         super::runner::command(&self.config, args)
     }
 
