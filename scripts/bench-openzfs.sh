@@ -28,7 +28,10 @@ ferry=$PWD/target/release/ferry
 lab=/var/tmp/ferry-bench-openzfs
 mkdir -p "$lab"
 bash scripts/openzfs-lab.sh down "$lab" >/dev/null 2>&1 || true
-OZFS_SITE_SIZE=$(( (mib * (rounds + 1) + resume_mib * 2) / 1024 + 3 ))G FERRY_BIN=$ferry \
+# each round writes the increment twice on the source pool (ferry's dataset and the pipeline's),
+# and the snapshots keep it: the pools and the site disks holding their files are sized for that
+size=$(( (2 * mib * rounds + 2 * resume_mib) / 1024 + 2 ))
+OZFS_SITE_SIZE=$(( size + 2 ))G FERRY_BIN=$ferry \
     bash scripts/openzfs-lab.sh up "$lab" >/dev/null
 trap 'bash scripts/openzfs-lab.sh down "$lab" >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1091
@@ -38,7 +41,6 @@ g() { ssh "${sshopts[@]}" root@127.0.0.1 "$@"; }
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-size=$(( mib * (rounds + 1) / 1024 + 2 ))
 g "truncate -s ${size}G /site1/bs.img /site2/bd.img && \
    zpool create -f -o ashift=12 -O atime=off -m /mnt/bs bs /site1/bs.img && \
    zpool create -f -o ashift=12 -O atime=off -m /mnt/bd bd /site2/bd.img && \

@@ -344,6 +344,24 @@ pub trait Driver: Send + Sync {
         from: Option<Base<'a>>,
         stream: Stream,
     ) -> Fut<'a, Option<u64>>;
+    /// Takes the snapshot, then gives the size of the stream that will send it (`estimate`): in
+    /// one exec where the kind can (a round trip less per run). A failed estimate is no size, a
+    /// failed snapshot an error.
+    fn snapshot_and_estimate<'a>(
+        &'a self,
+        ex: &'a Executor,
+        caps: &'a Capabilities,
+        vol: &'a Endpoint,
+        snap: &'a str,
+        from: Option<Base<'a>>,
+        stream: Stream,
+    ) -> Fut<'a, Option<u64>> {
+        async move {
+            self.snapshot(ex, vol, snap).await?;
+            Ok(self.estimate(ex, caps, vol, snap, from, stream).await.unwrap_or(None))
+        }
+        .boxed()
+    }
     /// The script that sends `snap` (full, or incremental with every intermediate snapshot from
     /// `from`), taking the snapshot first unless `taken`, as `stream` says; transport wraps and
     /// joins it.

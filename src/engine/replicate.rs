@@ -114,12 +114,11 @@ async fn transfer(
         ));
     }
     let expected = if sides.src_caps.send_estimate {
-        // the sender can tell the size: snapshot first, ask for it, then send (one more round trip, worth it)
-        driver.snapshot(&sides.src, src, snap).await?;
+        // the sender can tell the size: snapshot and ask for it first, then send (one more round
+        // trip, worth it for the ETA)
         driver
-            .estimate(&sides.src, &sides.src_caps, src, snap, base, stream_of(pair, sides))
-            .await
-            .unwrap_or(None)
+            .snapshot_and_estimate(&sides.src, &sides.src_caps, src, snap, base, stream_of(pair, sides))
+            .await?
     } else if from.is_none() {
         sides.src_info.referenced
     } else {
@@ -693,18 +692,22 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
     job.phase(Phase::Finishing, Some("moving the checkpoint"));
     let pruned = if adopting {
         record(job, &sides.dst, pair, &snap, adopting).await?;
-        retain(engine, pair, job, &sides, &checkpoint.name, &snap).await
+        let pruned = retain(engine, pair, job, &sides, &checkpoint.name, &snap).await;
+        hold_checkpoint(job, pair, &sides, Some(&checkpoint.name), &snap).await;
+        pruned
     } else {
         // the receive succeeded, so `snap` is on both sides and is what the state is read from
-        // (the newest common snapshot); retention never touches it and need not wait for the marker
-        let (recorded, pruned) = tokio::join!(
+        // (the newest common snapshot); retention never touches it and need not wait for the
+        // marker, nor the hold and bookmark moving to it (a run that dies before the marker
+        // leaves `snap` held, the newest common snapshot: the checkpoint all the same)
+        let (recorded, pruned, ()) = tokio::join!(
             record(job, &sides.dst, pair, &snap, false),
-            retain(engine, pair, job, &sides, &checkpoint.name, &snap)
+            retain(engine, pair, job, &sides, &checkpoint.name, &snap),
+            hold_checkpoint(job, pair, &sides, Some(&checkpoint.name), &snap)
         );
         recorded?;
         pruned
     };
-    hold_checkpoint(job, pair, &sides, Some(&checkpoint.name), &snap).await;
     Ok(Replicated {
         snapshot: snap,
         bytes: moved.bytes + resumed,

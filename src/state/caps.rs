@@ -8,14 +8,20 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{files, now_unix, StateDir};
 
-/// How long a probe's answer is trusted. An upgraded host is seen again within this time; until
-/// then only estimates and resume support can be out of date, never what is sent.
+/// How long a probe's answer is trusted. An upgraded host is seen again within this time.
 pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What a probe asks, by ferry's version of the question: an answer to an older question (from
+/// before ferry asked about bookmarks or stream features) is asked again at once, not read as
+/// "the host has none of it" for a day.
+const SCHEMA: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Entry<T> {
     /// Unix seconds of the probe.
     probed: i64,
+    #[serde(default)]
+    schema: u32,
     caps: T,
 }
 
@@ -30,7 +36,7 @@ impl StateDir {
         let bytes = files::read_small(&self.caps_path(host, root)).ok()?;
         let e: Entry<T> = serde_json::from_slice(&bytes).ok()?;
         let age = now_unix().saturating_sub(e.probed);
-        (0..MAX_AGE.as_secs() as i64).contains(&age).then_some(e.caps)
+        (e.schema == SCHEMA && (0..MAX_AGE.as_secs() as i64).contains(&age)).then_some(e.caps)
     }
 
     /// Remembers a probe's answer; a cache that cannot be written only costs the next run a probe.
@@ -46,6 +52,7 @@ impl StateDir {
         }
         let e = Entry {
             probed: now_unix(),
+            schema: SCHEMA,
             caps,
         };
         let _ = files::write_atomic(&p, &serde_json::to_vec(&e).expect("caps serialize"), false);
@@ -67,15 +74,21 @@ mod tests {
         // an entry older than MAX_AGE (or from the future) is probed again
         let old = Entry {
             probed: now_unix() - MAX_AGE.as_secs() as i64 - 1,
+            schema: SCHEMA,
             caps: vec![1u32],
         };
         std::fs::write(st.caps_path("store1", "tank"), serde_json::to_vec(&old).unwrap()).unwrap();
         assert_eq!(st.cached_caps::<Vec<u32>>("store1", "tank"), None);
         let future = Entry {
             probed: now_unix() + 3600,
+            schema: SCHEMA,
             caps: vec![1u32],
         };
         std::fs::write(st.caps_path("store1", "tank"), serde_json::to_vec(&future).unwrap()).unwrap();
+        assert_eq!(st.cached_caps::<Vec<u32>>("store1", "tank"), None);
+        // an answer to an older question (an earlier ferry's cache, no schema) is asked again
+        let earlier = format!("{{\"probed\":{},\"caps\":[1]}}", now_unix());
+        std::fs::write(st.caps_path("store1", "tank"), earlier).unwrap();
         assert_eq!(st.cached_caps::<Vec<u32>>("store1", "tank"), None);
     }
 }

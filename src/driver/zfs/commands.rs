@@ -141,6 +141,16 @@ pub fn send_estimate(ds: &str, snap: &str, from: Option<Base>, stream: Stream) -
     ))
 }
 
+/// The snapshot, then the size estimate of its send in the same exec: exits non-zero only when
+/// the snapshot failed (the estimate's own failure leaves no `size` line).
+pub fn snapshot_and_estimate(ds: &str, snap: &str, from: Option<Base>, stream: Stream) -> anyhow::Result<String> {
+    Ok(format!(
+        "{} || exit $?; {}; true",
+        snapshot(ds, snap)?,
+        send_estimate(ds, snap, from, stream)?
+    ))
+}
+
 /// `referenced` of a snapshot: the estimate of a full stream where `send -nP` is missing.
 pub fn referenced(ds: &str, snap: &str) -> anyhow::Result<String> {
     Ok(format!("zfs get -Hp -o value referenced {}", q(&full_name(ds, snap)?)))
@@ -368,6 +378,10 @@ mod tests {
         assert_eq!(
             send_estimate("tank/data", "s1", None, raw).unwrap(),
             "zfs send -nP -w tank/data@s1 2>&1"
+        );
+        assert_eq!(
+            snapshot_and_estimate("t/d", "s2", Some(Base::Snapshot("s1")), Stream::default()).unwrap(),
+            "zfs snapshot t/d@s2 || exit $?; zfs send -nP -I t/d@s1 t/d@s2 2>&1; true"
         );
         let all = Stream {
             raw: true,
