@@ -13,13 +13,15 @@
 #     once half has arrived; the next run's resent share of the stream (target <= 55 %).
 #
 # The guest runs under software emulation here (no hardware KVM): its disks and zfs are slow, the
-# same for ferry and the baselines. Usage: scripts/bench-openzfs.sh [ROUNDS]
+# same for ferry and the baselines. Usage: [BENCH_STEPS=123] scripts/bench-openzfs.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$HOME/.cargo/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin
 rounds=${1:-3}
 mib=${BENCH_MIB:-1024}
 resume_mib=${BENCH_RESUME_MIB:-64}
+# which of the three to run (BENCH_STEPS=3: the resume figure alone)
+steps=${BENCH_STEPS:-123}
 
 bash scripts/openzfs-lab.sh build >/dev/null
 command -v syncoid >/dev/null || apt-get install -y -q sanoid >/dev/null
@@ -66,6 +68,7 @@ g "dd if=/dev/urandom of=/mnt/bs/inc/seed bs=1M count=8 status=none && cp /mnt/b
 "$ferry" -c "$cfg" initialize noop
 g "zfs snapshot bs/raw@r0 && zfs send bs/raw@r0" | g "zfs receive bd/rep/raw"
 
+if [[ $steps == *1* ]]; then
 echo "1. update with nothing new, $rounds rounds (syncoid $(syncoid --version 2>&1 | grep -o '[0-9][0-9.]*' | head -1))"
 syn() {
     syncoid --quiet --no-privilege-elevation --compress=none --sshport="$PORT" --sshkey="$KEY" \
@@ -83,7 +86,9 @@ for i in $(seq 1 "$rounds"); do
 done
 fm=$(printf '%s\n' "${fn[@]}" | median); sm=$(printf '%s\n' "${sn[@]}" | median)
 printf '   median: ferry %.3fs, syncoid %.3fs; ratio ferry/syncoid = %.2f (target 0.15)\n' "$fm" "$sm" "$(echo "$fm / $sm" | bc -l)"
+fi
 
+if [[ $steps == *2* ]]; then
 echo "2. ${mib} MiB increment, $rounds rounds"
 f_times=(); r_times=()
 for i in $(seq 1 "$rounds"); do
@@ -99,18 +104,25 @@ done
 fm=$(printf '%s\n' "${f_times[@]}" | median); rm_=$(printf '%s\n' "${r_times[@]}" | median)
 printf '   median: ferry %.2fs (%.0f MiB/s), pipeline %.2fs (%.0f MiB/s); ratio ferry/pipeline = %.2f (target 1.0)\n' \
     "$fm" "$(echo "$mib / $fm" | bc -l)" "$rm_" "$(echo "$mib / $rm_" | bc -l)" "$(echo "$fm / $rm_" | bc -l)"
+fi
 
+if [[ $steps == *3* ]]; then
 echo "3. resume after a cut at half (${resume_mib} MiB full send, bwlimit 8M)"
 g "dd if=/dev/urandom of=/mnt/bs/resume/a bs=1M count=$resume_mib status=none && sync"
 "$ferry" -c "$cfg" setup resume >/dev/null
-progress=$(ls -d "$lab"/state/*/ | while read -r d; do grep -qs 'bs/resume' "$d/log" 2>/dev/null && echo "$d"; done | head -1)
+dir=$(dirname "$("$ferry" -c "$cfg" logfile resume)")
 "$ferry" -c "$cfg" initialize resume & pid=$!
 expected=0
 while kill -0 "$pid" 2>/dev/null; do
-    # the pair's folder is the one whose log names bs/resume (its first run writes it)
-    [ -n "$progress" ] || progress=$(grep -ls 'bs/resume' "$lab"/state/*/log | head -1 | xargs -r dirname)
-    if [ -n "$progress" ] && [ -f "$progress/progress.json" ]; then
-        read -r bytes expected < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=d.get("phase")=="transfer"; print(d.get("bytes",0) if t else 0, (d.get("expected") or 0) if t else 0)' "$progress/progress.json" 2>/dev/null || echo "0 0")
+    if [ -f "$dir/progress.json" ]; then
+        read -r bytes expected < <(python3 -c '
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception:
+    d = {}
+t = d.get("phase") == "transfer"
+print(d.get("bytes", 0) if t else 0, (d.get("expected") or 0) if t else 0)' "$dir/progress.json")
         if [ "$expected" -gt 0 ] && [ $((bytes * 2)) -ge "$expected" ]; then kill -9 "$pid"; break; fi
     fi
     sleep 0.05
@@ -123,6 +135,7 @@ arrived=$(( $(g "zfs send -nvt $token 2>&1" | awk '$1=="bytes" {print $3}') ))
 "$ferry" -c "$cfg" unlock resume >/dev/null
 sleep 1
 "$ferry" -c "$cfg" initialize resume
-rest=$(grep -o 'resumed: [0-9]*' "$progress/log" | tail -1 | awk '{print $2}')
+rest=$(grep -o 'resumed: [0-9]*' "$dir/log" | tail -1 | awk '{print $2}')
 printf '   cut with %d of %d bytes arrived (%.1f %%); the resume sent %d (%.1f %% of the stream; target 55 %%)\n' \
     "$arrived" "$expected" "$(echo "100 * $arrived / $expected" | bc -l)" "$rest" "$(echo "100 * $rest / $expected" | bc -l)"
+fi

@@ -61,6 +61,20 @@ fn lifecycle_setup_initialize_update_status_verify_retention_purge() {
         st["lag_secs"].as_u64().is_some_and(|l| l < 600),
         "status --json has a lag: {st}"
     );
+    // monitoring reads the same: the Nagios line and the Prometheus text
+    let r = f.run(&["--nagios", "status", "data"]);
+    assert!(
+        r.code == 0 && r.stdout.starts_with("FERRY OK - ") && r.stdout.contains("Synchronized"),
+        "{}",
+        r.stdout
+    );
+    let m = f.ok(&["metrics"]).stdout;
+    let dst_name = format!("destination:{dst}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("ferry_lag_seconds{") && l.contains(&dst_name)),
+        "{m}"
+    );
 
     // retention: keep = 2 on both sides (no kills: nothing is busy)
     let s = vm.ferry_snaps(&src);
@@ -192,6 +206,7 @@ fn estimate_and_sent(f: &Ferry, verb: &str) -> Seen {
     };
     let mut first: Option<(u64, u64, Instant)> = None;
     let mut transfer_end: Option<Instant> = None;
+    let mut watcher: Option<std::process::Child> = None;
     let out = {
         let t0 = Instant::now();
         let mut child = child;
@@ -203,6 +218,13 @@ fn estimate_and_sent(f: &Ferry, verb: &str) -> Seen {
                 Some(v) if v["phase"] == "transfer" => {
                     if let (None, Some(e), Some(eta)) = (first, v["expected"].as_u64(), v["eta_secs"].as_u64()) {
                         first = Some((e, eta, Instant::now()));
+                        // an operator's runstatus from another shell, following the job to its end
+                        watcher = Some(
+                            f.command(&["--json", "runstatus", "data"])
+                                .stdout(std::process::Stdio::piped())
+                                .spawn()
+                                .unwrap(),
+                        );
                     }
                 }
                 // past the transfer: finishing, or done
@@ -225,6 +247,15 @@ fn estimate_and_sent(f: &Ferry, verb: &str) -> Seen {
     );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     let (expected, eta, shown) = first.unwrap_or_else(|| panic!("{verb}: no estimate seen in progress.json"));
+    let rs = watcher.unwrap().wait_with_output().unwrap();
+    let rs = String::from_utf8_lossy(&rs.stdout);
+    let last: serde_json::Value = rs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .last()
+        .unwrap_or_else(|| panic!("runstatus printed nothing: {rs}"));
+    assert_eq!(last["finished"], true, "runstatus followed the job to its end: {rs}");
+    assert_eq!(last["bytes"], v["bytes"], "runstatus's bytes are the run's: {rs}");
     Seen {
         expected,
         eta,
@@ -262,9 +293,11 @@ fn estimates_give_the_bytes_really_sent_and_an_eta_from_the_start() {
         );
         assert!(off < 0.03, "{verb}: estimate {expected} vs {sent} sent");
         // the first ETA against what really followed (whole seconds, rounded up; the progress
-        // file is written a few times a second)
+        // file is written a few times a second). The machine's load changes the rate within a run
+        // (other tests, another guest): the bound catches an ETA that was wrong when shown (the
+        // one that said 2703 s for seconds), not one that the load made stale
         assert!(
-            (eta as f64) <= remaining * 1.5 + 1.5 && (eta as f64) >= remaining / 1.5 - 1.5,
+            (eta as f64) <= remaining * 3.0 + 2.0 && (eta as f64) >= remaining / 3.0 - 2.0,
             "{verb}: first ETA {eta} s, the transfer ended {remaining:.1} s later"
         );
         figures.push((verb, expected, sent));
