@@ -251,8 +251,8 @@ fn estimate_and_sent(f: &Ferry, verb: &str) -> Seen {
     let rs = String::from_utf8_lossy(&rs.stdout);
     let last: serde_json::Value = rs
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("runstatus printed nothing: {rs}"));
     assert_eq!(last["finished"], true, "runstatus followed the job to its end: {rs}");
     assert_eq!(last["bytes"], v["bytes"], "runstatus's bytes are the run's: {rs}");
