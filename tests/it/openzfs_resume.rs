@@ -206,3 +206,66 @@ fn a_cut_full_and_incremental_send_resume_with_only_the_rest_and_a_stale_token_f
     assert!(s.len() <= 2, "source keeps more than keep = 2: {s:?}");
     eprintln!("resume: {:.1} s", t0.elapsed().as_secs_f64());
 }
+
+/// A raw send of an encrypted dataset cut at half resumes raw (the token says so): the replica
+/// stays encrypted with the source's key, which the destination never loads; setup says how the
+/// stream goes, and refuses a decrypted send (`raw = false`) while the source's key is unloaded.
+#[test]
+fn a_cut_raw_send_of_an_encrypted_dataset_resumes_raw() {
+    let Some(vm) = OpenZfs::get() else { return };
+    let t0 = Instant::now();
+    let p = Pools::create(vm, "rawresume", 256);
+    let key = format!("/root/{}.key", p.src);
+    vm.sh(&format!(
+        "printf 'correct horse battery' > {key} && chmod 600 {key} && \
+         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {0}/data && \
+         zfs create {1}/rep",
+        p.src, p.dst
+    ));
+    let src = format!("{}/data", p.src);
+    let dst = format!("{}/rep/data", p.dst);
+    let f = Ferry::new(vm, &src, &dst, "keep = 2\nbwlimit = \"3M\"");
+    vm.write_random(&format!("/mnt/{src}/a.bin"), 20);
+    let r = f.ok(&["setup", "data"]);
+    assert!(
+        r.stdout.contains(&format!(
+            "source encryption: aes-256-gcm, encryption root {src}, key format passphrase, key loaded: sent raw (zfs send -w)"
+        )),
+        "{}",
+        r.stdout
+    );
+
+    cut_and_resume(vm, &f, &dst, "initialize", "raw full send");
+    let props = vm.sh(&format!(
+        "zfs get -H -o value encryption,keystatus,encryptionroot {dst}"
+    ));
+    let d: Vec<&str> = props.lines().collect();
+    assert_eq!(
+        d,
+        ["aes-256-gcm", "unavailable", dst.as_str()],
+        "the resumed replica is not the raw one"
+    );
+    check_clean_encrypted(vm, &p, &f, &dst);
+    vm.sh(&format!("zfs load-key -L file://{key} {dst} && zfs mount {dst}"));
+    assert_eq!(vm.tree_sum(&format!("/mnt/{src}")), vm.tree_sum(&format!("/mnt/{dst}")));
+    vm.sh(&format!("zfs unmount {dst} && zfs unload-key {dst}"));
+
+    // a decrypted send needs the key: setup says so while it is unloaded
+    let plain = format!("{}/rep/plain", p.dst);
+    let g = Ferry::new(vm, &src, &plain, "raw = false");
+    vm.sh(&format!("zfs unmount {src} && zfs unload-key {src}"));
+    let r = g.run(&["setup", "plain"]);
+    vm.sh(&format!("zfs load-key {src} && zfs mount {src}"));
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("zfs load-key {src}")), "{}", r.stdout);
+    eprintln!("raw resume: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// `check_clean` for an encrypted replica, whose files cannot be read without its key: no token,
+/// no zfs process, Synchronized.
+fn check_clean_encrypted(vm: &OpenZfs, p: &Pools, f: &Ferry, dst: &str) {
+    assert_eq!(vm.get_prop(dst, "receive_resume_token"), "-");
+    let procs = p.zfs_processes().join("\n");
+    assert!(procs.trim().is_empty(), "zfs processes left in the guest: {procs}");
+    assert_eq!(f.status()["state"], "Synchronized");
+}
