@@ -378,6 +378,9 @@ pub fn config(c: &Config, json: bool) {
         if !o.raw && p.kind == crate::model::Kind::Zfs {
             outln!("    raw = false: an encrypted source is sent decrypted (a plaintext replica)");
         }
+        if o.properties {
+            outln!("    properties: sent with the stream (zfs send -p), the destination's mountpoint kept");
+        }
         if p.recursive {
             outln!(
                 "    recursive: every volume below {} too, each with its own checkpoint",

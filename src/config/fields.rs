@@ -182,6 +182,9 @@ impl Cx<'_> {
         if let Some(r) = &e.raw {
             o.raw = *r.get_ref();
         }
+        if let Some(p) = &e.properties {
+            o.properties = *p.get_ref();
+        }
         if let Some(k) = &e.keep {
             let v = *k.get_ref();
             if !(1..=10_000).contains(&v) {
@@ -431,6 +434,7 @@ impl Cx<'_> {
             ("compress", e.compress.as_ref().map(|s| s.span())),
             ("keep", e.keep.as_ref().map(|s| s.span())),
             ("raw", e.raw.as_ref().map(|s| s.span())),
+            ("properties", e.properties.as_ref().map(|s| s.span())),
             ("port", e.port.as_ref().map(|s| s.span())),
             ("mbuffer_address", e.mbuffer_address.as_ref().map(|s| s.span())),
             ("mbuffer_timeout", e.mbuffer_timeout.as_ref().map(|s| s.span())),

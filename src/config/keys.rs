@@ -71,6 +71,7 @@ table_keys! {
         snapshot: String => str,
         chunk: Scalar => scalar,
         raw: bool => bool,
+        properties: bool => bool,
     }
 }
 
@@ -171,6 +172,21 @@ mod tests {
         assert!(e.contains("ferry.toml:4: key `raw`: expected true or false"), "{e}");
         assert_eq!(
             errors("[[pair]]\nsource = \"tank/a\"\ndestination = \"pool/a\"\nraw = false\n"),
+            ""
+        );
+    }
+
+    #[test]
+    fn properties_are_a_zfs_pairs_and_inherited_ones_mean_the_zfs_pairs() {
+        let btrfs = "[[pair]]\nkind = \"btrfs\"\nsource = \"/srv/a\"\ndestination = \"/backup/a\"\n";
+        let e = errors(&format!("{btrfs}properties = true\n"));
+        assert!(
+            e.contains("ferry.toml:5: key `properties`: properties sends a ZFS dataset's properties with it; this pair's kind is btrfs"),
+            "{e}"
+        );
+        assert_eq!(errors(&format!("[defaults]\nproperties = true\n\n{btrfs}")), "");
+        assert_eq!(
+            errors("[[pair]]\nsource = \"tank/a\"\ndestination = \"pool/a\"\nproperties = true\n"),
             ""
         );
     }

@@ -164,6 +164,10 @@ pub struct PairOptions {
     /// never stores plaintext. `raw = false` sends it decrypted (the operator's choice, said by
     /// setup).
     pub raw: bool,
+    /// ZFS: the dataset's properties go with the stream (`send -p`); the replica's `mountpoint`
+    /// stays the destination's (`receive -x mountpoint`), so it never mounts over the source's
+    /// path on the destination host (`properties`).
+    pub properties: bool,
 }
 
 impl Default for PairOptions {
@@ -181,6 +185,7 @@ impl Default for PairOptions {
             mbuffer_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
             raw: true,
+            properties: false,
         }
     }
 }

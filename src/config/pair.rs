@@ -156,6 +156,20 @@ pub(super) fn pair(
         Some(r) => *r.get_ref(),
         None => false,
     };
+    if kind != Kind::Zfs {
+        if let Some(p) = e.properties.as_ref().filter(|p| *p.get_ref()) {
+            cx.report(cx.err(
+                p.span(),
+                "properties",
+                &format!(
+                    "properties sends a ZFS dataset's properties with it; this pair's kind is {}",
+                    kind.word()
+                ),
+            ));
+        }
+        // a `[defaults]` properties = true means the zfs pairs
+        options.properties = false;
+    }
     let adopt = match &e.adopt {
         Some(a) if kind != Kind::Zfs => {
             cx.report(cx.err(

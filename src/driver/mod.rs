@@ -58,6 +58,9 @@ pub struct Capabilities {
     /// The tool sends and receives blocks compressed as they are stored (ZFS `send -c`).
     #[serde(default)]
     pub compressed_send: bool,
+    /// The receiving tool can leave a property of the stream out (ZFS `receive -x`).
+    #[serde(default)]
+    pub receive_exclude: bool,
     /// The pool can hold encrypted datasets (ZFS `feature@encryption`): a raw stream of an
     /// encrypted source can be received there.
     #[serde(default)]
@@ -155,6 +158,8 @@ pub struct Stream {
     pub embedded: bool,
     /// Blocks go compressed as they are stored (ZFS `-c`): fewer bytes on the wire.
     pub compressed: bool,
+    /// The volume's properties go along (ZFS `-p`), where the pair asks.
+    pub properties: bool,
 }
 
 /// What an incremental send starts from on the source.
@@ -389,10 +394,18 @@ pub trait Driver: Send + Sync {
     /// The script that receives the stream of `snap` into the volume; `force` rolls back (or
     /// removes) what was changed there by hand, which otherwise makes the receive refuse.
     /// `resumable`: the destination keeps a cut receive's state for the next run (probed).
-    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool, resumable: bool) -> Result<String>;
+    /// `stream` as the send goes (ZFS: a stream with properties keeps the destination's mountpoint).
+    fn receive_script(
+        &self,
+        vol: &Endpoint,
+        snap: &str,
+        force: bool,
+        resumable: bool,
+        stream: Stream,
+    ) -> Result<String>;
 
     /// Where the kind resumes a cut receive from the destination's token: the commands that do.
-    fn resume(&self, _src: &Endpoint, _dst: &Endpoint, _token: &str) -> Option<Result<Resume>> {
+    fn resume(&self, _src: &Endpoint, _dst: &Endpoint, _token: &str, _stream: Stream) -> Option<Result<Resume>> {
         None
     }
 
@@ -467,17 +480,17 @@ pub trait Driver: Send + Sync {
         let _ = (ex, side, vol);
         async { Ok(Vec::new()) }.boxed()
     }
-    /// Setup: what the two volumes' encryption means for this pair (`raw`: the pair sends an
-    /// encrypted source as stored), with a failed check where the send could not work; the
+    /// Setup: what the pair's stream options mean for these two volumes (ZFS: encryption and
+    /// `raw`, `properties`), with a failed check where the send could not work; the
     /// destination's listing where it exists.
-    fn encryption_checks(
+    fn stream_checks(
         &self,
-        raw: bool,
+        options: &crate::config::PairOptions,
         source: &VolumeInfo,
         destination: &VolumeInfo,
         dst_caps: &Capabilities,
     ) -> Vec<Check> {
-        let _ = (raw, source, destination, dst_caps);
+        let _ = (options, source, destination, dst_caps);
         Vec::new()
     }
     /// Setup: can the destination receive what the source sends, and how the stream will go.

@@ -125,15 +125,18 @@ async fn transfer(
         None
     };
     let send_cmd = driver.send_script(src, snap, base, sides.src_caps.send_estimate, stream_of(pair, sides))?;
-    let recv_cmd = driver.receive_script(dst, snap, force, sides.dst_caps.resume_tokens)?;
+    let recv_cmd = driver.receive_script(dst, snap, force, sides.dst_caps.resume_tokens, stream_of(pair, sides))?;
     stream(pair, job, sides, &send_cmd, &recv_cmd, expected).await
 }
 
 /// How this pair's stream goes: raw for an encrypted source unless the pair says `raw = false`,
-/// and with what block features both sides have.
+/// with what block features both sides have, with the source's properties where the pair asks.
 fn stream_of(pair: &Pair, sides: &Sides) -> Stream {
     let raw = pair.options.raw && sides.src_info.encryption.is_some();
-    sides.driver.stream(raw, &sides.src_caps, &sides.dst_caps)
+    Stream {
+        properties: pair.options.properties,
+        ..sides.driver.stream(raw, &sides.src_caps, &sides.dst_caps)
+    }
 }
 
 /// Runs a send and a receive script through the pair's transport (compression wrapped around
@@ -200,7 +203,7 @@ async fn transfer_duplex(
     let recv_cmd = if opts.repair {
         driver.repair_script(dst, snap)?
     } else {
-        driver.receive_script(dst, snap, opts.force, false)?
+        driver.receive_script(dst, snap, opts.force, false, Stream::default())?
     };
     let send_cmd = driver.send_script(src, snap, from.map(Base::Snapshot), false, Stream::default())?;
     job.log.line(&format!("on {}: {recv_cmd}", sides.dst.host()));
@@ -237,7 +240,10 @@ async fn finish_cut_receive(engine: &Engine, pair: &Pair, job: &Job, sides: Side
     let Some(token) = sides.dst_info.resume_token.clone().filter(|_| sides.src_info.exists) else {
         return Ok((sides, 0));
     };
-    let Some(scripts) = sides.driver.resume(&pair.source, &pair.destination, &token) else {
+    let Some(scripts) = sides
+        .driver
+        .resume(&pair.source, &pair.destination, &token, stream_of(pair, &sides))
+    else {
         return Ok((sides, 0));
     };
     let scripts = scripts?;
@@ -721,7 +727,13 @@ async fn update_sides(engine: &Engine, pair: &Pair, job: &Job, opts: Options, si
 fn receiver_failure(pair: &Pair, sides: &Sides, snap: &str, force: bool, e: &anyhow::Error) -> Option<DriverError> {
     let command = sides
         .driver
-        .receive_script(&pair.destination, snap, force, sides.dst_caps.resume_tokens)
+        .receive_script(
+            &pair.destination,
+            snap,
+            force,
+            sides.dst_caps.resume_tokens,
+            stream_of(pair, sides),
+        )
         .unwrap_or_default();
     receiver_failure_in(sides, &pair.destination, &command, e)
 }

@@ -135,7 +135,7 @@ async fn volumes(
     }
     if let (Ok(s), Ok(d)) = (&src, &dst_info) {
         if s.exists {
-            let checks = driver.encryption_checks(pair.options.raw, s, d, dcaps);
+            let checks = driver.stream_checks(&pair.options, s, d, dcaps);
             out.extend(checks.into_iter().map(from_check));
         }
     }

@@ -345,6 +345,59 @@ fn recursive_tree() {
     eprintln!("recursive: {:.1} s", t0.elapsed().as_secs_f64());
 }
 
+/// A recursive pair with `properties = true`: each member's properties go with its stream (`send
+/// -p`: a compression, a recordsize, an operator's user property, and a change of one on the next
+/// update), while every replica keeps the destination's mountpoint (`receive -x mountpoint`), so
+/// nothing mounts over the source's paths.
+#[test]
+fn a_recursive_pair_sends_properties_where_asked_and_keeps_the_destinations_mountpoints() {
+    let Some(vm) = OpenZfs::get() else { return };
+    let t0 = Instant::now();
+    let (p, f, src, dst) = pair(vm, "props", "recursive = true\nproperties = true");
+    vm.sh(&format!(
+        "zfs set compression=lz4 site:owner=ops {src} && zfs create -o recordsize=1M {src}/vm"
+    ));
+    vm.write_random(&format!("/mnt/{src}/vm/disk.img"), 2);
+    let r = f.ok(&["setup", "data"]);
+    assert!(
+        r.stdout
+            .contains("[ ok ] properties: sent with the stream (zfs send -p)"),
+        "{}",
+        r.stdout
+    );
+    f.ok(&["initialize", "data"]);
+    let get = |ds: &str, prop: &str| {
+        vm.sh(&format!("zfs get -H -o value,source {prop} {ds}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(get(&dst, "compression"), "lz4	received");
+    assert_eq!(get(&dst, "site:owner"), "ops	received");
+    assert_eq!(get(&format!("{dst}/vm"), "recordsize"), "1M	received");
+    // the replicas' mountpoints are the destination's, and the source's paths stay the source's
+    assert_eq!(
+        get(&dst, "mountpoint"),
+        format!("/mnt/{}/rep/data	inherited from {}", p.dst, p.dst)
+    );
+    assert_eq!(
+        get(&format!("{dst}/vm"), "mountpoint"),
+        format!("/mnt/{}/rep/data/vm	inherited from {}", p.dst, p.dst)
+    );
+    assert_eq!(vm.sh(&format!("findmnt -n -o SOURCE /mnt/{src}")).trim(), src);
+    // a property changed on the source follows with the next update
+    tick();
+    vm.sh(&format!("zfs set site:owner=dev {src}"));
+    vm.write_random(&format!("/mnt/{src}/vm/more.img"), 1);
+    f.ok(&["update", "data"]);
+    assert_eq!(get(&dst, "site:owner"), "dev	received");
+    assert_eq!(
+        vm.tree_sum(&format!("/mnt/{src}/vm")),
+        vm.tree_sum(&format!("/mnt/{dst}/vm"))
+    );
+    assert_eq!(f.status()["state"], "Synchronized");
+    eprintln!("properties: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
 /// SIGKILL `ferry update` mid-run, recover with unlock + update, and count what is left: on
 /// zfs-fuse 34 busy ferry snapshots stayed after 50 kills (issue 19); OpenZFS has no such busy
 /// user references, so keep + nothing is the expectation here.

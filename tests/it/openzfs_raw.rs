@@ -14,13 +14,7 @@ fn an_encrypted_source_is_sent_raw_and_its_replica_needs_the_key_to_be_read() {
     let Some(vm) = OpenZfs::get() else { return };
     let t0 = Instant::now();
     let p = Pools::create(vm, "raw", 256);
-    let key = format!("/root/{}.key", p.src);
-    vm.sh(&format!(
-        "printf 'correct horse battery' > {key} && chmod 600 {key} && \
-         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {0}/data && \
-         zfs create {1}/rep",
-        p.src, p.dst
-    ));
+    let key = p.encrypted_source();
     let src = format!("{}/data", p.src);
     let dst = format!("{}/rep/data", p.dst);
     let f = Ferry::new(vm, &src, &dst, "keep = 2");

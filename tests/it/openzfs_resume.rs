@@ -215,13 +215,7 @@ fn a_cut_raw_send_of_an_encrypted_dataset_resumes_raw() {
     let Some(vm) = OpenZfs::get() else { return };
     let t0 = Instant::now();
     let p = Pools::create(vm, "rawresume", 256);
-    let key = format!("/root/{}.key", p.src);
-    vm.sh(&format!(
-        "printf 'correct horse battery' > {key} && chmod 600 {key} && \
-         zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {0}/data && \
-         zfs create {1}/rep",
-        p.src, p.dst
-    ));
+    let key = p.encrypted_source();
     let src = format!("{}/data", p.src);
     let dst = format!("{}/rep/data", p.dst);
     let f = Ferry::new(vm, &src, &dst, "keep = 2\nbwlimit = \"3M\"");

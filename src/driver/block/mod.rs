@@ -179,7 +179,14 @@ impl Driver for Block {
 
     /// A replica changed by hand cannot be told without reading it: `verify` finds it and
     /// `update --repair` puts it right, so `force` has nothing more to do.
-    fn receive_script(&self, vol: &Endpoint, snap: &str, _force: bool, _resumable: bool) -> Result<String> {
+    fn receive_script(
+        &self,
+        vol: &Endpoint,
+        snap: &str,
+        _force: bool,
+        _resumable: bool,
+        _stream: Stream,
+    ) -> Result<String> {
         commands::receive(vol, snap, false)
     }
 

@@ -229,7 +229,14 @@ impl Driver for Btrfs {
         false
     }
 
-    fn receive_script(&self, vol: &Endpoint, snap: &str, force: bool, _resumable: bool) -> Result<String> {
+    fn receive_script(
+        &self,
+        vol: &Endpoint,
+        snap: &str,
+        force: bool,
+        _resumable: bool,
+        _stream: Stream,
+    ) -> Result<String> {
         commands::receive(vol, snap, force)
     }
 

@@ -40,6 +40,7 @@ pub fn probe(ds: &str) -> anyhow::Result<String> {
          if zfs send 2>&1 | grep -q 'send \\[-[A-Za-z]*P'; then echo sendP=1; else echo sendP=0; fi; \
          if zpool get -H -o value feature@async_destroy {p} >/dev/null 2>&1; then echo features=1; else echo features=0; fi; \
          if zfs send 2>&1 | grep -q 'send \\[-[A-Za-z]*c'; then echo sendc=1; else echo sendc=0; fi; \
+         if zfs receive 2>&1 | grep -q -- '-x '; then echo recvx=1; else echo recvx=0; fi; \
          zpool get -H -o property,value feature@bookmarks,feature@large_blocks,feature@embedded_data,feature@encryption {p} 2>/dev/null | tr '\\t' '='"
     ))
 }
@@ -107,11 +108,13 @@ fn incremental(ds: &str, from: Option<Base>) -> anyhow::Result<String> {
     })
 }
 
-/// The stream's flags: `-w` sends an encrypted dataset as it is stored (never decrypted on the
-/// way); `-L`, `-e`, `-c` keep large, embedded and compressed blocks as they are.
+/// The stream's flags: `-p` sends the dataset's properties; `-w` sends an encrypted dataset as it
+/// is stored (never decrypted on the way); `-L`, `-e`, `-c` keep large, embedded and compressed
+/// blocks as they are.
 fn flags(stream: Stream) -> String {
     let mut f = String::new();
     for (on, flag) in [
+        (stream.properties, "-p "),
         (stream.large_blocks, "-L "),
         (stream.embedded, "-e "),
         (stream.compressed, "-c "),
@@ -158,11 +161,14 @@ pub fn referenced(ds: &str, snap: &str) -> anyhow::Result<String> {
 
 /// Receives into `ds`. `force` adds -F (roll back changes made on the destination by hand);
 /// `resumable` adds -s, where the pool has resume tokens: a cut receive keeps what arrived and
-/// leaves a `receive_resume_token` for the next run.
-pub fn receive(ds: &str, force: bool, resumable: bool) -> anyhow::Result<String> {
+/// leaves a `receive_resume_token` for the next run. `keep_mountpoint` (a stream with the
+/// source's properties) adds `-x mountpoint`: the replica inherits the destination's, and never
+/// mounts over the source's path on the destination host.
+pub fn receive(ds: &str, force: bool, resumable: bool, keep_mountpoint: bool) -> anyhow::Result<String> {
     let f = if force { "-F " } else { "" };
     let s = if resumable { "-s " } else { "" };
-    Ok(format!("zfs receive {f}{s}{}", q(checked(ds)?)))
+    let x = if keep_mountpoint { "-x mountpoint " } else { "" };
+    Ok(format!("zfs receive {f}{s}{x}{}", q(checked(ds)?)))
 }
 
 /// Keeps `ds@new` as the pair's checkpoint, in one exec: held under the pair's tag
@@ -388,15 +394,23 @@ mod tests {
             large_blocks: true,
             embedded: true,
             compressed: true,
+            properties: true,
         };
         assert_eq!(
             send("tank/data", "s1", None, all).unwrap(),
-            "zfs send -L -e -c -w tank/data@s1"
+            "zfs send -p -L -e -c -w tank/data@s1"
         );
-        assert_eq!(receive("backup/data", false, false).unwrap(), "zfs receive backup/data");
         assert_eq!(
-            receive("backup/data", true, true).unwrap(),
+            receive("backup/data", false, false, false).unwrap(),
+            "zfs receive backup/data"
+        );
+        assert_eq!(
+            receive("backup/data", true, true, false).unwrap(),
             "zfs receive -F -s backup/data"
+        );
+        assert_eq!(
+            receive("backup/data", false, true, true).unwrap(),
+            "zfs receive -s -x mountpoint backup/data"
         );
         assert_eq!(
             set_properties("b/d", &[("readonly", "on"), ("ferry:source", "s1:tank/d")]).unwrap(),
@@ -424,7 +438,7 @@ mod tests {
         assert!(snapshot("tank/d;rm -rf /", "x").is_err());
         assert!(snapshot("tank/d", "x y").is_err());
         assert!(snapshot("tank/d", "a@b").is_err());
-        assert!(receive("../x", false, true).is_err());
+        assert!(receive("../x", false, true, false).is_err());
         assert!(resume_send("1-abc-def; rm -rf /").is_err());
         assert!(resume_send("").is_err());
         let keep = |old, new, hold, bookmark| Keep {

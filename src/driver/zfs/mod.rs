@@ -318,6 +318,7 @@ impl Driver for Zfs {
     fn stream(&self, raw: bool, source: &Capabilities, destination: &Capabilities) -> Stream {
         Stream {
             raw,
+            properties: false,
             large_blocks: source.large_blocks && destination.large_blocks,
             embedded: source.embedded_data && destination.embedded_data,
             compressed: source.compressed_send && destination.compressed_send,
@@ -328,12 +329,12 @@ impl Driver for Zfs {
         true
     }
 
-    fn resume(&self, src: &Endpoint, dst: &Endpoint, token: &str) -> Option<Result<Resume>> {
+    fn resume(&self, src: &Endpoint, dst: &Endpoint, token: &str, stream: Stream) -> Option<Result<Resume>> {
         let scripts = (|| {
             let _ = commands::checked(&src.path)?;
             Ok(Resume {
                 send: commands::resume_send(token)?,
-                receive: commands::receive(&dst.path, false, true)?,
+                receive: commands::receive(&dst.path, false, true, stream.properties)?,
                 abort: commands::abort_resume(&dst.path)?,
             })
         })();
@@ -366,8 +367,15 @@ impl Driver for Zfs {
         .boxed()
     }
 
-    fn receive_script(&self, vol: &Endpoint, _snap: &str, force: bool, resumable: bool) -> Result<String> {
-        commands::receive(&vol.path, force, resumable)
+    fn receive_script(
+        &self,
+        vol: &Endpoint,
+        _snap: &str,
+        force: bool,
+        resumable: bool,
+        stream: Stream,
+    ) -> Result<String> {
+        commands::receive(&vol.path, force, resumable, stream.properties)
     }
 
     fn record_script(&self, vol: &Endpoint, marks: &Marks) -> Result<String> {
@@ -445,14 +453,26 @@ impl Driver for Zfs {
         .boxed()
     }
 
-    fn encryption_checks(
+    fn stream_checks(
         &self,
-        raw: bool,
+        options: &crate::config::PairOptions,
         source: &VolumeInfo,
         destination: &VolumeInfo,
         dst_caps: &Capabilities,
     ) -> Vec<Check> {
-        encryption::checks(raw, source, destination, dst_caps)
+        let mut checks = encryption::checks(options.raw, source, destination, dst_caps);
+        if options.properties {
+            checks.push(Check {
+                ok: dst_caps.receive_exclude,
+                what: "properties".into(),
+                detail: if dst_caps.receive_exclude {
+                    "sent with the stream (zfs send -p); the replica keeps the destination's mountpoint (receive -x mountpoint)".into()
+                } else {
+                    "`properties = true` needs a destination zfs that can leave the source's mountpoint out (receive -x, OpenZFS): this one cannot, and the replica would mount over the source's path there".into()
+                },
+            });
+        }
+        checks
     }
 
     fn compatibility(&self, source: &Capabilities, destination: &Capabilities) -> Vec<Check> {

@@ -20,6 +20,7 @@ pub fn capabilities(out: &str) -> Capabilities {
             Some(("sendP", v)) => c.send_estimate = v.trim() == "1",
             Some(("features", v)) => c.holds = v.trim() == "1",
             Some(("sendc", v)) => c.compressed_send = v.trim() == "1",
+            Some(("recvx", v)) => c.receive_exclude = v.trim() == "1",
             Some((feature, v)) if feature.starts_with("feature@") => {
                 // `zpool get` says enabled or active where the pool has it; disabled, or nothing
                 // (pool v23 knows no feature), where not
@@ -341,11 +342,11 @@ mod tests {
         assert_eq!(c.pool_version, Some(23));
         assert!(!c.list_parsable && !c.resume_tokens && !c.send_estimate && !c.holds);
         let c = capabilities(
-            "version=-\nlistp=1\nresume=1\nsendP=1\nfeatures=1\nsendc=1\nfeature@bookmarks=active\n\
+            "version=-\nlistp=1\nresume=1\nsendP=1\nfeatures=1\nsendc=1\nrecvx=1\nfeature@bookmarks=active\n\
              feature@large_blocks=enabled\nfeature@embedded_data=active\nfeature@encryption=disabled\n",
         );
         assert_eq!(c.pool_version, None);
-        assert!(c.send_estimate && c.holds && c.bookmarks && c.compressed_send);
+        assert!(c.send_estimate && c.holds && c.bookmarks && c.compressed_send && c.receive_exclude);
         assert!(c.large_blocks && c.embedded_data && !c.encryption);
         // pool v23 prints no feature at all
         let v23 = capabilities("version=23\nsendc=0\n");

@@ -291,6 +291,21 @@ impl Pools {
     }
 }
 
+impl Pools {
+    /// `<src>/data` encrypted with a passphrase kept in a key file in the guest (given back), and
+    /// `<dst>/rep` to receive under.
+    pub fn encrypted_source(&self) -> String {
+        let key = format!("/root/{}.key", self.src);
+        self.vm.sh(&format!(
+            "printf 'correct horse battery' > {key} && chmod 600 {key} && \
+             zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://{key} {0}/data && \
+             zfs create {1}/rep",
+            self.src, self.dst
+        ));
+        key
+    }
+}
+
 impl Drop for Pools {
     fn drop(&mut self) {
         for (pool, site) in [(&self.src, "site1"), (&self.dst, "site2")] {
