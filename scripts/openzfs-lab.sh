@@ -345,20 +345,8 @@ unpack_image() {
     (cd "$IMAGE" && zstd -q -d -c root.img.tar.zst | tar --sparse -xf - && chmod 444 root.img)
 }
 
-cmd_up() {
-    DIR=$(lab_dir "${1:-}")
-    IMAGE=$(image_dir) || die "no cached image under $CACHE (run: $0 build)"
-    if pid=$(qemu_pid); then log "already running (pid $pid)"; cat "$DIR/lab.env"; return 0; fi
-    command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (run: $0 deps)"
-    unpack_image
-    PORT=${OZFS_PORT:-$(free_port)}
-    rm -f "$DIR/root.qcow2" "$DIR/site1.img" "$DIR/site2.img" "$DIR/lab.env"
-    qemu-img create -q -f qcow2 -b "$IMAGE/root.img" -F raw "$DIR/root.qcow2"
-    truncate -s "$SITE_SIZE" "$DIR/site1.img" "$DIR/site2.img"
-    printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$IMAGE/host_key.pub")" > "$DIR/known_hosts"
-    pick_accel
-    log "booting ($ACCEL, port $PORT)"
-    local t0=$SECONDS
+# Starts the guest on $PORT, daemonized; fails (qemu's words on stderr) if qemu does.
+start_qemu() {
     # -name carries DIR so qemu_pid/down can tell our qemu from any other
     nice -n "${OZFS_QEMU_NICE:-10}" qemu-system-x86_64 "${ACCEL_ARGS[@]}" -m "$MEM" -smp "$SMP" \
         -name "ozfs-lab-$DIR" -display none -serial "file:$DIR/console.log" -monitor none \
@@ -373,7 +361,33 @@ cmd_up() {
         -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:22" \
         -device virtio-net-pci,netdev=n0 \
         -object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
-        -daemonize -pidfile "$DIR/qemu.pid" || die "qemu failed to start"
+        -daemonize -pidfile "$DIR/qemu.pid"
+}
+
+cmd_up() {
+    DIR=$(lab_dir "${1:-}")
+    IMAGE=$(image_dir) || die "no cached image under $CACHE (run: $0 build)"
+    if pid=$(qemu_pid); then log "already running (pid $pid)"; cat "$DIR/lab.env"; return 0; fi
+    command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (run: $0 deps)"
+    unpack_image
+    rm -f "$DIR/root.qcow2" "$DIR/site1.img" "$DIR/site2.img" "$DIR/lab.env"
+    qemu-img create -q -f qcow2 -b "$IMAGE/root.img" -F raw "$DIR/root.qcow2"
+    truncate -s "$SITE_SIZE" "$DIR/site1.img" "$DIR/site2.img"
+    pick_accel
+    local t0=$SECONDS
+    # a free port can be taken by another process before qemu binds it (tests start servers on
+    # random ports all the time): qemu then refuses the forwarding rule, and another port is tried
+    local try
+    for try in 1 2 3 4 5; do
+        PORT=${OZFS_PORT:-$(free_port)}
+        log "booting ($ACCEL, port $PORT)"
+        if start_qemu 2> "$DIR/qemu.err"; then break; fi
+        cat "$DIR/qemu.err" >&2
+        grep -q 'Could not set up host forwarding' "$DIR/qemu.err" && [ -z "${OZFS_PORT:-}" ] && [ "$try" -lt 5 ] \
+            || die "qemu failed to start"
+        log "port $PORT was taken meanwhile; another"
+    done
+    printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$IMAGE/host_key.pub")" > "$DIR/known_hosts"
     local deadline=$((SECONDS + ${OZFS_BOOT_TIMEOUT:-300}))
     until gssh true 2>/dev/null; do
         qemu_pid >/dev/null || { tail -20 "$DIR/console.log" >&2; die "qemu exited during boot"; }

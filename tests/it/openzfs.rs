@@ -82,6 +82,12 @@ fn lifecycle_setup_initialize_update_status_verify_retention_purge() {
     assert!(s.len() <= 2 && !s.is_empty(), "source {s:?}");
     assert!(d.len() <= 2 && !d.is_empty(), "destination {d:?}");
     assert_eq!(s.last(), d.last(), "the checkpoint is on both sides");
+    // what keeps the checkpoint is the checkpoint's alone: one hold a side, one bookmark
+    let cp = s.last().unwrap().clone();
+    let tag = cp.rsplit_once('.').unwrap().0.to_string();
+    assert_eq!(vm.holds(&src), [(cp.clone(), tag.clone())], "holds left on the source");
+    assert_eq!(vm.holds(&dst), [(cp.clone(), tag)], "holds left on the destination");
+    assert_eq!(vm.bookmarks(&src), std::slice::from_ref(&cp), "bookmarks on the source");
 
     // verify: exactly the checkpoint; then a write into the replica after it (OpenZFS has
     // `written`, which zfs-fuse lacks) must be caught
@@ -410,7 +416,11 @@ fn kill_loop_leaves_keep_snapshots_and_no_processes() {
     vm.write_random(&format!("/mnt/{src}/a.bin"), 1);
     f.ok(&["setup", "data"]);
     f.ok(&["initialize", "data"]);
-    let rounds: u64 = 12;
+    // a dozen in CI; FERRY_KILL_ROUNDS for a longer loop by hand
+    let rounds: u64 = std::env::var("FERRY_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
     let mut killed = 0;
     for i in 0..rounds {
         tick();
@@ -435,11 +445,12 @@ fn kill_loop_leaves_keep_snapshots_and_no_processes() {
     let holds = vm.sh(&format!(
         "zfs list -H -o name -t snapshot -r {src} {dst} | xargs -r zfs holds -H"
     ));
+    let marks = vm.bookmarks(&src);
     let procs = _p.zfs_processes().join("\n");
     let tokens = vm.get_prop(&dst, "receive_resume_token");
     eprintln!(
         "kill loop: {killed}/{rounds} killed mid-run; source {} ferry snapshots {s:?}, destination {} {d:?}; \
-         holds: {holds:?}; zfs processes left: {procs:?}; receive_resume_token {tokens}; {:.1} s",
+         holds: {holds:?}; bookmarks {marks:?}; zfs processes left: {procs:?}; receive_resume_token {tokens}; {:.1} s",
         s.len(),
         d.len(),
         t0.elapsed().as_secs_f64()
@@ -448,6 +459,12 @@ fn kill_loop_leaves_keep_snapshots_and_no_processes() {
     assert!(s.len() <= keep, "source keeps {} > keep = {keep}: {s:?}", s.len());
     assert!(d.len() <= keep, "destination keeps {} > keep = {keep}: {d:?}", d.len());
     assert_eq!(s.last(), d.last(), "the checkpoint is on both sides");
+    // what keeps the checkpoint is the checkpoint's alone: one hold a side, one bookmark
+    let cp = s.last().unwrap().clone();
+    let tag = cp.rsplit_once('.').unwrap().0.to_string();
+    assert_eq!(vm.holds(&src), [(cp.clone(), tag.clone())], "holds left on the source");
+    assert_eq!(vm.holds(&dst), [(cp.clone(), tag)], "holds left on the destination");
+    assert_eq!(marks, std::slice::from_ref(&cp), "bookmarks left on the source");
     assert!(procs.trim().is_empty(), "zfs processes left in the guest: {procs}");
     assert_eq!(vm.tree_sum(&format!("/mnt/{src}")), vm.tree_sum(&format!("/mnt/{dst}")));
     let st = f.status();
