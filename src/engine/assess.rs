@@ -10,7 +10,8 @@ pub fn ours<'a>(info: &'a VolumeInfo, fp: &str) -> Vec<&'a Snapshot> {
     ours_of(&info.snapshots, fp)
 }
 
-fn ours_of<'a>(list: &'a [Snapshot], fp: &str) -> Vec<&'a Snapshot> {
+/// Our replication snapshots (or bookmarks) in `list`.
+pub fn ours_of<'a>(list: &'a [Snapshot], fp: &str) -> Vec<&'a Snapshot> {
     let prefix = snapshot_prefix(fp);
     list.iter().filter(|s| s.name.starts_with(&prefix)).collect()
 }

@@ -12,7 +12,7 @@ use crate::state::log::PairLog;
 
 use crate::model::{JobAction, Phase};
 
-use super::assess::{assess_pair, ours, State};
+use super::assess::{assess_pair, ours, ours_of, State};
 use super::job::Job;
 use super::retention::{self, beyond_keep, retry};
 use super::types::Purge;
@@ -129,9 +129,8 @@ fn foreign(fp: &str, source: &VolumeInfo, under: &[Descendant]) -> Vec<String> {
 /// bookmark is left: destroying one of ferry's snapshots destroys its bookmark along.
 fn ours_with_bookmarks(s: &VolumeInfo, fp: &str) -> Vec<String> {
     let mut names: Vec<String> = ours(s, fp).into_iter().map(|x| x.name.clone()).collect();
-    let prefix = crate::model::snapshot_prefix(fp);
-    for b in &s.bookmarks {
-        if b.name.starts_with(&prefix) && !names.contains(&b.name) {
+    for b in ours_of(&s.bookmarks, fp) {
+        if !names.contains(&b.name) {
             names.push(b.name.clone());
         }
     }

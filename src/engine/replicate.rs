@@ -113,19 +113,20 @@ async fn transfer(
             pair.source
         ));
     }
+    let how = stream_of(pair, sides);
     let expected = if sides.src_caps.send_estimate {
         // the sender can tell the size: snapshot and ask for it first, then send (one more round
         // trip, worth it for the ETA)
         driver
-            .snapshot_and_estimate(&sides.src, &sides.src_caps, src, snap, base, stream_of(pair, sides))
+            .snapshot_and_estimate(&sides.src, &sides.src_caps, src, snap, base, how)
             .await?
     } else if from.is_none() {
         sides.src_info.referenced
     } else {
         None
     };
-    let send_cmd = driver.send_script(src, snap, base, sides.src_caps.send_estimate, stream_of(pair, sides))?;
-    let recv_cmd = driver.receive_script(dst, snap, force, sides.dst_caps.resume_tokens, stream_of(pair, sides))?;
+    let send_cmd = driver.send_script(src, snap, base, sides.src_caps.send_estimate, how)?;
+    let recv_cmd = driver.receive_script(dst, snap, force, sides.dst_caps.resume_tokens, how)?;
     stream(pair, job, sides, &send_cmd, &recv_cmd, expected).await
 }
 

@@ -297,6 +297,31 @@ impl Driver for Zfs {
         Zfs::estimate(self, ex, caps, &vol.path, snap, from, stream).boxed()
     }
 
+    /// One exec where the sender estimates (`zfs snapshot … || exit; zfs send -nP …`).
+    fn snapshot_and_estimate<'a>(
+        &'a self,
+        ex: &'a Executor,
+        caps: &'a Capabilities,
+        vol: &'a Endpoint,
+        snap: &'a str,
+        from: Option<Base<'a>>,
+        stream: Stream,
+    ) -> Fut<'a, Option<u64>> {
+        async move {
+            if !caps.send_estimate {
+                Driver::snapshot(self, ex, vol, snap).await?;
+                return Ok(Zfs::estimate(self, ex, caps, &vol.path, snap, from, stream)
+                    .await
+                    .unwrap_or(None));
+            }
+            let out = ex
+                .run_ok(&commands::snapshot_and_estimate(&vol.path, snap, from, stream)?)
+                .await?;
+            Ok(parse::estimate(&out.stdout_text()))
+        }
+        .boxed()
+    }
+
     fn send_script(
         &self,
         vol: &Endpoint,
